@@ -1,0 +1,474 @@
+#include "client/cli/heraldctl.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "herald/v1/broker.grpc.pb.h"
+
+namespace herald::cli {
+namespace {
+
+namespace pb = google::protobuf;
+
+struct Globals {
+  std::string server = "127.0.0.1:50051";
+  std::string api_key;
+  double timeout_s = 5;
+};
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+std::string ToJson(const pb::Message& m, bool pretty) {
+  pb::util::JsonPrintOptions options;
+  options.add_whitespace = pretty;
+  std::string out;
+  (void)pb::util::MessageToJsonString(m, &out, options);
+  if (!pretty) out += "\n";
+  return out;
+}
+
+// Calls one unary method with deadline and API key, mapping failures to exit codes.
+class Caller {
+ public:
+  Caller(const Globals& g, std::ostream& err)
+      : globals_(g),
+        err_(err),
+        stub_(v1::Broker::NewStub(
+            grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials()))) {}
+
+  template <typename Req, typename Resp>
+  int Call(grpc::Status (v1::Broker::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+           const Req& req, Resp* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(globals_.timeout_s)));
+    if (!globals_.api_key.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + globals_.api_key);
+    }
+    grpc::Status st = ((*stub_).*method)(&ctx, req, resp);
+    if (st.ok()) return kExitOk;
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      err_ << "heraldctl: cannot reach Herald at " << globals_.server << " ("
+           << st.error_message()
+           << "). Is herald running? Point heraldctl at it with --server HOST:PORT or "
+              "HERALDCTL_SERVER.\n";
+      return kExitUnreachable;
+    }
+    if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      err_ << "heraldctl: " << st.error_message()
+           << " (pass --api-key or set HERALD_API_KEY to the server's key)\n";
+      return kExitServerError;
+    }
+    err_ << "heraldctl: " << StatusName(st.error_code()) << ": " << st.error_message() << "\n";
+    return kExitServerError;
+  }
+
+ private:
+  static const char* StatusName(grpc::StatusCode code) {
+    switch (code) {
+      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+      case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+      case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+      default: return "ERROR";
+    }
+  }
+
+  const Globals& globals_;
+  std::ostream& err_;
+  std::unique_ptr<v1::Broker::Stub> stub_;
+};
+
+std::string Age(int64_t since_ms) {
+  int64_t s = (absl::ToUnixMillis(absl::Now()) - since_ms) / 1000;
+  if (s < 0) s = 0;
+  if (s < 120) return absl::StrCat(s, "s");
+  if (s < 7200) return absl::StrCat(s / 60, "m");
+  return absl::StrCat(s / 3600, "h");
+}
+
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+void PrintConnection(std::ostream& out, const v1::Connection& c) {
+  std::vector<std::vector<std::string>> rows = {
+      {"id", c.id()},
+      {"user", c.user().empty() ? "(anonymous)" : c.user()},
+      {"remote", c.remote_address()},
+      {"origin", c.origin()},
+      {"user agent", c.user_agent()},
+      {"connected", absl::StrCat(absl::FormatTime(absl::RFC3339_sec,
+                                                  absl::FromUnixMillis(c.connected_at_ms()),
+                                                  absl::UTCTimeZone()),
+                                 " (", Age(c.connected_at_ms()), " ago)")},
+      {"channels", absl::StrJoin(c.channels(), ", ")},
+      {"frames in/out", absl::StrCat(c.frames_in(), " / ", c.frames_out())},
+      {"bytes in/out", absl::StrCat(c.bytes_in(), " / ", c.bytes_out())},
+      {"send buffer", absl::StrCat(c.send_buffer_bytes(), " bytes")},
+  };
+  for (auto& row : rows) row[0] += ":";
+  PrintTable(out, rows);
+}
+
+bool ParseStatus(const std::string& text, v1::OrderStatus* status) {
+  std::string name = absl::AsciiStrToUpper(text);
+  if (name.rfind("ORDER_STATUS_", 0) != 0) name = "ORDER_STATUS_" + name;
+  return v1::OrderStatus_Parse(name, status) && *status != v1::ORDER_STATUS_UNSPECIFIED;
+}
+
+std::string StatusNames() {
+  std::vector<std::string> names;
+  for (int i = v1::OrderStatus_MIN + 1; i <= v1::OrderStatus_MAX; ++i) {
+    names.push_back(absl::AsciiStrToLower(
+        v1::OrderStatus_Name(static_cast<v1::OrderStatus>(i)).substr(13)));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// Reads a JSON value or object from `text` into a google.protobuf.Value.
+bool ParseJsonValue(const std::string& text, pb::Value* value, std::string* error) {
+  auto st = pb::util::JsonStringToMessage(text, value);
+  if (!st.ok()) {
+    *error = std::string(st.message());
+    return false;
+  }
+  return true;
+}
+
+bool ReadFile(const std::string& path, std::string* content) {
+  if (path == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    *content = ss.str();
+    return true;
+  }
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *content = ss.str();
+  return true;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  Globals g;
+  g.server = EnvOr("HERALDCTL_SERVER", g.server);
+  g.api_key = EnvOr("HERALD_API_KEY", "");
+
+  CLI::App app{"heraldctl: operate a Herald broker over its gRPC control API."};
+  app.require_subcommand(1);
+  app.add_option("-s,--server", g.server, "Herald gRPC address HOST:PORT (env HERALDCTL_SERVER)")
+      ->capture_default_str();
+  app.add_option("--api-key", g.api_key, "API key, if the server has one (env HERALD_API_KEY)");
+  app.add_option("--timeout", g.timeout_s, "Seconds to wait for an answer")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  // conns
+  struct {
+    std::string user, channel, remote;
+    uint32_t limit = 0;
+    bool json = false;
+  } conns;
+  CLI::App* conns_cmd = app.add_subcommand("conns", "List connections (all pages)");
+  conns_cmd->add_option("--user", conns.user, "Only this user's connections");
+  conns_cmd->add_option("--channel", conns.channel, "Only subscribers of this channel");
+  conns_cmd->add_option("--remote", conns.remote, "Only this remote address (ip or ip:port)");
+  conns_cmd->add_option("--limit", conns.limit, "Show at most N connections (0: all)");
+  conns_cmd->add_flag("--json", conns.json, "One JSON object per line");
+
+  // conn
+  std::string conn_id;
+  bool conn_json = false;
+  CLI::App* conn_cmd = app.add_subcommand("conn", "Show one connection");
+  conn_cmd->add_option("id", conn_id, "Connection id")->required();
+  conn_cmd->add_flag("--json", conn_json, "Print JSON");
+
+  // kick
+  std::string kick_id, kick_user, kick_reason;
+  uint32_t kick_code = 1000;
+  CLI::App* kick_cmd = app.add_subcommand("kick", "Disconnect a connection or every connection of a user");
+  kick_cmd->add_option("id", kick_id, "Connection id");
+  kick_cmd->add_option("--user", kick_user, "Disconnect all of this user's connections");
+  kick_cmd->add_option("--code", kick_code, "WebSocket close code (1000 or 3000..4999)")
+      ->capture_default_str();
+  kick_cmd->add_option("--reason", kick_reason, "Close reason shown to the client");
+
+  // publish-order
+  struct {
+    std::string file, id, status, store, customer, currency = "USD";
+    uint64_t version = 0;
+    int64_t total = 0;
+    std::vector<std::string> items;
+    bool json = false;
+  } po;
+  CLI::App* po_cmd = app.add_subcommand(
+      "publish-order", "Publish one order version (flags, or --file with the Order as JSON)");
+  po_cmd->add_option("-f,--file", po.file, "Order JSON file (protobuf JSON mapping; - for stdin)");
+  po_cmd->add_option("--id", po.id, "Order id");
+  po_cmd->add_option("--version", po.version, "Order version (must increase)");
+  po_cmd->add_option("--status", po.status, "Status: " + StatusNames());
+  po_cmd->add_option("--store", po.store, "Store id");
+  po_cmd->add_option("--customer", po.customer, "Customer id");
+  po_cmd->add_option("--total", po.total, "Total in minor units (cents)");
+  po_cmd->add_option("--currency", po.currency, "ISO 4217 currency")->capture_default_str();
+  po_cmd->add_option("--item", po.items, "Item SKU:NAME:QTY:UNIT_PRICE (repeatable)");
+  po_cmd->add_flag("--json", po.json, "Print the reply as JSON");
+
+  // publish
+  std::string pub_channel, pub_data;
+  bool pub_json = false;
+  CLI::App* pub_cmd = app.add_subcommand("publish", "Publish JSON data to a channel");
+  pub_cmd->add_option("channel", pub_channel, "Channel name")->required();
+  pub_cmd->add_option("data", pub_data, "JSON value, e.g. '{\"text\":\"hi\"}'")->required();
+  pub_cmd->add_flag("--json", pub_json, "Print the reply as JSON");
+
+  // stats
+  bool stats_json = false;
+  CLI::App* stats_cmd = app.add_subcommand("stats", "Show server counters");
+  stats_cmd->add_flag("--json", stats_json, "Print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      out << app.help();
+      if (!app.get_subcommands().empty()) {
+        // `heraldctl CMD --help` is handled by CLI11 printing the subcommand's help.
+      }
+      return app.exit(e, out, err);
+    }
+    err << "heraldctl: " << e.what() << " (see heraldctl --help)\n";
+    return kExitUsage;
+  }
+
+  Caller caller(g, err);
+
+  if (conns_cmd->parsed()) {
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "USER", "REMOTE", "AGE", "CHANNELS", "IN", "OUT", "BUFFER"}};
+    v1::ListConnectionsRequest req;
+    req.set_user(conns.user);
+    req.set_channel(conns.channel);
+    req.set_remote_address(conns.remote);
+    req.set_page_size(500);
+    uint32_t shown = 0, total = 0;
+    do {
+      v1::ListConnectionsResponse resp;
+      if (int rc = caller.Call(&v1::Broker::Stub::ListConnections, req, &resp); rc != kExitOk) {
+        return rc;
+      }
+      total = resp.total();
+      for (const v1::Connection& c : resp.connections()) {
+        if (conns.limit != 0 && shown >= conns.limit) break;
+        ++shown;
+        if (conns.json) {
+          out << ToJson(c, false);
+        } else {
+          rows.push_back({c.id(), c.user().empty() ? "-" : c.user(), c.remote_address(),
+                          Age(c.connected_at_ms()), absl::StrJoin(c.channels(), ","),
+                          absl::StrCat(c.frames_in()), absl::StrCat(c.frames_out()),
+                          absl::StrCat(c.send_buffer_bytes())});
+        }
+      }
+      req.set_page_token(resp.next_page_token());
+    } while (!req.page_token().empty() && (conns.limit == 0 || shown < conns.limit));
+    if (!conns.json) {
+      PrintTable(out, rows);
+      out << shown << " of " << total << " connections\n";
+    }
+    return kExitOk;
+  }
+
+  if (conn_cmd->parsed()) {
+    v1::GetConnectionRequest req;
+    req.set_connection_id(conn_id);
+    v1::Connection c;
+    if (int rc = caller.Call(&v1::Broker::Stub::GetConnection, req, &c); rc != kExitOk) return rc;
+    if (conn_json) {
+      out << ToJson(c, true);
+    } else {
+      PrintConnection(out, c);
+    }
+    return kExitOk;
+  }
+
+  if (kick_cmd->parsed()) {
+    if (kick_id.empty() == kick_user.empty()) {
+      err << "heraldctl: kick needs exactly one of a connection ID or --user USER\n";
+      return kExitUsage;
+    }
+    v1::DisconnectRequest req;
+    if (!kick_id.empty()) req.set_connection_id(kick_id);
+    if (!kick_user.empty()) req.set_user(kick_user);
+    req.set_code(kick_code);
+    req.set_reason(kick_reason);
+    v1::DisconnectResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::Disconnect, req, &resp); rc != kExitOk) return rc;
+    out << "disconnected " << resp.disconnected() << " connection"
+        << (resp.disconnected() == 1 ? "" : "s") << "\n";
+    return kExitOk;
+  }
+
+  if (po_cmd->parsed()) {
+    v1::PublishOrderRequest req;
+    v1::Order* order = req.mutable_order();
+    if (!po.file.empty()) {
+      std::string text;
+      if (!ReadFile(po.file, &text)) {
+        err << "heraldctl: cannot read " << po.file << "\n";
+        return kExitUsage;
+      }
+      auto st = pb::util::JsonStringToMessage(text, order);
+      if (!st.ok()) {
+        err << "heraldctl: " << po.file << " is not a herald.v1.Order in JSON: " << st.message()
+            << "\n";
+        return kExitUsage;
+      }
+    }
+    if (!po.id.empty()) order->set_id(po.id);
+    if (po.version != 0) order->set_version(po.version);
+    if (!po.store.empty()) order->set_store_id(po.store);
+    if (!po.customer.empty()) order->set_customer_id(po.customer);
+    if (!po.status.empty()) {
+      v1::OrderStatus status;
+      if (!ParseStatus(po.status, &status)) {
+        err << "heraldctl: --status: unknown status '" << po.status << "'; use one of "
+            << StatusNames() << "\n";
+        return kExitUsage;
+      }
+      order->set_status(status);
+    }
+    for (const std::string& item : po.items) {
+      std::vector<std::string> parts = absl::StrSplit(item, ':');
+      uint32_t qty = 0;
+      int64_t price = 0;
+      if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &qty) ||
+          !absl::SimpleAtoi(parts[3], &price)) {
+        err << "heraldctl: --item: expected SKU:NAME:QTY:UNIT_PRICE, got '" << item << "'\n";
+        return kExitUsage;
+      }
+      v1::OrderItem* it = order->add_items();
+      it->set_sku(parts[0]);
+      it->set_name(parts[1]);
+      it->set_quantity(qty);
+      it->mutable_unit_price()->set_minor_units(price);
+      it->mutable_unit_price()->set_currency(po.currency);
+    }
+    if (po.total != 0 || !order->has_total()) {
+      int64_t total = po.total;
+      if (total == 0) {
+        for (const auto& it : order->items()) total += it.quantity() * it.unit_price().minor_units();
+      }
+      order->mutable_total()->set_minor_units(total);
+      order->mutable_total()->set_currency(po.currency);
+    }
+    int64_t now = absl::ToUnixMillis(absl::Now());
+    if (order->created_at_ms() == 0) order->set_created_at_ms(now);
+    if (order->updated_at_ms() == 0) order->set_updated_at_ms(now);
+    v1::PublishOrderResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::PublishOrder, req, &resp); rc != kExitOk) {
+      return rc;
+    }
+    if (po.json) {
+      out << ToJson(resp, false);
+    } else if (resp.applied()) {
+      out << "order " << order->id() << " v" << order->version() << " published to "
+          << resp.deliveries_size() << " channels, queued to " << resp.queued()
+          << " connections\n";
+    } else {
+      out << "order " << order->id() << " v" << order->version()
+          << " is stale (latest version " << resp.latest_version() << "): not delivered\n";
+    }
+    return kExitOk;
+  }
+
+  if (pub_cmd->parsed()) {
+    v1::PublishRequest req;
+    req.set_channel(pub_channel);
+    std::string error;
+    if (!ParseJsonValue(pub_data, req.mutable_data(), &error)) {
+      err << "heraldctl: data is not valid JSON: " << error << "\n";
+      return kExitUsage;
+    }
+    v1::PublishResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::Publish, req, &resp); rc != kExitOk) return rc;
+    if (pub_json) {
+      out << ToJson(resp, false);
+    } else {
+      out << "published to " << resp.delivery().channel() << " at offset "
+          << resp.delivery().offset() << ", queued to " << resp.delivery().queued()
+          << " connections\n";
+    }
+    return kExitOk;
+  }
+
+  if (stats_cmd->parsed()) {
+    v1::StatsResponse s;
+    if (int rc = caller.Call(&v1::Broker::Stub::Stats, v1::StatsRequest(), &s); rc != kExitOk) {
+      return rc;
+    }
+    if (stats_json) {
+      out << ToJson(s, true);
+      return kExitOk;
+    }
+    // Every field, in proto order, named as in the JSON mapping.
+    std::vector<std::vector<std::string>> rows;
+    const pb::Descriptor* d = s.GetDescriptor();
+    const pb::Reflection* r = s.GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const pb::FieldDescriptor* f = d->field(i);
+      std::string value;
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_STRING: value = r->GetString(s, f); break;
+        case pb::FieldDescriptor::CPPTYPE_INT64: value = absl::StrCat(r->GetInt64(s, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64: value = absl::StrCat(r->GetUInt64(s, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32: value = absl::StrCat(r->GetUInt32(s, f)); break;
+        default: continue;
+      }
+      rows.push_back({f->name() + ":", value});
+    }
+    PrintTable(out, rows);
+    return kExitOk;
+  }
+  return kExitUsage;
+}
+
+}  // namespace herald::cli

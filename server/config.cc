@@ -1,0 +1,132 @@
+#include "server/config.h"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
+
+namespace herald {
+
+absl::Status SplitHostPort(const std::string& field, const std::string& value, std::string* host,
+                           std::string* port) {
+  size_t colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": expected HOST:PORT, got '", value, "'"));
+  }
+  *host = value.substr(0, colon);
+  *port = value.substr(colon + 1);
+  if (host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  int n = 0;
+  if (!absl::SimpleAtoi(*port, &n) || n < 0 || n > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": port must be a number within 0..65535, got '", *port, "'"));
+  }
+  return absl::OkStatus();
+}
+
+ParsedConfig ParseServerConfig(int argc, char** argv) {
+  ParsedConfig out;
+  ServerConfig& c = out.config;
+  core::Limits& l = c.limits;
+  std::string ws_listen = c.ws_host + ":" + c.ws_port;
+  std::string origins;
+
+  CLI::App app{"herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
+               "backends drive it over gRPC (service herald.v1.Broker)."};
+  app.set_config("--config", "", "Config file (TOML: key = value, keys named like the flags)")
+      ->envname("HERALD_CONFIG");
+  app.add_option("--ws-listen", ws_listen, "WebSocket/HTTP listen address HOST:PORT (port 0: any)")
+      ->envname("HERALD_WS_LISTEN")
+      ->capture_default_str();
+  app.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address HOST:PORT (port 0: any)")
+      ->envname("HERALD_GRPC_LISTEN")
+      ->capture_default_str();
+  app.add_option("--api-key", c.api_key,
+                 "API key that gRPC callers must send as 'authorization: Bearer KEY' (empty: none)")
+      ->envname("HERALD_API_KEY");
+  app.add_option("--allowed-origins", origins,
+                 "Comma-separated Origins allowed to open WebSockets (empty: any)")
+      ->envname("HERALD_ALLOWED_ORIGINS");
+  app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
+      ->envname("HERALD_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  app.add_option("--node", c.node, "Node name used in connection ids (empty: random)")
+      ->envname("HERALD_NODE");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or off")
+      ->envname("HERALD_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--drain-timeout", c.drain_timeout_s,
+                 "Seconds to wait for clients and in-flight calls on SIGTERM")
+      ->envname("HERALD_DRAIN_TIMEOUT")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--max-frame-bytes", l.max_frame_bytes, "Largest client frame (close 1009 above)")
+      ->envname("HERALD_MAX_FRAME_BYTES")
+      ->check(CLI::Range(size_t{256}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--max-subscriptions", l.max_subscriptions_per_connection,
+                 "Channels per connection")
+      ->envname("HERALD_MAX_SUBSCRIPTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--max-channel-length", l.max_channel_length, "Longest channel name in bytes")
+      ->envname("HERALD_MAX_CHANNEL_LENGTH")
+      ->check(CLI::Range(size_t{16}, size_t{4096}))
+      ->capture_default_str();
+  app.add_option("--max-send-buffer-bytes", l.max_send_buffer_bytes,
+                 "Bytes queued per connection before it is closed as a slow consumer (4008)")
+      ->envname("HERALD_MAX_SEND_BUFFER_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 34))
+      ->capture_default_str();
+  app.add_option("--max-connections", l.max_connections, "Concurrent WebSocket connections")
+      ->envname("HERALD_MAX_CONNECTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-publication-bytes", l.max_publication_bytes,
+                 "Largest publication data accepted from the control API")
+      ->envname("HERALD_MAX_PUBLICATION_BYTES")
+      ->check(CLI::Range(size_t{64}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--ping-interval-ms", l.ping_interval_ms, "Client ping interval advertised")
+      ->envname("HERALD_PING_INTERVAL_MS")
+      ->check(CLI::Range(1000u, 3600000u))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      out.exit_code = app.exit(e);  // --help
+    } else {
+      std::cerr << "herald: " << e.what() << " (see herald --help)" << std::endl;
+      out.exit_code = 2;
+    }
+    return out;
+  }
+  if (absl::Status st = SplitHostPort("--ws-listen", ws_listen, &c.ws_host, &c.ws_port); !st.ok()) {
+    std::cerr << "herald: " << st.message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  std::string ignored_host, ignored_port;
+  if (absl::Status st = SplitHostPort("--grpc-listen", c.grpc_listen, &ignored_host, &ignored_port);
+      !st.ok()) {
+    std::cerr << "herald: " << st.message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
+    l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));
+  }
+  out.run = true;
+  return out;
+}
+
+}  // namespace herald

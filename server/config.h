@@ -1,0 +1,41 @@
+#ifndef HERALD_SERVER_CONFIG_H_
+#define HERALD_SERVER_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/core/limits.h"
+
+namespace herald {
+
+// Everything `herald` is configured with (README "Configuration"). Plain value type.
+struct ServerConfig {
+  std::string ws_host = "127.0.0.1";
+  std::string ws_port = "8080";
+  std::string grpc_listen = "127.0.0.1:50051";
+  std::string api_key;
+  int threads = 0;  // 0 = one per core
+  std::string node;  // empty = random
+  std::string log_level = "info";
+  double drain_timeout_s = 10;
+  core::Limits limits;
+};
+
+// Splits "host:port" / "[v6]:port" and checks the port; the error names `field`.
+absl::Status SplitHostPort(const std::string& field, const std::string& value, std::string* host,
+                           std::string* port);
+
+// Outcome of reading the command line: a config to run, or an exit code (after --help, or after
+// printing one clear error line to stderr).
+struct ParsedConfig {
+  bool run = false;
+  int exit_code = 0;
+  ServerConfig config;
+};
+// Reads flags, then HERALD_* environment variables and the --config file (TOML subset:
+// `key = value` per line, keys named like the long flags).
+ParsedConfig ParseServerConfig(int argc, char** argv);
+
+}  // namespace herald
+
+#endif  // HERALD_SERVER_CONFIG_H_

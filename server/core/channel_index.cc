@@ -1,0 +1,83 @@
+#include "server/core/channel_index.h"
+
+#include <utility>
+
+#include "absl/hash/hash.h"
+
+namespace herald::core {
+namespace {
+const Subscribers& EmptySubscribers() {
+  static const auto* empty =
+      new Subscribers(std::make_shared<const std::vector<std::shared_ptr<Session>>>());
+  return *empty;
+}
+}  // namespace
+
+ChannelIndex::Shard& ChannelIndex::ShardFor(absl::string_view channel) const {
+  return shards_[absl::HashOf(channel) % kShards];
+}
+
+bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> session) {
+  Shard& shard = ShardFor(channel);
+  absl::MutexLock lock(&shard.mu);
+  Channel& ch = shard.channels[channel];
+  const Session* key = session.get();
+  if (!ch.members.try_emplace(key, std::move(session)).second) return false;
+  ch.snapshot = nullptr;
+  return true;
+}
+
+bool ChannelIndex::Remove(const std::string& channel, const Session* session) {
+  Shard& shard = ShardFor(channel);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.channels.find(channel);
+  if (it == shard.channels.end() || it->second.members.erase(session) == 0) return false;
+  if (it->second.members.empty()) {
+    shard.channels.erase(it);
+  } else {
+    it->second.snapshot = nullptr;
+  }
+  return true;
+}
+
+Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
+  Shard& shard = ShardFor(channel);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.channels.find(channel);
+  if (it == shard.channels.end()) return EmptySubscribers();
+  Channel& ch = it->second;
+  if (ch.snapshot == nullptr) {
+    auto list = std::make_shared<std::vector<std::shared_ptr<Session>>>();
+    list->reserve(ch.members.size());
+    for (const auto& [key, session] : ch.members) list->push_back(session);
+    ch.snapshot = std::move(list);
+  }
+  return ch.snapshot;
+}
+
+size_t ChannelIndex::SubscriberCount(absl::string_view channel) const {
+  Shard& shard = ShardFor(channel);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.channels.find(channel);
+  return it == shard.channels.end() ? 0 : it->second.members.size();
+}
+
+size_t ChannelIndex::channels() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.channels.size();
+  }
+  return n;
+}
+
+size_t ChannelIndex::subscriptions() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [name, ch] : shard.channels) n += ch.members.size();
+  }
+  return n;
+}
+
+}  // namespace herald::core

@@ -1,0 +1,53 @@
+#ifndef HERALD_SERVER_CORE_CHANNEL_INDEX_H_
+#define HERALD_SERVER_CORE_CHANNEL_INDEX_H_
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "server/core/session.h"
+
+namespace herald::core {
+
+// An immutable list of a channel's subscribers at one moment.
+using Subscribers = std::shared_ptr<const std::vector<std::shared_ptr<Session>>>;
+
+// Index channel -> subscribed sessions. Thread-safe, sharded by channel name. A publish takes a
+// snapshot: one shared_ptr copy under the shard lock (the subscriber vector is rebuilt lazily
+// after a change), so fan-out runs with no lock held and subscribe storms stay O(1) each.
+class ChannelIndex {
+ public:
+  static constexpr size_t kShards = 64;
+
+  // True when `session` was not subscribed before.
+  bool Add(const std::string& channel, std::shared_ptr<Session> session);
+  bool Remove(const std::string& channel, const Session* session);
+  // Never null; empty when the channel has no subscribers.
+  Subscribers Snapshot(absl::string_view channel) const;
+  size_t SubscriberCount(absl::string_view channel) const;
+
+  size_t channels() const;
+  size_t subscriptions() const;
+
+ private:
+  struct Channel {
+    absl::flat_hash_map<const Session*, std::shared_ptr<Session>> members;
+    Subscribers snapshot;  // null when stale
+  };
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, Channel> channels ABSL_GUARDED_BY(mu);
+  };
+  Shard& ShardFor(absl::string_view channel) const;
+
+  mutable std::array<Shard, kShards> shards_;
+};
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_CHANNEL_INDEX_H_

@@ -1,0 +1,102 @@
+#include "server/core/connection_table.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+
+namespace herald::core {
+
+ConnectionTable::IdShard& ConnectionTable::IdShardFor(absl::string_view id) const {
+  return ids_[absl::HashOf(id) % kShards];
+}
+
+ConnectionTable::UserShard& ConnectionTable::UserShardFor(absl::string_view user) const {
+  return users_[absl::HashOf(user) % kShards];
+}
+
+absl::Status ConnectionTable::Add(std::shared_ptr<Session> session) {
+  const std::string& user = session->meta().user;
+  {
+    IdShard& shard = IdShardFor(session->id());
+    absl::MutexLock lock(&shard.mu);
+    if (!shard.by_id.try_emplace(session->id(), session).second) {
+      return absl::AlreadyExistsError(absl::StrCat("connection ", session->id(), " exists"));
+    }
+  }
+  if (!user.empty()) {
+    UserShard& shard = UserShardFor(user);
+    absl::MutexLock lock(&shard.mu);
+    shard.by_user[user].push_back(std::move(session));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
+  std::shared_ptr<Session> session;
+  {
+    IdShard& shard = IdShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.by_id.find(id);
+    if (it == shard.by_id.end()) return nullptr;
+    session = std::move(it->second);
+    shard.by_id.erase(it);
+  }
+  const std::string& user = session->meta().user;
+  if (!user.empty()) {
+    UserShard& shard = UserShardFor(user);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.by_user.find(user);
+    if (it != shard.by_user.end()) {
+      auto& list = it->second;
+      list.erase(std::remove(list.begin(), list.end(), session), list.end());
+      if (list.empty()) shard.by_user.erase(it);
+    }
+  }
+  return session;
+}
+
+std::shared_ptr<Session> ConnectionTable::Find(absl::string_view id) const {
+  IdShard& shard = IdShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.by_id.find(id);
+  return it == shard.by_id.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Session>> ConnectionTable::FindUser(absl::string_view user) const {
+  UserShard& shard = UserShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.by_user.find(user);
+  if (it == shard.by_user.end()) return {};
+  return it->second;
+}
+
+std::vector<std::shared_ptr<Session>> ConnectionTable::All() const {
+  std::vector<std::shared_ptr<Session>> out;
+  for (IdShard& shard : ids_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [id, session] : shard.by_id) out.push_back(session);
+  }
+  return out;
+}
+
+size_t ConnectionTable::size() const {
+  size_t n = 0;
+  for (IdShard& shard : ids_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.by_id.size();
+  }
+  return n;
+}
+
+size_t ConnectionTable::users() const {
+  size_t n = 0;
+  for (UserShard& shard : users_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.by_user.size();
+  }
+  return n;
+}
+
+}  // namespace herald::core

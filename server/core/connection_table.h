@@ -1,0 +1,54 @@
+#ifndef HERALD_SERVER_CORE_CONNECTION_TABLE_H_
+#define HERALD_SERVER_CORE_CONNECTION_TABLE_H_
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "server/core/session.h"
+
+namespace herald::core {
+
+// The shared table of live sessions, by connection id and by user. Owns a shared_ptr to every
+// registered session. Thread-safe: sharded, one absl::Mutex per shard; lookups return
+// shared_ptrs so callers never touch a session while holding a table lock.
+class ConnectionTable {
+ public:
+  static constexpr size_t kShards = 32;
+
+  absl::Status Add(std::shared_ptr<Session> session);  // ALREADY_EXISTS on a duplicate id
+  // Removes and returns the session (nullptr when absent).
+  std::shared_ptr<Session> Remove(absl::string_view id);
+  std::shared_ptr<Session> Find(absl::string_view id) const;
+  std::vector<std::shared_ptr<Session>> FindUser(absl::string_view user) const;
+  std::vector<std::shared_ptr<Session>> All() const;
+
+  size_t size() const;
+  size_t users() const;
+
+ private:
+  struct IdShard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::shared_ptr<Session>> by_id ABSL_GUARDED_BY(mu);
+  };
+  struct UserShard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Session>>> by_user
+        ABSL_GUARDED_BY(mu);
+  };
+  IdShard& IdShardFor(absl::string_view id) const;
+  UserShard& UserShardFor(absl::string_view user) const;
+
+  mutable std::array<IdShard, kShards> ids_;
+  mutable std::array<UserShard, kShards> users_;
+};
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_CONNECTION_TABLE_H_

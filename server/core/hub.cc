@@ -1,0 +1,495 @@
+#include "server/core/hub.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/core/protocol.h"
+#include "server/core/validation.h"
+
+namespace herald::core {
+namespace {
+
+using v1::ServerFrame;
+
+bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
+  if (filter.empty() || remote == filter) return true;
+  // "ip" matches "ip:port" ("[v6]:port" for IPv6).
+  if (remote.size() > filter.size() && remote.substr(0, filter.size()) == filter &&
+      remote[filter.size()] == ':') {
+    return true;
+  }
+  return remote.size() > filter.size() + 2 && remote[0] == '[' &&
+         remote.substr(1, filter.size()) == filter && remote[filter.size() + 1] == ']';
+}
+
+}  // namespace
+
+Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames)
+    : limits_(std::move(limits)),
+      node_(std::move(node)),
+      engine_(engine),
+      frames_(frames),
+      started_at_(absl::Now()) {}
+
+std::string Hub::NextConnectionId() {
+  uint64_t n = next_connection_.fetch_add(1, std::memory_order_relaxed) + 1;
+  return absl::StrCat(node_, "-", absl::Hex(n, absl::kZeroPad8));
+}
+
+absl::Status Hub::Register(std::shared_ptr<Session> session) {
+  Session& s = *session;
+  if (absl::Status st = table_.Add(std::move(session)); !st.ok()) return st;
+  connections_total_.fetch_add(1, std::memory_order_relaxed);
+  ServerFrame frame;
+  v1::Welcome* welcome = frame.mutable_welcome();
+  welcome->set_connection_id(s.id());
+  welcome->set_node(node_);
+  welcome->set_ping_interval_ms(limits_.ping_interval_ms);
+  welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
+  welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+  Reply(s, frame);
+  return absl::OkStatus();
+}
+
+void Hub::Unregister(const Session& session) {
+  std::shared_ptr<Session> removed = table_.Remove(session.id());
+  if (removed == nullptr) return;
+  for (const std::string& channel : removed->MarkClosed()) index_.Remove(channel, removed.get());
+  SessionCounters c = removed->counters();
+  closed_frames_in_.fetch_add(c.frames_in, std::memory_order_relaxed);
+  closed_frames_out_.fetch_add(c.frames_out, std::memory_order_relaxed);
+  closed_bytes_in_.fetch_add(c.bytes_in, std::memory_order_relaxed);
+  closed_bytes_out_.fetch_add(c.bytes_out, std::memory_order_relaxed);
+}
+
+void Hub::Reply(Session& session, const ServerFrame& frame) {
+  session.Send(frames_->Make(EncodeFrame(frame)));
+}
+
+void Hub::ReplyError(Session& session, uint32_t id, const absl::Status& status) {
+  client_errors_.fetch_add(1, std::memory_order_relaxed);
+  session.Send(frames_->Make(EncodeError(id, status)));
+}
+
+void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text) {
+  session->CountIn(text.size());
+  v1::ClientFrame frame;
+  if (absl::Status st = FromJson(text, &frame); !st.ok()) {
+    // Parse again leniently to learn the id and whether the frame type itself is unknown.
+    v1::ClientFrame lenient;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    if (google::protobuf::util::JsonStringToMessage(
+            google::protobuf::StringPiece(text.data(), text.size()), &lenient, options)
+            .ok()) {
+      if (lenient.kind_case() == v1::ClientFrame::KIND_NOT_SET) {
+        ReplyError(*session, lenient.id(),
+                   absl::InvalidArgumentError(
+                       "unknown frame type: expected one of subscribe, unsubscribe, message, ping"));
+      } else {
+        ReplyError(*session, lenient.id(), st);
+      }
+      return;
+    }
+    ReplyError(*session, 0, absl::InvalidArgumentError(absl::StrCat("malformed frame: ",
+                                                                    st.message())));
+    return;
+  }
+  const uint32_t id = frame.id();
+  switch (frame.kind_case()) {
+    case v1::ClientFrame::kSubscribe: {
+      const std::string& channel = frame.subscribe().channel();
+      if (absl::Status st = ValidateChannel("subscribe.channel", channel, limits_); !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      if (auto added = SubscribeSession(session, channel, id); !added.ok()) {
+        ReplyError(*session, id, added.status());
+      }
+      return;
+    }
+    case v1::ClientFrame::kUnsubscribe: {
+      const std::string& channel = frame.unsubscribe().channel();
+      if (absl::Status st = ValidateChannel("unsubscribe.channel", channel, limits_); !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      UnsubscribeSession(session, channel, id);
+      return;
+    }
+    case v1::ClientFrame::kMessage: {
+      if (!frame.message().has_data()) {
+        ReplyError(*session, id, absl::InvalidArgumentError("message.data: required"));
+        return;
+      }
+      messages_from_clients_.fetch_add(1, std::memory_order_relaxed);
+      ServerFrame reply;
+      reply.set_id(id);
+      reply.mutable_sent();
+      Reply(*session, reply);
+      return;
+    }
+    case v1::ClientFrame::kPing: {
+      ServerFrame reply;
+      reply.set_id(id);
+      reply.mutable_pong();
+      Reply(*session, reply);
+      return;
+    }
+    case v1::ClientFrame::KIND_NOT_SET:
+      ReplyError(*session, id,
+                 absl::InvalidArgumentError(
+                     "empty frame: expected one of subscribe, unsubscribe, message, ping"));
+      return;
+  }
+}
+
+absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& session,
+                                           const std::string& channel, uint32_t reply_id) {
+  Session::AddResult result = Session::AddResult::kClosed;
+  // Under the engine's channel lock: the `subscribed` reply (with the stream position) is queued
+  // before any publication that follows it.
+  engine_->Join(channel, [&](const StreamPosition& pos) {
+    result = session->AddSubscription(channel, limits_.max_subscriptions_per_connection,
+                                      [&] { index_.Add(channel, session); });
+    if (result != Session::AddResult::kAdded &&
+        result != Session::AddResult::kAlreadySubscribed) {
+      return;
+    }
+    ServerFrame reply;
+    reply.set_id(reply_id);
+    v1::Subscribed* sub = reply.mutable_subscribed();
+    sub->set_channel(channel);
+    sub->set_epoch(pos.epoch);
+    sub->set_offset(pos.offset);
+    Reply(*session, reply);
+  });
+  switch (result) {
+    case Session::AddResult::kAdded:
+      return true;
+    case Session::AddResult::kAlreadySubscribed:
+      return false;
+    case Session::AddResult::kLimitReached:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("too many subscriptions: at most ", limits_.max_subscriptions_per_connection,
+                       " per connection"));
+    case Session::AddResult::kClosed:
+      break;
+  }
+  return absl::FailedPreconditionError("connection is closing");
+}
+
+bool Hub::UnsubscribeSession(const std::shared_ptr<Session>& session, const std::string& channel,
+                             uint32_t reply_id) {
+  bool removed =
+      session->RemoveSubscription(channel, [&] { index_.Remove(channel, session.get()); });
+  // A client's unsubscribe is answered even when it was not subscribed (idempotent); a
+  // server-side one is only pushed when something changed.
+  if (removed || reply_id != 0) {
+    ServerFrame reply;
+    reply.set_id(reply_id);
+    reply.mutable_unsubscribed()->set_channel(channel);
+    Reply(*session, reply);
+  }
+  return removed;
+}
+
+absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
+                                                     absl::string_view data_json) {
+  v1::ChannelDelivery delivery;
+  delivery.set_channel(channel);
+  absl::StatusOr<StreamPosition> pos =
+      engine_->Publish(channel, [&](const StreamPosition& position) {
+        Subscribers subscribers = index_.Snapshot(channel);
+        if (subscribers->empty()) return;
+        // Encoded and framed once; the same frame object is queued on every subscriber.
+        OutFramePtr frame = frames_->Make(EncodePublication(channel, position.offset, data_json));
+        uint32_t queued = 0;
+        for (const std::shared_ptr<Session>& s : *subscribers) queued += s->Send(frame) ? 1 : 0;
+        delivery.set_queued(queued);
+      });
+  if (!pos.ok()) return pos.status();
+  delivery.set_epoch(pos->epoch);
+  delivery.set_offset(pos->offset);
+  publications_.fetch_add(1, std::memory_order_relaxed);
+  deliveries_.fetch_add(delivery.queued(), std::memory_order_relaxed);
+  return delivery;
+}
+
+absl::StatusOr<std::string> Hub::DataJson(bool has_data,
+                                          const google::protobuf::Message& data) const {
+  if (!has_data) return absl::InvalidArgumentError("data: required");
+  std::string json;
+  if (absl::Status st = ToJson(data, &json); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data: ", st.message()));
+  }
+  if (json.size() > limits_.max_publication_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data: larger than ", limits_.max_publication_bytes, " bytes"));
+  }
+  return json;
+}
+
+absl::StatusOr<v1::PublishOrderResponse> Hub::PublishOrder(const v1::PublishOrderRequest& req) {
+  if (!req.has_order()) return absl::InvalidArgumentError("order: required");
+  const v1::Order& order = req.order();
+  if (absl::Status st = ValidateOrder("order", order, limits_); !st.ok()) return st;
+  std::string json;
+  if (absl::Status st = ToJson(order, &json); !st.ok()) return st;
+  if (json.size() > limits_.max_publication_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order: larger than ", limits_.max_publication_bytes, " bytes"));
+  }
+  v1::PublishOrderResponse resp;
+  absl::Status publish_status;
+  OrderBook::Decision decision = orders_.Apply(order, [&] {
+    for (const std::string& channel : OrderChannels(order)) {
+      absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, json);
+      if (!d.ok()) {
+        publish_status = d.status();
+        return;
+      }
+      resp.set_queued(resp.queued() + d->queued());
+      *resp.add_deliveries() = *std::move(d);
+    }
+  });
+  if (!publish_status.ok()) return publish_status;
+  resp.set_applied(decision.applied);
+  resp.set_stale(!decision.applied);
+  resp.set_latest_version(decision.latest_version);
+  if (!decision.applied) stale_orders_.fetch_add(1, std::memory_order_relaxed);
+  return resp;
+}
+
+absl::StatusOr<v1::PublishResponse> Hub::Publish(const v1::PublishRequest& req) {
+  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) return json.status();
+  absl::StatusOr<v1::ChannelDelivery> d = PublishJson(req.channel(), *json);
+  if (!d.ok()) return d.status();
+  v1::PublishResponse resp;
+  *resp.mutable_delivery() = *std::move(d);
+  return resp;
+}
+
+absl::StatusOr<v1::BroadcastResponse> Hub::Broadcast(const v1::BroadcastRequest& req) {
+  if (req.channels().empty()) return absl::InvalidArgumentError("channels: must not be empty");
+  if (static_cast<size_t>(req.channels_size()) > limits_.max_broadcast_channels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("channels: more than ", limits_.max_broadcast_channels));
+  }
+  for (int i = 0; i < req.channels_size(); ++i) {
+    if (absl::Status st = ValidateChannel(absl::StrCat("channels[", i, "]"), req.channels(i),
+                                          limits_);
+        !st.ok()) {
+      return st;
+    }
+  }
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) return json.status();
+  v1::BroadcastResponse resp;
+  for (const std::string& channel : req.channels()) {
+    absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, *json);
+    if (!d.ok()) return d.status();
+    resp.set_queued(resp.queued() + d->queued());
+    *resp.add_deliveries() = *std::move(d);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::SendResponse> Hub::SendToUser(const v1::SendToUserRequest& req) {
+  if (req.user().empty()) return absl::InvalidArgumentError("user: must not be empty");
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) return json.status();
+  v1::SendResponse resp;
+  std::vector<std::shared_ptr<Session>> sessions = table_.FindUser(req.user());
+  if (sessions.empty()) return resp;
+  OutFramePtr frame = frames_->Make(EncodePush(*json));
+  for (const auto& s : sessions) resp.set_queued(resp.queued() + (s->Send(frame) ? 1 : 0));
+  deliveries_.fetch_add(resp.queued(), std::memory_order_relaxed);
+  return resp;
+}
+
+absl::StatusOr<v1::SendResponse> Hub::SendToConnection(const v1::SendToConnectionRequest& req) {
+  if (req.connection_id().empty()) {
+    return absl::InvalidArgumentError("connection_id: must not be empty");
+  }
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) return json.status();
+  std::shared_ptr<Session> s = table_.Find(req.connection_id());
+  if (s == nullptr) {
+    return absl::NotFoundError(absl::StrCat("connection_id: no connection ", req.connection_id()));
+  }
+  v1::SendResponse resp;
+  resp.set_queued(s->Send(frames_->Make(EncodePush(*json))) ? 1 : 0);
+  deliveries_.fetch_add(resp.queued(), std::memory_order_relaxed);
+  return resp;
+}
+
+v1::Connection Hub::Describe(const Session& session) const {
+  const ConnectionMeta& meta = session.meta();
+  v1::Connection c;
+  c.set_id(meta.id);
+  c.set_remote_address(meta.remote_address);
+  c.set_origin(meta.origin);
+  c.set_user_agent(meta.user_agent);
+  c.set_user(meta.user);
+  c.set_connected_at_ms(absl::ToUnixMillis(meta.connected_at));
+  for (std::string& ch : session.Subscriptions()) c.add_channels(std::move(ch));
+  SessionCounters counters = session.counters();
+  c.set_frames_in(counters.frames_in);
+  c.set_frames_out(counters.frames_out);
+  c.set_bytes_in(counters.bytes_in);
+  c.set_bytes_out(counters.bytes_out);
+  c.set_send_buffer_bytes(session.BufferedBytes());
+  return c;
+}
+
+absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
+    const v1::ListConnectionsRequest& req) const {
+  if (req.page_size() > limits_.max_page_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: at most ", limits_.max_page_size));
+  }
+  if (!req.channel().empty()) {
+    if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  }
+  const size_t page_size = req.page_size() == 0 ? 100 : req.page_size();
+  std::vector<std::shared_ptr<Session>> candidates;
+  if (!req.user().empty()) {
+    candidates = table_.FindUser(req.user());
+  } else if (!req.channel().empty()) {
+    Subscribers subs = index_.Snapshot(req.channel());
+    candidates.assign(subs->begin(), subs->end());
+  } else {
+    candidates = table_.All();
+  }
+  std::vector<const Session*> matching;
+  for (const auto& s : candidates) {
+    const ConnectionMeta& meta = s->meta();
+    if (!req.user().empty() && meta.user != req.user()) continue;
+    if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
+    if (!RemoteMatches(meta.remote_address, req.remote_address())) continue;
+    matching.push_back(s.get());
+  }
+  std::sort(matching.begin(), matching.end(),
+            [](const Session* a, const Session* b) { return a->id() < b->id(); });
+  v1::ListConnectionsResponse resp;
+  resp.set_total(static_cast<uint32_t>(matching.size()));
+  auto it = matching.begin();
+  if (!req.page_token().empty()) {
+    it = std::upper_bound(matching.begin(), matching.end(), req.page_token(),
+                          [](const std::string& token, const Session* s) { return token < s->id(); });
+  }
+  for (; it != matching.end() && static_cast<size_t>(resp.connections_size()) < page_size; ++it) {
+    *resp.add_connections() = Describe(**it);
+  }
+  if (it != matching.end()) resp.set_next_page_token((*(it - 1))->id());
+  return resp;
+}
+
+absl::StatusOr<v1::Connection> Hub::GetConnection(const v1::GetConnectionRequest& req) const {
+  if (req.connection_id().empty()) {
+    return absl::InvalidArgumentError("connection_id: must not be empty");
+  }
+  std::shared_ptr<Session> s = table_.Find(req.connection_id());
+  if (s == nullptr) {
+    return absl::NotFoundError(absl::StrCat("connection_id: no connection ", req.connection_id()));
+  }
+  return Describe(*s);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<Session>>> Hub::Targets(absl::string_view connection_id,
+                                                                   absl::string_view user,
+                                                                   bool has_target) const {
+  if (!has_target || (connection_id.empty() && user.empty())) {
+    return absl::InvalidArgumentError("target: set connection_id or user");
+  }
+  if (!connection_id.empty()) {
+    std::shared_ptr<Session> s = table_.Find(connection_id);
+    if (s == nullptr) {
+      return absl::NotFoundError(absl::StrCat("connection_id: no connection ", connection_id));
+    }
+    return std::vector<std::shared_ptr<Session>>{std::move(s)};
+  }
+  return table_.FindUser(user);
+}
+
+absl::StatusOr<v1::DisconnectResponse> Hub::Disconnect(const v1::DisconnectRequest& req) {
+  const int code = req.code() == 0 ? kCloseNormal : static_cast<int>(req.code());
+  if (absl::Status st = ValidateClose(code, req.reason()); !st.ok()) return st;
+  auto targets = Targets(req.connection_id(), req.user(),
+                         req.target_case() != v1::DisconnectRequest::TARGET_NOT_SET);
+  if (!targets.ok()) return targets.status();
+  v1::DisconnectResponse resp;
+  for (const auto& s : *targets) s->Close(code, req.reason());
+  resp.set_disconnected(static_cast<uint32_t>(targets->size()));
+  return resp;
+}
+
+absl::StatusOr<v1::SubscribeResponse> Hub::Subscribe(const v1::SubscribeRequest& req) {
+  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  auto targets = Targets(req.connection_id(), req.user(),
+                         req.target_case() != v1::SubscribeRequest::TARGET_NOT_SET);
+  if (!targets.ok()) return targets.status();
+  v1::SubscribeResponse resp;
+  for (const auto& s : *targets) {
+    absl::StatusOr<bool> added = SubscribeSession(s, req.channel(), 0);
+    // One target over its limit fails a single-connection call; for a user, the others proceed.
+    if (!added.ok() && !req.connection_id().empty()) return added.status();
+    if (added.ok() && *added) resp.set_subscribed(resp.subscribed() + 1);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::UnsubscribeResponse> Hub::Unsubscribe(const v1::UnsubscribeRequest& req) {
+  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  auto targets = Targets(req.connection_id(), req.user(),
+                         req.target_case() != v1::UnsubscribeRequest::TARGET_NOT_SET);
+  if (!targets.ok()) return targets.status();
+  v1::UnsubscribeResponse resp;
+  for (const auto& s : *targets) {
+    if (UnsubscribeSession(s, req.channel(), 0)) resp.set_unsubscribed(resp.unsubscribed() + 1);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::StatsResponse> Hub::Stats(const v1::StatsRequest&) const {
+  v1::StatsResponse resp;
+  resp.set_node(node_);
+  resp.set_uptime_ms(absl::ToInt64Milliseconds(absl::Now() - started_at_));
+  std::vector<std::shared_ptr<Session>> all = table_.All();
+  resp.set_connections(static_cast<uint32_t>(all.size()));
+  resp.set_users(static_cast<uint32_t>(table_.users()));
+  resp.set_channels(static_cast<uint32_t>(index_.channels()));
+  resp.set_subscriptions(index_.subscriptions());
+  resp.set_connections_total(connections_total_.load(std::memory_order_relaxed));
+  resp.set_publications(publications_.load(std::memory_order_relaxed));
+  resp.set_deliveries(deliveries_.load(std::memory_order_relaxed));
+  SessionCounters sum;
+  for (const auto& s : all) {
+    SessionCounters c = s->counters();
+    sum.frames_in += c.frames_in;
+    sum.frames_out += c.frames_out;
+    sum.bytes_in += c.bytes_in;
+    sum.bytes_out += c.bytes_out;
+  }
+  resp.set_frames_in(sum.frames_in + closed_frames_in_.load(std::memory_order_relaxed));
+  resp.set_frames_out(sum.frames_out + closed_frames_out_.load(std::memory_order_relaxed));
+  resp.set_bytes_in(sum.bytes_in + closed_bytes_in_.load(std::memory_order_relaxed));
+  resp.set_bytes_out(sum.bytes_out + closed_bytes_out_.load(std::memory_order_relaxed));
+  resp.set_orders_tracked(orders_.size());
+  resp.set_stale_orders(stale_orders_.load(std::memory_order_relaxed));
+  resp.set_client_errors(client_errors_.load(std::memory_order_relaxed));
+  resp.set_slow_consumer_closes(slow_consumer_closes_.load(std::memory_order_relaxed));
+  resp.set_messages_from_clients(messages_from_clients_.load(std::memory_order_relaxed));
+  return resp;
+}
+
+void Hub::CloseAll(int code, absl::string_view reason) {
+  for (const auto& s : table_.All()) s->Close(code, reason);
+}
+
+}  // namespace herald::core

@@ -1,0 +1,46 @@
+#include "server/core/order_book.h"
+
+#include "absl/hash/hash.h"
+
+namespace herald::core {
+
+OrderBook::Shard& OrderBook::ShardFor(const std::string& id) const {
+  return shards_[absl::HashOf(id) % kShards];
+}
+
+OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order,
+                                     absl::FunctionRef<void()> deliver) {
+  Shard& shard = ShardFor(order.id());
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.orders.find(order.id());
+  if (it != shard.orders.end() && order.version() <= it->second.version()) {
+    return Decision{false, it->second.version()};
+  }
+  shard.orders[order.id()] = order;
+  deliver();
+  return Decision{true, order.version()};
+}
+
+uint64_t OrderBook::LatestVersion(const std::string& order_id) const {
+  Shard& shard = ShardFor(order_id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.orders.find(order_id);
+  return it == shard.orders.end() ? 0 : it->second.version();
+}
+
+size_t OrderBook::size() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.orders.size();
+  }
+  return n;
+}
+
+bool IsTerminal(herald::v1::OrderStatus status) {
+  return status == herald::v1::ORDER_STATUS_DELIVERED ||
+         status == herald::v1::ORDER_STATUS_CANCELLED ||
+         status == herald::v1::ORDER_STATUS_REJECTED;
+}
+
+}  // namespace herald::core

@@ -1,0 +1,49 @@
+#ifndef HERALD_SERVER_CORE_ORDER_BOOK_H_
+#define HERALD_SERVER_CORE_ORDER_BOOK_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+#include "herald/v1/order.pb.h"
+
+namespace herald::core {
+
+// The latest version of every order Herald has routed. Thread-safe, sharded by order id.
+// Apply() runs the delivery while holding the order's shard lock, so two versions of one order
+// can never reach a socket out of order.
+class OrderBook {
+ public:
+  static constexpr size_t kShards = 64;
+
+  struct Decision {
+    bool applied = false;
+    uint64_t latest_version = 0;
+  };
+
+  // Keeps `order` and runs `deliver` when its version is greater than the latest one known;
+  // otherwise leaves everything as it was.
+  Decision Apply(const herald::v1::Order& order, absl::FunctionRef<void()> deliver);
+  uint64_t LatestVersion(const std::string& order_id) const;  // 0 when unknown
+  size_t size() const;
+
+ private:
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, herald::v1::Order> orders ABSL_GUARDED_BY(mu);
+  };
+  Shard& ShardFor(const std::string& id) const;
+  mutable std::array<Shard, kShards> shards_;
+};
+
+// Whether `status` ends an order's lifecycle.
+bool IsTerminal(herald::v1::OrderStatus status);
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_ORDER_BOOK_H_

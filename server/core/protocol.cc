@@ -1,0 +1,49 @@
+#include "server/core/protocol.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace herald::core {
+
+std::string EncodePublication(absl::string_view channel, uint64_t offset,
+                              absl::string_view data_json) {
+  return absl::StrCat(R"({"pub":{"channel":")", channel, R"(","offset":")", offset,
+                      R"(","data":)", data_json, "}}");
+}
+
+std::string EncodePush(absl::string_view data_json) {
+  return absl::StrCat(R"({"push":{"data":)", data_json, "}}");
+}
+
+absl::Status ToJson(const google::protobuf::Message& message, std::string* out) {
+  out->clear();
+  auto status = google::protobuf::util::MessageToJsonString(message, out);
+  if (!status.ok()) return absl::InternalError(std::string(status.message()));
+  return absl::OkStatus();
+}
+
+absl::Status FromJson(absl::string_view json, google::protobuf::Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), message, options);
+  if (!status.ok()) return absl::InvalidArgumentError(std::string(status.message()));
+  return absl::OkStatus();
+}
+
+std::string EncodeFrame(const herald::v1::ServerFrame& frame) {
+  std::string out;
+  // Serialising a well-formed generated message cannot fail.
+  ToJson(frame, &out).IgnoreError();
+  return out;
+}
+
+std::string EncodeError(uint32_t id, const absl::Status& status) {
+  herald::v1::ServerFrame frame;
+  frame.set_id(id);
+  frame.mutable_error()->set_code(absl::StatusCodeToString(status.code()));
+  frame.mutable_error()->set_message(std::string(status.message()));
+  return EncodeFrame(frame);
+}
+
+}  // namespace herald::core

@@ -1,0 +1,41 @@
+#ifndef HERALD_SERVER_CORE_PROTOCOL_H_
+#define HERALD_SERVER_CORE_PROTOCOL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "herald/v1/client.pb.h"
+
+namespace herald::core {
+
+// WebSocket close codes Herald uses (docs/protocol.md, "Close codes").
+inline constexpr int kCloseNormal = 1000;
+inline constexpr int kCloseGoingAway = 1001;         // server shutting down
+inline constexpr int kCloseUnsupportedData = 1003;   // binary frame
+inline constexpr int kCloseInvalidPayload = 1007;    // invalid UTF-8 (websocketpp)
+inline constexpr int kClosePolicyViolation = 1008;
+inline constexpr int kCloseMessageTooBig = 1009;     // frame over max_frame_bytes
+inline constexpr int kCloseServerRestart = 1012;
+inline constexpr int kCloseSlowConsumer = 4008;      // send buffer over max_send_buffer_bytes
+
+// Encoders for server frames. Publications and pushes are composed around data that is already
+// JSON, so a publication's data is encoded once however many channels and sockets it reaches;
+// the result is exactly the protobuf JSON mapping of herald.v1.ServerFrame. Pure functions.
+
+// `channel` must have passed ValidateChannel (it needs no JSON escaping).
+std::string EncodePublication(absl::string_view channel, uint64_t offset,
+                              absl::string_view data_json);
+std::string EncodePush(absl::string_view data_json);
+std::string EncodeFrame(const herald::v1::ServerFrame& frame);
+std::string EncodeError(uint32_t id, const absl::Status& status);
+
+// Protobuf JSON mapping helpers with Herald's options (camelCase names, no defaults printed).
+absl::Status ToJson(const google::protobuf::Message& message, std::string* out);
+// Strict: unknown fields are an error.
+absl::Status FromJson(absl::string_view json, google::protobuf::Message* message);
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_PROTOCOL_H_

@@ -1,0 +1,59 @@
+#include "server/core/session.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace herald::core {
+
+Session::Session(ConnectionMeta meta) : meta_(std::move(meta)) {}
+
+bool Session::Send(const OutFramePtr& frame) {
+  if (!DoSend(frame)) return false;
+  frames_out_.fetch_add(1, std::memory_order_relaxed);
+  bytes_out_.fetch_add(frame->payload().size(), std::memory_order_relaxed);
+  return true;
+}
+
+void Session::CountIn(size_t bytes) {
+  frames_in_.fetch_add(1, std::memory_order_relaxed);
+  bytes_in_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+SessionCounters Session::counters() const {
+  SessionCounters c;
+  c.frames_in = frames_in_.load(std::memory_order_relaxed);
+  c.frames_out = frames_out_.load(std::memory_order_relaxed);
+  c.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+  c.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  return c;
+}
+
+bool Session::IsSubscribed(const std::string& channel) const {
+  absl::MutexLock lock(&mu_);
+  return channels_.contains(channel);
+}
+
+std::vector<std::string> Session::Subscriptions() const {
+  std::vector<std::string> out;
+  {
+    absl::MutexLock lock(&mu_);
+    out.assign(channels_.begin(), channels_.end());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+size_t Session::SubscriptionCount() const {
+  absl::MutexLock lock(&mu_);
+  return channels_.size();
+}
+
+std::vector<std::string> Session::MarkClosed() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  std::vector<std::string> out(channels_.begin(), channels_.end());
+  channels_.clear();
+  return out;
+}
+
+}  // namespace herald::core

@@ -1,0 +1,129 @@
+#ifndef HERALD_SERVER_CORE_SESSION_H_
+#define HERALD_SERVER_CORE_SESSION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace herald::core {
+
+// A server->client frame that is encoded and framed once and then queued, as the same object, on
+// any number of sessions. The transport subclasses it to keep its own ready-to-write form (the
+// WebSocket layer keeps a prepared websocketpp message). Immutable, so shareable across threads.
+class OutFrame {
+ public:
+  virtual ~OutFrame() = default;
+  // The JSON text of the frame.
+  virtual absl::string_view payload() const = 0;
+};
+using OutFramePtr = std::shared_ptr<const OutFrame>;
+
+// Builds OutFrames in the transport's form. Implementations must be thread-safe.
+class FrameFactory {
+ public:
+  virtual ~FrameFactory() = default;
+  virtual OutFramePtr Make(std::string payload) const = 0;
+};
+
+// What is known about a connection when it opens. Immutable after construction.
+struct ConnectionMeta {
+  std::string id;
+  std::string remote_address;  // "ip:port"
+  std::string origin;
+  std::string user_agent;
+  std::string user;  // empty = anonymous
+  absl::Time connected_at;
+};
+
+struct SessionCounters {
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+// One client connection as the core sees it: identity, traffic counters and subscription set.
+// The transport derives from it and implements the send path. All public methods are
+// thread-safe; Send() may be called from any thread concurrently with the transport's own.
+class Session {
+ public:
+  explicit Session(ConnectionMeta meta);
+  virtual ~Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const ConnectionMeta& meta() const { return meta_; }
+  const std::string& id() const { return meta_.id; }
+
+  // Queues `frame`; false when the connection is closing or the frame was refused (slow
+  // consumer). Never blocks on the network.
+  bool Send(const OutFramePtr& frame);
+  // Starts a close handshake with `code` and `reason`. Idempotent.
+  virtual void Close(int code, absl::string_view reason) = 0;
+  // Bytes queued and not yet written to the socket.
+  virtual size_t BufferedBytes() const = 0;
+
+  void CountIn(size_t bytes);
+  SessionCounters counters() const;
+
+  enum class AddResult { kAdded, kAlreadySubscribed, kLimitReached, kClosed };
+  // Adds `channel` to the subscription set and, while still holding the session lock, runs
+  // `on_added` so that index updates cannot race with MarkClosed().
+  template <typename Fn>
+  AddResult AddSubscription(const std::string& channel, size_t max, Fn on_added);
+  // Removes `channel`; runs `on_removed` under the session lock when it was present.
+  template <typename Fn>
+  bool RemoveSubscription(const std::string& channel, Fn on_removed);
+  bool IsSubscribed(const std::string& channel) const;
+  std::vector<std::string> Subscriptions() const;  // sorted
+  size_t SubscriptionCount() const;
+  // Marks the session closed (no further subscriptions) and returns the channels it had.
+  std::vector<std::string> MarkClosed();
+
+ protected:
+  // The transport's queueing; called by Send().
+  virtual bool DoSend(const OutFramePtr& frame) = 0;
+
+ private:
+  const ConnectionMeta meta_;
+  std::atomic<uint64_t> frames_in_{0};
+  std::atomic<uint64_t> frames_out_{0};
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<std::string> channels_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+template <typename Fn>
+Session::AddResult Session::AddSubscription(const std::string& channel, size_t max, Fn on_added) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return AddResult::kClosed;
+  if (channels_.contains(channel)) return AddResult::kAlreadySubscribed;
+  if (channels_.size() >= max) return AddResult::kLimitReached;
+  channels_.insert(channel);
+  on_added();
+  return AddResult::kAdded;
+}
+
+template <typename Fn>
+bool Session::RemoveSubscription(const std::string& channel, Fn on_removed) {
+  absl::MutexLock lock(&mu_);
+  if (channels_.erase(channel) == 0) return false;
+  on_removed();
+  return true;
+}
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_SESSION_H_

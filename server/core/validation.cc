@@ -1,0 +1,90 @@
+#include "server/core/validation.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace herald::core {
+namespace {
+bool IsChannelChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':' || c == '.' ||
+         c == '@' || c == '/' || c == '=' || c == '-';
+}
+}  // namespace
+
+absl::Status ValidateChannel(absl::string_view field, absl::string_view channel,
+                             const Limits& limits) {
+  if (channel.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  if (channel.size() > limits.max_channel_length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": longer than ", limits.max_channel_length, " bytes"));
+  }
+  for (char c : channel) {
+    if (!IsChannelChar(c)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": invalid character; allowed are letters, digits and _ : . @ / = -"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOrder(absl::string_view field, const herald::v1::Order& order,
+                           const Limits& limits) {
+  // The ids become part of channel names (store:<id>, order:<id>, ...).
+  Limits id_limits = limits;
+  id_limits.max_channel_length = limits.max_channel_length - 9;  // room for "customer:"
+  if (absl::Status s = ValidateChannel(absl::StrCat(field, ".id"), order.id(), id_limits);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          ValidateChannel(absl::StrCat(field, ".store_id"), order.store_id(), id_limits);
+      !s.ok()) {
+    return s;
+  }
+  if (!order.customer_id().empty()) {
+    if (absl::Status s =
+            ValidateChannel(absl::StrCat(field, ".customer_id"), order.customer_id(), id_limits);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (order.version() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".version: must be greater than 0"));
+  }
+  if (order.status() == herald::v1::ORDER_STATUS_UNSPECIFIED ||
+      !herald::v1::OrderStatus_IsValid(order.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".status: must be set"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateClose(int code, absl::string_view reason) {
+  if (code != 1000 && (code < 3000 || code > 4999)) {
+    return absl::InvalidArgumentError("code: must be 1000 or within 3000..4999");
+  }
+  if (reason.size() > 123) {
+    return absl::InvalidArgumentError("reason: longer than 123 bytes");
+  }
+  return absl::OkStatus();
+}
+
+bool OriginAllowed(absl::string_view origin, const std::vector<std::string>& allowed) {
+  if (allowed.empty() || origin.empty()) return true;
+  for (const std::string& a : allowed) {
+    if (a == "*" || absl::EqualsIgnoreCase(a, origin)) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> OrderChannels(const herald::v1::Order& order) {
+  std::vector<std::string> out;
+  out.reserve(4);
+  out.emplace_back("orders");
+  out.push_back(absl::StrCat("store:", order.store_id()));
+  if (!order.customer_id().empty()) out.push_back(absl::StrCat("customer:", order.customer_id()));
+  out.push_back(absl::StrCat("order:", order.id()));
+  return out;
+}
+
+}  // namespace herald::core

@@ -1,0 +1,36 @@
+#ifndef HERALD_SERVER_CORE_VALIDATION_H_
+#define HERALD_SERVER_CORE_VALIDATION_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "herald/v1/order.pb.h"
+#include "server/core/limits.h"
+
+namespace herald::core {
+
+// Input checks shared by the WebSocket and gRPC edges. Each error message starts with the name
+// of the offending field, e.g. "channel: must not be empty". Pure functions.
+
+// A channel name: 1..limits.max_channel_length bytes of [A-Za-z0-9_:.@/=-].
+absl::Status ValidateChannel(absl::string_view field, absl::string_view channel,
+                             const Limits& limits);
+// An order as PublishOrder accepts it: id, store_id, version > 0, known status, and ids that
+// fit in a channel name.
+absl::Status ValidateOrder(absl::string_view field, const herald::v1::Order& order,
+                           const Limits& limits);
+// A WebSocket close code a backend may ask for (1000 or 3000..4999) and a reason of <= 123
+// bytes.
+absl::Status ValidateClose(int code, absl::string_view reason);
+// Whether `origin` may open a WebSocket under `allowed` (see Limits::allowed_origins).
+bool OriginAllowed(absl::string_view origin, const std::vector<std::string>& allowed);
+
+// The channels an order version is routed to, in this order: orders, store:<store_id>,
+// customer:<customer_id> (when set), order:<id>.
+std::vector<std::string> OrderChannels(const herald::v1::Order& order);
+
+}  // namespace herald::core
+
+#endif  // HERALD_SERVER_CORE_VALIDATION_H_

@@ -1,0 +1,114 @@
+// herald: wires the hub, the WebSocket endpoint and the gRPC server, and drains on SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "asio/executor_work_guard.hpp"
+#include "asio/io_context.hpp"
+#include "asio/post.hpp"
+#include "asio/signal_set.hpp"
+#include "server/config.h"
+#include "server/core/hub.h"
+#include "server/core/protocol.h"
+#include "server/engine/memory_engine.h"
+#include "server/rpc/broker_service.h"
+#include "server/ws/endpoint.h"
+#include "server/ws/ws_session.h"
+
+namespace {
+
+int Run(const herald::ServerConfig& config) {
+  using namespace herald;  // NOLINT
+  auto logger = spdlog::stderr_color_mt("herald");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  std::string node = config.node;
+  if (node.empty()) {
+    node = absl::StrCat("n", absl::Hex(absl::Uniform<uint16_t>(absl::BitGen()), absl::kZeroPad4));
+  }
+  const int threads =
+      config.threads > 0 ? config.threads
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+  asio::io_context io(threads);
+  ws::WsFrameFactory frames;
+  engine::MemoryEngine engine;
+  core::Hub hub(config.limits, node, &engine, &frames);
+  ws::Endpoint endpoint(&hub, &io);
+  if (absl::Status st = endpoint.Listen(config.ws_host, config.ws_port); !st.ok()) {
+    std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  rpc::RpcServer rpc_server(&hub, config.api_key);
+  absl::StatusOr<int> grpc_port = rpc_server.Start(config.grpc_listen);
+  if (!grpc_port.ok()) {
+    std::fprintf(stderr, "herald: --grpc-listen: %s\n",
+                 std::string(grpc_port.status().message()).c_str());
+    return 1;
+  }
+  std::string grpc_host = config.grpc_listen.substr(0, config.grpc_listen.rfind(':'));
+  std::printf("ws listening on %s\n", endpoint.local_address().c_str());
+  std::printf("grpc listening on %s:%d\n", grpc_host.c_str(), *grpc_port);
+  std::fflush(stdout);
+
+  spdlog::info("herald node {} started: {} I/O threads, WebSocket ws://{}/ws, gRPC {}:{}", node,
+               threads, endpoint.local_address(), grpc_host, *grpc_port);
+  if (config.api_key.empty()) {
+    spdlog::warn("no API key configured: anyone who can reach the gRPC port controls Herald "
+                 "(set --api-key or HERALD_API_KEY)");
+  }
+  if (config.limits.allowed_origins.empty()) {
+    spdlog::warn("no allowed origins configured: pages from any origin may connect "
+                 "(set --allowed-origins)");
+  } else {
+    spdlog::info("allowed origins: {}", absl::StrJoin(config.limits.allowed_origins, ", "));
+  }
+
+  auto work = asio::make_work_guard(io);
+  absl::Notification drain;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: draining", signo);
+    drain.Notify();
+  });
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+
+  drain.WaitForNotification();
+  // Ordered shutdown: stop accepting, ask clients to reconnect elsewhere, let in-flight control
+  // calls finish, then wait (bounded) for the close handshakes.
+  const absl::Duration budget = absl::Seconds(config.drain_timeout_s);
+  const absl::Time deadline = absl::Now() + budget;
+  asio::post(io, [&endpoint] { endpoint.StopListening(); });
+  hub.CloseAll(core::kCloseGoingAway, "server shutting down");
+  rpc_server.Shutdown(budget);
+  while (hub.connection_count() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  const size_t left = hub.connection_count();
+  work.reset();
+  io.stop();
+  for (std::thread& t : pool) t.join();
+  if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  herald::ParsedConfig parsed = herald::ParseServerConfig(argc, argv);
+  if (!parsed.run) return parsed.exit_code;
+  return Run(parsed.config);
+}

@@ -1,0 +1,72 @@
+#ifndef HERALD_SERVER_RPC_BROKER_SERVICE_H_
+#define HERALD_SERVER_RPC_BROKER_SERVICE_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "herald/v1/broker.grpc.pb.h"
+#include "server/core/hub.h"
+
+namespace herald::rpc {
+
+// gRPC adapter of the Broker service: checks the API key, runs the method's UnaryMethod handler
+// and maps absl::Status to grpc::Status. Nothing else. Stateless besides its borrowed hub;
+// called concurrently from gRPC's threads.
+class BrokerService final : public v1::Broker::CallbackService {
+ public:
+  BrokerService(core::Hub* hub, std::string api_key);
+
+#define HERALD_UNARY(Name, Req, Resp)                                                      \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const v1::Req* request, \
+                                 v1::Resp* response) override {                            \
+    return Handle(ctx, #Name, *request, response);                                         \
+  }
+  HERALD_UNARY(PublishOrder, PublishOrderRequest, PublishOrderResponse)
+  HERALD_UNARY(Publish, PublishRequest, PublishResponse)
+  HERALD_UNARY(Broadcast, BroadcastRequest, BroadcastResponse)
+  HERALD_UNARY(SendToUser, SendToUserRequest, SendResponse)
+  HERALD_UNARY(SendToConnection, SendToConnectionRequest, SendResponse)
+  HERALD_UNARY(ListConnections, ListConnectionsRequest, ListConnectionsResponse)
+  HERALD_UNARY(GetConnection, GetConnectionRequest, Connection)
+  HERALD_UNARY(Disconnect, DisconnectRequest, DisconnectResponse)
+  HERALD_UNARY(Subscribe, SubscribeRequest, SubscribeResponse)
+  HERALD_UNARY(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse)
+  HERALD_UNARY(Stats, StatsRequest, StatsResponse)
+#undef HERALD_UNARY
+
+ private:
+  grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* ctx, const char* method,
+                                   const google::protobuf::Message& request,
+                                   google::protobuf::Message* response);
+
+  core::Hub* const hub_;
+  const std::string api_key_;
+};
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The gRPC server: Broker, grpc.health.v1.Health and server reflection on one port. Start() and
+// Shutdown() are called from the control thread.
+class RpcServer {
+ public:
+  RpcServer(core::Hub* hub, std::string api_key);
+  ~RpcServer();
+
+  // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.
+  absl::StatusOr<int> Start(const std::string& address);
+  // Stops accepting calls, lets in-flight ones finish until `deadline`, then cancels the rest.
+  void Shutdown(absl::Duration deadline);
+
+ private:
+  BrokerService service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace herald::rpc
+
+#endif  // HERALD_SERVER_RPC_BROKER_SERVICE_H_

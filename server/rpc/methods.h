@@ -1,0 +1,37 @@
+#ifndef HERALD_SERVER_RPC_METHODS_H_
+#define HERALD_SERVER_RPC_METHODS_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "server/core/hub.h"
+
+namespace herald::rpc {
+
+// One unary method of herald.v1.Broker: its descriptor and the single handler that serves it,
+// whichever transport the call came in on. Immutable after start-up; thread-safe.
+struct UnaryMethod {
+  const google::protobuf::MethodDescriptor* descriptor;
+  // `request` and `response` are of the descriptor's input and output types.
+  std::function<absl::Status(core::Hub& hub, const google::protobuf::Message& request,
+                             google::protobuf::Message* response)>
+      call;
+};
+
+// Every unary Broker method, in the order of broker.proto.
+const std::vector<UnaryMethod>& UnaryMethods();
+// The method called `name` ("PublishOrder"), or nullptr.
+const UnaryMethod* FindUnaryMethod(absl::string_view name);
+
+// Checks an `authorization` value against the configured API key: OK when no key is configured
+// or the value is exactly "Bearer <key>"; UNAUTHENTICATED otherwise.
+absl::Status CheckApiKey(absl::string_view authorization, const std::string& api_key);
+
+}  // namespace herald::rpc
+
+#endif  // HERALD_SERVER_RPC_METHODS_H_

@@ -1,0 +1,150 @@
+#include "server/ws/endpoint.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "server/core/metrics.h"
+#include "server/core/protocol.h"
+#include "server/core/validation.h"
+#include "server/ws/ws_session.h"
+
+namespace herald::ws {
+namespace {
+
+using websocketpp::connection_hdl;
+namespace http = websocketpp::http;
+
+absl::string_view PathOf(const std::string& resource) {
+  absl::string_view path = resource;
+  return path.substr(0, path.find('?'));
+}
+
+
+}  // namespace
+
+Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub) {
+  websocketpp::lib::error_code ec;
+  server_.init_asio(io, ec);  // Only fails when called twice.
+  server_.set_reuse_addr(true);
+  server_.set_max_message_size(hub_->limits().max_frame_bytes);
+  server_.set_max_http_body_size(64 * 1024);
+  server_.set_validate_handler([this](connection_hdl hdl) { return OnValidate(hdl); });
+  server_.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
+  server_.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
+  server_.set_tcp_post_init_handler([this](connection_hdl hdl) {
+    websocketpp::lib::error_code ec;
+    WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+    if (ec) return;
+    asio::error_code aec;
+    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), aec);
+  });
+}
+
+absl::Status Endpoint::Listen(const std::string& host, const std::string& port) {
+  websocketpp::lib::error_code ec;
+  server_.listen(host, port, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
+  }
+  server_.start_accept(ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot accept: ", ec.message()));
+  asio::error_code aec;
+  asio::ip::tcp::endpoint local = server_.get_local_endpoint(aec);
+  if (aec) return absl::UnavailableError(absl::StrCat("cannot read bound port: ", aec.message()));
+  std::string addr = local.address().to_string();
+  local_address_ = local.address().is_v6() ? absl::StrCat("[", addr, "]:", local.port())
+                                           : absl::StrCat(addr, ":", local.port());
+  return absl::OkStatus();
+}
+
+void Endpoint::StopListening() {
+  websocketpp::lib::error_code ec;
+  server_.stop_listening(ec);
+}
+
+bool Endpoint::OnValidate(connection_hdl hdl) {
+  websocketpp::lib::error_code ec;
+  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  if (ec) return false;
+  if (PathOf(con->get_resource()) != "/ws") {
+    con->set_status(http::status_code::not_found);
+    con->set_body("WebSocket endpoint is /ws\n");
+    return false;
+  }
+  if (!core::OriginAllowed(con->get_request_header("Origin"), hub_->limits().allowed_origins)) {
+    con->set_status(http::status_code::forbidden);
+    con->set_body("origin not allowed\n");
+    return false;
+  }
+  if (hub_->connection_count() >= hub_->limits().max_connections) {
+    con->set_status(http::status_code::service_unavailable);
+    con->set_body("too many connections\n");
+    return false;
+  }
+  return true;
+}
+
+void Endpoint::OnOpen(connection_hdl hdl) {
+  websocketpp::lib::error_code ec;
+  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  if (ec) return;
+  core::ConnectionMeta meta;
+  meta.id = hub_->NextConnectionId();
+  meta.remote_address = con->get_remote_endpoint();
+  meta.origin = con->get_request_header("Origin");
+  meta.user_agent = con->get_request_header("User-Agent");
+  meta.connected_at = absl::Now();
+  auto session = std::make_shared<WsSession>(std::move(meta), con, hub_);
+  // The hub's table owns the session (which holds the connection); the connection's handlers
+  // hold only a weak reference, so there is no ownership cycle. They run on this connection's
+  // strand, in order.
+  std::weak_ptr<WsSession> weak = session;
+  con->set_message_handler([this, weak](connection_hdl, WsServer::message_ptr msg) {
+    std::shared_ptr<WsSession> s = weak.lock();
+    if (s == nullptr) return;  // already unregistered: closing
+    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+      s->Close(core::kCloseUnsupportedData,
+               "binary frames are not supported: send JSON text frames");
+      return;
+    }
+    hub_->OnClientFrame(s, msg->get_payload());
+  });
+  auto gone = [this, weak](connection_hdl) {
+    if (std::shared_ptr<WsSession> s = weak.lock()) hub_->Unregister(*s);
+  };
+  con->set_close_handler(gone);
+  con->set_fail_handler(gone);
+  if (absl::Status st = hub_->Register(session); !st.ok()) {
+    session->Close(core::kClosePolicyViolation, st.message());
+  }
+}
+
+void Endpoint::OnHttp(connection_hdl hdl) {
+  websocketpp::lib::error_code ec;
+  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  if (ec) return;
+  absl::string_view path = PathOf(con->get_resource());
+  if (path == "/healthz") {
+    con->set_status(http::status_code::ok);
+    con->replace_header("Content-Type", "application/json");
+    con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node(), R"(","connections":)",
+                               hub_->connection_count(), "}\n"));
+  } else if (path == "/metrics") {
+    con->set_status(http::status_code::ok);
+    con->replace_header("Content-Type", "text/plain; version=0.0.4");
+    con->set_body(core::RenderMetrics(*hub_->Stats({})));
+  } else if (path == "/ws") {
+    con->set_status(http::status_code::upgrade_required);
+    con->replace_header("Upgrade", "websocket");
+    con->set_body("this endpoint speaks WebSocket\n");
+  } else {
+    con->set_status(http::status_code::not_found);
+    con->set_body("not found\n");
+  }
+}
+
+}  // namespace herald::ws

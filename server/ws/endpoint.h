@@ -1,0 +1,42 @@
+#ifndef HERALD_SERVER_WS_ENDPOINT_H_
+#define HERALD_SERVER_WS_ENDPOINT_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "asio/io_context.hpp"
+#include "server/core/hub.h"
+#include "server/ws/ws_config.h"
+
+namespace herald::ws {
+
+// The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
+// the hub, and serves plain HTTP (`/healthz`, `/metrics`) on the same port. Owns the websocketpp
+// server; runs on the caller's io_context (any number of threads may run it). Listen() and
+// StopListening() must be called from one control thread; handlers run on connection strands.
+class Endpoint {
+ public:
+  Endpoint(core::Hub* hub, asio::io_context* io);
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // Binds host:port (port "0" picks a free one) and starts accepting.
+  absl::Status Listen(const std::string& host, const std::string& port);
+  // The bound "host:port" after Listen().
+  const std::string& local_address() const { return local_address_; }
+  // Stops accepting new connections; open ones stay.
+  void StopListening();
+
+ private:
+  bool OnValidate(websocketpp::connection_hdl hdl);
+  void OnOpen(websocketpp::connection_hdl hdl);
+  void OnHttp(websocketpp::connection_hdl hdl);
+
+  core::Hub* const hub_;
+  WsServer server_;
+  std::string local_address_;
+};
+
+}  // namespace herald::ws
+
+#endif  // HERALD_SERVER_WS_ENDPOINT_H_
