@@ -1,0 +1,183 @@
+// heraldctl end to end: the real binary against a real herald, with real WebSocket clients.
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/support/herald_process.h"
+#include "tests/support/ws_client.h"
+
+namespace herald::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class HeraldctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(herald_.ok()); }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {HeraldctlBinary(), "--server", herald_.grpc_address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  HeraldProcess herald_;
+};
+
+TEST_F(HeraldctlTest, ConnsShowsConnectionsAndFilters) {
+  WsClient a, b;
+  ASSERT_TRUE(a.Connect(herald_.ws_url()));
+  ASSERT_TRUE(b.Connect(herald_.ws_url()));
+  ASSERT_TRUE(a.Subscribe("store:42"));
+
+  CommandResult r = Ctl({"conns"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ID"));
+  EXPECT_THAT(r.out, HasSubstr(a.connection_id()));
+  EXPECT_THAT(r.out, HasSubstr(b.connection_id()));
+  EXPECT_THAT(r.out, HasSubstr("store:42"));
+  EXPECT_THAT(r.out, HasSubstr("2 of 2 connections"));
+
+  r = Ctl({"conns", "--channel", "store:42", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  v1::Connection c;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[0], &c).ok()) << lines[0];
+  EXPECT_EQ(c.id(), a.connection_id());
+  EXPECT_THAT(c.remote_address(), ::testing::StartsWith("127.0.0.1:"));
+  EXPECT_THAT(c.channels(), ::testing::ElementsAre("store:42"));
+
+  r = Ctl({"conns", "--user", "nobody"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("0 of 0 connections"));
+}
+
+TEST_F(HeraldctlTest, ConnShowsOneConnection) {
+  WsClient a;
+  ASSERT_TRUE(a.Connect(herald_.ws_url(), {{"Origin", "https://shop.test"}}));
+  CommandResult r = Ctl({"conn", a.connection_id()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(a.connection_id()));
+  EXPECT_THAT(r.out, HasSubstr("https://shop.test"));
+  r = Ctl({"conn", "no-such-id"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(HeraldctlTest, KickClosesTheConnection) {
+  WsClient a, b;
+  ASSERT_TRUE(a.Connect(herald_.ws_url()));
+  ASSERT_TRUE(b.Connect(herald_.ws_url()));
+  CommandResult r = Ctl({"kick", a.connection_id(), "--code", "4000", "--reason", "maintenance"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("disconnected 1 connection"));
+  ASSERT_TRUE(a.WaitClosed());
+  EXPECT_EQ(a.close_code(), 4000);
+  EXPECT_EQ(a.close_reason(), "maintenance");
+  EXPECT_TRUE(b.open());
+  r = Ctl({"kick"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--user"));
+  r = Ctl({"kick", "--user", "nobody"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("disconnected 0 connections"));
+}
+
+TEST_F(HeraldctlTest, PublishOrderFromFlagsAndFile) {
+  WsClient store;
+  ASSERT_TRUE(store.Connect(herald_.ws_url()));
+  ASSERT_TRUE(store.Subscribe("store:42"));
+  CommandResult r = Ctl({"publish-order", "--id", "o-7", "--version", "1", "--status", "created",
+                         "--store", "42", "--customer", "c1", "--item", "p1:Pizza:2:1150"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("published to 4 channels, queued to 1 connections"));
+  v1::ServerFrame pub = store.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); },
+                                        "order from flags");
+  const auto& fields = pub.pub().data().struct_value().fields();
+  EXPECT_EQ(fields.at("status").string_value(), "ORDER_STATUS_CREATED");
+  EXPECT_EQ(fields.at("total").struct_value().fields().at("minorUnits").string_value(), "2300");
+
+  const std::string path = absl::StrCat(::testing::TempDir(), "/order.json");
+  {
+    std::ofstream f(path);
+    f << R"({"id":"o-7","version":"2","status":"ORDER_STATUS_READY","storeId":"42"})";
+  }
+  r = Ctl({"publish-order", "--file", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  store.WaitFrame(
+      [](const v1::ServerFrame& f) {
+        return f.has_pub() &&
+               f.pub().data().struct_value().fields().at("status").string_value() ==
+                   "ORDER_STATUS_READY";
+      },
+      "order from file");
+  r = Ctl({"publish-order", "--file", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("stale"));
+
+  r = Ctl({"publish-order", "--id", "o-8", "--version", "1", "--status", "teleported",
+           "--store", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown status"));
+  r = Ctl({"publish-order", "--id", "o-8", "--version", "1", "--status", "created"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("order.store_id"));
+}
+
+TEST_F(HeraldctlTest, PublishAndStats) {
+  WsClient a;
+  ASSERT_TRUE(a.Connect(herald_.ws_url()));
+  ASSERT_TRUE(a.Subscribe("news"));
+  CommandResult r = Ctl({"publish", "news", R"({"headline":"hello"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("queued to 1 connections"));
+  v1::ServerFrame pub =
+      a.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  EXPECT_EQ(pub.pub().data().struct_value().fields().at("headline").string_value(), "hello");
+  r = Ctl({"publish", "news", "{not json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("not valid JSON"));
+
+  r = Ctl({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("connections: +1\n"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("publications: +1\n"));
+  r = Ctl({"stats", "--json"});
+  v1::StatsResponse stats;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &stats).ok()) << r.out;
+  EXPECT_EQ(stats.deliveries(), 1u);
+}
+
+TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
+  CommandResult r = RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "--timeout", "2",
+                                "stats"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("cannot reach Herald at 127.0.0.1:1"));
+  r = RunCommand({HeraldctlBinary(), "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"conns", "conn", "kick", "publish-order", "publish", "stats"}) {
+    EXPECT_THAT(r.out, HasSubstr(cmd));
+  }
+  r = RunCommand({HeraldctlBinary()});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(HeraldctlStandaloneTest, ApiKeyIsSent) {
+  HeraldProcess herald({"--api-key", "k1"});
+  ASSERT_TRUE(herald.ok());
+  CommandResult r = RunCommand({HeraldctlBinary(), "--server", herald.grpc_address(), "stats"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--api-key"));
+  r = RunCommand(
+      {HeraldctlBinary(), "--server", herald.grpc_address(), "--api-key", "k1", "stats"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace herald::testing

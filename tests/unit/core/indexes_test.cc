@@ -1,0 +1,128 @@
+// ConnectionTable, ChannelIndex, OrderBook and validation, each on its own.
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/channel_index.h"
+#include "server/core/connection_table.h"
+#include "server/core/order_book.h"
+#include "server/core/validation.h"
+#include "tests/unit/core/fake_session.h"
+
+namespace herald::core {
+namespace {
+
+using ::herald::testing::FakeSession;
+using ::testing::ElementsAre;
+
+TEST(ConnectionTableTest, AddFindRemoveByIdAndUser) {
+  ConnectionTable table;
+  auto a = std::make_shared<FakeSession>("a", "alice");
+  auto b = std::make_shared<FakeSession>("b", "alice");
+  auto c = std::make_shared<FakeSession>("c");
+  ASSERT_TRUE(table.Add(a).ok());
+  ASSERT_TRUE(table.Add(b).ok());
+  ASSERT_TRUE(table.Add(c).ok());
+  EXPECT_EQ(table.Add(std::make_shared<FakeSession>("a")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(table.size(), 3u);
+  EXPECT_EQ(table.users(), 1u);
+  EXPECT_EQ(table.Find("b"), b);
+  EXPECT_EQ(table.Find("zzz"), nullptr);
+  EXPECT_EQ(table.FindUser("alice").size(), 2u);
+  EXPECT_TRUE(table.FindUser("").empty());
+  EXPECT_EQ(table.Remove("a"), a);
+  EXPECT_EQ(table.Remove("a"), nullptr);
+  EXPECT_THAT(table.FindUser("alice"), ElementsAre(b));
+  table.Remove("b");
+  EXPECT_EQ(table.users(), 0u);
+  EXPECT_EQ(table.All().size(), 1u);
+}
+
+TEST(ChannelIndexTest, SnapshotsAreStableAcrossChanges) {
+  ChannelIndex index;
+  auto a = std::make_shared<FakeSession>("a");
+  auto b = std::make_shared<FakeSession>("b");
+  EXPECT_TRUE(index.Add("x", a));
+  EXPECT_FALSE(index.Add("x", a));
+  Subscribers before = index.Snapshot("x");
+  EXPECT_EQ(before, index.Snapshot("x"));  // cached while unchanged
+  EXPECT_TRUE(index.Add("x", b));
+  Subscribers after = index.Snapshot("x");
+  EXPECT_EQ(before->size(), 1u);  // an old snapshot is never mutated
+  EXPECT_EQ(after->size(), 2u);
+  EXPECT_EQ(index.SubscriberCount("x"), 2u);
+  EXPECT_TRUE(index.Remove("x", a.get()));
+  EXPECT_FALSE(index.Remove("x", a.get()));
+  EXPECT_TRUE(index.Remove("x", b.get()));
+  EXPECT_EQ(index.channels(), 0u);
+  EXPECT_TRUE(index.Snapshot("x")->empty());
+}
+
+TEST(OrderBookTest, KeepsLatestVersionAndRunsDeliveryOnlyWhenNewer) {
+  OrderBook book;
+  v1::Order o;
+  o.set_id("o1");
+  o.set_version(2);
+  int delivered = 0;
+  EXPECT_TRUE(book.Apply(o, [&] { ++delivered; }).applied);
+  o.set_version(2);
+  OrderBook::Decision d = book.Apply(o, [&] { ++delivered; });
+  EXPECT_FALSE(d.applied);
+  EXPECT_EQ(d.latest_version, 2u);
+  o.set_version(1);
+  EXPECT_FALSE(book.Apply(o, [&] { ++delivered; }).applied);
+  o.set_version(10);
+  EXPECT_TRUE(book.Apply(o, [&] { ++delivered; }).applied);
+  EXPECT_EQ(delivered, 2);
+  EXPECT_EQ(book.LatestVersion("o1"), 10u);
+  EXPECT_EQ(book.LatestVersion("o2"), 0u);
+  EXPECT_EQ(book.size(), 1u);
+}
+
+TEST(ValidationTest, Channels) {
+  Limits limits;
+  limits.max_channel_length = 10;
+  EXPECT_TRUE(ValidateChannel("c", "store:42", limits).ok());
+  EXPECT_TRUE(ValidateChannel("c", "a_b-c.d@e/=", Limits()).ok());
+  EXPECT_FALSE(ValidateChannel("c", "", limits).ok());
+  EXPECT_FALSE(ValidateChannel("c", "12345678901", limits).ok());
+  for (const char* bad : {"a b", "a*", "a\"b", "é", "a\nb", "a\\b"}) {
+    absl::Status st = ValidateChannel("sub.channel", bad, Limits());
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(st.message()), ::testing::StartsWith("sub.channel:"));
+  }
+}
+
+TEST(ValidationTest, OrderChannelsAndIds) {
+  v1::Order o;
+  o.set_id("o1");
+  o.set_store_id("s1");
+  o.set_version(1);
+  o.set_status(v1::ORDER_STATUS_READY);
+  EXPECT_TRUE(ValidateOrder("order", o, Limits()).ok());
+  EXPECT_THAT(OrderChannels(o), ElementsAre("orders", "store:s1", "order:o1"));
+  o.set_customer_id("c1");
+  EXPECT_THAT(OrderChannels(o), ElementsAre("orders", "store:s1", "customer:c1", "order:o1"));
+  o.set_customer_id("bad id");
+  EXPECT_THAT(std::string(ValidateOrder("order", o, Limits()).message()),
+              ::testing::StartsWith("order.customer_id:"));
+}
+
+TEST(ValidationTest, CloseAndOrigins) {
+  EXPECT_TRUE(ValidateClose(1000, "").ok());
+  EXPECT_TRUE(ValidateClose(4999, "x").ok());
+  EXPECT_FALSE(ValidateClose(1001, "").ok());
+  EXPECT_FALSE(ValidateClose(5000, "").ok());
+  EXPECT_FALSE(ValidateClose(1000, std::string(124, 'x')).ok());
+  EXPECT_TRUE(OriginAllowed("https://a.test", {}));
+  EXPECT_TRUE(OriginAllowed("https://a.test", {"https://A.test"}));
+  EXPECT_FALSE(OriginAllowed("https://evil.test", {"https://a.test"}));
+  EXPECT_TRUE(OriginAllowed("https://evil.test", {"*"}));
+  EXPECT_TRUE(OriginAllowed("", {"https://a.test"}));
+  EXPECT_TRUE(IsTerminal(v1::ORDER_STATUS_CANCELLED));
+  EXPECT_FALSE(IsTerminal(v1::ORDER_STATUS_READY));
+}
+
+}  // namespace
+}  // namespace herald::core
