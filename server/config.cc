@@ -4,10 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 
 namespace herald {
 
@@ -36,8 +36,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   std::string ws_listen = c.ws_host + ":" + c.ws_port;
   std::string origins;
 
-  CLI::App app{"herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
-               "backends drive it over gRPC (service herald.v1.Broker)."};
+  CLI::App app{
+      "herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
+      "backends drive it over gRPC (service herald.v1.Broker)."};
   app.set_config("--config", "", "Config file (TOML: key = value, keys named like the flags)")
       ->envname("HERALD_CONFIG");
   app.add_option("--ws-listen", ws_listen, "WebSocket/HTTP listen address HOST:PORT (port 0: any)")

@@ -14,7 +14,7 @@ struct ServerConfig {
   std::string ws_port = "8080";
   std::string grpc_listen = "127.0.0.1:50051";
   std::string api_key;
-  int threads = 0;  // 0 = one per core
+  int threads = 0;   // 0 = one per core
   std::string node;  // empty = random
   std::string log_level = "info";
   double drain_timeout_s = 10;

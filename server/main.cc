@@ -37,9 +37,9 @@ int Run(const herald::ServerConfig& config) {
   if (node.empty()) {
     node = absl::StrCat("n", absl::Hex(absl::Uniform<uint16_t>(absl::BitGen()), absl::kZeroPad4));
   }
-  const int threads =
-      config.threads > 0 ? config.threads
-                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = config.threads > 0
+                          ? config.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
   asio::io_context io(threads);
   ws::WsFrameFactory frames;
@@ -65,12 +65,14 @@ int Run(const herald::ServerConfig& config) {
   spdlog::info("herald node {} started: {} I/O threads, WebSocket ws://{}/ws, gRPC {}:{}", node,
                threads, endpoint.local_address(), grpc_host, *grpc_port);
   if (config.api_key.empty()) {
-    spdlog::warn("no API key configured: anyone who can reach the gRPC port controls Herald "
-                 "(set --api-key or HERALD_API_KEY)");
+    spdlog::warn(
+        "no API key configured: anyone who can reach the gRPC port controls Herald "
+        "(set --api-key or HERALD_API_KEY)");
   }
   if (config.limits.allowed_origins.empty()) {
-    spdlog::warn("no allowed origins configured: pages from any origin may connect "
-                 "(set --allowed-origins)");
+    spdlog::warn(
+        "no allowed origins configured: pages from any origin may connect "
+        "(set --allowed-origins)");
   } else {
     spdlog::info("allowed origins: {}", absl::StrJoin(config.limits.allowed_origins, ", "));
   }
@@ -94,7 +96,8 @@ int Run(const herald::ServerConfig& config) {
   asio::post(io, [&endpoint] { endpoint.StopListening(); });
   hub.CloseAll(core::kCloseGoingAway, "server shutting down");
   rpc_server.Shutdown(budget);
-  while (hub.connection_count() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (hub.connection_count() > 0 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
   const size_t left = hub.connection_count();
   work.reset();
   io.stop();

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -68,8 +68,7 @@ class Caller {
     if (st.ok()) return kExitOk;
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      err_ << "heraldctl: cannot reach Herald at " << globals_.server << " ("
-           << st.error_message()
+      err_ << "heraldctl: cannot reach Herald at " << globals_.server << " (" << st.error_message()
            << "). Is herald running? Point heraldctl at it with --server HOST:PORT or "
               "HERALDCTL_SERVER.\n";
       return kExitUnreachable;
@@ -86,13 +85,20 @@ class Caller {
  private:
   static const char* StatusName(grpc::StatusCode code) {
     switch (code) {
-      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-      default: return "ERROR";
+      case grpc::StatusCode::INVALID_ARGUMENT:
+        return "INVALID_ARGUMENT";
+      case grpc::StatusCode::NOT_FOUND:
+        return "NOT_FOUND";
+      case grpc::StatusCode::PERMISSION_DENIED:
+        return "PERMISSION_DENIED";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED:
+        return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::FAILED_PRECONDITION:
+        return "FAILED_PRECONDITION";
+      case grpc::StatusCode::UNIMPLEMENTED:
+        return "UNIMPLEMENTED";
+      default:
+        return "ERROR";
     }
   }
 
@@ -132,10 +138,10 @@ void PrintConnection(std::ostream& out, const v1::Connection& c) {
       {"remote", c.remote_address()},
       {"origin", c.origin()},
       {"user agent", c.user_agent()},
-      {"connected", absl::StrCat(absl::FormatTime(absl::RFC3339_sec,
-                                                  absl::FromUnixMillis(c.connected_at_ms()),
-                                                  absl::UTCTimeZone()),
-                                 " (", Age(c.connected_at_ms()), " ago)")},
+      {"connected",
+       absl::StrCat(absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(c.connected_at_ms()),
+                                     absl::UTCTimeZone()),
+                    " (", Age(c.connected_at_ms()), " ago)")},
       {"channels", absl::StrJoin(c.channels(), ", ")},
       {"frames in/out", absl::StrCat(c.frames_in(), " / ", c.frames_out())},
       {"bytes in/out", absl::StrCat(c.bytes_in(), " / ", c.bytes_out())},
@@ -154,8 +160,8 @@ bool ParseStatus(const std::string& text, v1::OrderStatus* status) {
 std::string StatusNames() {
   std::vector<std::string> names;
   for (int i = v1::OrderStatus_MIN + 1; i <= v1::OrderStatus_MAX; ++i) {
-    names.push_back(absl::AsciiStrToLower(
-        v1::OrderStatus_Name(static_cast<v1::OrderStatus>(i)).substr(13)));
+    names.push_back(
+        absl::AsciiStrToLower(v1::OrderStatus_Name(static_cast<v1::OrderStatus>(i)).substr(13)));
   }
   return absl::StrJoin(names, ", ");
 }
@@ -224,7 +230,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   // kick
   std::string kick_id, kick_user, kick_reason;
   uint32_t kick_code = 1000;
-  CLI::App* kick_cmd = app.add_subcommand("kick", "Disconnect a connection or every connection of a user");
+  CLI::App* kick_cmd =
+      app.add_subcommand("kick", "Disconnect a connection or every connection of a user");
   kick_cmd->add_option("id", kick_id, "Connection id");
   kick_cmd->add_option("--user", kick_user, "Disconnect all of this user's connections");
   kick_cmd->add_option("--code", kick_code, "WebSocket close code (1000 or 3000..4999)")
@@ -395,7 +402,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (po.total != 0 || !order->has_total()) {
       int64_t total = po.total;
       if (total == 0) {
-        for (const auto& it : order->items()) total += it.quantity() * it.unit_price().minor_units();
+        for (const auto& it : order->items())
+          total += it.quantity() * it.unit_price().minor_units();
       }
       order->mutable_total()->set_minor_units(total);
       order->mutable_total()->set_currency(po.currency);
@@ -411,11 +419,10 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       out << ToJson(resp, false);
     } else if (resp.applied()) {
       out << "order " << order->id() << " v" << order->version() << " published to "
-          << resp.deliveries_size() << " channels, queued to " << resp.queued()
-          << " connections\n";
+          << resp.deliveries_size() << " channels, queued to " << resp.queued() << " connections\n";
     } else {
-      out << "order " << order->id() << " v" << order->version()
-          << " is stale (latest version " << resp.latest_version() << "): not delivered\n";
+      out << "order " << order->id() << " v" << order->version() << " is stale (latest version "
+          << resp.latest_version() << "): not delivered\n";
     }
     return kExitOk;
   }
@@ -457,11 +464,20 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       const pb::FieldDescriptor* f = d->field(i);
       std::string value;
       switch (f->cpp_type()) {
-        case pb::FieldDescriptor::CPPTYPE_STRING: value = r->GetString(s, f); break;
-        case pb::FieldDescriptor::CPPTYPE_INT64: value = absl::StrCat(r->GetInt64(s, f)); break;
-        case pb::FieldDescriptor::CPPTYPE_UINT64: value = absl::StrCat(r->GetUInt64(s, f)); break;
-        case pb::FieldDescriptor::CPPTYPE_UINT32: value = absl::StrCat(r->GetUInt32(s, f)); break;
-        default: continue;
+        case pb::FieldDescriptor::CPPTYPE_STRING:
+          value = r->GetString(s, f);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_INT64:
+          value = absl::StrCat(r->GetInt64(s, f));
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64:
+          value = absl::StrCat(r->GetUInt64(s, f));
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32:
+          value = absl::StrCat(r->GetUInt32(s, f));
+          break;
+        default:
+          continue;
       }
       rows.push_back({f->name() + ":", value});
     }

@@ -85,16 +85,17 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
             google::protobuf::StringPiece(text.data(), text.size()), &lenient, options)
             .ok()) {
       if (lenient.kind_case() == v1::ClientFrame::KIND_NOT_SET) {
-        ReplyError(*session, lenient.id(),
-                   absl::InvalidArgumentError(
-                       "unknown frame type: expected one of subscribe, unsubscribe, message, ping"));
+        ReplyError(
+            *session, lenient.id(),
+            absl::InvalidArgumentError(
+                "unknown frame type: expected one of subscribe, unsubscribe, message, ping"));
       } else {
         ReplyError(*session, lenient.id(), st);
       }
       return;
     }
-    ReplyError(*session, 0, absl::InvalidArgumentError(absl::StrCat("malformed frame: ",
-                                                                    st.message())));
+    ReplyError(*session, 0,
+               absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message())));
     return;
   }
   const uint32_t id = frame.id();
@@ -154,8 +155,7 @@ absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& sessi
   engine_->Join(channel, [&](const StreamPosition& pos) {
     result = session->AddSubscription(channel, limits_.max_subscriptions_per_connection,
                                       [&] { index_.Add(channel, session); });
-    if (result != Session::AddResult::kAdded &&
-        result != Session::AddResult::kAlreadySubscribed) {
+    if (result != Session::AddResult::kAdded && result != Session::AddResult::kAlreadySubscribed) {
       return;
     }
     ServerFrame reply;
@@ -172,9 +172,9 @@ absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& sessi
     case Session::AddResult::kAlreadySubscribed:
       return false;
     case Session::AddResult::kLimitReached:
-      return absl::ResourceExhaustedError(
-          absl::StrCat("too many subscriptions: at most ", limits_.max_subscriptions_per_connection,
-                       " per connection"));
+      return absl::ResourceExhaustedError(absl::StrCat("too many subscriptions: at most ",
+                                                       limits_.max_subscriptions_per_connection,
+                                                       " per connection"));
     case Session::AddResult::kClosed:
       break;
   }
@@ -281,8 +281,8 @@ absl::StatusOr<v1::BroadcastResponse> Hub::Broadcast(const v1::BroadcastRequest&
         absl::StrCat("channels: more than ", limits_.max_broadcast_channels));
   }
   for (int i = 0; i < req.channels_size(); ++i) {
-    if (absl::Status st = ValidateChannel(absl::StrCat("channels[", i, "]"), req.channels(i),
-                                          limits_);
+    if (absl::Status st =
+            ValidateChannel(absl::StrCat("channels[", i, "]"), req.channels(i), limits_);
         !st.ok()) {
       return st;
     }
@@ -350,8 +350,7 @@ v1::Connection Hub::Describe(const Session& session) const {
 absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
     const v1::ListConnectionsRequest& req) const {
   if (req.page_size() > limits_.max_page_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size: at most ", limits_.max_page_size));
+    return absl::InvalidArgumentError(absl::StrCat("page_size: at most ", limits_.max_page_size));
   }
   if (!req.channel().empty()) {
     if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
@@ -380,8 +379,9 @@ absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
   resp.set_total(static_cast<uint32_t>(matching.size()));
   auto it = matching.begin();
   if (!req.page_token().empty()) {
-    it = std::upper_bound(matching.begin(), matching.end(), req.page_token(),
-                          [](const std::string& token, const Session* s) { return token < s->id(); });
+    it = std::upper_bound(
+        matching.begin(), matching.end(), req.page_token(),
+        [](const std::string& token, const Session* s) { return token < s->id(); });
   }
   for (; it != matching.end() && static_cast<size_t>(resp.connections_size()) < page_size; ++it) {
     *resp.add_connections() = Describe(**it);

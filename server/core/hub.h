@@ -74,8 +74,9 @@ class Hub {
   absl::StatusOr<v1::ChannelDelivery> PublishJson(const std::string& channel,
                                                   absl::string_view data_json);
   // Sessions named by a request's connection_id / user target.
-  absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(
-      absl::string_view connection_id, absl::string_view user, bool has_target) const;
+  absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
+                                                                absl::string_view user,
+                                                                bool has_target) const;
   absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
   void Reply(Session& session, const v1::ServerFrame& frame);
   void ReplyError(Session& session, uint32_t id, const absl::Status& status);

@@ -7,8 +7,8 @@ namespace herald::core {
 
 std::string EncodePublication(absl::string_view channel, uint64_t offset,
                               absl::string_view data_json) {
-  return absl::StrCat(R"({"pub":{"channel":")", channel, R"(","offset":")", offset,
-                      R"(","data":)", data_json, "}}");
+  return absl::StrCat(R"({"pub":{"channel":")", channel, R"(","offset":")", offset, R"(","data":)",
+                      data_json, "}}");
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -12,13 +12,13 @@ namespace herald::core {
 
 // WebSocket close codes Herald uses (docs/protocol.md, "Close codes").
 inline constexpr int kCloseNormal = 1000;
-inline constexpr int kCloseGoingAway = 1001;         // server shutting down
-inline constexpr int kCloseUnsupportedData = 1003;   // binary frame
-inline constexpr int kCloseInvalidPayload = 1007;    // invalid UTF-8 (websocketpp)
+inline constexpr int kCloseGoingAway = 1001;        // server shutting down
+inline constexpr int kCloseUnsupportedData = 1003;  // binary frame
+inline constexpr int kCloseInvalidPayload = 1007;   // invalid UTF-8 (websocketpp)
 inline constexpr int kClosePolicyViolation = 1008;
-inline constexpr int kCloseMessageTooBig = 1009;     // frame over max_frame_bytes
+inline constexpr int kCloseMessageTooBig = 1009;  // frame over max_frame_bytes
 inline constexpr int kCloseServerRestart = 1012;
-inline constexpr int kCloseSlowConsumer = 4008;      // send buffer over max_send_buffer_bytes
+inline constexpr int kCloseSlowConsumer = 4008;  // send buffer over max_send_buffer_bytes
 
 // Encoders for server frames. Publications and pushes are composed around data that is already
 // JSON, so a publication's data is encoded once however many channels and sockets it reaches;

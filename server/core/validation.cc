@@ -14,7 +14,8 @@ bool IsChannelChar(char c) {
 
 absl::Status ValidateChannel(absl::string_view field, absl::string_view channel,
                              const Limits& limits) {
-  if (channel.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  if (channel.empty())
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
   if (channel.size() > limits.max_channel_length) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": longer than ", limits.max_channel_length, " bytes"));

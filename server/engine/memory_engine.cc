@@ -7,8 +7,8 @@
 namespace herald::engine {
 
 MemoryEngine::MemoryEngine()
-    : epoch_prefix_(absl::StrCat(absl::Hex(absl::Uniform<uint32_t>(absl::BitGen()),
-                                           absl::kZeroPad8))) {}
+    : epoch_prefix_(
+          absl::StrCat(absl::Hex(absl::Uniform<uint32_t>(absl::BitGen()), absl::kZeroPad8))) {}
 
 MemoryEngine::ChannelState& MemoryEngine::StateFor(absl::string_view channel) {
   Shard& shard = shards_[absl::HashOf(channel) % kShards];
@@ -31,8 +31,8 @@ absl::StatusOr<core::StreamPosition> MemoryEngine::Publish(
   return pos;
 }
 
-core::StreamPosition MemoryEngine::Join(
-    absl::string_view channel, absl::FunctionRef<void(const core::StreamPosition&)> join) {
+core::StreamPosition MemoryEngine::Join(absl::string_view channel,
+                                        absl::FunctionRef<void(const core::StreamPosition&)> join) {
   ChannelState& state = StateFor(channel);
   absl::MutexLock lock(&state.mu);
   core::StreamPosition pos{state.epoch, state.offset};

@@ -22,7 +22,6 @@ absl::string_view PathOf(const std::string& resource) {
   return path.substr(0, path.find('?'));
 }
 
-
 }  // namespace
 
 Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub) {

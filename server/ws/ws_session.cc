@@ -23,8 +23,7 @@ core::OutFramePtr WsFrameFactory::Make(std::string payload) const {
   return std::make_shared<const WsFrame>(std::move(payload));
 }
 
-WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection,
-                     core::Hub* hub)
+WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub)
     : core::Session(std::move(meta)),
       connection_(std::move(connection)),
       hub_(hub),
@@ -32,8 +31,7 @@ WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connect
 
 void WsSession::Close(int code, absl::string_view reason) {
   websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
-  connection_->close(static_cast<websocketpp::close::status::value>(code), std::string(reason),
-                     ec);
+  connection_->close(static_cast<websocketpp::close::status::value>(code), std::string(reason), ec);
 }
 
 size_t WsSession::BufferedBytes() const { return connection_->get_buffered_amount(); }

@@ -97,8 +97,8 @@ TEST_F(HeraldctlTest, PublishOrderFromFlagsAndFile) {
                          "--store", "42", "--customer", "c1", "--item", "p1:Pizza:2:1150"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("published to 4 channels, queued to 1 connections"));
-  v1::ServerFrame pub = store.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); },
-                                        "order from flags");
+  v1::ServerFrame pub =
+      store.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "order from flags");
   const auto& fields = pub.pub().data().struct_value().fields();
   EXPECT_EQ(fields.at("status").string_value(), "ORDER_STATUS_CREATED");
   EXPECT_EQ(fields.at("total").struct_value().fields().at("minorUnits").string_value(), "2300");
@@ -112,17 +112,16 @@ TEST_F(HeraldctlTest, PublishOrderFromFlagsAndFile) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   store.WaitFrame(
       [](const v1::ServerFrame& f) {
-        return f.has_pub() &&
-               f.pub().data().struct_value().fields().at("status").string_value() ==
-                   "ORDER_STATUS_READY";
+        return f.has_pub() && f.pub().data().struct_value().fields().at("status").string_value() ==
+                                  "ORDER_STATUS_READY";
       },
       "order from file");
   r = Ctl({"publish-order", "--file", path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("stale"));
 
-  r = Ctl({"publish-order", "--id", "o-8", "--version", "1", "--status", "teleported",
-           "--store", "1"});
+  r = Ctl(
+      {"publish-order", "--id", "o-8", "--version", "1", "--status", "teleported", "--store", "1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown status"));
   r = Ctl({"publish-order", "--id", "o-8", "--version", "1", "--status", "created"});
@@ -155,8 +154,8 @@ TEST_F(HeraldctlTest, PublishAndStats) {
 }
 
 TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
-  CommandResult r = RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "--timeout", "2",
-                                "stats"});
+  CommandResult r =
+      RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "--timeout", "2", "stats"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, HasSubstr("cannot reach Herald at 127.0.0.1:1"));
   r = RunCommand({HeraldctlBinary(), "--help"});

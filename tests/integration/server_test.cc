@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
-#include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/ws_client.h"
 
@@ -79,8 +79,8 @@ TEST_F(ServerTest, OrderReachesExactlyTheSubscribersOfItsChannels) {
   EXPECT_EQ(resp.queued(), 4u);
 
   for (WsClient* c : {&all, &store, &customer, &order}) {
-    v1::ServerFrame pub = c->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); },
-                                       "order publication");
+    v1::ServerFrame pub =
+        c->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "order publication");
     EXPECT_EQ(pub.pub().data().struct_value().fields().at("id").string_value(), "o-1");
     EXPECT_EQ(pub.pub().data().struct_value().fields().at("status").string_value(),
               "ORDER_STATUS_ACCEPTED");
@@ -90,8 +90,8 @@ TEST_F(ServerTest, OrderReachesExactlyTheSubscribersOfItsChannels) {
   ASSERT_TRUE(Publish(*stub, "store:7", R"({"marker":true})", &marker).ok());
   ASSERT_TRUE(Publish(*stub, "news", R"({"marker":true})", &marker).ok());
   for (WsClient* c : {&other_store, &unrelated}) {
-    v1::ServerFrame first = c->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); },
-                                         "marker publication");
+    v1::ServerFrame first =
+        c->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "marker publication");
     EXPECT_TRUE(first.pub().data().struct_value().fields().contains("marker"));
     EXPECT_EQ(c->Publications().size(), 1u);
   }
@@ -340,14 +340,14 @@ TEST(ShutdownTest, SigtermClosesClientsWith1001AndExitsZero) {
 TEST(StartupTest, BusyPortAndBadConfigExitNonZeroWithOneLine) {
   HeraldProcess first;
   ASSERT_TRUE(first.ok());
-  CommandResult busy = RunCommand({HeraldBinary(), "--ws-listen", first.ws_address(),
-                                   "--grpc-listen", "127.0.0.1:0"});
+  CommandResult busy = RunCommand(
+      {HeraldBinary(), "--ws-listen", first.ws_address(), "--grpc-listen", "127.0.0.1:0"});
   EXPECT_EQ(busy.exit_code, 1);
   EXPECT_THAT(busy.err, HasSubstr("--ws-listen"));
   EXPECT_EQ(std::count(busy.err.begin(), busy.err.end(), '\n'), 1) << busy.err;
 
-  busy = RunCommand({HeraldBinary(), "--ws-listen", "127.0.0.1:0", "--grpc-listen",
-                     first.grpc_address()});
+  busy = RunCommand(
+      {HeraldBinary(), "--ws-listen", "127.0.0.1:0", "--grpc-listen", first.grpc_address()});
   EXPECT_EQ(busy.exit_code, 1);
   EXPECT_THAT(busy.err, HasSubstr("--grpc-listen"));
 

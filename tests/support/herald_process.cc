@@ -88,8 +88,15 @@ std::string HeraldBinary() { return HERALD_BIN; }
 std::string HeraldctlBinary() { return HERALDCTL_BIN; }
 
 HeraldProcess::HeraldProcess(std::vector<std::string> args) {
-  std::vector<std::string> argv = {HeraldBinary(), "--ws-listen", "127.0.0.1:0", "--grpc-listen",
-                                   "127.0.0.1:0", "--threads", "2", "--drain-timeout", "5"};
+  std::vector<std::string> argv = {HeraldBinary(),
+                                   "--ws-listen",
+                                   "127.0.0.1:0",
+                                   "--grpc-listen",
+                                   "127.0.0.1:0",
+                                   "--threads",
+                                   "2",
+                                   "--drain-timeout",
+                                   "5"};
   argv.insert(argv.end(), args.begin(), args.end());
   stderr_path_ = TempPath("herald-stderr");
   int fd = -1;

@@ -21,8 +21,8 @@ WsClient::WsClient() {
   client_.set_message_handler([this](websocketpp::connection_hdl, Client::message_ptr msg) {
     v1::ServerFrame frame;
     absl::Status st = core::FromJson(msg->get_payload(), &frame);
-    EXPECT_TRUE(st.ok()) << "server sent a frame that is not a ServerFrame: "
-                         << msg->get_payload() << ": " << st;
+    EXPECT_TRUE(st.ok()) << "server sent a frame that is not a ServerFrame: " << msg->get_payload()
+                         << ": " << st;
     absl::MutexLock lock(&mu_);
     frames_.push_back(std::move(frame));
   });
@@ -93,9 +93,9 @@ void WsClient::SendRawText(const std::string& bytes) {
   auto msg = con->get_message(frame::opcode::text, bytes.size());
   frame::masking_key_type key;
   key.i = std::random_device()();
-  msg->set_header(frame::prepare_header(
-      frame::basic_header(frame::opcode::text, bytes.size(), true, true),
-      frame::extended_header(bytes.size(), key.i)));
+  msg->set_header(
+      frame::prepare_header(frame::basic_header(frame::opcode::text, bytes.size(), true, true),
+                            frame::extended_header(bytes.size(), key.i)));
   std::string masked = bytes;
   for (size_t i = 0; i < masked.size(); ++i) masked[i] ^= key.c[i % 4];
   msg->set_payload(masked);

@@ -53,9 +53,9 @@ class WsClient {
   std::vector<v1::ServerFrame> Frames() const;
   std::vector<v1::ServerFrame> Publications() const;
   std::string connection_id() const;
-  int close_code() const;            // the code the server sent, 0 while open
+  int close_code() const;  // the code the server sent, 0 while open
   std::string close_reason() const;
-  int http_status() const;           // handshake response status
+  int http_status() const;  // handshake response status
   bool open() const;
 
  private:

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "gtest/gtest.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 #include "herald/v1/client.pb.h"
 #include "server/core/protocol.h"
 #include "server/core/session.h"

@@ -23,8 +23,7 @@ TEST(ConnectionTableTest, AddFindRemoveByIdAndUser) {
   ASSERT_TRUE(table.Add(a).ok());
   ASSERT_TRUE(table.Add(b).ok());
   ASSERT_TRUE(table.Add(c).ok());
-  EXPECT_EQ(table.Add(std::make_shared<FakeSession>("a")).code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(table.Add(std::make_shared<FakeSession>("a")).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(table.size(), 3u);
   EXPECT_EQ(table.users(), 1u);
   EXPECT_EQ(table.Find("b"), b);
