@@ -17,6 +17,7 @@
 #include "asio/io_context.hpp"
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
+#include "asio/steady_timer.hpp"
 #include "server/config.h"
 #include "server/core/hub.h"
 #include "server/core/protocol.h"
@@ -43,7 +44,7 @@ int Run(const herald::ServerConfig& config) {
 
   asio::io_context io(threads);
   ws::WsFrameFactory frames;
-  engine::MemoryEngine engine;
+  engine::MemoryEngine engine(config.limits);
   core::Hub hub(config.limits, node, &engine, &frames);
   ws::Endpoint endpoint(&hub, &io);
   if (absl::Status st = endpoint.Listen(config.ws_host, config.ws_port); !st.ok()) {
@@ -85,6 +86,18 @@ int Run(const herald::ServerConfig& config) {
     spdlog::info("signal {}: draining", signo);
     drain.Notify();
   });
+  // Drives time-based work: task ack deadlines and TTLs, held-back disconnect events, expiry of
+  // history, idempotency keys and terminal orders.
+  asio::steady_timer ticker(io);
+  std::function<void()> schedule_tick = [&] {
+    ticker.expires_after(std::chrono::milliseconds(50));
+    ticker.async_wait([&](const asio::error_code& ec) {
+      if (ec) return;
+      hub.Tick();
+      schedule_tick();
+    });
+  };
+  schedule_tick();
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
 
@@ -93,7 +106,10 @@ int Run(const herald::ServerConfig& config) {
   // calls finish, then wait (bounded) for the close handshakes.
   const absl::Duration budget = absl::Seconds(config.drain_timeout_s);
   const absl::Time deadline = absl::Now() + budget;
-  asio::post(io, [&endpoint] { endpoint.StopListening(); });
+  asio::post(io, [&endpoint, &ticker] {
+    endpoint.StopListening();
+    ticker.cancel();
+  });
   hub.CloseAll(core::kCloseGoingAway, "server shutting down");
   rpc_server.Shutdown(budget);
   while (hub.connection_count() > 0 && absl::Now() < deadline)

@@ -26,12 +26,26 @@ bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
 
 }  // namespace
 
-Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames)
+Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames, Clock clock)
     : limits_(std::move(limits)),
       node_(std::move(node)),
       engine_(engine),
       frames_(frames),
-      started_at_(absl::Now()) {}
+      clock_(std::move(clock)),
+      started_at_(clock_()),
+      tasks_(limits_, frames_, &events_),
+      idempotency_(limits_.idempotency_window) {}
+
+void Hub::EmitSessionEvent(v1::EventType type, const Session& session, const std::string& channel) {
+  if (!events_.has_watchers()) return;
+  v1::Event e;
+  e.set_type(type);
+  e.set_time_ms(absl::ToUnixMillis(clock_()));
+  e.set_connection_id(session.id());
+  e.set_user(session.meta().user);
+  e.set_channel(channel);
+  events_.Emit(std::move(e));
+}
 
 std::string Hub::NextConnectionId() {
   uint64_t n = next_connection_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -42,6 +56,23 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
   if (absl::Status st = table_.Add(std::move(session)); !st.ok()) return st;
   connections_total_.fetch_add(1, std::memory_order_relaxed);
+  if (!s.meta().user.empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
+    // The user came back within the grace period: their earlier disconnect is not news.
+    absl::MutexLock lock(&held_mu_);
+    held_disconnects_.erase(
+        std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
+                       [&](const HeldDisconnect& h) { return h.event.user() == s.meta().user; }),
+        held_disconnects_.end());
+  }
+  if (events_.has_watchers()) {
+    v1::Event e;
+    e.set_type(v1::EVENT_TYPE_CONNECT);
+    e.set_time_ms(absl::ToUnixMillis(clock_()));
+    e.set_connection_id(s.id());
+    e.set_user(s.meta().user);
+    e.set_remote_address(s.meta().remote_address);
+    events_.Emit(std::move(e));
+  }
   ServerFrame frame;
   v1::Welcome* welcome = frame.mutable_welcome();
   welcome->set_connection_id(s.id());
@@ -53,10 +84,28 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   return absl::OkStatus();
 }
 
-void Hub::Unregister(const Session& session) {
+void Hub::Unregister(const Session& session, int code, absl::string_view reason) {
   std::shared_ptr<Session> removed = table_.Remove(session.id());
   if (removed == nullptr) return;
   for (const std::string& channel : removed->MarkClosed()) index_.Remove(channel, removed.get());
+  const absl::Time now = clock_();
+  tasks_.RemoveWorker(*removed, now);
+  if (events_.has_watchers()) {
+    v1::Event e;
+    e.set_type(v1::EVENT_TYPE_DISCONNECT);
+    e.set_time_ms(absl::ToUnixMillis(now));
+    e.set_connection_id(removed->id());
+    e.set_user(removed->meta().user);
+    e.set_remote_address(removed->meta().remote_address);
+    e.set_code(static_cast<uint32_t>(code));
+    e.set_reason(std::string(reason));
+    if (!e.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
+      absl::MutexLock lock(&held_mu_);
+      held_disconnects_.push_back({std::move(e), now + limits_.disconnect_grace});
+    } else {
+      events_.Emit(std::move(e));
+    }
+  }
   SessionCounters c = removed->counters();
   closed_frames_in_.fetch_add(c.frames_in, std::memory_order_relaxed);
   closed_frames_out_.fetch_add(c.frames_out, std::memory_order_relaxed);
@@ -101,12 +150,18 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
   const uint32_t id = frame.id();
   switch (frame.kind_case()) {
     case v1::ClientFrame::kSubscribe: {
-      const std::string& channel = frame.subscribe().channel();
-      if (absl::Status st = ValidateChannel("subscribe.channel", channel, limits_); !st.ok()) {
+      const v1::ClientSubscribe& sub = frame.subscribe();
+      if (absl::Status st = ValidateChannel("subscribe.channel", sub.channel(), limits_);
+          !st.ok()) {
         ReplyError(*session, id, st);
         return;
       }
-      if (auto added = SubscribeSession(session, channel, id); !added.ok()) {
+      JoinSpec spec;
+      if (sub.has_recover()) {
+        spec.recover = StreamPosition{sub.recover().epoch(), sub.recover().offset()};
+      }
+      spec.snapshot = sub.snapshot();
+      if (auto added = SubscribeSession(session, sub.channel(), id, spec); !added.ok()) {
         ReplyError(*session, id, added.status());
       }
       return;
@@ -126,6 +181,15 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
         return;
       }
       messages_from_clients_.fetch_add(1, std::memory_order_relaxed);
+      if (events_.has_watchers()) {
+        v1::Event e;
+        e.set_type(v1::EVENT_TYPE_MESSAGE);
+        e.set_time_ms(absl::ToUnixMillis(clock_()));
+        e.set_connection_id(session->id());
+        e.set_user(session->meta().user);
+        *e.mutable_data() = frame.message().data();
+        events_.Emit(std::move(e));
+      }
       ServerFrame reply;
       reply.set_id(id);
       reply.mutable_sent();
@@ -139,6 +203,55 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
       Reply(*session, reply);
       return;
     }
+    case v1::ClientFrame::kAck:
+      HandleAck(session, id, frame.ack());
+      return;
+    case v1::ClientFrame::kNack: {
+      if (frame.nack().delivery_id().empty()) {
+        ReplyError(*session, id, absl::InvalidArgumentError("nack.delivery_id: required"));
+        return;
+      }
+      if (absl::Status st = tasks_.Nack(*session, frame.nack().delivery_id(), clock_()); !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      if (id != 0) {
+        ServerFrame reply;
+        reply.set_id(id);
+        reply.mutable_acked();
+        Reply(*session, reply);
+      }
+      return;
+    }
+    case v1::ClientFrame::kJoin:
+    case v1::ClientFrame::kLeave: {
+      const bool join = frame.has_join();
+      const std::string& queue = join ? frame.join().queue() : frame.leave().queue();
+      if (absl::Status st = ValidateChannel(join ? "join.queue" : "leave.queue", queue, limits_);
+          !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      // Reply first, so the worker knows it joined before its first task arrives.
+      ServerFrame reply;
+      reply.set_id(id);
+      if (join) {
+        reply.mutable_joined()->set_queue(queue);
+        Reply(*session, reply);
+        tasks_.Join(session, queue, clock_());
+      } else {
+        tasks_.Leave(*session, queue, clock_());
+        reply.mutable_left()->set_queue(queue);
+        Reply(*session, reply);
+      }
+      return;
+    }
+    case v1::ClientFrame::kConnect:
+    case v1::ClientFrame::kRefresh:
+      ReplyError(
+          *session, id,
+          absl::FailedPreconditionError("token authentication is not configured on this server"));
+      return;
     case v1::ClientFrame::KIND_NOT_SET:
       ReplyError(*session, id,
                  absl::InvalidArgumentError(
@@ -147,12 +260,66 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
   }
 }
 
+void Hub::HandleAck(const std::shared_ptr<Session>& session, uint32_t id,
+                    const v1::ClientAck& ack) {
+  const absl::Time now = clock_();
+  if (!ack.delivery_id().empty()) {
+    if (absl::Status st = tasks_.Ack(*session, ack.delivery_id(), now); !st.ok()) {
+      ReplyError(*session, id, st);
+      return;
+    }
+  } else {
+    if (ack.channel().empty() || ack.offset() == 0) {
+      ReplyError(*session, id,
+                 absl::InvalidArgumentError(
+                     "ack: set delivery_id (a task) or channel and offset (a publication)"));
+      return;
+    }
+    if (absl::Status st = ValidateChannel("ack.channel", ack.channel(), limits_); !st.ok()) {
+      ReplyError(*session, id, st);
+      return;
+    }
+    acks_.OnAck(*session, ack.channel(), ack.offset(), now);
+    if (events_.has_watchers()) {
+      v1::Event e;
+      e.set_type(v1::EVENT_TYPE_ACK);
+      e.set_time_ms(absl::ToUnixMillis(now));
+      e.set_connection_id(session->id());
+      e.set_user(session->meta().user);
+      e.set_channel(ack.channel());
+      e.set_offset(ack.offset());
+      events_.Emit(std::move(e));
+    }
+  }
+  if (id != 0) {
+    ServerFrame reply;
+    reply.set_id(id);
+    reply.mutable_acked();
+    Reply(*session, reply);
+  }
+}
+
+namespace {
+void AddPublications(const std::string& channel, const std::vector<StoredPublication>& from,
+                     google::protobuf::RepeatedPtrField<v1::Publication>* to) {
+  for (const StoredPublication& p : from) {
+    v1::Publication* out = to->Add();
+    out->set_channel(channel);
+    out->set_offset(p.offset);
+    // Stored data was produced by our own encoder, so it parses.
+    FromJson(*p.data_json, out->mutable_data()).IgnoreError();
+  }
+}
+}  // namespace
+
 absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& session,
-                                           const std::string& channel, uint32_t reply_id) {
+                                           const std::string& channel, uint32_t reply_id,
+                                           const JoinSpec& spec) {
   Session::AddResult result = Session::AddResult::kClosed;
-  // Under the engine's channel lock: the `subscribed` reply (with the stream position) is queued
-  // before any publication that follows it.
-  engine_->Join(channel, [&](const StreamPosition& pos) {
+  // Under the engine's channel lock: the `subscribed` reply (with the stream position, the
+  // recovered publications and the snapshot) is queued before any publication that follows it,
+  // so there is neither a gap nor a duplicate at the seam.
+  engine_->Join(channel, spec, [&](const JoinResult& joined) {
     result = session->AddSubscription(channel, limits_.max_subscriptions_per_connection,
                                       [&] { index_.Add(channel, session); });
     if (result != Session::AddResult::kAdded && result != Session::AddResult::kAlreadySubscribed) {
@@ -162,12 +329,18 @@ absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& sessi
     reply.set_id(reply_id);
     v1::Subscribed* sub = reply.mutable_subscribed();
     sub->set_channel(channel);
-    sub->set_epoch(pos.epoch);
-    sub->set_offset(pos.offset);
+    sub->set_epoch(joined.position.epoch);
+    sub->set_offset(joined.position.offset);
+    if (spec.recover.has_value()) {
+      sub->set_recovered(joined.recovered);
+      AddPublications(channel, joined.missed, sub->mutable_publications());
+    }
+    AddPublications(channel, joined.snapshot, sub->mutable_snapshot());
     Reply(*session, reply);
   });
   switch (result) {
     case Session::AddResult::kAdded:
+      EmitSessionEvent(v1::EVENT_TYPE_SUBSCRIBE, *session, channel);
       return true;
     case Session::AddResult::kAlreadySubscribed:
       return false;
@@ -193,19 +366,26 @@ bool Hub::UnsubscribeSession(const std::shared_ptr<Session>& session, const std:
     reply.mutable_unsubscribed()->set_channel(channel);
     Reply(*session, reply);
   }
+  if (removed) EmitSessionEvent(v1::EVENT_TYPE_UNSUBSCRIBE, *session, channel);
   return removed;
 }
 
 absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
-                                                     absl::string_view data_json) {
+                                                     std::shared_ptr<const std::string> data_json,
+                                                     const PublishOptions& options) {
   v1::ChannelDelivery delivery;
   delivery.set_channel(channel);
+  PublishSpec spec{data_json, options.key, options.key_final};
   absl::StatusOr<StreamPosition> pos =
-      engine_->Publish(channel, [&](const StreamPosition& position) {
+      engine_->Publish(channel, spec, [&](const StreamPosition& position) {
+        if (options.waiter_ref != nullptr) {
+          acks_.AddTarget(options.waiter_ref, channel, position.offset);
+        }
         Subscribers subscribers = index_.Snapshot(channel);
         if (subscribers->empty()) return;
         // Encoded and framed once; the same frame object is queued on every subscriber.
-        OutFramePtr frame = frames_->Make(EncodePublication(channel, position.offset, data_json));
+        OutFramePtr frame = frames_->Make(
+            EncodePublication(channel, position.offset, *data_json, options.ack_requested));
         uint32_t queued = 0;
         for (const std::shared_ptr<Session>& s : *subscribers) queued += s->Send(frame) ? 1 : 0;
         delivery.set_queued(queued);
@@ -216,6 +396,16 @@ absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
   publications_.fetch_add(1, std::memory_order_relaxed);
   deliveries_.fetch_add(delivery.queued(), std::memory_order_relaxed);
   return delivery;
+}
+
+absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> Hub::StartAckWait(const v1::AckRequest& ack,
+                                                                      bool has_ack) {
+  if (!has_ack || ack.wait_ms() == 0) return nullptr;
+  if (absl::Milliseconds(ack.wait_ms()) > limits_.max_ack_wait) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ack.wait_ms: at most ", absl::ToInt64Milliseconds(limits_.max_ack_wait)));
+  }
+  return acks_.Start(ack.user(), clock_());
 }
 
 absl::StatusOr<std::string> Hub::DataJson(bool has_data,
@@ -236,17 +426,25 @@ absl::StatusOr<v1::PublishOrderResponse> Hub::PublishOrder(const v1::PublishOrde
   if (!req.has_order()) return absl::InvalidArgumentError("order: required");
   const v1::Order& order = req.order();
   if (absl::Status st = ValidateOrder("order", order, limits_); !st.ok()) return st;
-  std::string json;
-  if (absl::Status st = ToJson(order, &json); !st.ok()) return st;
-  if (json.size() > limits_.max_publication_bytes) {
+  auto json = std::make_shared<std::string>();
+  if (absl::Status st = ToJson(order, json.get()); !st.ok()) return st;
+  if (json->size() > limits_.max_publication_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("order: larger than ", limits_.max_publication_bytes, " bytes"));
   }
+  auto waiter = StartAckWait(req.ack(), req.has_ack());
+  if (!waiter.ok()) return waiter.status();
+  PublishOptions options;
+  options.ack_requested = req.has_ack();
+  options.waiter_ref = *waiter;
+  options.key = order.id();
+  options.key_final = IsTerminal(order.status());
   v1::PublishOrderResponse resp;
   absl::Status publish_status;
-  OrderBook::Decision decision = orders_.Apply(order, [&] {
+  std::shared_ptr<const std::string> data = std::move(json);
+  OrderBook::Decision decision = orders_.Apply(order, clock_(), [&] {
     for (const std::string& channel : OrderChannels(order)) {
-      absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, json);
+      absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, data, options);
       if (!d.ok()) {
         publish_status = d.status();
         return;
@@ -255,6 +453,12 @@ absl::StatusOr<v1::PublishOrderResponse> Hub::PublishOrder(const v1::PublishOrde
       *resp.add_deliveries() = *std::move(d);
     }
   });
+  if (*waiter != nullptr) {
+    if (decision.applied && publish_status.ok()) {
+      *resp.mutable_ack() = (*waiter)->Wait(absl::Milliseconds(req.ack().wait_ms()));
+    }
+    acks_.Finish(*waiter);
+  }
   if (!publish_status.ok()) return publish_status;
   resp.set_applied(decision.applied);
   resp.set_stale(!decision.applied);
@@ -267,10 +471,37 @@ absl::StatusOr<v1::PublishResponse> Hub::Publish(const v1::PublishRequest& req) 
   if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
   absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
   if (!json.ok()) return json.status();
-  absl::StatusOr<v1::ChannelDelivery> d = PublishJson(req.channel(), *json);
-  if (!d.ok()) return d.status();
+  if (req.idempotency_key().size() > 256) {
+    return absl::InvalidArgumentError("idempotency_key: longer than 256 bytes");
+  }
+  auto waiter = StartAckWait(req.ack(), req.has_ack());
+  if (!waiter.ok()) return waiter.status();
+  PublishOptions options;
+  options.ack_requested = req.has_ack();
+  options.waiter_ref = *waiter;
+  auto data = std::make_shared<const std::string>(*std::move(json));
+  auto publish = [&] { return PublishJson(req.channel(), data, options); };
   v1::PublishResponse resp;
-  *resp.mutable_delivery() = *std::move(d);
+  absl::Status status;
+  if (req.idempotency_key().empty()) {
+    absl::StatusOr<v1::ChannelDelivery> d = publish();
+    if (d.ok()) *resp.mutable_delivery() = *std::move(d);
+    status = d.status();
+  } else {
+    auto r = idempotency_.Run(req.channel(), req.idempotency_key(), clock_(), publish);
+    if (r.ok()) {
+      *resp.mutable_delivery() = std::move(r->delivery);
+      resp.set_duplicate(r->duplicate);
+    }
+    status = r.status();
+  }
+  if (*waiter != nullptr) {
+    if (status.ok() && !resp.duplicate()) {
+      *resp.mutable_ack() = (*waiter)->Wait(absl::Milliseconds(req.ack().wait_ms()));
+    }
+    acks_.Finish(*waiter);
+  }
+  if (!status.ok()) return status;
   return resp;
 }
 
@@ -290,8 +521,9 @@ absl::StatusOr<v1::BroadcastResponse> Hub::Broadcast(const v1::BroadcastRequest&
   absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
   if (!json.ok()) return json.status();
   v1::BroadcastResponse resp;
+  auto data = std::make_shared<const std::string>(*std::move(json));
   for (const std::string& channel : req.channels()) {
-    absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, *json);
+    absl::StatusOr<v1::ChannelDelivery> d = PublishJson(channel, data, PublishOptions());
     if (!d.ok()) return d.status();
     resp.set_queued(resp.queued() + d->queued());
     *resp.add_deliveries() = *std::move(d);
@@ -486,6 +718,81 @@ absl::StatusOr<v1::StatsResponse> Hub::Stats(const v1::StatsRequest&) const {
   resp.set_slow_consumer_closes(slow_consumer_closes_.load(std::memory_order_relaxed));
   resp.set_messages_from_clients(messages_from_clients_.load(std::memory_order_relaxed));
   return resp;
+}
+
+absl::StatusOr<v1::HistoryResponse> Hub::History(const v1::HistoryRequest& req) {
+  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  if (req.limit() > 1000) return absl::InvalidArgumentError("limit: at most 1000");
+  HistoryResult h = engine_->History(req.channel(), req.since_offset(),
+                                     req.limit() == 0 ? 100 : req.limit(), req.reverse());
+  v1::HistoryResponse resp;
+  resp.set_epoch(h.position.epoch);
+  resp.set_offset(h.position.offset);
+  for (const StoredPublication& p : h.publications) {
+    v1::HistoryEntry* out = resp.add_publications();
+    out->set_channel(req.channel());
+    out->set_offset(p.offset);
+    out->set_published_at_ms(absl::ToUnixMillis(p.published_at));
+    FromJson(*p.data_json, out->mutable_data()).IgnoreError();
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::DispatchTaskResponse> Hub::DispatchTask(const v1::DispatchTaskRequest& req) {
+  if (absl::Status st = ValidateChannel("queue", req.queue(), limits_); !st.ok()) return st;
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) return json.status();
+  const absl::Duration deadline = req.ack_deadline_ms() == 0
+                                      ? limits_.task_ack_deadline
+                                      : absl::Milliseconds(req.ack_deadline_ms());
+  const absl::Duration ttl =
+      req.ttl_ms() == 0 ? limits_.task_ttl : absl::Milliseconds(req.ttl_ms());
+  if (deadline < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("ack_deadline_ms: at least 100");
+  }
+  return tasks_.Dispatch(req.queue(), std::make_shared<const std::string>(*std::move(json)),
+                         deadline, ttl, clock_());
+}
+
+absl::StatusOr<v1::ListQueuesResponse> Hub::ListQueues(const v1::ListQueuesRequest&) const {
+  return tasks_.List();
+}
+
+absl::StatusOr<std::shared_ptr<EventWatcher>> Hub::Watch(const v1::WatchEventsRequest& req,
+                                                         std::function<void()> on_ready) {
+  EventWatcher::Filter filter;
+  for (int i = 0; i < req.types_size(); ++i) {
+    if (req.types(i) == v1::EVENT_TYPE_UNSPECIFIED || !v1::EventType_IsValid(req.types(i))) {
+      return absl::InvalidArgumentError(absl::StrCat("types[", i, "]: unknown event type"));
+    }
+    filter.types.insert(req.types(i));
+  }
+  if (!req.channel().empty()) {
+    if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+  }
+  filter.channel = req.channel();
+  filter.user = req.user();
+  if (req.buffer() > 1000000) return absl::InvalidArgumentError("buffer: at most 1000000");
+  const size_t capacity = req.buffer() == 0 ? limits_.watcher_buffer : req.buffer();
+  return events_.Watch(std::move(filter), capacity, std::move(on_ready));
+}
+
+void Hub::Tick() {
+  const absl::Time now = clock_();
+  tasks_.Tick(now);
+  idempotency_.Sweep(now);
+  orders_.Sweep(now, limits_.order_retention);
+  engine_->Sweep(now,
+                 [&](absl::string_view channel) { return index_.SubscriberCount(channel) > 0; });
+  std::vector<v1::Event> due;
+  {
+    absl::MutexLock lock(&held_mu_);
+    auto it = std::partition(held_disconnects_.begin(), held_disconnects_.end(),
+                             [&](const HeldDisconnect& h) { return h.due > now; });
+    for (auto d = it; d != held_disconnects_.end(); ++d) due.push_back(std::move(d->event));
+    held_disconnects_.erase(it, held_disconnects_.end());
+  }
+  for (v1::Event& e : due) events_.Emit(std::move(e));
 }
 
 void Hub::CloseAll(int code, absl::string_view reason) {

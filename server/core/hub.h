@@ -3,32 +3,43 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
 #include "herald/v1/client.pb.h"
+#include "server/core/acks.h"
 #include "server/core/channel_index.h"
 #include "server/core/connection_table.h"
 #include "server/core/engine.h"
+#include "server/core/events.h"
+#include "server/core/idempotency.h"
 #include "server/core/limits.h"
 #include "server/core/order_book.h"
 #include "server/core/session.h"
+#include "server/core/tasks.h"
 
 namespace herald::core {
 
 // The broker's domain logic, shared by the WebSocket edge (client frames) and the control API
 // (one method per Broker RPC, taking and returning the proto messages of broker.proto). Owns the
-// connection table, the channel index and the order book; borrows the engine and the frame
-// factory, which must outlive it. Every method is thread-safe and never performs network I/O
-// while holding a lock: sends only queue frames on sessions.
+// connection table, channel index, order book, task queues, event bus, idempotency cache and
+// ack waiters; borrows the engine and the frame factory, which must outlive it. Every method is
+// thread-safe and never performs network I/O while holding a lock: sends only queue frames on
+// sessions. Time-driven work (ack deadlines, TTLs, grace periods) happens in Tick().
 class Hub {
  public:
-  Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames);
+  using Clock = std::function<absl::Time()>;
+  Hub(
+      Limits limits, std::string node, Engine* engine, const FrameFactory* frames,
+      Clock clock = [] { return absl::Now(); });
 
   const Limits& limits() const { return limits_; }
   const std::string& node() const { return node_; }
@@ -38,8 +49,9 @@ class Hub {
   std::string NextConnectionId();
   // Adds an open session to the table and sends it `welcome`.
   absl::Status Register(std::shared_ptr<Session> session);
-  // Removes a closed session from the table and every channel.
-  void Unregister(const Session& session);
+  // Removes a closed session from the table, every channel and every task queue; `code` and
+  // `reason` describe how it closed (for the DISCONNECT event).
+  void Unregister(const Session& session, int code = 1006, absl::string_view reason = "");
   // Handles one text frame from a client; replies go back on the session.
   void OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text);
 
@@ -56,6 +68,17 @@ class Hub {
   absl::StatusOr<v1::SubscribeResponse> Subscribe(const v1::SubscribeRequest& req);
   absl::StatusOr<v1::UnsubscribeResponse> Unsubscribe(const v1::UnsubscribeRequest& req);
   absl::StatusOr<v1::StatsResponse> Stats(const v1::StatsRequest& req) const;
+  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& req);
+  absl::StatusOr<v1::DispatchTaskResponse> DispatchTask(const v1::DispatchTaskRequest& req);
+  absl::StatusOr<v1::ListQueuesResponse> ListQueues(const v1::ListQueuesRequest& req) const;
+  // Attaches a WatchEvents watcher (validated request); detach with Unwatch().
+  absl::StatusOr<std::shared_ptr<EventWatcher>> Watch(const v1::WatchEventsRequest& req,
+                                                      std::function<void()> on_ready);
+  void Unwatch(const EventWatcher* watcher) { events_.Unwatch(watcher); }
+
+  // Periodic work: task deadlines and TTLs, held-back DISCONNECT events, expiry of history,
+  // idempotency keys and terminal orders. Call every few tens of milliseconds.
+  void Tick();
 
   // Closes every session with `code` and `reason` (shutdown drain).
   void CloseAll(int code, absl::string_view reason);
@@ -64,15 +87,31 @@ class Hub {
   void CountSlowConsumerClose() { slow_consumer_closes_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
-  // Subscribes `session` to a validated channel; replies `subscribed` with `reply_id` (0 for a
-  // server-side subscribe, which pushes the frame without id). False when already subscribed.
+  // Subscribes `session` to a validated channel; replies `subscribed` (with recovery/snapshot
+  // when asked) with `reply_id` (0 for a server-side subscribe, which pushes the frame without
+  // id). False when already subscribed.
   absl::StatusOr<bool> SubscribeSession(const std::shared_ptr<Session>& session,
-                                        const std::string& channel, uint32_t reply_id);
+                                        const std::string& channel, uint32_t reply_id,
+                                        const JoinSpec& spec = {});
   bool UnsubscribeSession(const std::shared_ptr<Session>& session, const std::string& channel,
                           uint32_t reply_id);
+  // How to publish: ack request, ack waiter, snapshot key.
+  struct PublishOptions {
+    bool ack_requested = false;
+    AckWaiters::Waiter* waiter = nullptr;
+    std::shared_ptr<AckWaiters::Waiter> waiter_ref;
+    std::string key;
+    bool key_final = false;
+  };
   // Publishes already-encoded JSON data to a validated channel.
   absl::StatusOr<v1::ChannelDelivery> PublishJson(const std::string& channel,
-                                                  absl::string_view data_json);
+                                                  std::shared_ptr<const std::string> data_json,
+                                                  const PublishOptions& options);
+  // Starts an ack wait for a publish request (nullptr when it did not ask to wait).
+  absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> StartAckWait(const v1::AckRequest& ack,
+                                                                   bool has_ack);
+  void HandleAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
+  void EmitSessionEvent(v1::EventType type, const Session& session, const std::string& channel);
   // Sessions named by a request's connection_id / user target.
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
                                                                 absl::string_view user,
@@ -86,11 +125,24 @@ class Hub {
   const std::string node_;
   Engine* const engine_;
   const FrameFactory* const frames_;
+  const Clock clock_;
   const absl::Time started_at_;
 
   ConnectionTable table_;
   ChannelIndex index_;
   OrderBook orders_;
+  EventBus events_;
+  TaskDispatcher tasks_;
+  IdempotencyCache idempotency_;
+  AckWaiters acks_;
+
+  // DISCONNECT events held back for Limits::disconnect_grace, by user.
+  struct HeldDisconnect {
+    v1::Event event;
+    absl::Time due;
+  };
+  absl::Mutex held_mu_;
+  std::vector<HeldDisconnect> held_disconnects_ ABSL_GUARDED_BY(held_mu_);
 
   std::atomic<uint64_t> next_connection_{0};
   std::atomic<uint64_t> connections_total_{0};

@@ -4,13 +4,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "absl/time/time.h"
 
 namespace herald::core {
 
 // Every limit and tunable of the broker, in one place (like uWebSockets' behaviour struct).
 // The defaults are the documented defaults of `herald` (README "Configuration"); main.cc fills
 // this from flags, environment and the config file. Plain value type.
+// How much of a channel's stream is kept for recovery and History: the newest `size`
+// publications, each for at most `ttl`.
+struct HistoryPolicy {
+  size_t size = 100;
+  absl::Duration ttl = absl::Minutes(5);
+};
+
 struct Limits {
   // Largest WebSocket message a client may send; larger ones close the connection with 1009.
   size_t max_frame_bytes = 64 * 1024;
@@ -34,7 +44,35 @@ struct Limits {
   size_t max_broadcast_channels = 1000;
   // Largest publication data (encoded JSON) accepted through the control API.
   size_t max_publication_bytes = 1024 * 1024;
+
+  // History of every channel, unless a prefix rule below matches (longest prefix wins).
+  HistoryPolicy history;
+  std::vector<std::pair<std::string, HistoryPolicy>> history_by_prefix;
+  // A Publish repeated with the same idempotency key within this window is not published again.
+  absl::Duration idempotency_window = absl::Minutes(5);
+  // Orders in a terminal status (delivered, cancelled, rejected) stay in snapshots and in the
+  // stale-version book for this long.
+  absl::Duration order_retention = absl::Minutes(10);
+  // A user's DISCONNECT event is held back this long and dropped if the user reconnects in time.
+  absl::Duration disconnect_grace = absl::ZeroDuration();
+  // Longest AckRequest.wait_ms.
+  absl::Duration max_ack_wait = absl::Seconds(30);
+  // Tasks waiting for a worker, per queue; more are refused with RESOURCE_EXHAUSTED.
+  size_t max_queue_depth = 10000;
+  // Tasks one worker holds at once; further tasks wait for an ack.
+  size_t max_tasks_per_worker = 16;
+  // Default ack deadline and time-to-live of a task.
+  absl::Duration task_ack_deadline = absl::Seconds(30);
+  absl::Duration task_ttl = absl::Minutes(10);
+  // Events buffered per WatchEvents watcher (default; the request may ask for another size).
+  size_t watcher_buffer = 10000;
+  // Send-buffer bytes past which a connection is "behind": queued order updates for the same
+  // order are then conflated to the latest version instead of all being sent.
+  size_t soft_send_buffer_bytes = 1024 * 1024;
 };
+
+// The history policy that applies to `channel`.
+const HistoryPolicy& HistoryFor(const Limits& limits, const std::string& channel);
 
 }  // namespace herald::core
 

@@ -8,15 +8,16 @@ OrderBook::Shard& OrderBook::ShardFor(const std::string& id) const {
   return shards_[absl::HashOf(id) % kShards];
 }
 
-OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order,
+OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order, absl::Time now,
                                      absl::FunctionRef<void()> deliver) {
   Shard& shard = ShardFor(order.id());
   absl::MutexLock lock(&shard.mu);
   auto it = shard.orders.find(order.id());
-  if (it != shard.orders.end() && order.version() <= it->second.version()) {
-    return Decision{false, it->second.version()};
+  if (it != shard.orders.end() && order.version() <= it->second.version) {
+    return Decision{false, it->second.version};
   }
-  shard.orders[order.id()] = order;
+  shard.orders[order.id()] =
+      Entry{order.version(), IsTerminal(order.status()) ? now : absl::InfiniteFuture()};
   deliver();
   return Decision{true, order.version()};
 }
@@ -25,7 +26,15 @@ uint64_t OrderBook::LatestVersion(const std::string& order_id) const {
   Shard& shard = ShardFor(order_id);
   absl::MutexLock lock(&shard.mu);
   auto it = shard.orders.find(order_id);
-  return it == shard.orders.end() ? 0 : it->second.version();
+  return it == shard.orders.end() ? 0 : it->second.version;
+}
+
+void OrderBook::Sweep(absl::Time now, absl::Duration retention) {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    absl::erase_if(shard.orders,
+                   [&](const auto& kv) { return kv.second.terminal_since + retention <= now; });
+  }
 }
 
 size_t OrderBook::size() const {

@@ -10,13 +10,15 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "herald/v1/order.pb.h"
 
 namespace herald::core {
 
-// The latest version of every order Herald has routed. Thread-safe, sharded by order id.
-// Apply() runs the delivery while holding the order's shard lock, so two versions of one order
-// can never reach a socket out of order.
+// The latest version of every order Herald has routed (terminal orders are forgotten after
+// Limits::order_retention). Thread-safe, sharded by order id. Apply() runs the delivery while
+// holding the order's shard lock, so two versions of one order can never reach a socket out of
+// order.
 class OrderBook {
  public:
   static constexpr size_t kShards = 64;
@@ -28,14 +30,20 @@ class OrderBook {
 
   // Keeps `order` and runs `deliver` when its version is greater than the latest one known;
   // otherwise leaves everything as it was.
-  Decision Apply(const herald::v1::Order& order, absl::FunctionRef<void()> deliver);
+  Decision Apply(const herald::v1::Order& order, absl::Time now, absl::FunctionRef<void()> deliver);
   uint64_t LatestVersion(const std::string& order_id) const;  // 0 when unknown
   size_t size() const;
+  // Forgets orders that reached a terminal status more than `retention` before `now`.
+  void Sweep(absl::Time now, absl::Duration retention);
 
  private:
+  struct Entry {
+    uint64_t version = 0;
+    absl::Time terminal_since = absl::InfiniteFuture();
+  };
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<std::string, herald::v1::Order> orders ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(const std::string& id) const;
   mutable std::array<Shard, kShards> shards_;

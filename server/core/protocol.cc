@@ -6,9 +6,9 @@
 namespace herald::core {
 
 std::string EncodePublication(absl::string_view channel, uint64_t offset,
-                              absl::string_view data_json) {
+                              absl::string_view data_json, bool ack_requested) {
   return absl::StrCat(R"({"pub":{"channel":")", channel, R"(","offset":")", offset, R"(","data":)",
-                      data_json, "}}");
+                      data_json, ack_requested ? R"(,"ackRequested":true}})" : "}}");
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -26,7 +26,7 @@ inline constexpr int kCloseSlowConsumer = 4008;  // send buffer over max_send_bu
 
 // `channel` must have passed ValidateChannel (it needs no JSON escaping).
 std::string EncodePublication(absl::string_view channel, uint64_t offset,
-                              absl::string_view data_json);
+                              absl::string_view data_json, bool ack_requested = false);
 std::string EncodePush(absl::string_view data_json);
 std::string EncodeFrame(const herald::v1::ServerFrame& frame);
 std::string EncodeError(uint32_t id, const absl::Status& status);

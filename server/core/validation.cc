@@ -89,3 +89,19 @@ std::vector<std::string> OrderChannels(const herald::v1::Order& order) {
 }
 
 }  // namespace herald::core
+
+namespace herald::core {
+
+const HistoryPolicy& HistoryFor(const Limits& limits, const std::string& channel) {
+  const HistoryPolicy* best = &limits.history;
+  size_t best_len = 0;
+  for (const auto& [prefix, policy] : limits.history_by_prefix) {
+    if (prefix.size() >= best_len && absl::StartsWith(channel, prefix)) {
+      best = &policy;
+      best_len = prefix.size();
+    }
+  }
+  return *best;
+}
+
+}  // namespace herald::core

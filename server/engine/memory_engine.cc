@@ -1,43 +1,153 @@
 #include "server/engine/memory_engine.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 
 namespace herald::engine {
 
-MemoryEngine::MemoryEngine()
-    : epoch_prefix_(
+MemoryEngine::MemoryEngine(core::Limits limits, Clock clock)
+    : limits_(std::move(limits)),
+      clock_(std::move(clock)),
+      epoch_prefix_(
           absl::StrCat(absl::Hex(absl::Uniform<uint32_t>(absl::BitGen()), absl::kZeroPad8))) {}
 
-MemoryEngine::ChannelState& MemoryEngine::StateFor(absl::string_view channel) {
+std::shared_ptr<MemoryEngine::ChannelState> MemoryEngine::StateFor(absl::string_view channel) {
   Shard& shard = shards_[absl::HashOf(channel) % kShards];
   absl::MutexLock lock(&shard.mu);
   auto& state = shard.channels[channel];
   if (state == nullptr) {
-    state = std::make_unique<ChannelState>();
-    state->epoch = epoch_prefix_;
+    state = std::make_shared<ChannelState>();
+    // A channel forgotten by Sweep() and created again gets a new epoch: clients recovering
+    // with the old one learn that their offsets no longer apply.
+    state->epoch = absl::StrCat(epoch_prefix_, absl::Hex(generation_.fetch_add(1)));
+    state->policy = core::HistoryFor(limits_, std::string(channel));
+    absl::MutexLock state_lock(&state->mu);
+    state->last_used = clock_();
   }
-  // States are never erased, so the reference outlives the shard lock.
-  return *state;
+  return state;
+}
+
+void MemoryEngine::Prune(ChannelState& state, absl::Time now) {
+  while (!state.history.empty() && (state.history.size() > state.policy.size ||
+                                    state.history.front().published_at + state.policy.ttl <= now)) {
+    state.history.pop_front();
+  }
+  for (auto it = state.keyed.begin(); it != state.keyed.end();) {
+    if (it->second.expires_at <= now) {
+      state.keyed.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 absl::StatusOr<core::StreamPosition> MemoryEngine::Publish(
-    absl::string_view channel, absl::FunctionRef<void(const core::StreamPosition&)> deliver) {
-  ChannelState& state = StateFor(channel);
-  absl::MutexLock lock(&state.mu);
-  core::StreamPosition pos{state.epoch, ++state.offset};
+    absl::string_view channel, const core::PublishSpec& spec,
+    absl::FunctionRef<void(const core::StreamPosition&)> deliver) {
+  std::shared_ptr<ChannelState> state = StateFor(channel);
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&state->mu);
+  core::StreamPosition pos{state->epoch, ++state->offset};
+  core::StoredPublication stored{pos.offset, spec.data_json, now};
+  state->last_used = now;
+  if (state->policy.size > 0) state->history.push_back(stored);
+  if (!spec.key.empty()) {
+    Keyed& keyed = state->keyed[spec.key];
+    keyed.publication = stored;
+    keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
+  }
+  Prune(*state, now);
   deliver(pos);
   return pos;
 }
 
-core::StreamPosition MemoryEngine::Join(absl::string_view channel,
-                                        absl::FunctionRef<void(const core::StreamPosition&)> join) {
-  ChannelState& state = StateFor(channel);
-  absl::MutexLock lock(&state.mu);
-  core::StreamPosition pos{state.epoch, state.offset};
-  join(pos);
-  return pos;
+void MemoryEngine::Join(absl::string_view channel, const core::JoinSpec& spec,
+                        absl::FunctionRef<void(const core::JoinResult&)> join) {
+  std::shared_ptr<ChannelState> state = StateFor(channel);
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&state->mu);
+  state->last_used = now;
+  Prune(*state, now);
+  core::JoinResult result;
+  result.position = {state->epoch, state->offset};
+  if (spec.recover.has_value()) {
+    const core::StreamPosition& since = *spec.recover;
+    if (since.epoch == state->epoch && since.offset <= state->offset) {
+      // Every offset in (since.offset, state->offset] must still be retained.
+      const bool complete =
+          since.offset == state->offset ||
+          (!state->history.empty() && state->history.front().offset <= since.offset + 1);
+      if (complete) {
+        result.recovered = true;
+        for (const core::StoredPublication& p : state->history) {
+          if (p.offset > since.offset) result.missed.push_back(p);
+        }
+      }
+    }
+  }
+  if (spec.snapshot) {
+    for (const auto& [key, keyed] : state->keyed) result.snapshot.push_back(keyed.publication);
+    std::sort(result.snapshot.begin(), result.snapshot.end(),
+              [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  }
+  join(result);
+}
+
+core::HistoryResult MemoryEngine::History(absl::string_view channel, uint64_t since_offset,
+                                          size_t limit, bool reverse) {
+  std::shared_ptr<ChannelState> state = StateFor(channel);
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&state->mu);
+  Prune(*state, now);
+  core::HistoryResult result;
+  result.position = {state->epoch, state->offset};
+  if (reverse) {
+    for (auto it = state->history.rbegin();
+         it != state->history.rend() && result.publications.size() < limit; ++it) {
+      if (it->offset > since_offset) result.publications.push_back(*it);
+    }
+  } else {
+    for (const core::StoredPublication& p : state->history) {
+      if (result.publications.size() >= limit) break;
+      if (p.offset > since_offset) result.publications.push_back(p);
+    }
+  }
+  return result;
+}
+
+void MemoryEngine::Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_view)> in_use) {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.channels.begin(); it != shard.channels.end();) {
+      ChannelState& state = *it->second;
+      bool forget = false;
+      {
+        absl::MutexLock state_lock(&state.mu);
+        Prune(state, now);
+        // Nothing left to recover or snapshot, and nobody used it for a full TTL.
+        forget = state.history.empty() && state.keyed.empty() &&
+                 state.last_used + state.policy.ttl <= now && !in_use(it->first);
+      }
+      if (forget) {
+        shard.channels.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+size_t MemoryEngine::channel_count() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.channels.size();
+  }
+  return n;
 }
 
 }  // namespace herald::engine

@@ -2,6 +2,9 @@
 #define HERALD_SERVER_ENGINE_MEMORY_ENGINE_H_
 
 #include <array>
+#include <atomic>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,37 +12,59 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/engine.h"
+#include "server/core/limits.h"
 
 namespace herald::engine {
 
-// Single-node engine: keeps each channel's epoch and offset in memory. Owns the per-channel
-// sequencing mutex that orders publications; thread-safe.
+// Single-node engine: keeps each channel's epoch, offset, bounded history (size and TTL from
+// Limits::history / history_by_prefix) and latest publication per key, in memory. Owns the
+// per-channel mutex that orders publications. Thread-safe.
 class MemoryEngine : public core::Engine {
  public:
-  MemoryEngine();
+  using Clock = std::function<absl::Time()>;
+  explicit MemoryEngine(
+      core::Limits limits, Clock clock = [] { return absl::Now(); });
 
   absl::StatusOr<core::StreamPosition> Publish(
-      absl::string_view channel,
+      absl::string_view channel, const core::PublishSpec& spec,
       absl::FunctionRef<void(const core::StreamPosition&)> deliver) override;
-  core::StreamPosition Join(absl::string_view channel,
-                            absl::FunctionRef<void(const core::StreamPosition&)> join) override;
+  void Join(absl::string_view channel, const core::JoinSpec& spec,
+            absl::FunctionRef<void(const core::JoinResult&)> join) override;
+  core::HistoryResult History(absl::string_view channel, uint64_t since_offset, size_t limit,
+                              bool reverse) override;
+  void Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_view)> in_use) override;
+
+  size_t channel_count() const;
 
  private:
+  struct Keyed {
+    core::StoredPublication publication;
+    absl::Time expires_at = absl::InfiniteFuture();
+  };
   struct ChannelState {
     absl::Mutex mu;
     std::string epoch;
+    core::HistoryPolicy policy;
     uint64_t offset ABSL_GUARDED_BY(mu) = 0;
+    std::deque<core::StoredPublication> history ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, Keyed> keyed ABSL_GUARDED_BY(mu);
+    absl::Time last_used ABSL_GUARDED_BY(mu);
   };
   struct Shard {
     absl::Mutex mu;
-    absl::flat_hash_map<std::string, std::unique_ptr<ChannelState>> channels ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, std::shared_ptr<ChannelState>> channels ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;
 
-  ChannelState& StateFor(absl::string_view channel);
+  std::shared_ptr<ChannelState> StateFor(absl::string_view channel);
+  // Drops history entries past the policy's size or TTL, and expired keys.
+  void Prune(ChannelState& state, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
 
+  const core::Limits limits_;
+  const Clock clock_;
   const std::string epoch_prefix_;
-  std::array<Shard, kShards> shards_;
+  std::atomic<uint64_t> generation_{0};
+  mutable std::array<Shard, kShards> shards_;
 };
 
 }  // namespace herald::engine

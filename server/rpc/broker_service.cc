@@ -6,6 +6,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/rpc/methods.h"
 
@@ -20,20 +21,137 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 BrokerService::BrokerService(core::Hub* hub, std::string api_key)
     : hub_(hub), api_key_(std::move(api_key)) {}
 
-grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx,
-                                                const char* method,
-                                                const google::protobuf::Message& request,
-                                                google::protobuf::Message* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+absl::Status BrokerService::Authorize(grpc::CallbackServerContext* ctx) const {
   absl::string_view authorization;
   const auto& metadata = ctx->client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     authorization = absl::string_view(it->second.data(), it->second.size());
   }
-  absl::Status status = CheckApiKey(authorization, api_key_);
+  return CheckApiKey(authorization, api_key_);
+}
+
+grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx,
+                                                const char* method,
+                                                const google::protobuf::Message& request,
+                                                google::protobuf::Message* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status status = Authorize(ctx);
   if (status.ok()) status = FindUnaryMethod(method)->call(*hub_, request, response);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+namespace {
+
+// Streams one watcher's events to a WatchEvents caller, one write at a time; deletes itself
+// when the call is done. The hub calls `on_ready` from any thread, possibly after the call has
+// ended, so the write state lives in a shared State (under its mutex, with `self` cleared in
+// OnDone); StartWrite is called under that mutex, which only queues the write.
+class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
+ public:
+  EventStream(core::Hub* hub, const v1::WatchEventsRequest& request)
+      : hub_(hub), state_(std::make_shared<State>()) {
+    state_->self = this;
+    auto watcher = hub_->Watch(request, [state = state_] { Pump(*state); });
+    if (!watcher.ok()) {
+      {
+        absl::MutexLock lock(&state_->mu);
+        state_->finished = true;
+      }
+      Finish(ToGrpcStatus(watcher.status()));
+      return;
+    }
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->watcher = *std::move(watcher);
+    }
+    // Send headers at once, so a client knows it is attached before the first event.
+    StartSendInitialMetadata();
+  }
+
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (!ok) return Stop(grpc::Status::CANCELLED);
+    Pump(*state_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->writing = false;
+    }
+    if (!ok) return Stop(grpc::Status::CANCELLED);
+    Pump(*state_);
+  }
+
+  void OnCancel() override { Stop(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->self = nullptr;
+    }
+    Detach();
+    delete this;
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    EventStream* self ABSL_GUARDED_BY(mu) = nullptr;
+    std::shared_ptr<core::EventWatcher> watcher ABSL_GUARDED_BY(mu);
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    v1::Event current;
+  };
+
+  static void Pump(State& state) {
+    absl::MutexLock lock(&state.mu);
+    if (state.self == nullptr || state.writing || state.finished || state.watcher == nullptr) {
+      return;
+    }
+    std::optional<v1::Event> next = state.watcher->Pop();
+    if (!next.has_value()) return;
+    state.current = *std::move(next);
+    state.writing = true;
+    state.self->StartWrite(&state.current);
+  }
+
+  void Stop(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&state_->mu);
+      if (state_->finished) return;
+      state_->finished = true;
+    }
+    Detach();
+    Finish(status);
+  }
+
+  void Detach() {
+    std::shared_ptr<core::EventWatcher> watcher;
+    {
+      absl::MutexLock lock(&state_->mu);
+      watcher = std::move(state_->watcher);
+    }
+    if (watcher != nullptr) hub_->Unwatch(watcher.get());
+  }
+
+  core::Hub* const hub_;
+  const std::shared_ptr<State> state_;
+};
+
+// A stream that fails at once (bad key or request).
+class FailedStream final : public grpc::ServerWriteReactor<v1::Event> {
+ public:
+  explicit FailedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::Event>* BrokerService::WatchEvents(
+    grpc::CallbackServerContext* ctx, const v1::WatchEventsRequest* request) {
+  if (absl::Status st = Authorize(ctx); !st.ok()) return new FailedStream(ToGrpcStatus(st));
+  return new EventStream(hub_, *request);
 }
 
 RpcServer::RpcServer(core::Hub* hub, std::string api_key) : service_(hub, std::move(api_key)) {}

@@ -37,12 +37,20 @@ class BrokerService final : public v1::Broker::CallbackService {
   HERALD_UNARY(Subscribe, SubscribeRequest, SubscribeResponse)
   HERALD_UNARY(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse)
   HERALD_UNARY(Stats, StatsRequest, StatsResponse)
+  HERALD_UNARY(History, HistoryRequest, HistoryResponse)
+  HERALD_UNARY(DispatchTask, DispatchTaskRequest, DispatchTaskResponse)
+  HERALD_UNARY(ListQueues, ListQueuesRequest, ListQueuesResponse)
 #undef HERALD_UNARY
+
+  grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* ctx,
+                                                   const v1::WatchEventsRequest* request) override;
 
  private:
   grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* ctx, const char* method,
                                    const google::protobuf::Message& request,
                                    google::protobuf::Message* response);
+
+  absl::Status Authorize(grpc::CallbackServerContext* ctx) const;
 
   core::Hub* const hub_;
   const std::string api_key_;

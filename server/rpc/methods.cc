@@ -43,6 +43,9 @@ std::vector<UnaryMethod> BuildMethods() {
       HERALD_METHOD(Subscribe, SubscribeRequest, SubscribeResponse),
       HERALD_METHOD(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse),
       HERALD_METHOD(Stats, StatsRequest, StatsResponse),
+      HERALD_METHOD(History, HistoryRequest, HistoryResponse),
+      HERALD_METHOD(DispatchTask, DispatchTaskRequest, DispatchTaskResponse),
+      HERALD_METHOD(ListQueues, ListQueuesRequest, ListQueuesResponse),
   };
 }
 

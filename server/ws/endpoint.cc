@@ -112,11 +112,23 @@ void Endpoint::OnOpen(connection_hdl hdl) {
     }
     hub_->OnClientFrame(s, msg->get_payload());
   });
-  auto gone = [this, weak](connection_hdl) {
-    if (std::shared_ptr<WsSession> s = weak.lock()) hub_->Unregister(*s);
-  };
-  con->set_close_handler(gone);
-  con->set_fail_handler(gone);
+  con->set_close_handler([this, weak](connection_hdl hdl) {
+    std::shared_ptr<WsSession> s = weak.lock();
+    if (s == nullptr) return;
+    websocketpp::lib::error_code ec;
+    WsServer::connection_ptr c = server_.get_con_from_hdl(hdl, ec);
+    if (ec) return hub_->Unregister(*s);
+    // Whoever sent the first close frame decided how the connection ended.
+    const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
+                       c->get_local_close_code() != websocketpp::close::status::no_status;
+    hub_->Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
+                     local ? c->get_local_close_reason() : c->get_remote_close_reason());
+  });
+  con->set_fail_handler([this, weak](connection_hdl) {
+    if (std::shared_ptr<WsSession> s = weak.lock()) {
+      hub_->Unregister(*s, websocketpp::close::status::abnormal_close, "connection failed");
+    }
+  });
   if (absl::Status st = hub_->Register(session); !st.ok()) {
     session->Close(core::kClosePolicyViolation, st.message());
   }

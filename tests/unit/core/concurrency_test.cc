@@ -19,7 +19,7 @@ using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
 
 TEST(ConcurrencyTest, ChurnWhilePublishing) {
-  engine::MemoryEngine engine;
+  engine::MemoryEngine engine{Limits()};
   StringFrameFactory frames;
   Hub hub(Limits(), "n", &engine, &frames);
 

@@ -41,7 +41,7 @@ v1::Order MakeOrder(const std::string& id, uint64_t version, const std::string& 
 
 class HubTest : public ::testing::Test {
  protected:
-  HubTest() : hub_(MakeLimits(), "n1", &engine_, &frames_) {}
+  HubTest() : engine_(MakeLimits()), hub_(MakeLimits(), "n1", &engine_, &frames_) {}
 
   static Limits MakeLimits() {
     Limits l;

@@ -1,0 +1,81 @@
+#include "server/core/events.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace herald::core {
+
+EventWatcher::EventWatcher(Filter filter, size_t capacity, std::function<void()> on_ready)
+    : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)),
+      on_ready_(std::move(on_ready)) {}
+
+bool EventWatcher::Matches(const v1::Event& event) const {
+  if (!filter_.types.empty() && !filter_.types.contains(event.type())) return false;
+  if (!filter_.channel.empty() && event.channel() != filter_.channel) return false;
+  if (!filter_.user.empty() && event.user() != filter_.user) return false;
+  return true;
+}
+
+void EventWatcher::Push(const v1::Event& event) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (queue_.size() >= capacity_) {
+      ++pending_drops_;
+      ++dropped_total_;
+      return;
+    }
+    queue_.push_back(event);
+    if (pending_drops_ > 0) {
+      queue_.back().set_dropped_before(pending_drops_);
+      pending_drops_ = 0;
+    }
+  }
+  if (on_ready_) on_ready_();
+}
+
+std::optional<v1::Event> EventWatcher::Pop() {
+  absl::MutexLock lock(&mu_);
+  if (queue_.empty()) return std::nullopt;
+  v1::Event event = std::move(queue_.front());
+  queue_.pop_front();
+  return event;
+}
+
+uint64_t EventWatcher::dropped_total() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_total_;
+}
+
+std::shared_ptr<EventWatcher> EventBus::Watch(EventWatcher::Filter filter, size_t capacity,
+                                              std::function<void()> on_ready) {
+  auto watcher = std::make_shared<EventWatcher>(std::move(filter), capacity, std::move(on_ready));
+  absl::MutexLock lock(&mu_);
+  watchers_.push_back(watcher);
+  count_.store(watchers_.size(), std::memory_order_relaxed);
+  return watcher;
+}
+
+void EventBus::Unwatch(const EventWatcher* watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
+                                 [&](const auto& w) { return w.get() == watcher; }),
+                  watchers_.end());
+  count_.store(watchers_.size(), std::memory_order_relaxed);
+}
+
+void EventBus::Emit(v1::Event event) {
+  if (!has_watchers()) return;
+  if (event.time_ms() == 0) event.set_time_ms(absl::ToUnixMillis(absl::Now()));
+  std::vector<std::shared_ptr<EventWatcher>> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    watchers = watchers_;
+  }
+  for (const auto& w : watchers) {
+    if (w->Matches(event)) w->Push(event);
+  }
+}
+
+}  // namespace herald::core
