@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 
 namespace herald {
 
@@ -100,6 +101,70 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->check(CLI::Range(1000u, 3600000u))
       ->capture_default_str();
 
+  size_t history_size = l.history.size;
+  double history_ttl_s = absl::ToDoubleSeconds(l.history.ttl);
+  std::vector<std::string> history_prefixes;
+  double idempotency_s = absl::ToDoubleSeconds(l.idempotency_window);
+  double order_retention_s = absl::ToDoubleSeconds(l.order_retention);
+  double grace_s = absl::ToDoubleSeconds(l.disconnect_grace);
+  double ack_deadline_s = absl::ToDoubleSeconds(l.task_ack_deadline);
+  double task_ttl_s = absl::ToDoubleSeconds(l.task_ttl);
+  app.add_option("--history-size", history_size, "Publications kept per channel for recovery")
+      ->envname("HERALD_HISTORY_SIZE")
+      ->check(CLI::Range(size_t{0}, size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--history-ttl", history_ttl_s, "Seconds a publication is kept for recovery")
+      ->envname("HERALD_HISTORY_TTL")
+      ->check(CLI::Range(1.0, 30.0 * 86400))
+      ->capture_default_str();
+  app.add_option("--history-prefix", history_prefixes,
+                 "Per-prefix history PREFIX=SIZE:TTL_SECONDS, e.g. 'store:=1000:3600' "
+                 "(repeatable; longest matching prefix wins)")
+      ->envname("HERALD_HISTORY_PREFIX")
+      ->delimiter(',');
+  app.add_option("--idempotency-window", idempotency_s,
+                 "Seconds a Publish idempotency key is remembered")
+      ->envname("HERALD_IDEMPOTENCY_WINDOW")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--order-retention", order_retention_s,
+                 "Seconds a delivered/cancelled/rejected order stays in snapshots")
+      ->envname("HERALD_ORDER_RETENTION")
+      ->check(CLI::Range(0.0, 30.0 * 86400))
+      ->capture_default_str();
+  app.add_option("--disconnect-grace", grace_s,
+                 "Seconds a user's DISCONNECT event waits for a reconnect before it is emitted")
+      ->envname("HERALD_DISCONNECT_GRACE")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--max-queue-depth", l.max_queue_depth, "Tasks waiting per queue")
+      ->envname("HERALD_MAX_QUEUE_DEPTH")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  app.add_option("--max-tasks-per-worker", l.max_tasks_per_worker,
+                 "Tasks one worker connection holds at once")
+      ->envname("HERALD_MAX_TASKS_PER_WORKER")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  app.add_option("--task-ack-deadline", ack_deadline_s, "Default seconds to ack a task")
+      ->envname("HERALD_TASK_ACK_DEADLINE")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  app.add_option("--task-ttl", task_ttl_s, "Default seconds before an unacked task expires")
+      ->envname("HERALD_TASK_TTL")
+      ->check(CLI::Range(0.1, 30.0 * 86400))
+      ->capture_default_str();
+  app.add_option("--watcher-buffer", l.watcher_buffer, "Events buffered per WatchEvents stream")
+      ->envname("HERALD_WATCHER_BUFFER")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  CLI::Option* soft_opt =
+      app.add_option("--soft-send-buffer-bytes", l.soft_send_buffer_bytes,
+                     "Queued bytes past which order updates to a connection are conflated")
+          ->envname("HERALD_SOFT_SEND_BUFFER_BYTES")
+          ->check(CLI::Range(size_t{1024}, size_t{1} << 34))
+          ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -120,6 +185,37 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   if (absl::Status st = SplitHostPort("--grpc-listen", c.grpc_listen, &ignored_host, &ignored_port);
       !st.ok()) {
     std::cerr << "herald: " << st.message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  l.history = {history_size, absl::Seconds(history_ttl_s)};
+  l.idempotency_window = absl::Seconds(idempotency_s);
+  l.order_retention = absl::Seconds(order_retention_s);
+  l.disconnect_grace = absl::Seconds(grace_s);
+  l.task_ack_deadline = absl::Seconds(ack_deadline_s);
+  l.task_ttl = absl::Seconds(task_ttl_s);
+  for (const std::string& rule : history_prefixes) {
+    // PREFIX=SIZE:TTL
+    std::vector<std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
+    std::vector<std::string> st =
+        kv.size() == 2 ? absl::StrSplit(kv[1], ':') : std::vector<std::string>();
+    size_t size = 0;
+    double ttl = 0;
+    if (kv.size() != 2 || kv[0].empty() || st.size() != 2 || !absl::SimpleAtoi(st[0], &size) ||
+        !absl::SimpleAtod(st[1], &ttl) || ttl <= 0) {
+      std::cerr << "herald: --history-prefix: expected PREFIX=SIZE:TTL_SECONDS, got '" << rule
+                << "'" << std::endl;
+      out.exit_code = 2;
+      return out;
+    }
+    l.history_by_prefix.push_back({kv[0], core::HistoryPolicy{size, absl::Seconds(ttl)}});
+  }
+  if (l.soft_send_buffer_bytes > l.max_send_buffer_bytes && soft_opt->count() == 0) {
+    l.soft_send_buffer_bytes = l.max_send_buffer_bytes / 2;  // the default follows a small max
+  }
+  if (l.soft_send_buffer_bytes > l.max_send_buffer_bytes) {
+    std::cerr << "herald: --soft-send-buffer-bytes must not exceed --max-send-buffer-bytes"
+              << std::endl;
     out.exit_code = 2;
     return out;
   }

@@ -24,8 +24,8 @@ class AckWaiters {
   // the frames, so an ack can never arrive before its waiter exists.
   class Waiter {
    public:
-    explicit Waiter(std::string user, absl::Time started) : user_(std::move(user)),
-                                                            started_(started) {}
+    explicit Waiter(std::string user, absl::Time started)
+        : user_(std::move(user)), started_(started) {}
     // Blocks until an ack or `timeout`; the outcome (acked=false on timeout).
     v1::AckOutcome Wait(absl::Duration timeout);
 

@@ -8,7 +8,8 @@
 namespace herald::core {
 
 EventWatcher::EventWatcher(Filter filter, size_t capacity, std::function<void()> on_ready)
-    : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)),
+    : filter_(std::move(filter)),
+      capacity_(std::max<size_t>(capacity, 1)),
       on_ready_(std::move(on_ready)) {}
 
 bool EventWatcher::Matches(const v1::Event& event) const {

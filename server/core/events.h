@@ -53,6 +53,7 @@ class EventBus {
                                       std::function<void()> on_ready);
   void Unwatch(const EventWatcher* watcher);
   bool has_watchers() const { return count_.load(std::memory_order_relaxed) > 0; }
+  size_t watcher_count() const { return count_.load(std::memory_order_relaxed); }
   // Stamps `time_ms` when unset and queues the event on every matching watcher.
   void Emit(v1::Event event);
 

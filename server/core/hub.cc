@@ -385,7 +385,8 @@ absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
         if (subscribers->empty()) return;
         // Encoded and framed once; the same frame object is queued on every subscriber.
         OutFramePtr frame = frames_->Make(
-            EncodePublication(channel, position.offset, *data_json, options.ack_requested));
+            EncodePublication(channel, position.offset, *data_json, options.ack_requested),
+            options.key.empty() ? "" : absl::StrCat(channel, "\n", options.key));
         uint32_t queued = 0;
         for (const std::shared_ptr<Session>& s : *subscribers) queued += s->Send(frame) ? 1 : 0;
         delivery.set_queued(queued);
@@ -717,6 +718,8 @@ absl::StatusOr<v1::StatsResponse> Hub::Stats(const v1::StatsRequest&) const {
   resp.set_client_errors(client_errors_.load(std::memory_order_relaxed));
   resp.set_slow_consumer_closes(slow_consumer_closes_.load(std::memory_order_relaxed));
   resp.set_messages_from_clients(messages_from_clients_.load(std::memory_order_relaxed));
+  resp.set_conflated_updates(conflated_.load(std::memory_order_relaxed));
+  resp.set_watchers(static_cast<uint32_t>(events_.watcher_count()));
   return resp;
 }
 

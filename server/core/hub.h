@@ -85,6 +85,8 @@ class Hub {
   size_t connection_count() const { return table_.size(); }
   // Counted by the transport when it closes a slow consumer.
   void CountSlowConsumerClose() { slow_consumer_closes_.fetch_add(1, std::memory_order_relaxed); }
+  // Counted by the transport when a newer order update replaced a held one.
+  void CountConflated() { conflated_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   // Subscribes `session` to a validated channel; replies `subscribed` (with recovery/snapshot
@@ -152,6 +154,7 @@ class Hub {
   std::atomic<uint64_t> client_errors_{0};
   std::atomic<uint64_t> slow_consumer_closes_{0};
   std::atomic<uint64_t> messages_from_clients_{0};
+  std::atomic<uint64_t> conflated_{0};
   // Counters of sessions that have closed, so Stats totals survive disconnects.
   std::atomic<uint64_t> closed_frames_in_{0};
   std::atomic<uint64_t> closed_frames_out_{0};

@@ -36,6 +36,10 @@ std::string RenderMetrics(const herald::v1::StatsResponse& s) {
          "Connections closed for exceeding the send buffer.", s.slow_consumer_closes());
   Metric(&out, "herald_client_messages_total", "counter", "message frames from clients.",
          s.messages_from_clients());
+  Metric(&out, "herald_conflated_updates_total", "counter",
+         "Order updates replaced by a newer version for a connection that was behind.",
+         s.conflated_updates());
+  Metric(&out, "herald_watchers", "gauge", "WatchEvents streams attached.", s.watchers());
   Metric(&out, "herald_uptime_seconds", "gauge", "Seconds since start.", s.uptime_ms() / 1000);
   return out;
 }

@@ -24,6 +24,13 @@ class OutFrame {
   virtual ~OutFrame() = default;
   // The JSON text of the frame.
   virtual absl::string_view payload() const = 0;
+  // Frames with the same non-empty key supersede each other: a connection that is behind may
+  // send only the newest one (an order's publications on one channel).
+  const std::string& conflation_key() const { return conflation_key_; }
+  void set_conflation_key(std::string key) { conflation_key_ = std::move(key); }
+
+ private:
+  std::string conflation_key_;
 };
 using OutFramePtr = std::shared_ptr<const OutFrame>;
 
@@ -31,7 +38,7 @@ using OutFramePtr = std::shared_ptr<const OutFrame>;
 class FrameFactory {
  public:
   virtual ~FrameFactory() = default;
-  virtual OutFramePtr Make(std::string payload) const = 0;
+  virtual OutFramePtr Make(std::string payload, std::string conflation_key = "") const = 0;
 };
 
 // What is known about a connection when it opens. Immutable after construction.

@@ -48,10 +48,10 @@ bool TaskDispatcher::Assign(Queue& q, const std::shared_ptr<Task>& task, const S
   const absl::Duration left = task->expires_at - now;
   const uint32_t deadline_ms =
       static_cast<uint32_t>(absl::ToInt64Milliseconds(std::min(task->ack_deadline, left)));
-  std::string frame = absl::StrCat(R"({"task":{"deliveryId":")", task->delivery_id,
-                                   R"(","queue":")", task->queue, R"(","data":)", *task->data_json,
-                                   R"(,"ackDeadlineMs":)", deadline_ms, R"(,"attempt":)",
-                                   task->attempt, "}}");
+  std::string frame =
+      absl::StrCat(R"({"task":{"deliveryId":")", task->delivery_id, R"(","queue":")", task->queue,
+                   R"(","data":)", *task->data_json, R"(,"ackDeadlineMs":)", deadline_ms,
+                   R"(,"attempt":)", task->attempt, "}}");
   if (!best->session->Send(frames_->Make(std::move(frame)))) {
     --task->attempt;  // the worker is going away; RemoveWorker() will follow
     return false;
@@ -90,8 +90,8 @@ absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
   absl::MutexLock lock(&mu_);
   Queue& q = queues_[queue];
   if (q.waiting.size() >= limits_.max_queue_depth) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "queue: ", queue, " has ", q.waiting.size(), " tasks waiting for a worker (the limit)"));
+    return absl::ResourceExhaustedError(absl::StrCat("queue: ", queue, " has ", q.waiting.size(),
+                                                     " tasks waiting for a worker (the limit)"));
   }
   auto task = std::make_shared<Task>();
   task->id = absl::StrCat("t", ++next_task_);
@@ -160,9 +160,9 @@ absl::Status TaskDispatcher::Ack(const Session& session, const std::string& deli
     Drain(q, now);
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat(
-      "ack.delivery_id: ", delivery_id,
-      " is not a task this connection holds (already acked, redelivered or expired)"));
+  return absl::NotFoundError(
+      absl::StrCat("ack.delivery_id: ", delivery_id,
+                   " is not a task this connection holds (already acked, redelivered or expired)"));
 }
 
 absl::Status TaskDispatcher::Nack(const Session& session, const std::string& delivery_id,

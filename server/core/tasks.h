@@ -32,8 +32,8 @@ class TaskDispatcher {
 
   absl::StatusOr<v1::DispatchTaskResponse> Dispatch(const std::string& queue,
                                                     std::shared_ptr<const std::string> data_json,
-                                                    absl::Duration ack_deadline,
-                                                    absl::Duration ttl, absl::Time now);
+                                                    absl::Duration ack_deadline, absl::Duration ttl,
+                                                    absl::Time now);
   // Adds the session as a worker of `queue` (idempotent) and hands it waiting tasks.
   void Join(const std::shared_ptr<Session>& session, const std::string& queue, absl::Time now);
   // Removes the worker; its tasks in flight are redelivered.

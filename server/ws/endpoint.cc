@@ -24,7 +24,7 @@ absl::string_view PathOf(const std::string& resource) {
 
 }  // namespace
 
-Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub) {
+Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub), flush_timer_(*io) {
   websocketpp::lib::error_code ec;
   server_.init_asio(io, ec);  // Only fails when called twice.
   server_.set_reuse_addr(true);
@@ -65,6 +65,43 @@ void Endpoint::StopListening() {
   server_.stop_listening(ec);
 }
 
+void Endpoint::AddBehind(std::shared_ptr<WsSession> session) {
+  {
+    absl::MutexLock lock(&behind_mu_);
+    behind_.push_back(std::move(session));
+    if (flushing_) return;
+    flushing_ = true;
+  }
+  flush_timer_.expires_after(std::chrono::milliseconds(2));
+  flush_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) FlushBehind();
+  });
+}
+
+void Endpoint::FlushBehind() {
+  std::vector<std::shared_ptr<WsSession>> sessions;
+  {
+    absl::MutexLock lock(&behind_mu_);
+    sessions.swap(behind_);
+  }
+  std::vector<std::shared_ptr<WsSession>> still;
+  for (auto& s : sessions) {
+    if (s->Flush()) still.push_back(std::move(s));
+  }
+  {
+    absl::MutexLock lock(&behind_mu_);
+    behind_.insert(behind_.end(), still.begin(), still.end());
+    if (behind_.empty()) {
+      flushing_ = false;
+      return;
+    }
+  }
+  flush_timer_.expires_after(std::chrono::milliseconds(5));
+  flush_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) FlushBehind();
+  });
+}
+
 bool Endpoint::OnValidate(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
@@ -97,7 +134,9 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = absl::Now();
-  auto session = std::make_shared<WsSession>(std::move(meta), con, hub_);
+  auto session = std::make_shared<WsSession>(
+      std::move(meta), con, hub_,
+      [this](std::shared_ptr<WsSession> s) { AddBehind(std::move(s)); });
   // The hub's table owns the session (which holds the connection); the connection's handlers
   // hold only a weak reference, so there is no ownership cycle. They run on this connection's
   // strand, in order.

@@ -3,10 +3,14 @@
 
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "asio/io_context.hpp"
+#include "asio/steady_timer.hpp"
 #include "server/core/hub.h"
 #include "server/ws/ws_config.h"
+#include "server/ws/ws_session.h"
 
 namespace herald::ws {
 
@@ -28,6 +32,10 @@ class Endpoint {
   void StopListening();
 
  private:
+  // Sessions holding frames (behind their soft send limit) are flushed every few milliseconds
+  // until they have caught up.
+  void AddBehind(std::shared_ptr<WsSession> session);
+  void FlushBehind();
   bool OnValidate(websocketpp::connection_hdl hdl);
   void OnOpen(websocketpp::connection_hdl hdl);
   void OnHttp(websocketpp::connection_hdl hdl);
@@ -35,6 +43,10 @@ class Endpoint {
   core::Hub* const hub_;
   WsServer server_;
   std::string local_address_;
+  asio::steady_timer flush_timer_;
+  absl::Mutex behind_mu_;
+  std::vector<std::shared_ptr<WsSession>> behind_ ABSL_GUARDED_BY(behind_mu_);
+  bool flushing_ ABSL_GUARDED_BY(behind_mu_) = false;
 };
 
 }  // namespace herald::ws

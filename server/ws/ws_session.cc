@@ -19,34 +19,106 @@ WsFrame::WsFrame(std::string payload) {
   message_->set_prepared(true);
 }
 
-core::OutFramePtr WsFrameFactory::Make(std::string payload) const {
-  return std::make_shared<const WsFrame>(std::move(payload));
+core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflation_key) const {
+  auto frame = std::make_shared<WsFrame>(std::move(payload));
+  frame->set_conflation_key(std::move(conflation_key));
+  return frame;
 }
 
-WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub)
+WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
+                     std::function<void(std::shared_ptr<WsSession>)> on_behind)
     : core::Session(std::move(meta)),
       connection_(std::move(connection)),
       hub_(hub),
-      max_send_buffer_bytes_(hub->limits().max_send_buffer_bytes) {}
+      soft_limit_(hub->limits().soft_send_buffer_bytes),
+      hard_limit_(hub->limits().max_send_buffer_bytes),
+      on_behind_(std::move(on_behind)) {}
 
 void WsSession::Close(int code, absl::string_view reason) {
   websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
   connection_->close(static_cast<websocketpp::close::status::value>(code), std::string(reason), ec);
 }
 
-size_t WsSession::BufferedBytes() const { return connection_->get_buffered_amount(); }
+size_t WsSession::BufferedBytes() const {
+  absl::MutexLock lock(&mu_);
+  return connection_->get_buffered_amount() + held_bytes_;
+}
+
+void WsSession::CloseSlow(size_t bytes) {
+  if (slow_) return;
+  slow_ = true;
+  held_.clear();
+  held_by_key_.clear();
+  held_bytes_ = 0;
+  hub_->CountSlowConsumerClose();
+  Close(core::kCloseSlowConsumer,
+        absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));
+}
 
 bool WsSession::DoSend(const core::OutFramePtr& frame) {
   const auto& ws_frame = static_cast<const WsFrame&>(*frame);
-  if (connection_->get_buffered_amount() + ws_frame.payload().size() > max_send_buffer_bytes_) {
-    if (!slow_.exchange(true)) {
-      hub_->CountSlowConsumerClose();
-      Close(core::kCloseSlowConsumer,
-            absl::StrCat("slow consumer: more than ", max_send_buffer_bytes_, " bytes queued"));
+  const size_t size = ws_frame.payload().size();
+  bool started_holding = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (slow_) return false;
+    const size_t buffered = connection_->get_buffered_amount();
+    // A frame larger than the soft limit still goes out whenever nothing else is queued.
+    if (held_.empty() && (buffered == 0 || buffered + size <= soft_limit_)) {
+      return !connection_->send(ws_frame.message());
     }
-    return false;
+    const std::string& key = frame->conflation_key();
+    if (!key.empty()) {
+      if (auto it = held_by_key_.find(key); it != held_by_key_.end()) {
+        // A newer version of something still held: it takes the older one's place.
+        core::OutFramePtr& slot = held_[it->second - held_base_];
+        held_bytes_ = held_bytes_ - slot->payload().size() + size;
+        slot = frame;
+        conflated_.fetch_add(1, std::memory_order_relaxed);
+        hub_->CountConflated();
+        return true;
+      }
+    }
+    if (buffered + held_bytes_ + size > hard_limit_) {
+      CloseSlow(buffered + held_bytes_ + size);
+      return false;
+    }
+    started_holding = held_.empty();
+    if (!key.empty()) held_by_key_[key] = held_base_ + held_.size();
+    held_.push_back(frame);
+    held_bytes_ += size;
   }
-  return !connection_->send(ws_frame.message());
+  if (started_holding && on_behind_) on_behind_(shared_from_this());
+  return true;
+}
+
+bool WsSession::Flush() {
+  absl::MutexLock lock(&mu_);
+  if (connection_->get_state() != websocketpp::session::state::open) {
+    held_.clear();
+    held_by_key_.clear();
+    held_bytes_ = 0;
+  }
+  while (!held_.empty() && !slow_) {
+    const auto& ws_frame = static_cast<const WsFrame&>(*held_.front());
+    const size_t buffered = connection_->get_buffered_amount();
+    if (buffered > 0 && buffered + ws_frame.payload().size() > soft_limit_) break;
+    const std::string& key = held_.front()->conflation_key();
+    if (!key.empty()) {
+      auto it = held_by_key_.find(key);
+      if (it != held_by_key_.end() && it->second == held_base_) held_by_key_.erase(it);
+    }
+    held_bytes_ -= ws_frame.payload().size();
+    websocketpp::lib::error_code ec = connection_->send(ws_frame.message());
+    held_.pop_front();
+    ++held_base_;
+    if (ec) {  // closing: drop what is held
+      held_.clear();
+      held_by_key_.clear();
+      held_bytes_ = 0;
+    }
+  }
+  return !held_.empty() && !slow_;
 }
 
 }  // namespace herald::ws

@@ -2,8 +2,14 @@
 #define HERALD_SERVER_WS_WS_SESSION_H_
 
 #include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "server/core/hub.h"
 #include "server/core/session.h"
 #include "server/ws/ws_config.h"
@@ -11,7 +17,7 @@
 namespace herald::ws {
 
 // A publication framed once as a prepared websocketpp message; websocketpp queues a prepared
-// message as is, so one WsFrame is shared by every subscriber's send queue. Immutable.
+// message as is, so one WsFrame is shared by every subscriber's send queue. Immutable once made.
 class WsFrame : public core::OutFrame {
  public:
   explicit WsFrame(std::string payload);
@@ -25,27 +31,48 @@ class WsFrame : public core::OutFrame {
 // Makes WsFrames. Stateless, thread-safe.
 class WsFrameFactory : public core::FrameFactory {
  public:
-  core::OutFramePtr Make(std::string payload) const override;
+  core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override;
 };
 
-// core::Session over one websocketpp connection. Holds the connection; the connection's handlers
-// hold the session only weakly (the hub's table owns it while it is open). Thread-safe:
-// websocketpp's send/close take the connection's own locks and hand the write to its strand.
-class WsSession : public core::Session {
+// core::Session over one websocketpp connection, with the send-side flow control: below
+// Limits::soft_send_buffer_bytes frames go straight to websocketpp's queue; past it the session
+// is "behind" and holds frames in its own queue, where a frame with the same conflation key
+// replaces the older one (an order's newer version); past max_send_buffer_bytes (websocketpp's
+// queue plus ours) the connection is closed as a slow consumer (4008). `on_behind` is called
+// once each time the session starts holding frames, so the endpoint polls Flush() until it has
+// caught up. Holds the connection; the connection's handlers hold the session only weakly (the
+// hub's table owns it while it is open). Thread-safe: a mutex guards the held queue, and
+// websocketpp's send/close take the connection's own locks.
+class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub);
+  WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
+            std::function<void(std::shared_ptr<WsSession>)> on_behind);
 
   void Close(int code, absl::string_view reason) override;
   size_t BufferedBytes() const override;
+  // Moves held frames to websocketpp while under the soft limit; false once nothing is held.
+  bool Flush();
+  uint64_t conflated() const { return conflated_.load(std::memory_order_relaxed); }
 
  protected:
   bool DoSend(const core::OutFramePtr& frame) override;
 
  private:
+  void CloseSlow(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const WsServer::connection_ptr connection_;
   core::Hub* const hub_;
-  const size_t max_send_buffer_bytes_;
-  std::atomic<bool> slow_{false};
+  const size_t soft_limit_;
+  const size_t hard_limit_;
+  const std::function<void(std::shared_ptr<WsSession>)> on_behind_;
+  std::atomic<uint64_t> conflated_{0};
+
+  mutable absl::Mutex mu_;
+  bool slow_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<core::OutFramePtr> held_ ABSL_GUARDED_BY(mu_);
+  uint64_t held_base_ ABSL_GUARDED_BY(mu_) = 0;  // sequence number of held_.front()
+  absl::flat_hash_map<std::string, uint64_t> held_by_key_ ABSL_GUARDED_BY(mu_);
+  size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace herald::ws

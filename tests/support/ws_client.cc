@@ -24,6 +24,7 @@ WsClient::WsClient() {
     EXPECT_TRUE(st.ok()) << "server sent a frame that is not a ServerFrame: " << msg->get_payload()
                          << ": " << st;
     absl::MutexLock lock(&mu_);
+    if (frame.has_pub()) ++publication_count_;
     frames_.push_back(std::move(frame));
   });
   auto ended = [this](websocketpp::connection_hdl hdl) {
@@ -137,6 +138,11 @@ std::vector<v1::ServerFrame> WsClient::Publications() const {
     if (f.has_pub()) out.push_back(f);
   }
   return out;
+}
+
+size_t WsClient::publication_count() const {
+  absl::MutexLock lock(&mu_);
+  return publication_count_;
 }
 
 std::string WsClient::connection_id() const {

@@ -52,6 +52,7 @@ class WsClient {
 
   std::vector<v1::ServerFrame> Frames() const;
   std::vector<v1::ServerFrame> Publications() const;
+  size_t publication_count() const;  // cheap: no copy
   std::string connection_id() const;
   int close_code() const;  // the code the server sent, 0 while open
   std::string close_reason() const;
@@ -67,6 +68,7 @@ class WsClient {
 
   mutable absl::Mutex mu_;
   std::vector<v1::ServerFrame> frames_ ABSL_GUARDED_BY(mu_);
+  size_t publication_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool opened_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   int close_code_ ABSL_GUARDED_BY(mu_) = 0;

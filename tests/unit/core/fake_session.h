@@ -26,8 +26,10 @@ class StringFrame : public core::OutFrame {
 
 class StringFrameFactory : public core::FrameFactory {
  public:
-  core::OutFramePtr Make(std::string payload) const override {
-    return std::make_shared<const StringFrame>(std::move(payload));
+  core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override {
+    auto frame = std::make_shared<StringFrame>(std::move(payload));
+    frame->set_conflation_key(std::move(conflation_key));
+    return frame;
   }
 };
 

@@ -101,7 +101,8 @@ TEST_F(ReliabilityTest, ResubscribeWithRecoverGetsExactlyTheMissedPublications) 
   EXPECT_EQ(b->Last().pub().offset(), 5u);  // live continues with no gap
 
   auto c = Connect();
-  hub_.OnClientFrame(c, R"({"id":6,"subscribe":{"channel":"c1","recover":{"epoch":"gone","offset":"2"}}})");
+  hub_.OnClientFrame(
+      c, R"({"id":6,"subscribe":{"channel":"c1","recover":{"epoch":"gone","offset":"2"}}})");
   EXPECT_FALSE(c->Last().subscribed().recovered());
   EXPECT_TRUE(c->Last().subscribed().publications().empty());
   EXPECT_EQ(c->Last().subscribed().offset(), 5u);
@@ -158,8 +159,9 @@ TEST_F(ReliabilityTest, AckWaitReportsTheFirstAckOfTheUser) {
       auto pubs = phone->OfKind(Kind::kPub);
       if (!pubs.empty()) {
         EXPECT_TRUE(pubs[0].pub().ack_requested());
-        hub_.OnClientFrame(phone, absl::StrCat(R"({"id":9,"ack":{"channel":"customer:alice","offset":")",
-                                               pubs[0].pub().offset(), R"("}})"));
+        hub_.OnClientFrame(phone,
+                           absl::StrCat(R"({"id":9,"ack":{"channel":"customer:alice","offset":")",
+                                        pubs[0].pub().offset(), R"("}})"));
         return;
       }
       absl::SleepFor(absl::Milliseconds(1));
@@ -252,8 +254,8 @@ TEST_F(TaskTest, MissedDeadlineNackAndDisconnectRedeliverToAnotherWorker) {
   Ack(w1, Tasks(w1)[0].delivery_id());
   EXPECT_EQ(w1->Last().error().code(), "NOT_FOUND");
 
-  hub_.OnClientFrame(w2, absl::StrCat(R"({"nack":{"deliveryId":")", Tasks(w2)[0].delivery_id(),
-                                      R"("}})"));
+  hub_.OnClientFrame(
+      w2, absl::StrCat(R"({"nack":{"deliveryId":")", Tasks(w2)[0].delivery_id(), R"("}})"));
   ASSERT_EQ(Tasks(w1).size(), 2u);
   EXPECT_EQ(Tasks(w1)[1].attempt(), 3u);
   hub_.Unregister(*w1);  // the worker's tab closed
@@ -301,8 +303,8 @@ TEST_F(ReliabilityTest, WatchersSeeFilteredEventsAndAreToldWhatTheyDropped) {
   hub_.OnClientFrame(a, R"({"unsubscribe":{"channel":"c"}})");  // dropped: buffer of 3 is full
   std::vector<v1::EventType> types;
   while (auto e = (*watcher)->Pop()) types.push_back(e->type());
-  EXPECT_THAT(types, ElementsAre(v1::EVENT_TYPE_CONNECT, v1::EVENT_TYPE_SUBSCRIBE,
-                                 v1::EVENT_TYPE_MESSAGE));
+  EXPECT_THAT(
+      types, ElementsAre(v1::EVENT_TYPE_CONNECT, v1::EVENT_TYPE_SUBSCRIBE, v1::EVENT_TYPE_MESSAGE));
   hub_.OnClientFrame(a, R"({"subscribe":{"channel":"d"}})");
   auto next = (*watcher)->Pop();
   ASSERT_TRUE(next.has_value());

@@ -110,8 +110,7 @@ TEST_F(MemoryEngineTest, HistorySinceLimitAndReverse) {
               ::testing::ElementsAre(3, 4, 5));
   EXPECT_THAT(Offsets(engine_.History("a", 0, 2, false).publications),
               ::testing::ElementsAre(1, 2));
-  EXPECT_THAT(Offsets(engine_.History("a", 0, 2, true).publications),
-              ::testing::ElementsAre(5, 4));
+  EXPECT_THAT(Offsets(engine_.History("a", 0, 2, true).publications), ::testing::ElementsAre(5, 4));
   EXPECT_EQ(engine_.History("a", 0, 2, true).position.offset, 5u);
 }
 

@@ -1,0 +1,106 @@
+#include "tests/support/raw_ws.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+
+namespace herald::testing {
+
+RawWsClient::~RawWsClient() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawWsClient::Connect(const std::string& host_port, int receive_buffer_bytes) {
+  size_t colon = host_port.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port)) {
+    return false;
+  }
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr);
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+  const std::string request =
+      "GET /ws HTTP/1.1\r\nHost: " + host_port +
+      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  if (write(fd_, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    return false;
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (buffer_.find("\r\n\r\n") == std::string::npos) {
+    if (!Fill(buffer_.size() + 1, deadline)) return false;
+  }
+  size_t end = buffer_.find("\r\n\r\n");
+  bool ok = buffer_.rfind("HTTP/1.1 101", 0) == 0;
+  buffer_.erase(0, end + 4);
+  return ok;
+}
+
+bool RawWsClient::Fill(size_t n, absl::Time deadline) {
+  while (buffer_.size() < n) {
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char chunk[65536];
+    ssize_t got = read(fd_, chunk, sizeof chunk);
+    if (got <= 0) return false;
+    buffer_.append(chunk, got);
+  }
+  return true;
+}
+
+std::optional<RawWsClient::Frame> RawWsClient::Read(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  if (!Fill(2, deadline)) return std::nullopt;
+  const auto b = [&](size_t i) { return static_cast<uint8_t>(buffer_[i]); };
+  size_t header = 2;
+  uint64_t len = b(1) & 0x7f;
+  if (len == 126) {
+    if (!Fill(4, deadline)) return std::nullopt;
+    len = (uint64_t{b(2)} << 8) | b(3);
+    header = 4;
+  } else if (len == 127) {
+    if (!Fill(10, deadline)) return std::nullopt;
+    len = 0;
+    for (int i = 2; i < 10; ++i) len = (len << 8) | b(i);
+    header = 10;
+  }
+  if (!Fill(header + len, deadline)) return std::nullopt;
+  Frame f;
+  f.opcode = b(0) & 0x0f;
+  f.payload = buffer_.substr(header, len);
+  buffer_.erase(0, header + len);
+  if (f.opcode == 8 && f.payload.size() >= 2) {
+    f.close_code = (static_cast<uint8_t>(f.payload[0]) << 8) | static_cast<uint8_t>(f.payload[1]);
+    f.payload.erase(0, 2);
+  }
+  return f;
+}
+
+bool RawWsClient::SendText(const std::string& text) {
+  std::string frame;
+  frame.push_back(static_cast<char>(0x81));
+  const uint8_t mask[4] = {1, 2, 3, 4};
+  if (text.size() < 126) {
+    frame.push_back(static_cast<char>(0x80 | text.size()));
+  } else {
+    frame.push_back(static_cast<char>(0x80 | 126));
+    frame.push_back(static_cast<char>(text.size() >> 8));
+    frame.push_back(static_cast<char>(text.size() & 0xff));
+  }
+  frame.append(reinterpret_cast<const char*>(mask), 4);
+  for (size_t i = 0; i < text.size(); ++i) frame.push_back(text[i] ^ mask[i % 4]);
+  return write(fd_, frame.data(), frame.size()) == static_cast<ssize_t>(frame.size());
+}
+
+}  // namespace herald::testing
