@@ -39,7 +39,14 @@ class BrokerService final : public v1::Broker::CallbackService {
   HERALD_UNARY(Stats, StatsRequest, StatsResponse)
 #undef HERALD_UNARY
 
+  // Client-streaming publish: each request goes through Hub::Publish / Hub::PublishOrder, in
+  // order, on the gRPC thread that read it.
+  grpc::ServerReadReactor<v1::PublishStreamRequest>* PublishStream(
+      grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) override;
+
  private:
+  absl::Status Authorize(grpc::CallbackServerContext* ctx) const;
+
   grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* ctx, const char* method,
                                    const google::protobuf::Message& request,
                                    google::protobuf::Message* response);
