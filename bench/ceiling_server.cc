@@ -331,7 +331,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<std::unique_ptr<Loop>> loops;
-  for (int t = 0; t < threads; ++t) loops.push_back(std::make_unique<Loop>(port, t == 0 ? udp : -1));
+  for (int t = 0; t < threads; ++t)
+    loops.push_back(std::make_unique<Loop>(port, t == 0 ? udp : -1));
   std::vector<Loop*> all;
   for (auto& l : loops) all.push_back(l.get());
   for (auto& l : loops) l->set_peers(all);

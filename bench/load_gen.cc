@@ -57,11 +57,11 @@ struct Options {
   double duration_s = 5;
   int payload = 100;  // bytes of the publication data
   double drain_s = 3;
-  double hold_s = 0;            // keep connections open this long after all are ready (idle)
-  double slow_fraction = 0;     // this fraction of subscribers never read after subscribing
+  double hold_s = 0;             // keep connections open this long after all are ready (idle)
+  double slow_fraction = 0;      // this fraction of subscribers never read after subscribing
   std::vector<int> server_pids;  // for CPU time and RSS
   std::string label;
-  std::string cdf_path;  // write the latency CDF here (value_us fraction per line)
+  std::string cdf_path;       // write the latency CDF here (value_us fraction per line)
   bool no_subscribe = false;  // herald: count ready at welcome (connect storm)
 };
 
@@ -313,8 +313,8 @@ void Worker::StartConnect(Conn& c, int idx) {
     setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     sockaddr_in src{};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000002u + static_cast<uint32_t>((first_ + idx) %
-                                                                     opt_.src_count));
+    src.sin_addr.s_addr =
+        htonl(0x7f000002u + static_cast<uint32_t>((first_ + idx) % opt_.src_count));
     if (bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
       Fail(c);
       return;
@@ -562,8 +562,8 @@ std::pair<std::string, int> SplitHostPort(const std::string& hp) {
 class GrpcPublisher : public Publisher {
  public:
   explicit GrpcPublisher(const std::string& target)
-      : stub_(v1::Broker::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
+      : stub_(
+            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
   bool Publish(const std::string& channel, const std::string& payload) override {
     req_.set_channel(channel);
     req_.mutable_data()->set_string_value(payload);
@@ -580,8 +580,8 @@ class GrpcPublisher : public Publisher {
 class GrpcStreamPublisher : public Publisher {
  public:
   explicit GrpcStreamPublisher(const std::string& target)
-      : stub_(v1::Broker::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+      : stub_(
+            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
     writer_ = stub_->PublishStream(&ctx_, &summary_);
   }
   bool Publish(const std::string& channel, const std::string& payload) override {
@@ -593,7 +593,8 @@ class GrpcStreamPublisher : public Publisher {
   void Finish() override {
     writer_->WritesDone();
     grpc::Status st = writer_->Finish();
-    if (!st.ok()) std::fprintf(stderr, "herald_load: PublishStream: %s\n", st.error_message().c_str());
+    if (!st.ok())
+      std::fprintf(stderr, "herald_load: PublishStream: %s\n", st.error_message().c_str());
   }
 
  private:
@@ -733,7 +734,8 @@ PublishResult RunPublisher(const Options& o, Shared& sh, Publisher& pub) {
     const uint64_t seq = r.per_channel[chan];
     now = NowNs();
     payload = "hb:" + std::to_string(now) + ":" + std::to_string(seq) + ":";
-    if (payload.size() < static_cast<size_t>(o.payload)) payload.append(o.payload - payload.size(), 'x');
+    if (payload.size() < static_cast<size_t>(o.payload))
+      payload.append(o.payload - payload.size(), 'x');
     if (pub.Publish(sh.channel_names[chan], payload)) {
       ++r.per_channel[chan];
       ++r.published;
@@ -777,7 +779,8 @@ int Main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
 
-  const uint64_t connect_deadline = connect_start + static_cast<uint64_t>(opt.connect_timeout_s * 1e9);
+  const uint64_t connect_deadline =
+      connect_start + static_cast<uint64_t>(opt.connect_timeout_s * 1e9);
   while (sh.ready.load() + sh.failed.load() < opt.subs && NowNs() < connect_deadline) {
     usleep(2000);
   }
@@ -850,8 +853,9 @@ int Main(int argc, char** argv) {
     }
   }
   const double window_s =
-      pub == nullptr ? 0
-                     : static_cast<double>(std::max(total.last_recv_ns, pr.end_ns) - pr.start_ns) / 1e9;
+      pub == nullptr
+          ? 0
+          : static_cast<double>(std::max(total.last_recv_ns, pr.end_ns) - pr.start_ns) / 1e9;
   const double server_cpu = server_cpu1 - server_cpu0;
 
   JsonObject out;
@@ -887,15 +891,16 @@ int Main(int argc, char** argv) {
       .Int("server_rss_before", rss_before)
       .Int("server_rss_ready", rss_ready)
       .Int("server_rss_end", rss_end)
-      .Num("server_rss_per_conn", ready > 0 ? (static_cast<double>(rss_ready) -
-                                               static_cast<double>(rss_before)) / ready
-                                            : 0)
+      .Num("server_rss_per_conn",
+           ready > 0 ? (static_cast<double>(rss_ready) - static_cast<double>(rss_before)) / ready
+                     : 0)
       .Num("gen_cpu_connect_s", gen_cpu1 - gen_cpu0)
       .Num("gen_cpu_publish_s", gen_cpu2 - gen_cpu1);
   std::printf("%s\n", out.Done().c_str());
   if (!opt.cdf_path.empty()) {
     std::ofstream cdf(opt.cdf_path);
-    for (const auto& [v, f] : total.latency.Cdf()) cdf << static_cast<double>(v) / 1000.0 << " " << f << "\n";
+    for (const auto& [v, f] : total.latency.Cdf())
+      cdf << static_cast<double>(v) / 1000.0 << " " << f << "\n";
   }
   return 0;
 }

@@ -93,11 +93,11 @@ TEST(PublishStreamTest, FirstInvalidRequestEndsTheCallAndNamesIt) {
   ASSERT_TRUE(news.Subscribe("news"));
   auto stub = herald.Stub();
   v1::PublishStreamSummary summary;
-  grpc::Status st = Stream(*stub,
-                           {PublishReq("news", R"({"n":"ok"})"),
-                            PublishReq("bad channel", R"({"n":"x"})"),
-                            PublishReq("news", R"({"n":"after"})")},
-                           &summary);
+  grpc::Status st =
+      Stream(*stub,
+             {PublishReq("news", R"({"n":"ok"})"), PublishReq("bad channel", R"({"n":"x"})"),
+              PublishReq("news", R"({"n":"after"})")},
+             &summary);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), StartsWith("requests[1].publish.channel:"));
   // The request before the bad one stays published; the one after it is not.
