@@ -42,25 +42,38 @@ def main():
     # --- fan-out ---------------------------------------------------------------------------------
     fan = by.get("fanout", [])
     if fan:
-        best = {}  # (server, subs) -> best sustained run
+        best = {}  # (server, subs) -> best zero-loss run
+        sustained = {}  # (server, subs) -> best zero-loss run that delivered >= 90% of offered
         ref = {}   # (server, subs) -> the run at the lowest offered load (CPU/delivery reference)
         for r in fan:
             k = (r["server"], r["subs"])
-            ok = r["lost"] == 0 and r["ready"] == r["subs"] and \
-                r["deliveries_per_s"] >= 0.9 * r["target_deliveries"]
+            ok = r["lost"] == 0 and r["ready"] == r["subs"]
             if ok and (k not in best or r["deliveries_per_s"] > best[k]["deliveries_per_s"]):
                 best[k] = r
+            if ok and r["deliveries_per_s"] >= 0.9 * r["target_deliveries"] and (
+                    k not in sustained or r["deliveries_per_s"] > sustained[k]["deliveries_per_s"]):
+                sustained[k] = r
             if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
                 ref[k] = r
         subs_list = sorted({r["subs"] for r in fan})
-        md.append("### Fan-out: highest sustained deliveries/s with zero loss\n")
-        md.append("One channel, N subscribers, rate raised step by step until a publication is lost "
-                  "or fewer than 90% of the offered deliveries/s arrive.\n")
+        md.append("### Fan-out: highest delivered/s without loss\n")
+        md.append("One channel, N subscribers, offered rate raised step by step until a publication "
+                  "is lost or fewer than 90% of the offered deliveries/s arrive; the figure is the "
+                  "highest delivered/s of a step without loss (– : every step lost publications).\n")
         md.append("| subscribers | " + " | ".join(f"{s} deliveries/s" for s in SERVERS) +
                   " | herald/nchan | herald/ceiling |")
         md.append("|---|" + "---|" * (len(SERVERS) + 2))
         for n in subs_list:
             v = {s: best.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
+                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+        md.append("")
+        md.append("Stricter: highest delivered/s of a step that had no loss **and** delivered at "
+                  "least 90% of what was offered (latency stayed bounded):\n")
+        md.append("| subscribers | " + " | ".join(SERVERS) + " | herald/nchan | herald/ceiling |")
+        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        for n in subs_list:
+            v = {s: sustained.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
             md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
                       f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
         md.append("")
@@ -86,7 +99,7 @@ def main():
                       f"{fmt(r['server_cpu_us_per_delivery'])} | {fmt(r['gen_cpu_publish_s'])} |")
         md.append("")
         with open(os.path.join(out, "fanout.dat"), "w") as f:
-            f.write("# subs " + " ".join(SERVERS) + "\n")
+            f.write("subs " + " ".join(SERVERS) + "\n")
             for n in subs_list:
                 f.write(f"{n} " + " ".join(
                     str(best.get((s, n), {}).get("deliveries_per_s", "NaN")) for s in SERVERS) + "\n")
@@ -196,10 +209,11 @@ def plots(out, fan, lat):
             f"set output '{out}/bench_fanout.png'",
             "set title 'Fan-out: highest sustained deliveries/s with zero loss (2 cores)'",
             "set xlabel 'subscribers of one channel'", "set ylabel 'deliveries/s'",
-            "set logscale x", "set format y '%.0s%c'",
+            "set logscale x", "set format y '%.0s%c'", "set key autotitle columnhead",
+            "set datafile missing 'NaN'", "set xrange [70:13000]",
             f"plot for [i=2:4] '{out}/fanout.dat' using 1:i with linespoints lw 2 "
             "title columnhead(i)",
-            "unset logscale x", "set format y",
+            "unset logscale x", "set format y", "set key noautotitle", "set autoscale x",
         ]
     if lat:
         files = [(s, f"{out}/latency_cdf_{s}.dat") for s in SERVERS
