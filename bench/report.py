@@ -207,7 +207,7 @@ def plots(out, fan, lat):
     if fan:
         script += [
             f"set output '{out}/bench_fanout.png'",
-            "set title 'Fan-out: highest sustained deliveries/s with zero loss (2 cores)'",
+            "set title 'Fan-out: highest delivered/s without loss (2 cores, shared)'",
             "set xlabel 'subscribers of one channel'", "set ylabel 'deliveries/s'",
             "set logscale x", "set format y '%.0s%c'", "set key autotitle columnhead",
             "set datafile missing 'NaN'", "set xrange [70:13000]",
