@@ -18,6 +18,78 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+namespace {
+
+// Serves one PublishStream call: reads a request, applies it through the hub, reads the next.
+// gRPC runs at most one of its callbacks at a time; it deletes itself when the call is done.
+class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStreamRequest> {
+ public:
+  PublishStreamReactor(core::Hub* hub, v1::PublishStreamSummary* summary, absl::Status auth)
+      : hub_(hub), summary_(summary) {
+    if (!auth.ok()) {
+      Finish(ToGrpcStatus(auth));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed the stream (or the call was cancelled)
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (absl::Status st = Apply(); !st.ok()) {
+      Finish(ToGrpcStatus(st));
+      return;
+    }
+    ++index_;
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Apply() {
+    switch (request_.kind_case()) {
+      case v1::PublishStreamRequest::kPublish: {
+        absl::StatusOr<v1::PublishResponse> r = hub_->Publish(request_.publish());
+        if (!r.ok()) return Prefixed("publish", r.status());
+        summary_->set_publications(summary_->publications() + 1);
+        summary_->set_queued(summary_->queued() + r->delivery().queued());
+        return absl::OkStatus();
+      }
+      case v1::PublishStreamRequest::kOrder: {
+        absl::StatusOr<v1::PublishOrderResponse> r = hub_->PublishOrder(request_.order());
+        if (!r.ok()) return Prefixed("order", r.status());
+        if (r->applied()) {
+          summary_->set_orders_applied(summary_->orders_applied() + 1);
+        } else {
+          summary_->set_orders_stale(summary_->orders_stale() + 1);
+        }
+        summary_->set_queued(summary_->queued() + r->queued());
+        return absl::OkStatus();
+      }
+      case v1::PublishStreamRequest::KIND_NOT_SET:
+        break;
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("requests[", index_, "]: empty request: set publish or order"));
+  }
+
+  // "channel: …" -> "requests[3].publish.channel: …", so the caller knows which request failed.
+  absl::Status Prefixed(absl::string_view kind, const absl::Status& st) const {
+    return absl::Status(st.code(),
+                        absl::StrCat("requests[", index_, "].", kind, ".", st.message()));
+  }
+
+  core::Hub* const hub_;
+  v1::PublishStreamSummary* const summary_;
+  v1::PublishStreamRequest request_;
+  uint64_t index_ = 0;
+};
+
+}  // namespace
+
 BrokerService::BrokerService(core::Hub* hub, std::string api_key)
     : hub_(hub), api_key_(std::move(api_key)) {}
 
@@ -152,6 +224,11 @@ grpc::ServerWriteReactor<v1::Event>* BrokerService::WatchEvents(
     grpc::CallbackServerContext* ctx, const v1::WatchEventsRequest* request) {
   if (absl::Status st = Authorize(ctx); !st.ok()) return new FailedStream(ToGrpcStatus(st));
   return new EventStream(hub_, *request);
+}
+
+grpc::ServerReadReactor<v1::PublishStreamRequest>* BrokerService::PublishStream(
+    grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) {
+  return new PublishStreamReactor(hub_, summary, Authorize(ctx));
 }
 
 RpcServer::RpcServer(core::Hub* hub, std::string api_key) : service_(hub, std::move(api_key)) {}

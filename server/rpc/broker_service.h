@@ -44,13 +44,17 @@ class BrokerService final : public v1::Broker::CallbackService {
 
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchEventsRequest* request) override;
+  // Client-streaming publish: each request goes through Hub::Publish / Hub::PublishOrder, in
+  // order, on the gRPC thread that read it.
+  grpc::ServerReadReactor<v1::PublishStreamRequest>* PublishStream(
+      grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) override;
 
  private:
+  absl::Status Authorize(grpc::CallbackServerContext* ctx) const;
+
   grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* ctx, const char* method,
                                    const google::protobuf::Message& request,
                                    google::protobuf::Message* response);
-
-  absl::Status Authorize(grpc::CallbackServerContext* ctx) const;
 
   core::Hub* const hub_;
   const std::string api_key_;

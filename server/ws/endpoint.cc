@@ -134,6 +134,11 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = absl::Now();
+  // The handshake request and response (header maps, body) stay inside the connection for its
+  // whole life but are not read again after open: what Herald needs is copied into `meta`.
+  // Dropping them saves about 0.9 KB per idle connection.
+  const_cast<WsConfig::request_type&>(con->get_request()) = WsConfig::request_type();
+  const_cast<WsConfig::response_type&>(con->get_response()) = WsConfig::response_type();
   auto session = std::make_shared<WsSession>(
       std::move(meta), con, hub_,
       [this](std::shared_ptr<WsSession> s) { AddBehind(std::move(s)); });

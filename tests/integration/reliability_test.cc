@@ -97,8 +97,8 @@ TEST(ChurnTest, ReconnectingClientsGetEveryPublicationInOrderOrAreToldToResync) 
     for (int i = 1; i <= kUpdates; ++i) {
       grpc::ClientContext ctx;
       v1::PublishOrderResponse resp;
-      grpc::Status st = stub->PublishOrder(&ctx, OrderRequest(absl::StrCat("o", i % 50), i, "1"),
-                                           &resp);
+      grpc::Status st =
+          stub->PublishOrder(&ctx, OrderRequest(absl::StrCat("o", i % 50), i, "1"), &resp);
       ASSERT_TRUE(st.ok()) << st.error_message();
       final_offset = resp.deliveries(1).offset();  // store:1
     }
@@ -124,10 +124,12 @@ TEST(ChurnTest, ReconnectingClientsGetEveryPublicationInOrderOrAreToldToResync) 
         ASSERT_TRUE(ws.WaitReply(1).has_subscribed());
         if (last_round) {
           // Stay until the final publication arrived.
-          ws.WaitFrame([&](const v1::ServerFrame& f) {
-            return (f.has_pub() && f.pub().offset() == final_offset.load()) ||
-                   (f.has_subscribed() && f.subscribed().offset() == final_offset.load());
-          }, "final publication", absl::Seconds(30));
+          ws.WaitFrame(
+              [&](const v1::ServerFrame& f) {
+                return (f.has_pub() && f.pub().offset() == final_offset.load()) ||
+                       (f.has_subscribed() && f.subscribed().offset() == final_offset.load());
+              },
+              "final publication", absl::Seconds(30));
         } else {
           // Read a little, then drop the connection (page refresh, network blip).
           const size_t want = 1 + rng() % 40;
@@ -154,8 +156,8 @@ TEST(ChurnTest, ReconnectingClientsGetEveryPublicationInOrderOrAreToldToResync) 
 }
 
 TEST(SlowConsumerTest, ABehindClientGetsConflatedOrdersAndConvergesToTheLatest) {
-  HeraldProcess herald({"--soft-send-buffer-bytes", "65536", "--max-send-buffer-bytes",
-                        "67108864"});
+  HeraldProcess herald(
+      {"--soft-send-buffer-bytes", "65536", "--max-send-buffer-bytes", "67108864"});
   ASSERT_TRUE(herald.ok());
   RawWsClient slow;
   ASSERT_TRUE(slow.Connect(herald.ws_address(), 4096));
@@ -175,24 +177,26 @@ TEST(SlowConsumerTest, ABehindClientGetsConflatedOrdersAndConvergesToTheLatest) 
     for (int o = 0; o < kOrders; ++o) {
       grpc::ClientContext ctx;
       v1::PublishOrderResponse resp;
-      ASSERT_TRUE(stub->PublishOrder(&ctx, OrderRequest(absl::StrCat("s", o), v, "9", note), &resp)
-                      .ok());
+      ASSERT_TRUE(
+          stub->PublishOrder(&ctx, OrderRequest(absl::StrCat("s", o), v, "9", note), &resp).ok());
     }
     ASSERT_TRUE(WaitFor([&] { return fast.publication_count() >= size_t{kOrders} * v; }));
   }
   // The fast subscriber on the same channel got every update.
-  fast.WaitFrame([&](const v1::ServerFrame& f) { return f.has_pub() && f.pub().offset() ==
-                                                     kOrders * kVersions; },
-                 "last update on the fast client", absl::Seconds(30));
+  fast.WaitFrame(
+      [&](const v1::ServerFrame& f) {
+        return f.has_pub() && f.pub().offset() == kOrders * kVersions;
+      },
+      "last update on the fast client", absl::Seconds(30));
   EXPECT_EQ(fast.Publications().size(), static_cast<size_t>(kOrders * kVersions));
   EXPECT_GT(Stats(*stub).conflated_updates(), 0u);
 
   // Now the slow client reads everything: it converges to the latest version of each order.
   std::map<std::string, uint64_t> latest;
   size_t received = 0;
-  while (latest.size() < kOrders ||
-         std::any_of(latest.begin(), latest.end(),
-                     [&](const auto& kv) { return kv.second < kVersions; })) {
+  while (latest.size() < kOrders || std::any_of(latest.begin(), latest.end(), [&](const auto& kv) {
+           return kv.second < kVersions;
+         })) {
     auto frame = slow.Read(absl::Seconds(20));
     ASSERT_TRUE(frame.has_value()) << "slow client stalled after " << received << " frames";
     v1::ServerFrame f;
@@ -238,9 +242,11 @@ TEST(SlowConsumerTest, AClientOverTheHardLimitIsClosedWith4008AndOthersAreUnaffe
     ASSERT_TRUE(WaitFor([&] { return fast.publication_count() >= size_t(published); }));
   }
   ASSERT_EQ(Stats(*stub).slow_consumer_closes(), 1u);
-  fast.WaitFrame([&](const v1::ServerFrame& f) {
-    return f.has_pub() && f.pub().offset() == static_cast<uint64_t>(published);
-  }, "every publication on the fast client", absl::Seconds(30));
+  fast.WaitFrame(
+      [&](const v1::ServerFrame& f) {
+        return f.has_pub() && f.pub().offset() == static_cast<uint64_t>(published);
+      },
+      "every publication on the fast client", absl::Seconds(30));
   EXPECT_EQ(fast.Publications().size(), static_cast<size_t>(published));
   EXPECT_TRUE(fast.open());
   // Reading on, the slow client finds the close frame after what was already in flight.
@@ -316,8 +322,12 @@ TEST(TaskTest, ATaskIsRedeliveredWhenItsWorkerDies) {
   grpc::ClientContext ctx;
   v1::DispatchTaskRequest req;
   req.set_queue("couriers");
-  req.mutable_data()->mutable_struct_value()->mutable_fields()->operator[]("pickup").set_string_value(
-      "store 42");
+  req.mutable_data()
+      ->mutable_struct_value()
+      ->mutable_fields()
+      ->
+      operator[]("pickup")
+      .set_string_value("store 42");
   v1::DispatchTaskResponse resp;
   ASSERT_TRUE(stub->DispatchTask(&ctx, req, &resp).ok());
   EXPECT_EQ(resp.assigned_connection_id(), w1->connection_id());

@@ -1,0 +1,911 @@
+// herald_load: a WebSocket fan-out load generator for Herald, nchan and the ceiling server.
+//
+// Opens N subscribers (epoll, several threads, source addresses spread over 127.0.0.x),
+// subscribes them, publishes at a fixed rate with a monotonic timestamp and a per-channel
+// sequence number in every payload ("hb:<ns>:<seq>:<padding>"), and prints one JSON object:
+// deliveries/s, publish->deliver latency percentiles, lost/duplicate/reordered counts, connect
+// rate and failures, the server's CPU time and RSS (from /proc) and the generator's own CPU time.
+//
+// The receive path allocates nothing per message: each thread reads into one fixed buffer and a
+// connection keeps at most one partial frame in its own fixed carry-over buffer.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "bench/common.h"
+#include "herald/v1/broker.grpc.pb.h"
+
+namespace herald::bench {
+namespace {
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string path = "/ws";  // "{c}" is replaced by the channel name
+  bool herald = true;        // herald protocol (welcome, subscribe) or raw (subscribed by URL)
+  int subs = 100;
+  int channels = 1;
+  std::string channel_prefix = "bench";
+  int threads = 2;
+  int src_count = 1;  // source addresses 127.0.0.2 .. 127.0.0.(1+src_count); 0: kernel's choice
+  int max_inflight = 512;
+  double connect_rate = 0;  // connections per second, 0: as fast as max_inflight allows
+  double connect_timeout_s = 60;
+  std::string publish = "none";  // none | grpc | grpc-stream | http | udp
+  std::string pub_target;        // host:port
+  double rate = 100;             // publications per second
+  double duration_s = 5;
+  int payload = 100;  // bytes of the publication data
+  double drain_s = 3;
+  double hold_s = 0;             // keep connections open this long after all are ready (idle)
+  double slow_fraction = 0;      // this fraction of subscribers never read after subscribing
+  std::vector<int> server_pids;  // for CPU time and RSS
+  std::string label;
+  std::string cdf_path;       // write the latency CDF here (value_us fraction per line)
+  bool no_subscribe = false;  // herald: count ready at welcome (connect storm)
+};
+
+[[noreturn]] void Usage(const char* msg) {
+  std::fprintf(stderr, "herald_load: %s\n", msg);
+  std::fprintf(stderr,
+               "usage: herald_load --url ws://HOST:PORT/PATH [--raw] [--subs N] [--channels K]\n"
+               "  [--threads T] [--src-count S] [--max-inflight M] [--connect-rate R]\n"
+               "  [--publish none|grpc|grpc-stream|http|udp --pub-target HOST:PORT]\n"
+               "  [--rate MSGS_PER_S] [--duration S] [--payload BYTES] [--drain S] [--hold S]\n"
+               "  [--slow-fraction F] [--server-pids P1,P2] [--label L] [--cdf FILE]\n"
+               "  [--no-subscribe]\n");
+  std::exit(2);
+}
+
+Options Parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(("missing value for " + a).c_str());
+      return argv[++i];
+    };
+    if (a == "--url") {
+      std::string url = next();
+      if (url.rfind("ws://", 0) != 0) Usage("--url must start with ws://");
+      url = url.substr(5);
+      size_t slash = url.find('/');
+      std::string hostport = url.substr(0, slash);
+      o.path = slash == std::string::npos ? "/" : url.substr(slash);
+      size_t colon = hostport.rfind(':');
+      o.host = hostport.substr(0, colon);
+      o.port = colon == std::string::npos ? 80 : std::stoi(hostport.substr(colon + 1));
+    } else if (a == "--raw") {
+      o.herald = false;
+    } else if (a == "--subs") {
+      o.subs = std::stoi(next());
+    } else if (a == "--channels") {
+      o.channels = std::max(1, std::stoi(next()));
+    } else if (a == "--channel-prefix") {
+      o.channel_prefix = next();
+    } else if (a == "--threads") {
+      o.threads = std::max(1, std::stoi(next()));
+    } else if (a == "--src-count") {
+      o.src_count = std::stoi(next());
+    } else if (a == "--max-inflight") {
+      o.max_inflight = std::max(1, std::stoi(next()));
+    } else if (a == "--connect-rate") {
+      o.connect_rate = std::stod(next());
+    } else if (a == "--connect-timeout") {
+      o.connect_timeout_s = std::stod(next());
+    } else if (a == "--publish") {
+      o.publish = next();
+    } else if (a == "--pub-target") {
+      o.pub_target = next();
+    } else if (a == "--rate") {
+      o.rate = std::stod(next());
+    } else if (a == "--duration") {
+      o.duration_s = std::stod(next());
+    } else if (a == "--payload") {
+      o.payload = std::max(24, std::stoi(next()));
+    } else if (a == "--drain") {
+      o.drain_s = std::stod(next());
+    } else if (a == "--hold") {
+      o.hold_s = std::stod(next());
+    } else if (a == "--slow-fraction") {
+      o.slow_fraction = std::stod(next());
+    } else if (a == "--server-pids") {
+      o.server_pids = ParsePids(next());
+    } else if (a == "--label") {
+      o.label = next();
+    } else if (a == "--cdf") {
+      o.cdf_path = next();
+    } else if (a == "--no-subscribe") {
+      o.no_subscribe = true;
+    } else {
+      Usage(("unknown option " + a).c_str());
+    }
+  }
+  if (o.publish != "none" && o.pub_target.empty()) Usage("--publish needs --pub-target");
+  if (o.payload > 3000) Usage("--payload at most 3000");
+  return o;
+}
+
+std::string ChannelName(const Options& o, int idx) {
+  if (o.channels == 1) return o.channel_prefix;
+  return o.channel_prefix + "_" + std::to_string(idx);
+}
+
+// --- subscribers ------------------------------------------------------------------------------
+
+enum class State : uint8_t { kConnecting, kHandshake, kWelcome, kSubscribing, kReady, kDone };
+
+constexpr size_t kCarry = 4096;
+constexpr size_t kReadBuf = 256 * 1024;
+
+struct Conn {
+  int fd = -1;
+  State state = State::kConnecting;
+  bool slow = false;
+  bool counted = false;  // counted in ready/failed
+  bool was_ready = false;
+  uint32_t chan = 0;
+  uint16_t carry_len = 0;
+  uint16_t close_code = 0;
+  uint64_t start_ns = 0;
+  // Sequence tracking: `next` is one past the highest seq seen; bit i of `window` says whether
+  // seq next-1-i was received.
+  uint64_t next = 0;
+  uint64_t window = 0;
+  uint64_t distinct = 0;
+  uint64_t duplicates = 0;
+  uint64_t reordered = 0;
+  char carry[kCarry];
+};
+
+struct Shared {
+  const Options* opt = nullptr;
+  std::atomic<int> ready{0};
+  std::atomic<int> failed{0};
+  std::atomic<bool> stop{false};
+  std::atomic<bool> stop_connecting{false};
+  std::atomic<uint64_t> received{0};  // distinct publications received, all threads
+  std::vector<std::string> channel_names;
+  std::vector<std::string> subscribe_frames;  // masked client frames, per channel
+  std::vector<std::string> handshakes;        // HTTP upgrade requests, per channel
+};
+
+struct ThreadResult {
+  Histogram latency;
+  Histogram handshake;
+  uint64_t distinct = 0, duplicates = 0, reordered = 0, closed = 0, closed_4008 = 0;
+  uint64_t last_recv_ns = 0;
+  uint64_t frames_other = 0;
+};
+
+std::string MaskedTextFrame(const std::string& payload) {
+  std::string f;
+  f.push_back(static_cast<char>(0x81));
+  const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  if (payload.size() < 126) {
+    f.push_back(static_cast<char>(0x80 | payload.size()));
+  } else {
+    f.push_back(static_cast<char>(0x80 | 126));
+    f.push_back(static_cast<char>((payload.size() >> 8) & 0xff));
+    f.push_back(static_cast<char>(payload.size() & 0xff));
+  }
+  for (uint8_t m : mask) f.push_back(static_cast<char>(m));
+  for (size_t i = 0; i < payload.size(); ++i) {
+    f.push_back(static_cast<char>(static_cast<uint8_t>(payload[i]) ^ mask[i % 4]));
+  }
+  return f;
+}
+
+bool ParseU64(const char*& p, const char* end, uint64_t* out) {
+  uint64_t v = 0;
+  const char* start = p;
+  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + static_cast<uint64_t>(*p++ - '0');
+  *out = v;
+  return p > start;
+}
+
+bool Contains(const char* data, size_t len, const char* needle) {
+  return memmem(data, len, needle, std::strlen(needle)) != nullptr;
+}
+
+class Worker {
+ public:
+  Worker(Shared* shared, int first, int count)
+      : sh_(shared), opt_(*shared->opt), first_(first), conns_(count) {
+    buf_.reset(new char[kReadBuf]);
+    for (int i = 0; i < count; ++i) {
+      const int global = first + i;
+      conns_[i].chan = static_cast<uint32_t>(global % opt_.channels);
+      if (opt_.slow_fraction > 0) {
+        const int every = std::max(1, static_cast<int>(1.0 / opt_.slow_fraction + 0.5));
+        conns_[i].slow = global % every == every - 1;
+      }
+    }
+  }
+
+  void Run();
+  ThreadResult& result() { return result_; }
+  const std::vector<Conn>& conns() const { return conns_; }
+
+ private:
+  void StartConnect(Conn& c, int idx);
+  void OnEvent(Conn& c, uint32_t events, uint64_t now);
+  void Fail(Conn& c);
+  void MarkReady(Conn& c, uint64_t now);
+  size_t Process(Conn& c, char* data, size_t len, uint64_t now);
+  void OnText(Conn& c, const char* p, size_t n, uint64_t now);
+  void Accept(Conn& c, uint64_t seq);
+  void CloseConn(Conn& c);
+
+  Shared* const sh_;
+  const Options& opt_;
+  const int first_;
+  std::vector<Conn> conns_;
+  std::unique_ptr<char[]> buf_;
+  int ep_ = -1;
+  int inflight_ = 0;
+  ThreadResult result_;
+};
+
+void Worker::Fail(Conn& c) {
+  if (!c.counted) {
+    c.counted = true;
+    sh_->failed.fetch_add(1);
+    if (c.state != State::kReady) --inflight_;
+  }
+  CloseConn(c);
+}
+
+void Worker::CloseConn(Conn& c) {
+  if (c.fd >= 0) {
+    close(c.fd);  // also removes it from the epoll set
+    c.fd = -1;
+  }
+  c.state = State::kDone;
+}
+
+void Worker::MarkReady(Conn& c, uint64_t now) {
+  c.state = State::kReady;
+  c.counted = true;
+  c.was_ready = true;
+  --inflight_;
+  result_.handshake.Record(now - c.start_ns);
+  sh_->ready.fetch_add(1);
+  if (c.slow) {
+    // A slow reader: tiny receive buffer, never read again.
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+  }
+}
+
+void Worker::StartConnect(Conn& c, int idx) {
+  c.start_ns = NowNs();
+  c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    Fail(c);
+    return;
+  }
+  ++inflight_;
+  int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opt_.src_count > 0) {
+    setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr =
+        htonl(0x7f000002u + static_cast<uint32_t>((first_ + idx) % opt_.src_count));
+    if (bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      Fail(c);
+      return;
+    }
+  }
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<uint16_t>(opt_.port));
+  inet_pton(AF_INET, opt_.host.c_str(), &dst.sin_addr);
+  if (connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS) {
+    Fail(c);
+    return;
+  }
+  c.state = State::kConnecting;
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.u32 = static_cast<uint32_t>(idx);
+  epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev);
+}
+
+void Worker::Accept(Conn& c, uint64_t seq) {
+  if (seq >= c.next) {
+    const uint64_t shift = seq - c.next + 1;
+    c.window = shift >= 64 ? 1 : ((c.window << shift) | 1);
+    c.next = seq + 1;
+    ++c.distinct;
+    sh_->received.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t back = c.next - 1 - seq;
+  if (back < 64 && !(c.window & (1ull << back))) {
+    c.window |= 1ull << back;
+    ++c.distinct;
+    ++c.reordered;
+    sh_->received.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ++c.duplicates;
+  }
+}
+
+void Worker::OnText(Conn& c, const char* p, size_t n, uint64_t now) {
+  if (c.state == State::kReady) {
+    const char* hb = static_cast<const char*>(memmem(p, n, "hb:", 3));
+    if (hb == nullptr) {
+      ++result_.frames_other;
+      return;
+    }
+    const char* q = hb + 3;
+    const char* end = p + n;
+    uint64_t t = 0, seq = 0;
+    if (!ParseU64(q, end, &t) || q >= end || *q++ != ':' || !ParseU64(q, end, &seq)) {
+      ++result_.frames_other;
+      return;
+    }
+    result_.latency.Record(now > t ? now - t : 0);
+    result_.last_recv_ns = now;
+    Accept(c, seq);
+    return;
+  }
+  if (c.state == State::kWelcome && Contains(p, n, "\"welcome\"")) {
+    if (opt_.no_subscribe) {
+      MarkReady(c, now);
+      return;
+    }
+    const std::string& f = sh_->subscribe_frames[c.chan];
+    if (write(c.fd, f.data(), f.size()) != static_cast<ssize_t>(f.size())) {
+      Fail(c);
+      return;
+    }
+    c.state = State::kSubscribing;
+  } else if (c.state == State::kSubscribing) {
+    if (Contains(p, n, "\"subscribed\"")) {
+      MarkReady(c, now);
+    } else if (Contains(p, n, "\"error\"")) {
+      Fail(c);
+    }
+  }
+}
+
+// Consumes complete frames (and the HTTP response) from data[0..len); returns bytes consumed.
+size_t Worker::Process(Conn& c, char* data, size_t len, uint64_t now) {
+  size_t pos = 0;
+  if (c.state == State::kHandshake) {
+    char* end = static_cast<char*>(memmem(data, len, "\r\n\r\n", 4));
+    if (end == nullptr) return 0;
+    if (len < 12 || std::memcmp(data, "HTTP/1.1 101", 12) != 0) {
+      Fail(c);
+      return len;
+    }
+    pos = static_cast<size_t>(end - data) + 4;
+    if (opt_.herald) {
+      c.state = State::kWelcome;
+    } else {
+      MarkReady(c, now);
+      if (c.slow) return len;
+    }
+  }
+  while (c.fd >= 0 && len - pos >= 2) {
+    const uint8_t b0 = static_cast<uint8_t>(data[pos]);
+    const uint8_t b1 = static_cast<uint8_t>(data[pos + 1]);
+    size_t hdr = 2;
+    uint64_t plen = b1 & 0x7f;
+    if (plen == 126) {
+      if (len - pos < 4) break;
+      plen = (static_cast<uint64_t>(static_cast<uint8_t>(data[pos + 2])) << 8) |
+             static_cast<uint8_t>(data[pos + 3]);
+      hdr = 4;
+    } else if (plen == 127) {
+      if (len - pos < 10) break;
+      plen = 0;
+      for (int i = 0; i < 8; ++i) plen = (plen << 8) | static_cast<uint8_t>(data[pos + 2 + i]);
+      hdr = 10;
+    }
+    if (b1 & 0x80) hdr += 4;  // servers do not mask; tolerate it anyway
+    if (len - pos < hdr + plen) {
+      if (hdr + plen > kCarry) {
+        Fail(c);  // a frame larger than we ever expect
+        return len;
+      }
+      break;
+    }
+    const char* payload = data + pos + hdr;
+    const uint8_t opcode = b0 & 0x0f;
+    if (opcode == 0x1 || opcode == 0x2) {
+      OnText(c, payload, plen, now);
+    } else if (opcode == 0x8) {
+      c.close_code = plen >= 2 ? static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) |
+                                                       static_cast<uint8_t>(payload[1]))
+                               : 1005;
+      ++result_.closed;
+      if (c.close_code == 4008) ++result_.closed_4008;
+      if (c.state != State::kReady) {
+        Fail(c);
+      } else {
+        CloseConn(c);
+      }
+      return len;
+    } else if (opcode == 0x9) {
+      // Ping: answer with a masked pong carrying the same (short) payload.
+      char pong[2 + 4 + 125];
+      const size_t n = std::min<uint64_t>(plen, 125);
+      pong[0] = static_cast<char>(0x8a);
+      pong[1] = static_cast<char>(0x80 | n);
+      std::memset(pong + 2, 0, 4);
+      std::memcpy(pong + 6, payload, n);
+      (void)!write(c.fd, pong, 6 + n);
+    }
+    pos += hdr + plen;
+  }
+  return pos;
+}
+
+void Worker::OnEvent(Conn& c, uint32_t events, uint64_t now) {
+  const int idx = static_cast<int>(&c - conns_.data());
+  if (c.state == State::kConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+      Fail(c);
+      return;
+    }
+    const std::string& req = sh_->handshakes[c.chan];
+    if (write(c.fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+      Fail(c);
+      return;
+    }
+    c.state = State::kHandshake;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<uint32_t>(idx);
+    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+    return;
+  }
+  char* buf = buf_.get();
+  std::memcpy(buf, c.carry, c.carry_len);
+  const ssize_t n = read(c.fd, buf + c.carry_len, kReadBuf - c.carry_len);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (c.state == State::kReady) {
+      ++result_.closed;
+      CloseConn(c);
+    } else {
+      Fail(c);
+    }
+    return;
+  }
+  const size_t total = c.carry_len + static_cast<size_t>(n);
+  const size_t used = Process(c, buf, total, now);
+  const size_t left = total - used;
+  if (c.fd < 0) return;
+  if (left > kCarry) {
+    Fail(c);
+    return;
+  }
+  std::memmove(c.carry, buf + used, left);
+  c.carry_len = static_cast<uint16_t>(left);
+}
+
+void Worker::Run() {
+  ep_ = epoll_create1(EPOLL_CLOEXEC);
+  const int count = static_cast<int>(conns_.size());
+  const int inflight_cap = std::max(1, opt_.max_inflight / opt_.threads);
+  const double rate = opt_.connect_rate / opt_.threads;
+  const uint64_t t0 = NowNs();
+  int started = 0;
+  std::vector<epoll_event> events(1024);
+  while (!sh_->stop.load(std::memory_order_relaxed)) {
+    if (!sh_->stop_connecting.load(std::memory_order_relaxed)) {
+      while (started < count && inflight_ < inflight_cap) {
+        if (rate > 0 && started >= rate * static_cast<double>(NowNs() - t0) / 1e9) break;
+        StartConnect(conns_[started], started);
+        ++started;
+      }
+    }
+    const int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 20);
+    if (n <= 0) continue;
+    const uint64_t now = NowNs();
+    for (int i = 0; i < n; ++i) {
+      Conn& c = conns_[events[i].data.u32];
+      if (c.fd >= 0) OnEvent(c, events[i].events, now);
+    }
+  }
+  for (Conn& c : conns_) {
+    if (c.fd >= 0) close(c.fd);
+    c.fd = -1;
+  }
+  close(ep_);
+}
+
+// --- publishers -------------------------------------------------------------------------------
+
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+  virtual bool Publish(const std::string& channel, const std::string& payload) = 0;
+  virtual void Finish() {}
+};
+
+std::pair<std::string, int> SplitHostPort(const std::string& hp) {
+  size_t colon = hp.rfind(':');
+  return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
+}
+
+class GrpcPublisher : public Publisher {
+ public:
+  explicit GrpcPublisher(const std::string& target)
+      : stub_(
+            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
+  bool Publish(const std::string& channel, const std::string& payload) override {
+    req_.set_channel(channel);
+    req_.mutable_data()->set_string_value(payload);
+    grpc::ClientContext ctx;
+    v1::PublishResponse resp;
+    return stub_->Publish(&ctx, req_, &resp).ok();
+  }
+
+ private:
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  v1::PublishRequest req_;
+};
+
+class GrpcStreamPublisher : public Publisher {
+ public:
+  explicit GrpcStreamPublisher(const std::string& target)
+      : stub_(
+            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+    writer_ = stub_->PublishStream(&ctx_, &summary_);
+  }
+  bool Publish(const std::string& channel, const std::string& payload) override {
+    v1::PublishRequest* p = req_.mutable_publish();
+    p->set_channel(channel);
+    p->mutable_data()->set_string_value(payload);
+    return writer_->Write(req_);
+  }
+  void Finish() override {
+    writer_->WritesDone();
+    grpc::Status st = writer_->Finish();
+    if (!st.ok())
+      std::fprintf(stderr, "herald_load: PublishStream: %s\n", st.error_message().c_str());
+  }
+
+ private:
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  grpc::ClientContext ctx_;
+  v1::PublishStreamSummary summary_;
+  std::unique_ptr<grpc::ClientWriter<v1::PublishStreamRequest>> writer_;
+  v1::PublishStreamRequest req_;
+};
+
+// HTTP/1.1 keep-alive POST /pub/<channel> (nchan's publisher location).
+class HttpPublisher : public Publisher {
+ public:
+  explicit HttpPublisher(const std::string& target) {
+    auto [host, port] = SplitHostPort(target);
+    host_ = host;
+    port_ = port;
+    Connect();
+  }
+  ~HttpPublisher() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool Publish(const std::string& channel, const std::string& payload) override {
+    if (fd_ < 0 && !Connect()) return false;
+    req_.clear();
+    req_ += "POST /pub/";
+    req_ += channel;
+    req_ += " HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: ";
+    req_ += std::to_string(payload.size());
+    req_ += "\r\n\r\n";
+    req_ += payload;
+    if (write(fd_, req_.data(), req_.size()) != static_cast<ssize_t>(req_.size())) return Reset();
+    // Read one response: headers, then Content-Length bytes (nchan always sends one).
+    size_t have = 0;
+    for (;;) {
+      ssize_t n = read(fd_, resp_ + have, sizeof resp_ - have);
+      if (n <= 0) return Reset();
+      have += static_cast<size_t>(n);
+      char* end = static_cast<char*>(memmem(resp_, have, "\r\n\r\n", 4));
+      if (end == nullptr) continue;
+      const size_t head = static_cast<size_t>(end - resp_) + 4;
+      size_t body = 0;
+      char* cl = static_cast<char*>(memmem(resp_, head, "Content-Length:", 15));
+      if (cl == nullptr) cl = static_cast<char*>(memmem(resp_, head, "content-length:", 15));
+      if (cl != nullptr) body = std::strtoul(cl + 15, nullptr, 10);
+      while (have < head + body) {
+        n = read(fd_, resp_ + have, sizeof resp_ - have);
+        if (n <= 0) return Reset();
+        have += static_cast<size_t>(n);
+      }
+      return resp_[9] == '2';
+    }
+  }
+
+ private:
+  bool Connect() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, host_.c_str(), &dst.sin_addr);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) return Reset();
+    return true;
+  }
+  bool Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  std::string host_;
+  int port_ = 0;
+  int fd_ = -1;
+  std::string req_;
+  char resp_[16384];
+};
+
+// One datagram per publication to the ceiling server's trigger port.
+class UdpPublisher : public Publisher {
+ public:
+  explicit UdpPublisher(const std::string& target) {
+    auto [host, port] = SplitHostPort(target);
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    dst_.sin_family = AF_INET;
+    dst_.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, host.c_str(), &dst_.sin_addr);
+  }
+  ~UdpPublisher() override { close(fd_); }
+  bool Publish(const std::string&, const std::string& payload) override {
+    return sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&dst_),
+                  sizeof dst_) == static_cast<ssize_t>(payload.size());
+  }
+
+ private:
+  int fd_;
+  sockaddr_in dst_{};
+};
+
+std::unique_ptr<Publisher> MakePublisher(const Options& o) {
+  if (o.publish == "grpc") return std::make_unique<GrpcPublisher>(o.pub_target);
+  if (o.publish == "grpc-stream") return std::make_unique<GrpcStreamPublisher>(o.pub_target);
+  if (o.publish == "http") return std::make_unique<HttpPublisher>(o.pub_target);
+  if (o.publish == "udp") return std::make_unique<UdpPublisher>(o.pub_target);
+  return nullptr;
+}
+
+struct PublishResult {
+  uint64_t published = 0;
+  uint64_t errors = 0;
+  uint64_t start_ns = 0;
+  uint64_t end_ns = 0;
+  uint64_t max_lag_ns = 0;  // how far the publisher fell behind its schedule
+  std::vector<uint64_t> per_channel;
+};
+
+PublishResult RunPublisher(const Options& o, Shared& sh, Publisher& pub) {
+  PublishResult r;
+  r.per_channel.assign(o.channels, 0);
+  const uint64_t period = static_cast<uint64_t>(1e9 / o.rate);
+  const uint64_t duration = static_cast<uint64_t>(o.duration_s * 1e9);
+  std::string payload;
+  payload.reserve(o.payload + 64);
+  r.start_ns = NowNs();
+  for (uint64_t k = 0;; ++k) {
+    const uint64_t target = r.start_ns + k * period;
+    if (target - r.start_ns >= duration) break;
+    uint64_t now = NowNs();
+    if (now < target) {
+      timespec ts{static_cast<time_t>(target / 1000000000ull),
+                  static_cast<long>(target % 1000000000ull)};
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    } else if (now - target > r.max_lag_ns) {
+      r.max_lag_ns = now - target;
+    }
+    const uint32_t chan = static_cast<uint32_t>(k % static_cast<uint64_t>(o.channels));
+    const uint64_t seq = r.per_channel[chan];
+    now = NowNs();
+    payload = "hb:" + std::to_string(now) + ":" + std::to_string(seq) + ":";
+    if (payload.size() < static_cast<size_t>(o.payload))
+      payload.append(o.payload - payload.size(), 'x');
+    if (pub.Publish(sh.channel_names[chan], payload)) {
+      ++r.per_channel[chan];
+      ++r.published;
+    } else {
+      ++r.errors;
+    }
+  }
+  pub.Finish();
+  r.end_ns = NowNs();
+  return r;
+}
+
+int Main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  const Options opt = Parse(argc, argv);
+  Shared sh;
+  sh.opt = &opt;
+  for (int c = 0; c < opt.channels; ++c) {
+    const std::string name = ChannelName(opt, c);
+    sh.channel_names.push_back(name);
+    sh.subscribe_frames.push_back(
+        MaskedTextFrame("{\"id\":1,\"subscribe\":{\"channel\":\"" + name + "\"}}"));
+    std::string path = opt.path;
+    if (size_t p = path.find("{c}"); p != std::string::npos) path.replace(p, 3, name);
+    sh.handshakes.push_back("GET " + path + " HTTP/1.1\r\nHost: " + opt.host + ":" +
+                            std::to_string(opt.port) +
+                            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n");
+  }
+
+  const uint64_t rss_before = ProcRssBytes(opt.server_pids);
+  const double gen_cpu0 = SelfCpuSeconds();
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int t = 0; t < opt.threads; ++t) {
+    const int first = opt.subs * t / opt.threads;
+    const int last = opt.subs * (t + 1) / opt.threads;
+    workers.push_back(std::make_unique<Worker>(&sh, first, last - first));
+  }
+  const uint64_t connect_start = NowNs();
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+
+  const uint64_t connect_deadline =
+      connect_start + static_cast<uint64_t>(opt.connect_timeout_s * 1e9);
+  while (sh.ready.load() + sh.failed.load() < opt.subs && NowNs() < connect_deadline) {
+    usleep(2000);
+  }
+  const uint64_t connect_end = NowNs();
+  sh.stop_connecting = true;
+  const int ready = sh.ready.load();
+  const double connect_s = static_cast<double>(connect_end - connect_start) / 1e9;
+
+  if (opt.hold_s > 0) usleep(static_cast<useconds_t>(opt.hold_s * 1e6));
+  const uint64_t rss_ready = ProcRssBytes(opt.server_pids);
+
+  const double server_cpu0 = ProcCpuSeconds(opt.server_pids);
+  const double gen_cpu1 = SelfCpuSeconds();
+  PublishResult pr;
+  std::unique_ptr<Publisher> pub = MakePublisher(opt);
+  if (pub != nullptr) pr = RunPublisher(opt, sh, *pub);
+
+  // Wait for the stragglers: until the fast subscribers have everything (estimated), the count
+  // stops growing for 300 ms, or the drain time is over.
+  std::atomic<int>& ready_now = sh.ready;
+  int slow_ready = 0;
+  if (opt.slow_fraction > 0) {
+    const int every = std::max(1, static_cast<int>(1.0 / opt.slow_fraction + 0.5));
+    slow_ready = ready_now.load() / every;
+  }
+  const uint64_t estimate =
+      pr.published * static_cast<uint64_t>(ready_now.load() - slow_ready) / opt.channels;
+  const uint64_t drain_deadline = NowNs() + static_cast<uint64_t>(opt.drain_s * 1e9);
+  uint64_t last_count = sh.received.load();
+  uint64_t last_change = NowNs();
+  while (pub != nullptr && NowNs() < drain_deadline) {
+    const uint64_t got = sh.received.load();
+    if (got >= estimate) break;
+    if (got != last_count) {
+      last_count = got;
+      last_change = NowNs();
+    } else if (NowNs() - last_change > 300000000ull) {
+      break;
+    }
+    usleep(1000);
+  }
+  const double server_cpu1 = ProcCpuSeconds(opt.server_pids);
+  const uint64_t rss_end = ProcRssBytes(opt.server_pids);
+  const double gen_cpu2 = SelfCpuSeconds();
+  sh.stop = true;
+  for (std::thread& t : threads) t.join();
+
+  ThreadResult total;
+  uint64_t expected = 0, distinct = 0, duplicates = 0, reordered = 0, lost = 0;
+  int slow = 0;
+  for (auto& w : workers) {
+    total.latency.Merge(w->result().latency);
+    total.handshake.Merge(w->result().handshake);
+    total.closed += w->result().closed;
+    total.closed_4008 += w->result().closed_4008;
+    total.frames_other += w->result().frames_other;
+    total.last_recv_ns = std::max(total.last_recv_ns, w->result().last_recv_ns);
+    for (const Conn& c : w->conns()) {
+      if (!c.was_ready) continue;
+      if (c.slow) {
+        ++slow;
+        continue;
+      }
+      const uint64_t want = pub != nullptr ? pr.per_channel[c.chan] : 0;
+      expected += want;
+      distinct += c.distinct;
+      duplicates += c.duplicates;
+      reordered += c.reordered;
+      if (want > c.distinct) lost += want - c.distinct;
+    }
+  }
+  const double window_s =
+      pub == nullptr
+          ? 0
+          : static_cast<double>(std::max(total.last_recv_ns, pr.end_ns) - pr.start_ns) / 1e9;
+  const double server_cpu = server_cpu1 - server_cpu0;
+
+  JsonObject out;
+  out.Str("label", opt.label)
+      .Int("subs", opt.subs)
+      .Int("channels", opt.channels)
+      .Int("ready", ready)
+      .Int("connect_failed", opt.subs - ready)
+      .Num("connect_s", connect_s)
+      .Num("connect_per_s", connect_s > 0 ? ready / connect_s : 0)
+      .Raw("handshake_latency", LatencyJson(total.handshake))
+      .Str("publish", opt.publish)
+      .Num("rate_target", pub != nullptr ? opt.rate : 0)
+      .Int("published", pr.published)
+      .Int("publish_errors", pr.errors)
+      .Num("publish_rate", pub != nullptr && pr.end_ns > pr.start_ns
+                               ? pr.published / (static_cast<double>(pr.end_ns - pr.start_ns) / 1e9)
+                               : 0)
+      .Num("publisher_max_lag_ms", static_cast<double>(pr.max_lag_ns) / 1e6)
+      .Int("slow_subscribers", slow)
+      .Int("expected", expected)
+      .Int("deliveries", distinct)
+      .Int("lost", lost)
+      .Int("duplicates", duplicates)
+      .Int("reordered", reordered)
+      .Int("closed_by_server", total.closed)
+      .Int("closed_4008", total.closed_4008)
+      .Num("window_s", window_s)
+      .Num("deliveries_per_s", window_s > 0 ? distinct / window_s : 0)
+      .Raw("latency", LatencyJson(total.latency))
+      .Num("server_cpu_s", server_cpu)
+      .Num("server_cpu_us_per_delivery", distinct > 0 ? server_cpu * 1e6 / distinct : 0)
+      .Int("server_rss_before", rss_before)
+      .Int("server_rss_ready", rss_ready)
+      .Int("server_rss_end", rss_end)
+      .Num("server_rss_per_conn",
+           ready > 0 ? (static_cast<double>(rss_ready) - static_cast<double>(rss_before)) / ready
+                     : 0)
+      .Num("gen_cpu_connect_s", gen_cpu1 - gen_cpu0)
+      .Num("gen_cpu_publish_s", gen_cpu2 - gen_cpu1);
+  std::printf("%s\n", out.Done().c_str());
+  if (!opt.cdf_path.empty()) {
+    std::ofstream cdf(opt.cdf_path);
+    for (const auto& [v, f] : total.latency.Cdf())
+      cdf << static_cast<double>(v) / 1000.0 << " " << f << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace herald::bench
+
+int main(int argc, char** argv) { return herald::bench::Main(argc, argv); }

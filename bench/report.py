@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh results (RESULTS_DIR/results.jsonl) into RESULTS_DIR/report.md and plots.
+
+usage: bench/report.py RESULTS_DIR [--docs]   (--docs also copies the PNGs into docs/img/)
+Every figure comes from the JSON lines the tools printed in that run; nothing is typed in.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+
+SERVERS = ["herald", "nchan", "ceiling"]
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if v >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return f"{v:,}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def main():
+    out = sys.argv[1]
+    docs = "--docs" in sys.argv
+    rows = [json.loads(l) for l in open(os.path.join(out, "results.jsonl")) if l.strip()]
+    by = defaultdict(list)
+    for r in rows:
+        by[r["scenario"]].append(r)
+    md = []
+
+    # --- fan-out ---------------------------------------------------------------------------------
+    fan = by.get("fanout", [])
+    if fan:
+        best = {}  # (server, subs) -> best zero-loss run
+        sustained = {}  # (server, subs) -> best zero-loss run that delivered >= 90% of offered
+        ref = {}   # (server, subs) -> the run at the lowest offered load (CPU/delivery reference)
+        for r in fan:
+            k = (r["server"], r["subs"])
+            ok = r["lost"] == 0 and r["ready"] == r["subs"]
+            if ok and (k not in best or r["deliveries_per_s"] > best[k]["deliveries_per_s"]):
+                best[k] = r
+            if ok and r["deliveries_per_s"] >= 0.9 * r["target_deliveries"] and (
+                    k not in sustained or r["deliveries_per_s"] > sustained[k]["deliveries_per_s"]):
+                sustained[k] = r
+            if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
+                ref[k] = r
+        subs_list = sorted({r["subs"] for r in fan})
+        md.append("### Fan-out: highest delivered/s without loss\n")
+        md.append("One channel, N subscribers, offered rate raised step by step until a publication "
+                  "is lost or fewer than 90% of the offered deliveries/s arrive; the figure is the "
+                  "highest delivered/s of a step without loss (– : every step lost publications).\n")
+        md.append("| subscribers | " + " | ".join(f"{s} deliveries/s" for s in SERVERS) +
+                  " | herald/nchan | herald/ceiling |")
+        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        for n in subs_list:
+            v = {s: best.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
+                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+        md.append("")
+        md.append("Stricter: highest delivered/s of a step that had no loss **and** delivered at "
+                  "least 90% of what was offered (latency stayed bounded):\n")
+        md.append("| subscribers | " + " | ".join(SERVERS) + " | herald/nchan | herald/ceiling |")
+        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        for n in subs_list:
+            v = {s: sustained.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
+                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+        md.append("")
+        md.append("### Fan-out: server CPU per delivery (µs), at the lowest step (100k deliveries/s "
+                  "offered)\n")
+        md.append("| subscribers | " + " | ".join(SERVERS) + " | herald/nchan | herald/ceiling |")
+        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        for n in subs_list:
+            v = {s: ref.get((s, n), {}).get("server_cpu_us_per_delivery") for s in SERVERS}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
+                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+        md.append("")
+        md.append("### Fan-out: every step\n")
+        md.append("| server | subs | offered/s | delivered/s | lost | p50 µs | p99 µs | p99.9 µs | "
+                  "max µs | server CPU µs/delivery | generator CPU s |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(fan, key=lambda r: (r["subs"], SERVERS.index(r["server"]),
+                                            r["target_deliveries"])):
+            L = r["latency"]
+            md.append(f"| {r['server']} | {r['subs']} | {fmt(r['target_deliveries'])} | "
+                      f"{fmt(r['deliveries_per_s'])} | {r['lost']} | {fmt(L['p50_us'])} | "
+                      f"{fmt(L['p99_us'])} | {fmt(L['p999_us'])} | {fmt(L['max_us'])} | "
+                      f"{fmt(r['server_cpu_us_per_delivery'])} | {fmt(r['gen_cpu_publish_s'])} |")
+        md.append("")
+        with open(os.path.join(out, "fanout.dat"), "w") as f:
+            f.write("subs " + " ".join(SERVERS) + "\n")
+            for n in subs_list:
+                f.write(f"{n} " + " ".join(
+                    str(best.get((s, n), {}).get("deliveries_per_s", "NaN")) for s in SERVERS) + "\n")
+
+    # --- latency ---------------------------------------------------------------------------------
+    lat = {r["server"]: r for r in by.get("latency", [])}
+    if lat:
+        md.append("### Latency at fixed load: 1000 subscribers × 50 msg/s\n")
+        md.append("| server | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | lost | server CPU "
+                  "µs/delivery |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for s in SERVERS:
+            if s in lat:
+                L = lat[s]["latency"]
+                md.append(f"| {s} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
+                          f"{fmt(L['p999_us'])} | {fmt(L['max_us'])} | {lat[s]['lost']} | "
+                          f"{fmt(lat[s]['server_cpu_us_per_delivery'])} |")
+        p = {s: lat[s]["latency"]["p99_us"] for s in lat}
+        md.append(f"\np99 herald/nchan: {ratio(p.get('herald'), p.get('nchan'))}, "
+                  f"herald/ceiling: {ratio(p.get('herald'), p.get('ceiling'))}\n")
+
+    # --- channels --------------------------------------------------------------------------------
+    ch = {r["server"]: r for r in by.get("channels", [])}
+    if ch:
+        md.append("### Many channels, one subscriber each\n")
+        md.append("| server | channels | delivered/s | lost | p50 µs | p99 µs | server CPU µs/delivery |")
+        md.append("|---|---|---|---|---|---|---|")
+        for s in SERVERS:
+            if s in ch:
+                r = ch[s]
+                md.append(f"| {s} | {r['channels']} | {fmt(r['deliveries_per_s'])} | {r['lost']} | "
+                          f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
+                          f"{fmt(r['server_cpu_us_per_delivery'])} |")
+        md.append("")
+
+    # --- gRPC ------------------------------------------------------------------------------------
+    g = by.get("grpc", [])
+    if g:
+        md.append("### Control API (gRPC), herald\n")
+        md.append("| mode | client threads | calls/s | errors | server CPU µs/call |")
+        md.append("|---|---|---|---|---|")
+        for r in g:
+            md.append(f"| {r['mode']} | {r['threads']} | {fmt(r['calls_per_s'])} | {r['errors']} | "
+                      f"{fmt(r['server_cpu_us_per_call'])} |")
+        md.append("")
+
+    # --- storm / idle / slow ---------------------------------------------------------------------
+    st = {r["server"]: r for r in by.get("storm", [])}
+    if st:
+        md.append("### Connect storm\n")
+        md.append("| server | connections | ready | failed | handshakes/s | handshake p50 ms | p99 ms |")
+        md.append("|---|---|---|---|---|---|---|")
+        for s in SERVERS:
+            if s in st:
+                r = st[s]
+                h = r["handshake_latency"]
+                md.append(f"| {s} | {r['subs']} | {r['ready']} | {r['connect_failed']} | "
+                          f"{fmt(r['connect_per_s'])} | {fmt(h['p50_us'] / 1000)} | "
+                          f"{fmt(h['p99_us'] / 1000)} |")
+        v = {s: st[s]["connect_per_s"] for s in st}
+        md.append(f"\nherald/nchan: {ratio(v.get('herald'), v.get('nchan'))}, herald/ceiling: "
+                  f"{ratio(v.get('herald'), v.get('ceiling'))}\n")
+    idle = {r["server"]: r for r in by.get("idle", [])}
+    if idle:
+        md.append("### Idle connections: server RSS per connection\n")
+        md.append("| server | connections held | RSS before | RSS with all open | bytes/connection |")
+        md.append("|---|---|---|---|---|")
+        for s in SERVERS:
+            if s in idle:
+                r = idle[s]
+                md.append(f"| {s} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
+                          f"{r['server_rss_ready'] / 2**20:.1f} MiB | "
+                          f"{fmt(r['server_rss_per_conn'])} |")
+        md.append("")
+    slow = {r["server"]: r for r in by.get("slow", [])}
+    if slow:
+        md.append("### 1% slow readers (never read), 1 KB publications\n")
+        md.append("| server | subs | slow | fast lost | fast p50 µs | fast p99 µs | RSS ready MiB | "
+                  "RSS end MiB |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for s in SERVERS:
+            if s in slow:
+                r = slow[s]
+                md.append(f"| {s} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
+                          f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
+                          f"{r['server_rss_ready'] / 2**20:.1f} | {r['server_rss_end'] / 2**20:.1f} |")
+        md.append("")
+
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    plots(out, bool(fan), bool(lat))
+    if docs:
+        os.makedirs("docs/img", exist_ok=True)
+        for name in ("bench_fanout.png", "bench_latency_cdf.png"):
+            if os.path.exists(os.path.join(out, name)):
+                shutil.copy(os.path.join(out, name), os.path.join("docs/img", name))
+    print("\n".join(md))
+
+
+def plots(out, fan, lat):
+    if shutil.which("gnuplot") is None:
+        return
+    script = ["set terminal pngcairo size 900,540 font ',11'" if has_cairo() else
+              "set terminal png size 900,540", "set grid", "set key top left"]
+    if fan:
+        script += [
+            f"set output '{out}/bench_fanout.png'",
+            "set title 'Fan-out: highest delivered/s without loss (2 cores, shared)'",
+            "set xlabel 'subscribers of one channel'", "set ylabel 'deliveries/s'",
+            "set logscale x", "set format y '%.0s%c'", "set key autotitle columnhead",
+            "set datafile missing 'NaN'", "set xrange [70:13000]",
+            f"plot for [i=2:4] '{out}/fanout.dat' using 1:i with linespoints lw 2 "
+            "title columnhead(i)",
+            "unset logscale x", "set format y", "set key noautotitle", "set autoscale x",
+        ]
+    if lat:
+        files = [(s, f"{out}/latency_cdf_{s}.dat") for s in SERVERS
+                 if os.path.exists(f"{out}/latency_cdf_{s}.dat")]
+        script += [
+            f"set output '{out}/bench_latency_cdf.png'",
+            "set title 'Publish→deliver latency CDF, 1000 subscribers × 50 msg/s'",
+            "set xlabel 'latency (µs, log)'", "set ylabel 'fraction of deliveries'",
+            "set logscale x", "set key bottom right", "set yrange [0:1]",
+            "plot " + ", ".join(f"'{p}' using 1:2 with lines lw 2 title '{s}'" for s, p in files),
+        ]
+    subprocess.run(["gnuplot"], input="\n".join(script) + "\n", text=True, check=False)
+
+
+def has_cairo():
+    r = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True)
+    return "pngcairo" in (r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Benchmark scenarios: Herald against nchan and the ceiling server, in the same run.
+#
+#   bench/run.sh SCENARIO...    fanout latency channels grpc storm idle slow | all
+#   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
+#
+# Environment: SERVERS="herald nchan ceiling" (which to run), OUT=DIR (results; default
+# bench/results/<UTC time>), DURATION=S (seconds per measured run).
+# Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
+# and plots of docs/benchmarks.md. Servers listen on 127.0.0.1 only and are stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+[ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
+scenarios=("$@")
+[ "${scenarios[0]}" = "all" ] && scenarios=(fanout latency channels grpc storm idle slow)
+SERVERS=${SERVERS:-"herald nchan ceiling"}
+OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+DURATION=${DURATION:-$([ $quick = 1 ] && echo 3 || echo 5)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# The full bench needs nginx + nchan (the peer) and gnuplot (plots); CI does not.
+scripts/deps.sh nginx-light libnginx-mod-nchan gnuplot-nox python3
+scripts/build.sh default herald herald_load grpc_bench ceiling_server >/dev/null
+
+bin=$root/build/default
+HERALD=$bin/server/herald
+LOAD=$bin/bench/herald_load
+GRPC_BENCH=$bin/bench/grpc_bench
+CEILING=$bin/bench/ceiling_server
+ulimit -n 20000
+
+WS_HERALD=127.0.0.1:18080 GRPC_HERALD=127.0.0.1:18051
+WS_NCHAN=127.0.0.1:18081
+WS_CEILING=127.0.0.1:18082 UDP_CEILING=127.0.0.1:18083
+
+tmp=$(mktemp -d)
+server_pid="" server_pids="" server_name=""
+cleanup() { stop_server; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+wait_port() {  # host:port
+  for _ in $(seq 400); do
+    if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "server did not open $1" >&2
+  return 1
+}
+
+start_server() {  # name [extra herald args]
+  local name=$1
+  shift
+  stop_server
+  server_name=$name
+  case $name in
+    herald)
+      "$HERALD" --ws-listen $WS_HERALD --grpc-listen $GRPC_HERALD --log-level warn \
+        --max-connections 200000 "$@" >"$tmp/herald.out" 2>"$tmp/herald.err" &
+      server_pid=$!
+      wait_port $GRPC_HERALD
+      server_pids=$server_pid
+      ;;
+    nchan)
+      mkdir -p "$tmp/nginx"
+      cat >"$tmp/nginx/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+daemon off;
+master_process on;
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 20000; use epoll; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  nchan_shared_memory_size 256m;
+  server {
+    listen 127.0.0.1:${WS_NCHAN#*:} backlog=4096;
+    location ~ ^/sub/(\w+)$ { nchan_subscriber websocket; nchan_channel_id \$1; }
+    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length 10; }
+  }
+}
+EOF
+      nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" >"$tmp/nginx/out" 2>&1 &
+      server_pid=$!
+      wait_port $WS_NCHAN
+      sleep 0.3
+      server_pids=$(echo $server_pid $(pgrep -P $server_pid) | tr ' ' ',')
+      ;;
+    ceiling)
+      "$CEILING" --port ${WS_CEILING#*:} --trigger-port ${UDP_CEILING#*:} >"$tmp/ceiling.out" 2>&1 &
+      server_pid=$!
+      wait_port $WS_CEILING
+      server_pids=$server_pid
+      ;;
+  esac
+}
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 200); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid="" server_pids=""
+}
+
+# The generator's flags for the running server.
+target_args() {
+  case $server_name in
+    herald) echo "--url ws://$WS_HERALD/ws --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
+    nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http" ;;
+    ceiling) echo "--url ws://$WS_CEILING/ws --raw --pub-target $UDP_CEILING --publish udp" ;;
+  esac
+}
+
+# run_load SCENARIO KEY=VALUE... -- GENERATOR ARGS: runs the generator, records one JSON line.
+run_load() {
+  local scenario=$1
+  shift
+  local tags=()
+  while [ "$1" != "--" ]; do tags+=("$1"); shift; done
+  shift
+  local json
+  # shellcheck disable=SC2046
+  json=$("$LOAD" $(target_args) --server-pids "$server_pids" --label "$server_name" "$@")
+  local extra="\"scenario\":\"$scenario\",\"server\":\"$server_name\""
+  for t in "${tags[@]}"; do extra+=",\"${t%%=*}\":${t#*=}"; done
+  echo "{$extra,${json#\{}" | tee -a "$OUT/results.jsonl" >&2
+  LAST_JSON=$json
+}
+
+field() { echo "$LAST_JSON" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+scenario_fanout() {
+  local subs_list=(100 1000 9000) ladder=(100000 200000 400000 800000 1600000)
+  [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
+  for subs in "${subs_list[@]}"; do
+    for s in $SERVERS; do
+      HERALD_PUBLISH=grpc-stream start_server "$s"
+      for target in "${ladder[@]}"; do
+        local rate=$(( target / subs ))
+        log "fanout $s subs=$subs rate=$rate/s (target $target deliveries/s)"
+        HERALD_PUBLISH=grpc-stream run_load fanout "target_deliveries=$target" -- \
+          --subs "$subs" --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
+        # Saturated: a loss, or under 90% of the offered deliveries/s: stop this ladder.
+        local lost dps
+        lost=$(field lost)
+        dps=$(field deliveries_per_s)
+        if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+          log "fanout $s subs=$subs saturated at $target"
+          break
+        fi
+      done
+      stop_server
+    done
+  done
+}
+
+scenario_latency() {
+  for s in $SERVERS; do
+    start_server "$s"
+    log "latency $s 1000 subs x 50 msg/s"
+    run_load latency -- --subs 1000 --threads 2 --src-count 4 --rate 50 \
+      --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
+    stop_server
+  done
+}
+
+scenario_channels() {
+  local n=5000
+  [ $quick = 1 ] && n=1000
+  for s in $SERVERS; do
+    [ "$s" = ceiling ] && continue  # the ceiling server has no channels
+    start_server "$s"
+    log "channels $s: $n channels x 1 subscriber, $n msg/s"
+    run_load channels -- --subs $n --channels $n --threads 2 --src-count 4 --rate $n \
+      --duration "$DURATION" --drain 3
+    stop_server
+  done
+}
+
+scenario_grpc() {
+  start_server herald
+  for mode in unary-order unary-publish stream-order stream-publish; do
+    local threads=16 conns=4
+    case $mode in stream-*) threads=2 conns=2 ;; esac
+    log "grpc $mode threads=$threads"
+    local json
+    json=$("$GRPC_BENCH" --target $GRPC_HERALD --mode $mode --threads $threads --connections $conns \
+      --duration "$DURATION" --server-pids "$server_pids" --label herald)
+    echo "{\"scenario\":\"grpc\",\"server\":\"herald\",${json#\{}" | tee -a "$OUT/results.jsonl" >&2
+  done
+  stop_server
+}
+
+scenario_storm() {
+  local n=10000
+  [ $quick = 1 ] && n=3000
+  for s in $SERVERS; do
+    start_server "$s"
+    log "connect storm $s: $n connections"
+    # Herald: ready at `welcome` (no JWT yet: the handshake carries no token to verify).
+    run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
+      --publish none --connect-timeout 60
+    stop_server
+  done
+}
+
+scenario_idle() {
+  local n=18000
+  [ $quick = 1 ] && n=5000
+  for s in $SERVERS; do
+    start_server "$s"
+    log "idle $s: $n connections held"
+    run_load idle -- --subs $n --threads 2 --src-count 8 --max-inflight 500 --publish none \
+      --hold 5 --connect-timeout 120
+    stop_server
+  done
+}
+
+scenario_slow() {
+  local n=2000 rate=20  # 40k deliveries/s: well below saturation, so only the slow 1% struggle
+  for s in $SERVERS; do
+    # A 256 KiB queue limit (and the same backlog bound for the ceiling) makes slow readers hit it.
+    case $s in
+      herald) start_server herald --max-send-buffer-bytes 262144 ;;
+      *) start_server "$s" ;;
+    esac
+    log "slow readers $s: $n subs, 1% never read, $rate msg/s of 1 KB"
+    run_load slow -- --subs $n --threads 2 --src-count 4 --rate $rate --payload 1000 \
+      --duration $(( DURATION * 3 )) --drain 3 --slow-fraction 0.01
+    stop_server
+  done
+}
+
+for sc in "${scenarios[@]}"; do
+  "scenario_$sc"
+done
+python3 bench/report.py "$OUT"
+log "results: $OUT/results.jsonl, report: $OUT/report.md"
