@@ -34,6 +34,10 @@ struct Limits {
   size_t max_broadcast_channels = 1000;
   // Largest publication data (encoded JSON) accepted through the control API.
   size_t max_publication_bytes = 1024 * 1024;
+  // Largest HTTP request body on the WebSocket port (the HTTP/JSON control API under /api/v1/).
+  // Checked against Content-Length before the body is read; larger requests get HTTP 413.
+  // Twice max_publication_bytes by default, so a maximal publication fits with JSON escaping.
+  size_t max_http_body_bytes = 2 * 1024 * 1024;
 };
 
 }  // namespace herald::core
