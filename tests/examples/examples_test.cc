@@ -20,7 +20,8 @@ constexpr char kApiKey[] = "examples-key";
 const std::string kSource = HERALD_SOURCE_DIR;
 
 // Runs `argv` with `env` ("NAME=value") added to the environment.
-CommandResult RunWithEnv(const std::vector<std::string>& env, const std::vector<std::string>& argv) {
+CommandResult RunWithEnv(const std::vector<std::string>& env,
+                         const std::vector<std::string>& argv) {
   std::vector<std::string> full = {"/usr/bin/env"};
   full.insert(full.end(), env.begin(), env.end());
   full.insert(full.end(), argv.begin(), argv.end());
@@ -93,14 +94,20 @@ TEST_F(ExamplesTest, PhpOrderServiceMovesAnOrderThroughItsLifecycle) {
   for (WsClient* c : {&dashboard, &tracking}) {
     WaitForMarker(herald_, *c, c == &dashboard ? "store:42" : "order:o-1001");
     // Every step once, in order; the replayed version 3 never arrived.
-    EXPECT_THAT(OrderSteps(*c),
-                ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2",
-                            "ORDER_STATUS_PREPARING@3", "ORDER_STATUS_READY@4",
-                            "ORDER_STATUS_DELIVERED@5"));
+    EXPECT_THAT(OrderSteps(*c), ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2",
+                                            "ORDER_STATUS_PREPARING@3", "ORDER_STATUS_READY@4",
+                                            "ORDER_STATUS_DELIVERED@5"));
   }
   v1::ServerFrame first = dashboard.Publications()[0];
-  EXPECT_EQ(first.pub().data().struct_value().fields().at("total").struct_value().fields().at(
-                "minorUnits").string_value(),
+  EXPECT_EQ(first.pub()
+                .data()
+                .struct_value()
+                .fields()
+                .at("total")
+                .struct_value()
+                .fields()
+                .at("minorUnits")
+                .string_value(),
             "2450");
 }
 
@@ -151,10 +158,10 @@ TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
             "broadcast store:42,news, queued to 2\n");
 
   WaitForMarker(herald_, dashboard, "store:42");
-  EXPECT_THAT(OrderSteps(dashboard),
-              ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2",
-                          "ORDER_STATUS_PREPARING@3", "ORDER_STATUS_READY@4",
-                          "ORDER_STATUS_DELIVERED@5"));
+  EXPECT_THAT(
+      OrderSteps(dashboard),
+      ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2", "ORDER_STATUS_PREPARING@3",
+                  "ORDER_STATUS_READY@4", "ORDER_STATUS_DELIVERED@5"));
   std::vector<v1::ServerFrame> pubs = dashboard.Publications();
   ASSERT_EQ(pubs.size(), 8u);  // 5 order versions, the notice, the broadcast, the marker
   EXPECT_EQ(Field(pubs[5], "notice"), "kitchen closes at 22:00");
@@ -169,9 +176,9 @@ TEST_F(ExamplesTest, NodeListsConnectionsPageByPageAndShowsStats) {
   WsClient a, b, c;
   for (WsClient* ws : {&a, &b, &c}) ASSERT_TRUE(ws->Connect(herald_.ws_url()));
   ASSERT_TRUE(b.Subscribe("store:42"));
-  const std::vector<std::string> env = {
-      "HERALD_GRPC=" + herald_.grpc_address(), absl::StrCat("HERALD_API_KEY=", kApiKey),
-      "HERALD_PROTO_DIR=" + kSource + "/proto"};
+  const std::vector<std::string> env = {"HERALD_GRPC=" + herald_.grpc_address(),
+                                        absl::StrCat("HERALD_API_KEY=", kApiKey),
+                                        "HERALD_PROTO_DIR=" + kSource + "/proto"};
   const std::string script = std::string(HERALD_NODE_DIR) + "/connections.js";
 
   CommandResult r = RunWithEnv(env, {HERALD_NODE, script, "--page-size", "2"});

@@ -83,12 +83,13 @@ CallOutcome CallGrpc(const HeraldProcess& herald, const rpc::UnaryMethod& method
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   absl::Notification done;
   grpc::Status status;
-  stub.UnaryCall(&ctx, absl::StrCat("/", method.descriptor->service()->full_name(), "/",
-                                    method.descriptor->name()),
-                 grpc::StubOptions(), request.get(), out.reply.get(), [&](grpc::Status s) {
-                   status = std::move(s);
-                   done.Notify();
-                 });
+  stub.UnaryCall(
+      &ctx,
+      absl::StrCat("/", method.descriptor->service()->full_name(), "/", method.descriptor->name()),
+      grpc::StubOptions(), request.get(), out.reply.get(), [&](grpc::Status s) {
+        status = std::move(s);
+        done.Notify();
+      });
   done.WaitForNotification();
   out.code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
   out.message = status.error_message();
@@ -97,8 +98,9 @@ CallOutcome CallGrpc(const HeraldProcess& herald, const rpc::UnaryMethod& method
 
 CallOutcome CallHttp(const HeraldProcess& herald, const rpc::UnaryMethod& method,
                      const std::string& request_json) {
-  HttpResult http = PostJson(herald.ws_address(), absl::StrCat("/api/v1/", method.descriptor->name()),
-                             request_json, kApiKey);
+  HttpResult http =
+      PostJson(herald.ws_address(), absl::StrCat("/api/v1/", method.descriptor->name()),
+               request_json, kApiKey);
   EXPECT_EQ(http.error, "");
   EXPECT_THAT(http.header("Content-Type"), HasSubstr("application/json"));
   CallOutcome out;
@@ -147,7 +149,8 @@ bool SameFrames(const std::vector<std::vector<v1::ServerFrame>>& a,
 std::string Describe(const std::vector<std::vector<v1::ServerFrame>>& frames) {
   std::string out;
   for (size_t i = 0; i < frames.size(); ++i) {
-    for (const v1::ServerFrame& f : frames[i]) absl::StrAppend(&out, "  client ", i + 1, ": ", ToJson(f), "\n");
+    for (const v1::ServerFrame& f : frames[i])
+      absl::StrAppend(&out, "  client ", i + 1, ": ", ToJson(f), "\n");
   }
   return out;
 }
@@ -268,7 +271,9 @@ TEST(HttpApiParityTest, EveryUnaryMethodHasTheSameReplyAndEffectOverHttpAndGrpc)
     Effect grpc_effect = grpc_world.CollectEffect();
     Effect http_effect = http_world.CollectEffect();
     EXPECT_TRUE(SameFrames(http_effect.frames, grpc_effect.frames))
-        << "http:\n" << Describe(http_effect.frames) << "grpc:\n" << Describe(grpc_effect.frames);
+        << "http:\n"
+        << Describe(http_effect.frames) << "grpc:\n"
+        << Describe(grpc_effect.frames);
     EXPECT_EQ(http_effect.close_codes, grpc_effect.close_codes);
     EXPECT_EQ(http_effect.close_reasons, grpc_effect.close_reasons);
     EXPECT_EQ(http_world.TableAfter(), grpc_world.TableAfter());
@@ -280,8 +285,8 @@ TEST(HttpApiParityTest, ParityRequestsHaveVisibleEffects) {
   World world;
   ASSERT_TRUE(world.herald().ok());
   for (const char* name : {"Publish", "SendToConnection", "Subscribe"}) {
-    CallOutcome out = CallHttp(world.herald(), *rpc::FindUnaryMethod(name),
-                               ParityRequests().at(name));
+    CallOutcome out =
+        CallHttp(world.herald(), *rpc::FindUnaryMethod(name), ParityRequests().at(name));
     EXPECT_EQ(out.code, "OK") << name << ": " << out.message;
   }
   Effect effect = world.CollectEffect();
@@ -350,8 +355,8 @@ std::vector<BadInputCase> BadInputCases() {
   cases.push_back({"invalid field value",
                    Post("/api/v1/Publish", R"({"channel":"no spaces","data":1})"), 400,
                    "INVALID_ARGUMENT", "channel: "});
-  cases.push_back({"missing required field", Post("/api/v1/Publish", R"({"channel":"news"})"),
-                   400, "INVALID_ARGUMENT", "data: "});
+  cases.push_back({"missing required field", Post("/api/v1/Publish", R"({"channel":"news"})"), 400,
+                   "INVALID_ARGUMENT", "data: "});
   cases.push_back({"unknown connection", Post("/api/v1/GetConnection", R"({"connectionId":"x"})"),
                    404, "NOT_FOUND", "connection_id: "});
   {
@@ -373,14 +378,18 @@ std::vector<BadInputCase> BadInputCases() {
     cases.push_back(c);
   }
   {
-    BadInputCase c{"GET", Post("/api/v1/Stats", ""), 405, "UNIMPLEMENTED",
-                   "GET is not allowed; call POST /api/v1/Stats", {"allow", "POST"}};
+    BadInputCase c{"GET",
+                   Post("/api/v1/Stats", ""),
+                   405,
+                   "UNIMPLEMENTED",
+                   "GET is not allowed; call POST /api/v1/Stats",
+                   {"allow", "POST"}};
     c.call.method = "GET";
     cases.push_back(c);
   }
   {
-    BadInputCase c{"PUT", Post("/api/v1/Publish", "{}"), 405, "UNIMPLEMENTED", "PUT",
-                   {"allow", "POST"}};
+    BadInputCase c{
+        "PUT", Post("/api/v1/Publish", "{}"), 405, "UNIMPLEMENTED", "PUT", {"allow", "POST"}};
     c.call.method = "PUT";
     cases.push_back(c);
   }
@@ -388,8 +397,12 @@ std::vector<BadInputCase> BadInputCases() {
                    "no unary method 'DispatchLlama'; one of PublishOrder, Publish"});
   cases.push_back({"unknown API version", Post("/api/v2/Publish", "{}"), 404, "NOT_FOUND",
                    "path: the control API is served at POST /api/v1/<Method>"});
-  cases.push_back({"missing API key", Post("/api/v1/Stats", "{}", {}), 401, "UNAUTHENTICATED",
-                   "authorization: missing API key", {"www-authenticate", "Bearer"}});
+  cases.push_back({"missing API key",
+                   Post("/api/v1/Stats", "{}", {}),
+                   401,
+                   "UNAUTHENTICATED",
+                   "authorization: missing API key",
+                   {"www-authenticate", "Bearer"}});
   cases.push_back({"wrong API key", Post("/api/v1/Stats", "{}", {"Authorization: Bearer nope"}),
                    401, "UNAUTHENTICATED", "authorization: wrong API key"});
   cases.push_back({"chunked body",
@@ -412,9 +425,9 @@ class HttpApiBadInputTest : public ::testing::Test {
 
   // A publication made through the HTTP API after the bad input still reaches the bystander.
   void ExpectStillServing(const std::string& marker) {
-    HttpResult ok = PostJson(herald_.ws_address(), "/api/v1/Publish",
-                             absl::StrCat(R"({"channel":"news","data":")", marker, R"("})"),
-                             kApiKey);
+    HttpResult ok =
+        PostJson(herald_.ws_address(), "/api/v1/Publish",
+                 absl::StrCat(R"({"channel":"news","data":")", marker, R"("})"), kApiKey);
     ASSERT_EQ(ok.status, 200) << ok.body << ok.error;
     EXPECT_THAT(ok.body, HasSubstr(R"("queued":1)"));
     v1::ServerFrame pub = bystander_.WaitFrame(
@@ -426,7 +439,9 @@ class HttpApiBadInputTest : public ::testing::Test {
     EXPECT_TRUE(bystander_.open());
   }
 
-  HeraldProcess herald_{{"--api-key", kApiKey, "--max-http-body-bytes", std::to_string(kMaxBody)}};
+  // One subscription per connection, so a limit is easy to reach (the bystander is at it).
+  HeraldProcess herald_{{"--api-key", kApiKey, "--max-http-body-bytes", std::to_string(kMaxBody),
+                         "--max-subscriptions", "1"}};
   WsClient bystander_;
 };
 
@@ -449,11 +464,11 @@ TEST_F(HttpApiBadInputTest, EachClassGetsItsStatusAndJsonErrorAndTheServerKeepsS
 }
 
 TEST_F(HttpApiBadInputTest, OversizeBodyGets413BeforeItIsRead) {
-  HttpCall call = Post("/api/v1/Publish",
-                       absl::StrCat(R"({"channel":"news","data":")", std::string(kMaxBody, 'x'),
-                                    R"("})"),
-                       // A client that waits for the go-ahead never sends the body at all.
-                       {"Authorization: Bearer http-test-key", "Expect: 100-continue"});
+  HttpCall call =
+      Post("/api/v1/Publish",
+           absl::StrCat(R"({"channel":"news","data":")", std::string(kMaxBody, 'x'), R"("})"),
+           // A client that waits for the go-ahead never sends the body at all.
+           {"Authorization: Bearer http-test-key", "Expect: 100-continue"});
   call.url = absl::StrCat("http://", herald_.ws_address(), call.url);
   HttpResult r = Http(call);
   EXPECT_EQ(r.status, 413) << r.body << r.error;
@@ -491,6 +506,16 @@ TEST_F(HttpApiBadInputTest, AcceptsProtoFieldNamesCharsetAndEmptyBodies) {
   r = Http(call);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr(R"("subscriptions":"1")"));
+}
+
+TEST_F(HttpApiBadInputTest, LimitReachedIs429) {
+  HttpResult r = PostJson(
+      herald_.ws_address(), "/api/v1/Subscribe",
+      absl::StrCat(R"({"connectionId":")", bystander_.connection_id(), R"(","channel":"more"})"),
+      kApiKey);
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("code":"RESOURCE_EXHAUSTED")"));
+  ExpectStillServing("after 429");
 }
 
 TEST_F(HttpApiBadInputTest, OtherHttpRoutesAreUnchanged) {

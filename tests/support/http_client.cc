@@ -10,8 +10,8 @@
 namespace herald::testing {
 
 HttpResult Http(const HttpCall& call) {
-  std::vector<std::string> argv = {"curl",      "--silent", "--show-error", "--dump-header", "-",
-                                   "--request", call.method};
+  std::vector<std::string> argv = {"curl", "--silent",  "--show-error", "--dump-header",
+                                   "-",    "--request", call.method};
   // An empty value removes the header curl would add on its own.
   argv.insert(argv.end(), {"--header", absl::StrCat("Content-Type: ", call.content_type)});
   if (call.content_type.empty()) argv.back() = "Content-Type:";

@@ -12,7 +12,7 @@ namespace herald::testing {
 
 // One HTTP exchange, made with the `curl` binary (no HTTP client library is a dependency).
 struct HttpResult {
-  int status = 0;  // 0: no response (see `error`)
+  int status = 0;                              // 0: no response (see `error`)
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
   std::string error;  // curl's stderr when it failed
