@@ -10,7 +10,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev
   clang-format
+  # client examples (client/examples/) and their tests
+  php-cli php-curl python3-grpcio python3-grpc-tools
 )
+# The Node example needs node and npm; a node from elsewhere (e.g. NodeSource, which bundles npm)
+# is fine, so Debian's are installed only when there is none.
+if ! command -v node >/dev/null; then packages+=(nodejs npm); fi
 packages+=("$@")
 
 missing=()

@@ -49,7 +49,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_GRPC_LISTEN")
       ->capture_default_str();
   app.add_option("--api-key", c.api_key,
-                 "API key that gRPC callers must send as 'authorization: Bearer KEY' (empty: none)")
+                 "API key that gRPC and HTTP API callers must send as 'authorization: Bearer KEY' "
+                 "(empty: none)")
       ->envname("HERALD_API_KEY");
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
@@ -95,6 +96,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Largest publication data accepted from the control API")
       ->envname("HERALD_MAX_PUBLICATION_BYTES")
       ->check(CLI::Range(size_t{64}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--max-http-body-bytes", l.max_http_body_bytes,
+                 "Largest HTTP request body (HTTP/JSON API under /api/v1/; 413 above)")
+      ->envname("HERALD_MAX_HTTP_BODY_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
   app.add_option("--ping-interval-ms", l.ping_interval_ms, "Client ping interval advertised")
       ->envname("HERALD_PING_INTERVAL_MS")

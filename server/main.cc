@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
 #include "server/rpc/broker_service.h"
+#include "server/rpc/http_api.h"
 #include "server/ws/endpoint.h"
 #include "server/ws/ws_session.h"
 
@@ -46,7 +48,20 @@ int Run(const herald::ServerConfig& config) {
   ws::WsFrameFactory frames;
   engine::MemoryEngine engine(config.limits);
   core::Hub hub(config.limits, node, &engine, &frames);
+  // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
+  const rpc::HttpApi http_api(&hub, config.api_key);
   ws::Endpoint endpoint(&hub, &io);
+  endpoint.SetHttpFallback(
+      [&http_api](const ws::HttpRequest& req) -> std::optional<ws::HttpResponse> {
+        if (!rpc::HttpApi::Serves(req.path)) return std::nullopt;
+        const std::string content_type = req.header("Content-Type");
+        const std::string authorization = req.header("Authorization");
+        const std::string transfer_encoding = req.header("Transfer-Encoding");
+        rpc::HttpReply reply = http_api.Handle(
+            {req.method, req.path, content_type, authorization, transfer_encoding, req.body});
+        if (reply.status >= 500) spdlog::warn("HTTP API {}: {}", std::string(req.path), reply.body);
+        return ws::HttpResponse{reply.status, std::move(reply.headers), std::move(reply.body)};
+      });
   if (absl::Status st = endpoint.Listen(config.ws_host, config.ws_port); !st.ok()) {
     std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
     return 1;
@@ -63,11 +78,14 @@ int Run(const herald::ServerConfig& config) {
   std::printf("grpc listening on %s:%d\n", grpc_host.c_str(), *grpc_port);
   std::fflush(stdout);
 
-  spdlog::info("herald node {} started: {} I/O threads, WebSocket ws://{}/ws, gRPC {}:{}", node,
-               threads, endpoint.local_address(), grpc_host, *grpc_port);
+  spdlog::info(
+      "herald node {} started: {} I/O threads, WebSocket ws://{}/ws, HTTP API http://{}{}, "
+      "gRPC {}:{}",
+      node, threads, endpoint.local_address(), endpoint.local_address(),
+      std::string(rpc::HttpApi::kPathPrefix), grpc_host, *grpc_port);
   if (config.api_key.empty()) {
     spdlog::warn(
-        "no API key configured: anyone who can reach the gRPC port controls Herald "
+        "no API key configured: anyone who can reach the gRPC port or /api/v1/ controls Herald "
         "(set --api-key or HERALD_API_KEY)");
   }
   if (config.limits.allowed_origins.empty()) {

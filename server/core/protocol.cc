@@ -15,9 +15,12 @@ std::string EncodePush(absl::string_view data_json) {
   return absl::StrCat(R"({"push":{"data":)", data_json, "}}");
 }
 
-absl::Status ToJson(const google::protobuf::Message& message, std::string* out) {
+absl::Status ToJson(const google::protobuf::Message& message, std::string* out,
+                    bool print_defaults) {
   out->clear();
-  auto status = google::protobuf::util::MessageToJsonString(message, out);
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = print_defaults;
+  auto status = google::protobuf::util::MessageToJsonString(message, out, options);
   if (!status.ok()) return absl::InternalError(std::string(status.message()));
   return absl::OkStatus();
 }

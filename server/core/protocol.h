@@ -31,8 +31,11 @@ std::string EncodePush(absl::string_view data_json);
 std::string EncodeFrame(const herald::v1::ServerFrame& frame);
 std::string EncodeError(uint32_t id, const absl::Status& status);
 
-// Protobuf JSON mapping helpers with Herald's options (camelCase names, no defaults printed).
-absl::Status ToJson(const google::protobuf::Message& message, std::string* out);
+// Protobuf JSON mapping helpers with Herald's options (camelCase names; fields holding their
+// default value are omitted unless `print_defaults`, which prints scalars and lists with zero
+// values too but still omits unset message fields).
+absl::Status ToJson(const google::protobuf::Message& message, std::string* out,
+                    bool print_defaults = false);
 // Strict: unknown fields are an error.
 absl::Status FromJson(absl::string_view json, google::protobuf::Message* message);
 

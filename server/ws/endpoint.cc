@@ -29,7 +29,9 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub), flush_time
   server_.init_asio(io, ec);  // Only fails when called twice.
   server_.set_reuse_addr(true);
   server_.set_max_message_size(hub_->limits().max_frame_bytes);
-  server_.set_max_http_body_size(64 * 1024);
+  // websocketpp checks Content-Length against this before reading the body and answers 413
+  // itself (its parser gives us no hook to write the body of that reply).
+  server_.set_max_http_body_size(hub_->limits().max_http_body_bytes);
   server_.set_validate_handler([this](connection_hdl hdl) { return OnValidate(hdl); });
   server_.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
   server_.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
@@ -196,10 +198,26 @@ void Endpoint::OnHttp(connection_hdl hdl) {
     con->set_status(http::status_code::upgrade_required);
     con->replace_header("Upgrade", "websocket");
     con->set_body("this endpoint speaks WebSocket\n");
+  } else if (std::optional<HttpResponse> reply = CallFallback(*con, path)) {
+    con->set_status(static_cast<http::status_code::value>(reply->status));
+    for (const auto& [name, value] : reply->headers) con->replace_header(name, value);
+    con->set_body(std::move(reply->body));
   } else {
     con->set_status(http::status_code::not_found);
     con->set_body("not found\n");
   }
+}
+
+std::optional<HttpResponse> Endpoint::CallFallback(WsServer::connection_type& con,
+                                                   absl::string_view path) {
+  if (!http_fallback_) return std::nullopt;
+  const websocketpp::http::parser::request& request = con.get_request();
+  HttpRequest req;
+  req.method = request.get_method();
+  req.path = path;
+  req.body = request.get_body();
+  req.header = [&request](const std::string& name) { return request.get_header(name); };
+  return http_fallback_(req);
 }
 
 }  // namespace herald::ws

@@ -1,10 +1,15 @@
 #ifndef HERALD_SERVER_WS_ENDPOINT_H_
 #define HERALD_SERVER_WS_ENDPOINT_H_
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "asio/io_context.hpp"
 #include "asio/steady_timer.hpp"
@@ -14,8 +19,30 @@
 
 namespace herald::ws {
 
+// A plain HTTP request on the WebSocket port, as handed to an HttpFallback. The views and the
+// header lookup are valid only during the call.
+struct HttpRequest {
+  absl::string_view method;  // "POST"
+  absl::string_view path;    // the resource without its query string
+  absl::string_view body;
+  // The value of a request header ("" when absent); names are case-insensitive.
+  std::function<std::string(const std::string& name)> header;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Content-Type
+  std::string body;
+};
+
+// Serves HTTP paths the endpoint does not own (everything but /healthz, /metrics and /ws);
+// returns nullopt for a path it does not serve either (the endpoint then answers 404). Called on
+// I/O threads, concurrently for different connections.
+using HttpFallback = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+
 // The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
-// the hub, and serves plain HTTP (`/healthz`, `/metrics`) on the same port. Owns the websocketpp
+// the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
+// HttpFallback) on the same port. Owns the websocketpp
 // server; runs on the caller's io_context (any number of threads may run it). Listen() and
 // StopListening() must be called from one control thread; handlers run on connection strands.
 class Endpoint {
@@ -23,6 +50,10 @@ class Endpoint {
   Endpoint(core::Hub* hub, asio::io_context* io);
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
+
+  // Installs the handler for other HTTP paths (main.cc: the HTTP/JSON control API). Call before
+  // Listen(). Without one, other paths get 404.
+  void SetHttpFallback(HttpFallback fallback) { http_fallback_ = std::move(fallback); }
 
   // Binds host:port (port "0" picks a free one) and starts accepting.
   absl::Status Listen(const std::string& host, const std::string& port);
@@ -39,9 +70,11 @@ class Endpoint {
   bool OnValidate(websocketpp::connection_hdl hdl);
   void OnOpen(websocketpp::connection_hdl hdl);
   void OnHttp(websocketpp::connection_hdl hdl);
+  std::optional<HttpResponse> CallFallback(WsServer::connection_type& con, absl::string_view path);
 
   core::Hub* const hub_;
   WsServer server_;
+  HttpFallback http_fallback_;
   std::string local_address_;
   asio::steady_timer flush_timer_;
   absl::Mutex behind_mu_;

@@ -269,6 +269,8 @@ class EventReader {
  public:
   EventReader(v1::Broker::Stub& stub, const v1::WatchEventsRequest& req) {
     reader_ = stub.WatchEvents(&ctx_, req);
+    // Attached once the server has sent its initial metadata (before any Read).
+    reader_->WaitForInitialMetadata();
     thread_ = std::thread([this] {
       v1::Event e;
       while (reader_->Read(&e)) {
@@ -276,8 +278,6 @@ class EventReader {
         events_.push_back(e);
       }
     });
-    // Attached once the server has sent its initial metadata.
-    reader_->WaitForInitialMetadata();
   }
   ~EventReader() {
     ctx_.TryCancel();

@@ -1,0 +1,185 @@
+#include "server/rpc/http_api.h"
+
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/message.h"
+#include "herald/v1/client.pb.h"
+#include "server/core/protocol.h"
+#include "server/rpc/methods.h"
+
+namespace herald::rpc {
+namespace {
+
+namespace pb = google::protobuf;
+
+constexpr absl::string_view kJson = "application/json";
+
+HttpReply ErrorReply(int http_status, const absl::Status& status) {
+  HttpReply reply;
+  reply.status = http_status;
+  reply.headers.emplace_back("Content-Type", kJson);
+  reply.body = HttpErrorBody(status);
+  return reply;
+}
+
+HttpReply ErrorReply(const absl::Status& status) {
+  HttpReply reply = ErrorReply(HttpStatusFromCode(status.code()), status);
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return reply;
+}
+
+std::string MethodNames() {
+  return absl::StrJoin(UnaryMethods(), ", ", [](std::string* out, const UnaryMethod& m) {
+    out->append(m.descriptor->name());
+  });
+}
+
+// Accepts "application/json", optionally with "charset=utf-8" (any case, quoted or not) and
+// other parameters. An empty body may come without a Content-Type (`curl -X POST`).
+absl::Status CheckContentType(absl::string_view content_type, bool body_empty) {
+  if (content_type.empty()) {
+    if (body_empty) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        "content-type: missing; send 'Content-Type: application/json'");
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(content_type, ';');
+  absl::string_view media = absl::StripAsciiWhitespace(parts[0]);
+  if (!absl::EqualsIgnoreCase(media, kJson)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("content-type: expected application/json, got '", content_type, "'"));
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(parts[i], '=');
+    if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(kv.first), "charset")) continue;
+    absl::string_view charset = absl::StripAsciiWhitespace(kv.second);
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!absl::EqualsIgnoreCase(charset, "utf-8")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("content-type: charset must be utf-8, got '", charset, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int HttpStatusFromCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kUnimplemented:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kCancelled:
+      return 499;  // client closed request (nginx's convention, as grpc-gateway uses)
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kDataLoss:
+    default:
+      return 500;
+  }
+}
+
+std::string HttpErrorBody(const absl::Status& status) {
+  v1::Error error;
+  error.set_code(absl::StatusCodeToString(status.code()));
+  error.set_message(std::string(status.message()));
+  std::string json;
+  // Serialising a well-formed generated message cannot fail.
+  core::ToJson(error, &json).IgnoreError();
+  json.push_back('\n');
+  return json;
+}
+
+HttpApi::HttpApi(core::Hub* hub, std::string api_key) : hub_(hub), api_key_(std::move(api_key)) {}
+
+bool HttpApi::Serves(absl::string_view path) { return absl::StartsWith(path, "/api/"); }
+
+HttpReply HttpApi::Handle(const HttpApiRequest& request) const {
+  absl::string_view name = request.path;
+  if (!absl::ConsumePrefix(&name, kPathPrefix)) {
+    return ErrorReply(absl::NotFoundError(
+        absl::StrCat("path: the control API is served at POST ", kPathPrefix, "<Method>")));
+  }
+  // Like gRPC, an unknown method is reported before the API key is looked at.
+  const UnaryMethod* method = FindUnaryMethod(name);
+  if (method == nullptr) {
+    return ErrorReply(absl::UnimplementedError(absl::StrCat(
+        "method: herald.v1.Broker has no unary method '", name, "'; one of ", MethodNames())));
+  }
+  if (request.method != "POST") {
+    HttpReply reply = ErrorReply(
+        405, absl::UnimplementedError(absl::StrCat("http method: ", request.method,
+                                                   " is not allowed; call POST ", request.path)));
+    reply.headers.emplace_back("Allow", "POST");
+    return reply;
+  }
+  if (absl::Status st = CheckApiKey(request.authorization, api_key_); !st.ok()) {
+    return ErrorReply(st);
+  }
+  if (!request.transfer_encoding.empty()) {
+    // websocketpp reads only bodies with a Content-Length.
+    return ErrorReply(411, absl::InvalidArgumentError(
+                               absl::StrCat("transfer-encoding: '", request.transfer_encoding,
+                                            "' is not supported; send a Content-Length")));
+  }
+  const size_t max_body = hub_->limits().max_http_body_bytes;
+  if (request.body.size() > max_body) {
+    // Normally refused by the transport before the body is read; checked again here so the
+    // limit holds whatever transport feeds this API.
+    return ErrorReply(413, absl::ResourceExhaustedError(absl::StrCat(
+                               "body: ", request.body.size(), " bytes is more than the limit of ",
+                               max_body, " (--max-http-body-bytes)")));
+  }
+  if (absl::Status st = CheckContentType(request.content_type, request.body.empty()); !st.ok()) {
+    return ErrorReply(415, st);
+  }
+
+  pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
+  std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
+  std::unique_ptr<pb::Message> out(factory->GetPrototype(method->descriptor->output_type())->New());
+  absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
+  if (absl::Status st = core::FromJson(body, in.get()); !st.ok()) {
+    return ErrorReply(absl::InvalidArgumentError(absl::StrCat(
+        "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message())));
+  }
+  if (absl::Status st = method->call(*hub_, *in, out.get()); !st.ok()) return ErrorReply(st);
+
+  HttpReply reply;
+  reply.headers.emplace_back("Content-Type", kJson);
+  // Zero values are printed too, so callers in dynamic languages can read every field.
+  if (absl::Status st = core::ToJson(*out, &reply.body, /*print_defaults=*/true); !st.ok()) {
+    return ErrorReply(st);
+  }
+  reply.body.push_back('\n');
+  return reply;
+}
+
+}  // namespace herald::rpc

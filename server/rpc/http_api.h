@@ -1,0 +1,62 @@
+#ifndef HERALD_SERVER_RPC_HTTP_API_H_
+#define HERALD_SERVER_RPC_HTTP_API_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "server/core/hub.h"
+
+namespace herald::rpc {
+
+// One HTTP request to the control API, independent of the transport that read it. The views
+// must stay valid during HttpApi::Handle.
+struct HttpApiRequest {
+  absl::string_view method;  // HTTP method: "POST"
+  absl::string_view path;    // "/api/v1/PublishOrder", without the query string
+  absl::string_view content_type;
+  absl::string_view authorization;
+  // The request's Transfer-Encoding header; non-empty means the body could not be read.
+  absl::string_view transfer_encoding;
+  absl::string_view body;
+};
+
+struct HttpReply {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // always has Content-Type
+  std::string body;                                          // JSON
+};
+
+// The HTTP/JSON form of the Broker control API: `POST /api/v1/<Method>` with the protobuf JSON
+// mapping of the method's request, answered with the JSON mapping of its response. Every call
+// runs the very handler gRPC runs (rpc::FindUnaryMethod), after the same API-key check; errors
+// come back as {"code":"INVALID_ARGUMENT","message":"..."} with an HTTP status from
+// HttpStatusFromCode. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
+// construction; Handle() is thread-safe (the hub is).
+class HttpApi {
+ public:
+  static constexpr absl::string_view kPathPrefix = "/api/v1/";
+
+  // `hub` must outlive this object. An empty `api_key` accepts every call.
+  HttpApi(core::Hub* hub, std::string api_key);
+
+  // True for paths this API answers (everything under "/api/"), even unknown methods.
+  static bool Serves(absl::string_view path);
+  HttpReply Handle(const HttpApiRequest& request) const;
+
+ private:
+  core::Hub* const hub_;
+  const std::string api_key_;
+};
+
+// The HTTP status a canonical error code is served with (docs/api.md, "HTTP status codes").
+int HttpStatusFromCode(absl::StatusCode code);
+
+// {"code":"NOT_FOUND","message":"..."} for a non-OK status.
+std::string HttpErrorBody(const absl::Status& status);
+
+}  // namespace herald::rpc
+
+#endif  // HERALD_SERVER_RPC_HTTP_API_H_

@@ -1,0 +1,209 @@
+// The client examples (client/examples/{php,python,node}) run against a real herald: what they
+// print, and what WebSocket subscribers receive.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/herald_process.h"
+#include "tests/support/ws_client.h"
+
+namespace herald::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kApiKey[] = "examples-key";
+const std::string kSource = HERALD_SOURCE_DIR;
+
+// Runs `argv` with `env` ("NAME=value") added to the environment.
+CommandResult RunWithEnv(const std::vector<std::string>& env,
+                         const std::vector<std::string>& argv) {
+  std::vector<std::string> full = {"/usr/bin/env"};
+  full.insert(full.end(), env.begin(), env.end());
+  full.insert(full.end(), argv.begin(), argv.end());
+  return RunCommand(full, absl::Seconds(60));
+}
+
+std::string Field(const v1::ServerFrame& pub, const std::string& name) {
+  const auto& fields = pub.pub().data().struct_value().fields();
+  auto it = fields.find(name);
+  return it == fields.end() ? "" : it->second.string_value();
+}
+
+// "status@version" of every order publication the client received.
+std::vector<std::string> OrderSteps(const WsClient& c) {
+  std::vector<std::string> steps;
+  for (const v1::ServerFrame& f : c.Publications()) {
+    if (!Field(f, "status").empty()) {
+      steps.push_back(absl::StrCat(Field(f, "status"), "@", Field(f, "version")));
+    }
+  }
+  return steps;
+}
+
+// A marker published after an example's last call: once a client has it, it has everything the
+// example published before (one channel's publications arrive in order).
+void WaitForMarker(const HeraldProcess& herald, WsClient& client, const std::string& channel) {
+  auto stub = herald.Stub();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  v1::PublishRequest req;
+  req.set_channel(channel);
+  req.mutable_data()->set_string_value("marker");
+  v1::PublishResponse resp;
+  ASSERT_TRUE(stub->Publish(&ctx, req, &resp).ok());
+  client.WaitFrame(
+      [](const v1::ServerFrame& f) {
+        return f.has_pub() && f.pub().data().string_value() == "marker";
+      },
+      "marker on " + channel);
+}
+
+class ExamplesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(herald_.ok()); }
+  std::string HttpUrl() const { return absl::StrCat("http://", herald_.ws_address()); }
+
+  HeraldProcess herald_{{"--api-key", kApiKey}};
+};
+
+TEST_F(ExamplesTest, PhpOrderServiceMovesAnOrderThroughItsLifecycle) {
+  ASSERT_STRNE(HERALD_PHP, "") << "php not found: run scripts/deps.sh";
+  WsClient dashboard, tracking;
+  ASSERT_TRUE(dashboard.Connect(herald_.ws_url()));
+  ASSERT_TRUE(dashboard.Subscribe("store:42"));
+  ASSERT_TRUE(tracking.Connect(herald_.ws_url()));
+  ASSERT_TRUE(tracking.Subscribe("order:o-1001"));
+
+  CommandResult r =
+      RunWithEnv({"HERALD_URL=" + HttpUrl(), absl::StrCat("HERALD_API_KEY=", kApiKey)},
+                 {HERALD_PHP, kSource + "/client/examples/php/order_service.php", "o-1001", "42"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "o-1001 v1 created   applied, queued to 2 connection(s)\n"
+            "o-1001 v2 accepted  applied, queued to 2 connection(s)\n"
+            "o-1001 v3 preparing applied, queued to 2 connection(s)\n"
+            "o-1001 v4 ready     applied, queued to 2 connection(s)\n"
+            "o-1001 v5 delivered applied, queued to 2 connection(s)\n"
+            "o-1001 v3 replayed: stale, not delivered (latest version 5)\n");
+
+  for (WsClient* c : {&dashboard, &tracking}) {
+    WaitForMarker(herald_, *c, c == &dashboard ? "store:42" : "order:o-1001");
+    // Every step once, in order; the replayed version 3 never arrived.
+    EXPECT_THAT(OrderSteps(*c), ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2",
+                                            "ORDER_STATUS_PREPARING@3", "ORDER_STATUS_READY@4",
+                                            "ORDER_STATUS_DELIVERED@5"));
+  }
+  v1::ServerFrame first = dashboard.Publications()[0];
+  EXPECT_EQ(first.pub()
+                .data()
+                .struct_value()
+                .fields()
+                .at("total")
+                .struct_value()
+                .fields()
+                .at("minorUnits")
+                .string_value(),
+            "2450");
+}
+
+TEST_F(ExamplesTest, PhpTwoLinePublishFromAnyPage) {
+  ASSERT_STRNE(HERALD_PHP, "") << "php not found: run scripts/deps.sh";
+  WsClient reader;
+  ASSERT_TRUE(reader.Connect(herald_.ws_url()));
+  ASSERT_TRUE(reader.Subscribe("news"));
+  CommandResult r =
+      RunWithEnv({"HERALD_URL=" + HttpUrl(), absl::StrCat("HERALD_API_KEY=", kApiKey)},
+                 {HERALD_PHP, kSource + "/client/examples/php/publish.php"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("channel":"news")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("queued":1)"));
+  v1::ServerFrame pub =
+      reader.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  EXPECT_EQ(Field(pub, "text"), "Kitchen closes at 22:00");
+
+  // With a wrong key the snippet prints Herald's JSON error instead.
+  r = RunWithEnv({"HERALD_URL=" + HttpUrl(), "HERALD_API_KEY=wrong"},
+                 {HERALD_PHP, kSource + "/client/examples/php/publish.php"});
+  EXPECT_THAT(r.out, HasSubstr(R"("code":"UNAUTHENTICATED")"));
+  EXPECT_EQ(reader.Publications().size(), 1u);
+}
+
+TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
+  ASSERT_STRNE(HERALD_PYTHON, "") << "python3 with grpcio and grpc_tools: run scripts/deps.sh";
+  WsClient dashboard, news;
+  ASSERT_TRUE(dashboard.Connect(herald_.ws_url()));
+  ASSERT_TRUE(dashboard.Subscribe("store:42"));
+  ASSERT_TRUE(news.Connect(herald_.ws_url()));
+  ASSERT_TRUE(news.Subscribe("news"));
+
+  CommandResult r = RunWithEnv(
+      {std::string("PYTHONPATH=") + HERALD_PYTHON_STUBS, "HERALD_GRPC=" + herald_.grpc_address(),
+       absl::StrCat("HERALD_API_KEY=", kApiKey)},
+      {HERALD_PYTHON, kSource + "/client/examples/python/publish_orders.py", "--order", "o-2001",
+       "--store", "42"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "o-2001 v1 created   applied, queued to 1\n"
+            "o-2001 v2 accepted  applied, queued to 1\n"
+            "o-2001 v3 preparing applied, queued to 1\n"
+            "o-2001 v4 ready     applied, queued to 1\n"
+            "o-2001 v5 delivered applied, queued to 1\n"
+            "o-2001 v2 replayed: stale (latest version 5)\n"
+            "publish store:42 offset 6, queued to 1\n"
+            "broadcast store:42,news, queued to 2\n");
+
+  WaitForMarker(herald_, dashboard, "store:42");
+  EXPECT_THAT(
+      OrderSteps(dashboard),
+      ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2", "ORDER_STATUS_PREPARING@3",
+                  "ORDER_STATUS_READY@4", "ORDER_STATUS_DELIVERED@5"));
+  std::vector<v1::ServerFrame> pubs = dashboard.Publications();
+  ASSERT_EQ(pubs.size(), 8u);  // 5 order versions, the notice, the broadcast, the marker
+  EXPECT_EQ(Field(pubs[5], "notice"), "kitchen closes at 22:00");
+  EXPECT_EQ(Field(pubs[6], "notice"), "new menu");
+  v1::ServerFrame broadcast =
+      news.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "broadcast on news");
+  EXPECT_EQ(Field(broadcast, "notice"), "new menu");
+}
+
+TEST_F(ExamplesTest, NodeListsConnectionsPageByPageAndShowsStats) {
+  ASSERT_STRNE(HERALD_NODE, "") << "node not found: run scripts/deps.sh";
+  WsClient a, b, c;
+  for (WsClient* ws : {&a, &b, &c}) ASSERT_TRUE(ws->Connect(herald_.ws_url()));
+  ASSERT_TRUE(b.Subscribe("store:42"));
+  const std::vector<std::string> env = {"HERALD_GRPC=" + herald_.grpc_address(),
+                                        absl::StrCat("HERALD_API_KEY=", kApiKey),
+                                        "HERALD_PROTO_DIR=" + kSource + "/proto"};
+  const std::string script = std::string(HERALD_NODE_DIR) + "/connections.js";
+
+  CommandResult r = RunWithEnv(env, {HERALD_NODE, script, "--page-size", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 6u) << r.out;
+  EXPECT_EQ(lines[0], "page 1: 2 of 3 connection(s)");
+  EXPECT_THAT(lines[1], HasSubstr(absl::StrCat("  ", a.connection_id(), "  127.0.0.1:")));
+  EXPECT_THAT(lines[2], HasSubstr(absl::StrCat("  ", b.connection_id(), "  127.0.0.1:")));
+  EXPECT_THAT(lines[2], HasSubstr("channels=store:42"));
+  EXPECT_EQ(lines[3], "page 2: 1 of 3 connection(s)");
+  EXPECT_THAT(lines[4], HasSubstr(absl::StrCat("  ", c.connection_id(), "  127.0.0.1:")));
+  EXPECT_THAT(lines[5], HasSubstr("connections=3 channels=1 subscriptions=1"));
+
+  r = RunWithEnv(env, {HERALD_NODE, script, "--channel", "store:42"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("page 1: 1 of 1 connection(s)\n  " + b.connection_id()));
+
+  // Without the key, the example reports the gRPC error and fails.
+  r = RunWithEnv({"-u", "HERALD_API_KEY", "HERALD_GRPC=" + herald_.grpc_address(),
+                  "HERALD_PROTO_DIR=" + kSource + "/proto"},
+                 {HERALD_NODE, script});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("herald: UNAUTHENTICATED authorization: missing API key"));
+}
+
+}  // namespace
+}  // namespace herald::testing
