@@ -56,6 +56,35 @@ class Caller {
         stub_(v1::Broker::NewStub(
             grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials()))) {}
 
+  // Streams WatchEvents to `print` until `count` events, `duration_s` seconds (0: unbounded),
+  // or the server ends the stream.
+  template <typename Print>
+  int Watch(const v1::WatchEventsRequest& req, uint64_t count, double duration_s, Print print) {
+    grpc::ClientContext ctx;
+    if (duration_s > 0) {
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(duration_s)));
+    }
+    if (!globals_.api_key.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + globals_.api_key);
+    }
+    std::unique_ptr<grpc::ClientReader<v1::Event>> reader = stub_->WatchEvents(&ctx, req);
+    v1::Event event;
+    uint64_t seen = 0;
+    while (reader->Read(&event)) {
+      print(event);
+      if (count != 0 && ++seen >= count) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    grpc::Status st = reader->Finish();
+    if (st.ok() || st.error_code() == grpc::StatusCode::CANCELLED ||
+        (duration_s > 0 && st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
+      return kExitOk;
+    }
+    return Report(st);
+  }
+
   template <typename Req, typename Resp>
   int Call(grpc::Status (v1::Broker::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
            const Req& req, Resp* resp) {
@@ -66,6 +95,11 @@ class Caller {
     }
     grpc::Status st = ((*stub_).*method)(&ctx, req, resp);
     if (st.ok()) return kExitOk;
+    return Report(st);
+  }
+
+ private:
+  int Report(const grpc::Status& st) {
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       err_ << "heraldctl: cannot reach Herald at " << globals_.server << " (" << st.error_message()
@@ -82,7 +116,6 @@ class Caller {
     return kExitServerError;
   }
 
- private:
   static const char* StatusName(grpc::StatusCode code) {
     switch (code) {
       case grpc::StatusCode::INVALID_ARGUMENT:
@@ -267,6 +300,55 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   pub_cmd->add_option("data", pub_data, "JSON value, e.g. '{\"text\":\"hi\"}'")->required();
   pub_cmd->add_flag("--json", pub_json, "Print the reply as JSON");
 
+  // watch
+  struct {
+    std::vector<std::string> types;
+    std::string channel, user;
+    uint64_t count = 0;
+    double duration_s = 0;
+    bool json = false;
+  } watch;
+  CLI::App* watch_cmd = app.add_subcommand(
+      "watch", "Print events live: connect, disconnect, subscribe, message, ack, task outcomes");
+  watch_cmd
+      ->add_option("--type", watch.types,
+                   "Only these types (connect, disconnect, subscribe, unsubscribe, message, "
+                   "ack, task_assigned, task_acked, task_redelivered, task_expired)")
+      ->delimiter(',');
+  watch_cmd->add_option("--channel", watch.channel, "Only events of this channel");
+  watch_cmd->add_option("--user", watch.user, "Only events of this user");
+  watch_cmd->add_option("--count", watch.count, "Stop after N events (0: never)");
+  watch_cmd->add_option("--duration", watch.duration_s, "Stop after S seconds (0: never)");
+  watch_cmd->add_flag("--json", watch.json, "One JSON object per line");
+
+  // tasks
+  bool tasks_json = false;
+  CLI::App* tasks_cmd = app.add_subcommand("tasks", "Show task queues: workers, depth, in flight");
+  tasks_cmd->add_flag("--json", tasks_json, "Print JSON");
+
+  // dispatch
+  std::string dispatch_queue, dispatch_data;
+  uint32_t dispatch_deadline_ms = 0, dispatch_ttl_ms = 0;
+  CLI::App* dispatch_cmd = app.add_subcommand("dispatch", "Hand a task to one worker of a queue");
+  dispatch_cmd->add_option("queue", dispatch_queue, "Queue name")->required();
+  dispatch_cmd->add_option("data", dispatch_data, "Task as JSON")->required();
+  dispatch_cmd->add_option("--ack-deadline-ms", dispatch_deadline_ms,
+                           "Time to ack (0: server default)");
+  dispatch_cmd->add_option("--ttl-ms", dispatch_ttl_ms,
+                           "Time before it expires (0: server default)");
+
+  // history
+  std::string history_channel;
+  uint64_t history_since = 0;
+  uint32_t history_limit = 0;
+  bool history_reverse = false, history_json = false;
+  CLI::App* history_cmd = app.add_subcommand("history", "Show a channel's retained publications");
+  history_cmd->add_option("channel", history_channel, "Channel")->required();
+  history_cmd->add_option("--since", history_since, "Only offsets greater than this");
+  history_cmd->add_option("--limit", history_limit, "At most N (0: 100)");
+  history_cmd->add_flag("--reverse", history_reverse, "Newest first");
+  history_cmd->add_flag("--json", history_json, "One JSON object per line");
+
   // stats
   bool stats_json = false;
   CLI::App* stats_cmd = app.add_subcommand("stats", "Show server counters");
@@ -443,6 +525,128 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       out << "published to " << resp.delivery().channel() << " at offset "
           << resp.delivery().offset() << ", queued to " << resp.delivery().queued()
           << " connections\n";
+    }
+    return kExitOk;
+  }
+
+  if (watch_cmd->parsed()) {
+    v1::WatchEventsRequest req;
+    for (const std::string& t : watch.types) {
+      v1::EventType type;
+      if (!v1::EventType_Parse("EVENT_TYPE_" + absl::AsciiStrToUpper(t), &type) ||
+          type == v1::EVENT_TYPE_UNSPECIFIED) {
+        err << "heraldctl: --type: unknown event type '" << t << "'\n";
+        return kExitUsage;
+      }
+      req.add_types(type);
+    }
+    req.set_channel(watch.channel);
+    req.set_user(watch.user);
+    return caller.Watch(req, watch.count, watch.duration_s, [&](const v1::Event& e) {
+      if (watch.json) {
+        out << ToJson(e, false);
+      } else {
+        std::string line = absl::StrCat(
+            absl::FormatTime("%H:%M:%E3S", absl::FromUnixMillis(e.time_ms()), absl::UTCTimeZone()),
+            " ", absl::AsciiStrToLower(v1::EventType_Name(e.type()).substr(11)));
+        auto field = [&line](const char* name, const std::string& value) {
+          if (!value.empty()) absl::StrAppend(&line, " ", name, "=", value);
+        };
+        field("conn", e.connection_id());
+        field("user", e.user());
+        field("channel", e.channel());
+        field("remote", e.remote_address());
+        if (e.offset() != 0) field("offset", absl::StrCat(e.offset()));
+        field("queue", e.queue());
+        field("task", e.task_id());
+        field("delivery", e.delivery_id());
+        if (e.attempt() != 0) field("attempt", absl::StrCat(e.attempt()));
+        if (e.code() != 0) field("code", absl::StrCat(e.code()));
+        field("reason", e.reason());
+        if (e.has_data()) {
+          std::string data;
+          (void)pb::util::MessageToJsonString(e.data(), &data);
+          field("data", data);
+        }
+        if (e.dropped_before() != 0) field("dropped_before", absl::StrCat(e.dropped_before()));
+        out << line << "\n";
+      }
+      out.flush();
+    });
+  }
+
+  if (tasks_cmd->parsed()) {
+    v1::ListQueuesResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::ListQueues, v1::ListQueuesRequest(), &resp);
+        rc != kExitOk) {
+      return rc;
+    }
+    if (tasks_json) {
+      out << ToJson(resp, true);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {{"QUEUE", "WORKERS", "WAITING", "IN-FLIGHT",
+                                                   "DISPATCHED", "ACKED", "REDELIVERED",
+                                                   "EXPIRED"}};
+    for (const v1::QueueInfo& q : resp.queues()) {
+      rows.push_back({q.queue(), absl::StrCat(q.workers()), absl::StrCat(q.waiting()),
+                      absl::StrCat(q.in_flight_size()), absl::StrCat(q.dispatched()),
+                      absl::StrCat(q.acked()), absl::StrCat(q.redelivered()),
+                      absl::StrCat(q.expired())});
+    }
+    PrintTable(out, rows);
+    for (const v1::QueueInfo& q : resp.queues()) {
+      for (const v1::TaskInfo& t : q.in_flight()) {
+        out << "  " << q.queue() << ": task " << t.task_id() << " (delivery " << t.delivery_id()
+            << ", attempt " << t.attempt() << ") held by " << t.connection_id() << "\n";
+      }
+    }
+    return kExitOk;
+  }
+
+  if (dispatch_cmd->parsed()) {
+    v1::DispatchTaskRequest req;
+    req.set_queue(dispatch_queue);
+    req.set_ack_deadline_ms(dispatch_deadline_ms);
+    req.set_ttl_ms(dispatch_ttl_ms);
+    std::string error;
+    if (!ParseJsonValue(dispatch_data, req.mutable_data(), &error)) {
+      err << "heraldctl: data is not valid JSON: " << error << "\n";
+      return kExitUsage;
+    }
+    v1::DispatchTaskResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::DispatchTask, req, &resp); rc != kExitOk) {
+      return rc;
+    }
+    if (resp.assigned_connection_id().empty()) {
+      out << "task " << resp.task_id() << " is waiting for a worker (" << resp.queue_depth()
+          << " waiting)\n";
+    } else {
+      out << "task " << resp.task_id() << " assigned to " << resp.assigned_connection_id() << "\n";
+    }
+    return kExitOk;
+  }
+
+  if (history_cmd->parsed()) {
+    v1::HistoryRequest req;
+    req.set_channel(history_channel);
+    req.set_since_offset(history_since);
+    req.set_limit(history_limit);
+    req.set_reverse(history_reverse);
+    v1::HistoryResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::History, req, &resp); rc != kExitOk) return rc;
+    for (const v1::HistoryEntry& p : resp.publications()) {
+      if (history_json) {
+        out << ToJson(p, false);
+      } else {
+        std::string data;
+        (void)pb::util::MessageToJsonString(p.data(), &data);
+        out << p.offset() << "  " << data << "\n";
+      }
+    }
+    if (!history_json) {
+      out << resp.publications_size() << " publications; channel epoch " << resp.epoch()
+          << ", latest offset " << resp.offset() << "\n";
     }
     return kExitOk;
   }

@@ -1,6 +1,8 @@
 // heraldctl end to end: the real binary against a real herald, with real WebSocket clients.
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -153,6 +155,64 @@ TEST_F(HeraldctlTest, PublishAndStats) {
   EXPECT_EQ(stats.deliveries(), 1u);
 }
 
+TEST_F(HeraldctlTest, WatchPrintsEventsLive) {
+  // The watcher runs as its own process and stops after 3 events.
+  std::string out_path = absl::StrCat(::testing::TempDir(), "/watch.out");
+  std::thread watcher([&] {
+    CommandResult r =
+        Ctl({"watch", "--type", "connect,subscribe,message", "--count", "3", "--duration", "20"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::ofstream(out_path) << r.out;
+  });
+  // Connect only once the watcher is attached (Stats counts watchers).
+  ASSERT_TRUE(WaitFor([&] {
+    CommandResult s = Ctl({"stats", "--json"});
+    v1::StatsResponse stats;
+    return google::protobuf::util::JsonStringToMessage(s.out, &stats).ok() && stats.watchers() == 1;
+  }));
+  WsClient a;
+  ASSERT_TRUE(a.Connect(herald_.ws_url()));
+  ASSERT_TRUE(a.Subscribe("store:5"));
+  a.Send(R"({"id":2,"message":{"data":{"hello":"backend"}}})");
+  watcher.join();
+  std::ifstream in(out_path);
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out;
+  EXPECT_THAT(lines[0], HasSubstr("connect conn=" + a.connection_id()));
+  EXPECT_THAT(lines[1], HasSubstr("subscribe conn=" + a.connection_id()));
+  EXPECT_THAT(lines[1], HasSubstr("channel=store:5"));
+  EXPECT_THAT(lines[2], HasSubstr(R"(data={"hello":"backend"})"));
+  CommandResult bad = Ctl({"watch", "--type", "teleport", "--count", "1"});
+  EXPECT_EQ(bad.exit_code, 2);
+}
+
+TEST_F(HeraldctlTest, DispatchTasksAndHistory) {
+  WsClient worker;
+  ASSERT_TRUE(worker.Connect(herald_.ws_url()));
+  worker.Send(R"({"id":1,"join":{"queue":"couriers"}})");
+  ASSERT_TRUE(worker.WaitReply(1).has_joined());
+  CommandResult r = Ctl({"dispatch", "couriers", R"({"pickup":"store 42"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("assigned to " + worker.connection_id()));
+  v1::ServerFrame task =
+      worker.WaitFrame([](const v1::ServerFrame& f) { return f.has_task(); }, "task");
+  r = Ctl({"tasks"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("couriers +1 +0 +1 +1 +0 +0 +0"));
+  EXPECT_THAT(r.out, HasSubstr("held by " + worker.connection_id()));
+  r = Ctl({"dispatch", "nobody-home", "1"});
+  EXPECT_THAT(r.out, HasSubstr("waiting for a worker (1 waiting)"));
+
+  for (const char* text : {R"("one")", R"("two")"}) {
+    ASSERT_EQ(Ctl({"publish", "news", text}).exit_code, 0);
+  }
+  r = Ctl({"history", "news", "--reverse"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::StartsWith("2  \"two\"\n1  \"one\"\n"));
+  EXPECT_THAT(r.out, HasSubstr("latest offset 2"));
+}
+
 TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
   CommandResult r =
       RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "--timeout", "2", "stats"});
@@ -160,7 +220,8 @@ TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
   EXPECT_THAT(r.err, HasSubstr("cannot reach Herald at 127.0.0.1:1"));
   r = RunCommand({HeraldctlBinary(), "--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* cmd : {"conns", "conn", "kick", "publish-order", "publish", "stats"}) {
+  for (const char* cmd : {"conns", "conn", "kick", "publish-order", "publish", "stats", "watch",
+                          "tasks", "dispatch", "history"}) {
     EXPECT_THAT(r.out, HasSubstr(cmd));
   }
   r = RunCommand({HeraldctlBinary()});
