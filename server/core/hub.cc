@@ -36,13 +36,18 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       tasks_(limits_, frames_, &events_),
       idempotency_(limits_.idempotency_window) {}
 
-void Hub::EmitSessionEvent(v1::EventType type, const Session& session, const std::string& channel) {
-  if (!events_.has_watchers()) return;
+v1::Event Hub::SessionEvent(v1::EventType type, const Session& session) const {
   v1::Event e;
   e.set_type(type);
   e.set_time_ms(absl::ToUnixMillis(clock_()));
   e.set_connection_id(session.id());
   e.set_user(session.meta().user);
+  return e;
+}
+
+void Hub::EmitSessionEvent(v1::EventType type, const Session& session, const std::string& channel) {
+  if (!events_.has_watchers()) return;
+  v1::Event e = SessionEvent(type, session);
   e.set_channel(channel);
   events_.Emit(std::move(e));
 }
@@ -65,11 +70,7 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
         held_disconnects_.end());
   }
   if (events_.has_watchers()) {
-    v1::Event e;
-    e.set_type(v1::EVENT_TYPE_CONNECT);
-    e.set_time_ms(absl::ToUnixMillis(clock_()));
-    e.set_connection_id(s.id());
-    e.set_user(s.meta().user);
+    v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
   }
@@ -91,11 +92,7 @@ void Hub::Unregister(const Session& session, int code, absl::string_view reason)
   const absl::Time now = clock_();
   tasks_.RemoveWorker(*removed, now);
   if (events_.has_watchers()) {
-    v1::Event e;
-    e.set_type(v1::EVENT_TYPE_DISCONNECT);
-    e.set_time_ms(absl::ToUnixMillis(now));
-    e.set_connection_id(removed->id());
-    e.set_user(removed->meta().user);
+    v1::Event e = SessionEvent(v1::EVENT_TYPE_DISCONNECT, *removed);
     e.set_remote_address(removed->meta().remote_address);
     e.set_code(static_cast<uint32_t>(code));
     e.set_reason(std::string(reason));
@@ -182,11 +179,7 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
       }
       messages_from_clients_.fetch_add(1, std::memory_order_relaxed);
       if (events_.has_watchers()) {
-        v1::Event e;
-        e.set_type(v1::EVENT_TYPE_MESSAGE);
-        e.set_time_ms(absl::ToUnixMillis(clock_()));
-        e.set_connection_id(session->id());
-        e.set_user(session->meta().user);
+        v1::Event e = SessionEvent(v1::EVENT_TYPE_MESSAGE, *session);
         *e.mutable_data() = frame.message().data();
         events_.Emit(std::move(e));
       }
@@ -281,11 +274,7 @@ void Hub::HandleAck(const std::shared_ptr<Session>& session, uint32_t id,
     }
     acks_.OnAck(*session, ack.channel(), ack.offset(), now);
     if (events_.has_watchers()) {
-      v1::Event e;
-      e.set_type(v1::EVENT_TYPE_ACK);
-      e.set_time_ms(absl::ToUnixMillis(now));
-      e.set_connection_id(session->id());
-      e.set_user(session->meta().user);
+      v1::Event e = SessionEvent(v1::EVENT_TYPE_ACK, *session);
       e.set_channel(ack.channel());
       e.set_offset(ack.offset());
       events_.Emit(std::move(e));

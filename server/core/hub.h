@@ -113,6 +113,8 @@ class Hub {
   absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> StartAckWait(const v1::AckRequest& ack,
                                                                    bool has_ack);
   void HandleAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
+  // An event about `session`, stamped with the hub's clock.
+  v1::Event SessionEvent(v1::EventType type, const Session& session) const;
   void EmitSessionEvent(v1::EventType type, const Session& session, const std::string& channel);
   // Sessions named by a request's connection_id / user target.
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
