@@ -44,8 +44,19 @@ int Run(const herald::ServerConfig& config) {
   asio::io_context io(threads);
   ws::WsFrameFactory frames;
   engine::MemoryEngine engine;
-  core::Hub hub(config.limits, node, &engine, &frames);
+  std::unique_ptr<const auth::JwtVerifier> verifier;
+  if (!config.jwt.empty()) {
+    absl::StatusOr<std::unique_ptr<const auth::JwtVerifier>> created =
+        auth::JwtVerifier::Create(config.jwt);
+    if (!created.ok()) {
+      std::fprintf(stderr, "herald: %s\n", std::string(created.status().message()).c_str());
+      return 2;
+    }
+    verifier = *std::move(created);
+  }
+  core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
   ws::Endpoint endpoint(&hub, &io);
+  if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
   if (absl::Status st = endpoint.Listen(config.ws_host, config.ws_port); !st.ok()) {
     std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
     return 1;
@@ -68,6 +79,17 @@ int Run(const herald::ServerConfig& config) {
     spdlog::warn(
         "no API key configured: anyone who can reach the gRPC port controls Herald "
         "(set --api-key or HERALD_API_KEY)");
+  }
+  if (verifier == nullptr) {
+    spdlog::warn(
+        "DEVELOPMENT MODE: no JWT key configured, so WebSocket clients connect anonymously and may "
+        "subscribe to any channel (set --jwt-hs256-secret or --jwt-rs256-public-key)");
+  } else {
+    spdlog::info("client tokens required: {}{}", verifier->accepts_hs256() ? "HS256 " : "",
+                 verifier->accepts_rs256() ? "RS256" : "");
+  }
+  if (!config.static_dir.empty()) {
+    spdlog::info("serving {} at http://{}/", config.static_dir, endpoint.local_address());
   }
   if (config.limits.allowed_origins.empty()) {
     spdlog::warn(

@@ -26,12 +26,14 @@ bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
 
 }  // namespace
 
-Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames)
+Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames,
+         const auth::JwtVerifier* verifier)
     : limits_(std::move(limits)),
       node_(std::move(node)),
       engine_(engine),
       frames_(frames),
-      started_at_(absl::Now()) {}
+      started_at_(absl::Now()),
+      verifier_(verifier) {}
 
 std::string Hub::NextConnectionId() {
   uint64_t n = next_connection_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -50,6 +52,7 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
   welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
   Reply(s, frame);
+  ArmAuthDeadline(s);
   return absl::OkStatus();
 }
 
@@ -99,10 +102,22 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
     return;
   }
   const uint32_t id = frame.id();
+  if (!AdmitFrame(session, frame)) return;
   switch (frame.kind_case()) {
+    case v1::ClientFrame::kConnect:
+      OnConnect(session, id, frame.connect().token());
+      return;
+    case v1::ClientFrame::kRefresh:
+      OnRefresh(session, id, frame.refresh().token());
+      return;
     case v1::ClientFrame::kSubscribe: {
       const std::string& channel = frame.subscribe().channel();
       if (absl::Status st = ValidateChannel("subscribe.channel", channel, limits_); !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      if (absl::Status st = CheckChannelPermission(*session, "subscribe.channel", channel);
+          !st.ok()) {
         ReplyError(*session, id, st);
         return;
       }
@@ -335,7 +350,7 @@ v1::Connection Hub::Describe(const Session& session) const {
   c.set_remote_address(meta.remote_address);
   c.set_origin(meta.origin);
   c.set_user_agent(meta.user_agent);
-  c.set_user(meta.user);
+  c.set_user(session.user());
   c.set_connected_at_ms(absl::ToUnixMillis(meta.connected_at));
   for (std::string& ch : session.Subscriptions()) c.add_channels(std::move(ch));
   SessionCounters counters = session.counters();
@@ -368,7 +383,7 @@ absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
   std::vector<const Session*> matching;
   for (const auto& s : candidates) {
     const ConnectionMeta& meta = s->meta();
-    if (!req.user().empty() && meta.user != req.user()) continue;
+    if (!req.user().empty() && s->user() != req.user()) continue;
     if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
     if (!RemoteMatches(meta.remote_address, req.remote_address())) continue;
     matching.push_back(s.get());
