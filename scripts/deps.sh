@@ -10,7 +10,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev
   clang-format
+  chromium
 )
+# herald.js tests and the demo's end-to-end tests run on Node.js (the machine's, if it has one;
+# otherwise Debian's) and Debian's chromium, driven by playwright-core from npm (scripts/npm-ci.sh).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 packages+=("$@")
 
 missing=()
