@@ -44,8 +44,8 @@ TEST(HeraldctlTokenTest, MintsRs256WithAPrivateKey) {
   const RsaKeyPair keys = GenerateRsaKeyPair();
   const std::string key_file = ::testing::TempDir() + "/heraldctl-rs256.pem";
   std::ofstream(key_file) << keys.private_pem;
-  CommandResult r = RunCommand(
-      {HeraldctlBinary(), "token", "--sub", "u-rs", "--channels", "orders", "--private-key", key_file});
+  CommandResult r = RunCommand({HeraldctlBinary(), "token", "--sub", "u-rs", "--channels", "orders",
+                                "--private-key", key_file});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto verifier = auth::JwtVerifier::Create({"", keys.public_pem});
   ASSERT_TRUE(verifier.ok());
@@ -56,8 +56,8 @@ TEST(HeraldctlTokenTest, MintsRs256WithAPrivateKey) {
 }
 
 TEST(HeraldctlTokenTest, NeedsExactlyOneKey) {
-  CommandResult none = RunCommand({"/usr/bin/env", "-u", "HERALD_JWT_HS256_SECRET",
-                                   HeraldctlBinary(), "token", "--sub", "u1"});
+  CommandResult none = RunCommand(
+      {"/usr/bin/env", "-u", "HERALD_JWT_HS256_SECRET", HeraldctlBinary(), "token", "--sub", "u1"});
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_THAT(none.err, HasSubstr("token needs --secret S (HS256) or --private-key FILE"));
   CommandResult missing_sub = RunCommand({HeraldctlBinary(), "token", "--secret", "x"});
@@ -89,9 +89,9 @@ TEST(HeraldctlSimulateTest, PublishesOrderLifecyclesInVersionOrder) {
 
   // Every publication is an order of store 42; each order's versions arrive 1, 2, 3, ...
   // with statuses along the lifecycle.
-  const std::vector<std::string> lifecycle = {
-      "ORDER_STATUS_CREATED", "ORDER_STATUS_ACCEPTED", "ORDER_STATUS_PREPARING",
-      "ORDER_STATUS_READY",   "ORDER_STATUS_SHIPPED",  "ORDER_STATUS_DELIVERED"};
+  const std::vector<std::string> lifecycle = {"ORDER_STATUS_CREATED",   "ORDER_STATUS_ACCEPTED",
+                                              "ORDER_STATUS_PREPARING", "ORDER_STATUS_READY",
+                                              "ORDER_STATUS_SHIPPED",   "ORDER_STATUS_DELIVERED"};
   std::map<std::string, std::vector<std::string>> statuses;
   std::vector<v1::ServerFrame> pubs = board.Publications();
   ASSERT_GT(pubs.size(), 20u);

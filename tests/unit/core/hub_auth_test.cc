@@ -111,7 +111,8 @@ TEST_F(HubAuthTest, SubscribeChecksTheTokensChannels) {
 
 TEST_F(HubAuthTest, RefreshReplacesTheGrantOnlyForTheSameUser) {
   auto s = Connect();
-  hub_.OnClientFrame(s, R"({"id":1,"connect":{"token":")" + Token("u1", absl::Seconds(30)) + R"("}})");
+  hub_.OnClientFrame(s,
+                     R"({"id":1,"connect":{"token":")" + Token("u1", absl::Seconds(30)) + R"("}})");
   const absl::Time first = s->auth_deadline();
   hub_.OnClientFrame(s, R"({"id":2,"refresh":{"token":")" + Token("u2") + R"("}})");
   ASSERT_EQ(s->Last().kind_case(), Kind::kError);
