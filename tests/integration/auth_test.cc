@@ -324,7 +324,10 @@ TEST(AuthConfigTest, UnreadableOrBadKeyExitsWithCode2) {
 TEST(DevModeTest, WithoutAKeyClientsAreAnonymousAndConnectIsAccepted) {
   HeraldProcess h;
   ASSERT_TRUE(h.ok());
-  EXPECT_THAT(h.Stderr(), HasSubstr("DEVELOPMENT MODE: no JWT key configured"));
+  // The warning is logged right after the listening lines.
+  EXPECT_TRUE(WaitFor([&] {
+    return h.Stderr().find("DEVELOPMENT MODE: no JWT key configured") != std::string::npos;
+  })) << h.Stderr();
   WsClient c;
   ASSERT_TRUE(c.Connect(h.ws_url("?token=whatever")));
   v1::ServerFrame reply = Connect(c, "anything");
