@@ -158,7 +158,13 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   }
   if (!c.static_dir.empty()) {
     struct stat st;
-    if (stat(c.static_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    const bool is_dir = stat(c.static_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (!is_dir && c.static_dir == HERALD_DEFAULT_STATIC_DIR) {
+      // The compiled-in source tree is gone (an installed binary): run without the demo pages.
+      std::cerr << "herald: the default --static-dir '" << c.static_dir
+                << "' does not exist: serving no static files" << std::endl;
+      c.static_dir.clear();
+    } else if (!is_dir) {
       std::cerr << "herald: --static-dir: '" << c.static_dir
                 << "' is not a directory (pass --static-dir '' to serve no files)" << std::endl;
       out.exit_code = 2;

@@ -7,7 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { Herald } from "./support/herald.mjs";
+import { execFile } from "node:child_process";
+
+import { HERALD_BIN, Herald } from "./support/herald.mjs";
 
 /** A raw GET: the path is sent exactly as given (no client-side normalisation). */
 function get(address, rawPath, method = "GET") {
@@ -118,4 +120,14 @@ describe("the demo pages in client/js", () => {
     }
     assert.match((await get(herald.wsAddress, "/herald.js")).body, /export class Herald/);
   });
+});
+
+test("a --static-dir that is not a directory is a configuration error (exit 2)", async () => {
+  const result = await new Promise((resolve) =>
+    execFile(HERALD_BIN, ["--ws-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--static-dir", "/nonexistent/herald-www"], (err, stdout, stderr) =>
+      resolve({ code: err?.code ?? 0, stderr }),
+    ),
+  );
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /--static-dir: '\/nonexistent\/herald-www' is not a directory/);
 });
