@@ -78,7 +78,8 @@ std::optional<StaticFiles::Response> StaticFiles::Get(absl::string_view path) co
     return std::nullopt;
   }
   if (decoded.back() == '/') decoded += "index.html";
-  std::vector<absl::string_view> segments = absl::StrSplit(decoded.substr(1), '/');
+  const std::string relative = decoded.substr(1);  // the segments point into it
+  std::vector<absl::string_view> segments = absl::StrSplit(relative, '/');
   for (absl::string_view segment : segments) {
     // Empty segments ("//"), "." and "..", and hidden files are never served.
     if (segment.empty() || segment[0] == '.') return std::nullopt;

@@ -1,5 +1,6 @@
 // Test support: runs the real herald binary on ephemeral ports and heraldctl against it.
 import { spawn, execFile } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,6 +89,16 @@ export async function mintToken({ sub, channels = "", ttl = 3600, secret }) {
   const r = await heraldctl("token", "--sub", sub, "--channels", channels, "--ttl", String(ttl), "--secret", secret);
   if (r.code !== 0) throw new Error(`heraldctl token failed: ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/**
+ * Signs an HS256 token in-process (node:crypto HMAC), for tests whose getToken must be fast even
+ * where heraldctl starts slowly (sanitizer builds). heraldctl token is tested on its own.
+ */
+export function signHs256({ sub, channels = [], ttl = 3600, secret }) {
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + ttl, channels })}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
 }
 
 /** Publishes one order version with heraldctl publish-order. */
