@@ -12,10 +12,14 @@ packages=(
   clang-format
   # client examples (client/examples/) and their tests
   php-cli php-curl python3-grpcio python3-grpc-tools
+  # herald.js tests and the demo's end-to-end tests (driven by playwright-core from npm)
+  chromium
 )
-# The Node example needs node and npm; a node from elsewhere (e.g. NodeSource, which bundles npm)
-# is fine, so Debian's are installed only when there is none.
-if ! command -v node >/dev/null; then packages+=(nodejs npm); fi
+# The Node example, herald.js tests and the e2e tests need node and npm (the machine's, if it has
+# them; otherwise Debian's).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 packages+=("$@")
 
 missing=()

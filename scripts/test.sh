@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
-#   1. install what is missing, build (RelWithDebInfo), run every test in parallel;
+#   1. install what is missing (Debian packages, npm test tooling), build (RelWithDebInfo), run
+#      every test in parallel: C++ unit and integration tests, herald.js tests (node --test) and
+#      the end-to-end tests in headless Chromium (screenshots in build/*/test-artifacts);
 #   2. clang-format check of every C++ file;
 #   3. build with ASan+UBSan and run every test again;
 #   4. build the core with TSan and run the concurrency test.
@@ -15,6 +17,7 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 
 step "dependencies"
 scripts/deps.sh
+scripts/npm-ci.sh
 
 step "build: default"
 scripts/build.sh default

@@ -1,6 +1,10 @@
 #include "server/config.h"
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -36,6 +40,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   core::Limits& l = c.limits;
   std::string ws_listen = c.ws_host + ":" + c.ws_port;
   std::string origins;
+  std::string rs256_key_file;
+  c.static_dir = HERALD_DEFAULT_STATIC_DIR;
 
   CLI::App app{
       "herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
@@ -52,6 +58,21 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "API key that gRPC and HTTP API callers must send as 'authorization: Bearer KEY' "
                  "(empty: none)")
       ->envname("HERALD_API_KEY");
+  app.add_option("--jwt-hs256-secret", c.jwt.hs256_secret,
+                 "Secret for HS256 client tokens (JWT); with a key set, clients must authenticate")
+      ->envname("HERALD_JWT_HS256_SECRET");
+  app.add_option("--jwt-rs256-public-key", rs256_key_file,
+                 "PEM file with the RSA public key for RS256 client tokens (JWT)")
+      ->envname("HERALD_JWT_RS256_PUBLIC_KEY");
+  app.add_option("--auth-timeout-ms", l.auth_timeout_ms,
+                 "With a JWT key: time a client has to send `connect` when it gave no ?token=")
+      ->envname("HERALD_AUTH_TIMEOUT_MS")
+      ->check(CLI::Range(100u, 600000u))
+      ->capture_default_str();
+  app.add_option("--static-dir", c.static_dir,
+                 "Directory served at / over HTTP: demo pages and herald.js (empty: none)")
+      ->envname("HERALD_STATIC_DIR")
+      ->capture_default_str();
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
       ->envname("HERALD_ALLOWED_ORIGINS");
@@ -224,6 +245,33 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
               << std::endl;
     out.exit_code = 2;
     return out;
+  }
+  if (!rs256_key_file.empty()) {
+    std::ifstream in(rs256_key_file);
+    std::stringstream pem;
+    if (in) pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::cerr << "herald: --jwt-rs256-public-key: cannot read '" << rs256_key_file << "'"
+                << std::endl;
+      out.exit_code = 2;
+      return out;
+    }
+    c.jwt.rs256_public_key_pem = pem.str();
+  }
+  if (!c.static_dir.empty()) {
+    struct stat st;
+    const bool is_dir = stat(c.static_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (!is_dir && c.static_dir == HERALD_DEFAULT_STATIC_DIR) {
+      // The compiled-in source tree is gone (an installed binary): run without the demo pages.
+      std::cerr << "herald: the default --static-dir '" << c.static_dir
+                << "' does not exist: serving no static files" << std::endl;
+      c.static_dir.clear();
+    } else if (!is_dir) {
+      std::cerr << "herald: --static-dir: '" << c.static_dir
+                << "' is not a directory (pass --static-dir '' to serve no files)" << std::endl;
+      out.exit_code = 2;
+      return out;
+    }
   }
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));

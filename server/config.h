@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/auth/jwt.h"
 #include "server/core/limits.h"
 
 namespace herald {
@@ -18,6 +19,11 @@ struct ServerConfig {
   std::string node;  // empty = random
   std::string log_level = "info";
   double drain_timeout_s = 10;
+  // Keys for client tokens (JWT); both empty = development mode, anonymous clients.
+  auth::JwtKeys jwt;
+  // Directory served at `/` over HTTP (demo pages, herald.js); empty = none. ParseServerConfig
+  // defaults it to the source tree's client/js.
+  std::string static_dir;
   core::Limits limits;
 };
 

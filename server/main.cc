@@ -47,10 +47,21 @@ int Run(const herald::ServerConfig& config) {
   asio::io_context io(threads);
   ws::WsFrameFactory frames;
   engine::MemoryEngine engine(config.limits);
-  core::Hub hub(config.limits, node, &engine, &frames);
+  std::unique_ptr<const auth::JwtVerifier> verifier;
+  if (!config.jwt.empty()) {
+    absl::StatusOr<std::unique_ptr<const auth::JwtVerifier>> created =
+        auth::JwtVerifier::Create(config.jwt);
+    if (!created.ok()) {
+      std::fprintf(stderr, "herald: %s\n", std::string(created.status().message()).c_str());
+      return 2;
+    }
+    verifier = *std::move(created);
+  }
+  core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub, config.api_key);
   ws::Endpoint endpoint(&hub, &io);
+  if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
   endpoint.SetHttpFallback(
       [&http_api](const ws::HttpRequest& req) -> std::optional<ws::HttpResponse> {
         if (!rpc::HttpApi::Serves(req.path)) return std::nullopt;
@@ -87,6 +98,17 @@ int Run(const herald::ServerConfig& config) {
     spdlog::warn(
         "no API key configured: anyone who can reach the gRPC port or /api/v1/ controls Herald "
         "(set --api-key or HERALD_API_KEY)");
+  }
+  if (verifier == nullptr) {
+    spdlog::warn(
+        "DEVELOPMENT MODE: no JWT key configured, so WebSocket clients connect anonymously and may "
+        "subscribe to any channel (set --jwt-hs256-secret or --jwt-rs256-public-key)");
+  } else {
+    spdlog::info("client tokens required: {}{}", verifier->accepts_hs256() ? "HS256 " : "",
+                 verifier->accepts_rs256() ? "RS256" : "");
+  }
+  if (!config.static_dir.empty()) {
+    spdlog::info("serving {} at http://{}/", config.static_dir, endpoint.local_address());
   }
   if (config.limits.allowed_origins.empty()) {
     spdlog::warn(

@@ -1,5 +1,7 @@
 #include "client/cli/heraldctl.h"
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -18,9 +20,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cli/simulate.h"
 #include "herald/v1/broker.grpc.pb.h"
+#include "server/auth/jwt.h"
 
 namespace herald::cli {
 namespace {
@@ -224,6 +229,76 @@ bool ReadFile(const std::string& path, std::string* content) {
   return true;
 }
 
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void OnInterrupt(int) { g_interrupted.store(true); }
+
+const char* StatusWord(v1::OrderStatus status) {
+  switch (status) {
+    case v1::ORDER_STATUS_CREATED:
+      return "created";
+    case v1::ORDER_STATUS_ACCEPTED:
+      return "accepted";
+    case v1::ORDER_STATUS_PREPARING:
+      return "preparing";
+    case v1::ORDER_STATUS_READY:
+      return "ready";
+    case v1::ORDER_STATUS_SHIPPED:
+      return "shipped";
+    case v1::ORDER_STATUS_DELIVERED:
+      return "delivered";
+    case v1::ORDER_STATUS_CANCELLED:
+      return "cancelled";
+    default:
+      return "?";
+  }
+}
+
+// Runs the order simulator until `duration` passes (0: until SIGINT/SIGTERM), publishing each
+// due version with PublishOrder.
+int Simulate(Caller& caller, const SimulateOptions& options, double duration_s, bool quiet,
+             std::ostream& out, std::ostream& err) {
+  g_interrupted.store(false);
+  auto old_int = std::signal(SIGINT, OnInterrupt);
+  auto old_term = std::signal(SIGTERM, OnInterrupt);
+  const absl::Time start = absl::Now();
+  const absl::Time end =
+      duration_s > 0 ? start + absl::Seconds(duration_s) : absl::InfiniteFuture();
+  OrderSimulator sim(options, start);
+  uint64_t published = 0, stale = 0;
+  int rc = kExitOk;
+  out << "simulating orders for store" << (options.stores.size() == 1 ? " " : "s ")
+      << absl::StrJoin(options.stores, ", ") << " at " << options.rate << "/s"
+      << (duration_s > 0 ? absl::StrCat(" for ", duration_s, " s") : " until Ctrl-C") << std::endl;
+  while (!g_interrupted.load() && absl::Now() < end) {
+    const absl::Time now = absl::Now();
+    for (const v1::Order& order : sim.Due(now)) {
+      v1::PublishOrderRequest req;
+      *req.mutable_order() = order;
+      v1::PublishOrderResponse resp;
+      rc = caller.Call(&v1::Broker::Stub::PublishOrder, req, &resp);
+      if (rc != kExitOk) break;
+      ++published;
+      if (resp.stale()) ++stale;
+      if (!quiet) {
+        out << absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()) << "  "
+            << order.id() << " v" << order.version() << "  store " << order.store_id() << "  "
+            << StatusWord(order.status()) << "  queued to " << resp.queued() << std::endl;
+      }
+    }
+    if (rc != kExitOk) break;
+    // Sleep until the next version is due, waking up often enough to notice Ctrl-C.
+    const absl::Time wake = std::min({sim.next_due(), end, absl::Now() + absl::Milliseconds(100)});
+    absl::SleepFor(wake - absl::Now());
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  out << "published " << published << " order versions (" << stale << " stale), "
+      << sim.open_orders() << " orders still open" << std::endl;
+  (void)err;
+  return rc;
+}
+
 }  // namespace
 
 int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
@@ -326,17 +401,6 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   CLI::App* tasks_cmd = app.add_subcommand("tasks", "Show task queues: workers, depth, in flight");
   tasks_cmd->add_flag("--json", tasks_json, "Print JSON");
 
-  // dispatch
-  std::string dispatch_queue, dispatch_data;
-  uint32_t dispatch_deadline_ms = 0, dispatch_ttl_ms = 0;
-  CLI::App* dispatch_cmd = app.add_subcommand("dispatch", "Hand a task to one worker of a queue");
-  dispatch_cmd->add_option("queue", dispatch_queue, "Queue name")->required();
-  dispatch_cmd->add_option("data", dispatch_data, "Task as JSON")->required();
-  dispatch_cmd->add_option("--ack-deadline-ms", dispatch_deadline_ms,
-                           "Time to ack (0: server default)");
-  dispatch_cmd->add_option("--ttl-ms", dispatch_ttl_ms,
-                           "Time before it expires (0: server default)");
-
   // history
   std::string history_channel;
   uint64_t history_since = 0;
@@ -348,6 +412,68 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   history_cmd->add_option("--limit", history_limit, "At most N (0: 100)");
   history_cmd->add_flag("--reverse", history_reverse, "Newest first");
   history_cmd->add_flag("--json", history_json, "One JSON object per line");
+
+  // dispatch
+  std::string dispatch_queue, dispatch_data;
+  uint32_t dispatch_deadline_ms = 0, dispatch_ttl_ms = 0;
+  bool dispatch_json = false;
+  CLI::App* dispatch_cmd =
+      app.add_subcommand("dispatch", "Hand a task to exactly one worker of a queue (DispatchTask)");
+  dispatch_cmd->add_option("queue", dispatch_queue, "Queue name")->required();
+  dispatch_cmd->add_option("data", dispatch_data, "Task as JSON, e.g. '{\"orderId\":\"o-1\"}'")
+      ->required();
+  dispatch_cmd->add_option("--ack-deadline-ms", dispatch_deadline_ms,
+                           "Time a worker has to ack (0: server default)");
+  dispatch_cmd->add_option("--ttl-ms", dispatch_ttl_ms, "Time the task may wait (0: default)");
+  dispatch_cmd->add_flag("--json", dispatch_json, "Print the reply as JSON");
+
+  // token
+  struct {
+    std::string sub, channels, secret, private_key;
+    int64_t ttl = 3600;
+  } tok;
+  CLI::App* tok_cmd = app.add_subcommand(
+      "token",
+      "Mint a client token (JWT) for development: HS256 with --secret, RS256 with "
+      "--private-key");
+  tok_cmd->add_option("--sub", tok.sub, "User id (becomes the connection's user)")->required();
+  tok_cmd->add_option("--channels", tok.channels,
+                      "Comma-separated channels or patterns the user may subscribe to "
+                      "(e.g. 'store:42,order:*'); customer:<sub> is always allowed");
+  tok_cmd->add_option("--ttl", tok.ttl, "Seconds until the token expires")
+      ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400))
+      ->capture_default_str();
+  auto* secret_opt = tok_cmd->add_option("--secret", tok.secret,
+                                         "HS256 secret (default: $HERALD_JWT_HS256_SECRET)");
+  auto* key_opt = tok_cmd->add_option("--private-key", tok.private_key,
+                                      "PEM file with the RSA private key (RS256)");
+  secret_opt->excludes(key_opt);
+
+  // simulate
+  SimulateOptions sim;
+  std::string sim_stores = "42";
+  double sim_duration = 0, sim_step = 4;
+  bool sim_quiet = false;
+  CLI::App* sim_cmd = app.add_subcommand(
+      "simulate", "Publish a realistic stream of orders (created -> ... -> delivered/cancelled)");
+  sim_cmd->add_option("--stores", sim_stores, "Comma-separated store ids")->capture_default_str();
+  sim_cmd->add_option("--customers", sim.customers, "Number of distinct customers (c-1..c-N)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  sim_cmd->add_option("--rate", sim.rate, "New orders per second")
+      ->check(CLI::Range(0.001, 10000.0))
+      ->capture_default_str();
+  sim_cmd->add_option("--step", sim_step, "Mean seconds an order stays in each status")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  sim_cmd->add_option("--cancel-ratio", sim.cancel_ratio, "Share of orders cancelled early")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sim_cmd->add_option("--duration", sim_duration, "Seconds to run (0: until Ctrl-C)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  sim_cmd->add_option("--seed", sim.seed, "Random seed (0: random)");
+  sim_cmd->add_flag("-q,--quiet", sim_quiet, "Print only the summary");
 
   // stats
   bool stats_json = false;
@@ -368,7 +494,69 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     return kExitUsage;
   }
 
+  if (tok_cmd->parsed()) {
+    if (tok.secret.empty() && tok.private_key.empty()) {
+      tok.secret = EnvOr("HERALD_JWT_HS256_SECRET", "");
+    }
+    if (tok.secret.empty() == tok.private_key.empty()) {
+      err << "heraldctl: token needs --secret S (HS256) or --private-key FILE (RS256)\n";
+      return kExitUsage;
+    }
+    std::string key = tok.secret;
+    if (!tok.private_key.empty() && (!ReadFile(tok.private_key, &key) || key.empty())) {
+      err << "heraldctl: --private-key: cannot read " << tok.private_key << " (or it is empty)\n";
+      return kExitUsage;
+    }
+    std::vector<std::string> channels = absl::StrSplit(tok.channels, ',', absl::SkipWhitespace());
+    for (std::string& c : channels) c = std::string(absl::StripAsciiWhitespace(c));
+    absl::StatusOr<std::string> token =
+        auth::SignJwt(tok.secret.empty() ? "RS256" : "HS256", key,
+                      auth::ClaimsJson(tok.sub, absl::Now() + absl::Seconds(tok.ttl), channels));
+    if (!token.ok()) {
+      err << "heraldctl: " << (tok.secret.empty() ? "--private-key: " : "--secret: ")
+          << absl::StripPrefix(token.status().message(), "key: ") << "\n";
+      return kExitUsage;
+    }
+    out << *token << "\n";
+    return kExitOk;
+  }
+
   Caller caller(g, err);
+
+  if (dispatch_cmd->parsed()) {
+    v1::DispatchTaskRequest req;
+    req.set_queue(dispatch_queue);
+    req.set_ack_deadline_ms(dispatch_deadline_ms);
+    req.set_ttl_ms(dispatch_ttl_ms);
+    std::string error;
+    if (!ParseJsonValue(dispatch_data, req.mutable_data(), &error)) {
+      err << "heraldctl: data is not valid JSON: " << error << "\n";
+      return kExitUsage;
+    }
+    v1::DispatchTaskResponse resp;
+    if (int rc = caller.Call(&v1::Broker::Stub::DispatchTask, req, &resp); rc != kExitOk) {
+      return rc;
+    }
+    if (dispatch_json) {
+      out << ToJson(resp, false);
+    } else if (resp.assigned_connection_id().empty()) {
+      out << "task " << resp.task_id() << " is waiting for a worker (queue depth "
+          << resp.queue_depth() << ")\n";
+    } else {
+      out << "task " << resp.task_id() << " assigned to " << resp.assigned_connection_id() << "\n";
+    }
+    return kExitOk;
+  }
+
+  if (sim_cmd->parsed()) {
+    sim.stores = absl::StrSplit(sim_stores, ',', absl::SkipWhitespace());
+    if (sim.stores.empty()) {
+      err << "heraldctl: --stores: give at least one store id\n";
+      return kExitUsage;
+    }
+    sim.step = absl::Seconds(sim_step);
+    return Simulate(caller, sim, sim_duration, sim_quiet, out, err);
+  }
 
   if (conns_cmd->parsed()) {
     std::vector<std::vector<std::string>> rows = {
@@ -600,29 +788,6 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
         out << "  " << q.queue() << ": task " << t.task_id() << " (delivery " << t.delivery_id()
             << ", attempt " << t.attempt() << ") held by " << t.connection_id() << "\n";
       }
-    }
-    return kExitOk;
-  }
-
-  if (dispatch_cmd->parsed()) {
-    v1::DispatchTaskRequest req;
-    req.set_queue(dispatch_queue);
-    req.set_ack_deadline_ms(dispatch_deadline_ms);
-    req.set_ttl_ms(dispatch_ttl_ms);
-    std::string error;
-    if (!ParseJsonValue(dispatch_data, req.mutable_data(), &error)) {
-      err << "heraldctl: data is not valid JSON: " << error << "\n";
-      return kExitUsage;
-    }
-    v1::DispatchTaskResponse resp;
-    if (int rc = caller.Call(&v1::Broker::Stub::DispatchTask, req, &resp); rc != kExitOk) {
-      return rc;
-    }
-    if (resp.assigned_connection_id().empty()) {
-      out << "task " << resp.task_id() << " is waiting for a worker (" << resp.queue_depth()
-          << " waiting)\n";
-    } else {
-      out << "task " << resp.task_id() << " assigned to " << resp.assigned_connection_id() << "\n";
     }
     return kExitOk;
   }

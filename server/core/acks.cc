@@ -40,7 +40,7 @@ void AckWaiters::OnAck(const Session& session, const std::string& channel, uint6
     auto it = by_target_.find(std::make_pair(channel, offset));
     if (it == by_target_.end()) return;
     for (const auto& w : it->second) {
-      if (w->user_.empty() || w->user_ == session.meta().user) matched.push_back(w);
+      if (w->user_.empty() || w->user_ == session.user()) matched.push_back(w);
     }
   }
   for (const auto& w : matched) {
@@ -48,7 +48,7 @@ void AckWaiters::OnAck(const Session& session, const std::string& channel, uint6
     if (w->outcome_.acked()) continue;
     w->outcome_.set_acked(true);
     w->outcome_.set_connection_id(session.id());
-    w->outcome_.set_user(session.meta().user);
+    w->outcome_.set_user(session.user());
     w->outcome_.set_channel(channel);
     w->outcome_.set_offset(offset);
     w->outcome_.set_latency_ms(

@@ -17,7 +17,7 @@ ConnectionTable::UserShard& ConnectionTable::UserShardFor(absl::string_view user
 }
 
 absl::Status ConnectionTable::Add(std::shared_ptr<Session> session) {
-  const std::string& user = session->meta().user;
+  const std::string user = session->user();
   {
     IdShard& shard = IdShardFor(session->id());
     absl::MutexLock lock(&shard.mu);
@@ -43,7 +43,7 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
     session = std::move(it->second);
     shard.by_id.erase(it);
   }
-  const std::string& user = session->meta().user;
+  const std::string user = session->user();
   if (!user.empty()) {
     UserShard& shard = UserShardFor(user);
     absl::MutexLock lock(&shard.mu);
@@ -70,6 +70,21 @@ std::vector<std::shared_ptr<Session>> ConnectionTable::FindUser(absl::string_vie
   auto it = shard.by_user.find(user);
   if (it == shard.by_user.end()) return {};
   return it->second;
+}
+
+bool ConnectionTable::IndexUser(const std::shared_ptr<Session>& session) {
+  const std::string user = session->user();
+  // The id shard stays locked so that a concurrent Remove() either runs before (and this returns
+  // false) or after (and finds the session under its user). Nothing else nests these locks.
+  IdShard& ids = IdShardFor(session->id());
+  absl::MutexLock id_lock(&ids.mu);
+  auto it = ids.by_id.find(session->id());
+  if (it == ids.by_id.end() || it->second != session) return false;
+  if (user.empty()) return true;
+  UserShard& shard = UserShardFor(user);
+  absl::MutexLock lock(&shard.mu);
+  shard.by_user[user].push_back(session);
+  return true;
 }
 
 std::vector<std::shared_ptr<Session>> ConnectionTable::All() const {

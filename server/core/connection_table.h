@@ -28,6 +28,9 @@ class ConnectionTable {
   std::shared_ptr<Session> Find(absl::string_view id) const;
   std::vector<std::shared_ptr<Session>> FindUser(absl::string_view user) const;
   std::vector<std::shared_ptr<Session>> All() const;
+  // Adds a registered session that was anonymous to the index of its (new) Session::user().
+  // False when the session is no longer in the table.
+  bool IndexUser(const std::shared_ptr<Session>& session);
 
   size_t size() const;
   size_t users() const;

@@ -26,13 +26,15 @@ bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
 
 }  // namespace
 
-Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames, Clock clock)
+Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* frames,
+         const auth::JwtVerifier* verifier, Clock clock)
     : limits_(std::move(limits)),
       node_(std::move(node)),
       engine_(engine),
       frames_(frames),
       clock_(std::move(clock)),
       started_at_(clock_()),
+      verifier_(verifier),
       tasks_(limits_, frames_, &events_),
       idempotency_(limits_.idempotency_window) {}
 
@@ -41,7 +43,7 @@ v1::Event Hub::SessionEvent(v1::EventType type, const Session& session) const {
   e.set_type(type);
   e.set_time_ms(absl::ToUnixMillis(clock_()));
   e.set_connection_id(session.id());
-  e.set_user(session.meta().user);
+  e.set_user(session.user());
   return e;
 }
 
@@ -61,12 +63,12 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
   if (absl::Status st = table_.Add(std::move(session)); !st.ok()) return st;
   connections_total_.fetch_add(1, std::memory_order_relaxed);
-  if (!s.meta().user.empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
+  if (!s.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
     // The user came back within the grace period: their earlier disconnect is not news.
     absl::MutexLock lock(&held_mu_);
     held_disconnects_.erase(
         std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
-                       [&](const HeldDisconnect& h) { return h.event.user() == s.meta().user; }),
+                       [&](const HeldDisconnect& h) { return h.event.user() == s.user(); }),
         held_disconnects_.end());
   }
   if (events_.has_watchers()) {
@@ -82,6 +84,7 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
   welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
   Reply(s, frame);
+  ArmAuthDeadline(s);
   return absl::OkStatus();
 }
 
@@ -145,10 +148,22 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
     return;
   }
   const uint32_t id = frame.id();
+  if (!AdmitFrame(session, frame)) return;
   switch (frame.kind_case()) {
+    case v1::ClientFrame::kConnect:
+      OnConnect(session, id, frame.connect().token());
+      return;
+    case v1::ClientFrame::kRefresh:
+      OnRefresh(session, id, frame.refresh().token());
+      return;
     case v1::ClientFrame::kSubscribe: {
       const v1::ClientSubscribe& sub = frame.subscribe();
       if (absl::Status st = ValidateChannel("subscribe.channel", sub.channel(), limits_);
+          !st.ok()) {
+        ReplyError(*session, id, st);
+        return;
+      }
+      if (absl::Status st = CheckChannelPermission(*session, "subscribe.channel", sub.channel());
           !st.ok()) {
         ReplyError(*session, id, st);
         return;
@@ -239,12 +254,6 @@ void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_vi
       }
       return;
     }
-    case v1::ClientFrame::kConnect:
-    case v1::ClientFrame::kRefresh:
-      ReplyError(
-          *session, id,
-          absl::FailedPreconditionError("token authentication is not configured on this server"));
-      return;
     case v1::ClientFrame::KIND_NOT_SET:
       ReplyError(*session, id,
                  absl::InvalidArgumentError(
@@ -557,7 +566,7 @@ v1::Connection Hub::Describe(const Session& session) const {
   c.set_remote_address(meta.remote_address);
   c.set_origin(meta.origin);
   c.set_user_agent(meta.user_agent);
-  c.set_user(meta.user);
+  c.set_user(session.user());
   c.set_connected_at_ms(absl::ToUnixMillis(meta.connected_at));
   for (std::string& ch : session.Subscriptions()) c.add_channels(std::move(ch));
   SessionCounters counters = session.counters();
@@ -590,7 +599,7 @@ absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
   std::vector<const Session*> matching;
   for (const auto& s : candidates) {
     const ConnectionMeta& meta = s->meta();
-    if (!req.user().empty() && meta.user != req.user()) continue;
+    if (!req.user().empty() && s->user() != req.user()) continue;
     if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
     if (!RemoteMatches(meta.remote_address, req.remote_address())) continue;
     matching.push_back(s.get());

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
 #include "herald/v1/client.pb.h"
+#include "server/auth/jwt.h"
 #include "server/core/acks.h"
 #include "server/core/channel_index.h"
 #include "server/core/connection_table.h"
@@ -37,9 +38,12 @@ namespace herald::core {
 class Hub {
  public:
   using Clock = std::function<absl::Time()>;
+  // With a `verifier`, every connection must authenticate with a token (handshake `?token=` or a
+  // first `connect` frame); without one, clients are anonymous (development mode). The verifier
+  // must outlive the hub.
   Hub(
       Limits limits, std::string node, Engine* engine, const FrameFactory* frames,
-      Clock clock = [] { return absl::Now(); });
+      const auth::JwtVerifier* verifier = nullptr, Clock clock = [] { return absl::Now(); });
 
   const Limits& limits() const { return limits_; }
   const std::string& node() const { return node_; }
@@ -54,6 +58,16 @@ class Hub {
   void Unregister(const Session& session, int code = 1006, absl::string_view reason = "");
   // Handles one text frame from a client; replies go back on the session.
   void OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text);
+
+  // --- Authentication (hub_auth.cc) -----------------------------------------------------------
+  bool auth_required() const { return verifier_ != nullptr; }
+  // Verifies a client token (UNAUTHENTICATED naming the bad part); FAILED_PRECONDITION when no
+  // verifier is configured.
+  absl::StatusOr<auth::Claims> VerifyToken(absl::string_view token) const;
+  // Called by the transport when a deadline requested with Session::ScheduleAuthDeadline has
+  // passed: closes a session that never authenticated (4003) or whose token expired without a
+  // refresh (4001); otherwise schedules the next check.
+  void CheckAuthDeadline(const std::shared_ptr<Session>& session);
 
   // --- Control API (validated here; errors name the bad field) --------------------------------
   absl::StatusOr<v1::PublishOrderResponse> PublishOrder(const v1::PublishOrderRequest& req);
@@ -120,6 +134,16 @@ class Hub {
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
                                                                 absl::string_view user,
                                                                 bool has_target) const;
+  // Authentication hooks (hub_auth.cc).
+  void ArmAuthDeadline(Session& session);
+  // False (after replying and closing) when an unauthenticated session sends anything but
+  // `connect` while tokens are required.
+  bool AdmitFrame(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame);
+  void OnConnect(const std::shared_ptr<Session>& session, uint32_t id, const std::string& token);
+  void OnRefresh(const std::shared_ptr<Session>& session, uint32_t id, const std::string& token);
+  // PERMISSION_DENIED (naming `field`) when the session's token does not allow `channel`.
+  absl::Status CheckChannelPermission(const Session& session, absl::string_view field,
+                                      absl::string_view channel) const;
   absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
   void Reply(Session& session, const v1::ServerFrame& frame);
   void ReplyError(Session& session, uint32_t id, const absl::Status& status);
@@ -131,6 +155,7 @@ class Hub {
   const FrameFactory* const frames_;
   const Clock clock_;
   const absl::Time started_at_;
+  const auth::JwtVerifier* const verifier_;
 
   ConnectionTable table_;
   ChannelIndex index_;

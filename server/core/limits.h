@@ -36,6 +36,9 @@ struct Limits {
   // Origins allowed to open WebSockets ("https://shop.example"); empty allows any origin.
   // "*" also allows any. A request without an Origin header (non-browser client) is allowed.
   std::vector<std::string> allowed_origins;
+  // When tokens are required: how long a connection that did not pass `?token=` has to send its
+  // `connect` frame before it is closed with 4003.
+  uint32_t auth_timeout_ms = 5000;
   // Interval at which clients are asked to ping (advertised in `welcome`).
   uint32_t ping_interval_ms = 25000;
   // Largest page ListConnections returns.

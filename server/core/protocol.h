@@ -18,6 +18,8 @@ inline constexpr int kCloseInvalidPayload = 1007;   // invalid UTF-8 (websocketp
 inline constexpr int kClosePolicyViolation = 1008;
 inline constexpr int kCloseMessageTooBig = 1009;  // frame over max_frame_bytes
 inline constexpr int kCloseServerRestart = 1012;
+inline constexpr int kCloseTokenExpired = 4001;  // token expired without a refresh
+inline constexpr int kCloseUnauthorized = 4003;  // invalid token, or no `connect` in time
 inline constexpr int kCloseSlowConsumer = 4008;  // send buffer over max_send_buffer_bytes
 
 // Encoders for server frames. Publications and pushes are composed around data that is already

@@ -5,7 +5,23 @@
 
 namespace herald::core {
 
-Session::Session(ConnectionMeta meta) : meta_(std::move(meta)) {}
+Session::Session(ConnectionMeta meta) : meta_(std::move(meta)), user_(meta_.user) {}
+
+std::string Session::user() const {
+  absl::MutexLock lock(&auth_mu_);
+  return user_;
+}
+
+std::shared_ptr<const auth::Claims> Session::grant() const {
+  absl::MutexLock lock(&auth_mu_);
+  return grant_;
+}
+
+void Session::SetGrant(std::shared_ptr<const auth::Claims> grant) {
+  absl::MutexLock lock(&auth_mu_);
+  user_ = grant->user;
+  grant_ = std::move(grant);
+}
 
 bool Session::Send(const OutFramePtr& frame) {
   if (!DoSend(frame)) return false;

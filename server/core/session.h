@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/auth/jwt.h"
 
 namespace herald::core {
 
@@ -47,7 +48,9 @@ struct ConnectionMeta {
   std::string remote_address;  // "ip:port"
   std::string origin;
   std::string user_agent;
-  std::string user;  // empty = anonymous
+  // The user at open (from a handshake token); empty = anonymous. A `connect` frame may set the
+  // user later: read the current one with Session::user().
+  std::string user;
   absl::Time connected_at;
 };
 
@@ -82,6 +85,18 @@ class Session {
   void CountIn(size_t bytes);
   SessionCounters counters() const;
 
+  // --- Authentication (see Hub: connect/refresh frames and auth deadlines) ---
+  // The connection's user: meta().user until a token grant names one.
+  std::string user() const;
+  // The claims of the token the connection authenticated with; nullptr before that (and always
+  // when the server verifies no tokens).
+  std::shared_ptr<const auth::Claims> grant() const;
+  // Replaces the grant (connect, refresh) and sets user() to its user.
+  void SetGrant(std::shared_ptr<const auth::Claims> grant);
+  // Asks the transport to call Hub::CheckAuthDeadline(session) once `deadline` has passed,
+  // replacing any earlier request. Called by the hub only.
+  virtual void ScheduleAuthDeadline(absl::Time deadline) = 0;
+
   enum class AddResult { kAdded, kAlreadySubscribed, kLimitReached, kClosed };
   // Adds `channel` to the subscription set and, while still holding the session lock, runs
   // `on_added` so that index updates cannot race with MarkClosed().
@@ -106,6 +121,10 @@ class Session {
   std::atomic<uint64_t> frames_out_{0};
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
+
+  mutable absl::Mutex auth_mu_;
+  std::string user_ ABSL_GUARDED_BY(auth_mu_);
+  std::shared_ptr<const auth::Claims> grant_ ABSL_GUARDED_BY(auth_mu_);
 
   mutable absl::Mutex mu_;
   absl::flat_hash_set<std::string> channels_ ABSL_GUARDED_BY(mu_);

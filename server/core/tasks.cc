@@ -59,10 +59,10 @@ bool TaskDispatcher::Assign(Queue& q, const std::shared_ptr<Task>& task, const S
   ++best->in_flight;
   task->holder = best->session.get();
   task->holder_id = best->session->id();
-  task->holder_user = best->session->meta().user;
+  task->holder_user = best->session->user();
   task->deadline = now + std::min(task->ack_deadline, left);
   q.in_flight[task->delivery_id] = task;
-  Emit(v1::EVENT_TYPE_TASK_ASSIGNED, *task, best->session->id(), best->session->meta().user);
+  Emit(v1::EVENT_TYPE_TASK_ASSIGNED, *task, best->session->id(), best->session->user());
   return true;
 }
 
@@ -156,7 +156,7 @@ absl::Status TaskDispatcher::Ack(const Session& session, const std::string& deli
     q.in_flight.erase(it);
     if (Worker* w = FindWorker(q, &session); w != nullptr && w->in_flight > 0) --w->in_flight;
     ++q.acked;
-    Emit(v1::EVENT_TYPE_TASK_ACKED, *task, session.id(), session.meta().user);
+    Emit(v1::EVENT_TYPE_TASK_ACKED, *task, session.id(), session.user());
     Drain(q, now);
     return absl::OkStatus();
   }

@@ -3,7 +3,9 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "server/core/metrics.h"
@@ -20,6 +22,29 @@ namespace http = websocketpp::http;
 absl::string_view PathOf(const std::string& resource) {
   absl::string_view path = resource;
   return path.substr(0, path.find('?'));
+}
+
+// The percent-decoded value of query parameter `name` ("" when absent).
+std::string QueryParam(const std::string& resource, absl::string_view name) {
+  const size_t q = resource.find('?');
+  if (q == std::string::npos) return "";
+  for (absl::string_view pair : absl::StrSplit(absl::string_view(resource).substr(q + 1), '&')) {
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name || eq == absl::string_view::npos) continue;
+    std::string value;
+    absl::string_view raw = pair.substr(eq + 1);
+    for (size_t i = 0; i < raw.size(); ++i) {
+      int byte = 0;
+      if (raw[i] == '%' && i + 2 < raw.size() && absl::SimpleHexAtoi(raw.substr(i + 1, 2), &byte)) {
+        value.push_back(static_cast<char>(byte));
+        i += 2;
+      } else {
+        value.push_back(raw[i] == '+' ? ' ' : raw[i]);
+      }
+    }
+    return value;
+  }
+  return "";
 }
 
 }  // namespace
@@ -118,6 +143,18 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
     con->set_body("origin not allowed\n");
     return false;
   }
+  if (hub_->auth_required()) {
+    // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
+    // one, the client must authenticate with a `connect` frame (Hub enforces the deadline).
+    const std::string token = QueryParam(con->get_resource(), "token");
+    if (!token.empty()) {
+      if (absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token); !claims.ok()) {
+        con->set_status(http::status_code::unauthorized);
+        con->set_body(absl::StrCat("invalid token: ", claims.status().message(), "\n"));
+        return false;
+      }
+    }
+  }
   if (hub_->connection_count() >= hub_->limits().max_connections) {
     con->set_status(http::status_code::service_unavailable);
     con->set_body("too many connections\n");
@@ -136,14 +173,26 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = absl::Now();
+  std::shared_ptr<const auth::Claims> grant;
+  if (hub_->auth_required()) {
+    // Verified in OnValidate; verified again for its claims (it may have expired since: then
+    // the connection is anonymous and must send `connect`).
+    const std::string token = QueryParam(con->get_resource(), "token");
+    absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token);
+    if (!token.empty() && claims.ok()) {
+      grant = std::make_shared<const auth::Claims>(*std::move(claims));
+      meta.user = grant->user;
+    }
+  }
   // The handshake request and response (header maps, body) stay inside the connection for its
-  // whole life but are not read again after open: what Herald needs is copied into `meta`.
-  // Dropping them saves about 0.9 KB per idle connection.
+  // whole life but are not read again after open: what Herald needs is copied into `meta` (and
+  // the token's claims into `grant`). Dropping them saves about 0.9 KB per idle connection.
   const_cast<WsConfig::request_type&>(con->get_request()) = WsConfig::request_type();
   const_cast<WsConfig::response_type&>(con->get_response()) = WsConfig::response_type();
   auto session = std::make_shared<WsSession>(
       std::move(meta), con, hub_,
       [this](std::shared_ptr<WsSession> s) { AddBehind(std::move(s)); });
+  if (grant != nullptr) session->SetGrant(std::move(grant));
   // The hub's table owns the session (which holds the connection); the connection's handlers
   // hold only a weak reference, so there is no ownership cycle. They run on this connection's
   // strand, in order.
@@ -161,6 +210,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   con->set_close_handler([this, weak](connection_hdl hdl) {
     std::shared_ptr<WsSession> s = weak.lock();
     if (s == nullptr) return;
+    s->CancelTimers();
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr c = server_.get_con_from_hdl(hdl, ec);
     if (ec) return hub_->Unregister(*s);
@@ -172,6 +222,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   });
   con->set_fail_handler([this, weak](connection_hdl) {
     if (std::shared_ptr<WsSession> s = weak.lock()) {
+      s->CancelTimers();
       hub_->Unregister(*s, websocketpp::close::status::abnormal_close, "connection failed");
     }
   });
@@ -180,11 +231,35 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   }
 }
 
+void Endpoint::ServeStaticFiles(const std::string& dir) {
+  static_files_ = std::make_unique<const StaticFiles>(dir);
+}
+
+bool Endpoint::ServeFile(const WsServer::connection_ptr& con, absl::string_view path) {
+  const std::string& method = con->get_request().get_method();
+  if (static_files_ == nullptr || (method != "GET" && method != "HEAD")) return false;
+  std::optional<StaticFiles::Response> file = static_files_->Get(path);
+  if (!file.has_value()) return false;
+  con->set_status(http::status_code::ok);
+  con->replace_header("Content-Type", file->content_type);
+  con->replace_header("X-Content-Type-Options", "nosniff");
+  con->replace_header("Cache-Control", "no-cache");
+  if (method == "HEAD") {
+    con->replace_header("Content-Length", absl::StrCat(file->body.size()));
+  } else {
+    con->set_body(std::move(file->body));
+  }
+  return true;
+}
+
 void Endpoint::OnHttp(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
   absl::string_view path = PathOf(con->get_resource());
+  // websocketpp closes the connection after each HTTP response; say so, or keep-alive clients
+  // (browsers, Node's http agent) send their next request on a socket that is closing.
+  con->replace_header("Connection", "close");
   if (path == "/healthz") {
     con->set_status(http::status_code::ok);
     con->replace_header("Content-Type", "application/json");
@@ -202,6 +277,8 @@ void Endpoint::OnHttp(connection_hdl hdl) {
     con->set_status(static_cast<http::status_code::value>(reply->status));
     for (const auto& [name, value] : reply->headers) con->replace_header(name, value);
     con->set_body(std::move(reply->body));
+  } else if (ServeFile(con, path)) {
+    // A static file (demo pages, herald.js) from --static-dir.
   } else {
     con->set_status(http::status_code::not_found);
     con->set_body("not found\n");

@@ -2,6 +2,7 @@
 #define HERALD_SERVER_WS_ENDPOINT_H_
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "asio/io_context.hpp"
 #include "asio/steady_timer.hpp"
 #include "server/core/hub.h"
+#include "server/ws/static_files.h"
 #include "server/ws/ws_config.h"
 #include "server/ws/ws_session.h"
 
@@ -61,6 +63,9 @@ class Endpoint {
   const std::string& local_address() const { return local_address_; }
   // Stops accepting new connections; open ones stay.
   void StopListening();
+  // Serves the files below `dir` over plain HTTP (GET/HEAD) for paths no other route takes.
+  // Call before Listen().
+  void ServeStaticFiles(const std::string& dir);
 
  private:
   // Sessions holding frames (behind their soft send limit) are flushed every few milliseconds
@@ -71,6 +76,8 @@ class Endpoint {
   void OnOpen(websocketpp::connection_hdl hdl);
   void OnHttp(websocketpp::connection_hdl hdl);
   std::optional<HttpResponse> CallFallback(WsServer::connection_type& con, absl::string_view path);
+  // Answers a GET/HEAD for a file below --static-dir; false when there is none.
+  bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
 
   core::Hub* const hub_;
   WsServer server_;
@@ -80,6 +87,7 @@ class Endpoint {
   absl::Mutex behind_mu_;
   std::vector<std::shared_ptr<WsSession>> behind_ ABSL_GUARDED_BY(behind_mu_);
   bool flushing_ ABSL_GUARDED_BY(behind_mu_) = false;
+  std::unique_ptr<const StaticFiles> static_files_;
 };
 
 }  // namespace herald::ws

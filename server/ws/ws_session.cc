@@ -1,5 +1,6 @@
 #include "server/ws/ws_session.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +38,36 @@ WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connect
 void WsSession::Close(int code, absl::string_view reason) {
   websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
   connection_->close(static_cast<websocketpp::close::status::value>(code), std::string(reason), ec);
+}
+
+void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
+  // Far deadlines are checked daily (the check re-arms), which keeps the timer in range.
+  const absl::Duration wait =
+      std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Hours(24));
+  const long ms =
+      static_cast<long>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))) + 1;
+  std::weak_ptr<WsSession> weak = weak_from_this();
+  core::Hub* hub = hub_;
+  WsServer::connection_type::timer_ptr timer =
+      connection_->set_timer(ms, [weak, hub](const websocketpp::lib::error_code& ec) {
+        if (ec) return;  // cancelled
+        if (std::shared_ptr<WsSession> s = weak.lock()) hub->CheckAuthDeadline(s);
+      });
+  absl::MutexLock lock(&timer_mu_);
+  if (auth_timer_ != nullptr) {
+    asio::error_code ignored;
+    auth_timer_->cancel(ignored);
+  }
+  auth_timer_ = std::move(timer);
+}
+
+void WsSession::CancelTimers() {
+  absl::MutexLock lock(&timer_mu_);
+  if (auth_timer_ != nullptr) {
+    asio::error_code ignored;
+    auth_timer_->cancel(ignored);
+    auth_timer_ = nullptr;
+  }
 }
 
 size_t WsSession::BufferedBytes() const {

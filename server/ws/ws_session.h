@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+
 #include "server/core/hub.h"
 #include "server/core/session.h"
 #include "server/ws/ws_config.h"
@@ -40,9 +41,10 @@ class WsFrameFactory : public core::FrameFactory {
 // replaces the older one (an order's newer version); past max_send_buffer_bytes (websocketpp's
 // queue plus ours) the connection is closed as a slow consumer (4008). `on_behind` is called
 // once each time the session starts holding frames, so the endpoint polls Flush() until it has
-// caught up. Holds the connection; the connection's handlers hold the session only weakly (the
-// hub's table owns it while it is open). Thread-safe: a mutex guards the held queue, and
-// websocketpp's send/close take the connection's own locks.
+// caught up. Owns the auth deadline timer, which holds the session weakly. Holds the connection;
+// the connection's handlers hold the session only weakly (the hub's table owns it while it is
+// open). Thread-safe: a mutex guards the held queue, another the timer slot; and websocketpp's
+// send/close take the connection's own locks.
 class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
@@ -53,6 +55,10 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // Moves held frames to websocketpp while under the soft limit; false once nothing is held.
   bool Flush();
   uint64_t conflated() const { return conflated_.load(std::memory_order_relaxed); }
+  // A websocketpp timer on the connection's strand that calls Hub::CheckAuthDeadline.
+  void ScheduleAuthDeadline(absl::Time deadline) override;
+  // Cancels the pending timer (its handler holds the connection until it runs): on close.
+  void CancelTimers();
 
  protected:
   bool DoSend(const core::OutFramePtr& frame) override;
@@ -73,6 +79,9 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   uint64_t held_base_ ABSL_GUARDED_BY(mu_) = 0;  // sequence number of held_.front()
   absl::flat_hash_map<std::string, uint64_t> held_by_key_ ABSL_GUARDED_BY(mu_);
   size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex timer_mu_;
+  WsServer::connection_type::timer_ptr auth_timer_ ABSL_GUARDED_BY(timer_mu_);
 };
 
 }  // namespace herald::ws

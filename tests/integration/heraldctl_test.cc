@@ -202,7 +202,7 @@ TEST_F(HeraldctlTest, DispatchTasksAndHistory) {
   EXPECT_THAT(r.out, ::testing::ContainsRegex("couriers +1 +0 +1 +1 +0 +0 +0"));
   EXPECT_THAT(r.out, HasSubstr("held by " + worker.connection_id()));
   r = Ctl({"dispatch", "nobody-home", "1"});
-  EXPECT_THAT(r.out, HasSubstr("waiting for a worker (1 waiting)"));
+  EXPECT_THAT(r.out, HasSubstr("waiting for a worker"));
 
   for (const char* text : {R"("one")", R"("two")"}) {
     ASSERT_EQ(Ctl({"publish", "news", text}).exit_code, 0);

@@ -48,6 +48,15 @@ class FakeSession : public core::Session {
     }
   }
   size_t BufferedBytes() const override { return 7; }
+  // Records the request; tests call Hub::CheckAuthDeadline themselves.
+  void ScheduleAuthDeadline(absl::Time deadline) override {
+    absl::MutexLock lock(&mu_);
+    auth_deadline_ = deadline;
+  }
+  absl::Time auth_deadline() const {
+    absl::MutexLock lock(&mu_);
+    return auth_deadline_;
+  }
 
   std::vector<std::string> Frames() const {
     absl::MutexLock lock(&mu_);
@@ -91,6 +100,7 @@ class FakeSession : public core::Session {
   int close_code_ ABSL_GUARDED_BY(mu_) = 0;
   std::string close_reason_ ABSL_GUARDED_BY(mu_);
   bool refuse_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time auth_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 
 inline std::vector<v1::ServerFrame> FakeSession::Parsed() const {

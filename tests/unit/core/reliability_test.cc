@@ -25,7 +25,7 @@ class ReliabilityTest : public ::testing::Test {
  protected:
   ReliabilityTest()
       : engine_(MakeLimits(), [this] { return Now(); }),
-        hub_(MakeLimits(), "n1", &engine_, &frames_, [this] { return Now(); }) {}
+        hub_(MakeLimits(), "n1", &engine_, &frames_, nullptr, [this] { return Now(); }) {}
 
   static Limits MakeLimits() {
     Limits l;

@@ -1,0 +1,282 @@
+#include "server/auth/jwt.h"
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace herald::auth {
+namespace {
+
+namespace pb = google::protobuf;
+
+constexpr size_t kMaxUserBytes = 255;
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+absl::Status Unauthenticated(absl::string_view field, absl::string_view what) {
+  return absl::UnauthenticatedError(absl::StrCat(field, ": ", what));
+}
+
+// Decodes one base64url segment; JWS forbids padding and any other alphabet.
+bool DecodeSegment(absl::string_view in, std::string* out) {
+  for (char c : in) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  }
+  return absl::WebSafeBase64Unescape(in, out);
+}
+
+bool ParseObject(absl::string_view json, pb::Struct* out) {
+  return pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), out).ok();
+}
+
+PkeyPtr ReadRsaKey(absl::string_view pem, bool private_key) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return nullptr;
+  PkeyPtr key(private_key ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                          : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (key == nullptr || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return nullptr;
+  return key;
+}
+
+std::string HmacSha256(absl::string_view key, absl::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  return std::string(reinterpret_cast<const char*>(mac), len);
+}
+
+bool RsaSha256Verify(EVP_PKEY* key, absl::string_view data, absl::string_view signature) {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                          signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size()) == 1;
+}
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
+}
+
+absl::Time FromNumericDate(double seconds) { return absl::UnixEpoch() + absl::Seconds(seconds); }
+
+}  // namespace
+
+std::string Base64Url(absl::string_view bytes) { return absl::WebSafeBase64Escape(bytes); }
+
+absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const JwtKeys& keys) {
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(
+        "jwt: configure an HS256 secret or an RS256 public key (or neither and no verifier)");
+  }
+  std::unique_ptr<JwtVerifier> v(new JwtVerifier());
+  v->hs256_secret_ = keys.hs256_secret;
+  if (!keys.rs256_public_key_pem.empty()) {
+    PkeyPtr key = ReadRsaKey(keys.rs256_public_key_pem, /*private_key=*/false);
+    if (key == nullptr) {
+      return absl::InvalidArgumentError(
+          "jwt-rs256-public-key: not a PEM RSA public key (expected '-----BEGIN PUBLIC KEY-----', "
+          "e.g. from 'openssl rsa -in key.pem -pubout')");
+    }
+    v->rs256_public_key_ = key.release();
+  }
+  return std::unique_ptr<const JwtVerifier>(std::move(v));
+}
+
+JwtVerifier::~JwtVerifier() { EVP_PKEY_free(rs256_public_key_); }
+
+absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time now) const {
+  if (token.empty()) return Unauthenticated("token", "required");
+  if (token.size() > kMaxTokenBytes) {
+    return Unauthenticated("token", absl::StrCat("longer than ", kMaxTokenBytes, " bytes"));
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
+  if (parts.size() != 3) {
+    return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
+  }
+  std::string header_json, payload_json, signature;
+  pb::Struct header, payload;
+  if (!DecodeSegment(parts[0], &header_json) || !ParseObject(header_json, &header)) {
+    return Unauthenticated("token.header", "malformed: not a base64url JSON object");
+  }
+  const auto& h = header.fields();
+  auto alg_it = h.find("alg");
+  if (alg_it == h.end() || alg_it->second.kind_case() != pb::Value::kStringValue) {
+    return Unauthenticated("token.header.alg", "required");
+  }
+  const std::string& alg = alg_it->second.string_value();
+  if (absl::EqualsIgnoreCase(alg, "none")) {
+    return Unauthenticated("token.header.alg", "'none' is not accepted: tokens must be signed");
+  }
+  if (alg != "HS256" && alg != "RS256") {
+    return Unauthenticated("token.header.alg", absl::StrCat("unsupported algorithm '", alg,
+                                                            "'; expected HS256 or RS256"));
+  }
+  if (alg == "HS256" && !accepts_hs256()) {
+    return Unauthenticated("token.header.alg",
+                           "HS256 is not accepted by this server (no HS256 secret configured)");
+  }
+  if (alg == "RS256" && !accepts_rs256()) {
+    return Unauthenticated("token.header.alg",
+                           "RS256 is not accepted by this server (no RS256 public key configured)");
+  }
+  if (h.contains("crit")) return Unauthenticated("token.header.crit", "not supported");
+  if (parts[2].empty() || !DecodeSegment(parts[2], &signature)) {
+    return Unauthenticated("token.signature", "malformed: not base64url");
+  }
+  const absl::string_view signed_part = token.substr(0, parts[0].size() + 1 + parts[1].size());
+  bool valid = false;
+  if (alg == "HS256") {
+    const std::string mac = HmacSha256(hs256_secret_, signed_part);
+    valid = signature.size() == mac.size() &&
+            CRYPTO_memcmp(signature.data(), mac.data(), mac.size()) == 0;
+  } else {
+    valid = RsaSha256Verify(rs256_public_key_, signed_part, signature);
+  }
+  if (!valid) return Unauthenticated("token.signature", "does not verify");
+
+  // Only a token that verifies gets its claims read.
+  if (!DecodeSegment(parts[1], &payload_json) || !ParseObject(payload_json, &payload)) {
+    return Unauthenticated("token.payload", "malformed: not a base64url JSON object");
+  }
+  const auto& c = payload.fields();
+  Claims claims;
+  auto sub = c.find("sub");
+  if (sub == c.end()) return Unauthenticated("token.sub", "required");
+  if (sub->second.kind_case() != pb::Value::kStringValue || sub->second.string_value().empty()) {
+    return Unauthenticated("token.sub", "must be a non-empty string");
+  }
+  if (sub->second.string_value().size() > kMaxUserBytes) {
+    return Unauthenticated("token.sub", absl::StrCat("longer than ", kMaxUserBytes, " bytes"));
+  }
+  claims.user = sub->second.string_value();
+  auto exp = c.find("exp");
+  if (exp == c.end()) return Unauthenticated("token.exp", "required");
+  if (exp->second.kind_case() != pb::Value::kNumberValue ||
+      !std::isfinite(exp->second.number_value())) {
+    return Unauthenticated("token.exp", "must be a number (seconds since the Unix epoch)");
+  }
+  claims.expires_at = FromNumericDate(exp->second.number_value());
+  if (now >= claims.expires_at) {
+    return Unauthenticated("token.exp", absl::StrCat("expired at ", Rfc3339(claims.expires_at)));
+  }
+  if (auto nbf = c.find("nbf"); nbf != c.end()) {
+    if (nbf->second.kind_case() != pb::Value::kNumberValue) {
+      return Unauthenticated("token.nbf", "must be a number (seconds since the Unix epoch)");
+    }
+    const absl::Time not_before = FromNumericDate(nbf->second.number_value());
+    if (now < not_before) {
+      return Unauthenticated("token.nbf", absl::StrCat("not valid before ", Rfc3339(not_before)));
+    }
+  }
+  if (auto channels = c.find("channels"); channels != c.end()) {
+    if (channels->second.kind_case() != pb::Value::kListValue) {
+      return Unauthenticated("token.channels", "must be an array of strings");
+    }
+    const auto& list = channels->second.list_value().values();
+    for (int i = 0; i < list.size(); ++i) {
+      if (list[i].kind_case() != pb::Value::kStringValue || list[i].string_value().empty()) {
+        return Unauthenticated(absl::StrCat("token.channels[", i, "]"),
+                               "must be a non-empty string");
+      }
+      claims.channels.push_back(list[i].string_value());
+    }
+  }
+  return claims;
+}
+
+absl::StatusOr<std::string> SignJwt(absl::string_view alg, absl::string_view key,
+                                    absl::string_view claims_json) {
+  pb::Struct check;
+  if (!ParseObject(claims_json, &check)) {
+    return absl::InvalidArgumentError("claims: not a JSON object");
+  }
+  if (key.empty()) return absl::InvalidArgumentError("key: required");
+  const std::string signing_input =
+      absl::StrCat(Base64Url(absl::StrCat(R"({"alg":")", alg, R"(","typ":"JWT"})")), ".",
+                   Base64Url(claims_json));
+  std::string signature;
+  if (alg == "HS256") {
+    signature = HmacSha256(key, signing_input);
+  } else if (alg == "RS256") {
+    PkeyPtr pkey = ReadRsaKey(key, /*private_key=*/true);
+    if (pkey == nullptr) {
+      return absl::InvalidArgumentError("key: not a PEM RSA private key");
+    }
+    MdCtxPtr ctx(EVP_MD_CTX_new());
+    size_t len = 0;
+    if (ctx == nullptr ||
+        EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &len,
+                       reinterpret_cast<const unsigned char*>(signing_input.data()),
+                       signing_input.size()) != 1) {
+      return absl::InternalError("RS256 signing failed");
+    }
+    signature.resize(len);
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &len,
+                       reinterpret_cast<const unsigned char*>(signing_input.data()),
+                       signing_input.size()) != 1) {
+      return absl::InternalError("RS256 signing failed");
+    }
+    signature.resize(len);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("alg: unsupported algorithm '", alg, "'; expected HS256 or RS256"));
+  }
+  return absl::StrCat(signing_input, ".", Base64Url(signature));
+}
+
+std::string ClaimsJson(absl::string_view sub, absl::Time expires_at,
+                       const std::vector<std::string>& channels) {
+  pb::Struct claims;
+  auto& f = *claims.mutable_fields();
+  f["sub"].set_string_value(std::string(sub));
+  f["exp"].set_number_value(static_cast<double>(absl::ToUnixSeconds(expires_at)));
+  f["iat"].set_number_value(static_cast<double>(absl::ToUnixSeconds(absl::Now())));
+  auto* list = f["channels"].mutable_list_value();
+  for (const std::string& ch : channels) list->add_values()->set_string_value(ch);
+  std::string json;
+  (void)pb::util::MessageToJsonString(claims, &json);
+  return json;
+}
+
+bool ChannelAllowed(const Claims& claims, absl::string_view channel) {
+  if (channel == absl::StrCat("customer:", claims.user)) return true;
+  for (const std::string& pattern : claims.channels) {
+    absl::string_view p = pattern;
+    if (absl::ConsumeSuffix(&p, "*")) {
+      if (absl::StartsWith(channel, p)) return true;
+    } else if (p == channel) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace herald::auth

@@ -1,0 +1,156 @@
+// Hub: token authentication of client connections (connect/refresh frames, auth deadlines,
+// channel permissions). Kept apart from hub.cc, which only calls these hooks.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/hub.h"
+#include "server/core/protocol.h"
+
+namespace herald::core {
+namespace {
+
+// A close reason must fit a control frame (123 bytes).
+std::string CloseReason(absl::string_view prefix, absl::string_view detail) {
+  std::string reason = absl::StrCat(prefix, detail);
+  if (reason.size() > 123) reason.resize(123);
+  return reason;
+}
+
+absl::Status Prefixed(absl::string_view prefix, const absl::Status& st) {
+  return absl::Status(st.code(), absl::StrCat(prefix, st.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<auth::Claims> Hub::VerifyToken(absl::string_view token) const {
+  if (verifier_ == nullptr) {
+    return absl::FailedPreconditionError("token: this server verifies no tokens");
+  }
+  return verifier_->Verify(token, absl::Now());
+}
+
+void Hub::ArmAuthDeadline(Session& session) {
+  if (verifier_ == nullptr) return;
+  std::shared_ptr<const auth::Claims> grant = session.grant();
+  session.ScheduleAuthDeadline(grant != nullptr ? grant->expires_at
+                                                : session.meta().connected_at +
+                                                      absl::Milliseconds(limits_.auth_timeout_ms));
+}
+
+void Hub::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
+  if (verifier_ == nullptr) return;
+  const absl::Time now = absl::Now();
+  std::shared_ptr<const auth::Claims> grant = session->grant();
+  if (grant == nullptr) {
+    const absl::Time deadline =
+        session->meta().connected_at + absl::Milliseconds(limits_.auth_timeout_ms);
+    if (now < deadline) {
+      session->ScheduleAuthDeadline(deadline);  // the timer fired early
+      return;
+    }
+    session->Close(kCloseUnauthorized, absl::StrCat("unauthorized: no connect frame within ",
+                                                    limits_.auth_timeout_ms, " ms"));
+    return;
+  }
+  if (now < grant->expires_at) {
+    session->ScheduleAuthDeadline(grant->expires_at);
+    return;
+  }
+  session->Close(kCloseTokenExpired, "token expired");
+}
+
+bool Hub::AdmitFrame(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame) {
+  if (verifier_ == nullptr || frame.kind_case() == v1::ClientFrame::kConnect) return true;
+  std::shared_ptr<const auth::Claims> grant = session->grant();
+  if (grant == nullptr) {
+    ReplyError(*session, frame.id(),
+               absl::UnauthenticatedError(
+                   "connect: the first frame must be connect with a token (or pass ?token= in the "
+                   "WebSocket URL)"));
+    session->Close(kCloseUnauthorized, "unauthorized: the first frame must be connect");
+    return false;
+  }
+  if (absl::Now() >= grant->expires_at) {  // the deadline timer has not run yet
+    session->Close(kCloseTokenExpired, "token expired");
+    return false;
+  }
+  return true;
+}
+
+void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
+                    const std::string& token) {
+  v1::ServerFrame reply;
+  reply.set_id(id);
+  if (verifier_ == nullptr) {
+    // Development mode: nothing to verify the token with, so the connection stays anonymous.
+    reply.mutable_connected()->set_user(session->user());
+    Reply(*session, reply);
+    return;
+  }
+  if (std::shared_ptr<const auth::Claims> grant = session->grant(); grant != nullptr) {
+    ReplyError(*session, id,
+               absl::FailedPreconditionError(
+                   absl::StrCat("connect: the connection is already authenticated as '",
+                                grant->user, "'; use refresh to replace its token")));
+    return;
+  }
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, absl::Now());
+  if (!claims.ok()) {
+    ReplyError(*session, id, Prefixed("connect.", claims.status()));
+    const bool expired = absl::StartsWith(claims.status().message(), "token.exp:");
+    session->Close(
+        expired ? kCloseTokenExpired : kCloseUnauthorized,
+        CloseReason(expired ? "token expired: " : "invalid token: ", claims.status().message()));
+    return;
+  }
+  auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
+  session->SetGrant(grant);
+  if (!table_.IndexUser(session)) return;  // closed meanwhile
+  reply.mutable_connected()->set_user(grant->user);
+  reply.mutable_connected()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
+  Reply(*session, reply);
+  ArmAuthDeadline(*session);
+}
+
+void Hub::OnRefresh(const std::shared_ptr<Session>& session, uint32_t id,
+                    const std::string& token) {
+  v1::ServerFrame reply;
+  reply.set_id(id);
+  if (verifier_ == nullptr) {
+    reply.mutable_refreshed();
+    Reply(*session, reply);
+    return;
+  }
+  std::shared_ptr<const auth::Claims> current = session->grant();  // set: AdmitFrame checked
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, absl::Now());
+  if (!claims.ok()) {
+    // The connection keeps its current token until that one expires.
+    ReplyError(*session, id, Prefixed("refresh.", claims.status()));
+    return;
+  }
+  if (claims->user != current->user) {
+    ReplyError(*session, id,
+               absl::PermissionDeniedError(absl::StrCat("refresh.token.sub: '", claims->user,
+                                                        "' is not the connection's user '",
+                                                        current->user, "'")));
+    return;
+  }
+  auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
+  session->SetGrant(grant);
+  reply.mutable_refreshed()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
+  Reply(*session, reply);
+  ArmAuthDeadline(*session);
+}
+
+absl::Status Hub::CheckChannelPermission(const Session& session, absl::string_view field,
+                                         absl::string_view channel) const {
+  if (verifier_ == nullptr) return absl::OkStatus();
+  std::shared_ptr<const auth::Claims> grant = session.grant();
+  if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat(field, ": '", channel, "' is not allowed by the token's channels claim"));
+}
+
+}  // namespace herald::core

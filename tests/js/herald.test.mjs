@@ -1,0 +1,203 @@
+// herald.js against the real herald binary (node --test). Node 20 has no global WebSocket: the
+// `ws` package's constructor is injected.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import WebSocket from "ws";
+
+import { CloseCode, Herald as Client, HeraldError } from "../../client/js/herald.js";
+import { Herald, mintToken, publishOrder, signHs256, waitFor } from "./support/herald.mjs";
+
+const SECRET = "test-secret-0123456789abcdef";
+
+/** A client with fast reconnects, closed after the test. */
+function client(t, options) {
+  const c = new Client({ WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 400 }, ...options });
+  const events = [];
+  for (const name of ["state", "connecting", "connected", "disconnected", "publication", "resync", "subscribed", "refreshed", "error"]) {
+    c.on(name, (detail) => events.push({ name, detail }));
+  }
+  c.events = events;
+  t.after(() => c.close());
+  return c;
+}
+
+describe("herald.js, development mode (anonymous)", () => {
+  let herald;
+  before(async () => {
+    herald = await Herald.start();
+  });
+  after(() => herald.stop());
+
+  test("connects, goes connecting -> connected and learns its connection id", async (t) => {
+    const c = client(t, { url: herald.wsUrl });
+    assert.equal(c.state, "disconnected");
+    await c.connect();
+    assert.equal(c.state, "connected");
+    assert.match(c.connectionId, /^[\w-]+-[0-9a-f]{8}$/);
+    const states = c.events.filter((e) => e.name === "state").map((e) => e.detail.to);
+    assert.deepEqual(states, ["connecting", "connected"]);
+    const conns = await herald.ctl("conns", "--json");
+    assert.ok(conns.stdout.includes(c.connectionId), conns.stdout);
+  });
+
+  test("delivers an order published over gRPC to the channel's subscription", async (t) => {
+    const c = client(t, { url: herald.wsUrl });
+    await c.connect();
+    const sub = c.subscribe("store:501");
+    await sub.ready();
+    assert.equal(sub.state, "subscribed");
+    const got = [];
+    sub.on("publication", (p) => got.push(p));
+    await publishOrder(herald, { id: "js-o1", version: 1, store: "501" });
+    await publishOrder(herald, { id: "js-o1", version: 2, status: "accepted", store: "501" });
+    await waitFor(() => got.length === 2, "two publications");
+    assert.equal(got[0].data.id, "js-o1");
+    assert.equal(got[1].data.status, "ORDER_STATUS_ACCEPTED");
+    assert.equal(BigInt(got[1].offset), BigInt(got[0].offset) + 1n);
+    assert.equal(got[0].source, "live");
+    assert.equal(sub.position.offset, got[1].offset);
+  });
+
+  test("send() and ping() get their replies; a bad subscribe rejects with the server's error", async (t) => {
+    const c = client(t, { url: herald.wsUrl });
+    await c.connect();
+    await c.send({ text: "courier is here" });
+    const ms = await c.ping();
+    assert.ok(ms >= 0);
+    const bad = c.subscribe("no spaces allowed");
+    await assert.rejects(bad.ready(), (err) => err instanceof HeraldError && err.code === "INVALID_ARGUMENT" && /subscribe\.channel/.test(err.message));
+    assert.equal(bad.state, "failed");
+    assert.equal(c.subscriptions.has("no spaces allowed"), false);
+  });
+
+  test("reconnects after a kick and recovers what was published meanwhile, with no resync", async (t) => {
+    const c = client(t, { url: herald.wsUrl });
+    await c.connect();
+    const sub = c.subscribe("store:502");
+    await sub.ready();
+    const first = c.connectionId;
+    const got = [];
+    sub.on("publication", (p) => got.push(p.data.id));
+    let resynced = false;
+    sub.on("resync", () => { resynced = true; });
+    await publishOrder(herald, { id: "js-k1", version: 1, store: "502" });
+    await waitFor(() => got.includes("js-k1"), "the first publication");
+    const kicked = await herald.ctl("kick", first, "--code", "4000", "--reason", "test kick");
+    assert.equal(kicked.code, 0, kicked.stderr);
+    // Published while the client is away (or just back): recovery or the live stream brings it.
+    await publishOrder(herald, { id: "js-k2", version: 1, store: "502" });
+    await waitFor(() => c.state === "connected" && c.connectionId !== first, "the reconnect");
+    const disconnected = c.events.find((e) => e.name === "disconnected");
+    assert.deepEqual(disconnected.detail, { code: 4000, reason: "test kick", willReconnect: true });
+    await sub.ready();
+    await publishOrder(herald, { id: "js-k3", version: 1, store: "502" });
+    await waitFor(() => got.includes("js-k3"), "the publication after the reconnect");
+    // Every publication exactly once, in order, and the history covered the gap.
+    assert.deepEqual(got, ["js-k1", "js-k2", "js-k3"]);
+    assert.equal(resynced, false);
+  });
+
+  test("backs off exponentially with jitter while the server is down, then reconnects", async (t) => {
+    const h = await Herald.start();
+    const c = client(t, { url: h.wsUrl, reconnect: { minDelayMs: 40, maxDelayMs: 320, factor: 2, jitter: 0.5 } });
+    await c.connect();
+    const address = h.wsAddress;
+    await h.stop("SIGTERM");
+    await waitFor(() => c.events.filter((e) => e.name === "connecting" && e.detail.delayMs).length >= 5, "five retries");
+    const disconnected = c.events.find((e) => e.name === "disconnected");
+    assert.equal(disconnected.detail.code, CloseCode.GOING_AWAY);
+    const delays = c.events.filter((e) => e.name === "connecting" && e.detail.delayMs).map((e) => e.detail.delayMs);
+    delays.slice(0, 5).forEach((d, i) => {
+      const base = Math.min(320, 40 * 2 ** i);
+      assert.ok(d >= base / 2 && d <= base, `delay ${i} = ${d} not within [${base / 2}, ${base}]`);
+    });
+    // Back on the same address: the client finds it by itself.
+    const again = await Herald.start({ wsListen: address });
+    t.after(() => again.stop());
+    await waitFor(() => c.state === "connected", "the reconnect to the restarted server");
+  });
+});
+
+describe("herald.js with JWT auth (HS256)", () => {
+  let herald;
+  before(async () => {
+    herald = await Herald.start({ args: ["--jwt-hs256-secret", SECRET, "--auth-timeout-ms", "3000"] });
+  });
+  after(() => herald.stop());
+
+  test("authenticates with a connect frame; the token's sub becomes the connection's user", async (t) => {
+    const token = await mintToken({ sub: "u-anna", channels: "store:42,order:*", secret: SECRET });
+    const c = client(t, { url: herald.wsUrl, token });
+    await c.connect();
+    assert.equal(c.user, "u-anna");
+    assert.ok(c.expiresAtMs > Date.now() + 3500 * 1000 - 60000);
+    const conns = await herald.ctl("conns", "--user", "u-anna", "--json");
+    assert.ok(conns.stdout.includes(c.connectionId), conns.stdout);
+    await c.subscribe("store:42").ready();
+    await c.subscribe("order:o-9").ready();
+    await c.subscribe("customer:u-anna").ready();
+    await assert.rejects(c.subscribe("store:7").ready(), (err) => err.code === "PERMISSION_DENIED");
+  });
+
+  test("tokenIn: 'query' puts the token in the URL", async (t) => {
+    const token = await mintToken({ sub: "u-query", channels: "orders", secret: SECRET });
+    const c = client(t, { url: herald.wsUrl, token, tokenIn: "query" });
+    await c.connect();
+    await c.subscribe("orders").ready();
+    const conn = await herald.ctl("conns", "--user", "u-query", "--json");
+    assert.ok(conn.stdout.includes(c.connectionId));
+  });
+
+  test("an invalid static token fails connect() for good", async (t) => {
+    const token = await mintToken({ sub: "u-x", secret: "not-the-server-secret" });
+    const c = client(t, { url: herald.wsUrl, token });
+    await assert.rejects(c.connect(), (err) => err.code === "UNAUTHENTICATED" && /4003/.test(err.message));
+    assert.equal(c.state, "closed");
+    const error = c.events.find((e) => e.name === "error");
+    assert.match(error.detail.message, /connect\.token\.signature: does not verify/);
+  });
+
+  test("refreshes the token before it expires and keeps the connection", async (t) => {
+    let minted = 0;
+    const getToken = () => {
+      minted += 1;
+      return signHs256({ sub: "u-refresh", channels: ["store:42"], ttl: 4, secret: SECRET });
+    };
+    const c = client(t, { url: herald.wsUrl, getToken, refreshBeforeMs: 2000 });
+    await c.connect();
+    const id = c.connectionId;
+    const firstExpiry = c.expiresAtMs;
+    await waitFor(() => c.events.some((e) => e.name === "refreshed"), "a refresh", 8000);
+    assert.ok(c.expiresAtMs >= firstExpiry);
+    // Past the first token's expiry, still the same connection.
+    await waitFor(() => Date.now() > firstExpiry + 500, "the first token's expiry", 8000);
+    assert.equal(c.state, "connected");
+    assert.equal(c.connectionId, id);
+    assert.ok(minted >= 2);
+    assert.equal(c.events.filter((e) => e.name === "disconnected").length, 0);
+  });
+
+  test("without refresh the server closes with 4001 at expiry; a static token is not retried", async (t) => {
+    const token = signHs256({ sub: "u-exp", ttl: 2, secret: SECRET });
+    const c = client(t, { url: herald.wsUrl, token });
+    await c.connect();
+    await waitFor(() => c.state === "closed", "the close at expiry", 6000);
+    const d = c.events.find((e) => e.name === "disconnected");
+    assert.equal(d.detail.code, CloseCode.TOKEN_EXPIRED);
+    assert.equal(d.detail.reason, "token expired");
+    assert.equal(d.detail.willReconnect, false);
+  });
+
+  test("with getToken, an expired connection reconnects at once with a fresh token", async (t) => {
+    let ttl = 2;
+    const getToken = () => signHs256({ sub: "u-renew", ttl, secret: SECRET });
+    const c = client(t, { url: herald.wsUrl, getToken, autoRefresh: false });
+    await c.connect();
+    const first = c.connectionId;
+    ttl = 3600;
+    await waitFor(() => c.state === "connected" && c.connectionId !== first, "the reconnect", 8000);
+    const d = c.events.find((e) => e.name === "disconnected");
+    assert.equal(d.detail.code, CloseCode.TOKEN_EXPIRED);
+    assert.equal(d.detail.willReconnect, true);
+  });
+});
