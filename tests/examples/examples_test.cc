@@ -155,6 +155,7 @@ TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
             "o-2001 v5 delivered applied, queued to 1\n"
             "o-2001 v2 replayed: stale (latest version 5)\n"
             "publish store:42 offset 6, queued to 1\n"
+            "publish store:42 retried: duplicate, offset 6\n"
             "broadcast store:42,news, queued to 2\n");
 
   WaitForMarker(herald_, dashboard, "store:42");
@@ -163,12 +164,62 @@ TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
       ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2", "ORDER_STATUS_PREPARING@3",
                   "ORDER_STATUS_READY@4", "ORDER_STATUS_DELIVERED@5"));
   std::vector<v1::ServerFrame> pubs = dashboard.Publications();
-  ASSERT_EQ(pubs.size(), 8u);  // 5 order versions, the notice, the broadcast, the marker
+  // 5 order versions, the notice (once: the retry was a duplicate), the broadcast, the marker
+  ASSERT_EQ(pubs.size(), 8u);
   EXPECT_EQ(Field(pubs[5], "notice"), "kitchen closes at 22:00");
   EXPECT_EQ(Field(pubs[6], "notice"), "new menu");
   v1::ServerFrame broadcast =
       news.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "broadcast on news");
   EXPECT_EQ(Field(broadcast, "notice"), "new menu");
+}
+
+TEST_F(ExamplesTest, PythonDispatchesTasksToAWorkerThatJoinedTheQueue) {
+  ASSERT_STRNE(HERALD_PYTHON, "") << "python3 with grpcio and grpc_tools: run scripts/deps.sh";
+  WsClient courier;
+  ASSERT_TRUE(courier.Connect(herald_.ws_url()));
+  courier.Send(R"({"id":1,"join":{"queue":"couriers"}})");
+  ASSERT_TRUE(courier.WaitReply(1).has_joined());
+
+  CommandResult r = RunWithEnv(
+      {std::string("PYTHONPATH=") + HERALD_PYTHON_STUBS, "HERALD_GRPC=" + herald_.grpc_address(),
+       absl::StrCat("HERALD_API_KEY=", kApiKey)},
+      {HERALD_PYTHON, kSource + "/client/examples/python/dispatch_tasks.py", "--queue", "couriers",
+       "--tasks", "2", "--store", "42"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string id = courier.connection_id();
+  EXPECT_EQ(r.out, absl::StrCat("task t1 -> ", id, " (queue depth 0)\n",  //
+                                "task t2 -> ", id, " (queue depth 0)\n",  //
+                                "queue couriers: 1 worker(s), 0 waiting, 2 in flight, "
+                                "2 dispatched, 0 acked\n"));
+
+  // The worker got both tasks (task ids count from t1 on a fresh herald) and acks each one.
+  for (int i = 1; i <= 2; ++i) {
+    const std::string delivery = absl::StrCat("t", i, ".1");
+    v1::ServerFrame f = courier.WaitFrame(
+        [&](const v1::ServerFrame& frame) {
+          return frame.has_task() && frame.task().delivery_id() == delivery;
+        },
+        "task " + delivery);
+    EXPECT_EQ(f.task().queue(), "couriers");
+    EXPECT_EQ(f.task().attempt(), 1u);
+    EXPECT_EQ(f.task().ack_deadline_ms(), 30000u);
+    const auto& data = f.task().data().struct_value().fields();
+    ASSERT_EQ(data.count("order"), 1u) << f.DebugString();
+    EXPECT_EQ(data.at("order").string_value(), absl::StrCat("o-300", i));
+    EXPECT_EQ(data.at("pickup").string_value(), "store 42");
+    courier.Send(
+        absl::StrCat(R"({"id":)", 10 + i, R"(,"ack":{"deliveryId":")", delivery, R"("}})"));
+    EXPECT_TRUE(courier.WaitReply(10 + i).has_acked());
+  }
+
+  auto stub = herald_.Stub();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  v1::ListQueuesResponse queues;
+  ASSERT_TRUE(stub->ListQueues(&ctx, v1::ListQueuesRequest(), &queues).ok());
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).acked(), 2u);
+  EXPECT_EQ(queues.queues(0).in_flight_size(), 0);
 }
 
 TEST_F(ExamplesTest, NodeListsConnectionsPageByPageAndShowsStats) {
