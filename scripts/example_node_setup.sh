@@ -7,7 +7,7 @@ set -euo pipefail
 src="$1"
 dest="$2"
 mkdir -p "$dest"
-for f in package.json package-lock.json connections.js; do
+for f in package.json package-lock.json connections.js watch_events.js; do
   cp "$src/$f" "$dest/$f"
 done
 stamp="$dest/node_modules/.herald-lock.sha256"

@@ -1,5 +1,6 @@
 // The client examples (client/examples/{php,python,node}) run against a real herald: what they
 // print, and what WebSocket subscribers receive.
+#include <future>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,14 @@ void WaitForMarker(const HeraldProcess& herald, WsClient& client, const std::str
         return f.has_pub() && f.pub().data().string_value() == "marker";
       },
       "marker on " + channel);
+}
+
+v1::StatsResponse Stats(v1::Broker::Stub& stub) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  v1::StatsResponse resp;
+  EXPECT_TRUE(stub.Stats(&ctx, v1::StatsRequest(), &resp).ok());
+  return resp;
 }
 
 class ExamplesTest : public ::testing::Test {
@@ -155,6 +164,7 @@ TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
             "o-2001 v5 delivered applied, queued to 1\n"
             "o-2001 v2 replayed: stale (latest version 5)\n"
             "publish store:42 offset 6, queued to 1\n"
+            "publish store:42 retried: duplicate, offset 6\n"
             "broadcast store:42,news, queued to 2\n");
 
   WaitForMarker(herald_, dashboard, "store:42");
@@ -163,12 +173,62 @@ TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
       ElementsAre("ORDER_STATUS_CREATED@1", "ORDER_STATUS_ACCEPTED@2", "ORDER_STATUS_PREPARING@3",
                   "ORDER_STATUS_READY@4", "ORDER_STATUS_DELIVERED@5"));
   std::vector<v1::ServerFrame> pubs = dashboard.Publications();
-  ASSERT_EQ(pubs.size(), 8u);  // 5 order versions, the notice, the broadcast, the marker
+  // 5 order versions, the notice (once: the retry was a duplicate), the broadcast, the marker
+  ASSERT_EQ(pubs.size(), 8u);
   EXPECT_EQ(Field(pubs[5], "notice"), "kitchen closes at 22:00");
   EXPECT_EQ(Field(pubs[6], "notice"), "new menu");
   v1::ServerFrame broadcast =
       news.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "broadcast on news");
   EXPECT_EQ(Field(broadcast, "notice"), "new menu");
+}
+
+TEST_F(ExamplesTest, PythonDispatchesTasksToAWorkerThatJoinedTheQueue) {
+  ASSERT_STRNE(HERALD_PYTHON, "") << "python3 with grpcio and grpc_tools: run scripts/deps.sh";
+  WsClient courier;
+  ASSERT_TRUE(courier.Connect(herald_.ws_url()));
+  courier.Send(R"({"id":1,"join":{"queue":"couriers"}})");
+  ASSERT_TRUE(courier.WaitReply(1).has_joined());
+
+  CommandResult r = RunWithEnv(
+      {std::string("PYTHONPATH=") + HERALD_PYTHON_STUBS, "HERALD_GRPC=" + herald_.grpc_address(),
+       absl::StrCat("HERALD_API_KEY=", kApiKey)},
+      {HERALD_PYTHON, kSource + "/client/examples/python/dispatch_tasks.py", "--queue", "couriers",
+       "--tasks", "2", "--store", "42"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string id = courier.connection_id();
+  EXPECT_EQ(r.out, absl::StrCat("task t1 -> ", id, " (queue depth 0)\n",  //
+                                "task t2 -> ", id, " (queue depth 0)\n",  //
+                                "queue couriers: 1 worker(s), 0 waiting, 2 in flight, "
+                                "2 dispatched, 0 acked\n"));
+
+  // The worker got both tasks (task ids count from t1 on a fresh herald) and acks each one.
+  for (int i = 1; i <= 2; ++i) {
+    const std::string delivery = absl::StrCat("t", i, ".1");
+    v1::ServerFrame f = courier.WaitFrame(
+        [&](const v1::ServerFrame& frame) {
+          return frame.has_task() && frame.task().delivery_id() == delivery;
+        },
+        "task " + delivery);
+    EXPECT_EQ(f.task().queue(), "couriers");
+    EXPECT_EQ(f.task().attempt(), 1u);
+    EXPECT_EQ(f.task().ack_deadline_ms(), 30000u);
+    const auto& data = f.task().data().struct_value().fields();
+    ASSERT_EQ(data.count("order"), 1u) << f.DebugString();
+    EXPECT_EQ(data.at("order").string_value(), absl::StrCat("o-300", i));
+    EXPECT_EQ(data.at("pickup").string_value(), "store 42");
+    courier.Send(
+        absl::StrCat(R"({"id":)", 10 + i, R"(,"ack":{"deliveryId":")", delivery, R"("}})"));
+    EXPECT_TRUE(courier.WaitReply(10 + i).has_acked());
+  }
+
+  auto stub = herald_.Stub();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  v1::ListQueuesResponse queues;
+  ASSERT_TRUE(stub->ListQueues(&ctx, v1::ListQueuesRequest(), &queues).ok());
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).acked(), 2u);
+  EXPECT_EQ(queues.queues(0).in_flight_size(), 0);
 }
 
 TEST_F(ExamplesTest, NodeListsConnectionsPageByPageAndShowsStats) {
@@ -203,6 +263,67 @@ TEST_F(ExamplesTest, NodeListsConnectionsPageByPageAndShowsStats) {
                  {HERALD_NODE, script});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("herald: UNAUTHENTICATED authorization: missing API key"));
+}
+
+// Each line of the watcher's output without its leading timestamp.
+std::vector<std::string> EventLines(const std::string& out) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> time_rest =
+        absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    lines.emplace_back(time_rest.second);
+  }
+  return lines;
+}
+
+TEST_F(ExamplesTest, NodeWatchesEventsUntilItsCountOrTimeIsUp) {
+  ASSERT_STRNE(HERALD_NODE, "") << "node not found: run scripts/deps.sh";
+  const std::vector<std::string> env = {"HERALD_GRPC=" + herald_.grpc_address(),
+                                        absl::StrCat("HERALD_API_KEY=", kApiKey),
+                                        "HERALD_PROTO_DIR=" + kSource + "/proto"};
+  const std::string script = std::string(HERALD_NODE_DIR) + "/watch_events.js";
+  auto watch = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {HERALD_NODE, script});
+    return std::async(std::launch::async, [env, args] { return RunWithEnv(env, args); });
+  };
+  auto stub = herald_.Stub();
+  // The example has attached (or detached) once Herald counts that many watchers.
+  auto attached = [&](uint32_t watchers) {
+    return WaitFor([&] { return Stats(*stub).watchers() == watchers; }, absl::Seconds(30));
+  };
+
+  // Count bound: the first three events are this client's connect, subscribe and message.
+  std::future<CommandResult> watcher = watch({"--count", "3", "--seconds", "60"});
+  ASSERT_TRUE(attached(1)) << "the watcher never attached";
+  WsClient courier;
+  ASSERT_TRUE(courier.Connect(herald_.ws_url()));
+  ASSERT_TRUE(courier.Subscribe("store:42"));
+  courier.Send(R"({"id":2,"message":{"data":{"text":"courier is here"}}})");
+  ASSERT_TRUE(courier.WaitReply(2).has_sent());
+  CommandResult r = watcher.get();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string id = courier.connection_id();
+  std::vector<std::string> lines = EventLines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_THAT(lines[0], ::testing::StartsWith(absl::StrCat("CONNECT ", id, " remote=127.0.0.1:")));
+  EXPECT_EQ(lines[1], absl::StrCat("SUBSCRIBE ", id, " channel=store:42"));
+  EXPECT_EQ(lines[2], absl::StrCat("MESSAGE ", id, R"( data={"text":"courier is here"})"));
+  ASSERT_TRUE(attached(0)) << "the watcher did not detach";
+
+  // Time bound, with a type filter: only the disconnect, then it stops by itself.
+  watcher = watch({"--type", "disconnect", "--count", "10", "--seconds", "8"});
+  ASSERT_TRUE(attached(1)) << "the watcher never attached";
+  courier.Send(R"({"id":3,"message":{"data":"not watched"}})");
+  ASSERT_TRUE(courier.WaitReply(3).has_sent());
+  courier.Close(4000, "shift over");
+  ASSERT_TRUE(courier.WaitClosed());
+  r = watcher.get();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(EventLines(r.out),
+              ElementsAre(::testing::AllOf(
+                  ::testing::StartsWith(absl::StrCat("DISCONNECT ", id, " remote=127.0.0.1:")),
+                  ::testing::EndsWith(R"( code=4000 reason="shift over")"))))
+      << r.out;
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 """Publishes orders and messages to Herald over gRPC (service herald.v1.Broker).
 
 Moves one order through its lifecycle with PublishOrder, shows that a late (stale) version is
-refused, then publishes a message to one channel (Publish) and to several (Broadcast).
+refused, then publishes a message to one channel (Publish, retried once with the same idempotency
+key: the retry is a duplicate and not delivered again) and to several (Broadcast).
 
     python3 -m grpc_tools.protoc -I proto --python_out=gen --grpc_python_out=gen \
         proto/herald/v1/order.proto proto/herald/v1/broker.proto
@@ -15,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import uuid
 
 import grpc
 from google.protobuf import struct_pb2
@@ -84,13 +86,19 @@ def main():
             print(f"{order.id} v2 replayed: {'stale' if reply.stale else 'applied'} "
                   f"(latest version {reply.latest_version})")
 
-            reply = broker.Publish(
-                broker_pb2.PublishRequest(
-                    channel=f"store:{args.store}",
-                    data=json_value({"notice": "kitchen closes at 22:00"})),
-                metadata=metadata, timeout=10)
+            # An idempotency key makes a retry safe: when the first reply was lost (timeout,
+            # dropped connection), send the same request again; Herald publishes it only once.
+            notice = broker_pb2.PublishRequest(
+                channel=f"store:{args.store}",
+                data=json_value({"notice": "kitchen closes at 22:00"}),
+                idempotency_key=f"notice-{uuid.uuid4()}")
+            reply = broker.Publish(notice, metadata=metadata, timeout=10)
             print(f"publish store:{args.store} offset {reply.delivery.offset}, "
                   f"queued to {reply.delivery.queued}")
+            retry = broker.Publish(notice, metadata=metadata, timeout=10)
+            print(f"publish store:{args.store} retried: "
+                  f"{'duplicate' if retry.duplicate else 'published again'}, "
+                  f"offset {retry.delivery.offset}")
 
             channels = [f"store:{args.store}", "news"]
             reply = broker.Broadcast(
