@@ -6,7 +6,7 @@ namespace herald::core {
 
 v1::AckOutcome AckWaiters::Waiter::Wait(absl::Duration timeout) {
   done_.WaitForNotificationWithTimeout(timeout);
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return outcome_;
 }
 
@@ -16,13 +16,13 @@ std::shared_ptr<AckWaiters::Waiter> AckWaiters::Start(std::string user, absl::Ti
 
 void AckWaiters::AddTarget(const std::shared_ptr<Waiter>& waiter, const std::string& channel,
                            uint64_t offset) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   waiter->targets_.emplace_back(channel, offset);
   by_target_[{channel, offset}].push_back(waiter);
 }
 
 void AckWaiters::Finish(const std::shared_ptr<Waiter>& waiter) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   for (const auto& target : waiter->targets_) {
     auto it = by_target_.find(target);
     if (it == by_target_.end()) continue;
@@ -36,7 +36,7 @@ void AckWaiters::OnAck(const Session& session, const std::string& channel, uint6
                        absl::Time now) {
   std::vector<std::shared_ptr<Waiter>> matched;
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     auto it = by_target_.find(std::make_pair(channel, offset));
     if (it == by_target_.end()) return;
     for (const auto& w : it->second) {
@@ -44,7 +44,7 @@ void AckWaiters::OnAck(const Session& session, const std::string& channel, uint6
     }
   }
   for (const auto& w : matched) {
-    absl::MutexLock lock(&w->mu_);
+    core::MutexLock lock(&w->mu_);
     if (w->outcome_.acked()) continue;
     w->outcome_.set_acked(true);
     w->outcome_.set_connection_id(session.id());

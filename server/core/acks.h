@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
+#include "server/core/mutex.h"
 #include "server/core/session.h"
 
 namespace herald::core {
@@ -34,7 +35,7 @@ class AckWaiters {
     const std::string user_;
     const absl::Time started_;
     absl::Notification done_;
-    absl::Mutex mu_;
+    core::Mutex mu_;
     v1::AckOutcome outcome_ ABSL_GUARDED_BY(mu_);
     std::vector<std::pair<std::string, uint64_t>> targets_;  // written before any ack can match
   };
@@ -47,7 +48,7 @@ class AckWaiters {
   void OnAck(const Session& session, const std::string& channel, uint64_t offset, absl::Time now);
 
  private:
-  absl::Mutex mu_;
+  core::Mutex mu_;
   absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<std::shared_ptr<Waiter>>>
       by_target_ ABSL_GUARDED_BY(mu_);
 };

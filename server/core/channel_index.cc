@@ -19,7 +19,7 @@ ChannelIndex::Shard& ChannelIndex::ShardFor(absl::string_view channel) const {
 
 bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> session) {
   Shard& shard = ShardFor(channel);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   Channel& ch = shard.channels[channel];
   const Session* key = session.get();
   if (!ch.members.try_emplace(key, std::move(session)).second) return false;
@@ -29,7 +29,7 @@ bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> sess
 
 bool ChannelIndex::Remove(const std::string& channel, const Session* session) {
   Shard& shard = ShardFor(channel);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.channels.find(channel);
   if (it == shard.channels.end() || it->second.members.erase(session) == 0) return false;
   if (it->second.members.empty()) {
@@ -42,7 +42,7 @@ bool ChannelIndex::Remove(const std::string& channel, const Session* session) {
 
 Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
   Shard& shard = ShardFor(channel);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.channels.find(channel);
   if (it == shard.channels.end()) return EmptySubscribers();
   Channel& ch = it->second;
@@ -57,7 +57,7 @@ Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
 
 size_t ChannelIndex::SubscriberCount(absl::string_view channel) const {
   Shard& shard = ShardFor(channel);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.channels.find(channel);
   return it == shard.channels.end() ? 0 : it->second.members.size();
 }
@@ -65,7 +65,7 @@ size_t ChannelIndex::SubscriberCount(absl::string_view channel) const {
 size_t ChannelIndex::channels() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.channels.size();
   }
   return n;
@@ -74,7 +74,7 @@ size_t ChannelIndex::channels() const {
 size_t ChannelIndex::subscriptions() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     for (const auto& [name, ch] : shard.channels) n += ch.members.size();
   }
   return n;

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/mutex.h"
 #include "server/core/session.h"
 
 namespace herald::core {
@@ -40,7 +41,7 @@ class ChannelIndex {
     Subscribers snapshot;  // null when stale
   };
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable core::Mutex mu;
     absl::flat_hash_map<std::string, Channel> channels ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(absl::string_view channel) const;

@@ -20,14 +20,14 @@ absl::Status ConnectionTable::Add(std::shared_ptr<Session> session) {
   const std::string user = session->user();
   {
     IdShard& shard = IdShardFor(session->id());
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     if (!shard.by_id.try_emplace(session->id(), session).second) {
       return absl::AlreadyExistsError(absl::StrCat("connection ", session->id(), " exists"));
     }
   }
   if (!user.empty()) {
     UserShard& shard = UserShardFor(user);
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     shard.by_user[user].push_back(std::move(session));
   }
   return absl::OkStatus();
@@ -37,7 +37,7 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
   std::shared_ptr<Session> session;
   {
     IdShard& shard = IdShardFor(id);
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     auto it = shard.by_id.find(id);
     if (it == shard.by_id.end()) return nullptr;
     session = std::move(it->second);
@@ -46,7 +46,7 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
   const std::string user = session->user();
   if (!user.empty()) {
     UserShard& shard = UserShardFor(user);
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     auto it = shard.by_user.find(user);
     if (it != shard.by_user.end()) {
       auto& list = it->second;
@@ -59,14 +59,14 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
 
 std::shared_ptr<Session> ConnectionTable::Find(absl::string_view id) const {
   IdShard& shard = IdShardFor(id);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.by_id.find(id);
   return it == shard.by_id.end() ? nullptr : it->second;
 }
 
 std::vector<std::shared_ptr<Session>> ConnectionTable::FindUser(absl::string_view user) const {
   UserShard& shard = UserShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.by_user.find(user);
   if (it == shard.by_user.end()) return {};
   return it->second;
@@ -77,12 +77,12 @@ bool ConnectionTable::IndexUser(const std::shared_ptr<Session>& session) {
   // The id shard stays locked so that a concurrent Remove() either runs before (and this returns
   // false) or after (and finds the session under its user). Nothing else nests these locks.
   IdShard& ids = IdShardFor(session->id());
-  absl::MutexLock id_lock(&ids.mu);
+  core::MutexLock id_lock(&ids.mu);
   auto it = ids.by_id.find(session->id());
   if (it == ids.by_id.end() || it->second != session) return false;
   if (user.empty()) return true;
   UserShard& shard = UserShardFor(user);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   shard.by_user[user].push_back(session);
   return true;
 }
@@ -90,7 +90,7 @@ bool ConnectionTable::IndexUser(const std::shared_ptr<Session>& session) {
 std::vector<std::shared_ptr<Session>> ConnectionTable::All() const {
   std::vector<std::shared_ptr<Session>> out;
   for (IdShard& shard : ids_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     for (const auto& [id, session] : shard.by_id) out.push_back(session);
   }
   return out;
@@ -99,7 +99,7 @@ std::vector<std::shared_ptr<Session>> ConnectionTable::All() const {
 size_t ConnectionTable::size() const {
   size_t n = 0;
   for (IdShard& shard : ids_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.by_id.size();
   }
   return n;
@@ -108,7 +108,7 @@ size_t ConnectionTable::size() const {
 size_t ConnectionTable::users() const {
   size_t n = 0;
   for (UserShard& shard : users_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.by_user.size();
   }
   return n;

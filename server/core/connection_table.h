@@ -11,12 +11,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/mutex.h"
 #include "server/core/session.h"
 
 namespace herald::core {
 
 // The shared table of live sessions, by connection id and by user. Owns a shared_ptr to every
-// registered session. Thread-safe: sharded, one absl::Mutex per shard; lookups return
+// registered session. Thread-safe: sharded, one core::Mutex per shard; lookups return
 // shared_ptrs so callers never touch a session while holding a table lock.
 class ConnectionTable {
  public:
@@ -37,11 +38,11 @@ class ConnectionTable {
 
  private:
   struct IdShard {
-    mutable absl::Mutex mu;
+    mutable core::Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<Session>> by_id ABSL_GUARDED_BY(mu);
   };
   struct UserShard {
-    mutable absl::Mutex mu;
+    mutable core::Mutex mu;
     absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Session>>> by_user
         ABSL_GUARDED_BY(mu);
   };

@@ -21,7 +21,7 @@ bool EventWatcher::Matches(const v1::Event& event) const {
 
 void EventWatcher::Push(const v1::Event& event) {
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     if (queue_.size() >= capacity_) {
       ++pending_drops_;
       ++dropped_total_;
@@ -37,7 +37,7 @@ void EventWatcher::Push(const v1::Event& event) {
 }
 
 std::optional<v1::Event> EventWatcher::Pop() {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   if (queue_.empty()) return std::nullopt;
   v1::Event event = std::move(queue_.front());
   queue_.pop_front();
@@ -45,21 +45,21 @@ std::optional<v1::Event> EventWatcher::Pop() {
 }
 
 uint64_t EventWatcher::dropped_total() const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return dropped_total_;
 }
 
 std::shared_ptr<EventWatcher> EventBus::Watch(EventWatcher::Filter filter, size_t capacity,
                                               std::function<void()> on_ready) {
   auto watcher = std::make_shared<EventWatcher>(std::move(filter), capacity, std::move(on_ready));
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   watchers_.push_back(watcher);
   count_.store(watchers_.size(), std::memory_order_relaxed);
   return watcher;
 }
 
 void EventBus::Unwatch(const EventWatcher* watcher) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
                                  [&](const auto& w) { return w.get() == watcher; }),
                   watchers_.end());
@@ -71,7 +71,7 @@ void EventBus::Emit(v1::Event event) {
   if (event.time_ms() == 0) event.set_time_ms(absl::ToUnixMillis(absl::Now()));
   std::vector<std::shared_ptr<EventWatcher>> watchers;
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     watchers = watchers_;
   }
   for (const auto& w : watchers) {

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "herald/v1/broker.pb.h"
+#include "server/core/mutex.h"
 
 namespace herald::core {
 
@@ -40,7 +41,7 @@ class EventWatcher {
   const Filter filter_;
   const size_t capacity_;
   const std::function<void()> on_ready_;
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   std::deque<v1::Event> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t pending_drops_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
@@ -58,7 +59,7 @@ class EventBus {
   void Emit(v1::Event event);
 
  private:
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   std::vector<std::shared_ptr<EventWatcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};
 };

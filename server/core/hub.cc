@@ -65,7 +65,7 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   connections_total_.fetch_add(1, std::memory_order_relaxed);
   if (!s.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
     // The user came back within the grace period: their earlier disconnect is not news.
-    absl::MutexLock lock(&held_mu_);
+    core::MutexLock lock(&held_mu_);
     held_disconnects_.erase(
         std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
                        [&](const HeldDisconnect& h) { return h.event.user() == s.user(); }),
@@ -100,7 +100,7 @@ void Hub::Unregister(const Session& session, int code, absl::string_view reason)
     e.set_code(static_cast<uint32_t>(code));
     e.set_reason(std::string(reason));
     if (!e.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
-      absl::MutexLock lock(&held_mu_);
+      core::MutexLock lock(&held_mu_);
       held_disconnects_.push_back({std::move(e), now + limits_.disconnect_grace});
     } else {
       events_.Emit(std::move(e));
@@ -787,7 +787,7 @@ void Hub::Tick() {
                  [&](absl::string_view channel) { return index_.SubscriberCount(channel) > 0; });
   std::vector<v1::Event> due;
   {
-    absl::MutexLock lock(&held_mu_);
+    core::MutexLock lock(&held_mu_);
     auto it = std::partition(held_disconnects_.begin(), held_disconnects_.end(),
                              [&](const HeldDisconnect& h) { return h.due > now; });
     for (auto d = it; d != held_disconnects_.end(); ++d) due.push_back(std::move(d->event));

@@ -170,7 +170,7 @@ class Hub {
     v1::Event event;
     absl::Time due;
   };
-  absl::Mutex held_mu_;
+  core::Mutex held_mu_;
   std::vector<HeldDisconnect> held_disconnects_ ABSL_GUARDED_BY(held_mu_);
 
   std::atomic<uint64_t> next_connection_{0};

@@ -10,7 +10,7 @@ absl::StatusOr<IdempotencyCache::Result> IdempotencyCache::Run(
     absl::FunctionRef<absl::StatusOr<v1::ChannelDelivery>()> publish) {
   std::string full = absl::StrCat(channel, "\n", key);
   Shard& shard = shards_[absl::HashOf(full) % kShards];
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.entries.find(full);
   if (it != shard.entries.end() && it->second.second + window_ > now) {
     v1::ChannelDelivery original = it->second.first;
@@ -26,7 +26,7 @@ absl::StatusOr<IdempotencyCache::Result> IdempotencyCache::Run(
 
 void IdempotencyCache::Sweep(absl::Time now) {
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     while (!shard.order.empty() && shard.order.front().first + window_ <= now) {
       auto it = shard.entries.find(shard.order.front().second);
       // The key may have been published again (after expiry) with a newer time.
@@ -41,7 +41,7 @@ void IdempotencyCache::Sweep(absl::Time now) {
 size_t IdempotencyCache::size() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.entries.size();
   }
   return n;

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
+#include "server/core/mutex.h"
 
 namespace herald::core {
 
@@ -36,7 +37,7 @@ class IdempotencyCache {
 
  private:
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable core::Mutex mu;
     absl::flat_hash_map<std::string, std::pair<v1::ChannelDelivery, absl::Time>> entries
         ABSL_GUARDED_BY(mu);
     std::deque<std::pair<absl::Time, std::string>> order ABSL_GUARDED_BY(mu);

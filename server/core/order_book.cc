@@ -11,7 +11,7 @@ OrderBook::Shard& OrderBook::ShardFor(const std::string& id) const {
 OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order, absl::Time now,
                                      absl::FunctionRef<void()> deliver) {
   Shard& shard = ShardFor(order.id());
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.orders.find(order.id());
   if (it != shard.orders.end() && order.version() <= it->second.version) {
     return Decision{false, it->second.version};
@@ -24,14 +24,14 @@ OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order, absl::Time 
 
 uint64_t OrderBook::LatestVersion(const std::string& order_id) const {
   Shard& shard = ShardFor(order_id);
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto it = shard.orders.find(order_id);
   return it == shard.orders.end() ? 0 : it->second.version;
 }
 
 void OrderBook::Sweep(absl::Time now, absl::Duration retention) {
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     absl::erase_if(shard.orders,
                    [&](const auto& kv) { return kv.second.terminal_since + retention <= now; });
   }
@@ -40,7 +40,7 @@ void OrderBook::Sweep(absl::Time now, absl::Duration retention) {
 size_t OrderBook::size() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.orders.size();
   }
   return n;

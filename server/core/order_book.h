@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "herald/v1/order.pb.h"
+#include "server/core/mutex.h"
 
 namespace herald::core {
 
@@ -42,7 +43,7 @@ class OrderBook {
     absl::Time terminal_since = absl::InfiniteFuture();
   };
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable core::Mutex mu;
     absl::flat_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(const std::string& id) const;

@@ -8,17 +8,17 @@ namespace herald::core {
 Session::Session(ConnectionMeta meta) : meta_(std::move(meta)), user_(meta_.user) {}
 
 std::string Session::user() const {
-  absl::MutexLock lock(&auth_mu_);
+  core::MutexLock lock(&auth_mu_);
   return user_;
 }
 
 std::shared_ptr<const auth::Claims> Session::grant() const {
-  absl::MutexLock lock(&auth_mu_);
+  core::MutexLock lock(&auth_mu_);
   return grant_;
 }
 
 void Session::SetGrant(std::shared_ptr<const auth::Claims> grant) {
-  absl::MutexLock lock(&auth_mu_);
+  core::MutexLock lock(&auth_mu_);
   user_ = grant->user;
   grant_ = std::move(grant);
 }
@@ -45,14 +45,14 @@ SessionCounters Session::counters() const {
 }
 
 bool Session::IsSubscribed(const std::string& channel) const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return channels_.contains(channel);
 }
 
 std::vector<std::string> Session::Subscriptions() const {
   std::vector<std::string> out;
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     out.assign(channels_.begin(), channels_.end());
   }
   std::sort(out.begin(), out.end());
@@ -60,12 +60,12 @@ std::vector<std::string> Session::Subscriptions() const {
 }
 
 size_t Session::SubscriptionCount() const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return channels_.size();
 }
 
 std::vector<std::string> Session::MarkClosed() {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   closed_ = true;
   std::vector<std::string> out(channels_.begin(), channels_.end());
   channels_.clear();

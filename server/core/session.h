@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/auth/jwt.h"
+#include "server/core/mutex.h"
 
 namespace herald::core {
 
@@ -122,18 +123,18 @@ class Session {
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
 
-  mutable absl::Mutex auth_mu_;
+  mutable core::Mutex auth_mu_;
   std::string user_ ABSL_GUARDED_BY(auth_mu_);
   std::shared_ptr<const auth::Claims> grant_ ABSL_GUARDED_BY(auth_mu_);
 
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   absl::flat_hash_set<std::string> channels_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 template <typename Fn>
 Session::AddResult Session::AddSubscription(const std::string& channel, size_t max, Fn on_added) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   if (closed_) return AddResult::kClosed;
   if (channels_.contains(channel)) return AddResult::kAlreadySubscribed;
   if (channels_.size() >= max) return AddResult::kLimitReached;
@@ -144,7 +145,7 @@ Session::AddResult Session::AddSubscription(const std::string& channel, size_t m
 
 template <typename Fn>
 bool Session::RemoveSubscription(const std::string& channel, Fn on_removed) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   if (channels_.erase(channel) == 0) return false;
   on_removed();
   return true;

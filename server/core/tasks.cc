@@ -87,7 +87,7 @@ void TaskDispatcher::Requeue(Queue& q, const std::shared_ptr<Task>& task, absl::
 absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
     const std::string& queue, std::shared_ptr<const std::string> data_json,
     absl::Duration ack_deadline, absl::Duration ttl, absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   Queue& q = queues_[queue];
   if (q.waiting.size() >= limits_.max_queue_depth) {
     return absl::ResourceExhaustedError(absl::StrCat("queue: ", queue, " has ", q.waiting.size(),
@@ -113,14 +113,14 @@ absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
 
 void TaskDispatcher::Join(const std::shared_ptr<Session>& session, const std::string& queue,
                           absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   Queue& q = queues_[queue];
   if (FindWorker(q, session.get()) == nullptr) q.workers.push_back(Worker{session, 0});
   Drain(q, now);
 }
 
 void TaskDispatcher::Leave(const Session& session, const std::string& queue, absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   auto it = queues_.find(queue);
   if (it == queues_.end()) return;
   Queue& q = it->second;
@@ -137,7 +137,7 @@ void TaskDispatcher::Leave(const Session& session, const std::string& queue, abs
 void TaskDispatcher::RemoveWorker(const Session& session, absl::Time now) {
   std::vector<std::string> queues;
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     for (auto& [name, q] : queues_) {
       if (FindWorker(q, &session) != nullptr) queues.push_back(name);
     }
@@ -147,7 +147,7 @@ void TaskDispatcher::RemoveWorker(const Session& session, absl::Time now) {
 
 absl::Status TaskDispatcher::Ack(const Session& session, const std::string& delivery_id,
                                  absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   for (auto& [name, q] : queues_) {
     auto it = q.in_flight.find(delivery_id);
     if (it == q.in_flight.end()) continue;
@@ -167,7 +167,7 @@ absl::Status TaskDispatcher::Ack(const Session& session, const std::string& deli
 
 absl::Status TaskDispatcher::Nack(const Session& session, const std::string& delivery_id,
                                   absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   for (auto& [name, q] : queues_) {
     auto it = q.in_flight.find(delivery_id);
     if (it == q.in_flight.end() || it->second->holder != &session) continue;
@@ -180,7 +180,7 @@ absl::Status TaskDispatcher::Nack(const Session& session, const std::string& del
 }
 
 void TaskDispatcher::Tick(absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   for (auto& [name, q] : queues_) {
     std::vector<std::shared_ptr<Task>> late, expired;
     for (const auto& [id, task] : q.in_flight) {
@@ -214,7 +214,7 @@ void TaskDispatcher::Tick(absl::Time now) {
 }
 
 v1::ListQueuesResponse TaskDispatcher::List() const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   v1::ListQueuesResponse resp;
   std::vector<const std::string*> names;
   for (const auto& [name, q] : queues_) names.push_back(&name);

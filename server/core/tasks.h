@@ -16,6 +16,7 @@
 #include "herald/v1/broker.pb.h"
 #include "server/core/events.h"
 #include "server/core/limits.h"
+#include "server/core/mutex.h"
 #include "server/core/session.h"
 
 namespace herald::core {
@@ -85,7 +86,7 @@ class TaskDispatcher {
   const Limits& limits_;
   const FrameFactory* const frames_;
   EventBus* const events_;
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   absl::flat_hash_map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
   uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
 };

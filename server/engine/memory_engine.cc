@@ -17,7 +17,7 @@ MemoryEngine::MemoryEngine(core::Limits limits, Clock clock)
 
 std::shared_ptr<MemoryEngine::ChannelState> MemoryEngine::StateFor(absl::string_view channel) {
   Shard& shard = shards_[absl::HashOf(channel) % kShards];
-  absl::MutexLock lock(&shard.mu);
+  core::MutexLock lock(&shard.mu);
   auto& state = shard.channels[channel];
   if (state == nullptr) {
     state = std::make_shared<ChannelState>();
@@ -25,7 +25,7 @@ std::shared_ptr<MemoryEngine::ChannelState> MemoryEngine::StateFor(absl::string_
     // with the old one learn that their offsets no longer apply.
     state->epoch = absl::StrCat(epoch_prefix_, absl::Hex(generation_.fetch_add(1)));
     state->policy = core::HistoryFor(limits_, std::string(channel));
-    absl::MutexLock state_lock(&state->mu);
+    core::MutexLock state_lock(&state->mu);
     state->last_used = clock_();
   }
   return state;
@@ -50,7 +50,7 @@ absl::StatusOr<core::StreamPosition> MemoryEngine::Publish(
     absl::FunctionRef<void(const core::StreamPosition&)> deliver) {
   std::shared_ptr<ChannelState> state = StateFor(channel);
   const absl::Time now = clock_();
-  absl::MutexLock lock(&state->mu);
+  core::MutexLock lock(&state->mu);
   core::StreamPosition pos{state->epoch, ++state->offset};
   core::StoredPublication stored{pos.offset, spec.data_json, now};
   state->last_used = now;
@@ -69,7 +69,7 @@ void MemoryEngine::Join(absl::string_view channel, const core::JoinSpec& spec,
                         absl::FunctionRef<void(const core::JoinResult&)> join) {
   std::shared_ptr<ChannelState> state = StateFor(channel);
   const absl::Time now = clock_();
-  absl::MutexLock lock(&state->mu);
+  core::MutexLock lock(&state->mu);
   state->last_used = now;
   Prune(*state, now);
   core::JoinResult result;
@@ -101,7 +101,7 @@ core::HistoryResult MemoryEngine::History(absl::string_view channel, uint64_t si
                                           size_t limit, bool reverse) {
   std::shared_ptr<ChannelState> state = StateFor(channel);
   const absl::Time now = clock_();
-  absl::MutexLock lock(&state->mu);
+  core::MutexLock lock(&state->mu);
   Prune(*state, now);
   core::HistoryResult result;
   result.position = {state->epoch, state->offset};
@@ -121,12 +121,12 @@ core::HistoryResult MemoryEngine::History(absl::string_view channel, uint64_t si
 
 void MemoryEngine::Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_view)> in_use) {
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     for (auto it = shard.channels.begin(); it != shard.channels.end();) {
       ChannelState& state = *it->second;
       bool forget = false;
       {
-        absl::MutexLock state_lock(&state.mu);
+        core::MutexLock state_lock(&state.mu);
         Prune(state, now);
         // Nothing left to recover or snapshot, and nobody used it for a full TTL.
         forget = state.history.empty() && state.keyed.empty() &&
@@ -144,7 +144,7 @@ void MemoryEngine::Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_vie
 size_t MemoryEngine::channel_count() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    core::MutexLock lock(&shard.mu);
     n += shard.channels.size();
   }
   return n;

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/core/engine.h"
 #include "server/core/limits.h"
+#include "server/core/mutex.h"
 
 namespace herald::engine {
 
@@ -42,7 +43,7 @@ class MemoryEngine : public core::Engine {
     absl::Time expires_at = absl::InfiniteFuture();
   };
   struct ChannelState {
-    absl::Mutex mu;
+    core::Mutex mu;
     std::string epoch;
     core::HistoryPolicy policy;
     uint64_t offset ABSL_GUARDED_BY(mu) = 0;
@@ -51,7 +52,7 @@ class MemoryEngine : public core::Engine {
     absl::Time last_used ABSL_GUARDED_BY(mu);
   };
   struct Shard {
-    absl::Mutex mu;
+    core::Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<ChannelState>> channels ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;

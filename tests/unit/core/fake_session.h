@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "herald/v1/client.pb.h"
+#include "server/core/mutex.h"
 #include "server/core/protocol.h"
 #include "server/core/session.h"
 
@@ -41,7 +42,7 @@ class FakeSession : public core::Session {
                                            "fake/1.0", std::move(user), absl::Now()}) {}
 
   void Close(int code, absl::string_view reason) override {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     if (close_code_ == 0) {
       close_code_ = code;
       close_reason_ = std::string(reason);
@@ -50,16 +51,16 @@ class FakeSession : public core::Session {
   size_t BufferedBytes() const override { return 7; }
   // Records the request; tests call Hub::CheckAuthDeadline themselves.
   void ScheduleAuthDeadline(absl::Time deadline) override {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     auth_deadline_ = deadline;
   }
   absl::Time auth_deadline() const {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     return auth_deadline_;
   }
 
   std::vector<std::string> Frames() const {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     return frames_;
   }
   // Every received frame parsed as a ServerFrame (the test fails on a frame that does not parse).
@@ -74,28 +75,28 @@ class FakeSession : public core::Session {
   }
   v1::ServerFrame Last() const { return Parsed().back(); }
   int close_code() const {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     return close_code_;
   }
   std::string close_reason() const {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     return close_reason_;
   }
   void set_refuse(bool refuse) {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     refuse_ = refuse;
   }
 
  protected:
   bool DoSend(const core::OutFramePtr& frame) override {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     if (refuse_ || close_code_ != 0) return false;
     frames_.emplace_back(frame->payload());
     return true;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   std::vector<std::string> frames_ ABSL_GUARDED_BY(mu_);
   int close_code_ ABSL_GUARDED_BY(mu_) = 0;
   std::string close_reason_ ABSL_GUARDED_BY(mu_);
