@@ -12,9 +12,9 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "asio/executor_work_guard.hpp"
 #include "asio/io_context.hpp"
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
@@ -26,6 +26,7 @@
 #include "server/rpc/broker_service.h"
 #include "server/rpc/http_api.h"
 #include "server/ws/endpoint.h"
+#include "server/ws/io_threads.h"
 #include "server/ws/ws_session.h"
 
 namespace {
@@ -44,7 +45,8 @@ int Run(const herald::ServerConfig& config) {
                           ? config.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
-  asio::io_context io(threads);
+  ws::IoThreads io_threads(threads);
+  asio::io_context& io = io_threads.context(0);  // also runs signals and the ticker
   ws::WsFrameFactory frames;
   engine::MemoryEngine engine(config.limits);
   std::unique_ptr<const auth::JwtVerifier> verifier;
@@ -58,25 +60,35 @@ int Run(const herald::ServerConfig& config) {
     verifier = *std::move(created);
   }
   core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
+  hub.SetShardExecutor(&io_threads);
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub, config.api_key);
-  ws::Endpoint endpoint(&hub, &io);
-  if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
-  endpoint.SetHttpFallback(
-      [&http_api](const ws::HttpRequest& req) -> std::optional<ws::HttpResponse> {
-        if (!rpc::HttpApi::Serves(req.path)) return std::nullopt;
-        const std::string content_type = req.header("Content-Type");
-        const std::string authorization = req.header("Authorization");
-        const std::string transfer_encoding = req.header("Transfer-Encoding");
-        rpc::HttpReply reply = http_api.Handle(
-            {req.method, req.path, content_type, authorization, transfer_encoding, req.body});
-        if (reply.status >= 500) spdlog::warn("HTTP API {}: {}", std::string(req.path), reply.body);
-        return ws::HttpResponse{reply.status, std::move(reply.headers), std::move(reply.body)};
-      });
-  if (absl::Status st = endpoint.Listen(config.ws_host, config.ws_port); !st.ok()) {
-    std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
-    return 1;
+  // One WebSocket listener per I/O thread, all on one port.
+  std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
+  for (int i = 0; i < threads; ++i) {
+    auto& endpoint = *endpoints.emplace_back(
+        std::make_unique<ws::Endpoint>(&hub, &io_threads.context(i), static_cast<uint32_t>(i)));
+    if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
+    endpoint.SetHttpFallback(
+        [&http_api](const ws::HttpRequest& req) -> std::optional<ws::HttpResponse> {
+          if (!rpc::HttpApi::Serves(req.path)) return std::nullopt;
+          const std::string content_type = req.header("Content-Type");
+          const std::string authorization = req.header("Authorization");
+          const std::string transfer_encoding = req.header("Transfer-Encoding");
+          rpc::HttpReply reply = http_api.Handle(
+              {req.method, req.path, content_type, authorization, transfer_encoding, req.body});
+          if (reply.status >= 500) {
+            spdlog::warn("HTTP API {}: {}", std::string(req.path), reply.body);
+          }
+          return ws::HttpResponse{reply.status, std::move(reply.headers), std::move(reply.body)};
+        });
+    const std::string port = i == 0 ? config.ws_port : absl::StrCat(endpoints[0]->local_port());
+    if (absl::Status st = endpoint.Listen(config.ws_host, port); !st.ok()) {
+      std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
+      return 1;
+    }
   }
+  const ws::Endpoint& endpoint = *endpoints[0];
   rpc::RpcServer rpc_server(&hub, config.api_key);
   absl::StatusOr<int> grpc_port = rpc_server.Start(config.grpc_listen);
   if (!grpc_port.ok()) {
@@ -118,7 +130,6 @@ int Run(const herald::ServerConfig& config) {
     spdlog::info("allowed origins: {}", absl::StrJoin(config.limits.allowed_origins, ", "));
   }
 
-  auto work = asio::make_work_guard(io);
   absl::Notification drain;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& ec, int signo) {
@@ -138,26 +149,26 @@ int Run(const herald::ServerConfig& config) {
     });
   };
   schedule_tick();
-  std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io_threads.Start();
 
   drain.WaitForNotification();
   // Ordered shutdown: stop accepting, ask clients to reconnect elsewhere, let in-flight control
   // calls finish, then wait (bounded) for the close handshakes.
   const absl::Duration budget = absl::Seconds(config.drain_timeout_s);
   const absl::Time deadline = absl::Now() + budget;
-  asio::post(io, [&endpoint, &ticker] {
-    endpoint.StopListening();
+  for (int i = 0; i < threads; ++i) {
+    asio::post(io_threads.context(i), [&endpoints, i] { endpoints[i]->StopListening(); });
+  }
+  asio::post(io, [&ticker, &signals] {
     ticker.cancel();
+    signals.cancel();
   });
   hub.CloseAll(core::kCloseGoingAway, "server shutting down");
   rpc_server.Shutdown(budget);
   while (hub.connection_count() > 0 && absl::Now() < deadline)
     absl::SleepFor(absl::Milliseconds(5));
   const size_t left = hub.connection_count();
-  work.reset();
-  io.stop();
-  for (std::thread& t : pool) t.join();
+  io_threads.Stop();
   if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
   spdlog::info("stopped");
   return 0;
@@ -167,6 +178,9 @@ int Run(const herald::ServerConfig& config) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  // Debian builds abseil without NDEBUG, which turns on absl::Mutex's lock-order graph: a cost on
+  // every lock of the hot path. The TSan build and the tests check lock order instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   herald::ParsedConfig parsed = herald::ParseServerConfig(argc, argv);
   if (!parsed.run) return parsed.exit_code;
   return Run(parsed.config);

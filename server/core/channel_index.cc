@@ -1,5 +1,6 @@
 #include "server/core/channel_index.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -7,8 +8,7 @@
 namespace herald::core {
 namespace {
 const Subscribers& EmptySubscribers() {
-  static const auto* empty =
-      new Subscribers(std::make_shared<const std::vector<std::shared_ptr<Session>>>());
+  static const auto* empty = new Subscribers(std::make_shared<const SubscriberList>());
   return *empty;
 }
 }  // namespace
@@ -47,9 +47,18 @@ Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
   if (it == shard.channels.end()) return EmptySubscribers();
   Channel& ch = it->second;
   if (ch.snapshot == nullptr) {
-    auto list = std::make_shared<std::vector<std::shared_ptr<Session>>>();
-    list->reserve(ch.members.size());
-    for (const auto& [key, session] : ch.members) list->push_back(session);
+    auto list = std::make_shared<SubscriberList>();
+    std::vector<std::shared_ptr<Session>>& sessions = list->sessions;
+    sessions.reserve(ch.members.size());
+    for (const auto& [key, session] : ch.members) sessions.push_back(session);
+    std::stable_sort(sessions.begin(), sessions.end(),
+                     [](const auto& a, const auto& b) { return a->shard() < b->shard(); });
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      if (list->groups.empty() || list->groups.back().shard != sessions[i]->shard()) {
+        list->groups.push_back({sessions[i]->shard(), i, i});
+      }
+      list->groups.back().end = i + 1;
+    }
     ch.snapshot = std::move(list);
   }
   return ch.snapshot;

@@ -15,8 +15,17 @@
 
 namespace herald::core {
 
-// An immutable list of a channel's subscribers at one moment.
-using Subscribers = std::shared_ptr<const std::vector<std::shared_ptr<Session>>>;
+// An immutable list of a channel's subscribers at one moment, grouped by Session::shard() so
+// that each I/O thread can be handed its own run of it.
+struct SubscriberList {
+  struct Group {
+    uint32_t shard;
+    size_t begin, end;  // [begin, end) of `sessions`
+  };
+  std::vector<std::shared_ptr<Session>> sessions;  // ordered by shard
+  std::vector<Group> groups;                       // one per shard present, in order
+};
+using Subscribers = std::shared_ptr<const SubscriberList>;
 
 // Index channel -> subscribed sessions. Thread-safe, sharded by channel name. A publish takes a
 // snapshot: one shared_ptr copy under the shard lock (the subscriber vector is rebuilt lazily

@@ -380,14 +380,12 @@ absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
           acks_.AddTarget(options.waiter_ref, channel, position.offset);
         }
         Subscribers subscribers = index_.Snapshot(channel);
-        if (subscribers->empty()) return;
+        if (subscribers->sessions.empty()) return;
         // Encoded and framed once; the same frame object is queued on every subscriber.
         OutFramePtr frame = frames_->Make(
             EncodePublication(channel, position.offset, *data_json, options.ack_requested),
             options.key.empty() ? "" : absl::StrCat(channel, "\n", options.key));
-        uint32_t queued = 0;
-        for (const std::shared_ptr<Session>& s : *subscribers) queued += s->Send(frame) ? 1 : 0;
-        delivery.set_queued(queued);
+        delivery.set_queued(FanOut(channel, std::move(subscribers), std::move(frame)));
       });
   if (!pos.ok()) return pos.status();
   delivery.set_epoch(pos->epoch);
@@ -395,6 +393,30 @@ absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
   publications_.fetch_add(1, std::memory_order_relaxed);
   deliveries_.fetch_add(delivery.queued(), std::memory_order_relaxed);
   return delivery;
+}
+
+uint32_t Hub::FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame) {
+  // A session that unsubscribed after the snapshot but before its thread ran the send gets
+  // nothing: no publication follows `unsubscribed`.
+  auto send_group = [channel, subscribers, frame](const SubscriberList::Group& g) {
+    uint32_t sent = 0;
+    for (size_t i = g.begin; i < g.end; ++i) {
+      Session& s = *subscribers->sessions[i];
+      if (s.IsSubscribed(channel) && s.Send(frame)) ++sent;
+    }
+    return sent;
+  };
+  if (shards_ == nullptr) {
+    uint32_t sent = 0;
+    for (const SubscriberList::Group& g : subscribers->groups) sent += send_group(g);
+    return sent;
+  }
+  // Each I/O thread writes to its own connections; the publisher does not wait (the count is
+  // of the subscribers handed the frame).
+  for (const SubscriberList::Group& g : subscribers->groups) {
+    shards_->Post(g.shard, [send_group, g] { send_group(g); });
+  }
+  return static_cast<uint32_t>(subscribers->sessions.size());
 }
 
 absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> Hub::StartAckWait(const v1::AckRequest& ack,
@@ -592,7 +614,7 @@ absl::StatusOr<v1::ListConnectionsResponse> Hub::ListConnections(
     candidates = table_.FindUser(req.user());
   } else if (!req.channel().empty()) {
     Subscribers subs = index_.Snapshot(req.channel());
-    candidates.assign(subs->begin(), subs->end());
+    candidates = subs->sessions;
   } else {
     candidates = table_.All();
   }

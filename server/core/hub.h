@@ -46,6 +46,9 @@ class Hub {
       const auth::JwtVerifier* verifier = nullptr, Clock clock = [] { return absl::Now(); });
 
   const Limits& limits() const { return limits_; }
+  // Fans publications out on the transport's I/O threads (see ShardExecutor) instead of the
+  // publishing thread. Call before serving; `shards` must outlive the hub.
+  void SetShardExecutor(ShardExecutor* shards) { shards_ = shards; }
   const std::string& node() const { return node_; }
 
   // --- WebSocket edge -------------------------------------------------------------------------
@@ -144,6 +147,9 @@ class Hub {
   // PERMISSION_DENIED (naming `field`) when the session's token does not allow `channel`.
   absl::Status CheckChannelPermission(const Session& session, absl::string_view field,
                                       absl::string_view channel) const;
+  // Sends `frame` to the subscribers of `channel` (on their I/O threads when a ShardExecutor is
+  // set); returns how many were handed the frame.
+  uint32_t FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame);
   absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
   void Reply(Session& session, const v1::ServerFrame& frame);
   void ReplyError(Session& session, uint32_t id, const absl::Status& status);
@@ -156,6 +162,7 @@ class Hub {
   const Clock clock_;
   const absl::Time started_at_;
   const auth::JwtVerifier* const verifier_;
+  ShardExecutor* shards_ = nullptr;
 
   ConnectionTable table_;
   ChannelIndex index_;

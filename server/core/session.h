@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,18 @@ struct ConnectionMeta {
   // user later: read the current one with Session::user().
   std::string user;
   absl::Time connected_at;
+  // The transport's I/O thread that owns the connection (see ShardExecutor); 0 without one.
+  uint32_t shard = 0;
+};
+
+// Runs work on the I/O thread that owns a shard's sessions, so that the hub fans a publication
+// out in parallel, each thread writing to the connections it owns (and none waking another per
+// delivery). Work posted to one shard runs in posting order, whichever thread posted it (the hub
+// relies on this for per-channel order). Implemented by the transport; thread-safe.
+class ShardExecutor {
+ public:
+  virtual ~ShardExecutor() = default;
+  virtual void Post(uint32_t shard, std::function<void()> work) = 0;
 };
 
 struct SessionCounters {
@@ -74,6 +87,7 @@ class Session {
 
   const ConnectionMeta& meta() const { return meta_; }
   const std::string& id() const { return meta_.id; }
+  uint32_t shard() const { return meta_.shard; }
 
   // Queues `frame`; false when the connection is closing or the frame was refused (slow
   // consumer). Never blocks on the network.

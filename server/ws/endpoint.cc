@@ -49,10 +49,17 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
 
 }  // namespace
 
-Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub), flush_timer_(*io) {
+Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
+    : hub_(hub), shard_(shard), flush_timer_(*io) {
   websocketpp::lib::error_code ec;
   server_.init_asio(io, ec);  // Only fails when called twice.
   server_.set_reuse_addr(true);
+  server_.set_tcp_pre_bind_handler([](WsServer::transport_type::acceptor_ptr acceptor) {
+    using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    asio::error_code aec;
+    acceptor->set_option(ReusePort(true), aec);
+    return websocketpp::lib::error_code(aec.value(), aec.category());
+  });
   server_.set_max_message_size(hub_->limits().max_frame_bytes);
   // websocketpp checks Content-Length against this before reading the body and answers 413
   // itself (its parser gives us no hook to write the body of that reply).
@@ -71,6 +78,23 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io) : hub_(hub), flush_time
 
 absl::Status Endpoint::Listen(const std::string& host, const std::string& port) {
   websocketpp::lib::error_code ec;
+  if (shard_ == 0 && port != "0") {
+    // A plain bind (SO_REUSEADDR only) fails on a port someone listens on.
+    asio::io_context probe_io;
+    asio::ip::tcp::resolver resolver(probe_io);
+    asio::error_code aec;
+    auto results = resolver.resolve(host, port, aec);
+    if (!aec && !results.empty()) {
+      asio::ip::tcp::acceptor probe(probe_io);
+      const asio::ip::tcp::endpoint ep = results.begin()->endpoint();
+      probe.open(ep.protocol(), aec);
+      probe.set_option(asio::socket_base::reuse_address(true), aec);
+      if (probe.bind(ep, aec); aec) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot listen on ", host, ":", port, ": ", aec.message()));
+      }
+    }
+  }
   server_.listen(host, port, ec);
   if (ec) {
     return absl::UnavailableError(
@@ -81,6 +105,7 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
   asio::error_code aec;
   asio::ip::tcp::endpoint local = server_.get_local_endpoint(aec);
   if (aec) return absl::UnavailableError(absl::StrCat("cannot read bound port: ", aec.message()));
+  local_port_ = local.port();
   std::string addr = local.address().to_string();
   local_address_ = local.address().is_v6() ? absl::StrCat("[", addr, "]:", local.port())
                                            : absl::StrCat(addr, ":", local.port());
@@ -173,6 +198,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = absl::Now();
+  meta.shard = shard_;
   std::shared_ptr<const auth::Claims> grant;
   if (hub_->auth_required()) {
     // Verified in OnValidate; verified again for its claims (it may have expired since: then

@@ -45,11 +45,13 @@ using HttpFallback = std::function<std::optional<HttpResponse>(const HttpRequest
 // The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
 // the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
 // HttpFallback) on the same port. Owns the websocketpp
-// server; runs on the caller's io_context (any number of threads may run it). Listen() and
-// StopListening() must be called from one control thread; handlers run on connection strands.
+// server; runs on the caller's io_context (any number of threads may run it). Several endpoints
+// (one per IoThreads context, `shard` = its index) may listen on the same port: the listener sets
+// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the shard. Listen()
+// and StopListening() must be called from one control thread; handlers run on connection strands.
 class Endpoint {
  public:
-  Endpoint(core::Hub* hub, asio::io_context* io);
+  Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard = 0);
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
@@ -57,8 +59,12 @@ class Endpoint {
   // Listen(). Without one, other paths get 404.
   void SetHttpFallback(HttpFallback fallback) { http_fallback_ = std::move(fallback); }
 
-  // Binds host:port (port "0" picks a free one) and starts accepting.
+  // Binds host:port (port "0" picks a free one) and starts accepting. Shard 0 first checks that
+  // no other process listens there (SO_REUSEPORT would otherwise share the port silently); the
+  // other shards then join its port.
   absl::Status Listen(const std::string& host, const std::string& port);
+  // The bound port after Listen().
+  uint16_t local_port() const { return local_port_; }
   // The bound "host:port" after Listen().
   const std::string& local_address() const { return local_address_; }
   // Stops accepting new connections; open ones stay.
@@ -80,7 +86,9 @@ class Endpoint {
   bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
 
   core::Hub* const hub_;
+  const uint32_t shard_;
   WsServer server_;
+  uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
   std::string local_address_;
   asio::steady_timer flush_timer_;

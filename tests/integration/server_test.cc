@@ -392,5 +392,21 @@ TEST(HttpTest, HealthzAnswersOnTheWebSocketPort) {
   EXPECT_THAT(r.out, HasSubstr("herald_connections 0"));
 }
 
+// Each I/O thread listens on the WebSocket port with SO_REUSEPORT; a second server must still
+// be refused that port rather than silently share it.
+TEST(ListenTest, WebSocketPortInUseIsRefused) {
+  HeraldProcess first;
+  ASSERT_TRUE(first.ok());
+  CommandResult second = RunCommand({HeraldBinary(), "--ws-listen", first.ws_address(),
+                                     "--grpc-listen", "127.0.0.1:0", "--threads", "2"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_THAT(second.err, HasSubstr("--ws-listen: cannot listen on"));
+  EXPECT_THAT(second.err, HasSubstr("in use"));
+  // The first server still serves every client.
+  WsClient a, b;
+  ASSERT_TRUE(a.Connect(first.ws_url()));
+  ASSERT_TRUE(b.Connect(first.ws_url()));
+}
+
 }  // namespace
 }  // namespace herald::testing

@@ -37,9 +37,10 @@ class StringFrameFactory : public core::FrameFactory {
 // A session without a socket: records what it is sent and how it was closed. Thread-safe.
 class FakeSession : public core::Session {
  public:
-  explicit FakeSession(std::string id, std::string user = "", std::string remote = "10.0.0.1:5000")
+  explicit FakeSession(std::string id, std::string user = "", std::string remote = "10.0.0.1:5000",
+                       uint32_t shard = 0)
       : core::Session(core::ConnectionMeta{std::move(id), std::move(remote), "https://shop.test",
-                                           "fake/1.0", std::move(user), absl::Now()}) {}
+                                           "fake/1.0", std::move(user), absl::Now(), shard}) {}
 
   void Close(int code, absl::string_view reason) override {
     core::MutexLock lock(&mu_);

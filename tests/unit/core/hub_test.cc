@@ -1,7 +1,10 @@
 #include "server/core/hub.h"
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -125,6 +128,56 @@ TEST_F(HubTest, PublishReachesOnlySubscribersOnceWithIncreasingOffsets) {
     EXPECT_EQ(pubs[0].pub().data().struct_value().fields().at("headline").string_value(), "hi");
   }
   EXPECT_TRUE(c->OfKind(Kind::kPub).empty());
+}
+
+// A ShardExecutor that keeps posted work per shard until the test runs it, like I/O threads
+// that have not got to it yet.
+class QueuedShards : public ShardExecutor {
+ public:
+  void Post(uint32_t shard, std::function<void()> work) override {
+    queues_[shard].push_back(std::move(work));
+  }
+  size_t pending(uint32_t shard) { return queues_[shard].size(); }
+  void Run(uint32_t shard) {
+    std::vector<std::function<void()>> work;
+    work.swap(queues_[shard]);
+    for (auto& w : work) w();
+  }
+
+ private:
+  std::map<uint32_t, std::vector<std::function<void()>>> queues_;
+};
+
+TEST_F(HubTest, FanOutRunsOnEachSubscribersShardAndSkipsThoseWhoLeft) {
+  QueuedShards shards;
+  hub_.SetShardExecutor(&shards);
+  std::vector<std::shared_ptr<FakeSession>> subs;
+  for (uint32_t i = 0; i < 4; ++i) {
+    subs.push_back(std::make_shared<FakeSession>(hub_.NextConnectionId(), "", "10.0.0.1:1", i % 2));
+    ASSERT_TRUE(hub_.Register(subs.back()).ok());
+    ClientSubscribe(subs.back(), "news");
+  }
+  v1::PublishRequest req;
+  req.set_channel("news");
+  *req.mutable_data() = Json(R"({"n":1})");
+  auto r = hub_.Publish(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->delivery().queued(), 4u);
+  // One task per shard, nothing sent before the shard's thread runs it.
+  EXPECT_EQ(shards.pending(0), 1u);
+  EXPECT_EQ(shards.pending(1), 1u);
+  for (auto& s : subs) EXPECT_TRUE(s->OfKind(Kind::kPub).empty());
+  shards.Run(0);
+  EXPECT_EQ(subs[0]->OfKind(Kind::kPub).size(), 1u);
+  EXPECT_EQ(subs[2]->OfKind(Kind::kPub).size(), 1u);
+  EXPECT_TRUE(subs[1]->OfKind(Kind::kPub).empty());
+  // subs[3] unsubscribes before its shard gets to the publication: no pub after `unsubscribed`.
+  Send(subs[3], R"({"id":10,"unsubscribe":{"channel":"news"}})");
+  ASSERT_EQ(subs[3]->Last().kind_case(), Kind::kUnsubscribed);
+  shards.Run(1);
+  EXPECT_EQ(subs[1]->OfKind(Kind::kPub).size(), 1u);
+  EXPECT_TRUE(subs[3]->OfKind(Kind::kPub).empty());
+  hub_.SetShardExecutor(nullptr);
 }
 
 TEST_F(HubTest, PublicationFrameIsTheJsonMappingOfServerFrame) {

@@ -1,6 +1,7 @@
 // ConnectionTable, ChannelIndex, OrderBook and validation, each on its own.
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/channel_index.h"
@@ -48,14 +49,37 @@ TEST(ChannelIndexTest, SnapshotsAreStableAcrossChanges) {
   EXPECT_EQ(before, index.Snapshot("x"));  // cached while unchanged
   EXPECT_TRUE(index.Add("x", b));
   Subscribers after = index.Snapshot("x");
-  EXPECT_EQ(before->size(), 1u);  // an old snapshot is never mutated
-  EXPECT_EQ(after->size(), 2u);
+  EXPECT_EQ(before->sessions.size(), 1u);  // an old snapshot is never mutated
+  EXPECT_EQ(after->sessions.size(), 2u);
   EXPECT_EQ(index.SubscriberCount("x"), 2u);
   EXPECT_TRUE(index.Remove("x", a.get()));
   EXPECT_FALSE(index.Remove("x", a.get()));
   EXPECT_TRUE(index.Remove("x", b.get()));
   EXPECT_EQ(index.channels(), 0u);
-  EXPECT_TRUE(index.Snapshot("x")->empty());
+  EXPECT_TRUE(index.Snapshot("x")->sessions.empty());
+}
+
+TEST(ChannelIndexTest, SnapshotGroupsSubscribersByShard) {
+  ChannelIndex index;
+  std::vector<std::shared_ptr<FakeSession>> sessions;
+  for (uint32_t i = 0; i < 7; ++i) {
+    sessions.push_back(std::make_shared<FakeSession>(absl::StrCat("s", i), "", "10.0.0.1:1",
+                                                     /*shard=*/(i * 5) % 3));
+    index.Add("x", sessions.back());
+  }
+  Subscribers subs = index.Snapshot("x");
+  ASSERT_EQ(subs->sessions.size(), 7u);
+  ASSERT_EQ(subs->groups.size(), 3u);
+  size_t next = 0;
+  for (uint32_t g = 0; g < 3; ++g) {
+    EXPECT_EQ(subs->groups[g].shard, g);
+    EXPECT_EQ(subs->groups[g].begin, next);
+    for (size_t i = subs->groups[g].begin; i < subs->groups[g].end; ++i) {
+      EXPECT_EQ(subs->sessions[i]->shard(), g);
+    }
+    next = subs->groups[g].end;
+  }
+  EXPECT_EQ(next, 7u);
 }
 
 TEST(OrderBookTest, KeepsLatestVersionAndRunsDeliveryOnlyWhenNewer) {
