@@ -1,9 +1,11 @@
 // grpc_bench: control-API throughput, with the project's own multi-threaded gRPC client.
 //
-//   --mode unary-order    PublishOrder, one blocking call at a time per thread
+//   --mode unary-order    PublishOrder: each thread keeps --window calls in flight on its own
+//                         completion queue (gRPC's async API, as gRPC's own QPS client does)
 //   --mode unary-publish  Publish (channel publication), likewise
 //   --mode stream-order   PublishStream of order updates, one stream per thread
 //   --mode stream-publish PublishStream of channel publications, one stream per thread
+//                         (--batch N: N per stream message, as a PublishBatch)
 //
 // Orders cycle over 1000 ids per thread with increasing versions (so none is stale and the order
 // book stays bounded); publications go to channels nobody subscribes to, so the figure is the
@@ -32,6 +34,8 @@ struct Options {
   std::string mode = "unary-order";
   int threads = 16;
   int connections = 4;
+  int window = 32;  // unary calls in flight per thread
+  int batch = 1;    // requests per PublishStream message (PublishBatch when > 1)
   double duration_s = 5;
   std::vector<int> server_pids;
   std::string label;
@@ -61,50 +65,89 @@ struct ThreadStats {
   std::string first_error;
 };
 
+// One unary call in flight; reused for the next call once it completes.
+struct UnaryCall {
+  std::unique_ptr<grpc::ClientContext> ctx;
+  grpc::Status status;
+  v1::PublishResponse publish_resp;
+  v1::PublishOrderResponse order_resp;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::PublishResponse>> publish;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::PublishOrderResponse>> order;
+};
+
+void RunUnary(const Options& opt, v1::Broker::Stub* stub, int t, std::atomic<bool>* stop,
+              ThreadStats* st) {
+  const bool order = opt.mode.find("order") != std::string::npos;
+  v1::PublishRequest pub;
+  pub.set_channel("bench-nosub-" + std::to_string(t));
+  pub.mutable_data()->set_string_value("hello from grpc_bench, a short publication");
+  grpc::CompletionQueue cq;
+  std::vector<UnaryCall> calls(static_cast<size_t>(opt.window));
+  uint64_t k = 0;
+  auto start = [&](UnaryCall& c) {
+    c.ctx = std::make_unique<grpc::ClientContext>();
+    if (order) {
+      v1::PublishOrderRequest req;
+      *req.mutable_order() = MakeOrder(t, k++);
+      c.order = stub->AsyncPublishOrder(c.ctx.get(), req, &cq);
+      c.order->Finish(&c.order_resp, &c.status, &c);
+    } else {
+      c.publish = stub->AsyncPublish(c.ctx.get(), pub, &cq);
+      c.publish->Finish(&c.publish_resp, &c.status, &c);
+    }
+  };
+  for (UnaryCall& c : calls) start(c);
+  size_t in_flight = calls.size();
+  void* tag;
+  bool ok;
+  while (in_flight > 0 && cq.Next(&tag, &ok)) {
+    UnaryCall& c = *static_cast<UnaryCall*>(tag);
+    if (ok && c.status.ok()) {
+      ++st->ok;
+    } else if (st->errors++ == 0) {
+      st->first_error = c.status.error_message();
+    }
+    if (stop->load(std::memory_order_relaxed)) {
+      --in_flight;
+    } else {
+      start(c);
+    }
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 void RunThread(const Options& opt, v1::Broker::Stub* stub, int t, std::atomic<bool>* stop,
                ThreadStats* st) {
   const bool order = opt.mode.find("order") != std::string::npos;
   const std::string channel = "bench-nosub-" + std::to_string(t);
-  if (opt.mode.rfind("unary", 0) == 0) {
-    v1::PublishRequest pub;
-    pub.set_channel(channel);
-    pub.mutable_data()->set_string_value("hello from grpc_bench, a short publication");
-    for (uint64_t k = 0; !stop->load(std::memory_order_relaxed); ++k) {
-      grpc::ClientContext ctx;
-      grpc::Status s;
-      if (order) {
-        v1::PublishOrderRequest req;
-        *req.mutable_order() = MakeOrder(t, k);
-        v1::PublishOrderResponse resp;
-        s = stub->PublishOrder(&ctx, req, &resp);
-      } else {
-        v1::PublishResponse resp;
-        s = stub->Publish(&ctx, pub, &resp);
-      }
-      if (s.ok()) {
-        ++st->ok;
-      } else {
-        if (st->errors++ == 0) st->first_error = s.error_message();
-      }
-    }
-    return;
-  }
+  if (opt.mode.rfind("unary", 0) == 0) return RunUnary(opt, stub, t, stop, st);
   grpc::ClientContext ctx;
   v1::PublishStreamSummary summary;
   std::unique_ptr<grpc::ClientWriter<v1::PublishStreamRequest>> writer =
       stub->PublishStream(&ctx, &summary);
-  v1::PublishStreamRequest req;
+  v1::PublishStreamRequest one;
   if (!order) {
-    req.mutable_publish()->set_channel(channel);
-    req.mutable_publish()->mutable_data()->set_string_value(
+    one.mutable_publish()->set_channel(channel);
+    one.mutable_publish()->mutable_data()->set_string_value(
         "hello from grpc_bench, a short publication");
   }
+  v1::PublishStreamRequest batch;
+  for (int i = 0; i < opt.batch; ++i) *batch.mutable_batch()->add_requests() = one;
+  v1::PublishStreamRequest& req = opt.batch > 1 ? batch : one;
   uint64_t written = 0;
   grpc::WriteOptions wo;
-  for (uint64_t k = 0; !stop->load(std::memory_order_relaxed); ++k) {
-    if (order) *req.mutable_order()->mutable_order() = MakeOrder(t, k);
+  for (uint64_t k = 0; !stop->load(std::memory_order_relaxed);) {
+    if (order && opt.batch > 1) {
+      for (auto& r : *batch.mutable_batch()->mutable_requests()) {
+        *r.mutable_order()->mutable_order() = MakeOrder(t, k++);
+      }
+    } else if (order) {
+      *one.mutable_order()->mutable_order() = MakeOrder(t, k++);
+    }
     if (!writer->Write(req, wo)) break;
-    ++written;
+    written += static_cast<uint64_t>(opt.batch);
   }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
@@ -126,6 +169,10 @@ int Main(int argc, char** argv) {
       opt.mode = v;
     } else if (a == "--threads") {
       opt.threads = std::max(1, std::atoi(v.c_str()));
+    } else if (a == "--batch") {
+      opt.batch = std::max(1, std::atoi(v.c_str()));
+    } else if (a == "--window") {
+      opt.window = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--connections") {
       opt.connections = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--duration") {
@@ -138,7 +185,7 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: grpc_bench --target HOST:PORT --mode "
                    "unary-order|unary-publish|stream-order|stream-publish [--threads T] "
-                   "[--connections C] [--duration S] [--server-pids P]\n");
+                   "[--connections C] [--window W] [--batch B] [--duration S] [--server-pids P]\n");
       return 2;
     }
   }
@@ -188,6 +235,8 @@ int Main(int argc, char** argv) {
                           .Str("mode", opt.mode)
                           .Int("threads", opt.threads)
                           .Int("connections", opt.connections)
+                          .Int("window", opt.mode.rfind("unary", 0) == 0 ? opt.window : 1)
+                          .Int("batch", opt.mode.rfind("stream", 0) == 0 ? opt.batch : 1)
                           .Int("calls", ok)
                           .Int("errors", errors)
                           .Str("first_error", first_error)

@@ -139,11 +139,16 @@ def main():
     g = by.get("grpc", [])
     if g:
         md.append("### Control API (gRPC), herald\n")
-        md.append("| mode | client threads | calls/s | errors | server CPU µs/call |")
-        md.append("|---|---|---|---|---|")
+        md.append("Unary: each client thread keeps `window` calls in flight. Stream: one stream per "
+                  "thread, `batch` requests per stream message (a `PublishBatch` when > 1); "
+                  "calls/s counts publications (orders) applied.\n")
+        md.append("| mode | client threads | window | batch | calls/s | errors | "
+                  "server CPU µs/call | client CPU s |")
+        md.append("|---|---|---|---|---|---|---|---|")
         for r in g:
-            md.append(f"| {r['mode']} | {r['threads']} | {fmt(r['calls_per_s'])} | {r['errors']} | "
-                      f"{fmt(r['server_cpu_us_per_call'])} |")
+            md.append(f"| {r['mode']} | {r['threads']} | {r.get('window', 1)} | "
+                      f"{r.get('batch', 1)} | {fmt(r['calls_per_s'])} | {r['errors']} | "
+                      f"{fmt(r['server_cpu_us_per_call'])} | {fmt(r['client_cpu_s'])} |")
         md.append("")
 
     # --- storm / idle / slow ---------------------------------------------------------------------

@@ -195,13 +195,16 @@ scenario_channels() {
 
 scenario_grpc() {
   start_server herald
-  for mode in unary-order unary-publish stream-order stream-publish; do
-    local threads=16 conns=4
-    case $mode in stream-*) threads=2 conns=2 ;; esac
-    log "grpc $mode threads=$threads"
+  # Unary: 2 threads x 32 calls in flight (async API). Streams: 2 streams, one publication per
+  # message and then 16 per message (PublishBatch).
+  for run in "unary-order 1" "unary-publish 1" "stream-order 1" "stream-order 16" \
+             "stream-publish 1" "stream-publish 16"; do
+    local mode=${run% *} batch=${run#* }
+    log "grpc $mode batch=$batch"
     local json
-    json=$("$GRPC_BENCH" --target $GRPC_HERALD --mode $mode --threads $threads --connections $conns \
-      --duration "$DURATION" --server-pids "$server_pids" --label herald)
+    json=$("$GRPC_BENCH" --target $GRPC_HERALD --mode "$mode" --threads 2 --connections 2 \
+      --window 32 --batch "$batch" --duration "$DURATION" --server-pids "$server_pids" \
+      --label herald)
     echo "{\"scenario\":\"grpc\",\"server\":\"herald\",${json#\{}" | tee -a "$OUT/results.jsonl" >&2
   done
   stop_server

@@ -27,8 +27,12 @@ check '"lost":0,'
 check '"duplicates":0,'
 echo "$result" | grep -q '"deliveries":0,' && { echo "smoke: nothing delivered"; exit 1; }
 
-stream=$("$grpc_bench" --target "$grpc" --mode stream-publish --threads 1 --connections 1 \
-  --duration 1 --server-pids "$pid" --label smoke-stream)
-echo "$stream"
-echo "$stream" | grep -q '"errors":0,' || { echo "smoke: PublishStream errors"; exit 1; }
+for mode in "stream-publish --batch 8" "unary-order --window 4"; do
+  # shellcheck disable=SC2086
+  out=$("$grpc_bench" --target "$grpc" --mode $mode --threads 1 --connections 1 \
+    --duration 1 --server-pids "$pid" --label smoke)
+  echo "$out"
+  echo "$out" | grep -q '"errors":0,' || { echo "smoke: $mode: errors"; exit 1; }
+  echo "$out" | grep -q '"calls":0,' && { echo "smoke: $mode: no calls"; exit 1; }
+done
 echo "smoke: ok"

@@ -36,6 +36,9 @@ void MemoryEngine::Prune(ChannelState& state, absl::Time now) {
                                     state.history.front().published_at + state.policy.ttl <= now)) {
     state.history.pop_front();
   }
+}
+
+void MemoryEngine::ExpireKeys(ChannelState& state, absl::Time now) {
   for (auto it = state.keyed.begin(); it != state.keyed.end();) {
     if (it->second.expires_at <= now) {
       state.keyed.erase(it++);
@@ -90,7 +93,10 @@ void MemoryEngine::Join(absl::string_view channel, const core::JoinSpec& spec,
     }
   }
   if (spec.snapshot) {
-    for (const auto& [key, keyed] : state->keyed) result.snapshot.push_back(keyed.publication);
+    // Expired keys are dropped by Sweep(); until then they are skipped here.
+    for (const auto& [key, keyed] : state->keyed) {
+      if (keyed.expires_at > now) result.snapshot.push_back(keyed.publication);
+    }
     std::sort(result.snapshot.begin(), result.snapshot.end(),
               [](const auto& a, const auto& b) { return a.offset < b.offset; });
   }
@@ -128,6 +134,7 @@ void MemoryEngine::Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_vie
       {
         core::MutexLock state_lock(&state.mu);
         Prune(state, now);
+        ExpireKeys(state, now);
         // Nothing left to recover or snapshot, and nobody used it for a full TTL.
         forget = state.history.empty() && state.keyed.empty() &&
                  state.last_used + state.policy.ttl <= now && !in_use(it->first);

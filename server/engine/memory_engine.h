@@ -58,8 +58,10 @@ class MemoryEngine : public core::Engine {
   static constexpr size_t kShards = 64;
 
   std::shared_ptr<ChannelState> StateFor(absl::string_view channel);
-  // Drops history entries past the policy's size or TTL, and expired keys.
+  // Drops history entries past the policy's size or TTL (amortized O(1): on every publish).
   void Prune(ChannelState& state, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
+  // Drops expired keys: O(keys), so only from Sweep(); Join() skips expired ones meanwhile.
+  void ExpireKeys(ChannelState& state, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
 
   const core::Limits limits_;
   const Clock clock_;

@@ -50,17 +50,32 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
 
  private:
   absl::Status Apply() {
-    switch (request_.kind_case()) {
+    const std::string where = absl::StrCat("requests[", index_, "]");
+    if (request_.kind_case() != v1::PublishStreamRequest::kBatch) return ApplyOne(request_, where);
+    const auto& batch = request_.batch().requests();
+    for (int i = 0; i < batch.size(); ++i) {
+      const std::string inner = absl::StrCat(where, ".batch.requests[", i, "]");
+      if (batch[i].kind_case() == v1::PublishStreamRequest::kBatch) {
+        return absl::InvalidArgumentError(absl::StrCat(inner, ": batches do not nest"));
+      }
+      if (absl::Status st = ApplyOne(batch[i], inner); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+
+  // One publish or order request; `where` names it in errors ("requests[3]").
+  absl::Status ApplyOne(const v1::PublishStreamRequest& request, const std::string& where) {
+    switch (request.kind_case()) {
       case v1::PublishStreamRequest::kPublish: {
-        absl::StatusOr<v1::PublishResponse> r = hub_->Publish(request_.publish());
-        if (!r.ok()) return Prefixed("publish", r.status());
+        absl::StatusOr<v1::PublishResponse> r = hub_->Publish(request.publish());
+        if (!r.ok()) return Prefixed(where, "publish", r.status());
         summary_->set_publications(summary_->publications() + 1);
         summary_->set_queued(summary_->queued() + r->delivery().queued());
         return absl::OkStatus();
       }
       case v1::PublishStreamRequest::kOrder: {
-        absl::StatusOr<v1::PublishOrderResponse> r = hub_->PublishOrder(request_.order());
-        if (!r.ok()) return Prefixed("order", r.status());
+        absl::StatusOr<v1::PublishOrderResponse> r = hub_->PublishOrder(request.order());
+        if (!r.ok()) return Prefixed(where, "order", r.status());
         if (r->applied()) {
           summary_->set_orders_applied(summary_->orders_applied() + 1);
         } else {
@@ -69,17 +84,18 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
         summary_->set_queued(summary_->queued() + r->queued());
         return absl::OkStatus();
       }
+      case v1::PublishStreamRequest::kBatch:
       case v1::PublishStreamRequest::KIND_NOT_SET:
         break;
     }
     return absl::InvalidArgumentError(
-        absl::StrCat("requests[", index_, "]: empty request: set publish or order"));
+        absl::StrCat(where, ": empty request: set publish, order or batch"));
   }
 
   // "channel: …" -> "requests[3].publish.channel: …", so the caller knows which request failed.
-  absl::Status Prefixed(absl::string_view kind, const absl::Status& st) const {
-    return absl::Status(st.code(),
-                        absl::StrCat("requests[", index_, "].", kind, ".", st.message()));
+  static absl::Status Prefixed(const std::string& where, absl::string_view kind,
+                               const absl::Status& st) {
+    return absl::Status(st.code(), absl::StrCat(where, ".", kind, ".", st.message()));
   }
 
   core::Hub* const hub_;

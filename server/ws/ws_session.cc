@@ -75,12 +75,18 @@ size_t WsSession::BufferedBytes() const {
   return connection_->get_buffered_amount() + held_bytes_;
 }
 
+void WsSession::DropHeld() {
+  held_base_ += held_.size();
+  std::vector<core::OutFramePtr>().swap(held_);
+  held_head_ = 0;
+  held_by_key_.clear();
+  held_bytes_ = 0;
+}
+
 void WsSession::CloseSlow(size_t bytes) {
   if (slow_) return;
   slow_ = true;
-  held_.clear();
-  held_by_key_.clear();
-  held_bytes_ = 0;
+  DropHeld();
   hub_->CountSlowConsumerClose();
   Close(core::kCloseSlowConsumer,
         absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));
@@ -95,7 +101,7 @@ bool WsSession::DoSend(const core::OutFramePtr& frame) {
     if (slow_) return false;
     const size_t buffered = connection_->get_buffered_amount();
     // A frame larger than the soft limit still goes out whenever nothing else is queued.
-    if (held_.empty() && (buffered == 0 || buffered + size <= soft_limit_)) {
+    if (!Holding() && (buffered == 0 || buffered + size <= soft_limit_)) {
       return !connection_->send(ws_frame.message());
     }
     const std::string& key = frame->conflation_key();
@@ -114,7 +120,7 @@ bool WsSession::DoSend(const core::OutFramePtr& frame) {
       CloseSlow(buffered + held_bytes_ + size);
       return false;
     }
-    started_holding = held_.empty();
+    started_holding = !Holding();
     if (!key.empty()) held_by_key_[key] = held_base_ + held_.size();
     held_.push_back(frame);
     held_bytes_ += size;
@@ -125,31 +131,33 @@ bool WsSession::DoSend(const core::OutFramePtr& frame) {
 
 bool WsSession::Flush() {
   absl::MutexLock lock(&mu_);
-  if (connection_->get_state() != websocketpp::session::state::open) {
-    held_.clear();
-    held_by_key_.clear();
-    held_bytes_ = 0;
-  }
-  while (!held_.empty() && !slow_) {
-    const auto& ws_frame = static_cast<const WsFrame&>(*held_.front());
+  if (connection_->get_state() != websocketpp::session::state::open) DropHeld();
+  while (Holding() && !slow_) {
+    const core::OutFramePtr& next = held_[held_head_];
+    const auto& ws_frame = static_cast<const WsFrame&>(*next);
     const size_t buffered = connection_->get_buffered_amount();
     if (buffered > 0 && buffered + ws_frame.payload().size() > soft_limit_) break;
-    const std::string& key = held_.front()->conflation_key();
+    const std::string& key = next->conflation_key();
     if (!key.empty()) {
       auto it = held_by_key_.find(key);
-      if (it != held_by_key_.end() && it->second == held_base_) held_by_key_.erase(it);
+      if (it != held_by_key_.end() && it->second == held_base_ + held_head_) {
+        held_by_key_.erase(it);
+      }
     }
     held_bytes_ -= ws_frame.payload().size();
     websocketpp::lib::error_code ec = connection_->send(ws_frame.message());
-    held_.pop_front();
-    ++held_base_;
-    if (ec) {  // closing: drop what is held
-      held_.clear();
-      held_by_key_.clear();
-      held_bytes_ = 0;
-    }
+    ++held_head_;
+    if (ec) DropHeld();  // closing: drop what is held
   }
-  return !held_.empty() && !slow_;
+  if (!Holding()) {
+    DropHeld();  // all sent: release the vector
+  } else if (held_head_ * 2 >= held_.size()) {
+    // Still behind: forget the sent prefix (sequence numbers in held_by_key_ stay valid).
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(held_head_));
+    held_base_ += held_head_;
+    held_head_ = 0;
+  }
+  return Holding() && !slow_;
 }
 
 }  // namespace herald::ws

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -123,6 +124,50 @@ TEST(PublishStreamTest, FirstInvalidRequestEndsTheCallAndNamesIt) {
   st = Stream(*stub, {OrderReq("o-8", 1), no_store}, &summary);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), StartsWith("requests[1].order.order.store_id:"));
+}
+
+TEST(PublishStreamTest, BatchesApplyInOrderAndErrorsNameTheInnerRequest) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  WsClient news;
+  ASSERT_TRUE(news.Connect(herald.ws_url()));
+  ASSERT_TRUE(news.Subscribe("news"));
+  auto stub = herald.Stub();
+  v1::PublishStreamRequest batch;
+  for (const char* n : {"a", "b", "c"}) {
+    *batch.mutable_batch()->add_requests() =
+        PublishReq("news", absl::StrCat(R"({"n":")", n, "\"}"));
+  }
+  *batch.mutable_batch()->add_requests() = OrderReq("o-1", 1);
+  v1::PublishStreamSummary summary;
+  grpc::Status st = Stream(*stub, {PublishReq("news", R"({"n":"first"})"), batch}, &summary);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(summary.publications(), 4u);
+  EXPECT_EQ(summary.orders_applied(), 1u);
+  news.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub() && DataText(f) == "c"; },
+                 "last publication of the batch");
+  auto pubs = news.Publications();
+  ASSERT_EQ(pubs.size(), 4u);
+  EXPECT_EQ(DataText(pubs[0]), "first");
+  EXPECT_EQ(DataText(pubs[1]), "a");
+  EXPECT_EQ(DataText(pubs[3]), "c");
+  EXPECT_LT(pubs[1].pub().offset(), pubs[3].pub().offset());
+
+  // A bad request inside a batch is named by both indexes; the batch's earlier requests stand.
+  v1::PublishStreamRequest bad;
+  *bad.mutable_batch()->add_requests() = PublishReq("news", R"({"n":"kept"})");
+  *bad.mutable_batch()->add_requests() = PublishReq("bad channel!", R"({"n":"x"})");
+  st = Stream(*stub, {PublishReq("news", R"({"n":"0"})"), bad}, &summary);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), StartsWith("requests[1].batch.requests[1].publish.channel:"));
+  news.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub() && DataText(f) == "kept"; },
+                 "the batch's first request");
+
+  v1::PublishStreamRequest nested;
+  *nested.mutable_batch()->add_requests()->mutable_batch() = v1::PublishBatch();
+  st = Stream(*stub, {nested}, &summary);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), StartsWith("requests[0].batch.requests[0]: batches do not nest"));
 }
 
 TEST(PublishStreamTest, NeedsTheApiKeyWhenOneIsConfigured) {
