@@ -157,7 +157,7 @@ def main():
         md.append("### Connect storm\n")
         md.append("| server | connections | ready | failed | handshakes/s | handshake p50 ms | p99 ms |")
         md.append("|---|---|---|---|---|---|---|")
-        for s in SERVERS:
+        for s in ["herald", "herald-jwt", "nchan", "ceiling"]:
             if s in st:
                 r = st[s]
                 h = r["handshake_latency"]
@@ -166,7 +166,9 @@ def main():
                           f"{fmt(h['p99_us'] / 1000)} |")
         v = {s: st[s]["connect_per_s"] for s in st}
         md.append(f"\nherald/nchan: {ratio(v.get('herald'), v.get('nchan'))}, herald/ceiling: "
-                  f"{ratio(v.get('herald'), v.get('ceiling'))}\n")
+                  f"{ratio(v.get('herald'), v.get('ceiling'))}, herald with JWT/nchan: "
+                  f"{ratio(v.get('herald-jwt'), v.get('nchan'))} (herald-jwt: every handshake "
+                  "carries an HS256 `?token=`)\n")
     idle = {r["server"]: r for r in by.get("idle", [])}
     if idle:
         md.append("### Idle connections: server RSS per connection\n")

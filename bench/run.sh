@@ -25,7 +25,7 @@ OUT=$(cd "$OUT" && pwd)
 
 # The full bench needs nginx + nchan (the peer) and gnuplot (plots); CI does not.
 scripts/deps.sh nginx-light libnginx-mod-nchan gnuplot-nox python3
-scripts/build.sh default herald herald_load grpc_bench ceiling_server >/dev/null
+scripts/build.sh default herald heraldctl herald_load grpc_bench ceiling_server >/dev/null
 
 bin=$root/build/default
 HERALD=$bin/server/herald
@@ -122,6 +122,7 @@ stop_server() {
 target_args() {
   case $server_name in
     herald) echo "--url ws://$WS_HERALD/ws --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
+    herald-jwt) echo "--url ws://$WS_HERALD/ws?token=$TOKEN --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
     nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http" ;;
     ceiling) echo "--url ws://$WS_CEILING/ws --raw --pub-target $UDP_CEILING --publish udp" ;;
   esac
@@ -216,11 +217,21 @@ scenario_storm() {
   for s in $SERVERS; do
     start_server "$s"
     log "connect storm $s: $n connections"
-    # Herald: ready at `welcome` (no JWT yet: the handshake carries no token to verify).
+    # Herald: ready at `welcome`; here no token is verified (development mode).
     run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
       --publish none --connect-timeout 60
     stop_server
   done
+  case " $SERVERS " in *" herald "*) ;; *) return 0 ;; esac
+  # With JWT: every handshake carries ?token= (HS256), verified before the upgrade.
+  local secret=bench-secret-0123456789abcdef
+  TOKEN=$("$bin/client/cli/heraldctl" token --secret $secret --sub bench-user --ttl 3600)
+  start_server herald --jwt-hs256-secret $secret
+  server_name=herald-jwt
+  log "connect storm herald with JWT: $n connections"
+  run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
+    --publish none --connect-timeout 60
+  stop_server
 }
 
 scenario_idle() {
