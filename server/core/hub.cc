@@ -63,6 +63,24 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
   if (absl::Status st = table_.Add(std::move(session)); !st.ok()) return st;
   connections_total_.fetch_add(1, std::memory_order_relaxed);
+  // With tokens required, a connection without one is announced once its `connect` frame
+  // names the user (OnConnect).
+  if (Announced(s)) Announce(s);
+  ServerFrame frame;
+  v1::Welcome* welcome = frame.mutable_welcome();
+  welcome->set_connection_id(s.id());
+  welcome->set_node(node_);
+  welcome->set_ping_interval_ms(limits_.ping_interval_ms);
+  welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
+  welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+  Reply(s, frame);
+  ArmAuthDeadline(s);
+  return absl::OkStatus();
+}
+
+bool Hub::Announced(const Session& s) const { return !auth_required() || !s.user().empty(); }
+
+void Hub::Announce(const Session& s) {
   if (!s.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
     // The user came back within the grace period: their earlier disconnect is not news.
     core::MutexLock lock(&held_mu_);
@@ -76,16 +94,6 @@ absl::Status Hub::Register(std::shared_ptr<Session> session) {
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
   }
-  ServerFrame frame;
-  v1::Welcome* welcome = frame.mutable_welcome();
-  welcome->set_connection_id(s.id());
-  welcome->set_node(node_);
-  welcome->set_ping_interval_ms(limits_.ping_interval_ms);
-  welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
-  welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
-  Reply(s, frame);
-  ArmAuthDeadline(s);
-  return absl::OkStatus();
 }
 
 void Hub::Unregister(const Session& session, int code, absl::string_view reason) {
@@ -94,7 +102,7 @@ void Hub::Unregister(const Session& session, int code, absl::string_view reason)
   for (const std::string& channel : removed->MarkClosed()) index_.Remove(channel, removed.get());
   const absl::Time now = clock_();
   tasks_.RemoveWorker(*removed, now);
-  if (events_.has_watchers()) {
+  if (events_.has_watchers() && Announced(*removed)) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_DISCONNECT, *removed);
     e.set_remote_address(removed->meta().remote_address);
     e.set_code(static_cast<uint32_t>(code));

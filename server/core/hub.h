@@ -147,6 +147,11 @@ class Hub {
   // PERMISSION_DENIED (naming `field`) when the session's token does not allow `channel`.
   absl::Status CheckChannelPermission(const Session& session, absl::string_view field,
                                       absl::string_view channel) const;
+  // Whether watchers have been told about `s` (CONNECT): at Register, unless tokens are required
+  // and it has none yet; then at its `connect`. A DISCONNECT follows only an announced session.
+  bool Announced(const Session& s) const;
+  // Emits CONNECT and drops a DISCONNECT of the same user still held back by the grace period.
+  void Announce(const Session& s);
   // Sends `frame` to the subscribers of `channel` (on their I/O threads when a ShardExecutor is
   // set); returns how many were handed the frame.
   uint32_t FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame);

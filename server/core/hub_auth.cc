@@ -108,6 +108,7 @@ void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
   auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
   session->SetGrant(grant);
   if (!table_.IndexUser(session)) return;  // closed meanwhile
+  Announce(*session);                      // CONNECT, now with the user
   reply.mutable_connected()->set_user(grant->user);
   reply.mutable_connected()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
   Reply(*session, reply);

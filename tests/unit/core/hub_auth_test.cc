@@ -1,6 +1,7 @@
 // Hub with a JWT verifier: connect/refresh frames, auth deadlines and channel permissions, with
 // fake sessions (the transport's timer is replaced by calling CheckAuthDeadline directly).
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -83,6 +84,27 @@ TEST_F(HubAuthTest, ConnectSetsTheUserIndexAndTheExpiryDeadline) {
   EXPECT_EQ(s->close_code(), 0);
   hub_.Unregister(*s);
   EXPECT_EQ(ByUser("u1").total(), 0u);
+}
+
+TEST_F(HubAuthTest, ConnectEventWaitsForTheConnectFrameAndNamesTheUser) {
+  auto watcher = *hub_.Watch(v1::WatchEventsRequest(), nullptr);
+  auto s = Connect();
+  EXPECT_FALSE(watcher->Pop().has_value());  // not announced before it says who it is
+  hub_.OnClientFrame(s, R"({"id":1,"connect":{"token":")" + Token("u1") + R"("}})");
+  std::optional<v1::Event> e = watcher->Pop();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->type(), v1::EVENT_TYPE_CONNECT);
+  EXPECT_EQ(e->user(), "u1");
+  EXPECT_EQ(e->connection_id(), s->id());
+  hub_.Unregister(*s, 1000, "bye");
+  e = watcher->Pop();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->type(), v1::EVENT_TYPE_DISCONNECT);
+  EXPECT_EQ(e->user(), "u1");
+  // One that never authenticates comes and goes unannounced.
+  auto anonymous = Connect();
+  hub_.Unregister(*anonymous, 4003, "unauthorized");
+  EXPECT_FALSE(watcher->Pop().has_value());
 }
 
 TEST_F(HubAuthTest, AnythingButConnectFirstIsRefusedAndCloses) {
