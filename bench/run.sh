@@ -177,6 +177,9 @@ scenario_latency() {
     log "latency $s 1000 subs x 50 msg/s"
     run_load latency -- --subs 1000 --threads 2 --src-count 4 --rate 50 \
       --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
+    log "latency $s 9000 subs x 2 msg/s"
+    run_load latency9k -- --subs 9000 --threads 2 --src-count 4 --rate 2 \
+      --duration $(( DURATION * 2 )) --drain 3
     stop_server
   done
 }
