@@ -67,6 +67,8 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
   server_.set_validate_handler([this](connection_hdl hdl) { return OnValidate(hdl); });
   server_.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
   server_.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
+  // Before open (OnOpen installs the connection's own): drop a grant OnValidate left.
+  server_.set_fail_handler([this](connection_hdl hdl) { TakeGrant(hdl.lock().get()); });
   server_.set_tcp_post_init_handler([this](connection_hdl hdl) {
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
@@ -154,10 +156,20 @@ void Endpoint::FlushBehind() {
   });
 }
 
+std::shared_ptr<const auth::Claims> Endpoint::TakeGrant(const void* connection) {
+  absl::MutexLock lock(&grants_mu_);
+  auto it = grants_.find(connection);
+  if (it == grants_.end()) return nullptr;
+  std::shared_ptr<const auth::Claims> grant = std::move(it->second);
+  grants_.erase(it);
+  return grant;
+}
+
 bool Endpoint::OnValidate(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return false;
+  TakeGrant(con.get());
   if (PathOf(con->get_resource()) != "/ws") {
     con->set_status(http::status_code::not_found);
     con->set_body("WebSocket endpoint is /ws\n");
@@ -173,11 +185,14 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
     // one, the client must authenticate with a `connect` frame (Hub enforces the deadline).
     const std::string token = QueryParam(con->get_resource(), "token");
     if (!token.empty()) {
-      if (absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token); !claims.ok()) {
+      absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token);
+      if (!claims.ok()) {
         con->set_status(http::status_code::unauthorized);
         con->set_body(absl::StrCat("invalid token: ", claims.status().message(), "\n"));
         return false;
       }
+      absl::MutexLock lock(&grants_mu_);
+      grants_[con.get()] = std::make_shared<const auth::Claims>(*std::move(claims));
     }
   }
   if (hub_->connection_count() >= hub_->limits().max_connections) {
@@ -199,17 +214,10 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = absl::Now();
   meta.shard = shard_;
-  std::shared_ptr<const auth::Claims> grant;
-  if (hub_->auth_required()) {
-    // Verified in OnValidate; verified again for its claims (it may have expired since: then
-    // the connection is anonymous and must send `connect`).
-    const std::string token = QueryParam(con->get_resource(), "token");
-    absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token);
-    if (!token.empty() && claims.ok()) {
-      grant = std::make_shared<const auth::Claims>(*std::move(claims));
-      meta.user = grant->user;
-    }
-  }
+  // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
+  // and must send `connect`.
+  std::shared_ptr<const auth::Claims> grant = TakeGrant(con.get());
+  if (grant != nullptr) meta.user = grant->user;
   // The handshake request and response (header maps, body) stay inside the connection for its
   // whole life but are not read again after open: what Herald needs is copied into `meta` (and
   // the token's claims into `grant`). Dropping them saves about 0.9 KB per idle connection.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -92,6 +93,14 @@ class Endpoint {
   HttpFallback http_fallback_;
   std::string local_address_;
   asio::steady_timer flush_timer_;
+  // Claims of a `?token=` verified in OnValidate, picked up by OnOpen (so each handshake token
+  // is verified once). Keyed by connection; OnValidate first erases its connection's entry, so a
+  // stale entry can never reach a later connection at the same address; the fail handler drops
+  // the entry of a connection that fails before open.
+  absl::Mutex grants_mu_;
+  absl::flat_hash_map<const void*, std::shared_ptr<const auth::Claims>> grants_
+      ABSL_GUARDED_BY(grants_mu_);
+  std::shared_ptr<const auth::Claims> TakeGrant(const void* connection);
   absl::Mutex behind_mu_;
   std::vector<std::shared_ptr<WsSession>> behind_ ABSL_GUARDED_BY(behind_mu_);
   bool flushing_ ABSL_GUARDED_BY(behind_mu_) = false;
