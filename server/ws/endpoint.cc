@@ -50,7 +50,7 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
 }  // namespace
 
 Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
-    : hub_(hub), shard_(shard), flush_timer_(*io) {
+    : hub_(hub), shard_(shard), io_(io) {
   websocketpp::lib::error_code ec;
   server_.init_asio(io, ec);  // Only fails when called twice.
   server_.set_reuse_addr(true);
@@ -117,43 +117,6 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
 void Endpoint::StopListening() {
   websocketpp::lib::error_code ec;
   server_.stop_listening(ec);
-}
-
-void Endpoint::AddBehind(std::shared_ptr<WsSession> session) {
-  {
-    absl::MutexLock lock(&behind_mu_);
-    behind_.push_back(std::move(session));
-    if (flushing_) return;
-    flushing_ = true;
-  }
-  flush_timer_.expires_after(std::chrono::milliseconds(2));
-  flush_timer_.async_wait([this](const asio::error_code& ec) {
-    if (!ec) FlushBehind();
-  });
-}
-
-void Endpoint::FlushBehind() {
-  std::vector<std::shared_ptr<WsSession>> sessions;
-  {
-    absl::MutexLock lock(&behind_mu_);
-    sessions.swap(behind_);
-  }
-  std::vector<std::shared_ptr<WsSession>> still;
-  for (auto& s : sessions) {
-    if (s->Flush()) still.push_back(std::move(s));
-  }
-  {
-    absl::MutexLock lock(&behind_mu_);
-    behind_.insert(behind_.end(), still.begin(), still.end());
-    if (behind_.empty()) {
-      flushing_ = false;
-      return;
-    }
-  }
-  flush_timer_.expires_after(std::chrono::milliseconds(5));
-  flush_timer_.async_wait([this](const asio::error_code& ec) {
-    if (!ec) FlushBehind();
-  });
 }
 
 std::shared_ptr<const auth::Claims> Endpoint::TakeGrant(const void* connection) {
@@ -223,9 +186,10 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   // the token's claims into `grant`). Dropping them saves about 0.9 KB per idle connection.
   const_cast<WsConfig::request_type&>(con->get_request()) = WsConfig::request_type();
   const_cast<WsConfig::response_type&>(con->get_response()) = WsConfig::response_type();
-  auto session = std::make_shared<WsSession>(
-      std::move(meta), con, hub_,
-      [this](std::shared_ptr<WsSession> s) { AddBehind(std::move(s)); });
+  // The session writes to the socket itself (non-blocking, from this thread).
+  asio::error_code nb_ec;
+  con->get_raw_socket().non_blocking(true, nb_ec);
+  auto session = std::make_shared<WsSession>(std::move(meta), con, hub_, io_);
   if (grant != nullptr) session->SetGrant(std::move(grant));
   // The hub's table owns the session (which holds the connection); the connection's handlers
   // hold only a weak reference, so there is no ownership cycle. They run on this connection's
@@ -240,6 +204,11 @@ void Endpoint::OnOpen(connection_hdl hdl) {
       return;
     }
     hub_->OnClientFrame(s, msg->get_payload());
+  });
+  // Pongs go through the session's queue too: websocketpp's own would bypass it.
+  con->set_ping_handler([weak](connection_hdl, std::string payload) {
+    if (std::shared_ptr<WsSession> s = weak.lock()) s->Pong(std::move(payload));
+    return false;
   });
   con->set_close_handler([this, weak](connection_hdl hdl) {
     std::shared_ptr<WsSession> s = weak.lock();

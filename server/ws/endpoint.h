@@ -14,7 +14,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "asio/io_context.hpp"
-#include "asio/steady_timer.hpp"
 #include "server/core/hub.h"
 #include "server/ws/static_files.h"
 #include "server/ws/ws_config.h"
@@ -75,10 +74,6 @@ class Endpoint {
   void ServeStaticFiles(const std::string& dir);
 
  private:
-  // Sessions holding frames (behind their soft send limit) are flushed every few milliseconds
-  // until they have caught up.
-  void AddBehind(std::shared_ptr<WsSession> session);
-  void FlushBehind();
   bool OnValidate(websocketpp::connection_hdl hdl);
   void OnOpen(websocketpp::connection_hdl hdl);
   void OnHttp(websocketpp::connection_hdl hdl);
@@ -92,7 +87,7 @@ class Endpoint {
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
   std::string local_address_;
-  asio::steady_timer flush_timer_;
+  asio::io_context* const io_;
   // Claims of a `?token=` verified in OnValidate, picked up by OnOpen (so each handshake token
   // is verified once). Keyed by connection; OnValidate first erases its connection's entry, so a
   // stale entry can never reach a later connection at the same address; the fail handler drops
@@ -101,9 +96,6 @@ class Endpoint {
   absl::flat_hash_map<const void*, std::shared_ptr<const auth::Claims>> grants_
       ABSL_GUARDED_BY(grants_mu_);
   std::shared_ptr<const auth::Claims> TakeGrant(const void* connection);
-  absl::Mutex behind_mu_;
-  std::vector<std::shared_ptr<WsSession>> behind_ ABSL_GUARDED_BY(behind_mu_);
-  bool flushing_ ABSL_GUARDED_BY(behind_mu_) = false;
   std::unique_ptr<const StaticFiles> static_files_;
 };
 

@@ -4,20 +4,17 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "asio/post.hpp"
 #include "server/core/protocol.h"
 
 namespace herald::ws {
 
-WsFrame::WsFrame(std::string payload) {
+WsFrame::WsFrame(std::string payload, websocketpp::frame::opcode::value opcode)
+    : payload_(std::move(payload)) {
   namespace frame = websocketpp::frame;
-  message_ = std::make_shared<WsConfig::message_type>(WsConfig::con_msg_manager_type::ptr(),
-                                                      frame::opcode::text, 0);
-  const uint64_t size = payload.size();
-  message_->set_header(frame::prepare_header(
-      frame::basic_header(frame::opcode::text, size, /*fin=*/true, /*mask=*/false),
-      frame::extended_header(size)));
-  message_->get_raw_payload() = std::move(payload);
-  message_->set_prepared(true);
+  const uint64_t size = payload_.size();
+  header_ = frame::prepare_header(frame::basic_header(opcode, size, /*fin=*/true, /*mask=*/false),
+                                  frame::extended_header(size));
 }
 
 core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflation_key) const {
@@ -27,17 +24,33 @@ core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflati
 }
 
 WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
-                     std::function<void(std::shared_ptr<WsSession>)> on_behind)
+                     asio::io_context* io)
     : core::Session(std::move(meta)),
       connection_(std::move(connection)),
       hub_(hub),
+      io_(io),
       soft_limit_(hub->limits().soft_send_buffer_bytes),
-      hard_limit_(hub->limits().max_send_buffer_bytes),
-      on_behind_(std::move(on_behind)) {}
+      hard_limit_(hub->limits().max_send_buffer_bytes) {}
 
 void WsSession::Close(int code, absl::string_view reason) {
+  if (OnIoThread()) return CloseHere(code, std::string(reason));
+  asio::post(*io_, [self = shared_from_this(), code, reason = std::string(reason)]() mutable {
+    self->CloseHere(code, std::move(reason));
+  });
+}
+
+void WsSession::CloseHere(int code, std::string reason) {
+  if (close_pending_) return;
+  if (out_bytes_ > 0 && !write_failed_) {
+    // websocketpp writes the close frame itself: only once our bytes are all out.
+    close_pending_ = true;
+    close_code_ = code;
+    close_reason_ = std::move(reason);
+    DropHeld();
+    return;
+  }
   websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
-  connection_->close(static_cast<websocketpp::close::status::value>(code), std::string(reason), ec);
+  connection_->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
 }
 
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
@@ -62,18 +75,21 @@ void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
 }
 
 void WsSession::CancelTimers() {
-  absl::MutexLock lock(&timer_mu_);
-  if (auth_timer_ != nullptr) {
-    asio::error_code ignored;
-    auth_timer_->cancel(ignored);
-    auth_timer_ = nullptr;
+  {
+    absl::MutexLock lock(&timer_mu_);
+    if (auth_timer_ != nullptr) {
+      asio::error_code ignored;
+      auth_timer_->cancel(ignored);
+      auth_timer_ = nullptr;
+    }
+  }
+  if (OnIoThread()) {
+    DropHeld();
+    DropQueued();
   }
 }
 
-size_t WsSession::BufferedBytes() const {
-  absl::MutexLock lock(&mu_);
-  return connection_->get_buffered_amount() + held_bytes_;
-}
+size_t WsSession::BufferedBytes() const { return buffered_.load(std::memory_order_relaxed); }
 
 void WsSession::DropHeld() {
   held_base_ += held_.size();
@@ -81,6 +97,15 @@ void WsSession::DropHeld() {
   held_head_ = 0;
   held_by_key_.clear();
   held_bytes_ = 0;
+  UpdateBuffered();
+}
+
+void WsSession::DropQueued() {
+  std::vector<core::OutFramePtr>().swap(out_);
+  out_head_ = 0;
+  out_offset_ = 0;
+  out_bytes_ = 0;
+  UpdateBuffered();
 }
 
 void WsSession::CloseSlow(size_t bytes) {
@@ -88,76 +113,187 @@ void WsSession::CloseSlow(size_t bytes) {
   slow_ = true;
   DropHeld();
   hub_->CountSlowConsumerClose();
-  Close(core::kCloseSlowConsumer,
-        absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));
+  CloseHere(core::kCloseSlowConsumer,
+            absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued (", bytes, ")"));
+}
+
+void WsSession::Pong(std::string payload) {
+  SendHere(std::make_shared<WsFrame>(std::move(payload), websocketpp::frame::opcode::pong));
 }
 
 bool WsSession::DoSend(const core::OutFramePtr& frame) {
-  const auto& ws_frame = static_cast<const WsFrame&>(*frame);
-  const size_t size = ws_frame.payload().size();
-  bool started_holding = false;
-  {
-    absl::MutexLock lock(&mu_);
-    if (slow_) return false;
-    const size_t buffered = connection_->get_buffered_amount();
-    // A frame larger than the soft limit still goes out whenever nothing else is queued.
-    if (!Holding() && (buffered == 0 || buffered + size <= soft_limit_)) {
-      return !connection_->send(ws_frame.message());
-    }
-    const std::string& key = frame->conflation_key();
-    if (!key.empty()) {
-      if (auto it = held_by_key_.find(key); it != held_by_key_.end()) {
-        // A newer version of something still held: it takes the older one's place.
-        core::OutFramePtr& slot = held_[it->second - held_base_];
-        held_bytes_ = held_bytes_ - slot->payload().size() + size;
-        slot = frame;
-        conflated_.fetch_add(1, std::memory_order_relaxed);
-        hub_->CountConflated();
-        return true;
-      }
-    }
-    if (buffered + held_bytes_ + size > hard_limit_) {
-      CloseSlow(buffered + held_bytes_ + size);
-      return false;
-    }
-    started_holding = !Holding();
-    if (!key.empty()) held_by_key_[key] = held_base_ + held_.size();
-    held_.push_back(frame);
-    held_bytes_ += size;
-  }
-  if (started_holding && on_behind_) on_behind_(shared_from_this());
+  if (OnIoThread()) return SendHere(frame);
+  // Another thread (a gRPC handler, the hub's ticker): the socket belongs to the I/O thread.
+  asio::post(*io_, [self = shared_from_this(), frame] { self->SendHere(frame); });
   return true;
 }
 
-bool WsSession::Flush() {
-  absl::MutexLock lock(&mu_);
-  if (connection_->get_state() != websocketpp::session::state::open) DropHeld();
-  while (Holding() && !slow_) {
-    const core::OutFramePtr& next = held_[held_head_];
-    const auto& ws_frame = static_cast<const WsFrame&>(*next);
-    const size_t buffered = connection_->get_buffered_amount();
-    if (buffered > 0 && buffered + ws_frame.payload().size() > soft_limit_) break;
-    const std::string& key = next->conflation_key();
-    if (!key.empty()) {
-      auto it = held_by_key_.find(key);
-      if (it != held_by_key_.end() && it->second == held_base_ + held_head_) {
-        held_by_key_.erase(it);
+bool WsSession::SendHere(const core::OutFramePtr& frame) {
+  if (slow_ || close_pending_ || write_failed_ ||
+      connection_->get_state() != websocketpp::session::state::open) {
+    return false;
+  }
+  const size_t size = static_cast<const WsFrame&>(*frame).wire_size();
+  // A frame larger than the soft limit still goes out whenever nothing else is queued.
+  if (!Holding() && (out_bytes_ == 0 || out_bytes_ + size <= soft_limit_)) {
+    out_.push_back(frame);
+    out_bytes_ += size;
+    UpdateBuffered();
+    ScheduleWrite();
+    return true;
+  }
+  const std::string& key = frame->conflation_key();
+  if (!key.empty()) {
+    if (auto it = held_by_key_.find(key); it != held_by_key_.end()) {
+      // A newer version of something still held: it takes the older one's place.
+      core::OutFramePtr& slot = held_[it->second - held_base_];
+      held_bytes_ = held_bytes_ - static_cast<const WsFrame&>(*slot).wire_size() + size;
+      slot = frame;
+      UpdateBuffered();
+      conflated_.fetch_add(1, std::memory_order_relaxed);
+      hub_->CountConflated();
+      return true;
+    }
+  }
+  if (out_bytes_ + held_bytes_ + size > hard_limit_) {
+    CloseSlow(out_bytes_ + held_bytes_ + size);
+    return false;
+  }
+  if (!key.empty()) held_by_key_[key] = held_base_ + held_.size();
+  held_.push_back(frame);
+  held_bytes_ += size;
+  UpdateBuffered();
+  return true;
+}
+
+namespace {
+// Sessions of this I/O thread with bytes to write at the end of the loop turn.
+thread_local std::vector<std::shared_ptr<WsSession>> t_write_list;
+}  // namespace
+
+void WsSession::ScheduleWrite() {
+  if (write_scheduled_ || awaiting_writable_) return;
+  write_scheduled_ = true;
+  if (t_write_list.empty()) asio::post(*io_, &WsSession::WriteScheduled);
+  t_write_list.push_back(shared_from_this());
+}
+
+void WsSession::WriteScheduled() {
+  std::vector<std::shared_ptr<WsSession>> sessions;
+  sessions.swap(t_write_list);
+  for (const std::shared_ptr<WsSession>& s : sessions) {
+    s->write_scheduled_ = false;
+    if (!s->awaiting_writable_) s->Write();
+  }
+}
+
+void WsSession::Write() {
+  for (;;) {
+    WriteSome();
+    if (write_failed_ || awaiting_writable_ || !Holding() || slow_) break;
+    // Room again: move held frames (newest versions only) to the socket queue.
+    while (Holding()) {
+      const core::OutFramePtr& next = held_[held_head_];
+      const size_t size = static_cast<const WsFrame&>(*next).wire_size();
+      if (out_bytes_ > 0 && out_bytes_ + size > soft_limit_) break;
+      const std::string& key = next->conflation_key();
+      if (!key.empty()) {
+        auto it = held_by_key_.find(key);
+        if (it != held_by_key_.end() && it->second == held_base_ + held_head_) {
+          held_by_key_.erase(it);
+        }
+      }
+      held_bytes_ -= size;
+      out_bytes_ += size;
+      out_.push_back(std::move(held_[held_head_]));
+      ++held_head_;
+    }
+    if (!Holding()) {
+      DropHeld();  // all moved: release the vector
+    } else if (held_head_ * 2 >= held_.size()) {
+      // Still behind: forget the moved prefix (sequence numbers in held_by_key_ stay valid).
+      held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(held_head_));
+      held_base_ += held_head_;
+      held_head_ = 0;
+    }
+    UpdateBuffered();
+  }
+  if (close_pending_ && out_bytes_ == 0) {
+    close_pending_ = false;
+    websocketpp::lib::error_code ec;
+    connection_->close(static_cast<websocketpp::close::status::value>(close_code_), close_reason_,
+                       ec);
+  }
+}
+
+void WsSession::WriteSome() {
+  asio::ip::tcp::socket& socket = connection_->get_raw_socket();
+  // One gathered write (header and payload of up to 32 frames) per turn.
+  static thread_local std::vector<asio::const_buffer> iov;
+  while (out_head_ < out_.size()) {
+    iov.clear();
+    size_t skip = out_offset_;
+    for (size_t i = out_head_; i < out_.size() && iov.size() < 64; ++i) {
+      const auto& f = static_cast<const WsFrame&>(*out_[i]);
+      for (absl::string_view part : {f.header(), f.payload()}) {
+        if (skip >= part.size()) {
+          skip -= part.size();
+          continue;
+        }
+        part.remove_prefix(skip);
+        skip = 0;
+        iov.emplace_back(part.data(), part.size());
       }
     }
-    held_bytes_ -= ws_frame.payload().size();
-    websocketpp::lib::error_code ec = connection_->send(ws_frame.message());
-    ++held_head_;
-    if (ec) DropHeld();  // closing: drop what is held
+    asio::error_code ec;
+    size_t written = socket.write_some(iov, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      if (out_head_ * 2 >= out_.size()) {  // forget what is written
+        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
+        out_head_ = 0;
+      }
+      awaiting_writable_ = true;
+      socket.async_wait(asio::socket_base::wait_write,
+                        [weak = weak_from_this()](const asio::error_code& wait_ec) {
+                          std::shared_ptr<WsSession> s = weak.lock();
+                          if (s == nullptr) return;
+                          s->awaiting_writable_ = false;
+                          if (wait_ec) {
+                            s->write_failed_ = true;
+                            s->DropQueued();
+                            return;
+                          }
+                          s->Write();
+                        });
+      break;
+    }
+    if (ec) {
+      // The peer is gone; websocketpp's reader sees it too and runs the close handler.
+      write_failed_ = true;
+      DropQueued();
+      return;
+    }
+    out_bytes_ -= written;
+    while (written > 0) {
+      const size_t rest = static_cast<const WsFrame&>(*out_[out_head_]).wire_size() - out_offset_;
+      if (written < rest) {
+        out_offset_ += written;
+        break;
+      }
+      written -= rest;
+      out_[out_head_++].reset();
+      out_offset_ = 0;
+    }
   }
-  if (!Holding()) {
-    DropHeld();  // all sent: release the vector
-  } else if (held_head_ * 2 >= held_.size()) {
-    // Still behind: forget the sent prefix (sequence numbers in held_by_key_ stay valid).
-    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(held_head_));
-    held_base_ += held_head_;
-    held_head_ = 0;
+  if (out_head_ == out_.size()) {
+    if (out_.capacity() > 4) {
+      std::vector<core::OutFramePtr>().swap(out_);
+    } else {
+      out_.clear();
+    }
+    out_head_ = 0;
   }
-  return Holding() && !slow_;
+  UpdateBuffered();
 }
 
 }  // namespace herald::ws

@@ -11,22 +11,26 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 
+#include "asio/io_context.hpp"
 #include "server/core/hub.h"
 #include "server/core/session.h"
 #include "server/ws/ws_config.h"
 
 namespace herald::ws {
 
-// A publication framed once as a prepared websocketpp message; websocketpp queues a prepared
-// message as is, so one WsFrame is shared by every subscriber's send queue. Immutable once made.
+// A server frame (header + payload) framed once; the same WsFrame is queued on every
+// subscriber's socket. Immutable once made.
 class WsFrame : public core::OutFrame {
  public:
-  explicit WsFrame(std::string payload);
-  absl::string_view payload() const override { return message_->get_payload(); }
-  const WsMessagePtr& message() const { return message_; }
+  explicit WsFrame(std::string payload,
+                   websocketpp::frame::opcode::value opcode = websocketpp::frame::opcode::text);
+  absl::string_view payload() const override { return payload_; }
+  absl::string_view header() const { return header_; }
+  size_t wire_size() const { return header_.size() + payload_.size(); }
 
  private:
-  WsMessagePtr message_;
+  std::string header_;
+  std::string payload_;
 };
 
 // Makes WsFrames. Stateless, thread-safe.
@@ -35,55 +39,84 @@ class WsFrameFactory : public core::FrameFactory {
   core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override;
 };
 
-// core::Session over one websocketpp connection, with the send-side flow control: below
-// Limits::soft_send_buffer_bytes frames go straight to websocketpp's queue; past it the session
-// is "behind" and holds frames in its own queue, where a frame with the same conflation key
-// replaces the older one (an order's newer version); past max_send_buffer_bytes (websocketpp's
-// queue plus ours) the connection is closed as a slow consumer (4008). `on_behind` is called
-// once each time the session starts holding frames, so the endpoint polls Flush() until it has
-// caught up. Owns the auth deadline timer, which holds the session weakly. Holds the connection;
-// the connection's handlers hold the session only weakly (the hub's table owns it while it is
-// open). Thread-safe: a mutex guards the held queue, another the timer slot; and websocketpp's
-// send/close take the connection's own locks.
+// core::Session over one websocketpp connection. websocketpp does the handshake, reads and
+// parses client frames and runs the close handshake; the session writes every server frame
+// itself, straight to the socket from the connection's I/O thread (one gathered write for
+// whatever is queued, no per-frame strand dispatch), and answers pings. Send-side flow control:
+// below Limits::soft_send_buffer_bytes of unwritten bytes frames are queued for the socket; past
+// it the session holds frames, where a frame with the same conflation key replaces the older one
+// (an order's newer version); past max_send_buffer_bytes (queued plus held) it closes as a slow
+// consumer (4008). A close waits until what was queued before it is written, so websocketpp's
+// close frame never lands inside a frame. Holds the connection; the connection's handlers hold
+// the session only weakly. Thread-safe: the queues belong to the connection's I/O thread, and
+// calls from other threads (Send, Close) are posted to it, so each thread's calls keep their
+// order; BufferedBytes reads an atomic.
 class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
-            std::function<void(std::shared_ptr<WsSession>)> on_behind);
+            asio::io_context* io);
 
   void Close(int code, absl::string_view reason) override;
   size_t BufferedBytes() const override;
-  // Moves held frames to websocketpp while under the soft limit; false once nothing is held.
-  bool Flush();
   uint64_t conflated() const { return conflated_.load(std::memory_order_relaxed); }
+  // Replies to a client ping (websocketpp's own pong is turned off: it would bypass the queue).
+  void Pong(std::string payload);
   // A websocketpp timer on the connection's strand that calls Hub::CheckAuthDeadline.
   void ScheduleAuthDeadline(absl::Time deadline) override;
-  // Cancels the pending timer (its handler holds the connection until it runs): on close.
+  // On close: cancels the pending timer and drops what is queued.
   void CancelTimers();
 
  protected:
   bool DoSend(const core::OutFramePtr& frame) override;
 
  private:
-  void CloseSlow(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool Holding() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_head_ < held_.size(); }
-  void DropHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool OnIoThread() const { return io_->get_executor().running_in_this_thread(); }
+  // Everything below runs on the connection's I/O thread only.
+  bool SendHere(const core::OutFramePtr& frame);
+  void CloseHere(int code, std::string reason);
+  // Writes queued frames until done or the socket is full (then waits for it to drain), moves
+  // held frames in as room frees up, and runs a pending close once everything is written.
+  void Write();
+  void WriteSome();
+  // Queues this session's write for the end of the current loop turn: everything queued on it
+  // until then (a burst of publications while the thread is behind) goes out in one write.
+  void ScheduleWrite();
+  static void WriteScheduled();
+  void CloseSlow(size_t bytes);
+  bool Holding() const { return held_head_ < held_.size(); }
+  void DropHeld();
+  void DropQueued();
+  void UpdateBuffered() { buffered_.store(out_bytes_ + held_bytes_, std::memory_order_relaxed); }
 
   const WsServer::connection_ptr connection_;
   core::Hub* const hub_;
+  asio::io_context* const io_;
   const size_t soft_limit_;
   const size_t hard_limit_;
-  const std::function<void(std::shared_ptr<WsSession>)> on_behind_;
   std::atomic<uint64_t> conflated_{0};
 
-  mutable absl::Mutex mu_;
-  bool slow_ ABSL_GUARDED_BY(mu_) = false;
-  // A vector, not a deque: an empty std::deque still allocates ~600 bytes, on every idle
-  // connection. held_[0] has sequence number held_base_; frames before held_head_ are sent.
-  std::vector<core::OutFramePtr> held_ ABSL_GUARDED_BY(mu_);
-  size_t held_head_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t held_base_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, uint64_t> held_by_key_ ABSL_GUARDED_BY(mu_);
-  size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<size_t> buffered_{0};  // out_bytes_ + held_bytes_, for BufferedBytes()
+  bool slow_ = false;
+  // Frames for the socket: out_[out_head_] is written from byte out_offset_ on.
+  std::vector<core::OutFramePtr> out_;
+  size_t out_head_ = 0;
+  size_t out_offset_ = 0;
+  size_t out_bytes_ = 0;            // not yet written
+  bool awaiting_writable_ = false;  // an async_wait for the socket to drain is pending
+  bool write_scheduled_ = false;    // on this thread's list for the end of the loop turn
+  bool write_failed_ = false;
+  // A close requested while bytes were queued: done once they are written.
+  bool close_pending_ = false;
+  int close_code_ = 0;
+  std::string close_reason_;
+  // Frames held past the soft limit (vector, not deque: an empty std::deque allocates ~600
+  // bytes on every idle connection). held_[0] has sequence number held_base_; frames before
+  // held_head_ have moved to out_.
+  std::vector<core::OutFramePtr> held_;
+  size_t held_head_ = 0;
+  uint64_t held_base_ = 0;
+  absl::flat_hash_map<std::string, uint64_t> held_by_key_;
+  size_t held_bytes_ = 0;
 
   absl::Mutex timer_mu_;
   WsServer::connection_type::timer_ptr auth_timer_ ABSL_GUARDED_BY(timer_mu_);

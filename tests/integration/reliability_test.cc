@@ -213,6 +213,39 @@ TEST(SlowConsumerTest, ABehindClientGetsConflatedOrdersAndConvergesToTheLatest) 
   EXPECT_EQ(Stats(*stub).slow_consumer_closes(), 0u);
 }
 
+// Herald writes every server frame itself, pongs included: a ping is answered in order with the
+// frames queued before it, and publications keep flowing around it.
+TEST(PingTest, APingGetsAPongWithItsPayloadBetweenPublications) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  RawWsClient client;
+  ASSERT_TRUE(client.Connect(herald.ws_address()));
+  ASSERT_TRUE(client.Read().has_value());  // welcome
+  ASSERT_TRUE(client.SendText(R"({"id":1,"subscribe":{"channel":"feed"}})"));
+  ASSERT_THAT(client.Read()->payload, HasSubstr("subscribed"));
+  auto stub = herald.Stub();
+  auto publish = [&](const std::string& text) {
+    grpc::ClientContext ctx;
+    v1::PublishRequest req;
+    req.set_channel("feed");
+    req.mutable_data()->set_string_value(text);
+    v1::PublishResponse resp;
+    ASSERT_TRUE(stub->Publish(&ctx, req, &resp).ok());
+  };
+  publish("before");
+  ASSERT_THAT(client.Read()->payload, HasSubstr("before"));
+  ASSERT_TRUE(client.SendFrame(9, "are-you-there"));
+  auto pong = client.Read();
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(pong->opcode, 10);
+  EXPECT_EQ(pong->payload, "are-you-there");
+  publish("after");
+  auto after = client.Read();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->opcode, 1);
+  EXPECT_THAT(after->payload, HasSubstr("after"));
+}
+
 TEST(SlowConsumerTest, AClientOverTheHardLimitIsClosedWith4008AndOthersAreUnaffected) {
   HeraldProcess herald({"--soft-send-buffer-bytes", "8192", "--max-send-buffer-bytes", "262144"});
   ASSERT_TRUE(herald.ok());

@@ -87,9 +87,11 @@ std::optional<RawWsClient::Frame> RawWsClient::Read(absl::Duration timeout) {
   return f;
 }
 
-bool RawWsClient::SendText(const std::string& text) {
+bool RawWsClient::SendText(const std::string& text) { return SendFrame(1, text); }
+
+bool RawWsClient::SendFrame(int opcode, const std::string& text) {
   std::string frame;
-  frame.push_back(static_cast<char>(0x81));
+  frame.push_back(static_cast<char>(0x80 | opcode));
   const uint8_t mask[4] = {1, 2, 3, 4};
   if (text.size() < 126) {
     frame.push_back(static_cast<char>(0x80 | text.size()));

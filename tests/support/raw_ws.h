@@ -28,6 +28,8 @@ class RawWsClient {
   std::optional<Frame> Read(absl::Duration timeout = absl::Seconds(10));
   // Sends a masked text frame.
   bool SendText(const std::string& text);
+  // Sends a masked final frame with `opcode` (9: ping).
+  bool SendFrame(int opcode, const std::string& payload);
 
  private:
   bool Fill(size_t n, absl::Time deadline);
