@@ -108,13 +108,13 @@ void WsSession::DropQueued() {
   UpdateBuffered();
 }
 
-void WsSession::CloseSlow(size_t bytes) {
+void WsSession::CloseSlow() {
   if (slow_) return;
   slow_ = true;
   DropHeld();
   hub_->CountSlowConsumerClose();
   CloseHere(core::kCloseSlowConsumer,
-            absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued (", bytes, ")"));
+            absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));
 }
 
 void WsSession::Pong(std::string payload) {
@@ -156,7 +156,7 @@ bool WsSession::SendHere(const core::OutFramePtr& frame) {
     }
   }
   if (out_bytes_ + held_bytes_ + size > hard_limit_) {
-    CloseSlow(out_bytes_ + held_bytes_ + size);
+    CloseSlow();
     return false;
   }
   if (!key.empty()) held_by_key_[key] = held_base_ + held_.size();

@@ -82,7 +82,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // until then (a burst of publications while the thread is behind) goes out in one write.
   void ScheduleWrite();
   static void WriteScheduled();
-  void CloseSlow(size_t bytes);
+  void CloseSlow();
   bool Holding() const { return held_head_ < held_.size(); }
   void DropHeld();
   void DropQueued();
