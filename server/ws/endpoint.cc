@@ -143,6 +143,7 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
     con->set_body("origin not allowed\n");
     return false;
   }
+  std::shared_ptr<const auth::Claims> grant;
   if (hub_->auth_required()) {
     // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
     // one, the client must authenticate with a `connect` frame (Hub enforces the deadline).
@@ -154,14 +155,18 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
         con->set_body(absl::StrCat("invalid token: ", claims.status().message(), "\n"));
         return false;
       }
-      absl::MutexLock lock(&grants_mu_);
-      grants_[con.get()] = std::make_shared<const auth::Claims>(*std::move(claims));
+      grant = std::make_shared<const auth::Claims>(*std::move(claims));
     }
   }
   if (hub_->connection_count() >= hub_->limits().max_connections) {
     con->set_status(http::status_code::service_unavailable);
     con->set_body("too many connections\n");
     return false;
+  }
+  // Kept for OnOpen only once the upgrade is accepted: a refused handshake leaves nothing.
+  if (grant != nullptr) {
+    absl::MutexLock lock(&grants_mu_);
+    grants_[con.get()] = std::move(grant);
   }
   return true;
 }

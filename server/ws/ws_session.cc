@@ -150,7 +150,6 @@ bool WsSession::SendHere(const core::OutFramePtr& frame) {
       held_bytes_ = held_bytes_ - static_cast<const WsFrame&>(*slot).wire_size() + size;
       slot = frame;
       UpdateBuffered();
-      conflated_.fetch_add(1, std::memory_order_relaxed);
       hub_->CountConflated();
       return true;
     }

@@ -58,7 +58,6 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
 
   void Close(int code, absl::string_view reason) override;
   size_t BufferedBytes() const override;
-  uint64_t conflated() const { return conflated_.load(std::memory_order_relaxed); }
   // Replies to a client ping (websocketpp's own pong is turned off: it would bypass the queue).
   void Pong(std::string payload);
   // A websocketpp timer on the connection's strand that calls Hub::CheckAuthDeadline.
@@ -93,7 +92,6 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   asio::io_context* const io_;
   const size_t soft_limit_;
   const size_t hard_limit_;
-  std::atomic<uint64_t> conflated_{0};
 
   std::atomic<size_t> buffered_{0};  // out_bytes_ + held_bytes_, for BufferedBytes()
   bool slow_ = false;
