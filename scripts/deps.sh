@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libwebsocketpp-dev libasio-dev libabsl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libspdlog-dev
+  libcli11-dev libspdlog-dev rapidjson-dev
   clang-format
   # client examples (client/examples/) and their tests
   php-cli php-curl python3-grpcio python3-grpc-tools

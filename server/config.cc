@@ -95,6 +95,18 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_MAX_FRAME_BYTES")
       ->check(CLI::Range(size_t{256}, size_t{64} << 20))
       ->capture_default_str();
+  app.add_option("--max-json-depth", l.max_json_depth,
+                 "Deepest nesting of arrays/objects in a client frame or API body "
+                 "(INVALID_ARGUMENT above, before parsing)")
+      ->envname("HERALD_MAX_JSON_DEPTH")
+      ->check(CLI::Range(size_t{8}, size_t{48}))
+      ->capture_default_str();
+  app.add_option("--close-timeout-ms", l.close_timeout_ms,
+                 "A connection Herald closes is reset if still open after this long "
+                 "(peer not reading, or not answering the close frame)")
+      ->envname("HERALD_CLOSE_TIMEOUT_MS")
+      ->check(CLI::Range(100u, 600000u))
+      ->capture_default_str();
   app.add_option("--max-subscriptions", l.max_subscriptions_per_connection,
                  "Channels per connection")
       ->envname("HERALD_MAX_SUBSCRIPTIONS")

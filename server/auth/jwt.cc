@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/json/json_check.h"
 
 namespace herald::auth {
 namespace {
@@ -49,7 +50,13 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
   return absl::WebSafeBase64Unescape(in, out);
 }
 
+// A JWT's header and claims are flat objects; deeper nesting is refused before protobuf's parser
+// (whose time grows far faster than the depth) sees it, since the header is read before the
+// signature is checked.
+constexpr size_t kMaxJwtJsonDepth = 16;
+
 bool ParseObject(absl::string_view json, pb::Struct* out) {
+  if (!json::CheckJson(json, kMaxJwtJsonDepth).ok()) return false;
   return pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), out).ok();
 }
 

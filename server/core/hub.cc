@@ -1,10 +1,11 @@
 #include "server/core/hub.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/descriptor.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
 
@@ -23,6 +24,28 @@ bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
   return remote.size() > filter.size() + 2 && remote[0] == '[' &&
          remote.substr(1, filter.size()) == filter && remote[filter.size() + 1] == ']';
 }
+
+// True when a frame's top-level keys name no frame type (no field of ClientFrame's `kind`) but
+// something ClientFrame does not have: {"id":2,"teleport":{}}.
+bool NamesUnknownFrameType(const std::vector<std::string>& keys) {
+  const google::protobuf::Descriptor* d = v1::ClientFrame::descriptor();
+  bool unknown = false;
+  for (const std::string& key : keys) {
+    const google::protobuf::FieldDescriptor* f = d->FindFieldByName(key);
+    for (int i = 0; f == nullptr && i < d->field_count(); ++i) {
+      if (d->field(i)->json_name() == key) f = d->field(i);
+    }
+    if (f == nullptr) {
+      unknown = true;
+    } else if (f->containing_oneof() != nullptr) {
+      return false;
+    }
+  }
+  return unknown;
+}
+
+// Publication data Herald stored itself, from input that was bounded when it came in.
+constexpr size_t kStoredJsonDepth = std::numeric_limits<size_t>::max();
 
 }  // namespace
 
@@ -132,27 +155,22 @@ void Hub::ReplyError(Session& session, uint32_t id, const absl::Status& status) 
 
 void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text) {
   session->CountIn(text.size());
-  v1::ClientFrame frame;
-  if (absl::Status st = FromJson(text, &frame); !st.ok()) {
-    // Parse again leniently to learn the id and whether the frame type itself is unknown.
-    v1::ClientFrame lenient;
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = true;
-    if (google::protobuf::util::JsonStringToMessage(
-            google::protobuf::StringPiece(text.data(), text.size()), &lenient, options)
-            .ok()) {
-      if (lenient.kind_case() == v1::ClientFrame::KIND_NOT_SET) {
-        ReplyError(
-            *session, lenient.id(),
-            absl::InvalidArgumentError(
-                "unknown frame type: expected one of subscribe, unsubscribe, message, ping"));
-      } else {
-        ReplyError(*session, lenient.id(), st);
-      }
-      return;
-    }
-    ReplyError(*session, 0,
+  // One parse: the bounding pass notes the id and top-level keys for an error reply.
+  json::JsonTopLevel top;
+  if (absl::Status st = json::CheckJson(text, limits_.max_json_depth, &top); !st.ok()) {
+    ReplyError(*session, top.id.value_or(0),
                absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message())));
+    return;
+  }
+  v1::ClientFrame frame;
+  if (absl::Status st = FromCheckedJson(text, &frame); !st.ok()) {
+    if (NamesUnknownFrameType(top.keys)) {
+      st = absl::InvalidArgumentError(
+          "unknown frame type: expected one of subscribe, unsubscribe, message, ping");
+    } else if (top.keys.empty()) {
+      st = absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message()));
+    }
+    ReplyError(*session, top.id.value_or(0), st);
     return;
   }
   const uint32_t id = frame.id();
@@ -312,8 +330,8 @@ void AddPublications(const std::string& channel, const std::vector<StoredPublica
     v1::Publication* out = to->Add();
     out->set_channel(channel);
     out->set_offset(p.offset);
-    // Stored data was produced by our own encoder, so it parses.
-    FromJson(*p.data_json, out->mutable_data()).IgnoreError();
+    // Stored data was produced by our own encoder from bounded input, so it parses.
+    FromJson(*p.data_json, out->mutable_data(), kStoredJsonDepth).IgnoreError();
   }
 }
 }  // namespace
@@ -764,7 +782,7 @@ absl::StatusOr<v1::HistoryResponse> Hub::History(const v1::HistoryRequest& req) 
     out->set_channel(req.channel());
     out->set_offset(p.offset);
     out->set_published_at_ms(absl::ToUnixMillis(p.published_at));
-    FromJson(*p.data_json, out->mutable_data()).IgnoreError();
+    FromJson(*p.data_json, out->mutable_data(), kStoredJsonDepth).IgnoreError();
   }
   return resp;
 }

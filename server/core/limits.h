@@ -24,6 +24,11 @@ struct HistoryPolicy {
 struct Limits {
   // Largest WebSocket message a client may send; larger ones close the connection with 1009.
   size_t max_frame_bytes = 64 * 1024;
+  // Deepest nesting of arrays and objects in any JSON document Herald reads (client frames, HTTP
+  // API bodies, publication data); deeper documents are refused with INVALID_ARGUMENT before they
+  // are parsed. Bounds the parse cost of a frame to linear in its size. At most 48: protobuf
+  // refuses messages nested over 100 deep, and each JSON level of `data` is two of them.
+  size_t max_json_depth = 32;
   // Channels one connection may be subscribed to at once.
   size_t max_subscriptions_per_connection = 128;
   // Longest channel name, in bytes.
@@ -31,6 +36,10 @@ struct Limits {
   // Bytes queued to one connection and not yet written; over this the connection is closed as a
   // slow consumer (close code 4008).
   size_t max_send_buffer_bytes = 8 * 1024 * 1024;
+  // A connection Herald closes (slow consumer, drain, Disconnect, protocol error) is gone within
+  // this long whether or not the peer reads: past it the socket is reset. Also websocketpp's wait
+  // for the peer's answer to the close frame.
+  uint32_t close_timeout_ms = 5000;
   // Concurrent WebSocket connections per process; handshakes past it get HTTP 503.
   size_t max_connections = 100000;
   // Origins allowed to open WebSockets ("https://shop.example"); empty allows any origin.

@@ -25,7 +25,13 @@ absl::Status ToJson(const google::protobuf::Message& message, std::string* out,
   return absl::OkStatus();
 }
 
-absl::Status FromJson(absl::string_view json, google::protobuf::Message* message) {
+absl::Status FromJson(absl::string_view json, google::protobuf::Message* message,
+                      size_t max_depth) {
+  if (absl::Status st = json::CheckJson(json, max_depth); !st.ok()) return st;
+  return FromCheckedJson(json, message);
+}
+
+absl::Status FromCheckedJson(absl::string_view json, google::protobuf::Message* message) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   auto status = google::protobuf::util::JsonStringToMessage(

@@ -7,6 +7,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "herald/v1/client.pb.h"
+#include "server/json/json_check.h"
 
 namespace herald::core {
 
@@ -38,8 +39,12 @@ std::string EncodeError(uint32_t id, const absl::Status& status);
 // values too but still omits unset message fields).
 absl::Status ToJson(const google::protobuf::Message& message, std::string* out,
                     bool print_defaults = false);
-// Strict: unknown fields are an error.
-absl::Status FromJson(absl::string_view json, google::protobuf::Message* message);
+// Strict: unknown fields are an error. The document is first bounded by json::CheckJson (syntax,
+// UTF-8, at most `max_depth` levels of nesting) in one linear pass, so protobuf's parser never
+// sees input it would take long over.
+absl::Status FromJson(absl::string_view json, google::protobuf::Message* message, size_t max_depth);
+// The protobuf half of FromJson, for a document that already passed json::CheckJson.
+absl::Status FromCheckedJson(absl::string_view json, google::protobuf::Message* message);
 
 }  // namespace herald::core
 

@@ -166,7 +166,7 @@ HttpReply HttpApi::Handle(const HttpApiRequest& request) const {
   std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
   std::unique_ptr<pb::Message> out(factory->GetPrototype(method->descriptor->output_type())->New());
   absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
-  if (absl::Status st = core::FromJson(body, in.get()); !st.ok()) {
+  if (absl::Status st = core::FromJson(body, in.get(), hub_->limits().max_json_depth); !st.ok()) {
     return ErrorReply(absl::InvalidArgumentError(absl::StrCat(
         "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message())));
   }

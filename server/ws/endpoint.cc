@@ -3,6 +3,9 @@
 #include <memory>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -47,6 +50,26 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
   return "";
 }
 
+// RFC 9112 §6.3: a request whose body length is ambiguous must be refused and its connection
+// closed, or a proxy in front of Herald and Herald could split the byte stream differently
+// (request smuggling). websocketpp joins repeated headers with ", " and reads the body by
+// strtoul() of Content-Length, so "5, 10" would read 5 bytes: that and every other value that is
+// not one plain decimal number is refused here, before any route sees the request.
+std::optional<absl::string_view> FramingError(const websocketpp::http::parser::request& request) {
+  const std::string& length = request.get_header("Content-Length");
+  const std::string& encoding = request.get_header("Transfer-Encoding");
+  if (!length.empty() && !encoding.empty()) {
+    return "both Content-Length and Transfer-Encoding";
+  }
+  if (!length.empty() && (length.size() > 18 || !absl::c_all_of(length, absl::ascii_isdigit))) {
+    return "Content-Length is not one decimal number";
+  }
+  if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "chunked")) {
+    return "Transfer-Encoding other than chunked";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
@@ -61,6 +84,7 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
     return websocketpp::lib::error_code(aec.value(), aec.category());
   });
   server_.set_max_message_size(hub_->limits().max_frame_bytes);
+  server_.set_close_handshake_timeout(static_cast<long>(hub_->limits().close_timeout_ms));
   // websocketpp checks Content-Length against this before reading the body and answers 413
   // itself (its parser gives us no hook to write the body of that reply).
   server_.set_max_http_body_size(hub_->limits().max_http_body_bytes);
@@ -268,7 +292,12 @@ void Endpoint::OnHttp(connection_hdl hdl) {
   // websocketpp closes the connection after each HTTP response; say so, or keep-alive clients
   // (browsers, Node's http agent) send their next request on a socket that is closing.
   con->replace_header("Connection", "close");
-  if (path == "/healthz") {
+  if (std::optional<absl::string_view> error = FramingError(con->get_request())) {
+    con->set_status(http::status_code::bad_request);
+    con->replace_header("Content-Type", "application/json");
+    con->set_body(absl::StrCat(R"({"code":"INVALID_ARGUMENT","message":"request framing: )", *error,
+                               "\"}\n"));
+  } else if (path == "/healthz") {
     con->set_status(http::status_code::ok);
     con->replace_header("Content-Type", "application/json");
     con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node(), R"(","connections":)",

@@ -30,7 +30,8 @@ WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connect
       hub_(hub),
       io_(io),
       soft_limit_(hub->limits().soft_send_buffer_bytes),
-      hard_limit_(hub->limits().max_send_buffer_bytes) {}
+      hard_limit_(hub->limits().max_send_buffer_bytes),
+      close_timeout_ms_(static_cast<long>(hub->limits().close_timeout_ms)) {}
 
 void WsSession::Close(int code, absl::string_view reason) {
   if (OnIoThread()) return CloseHere(code, std::string(reason));
@@ -40,7 +41,14 @@ void WsSession::Close(int code, absl::string_view reason) {
 }
 
 void WsSession::CloseHere(int code, std::string reason) {
-  if (close_pending_) return;
+  if (close_pending_ || close_timer_ != nullptr) return;
+  // However the peer behaves (reads nothing, never answers the close frame), the connection is
+  // gone within close_timeout: then its socket is reset.
+  close_timer_ = connection_->set_timer(
+      close_timeout_ms_, [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
+        if (ec) return;  // cancelled: the connection closed in time
+        if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
+      });
   if (out_bytes_ > 0 && !write_failed_) {
     // websocketpp writes the close frame itself: only once our bytes are all out.
     close_pending_ = true;
@@ -51,6 +59,19 @@ void WsSession::CloseHere(int code, std::string reason) {
   }
   websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
   connection_->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
+}
+
+void WsSession::Abort() {
+  if (connection_->get_state() == websocketpp::session::state::closed) return;
+  close_pending_ = false;
+  DropHeld();
+  DropQueued();
+  // RST instead of FIN, dropping what the kernel still holds for the peer; the shutdown ends
+  // websocketpp's pending read, which closes the connection and runs its close handler.
+  asio::ip::tcp::socket& socket = connection_->get_raw_socket();
+  asio::error_code ec;
+  socket.set_option(asio::socket_base::linger(true, 0), ec);
+  socket.shutdown(asio::socket_base::shutdown_both, ec);
 }
 
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
@@ -84,6 +105,11 @@ void WsSession::CancelTimers() {
     }
   }
   if (OnIoThread()) {
+    if (close_timer_ != nullptr) {
+      asio::error_code ignored;
+      close_timer_->cancel(ignored);
+      close_timer_ = nullptr;
+    }
     DropHeld();
     DropQueued();
   }
@@ -108,10 +134,23 @@ void WsSession::DropQueued() {
   UpdateBuffered();
 }
 
+void WsSession::DropUnstarted() {
+  // A frame partly on the wire must be finished before websocketpp's close frame can follow it.
+  const size_t keep = out_head_ < out_.size() && out_offset_ > 0 ? out_head_ + 1 : out_head_;
+  for (size_t i = keep; i < out_.size(); ++i) {
+    out_bytes_ -= static_cast<const WsFrame&>(*out_[i]).wire_size();
+  }
+  out_.resize(keep);
+  UpdateBuffered();
+}
+
 void WsSession::CloseSlow() {
   if (slow_) return;
   slow_ = true;
   DropHeld();
+  // What it has not started to receive it will never get: the close goes out after at most the
+  // rest of one frame, and the memory is free now.
+  DropUnstarted();
   hub_->CountSlowConsumerClose();
   CloseHere(core::kCloseSlowConsumer,
             absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));

@@ -46,11 +46,13 @@ class WsFrameFactory : public core::FrameFactory {
 // below Limits::soft_send_buffer_bytes of unwritten bytes frames are queued for the socket; past
 // it the session holds frames, where a frame with the same conflation key replaces the older one
 // (an order's newer version); past max_send_buffer_bytes (queued plus held) it closes as a slow
-// consumer (4008). A close waits until what was queued before it is written, so websocketpp's
-// close frame never lands inside a frame. Holds the connection; the connection's handlers hold
-// the session only weakly. Thread-safe: the queues belong to the connection's I/O thread, and
-// calls from other threads (Send, Close) are posted to it, so each thread's calls keep their
-// order; BufferedBytes reads an atomic.
+// consumer (4008), dropping every frame it has not started to write. A close waits until what was
+// queued before it is written, so websocketpp's close frame never lands inside a frame; a
+// connection still open Limits::close_timeout_ms after its close was asked for (a peer that reads
+// nothing, or never answers the close frame) is reset, so it is gone in bounded time. Holds the
+// connection; the connection's handlers hold the session only weakly. Thread-safe: the queues
+// belong to the connection's I/O thread, and calls from other threads (Send, Close) are posted to
+// it, so each thread's calls keep their order; BufferedBytes reads an atomic.
 class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
@@ -82,6 +84,10 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   void ScheduleWrite();
   static void WriteScheduled();
   void CloseSlow();
+  // Resets the socket of a connection that did not close in time.
+  void Abort();
+  // Drops queued frames not yet begun on the wire (a partly written one stays).
+  void DropUnstarted();
   bool Holding() const { return held_head_ < held_.size(); }
   void DropHeld();
   void DropQueued();
@@ -92,6 +98,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   asio::io_context* const io_;
   const size_t soft_limit_;
   const size_t hard_limit_;
+  const long close_timeout_ms_;
 
   std::atomic<size_t> buffered_{0};  // out_bytes_ + held_bytes_, for BufferedBytes()
   bool slow_ = false;
@@ -107,6 +114,8 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   bool close_pending_ = false;
   int close_code_ = 0;
   std::string close_reason_;
+  // Armed by the first close request: resets the socket if the connection is still open then.
+  WsServer::connection_type::timer_ptr close_timer_;
   // Frames held past the soft limit (vector, not deque: an empty std::deque allocates ~600
   // bytes on every idle connection). held_[0] has sequence number held_base_; frames before
   // held_head_ have moved to out_.

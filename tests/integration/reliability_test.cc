@@ -200,7 +200,7 @@ TEST(SlowConsumerTest, ABehindClientGetsConflatedOrdersAndConvergesToTheLatest) 
     auto frame = slow.Read(absl::Seconds(20));
     ASSERT_TRUE(frame.has_value()) << "slow client stalled after " << received << " frames";
     v1::ServerFrame f;
-    ASSERT_TRUE(core::FromJson(frame->payload, &f).ok());
+    ASSERT_TRUE(core::FromJson(frame->payload, &f, 64).ok());
     ASSERT_TRUE(f.has_pub());
     const auto& fields = f.pub().data().struct_value().fields();
     uint64_t version = std::stoull(fields.at("version").string_value());

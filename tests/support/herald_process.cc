@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -97,6 +99,10 @@ HeraldProcess::HeraldProcess(std::vector<std::string> args) {
                                    "2",
                                    "--drain-timeout",
                                    "5"};
+  // A test's own --threads replaces the default.
+  if (std::find(args.begin(), args.end(), "--threads") != args.end()) {
+    argv.erase(argv.begin() + 5, argv.begin() + 7);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   stderr_path_ = TempPath("herald-stderr");
   int fd = -1;
@@ -154,6 +160,17 @@ std::optional<int> HeraldProcess::Stop(int signal, absl::Duration timeout) {
 }
 
 std::string HeraldProcess::Stderr() const { return ReadAll(stderr_path_); }
+
+int HeraldProcess::OpenFds() const {
+  if (pid_ <= 0) return -1;
+  std::error_code ec;
+  int n = 0;
+  for (std::filesystem::directory_iterator it(absl::StrCat("/proc/", pid_, "/fd"), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
   CommandResult result;

@@ -19,8 +19,8 @@ namespace herald::testing {
 // reads the bound addresses from its stdout. Kills the process on destruction. Not thread-safe.
 class HeraldProcess {
  public:
-  // Starts herald with `args` added; fails the test (and leaves ok() false) if it does not print
-  // both listening lines within 20 s.
+  // Starts herald with `args` added (a `--threads` there replaces the default of 2); fails the test
+  // (and leaves ok() false) if it does not print both listening lines within 20 s.
   explicit HeraldProcess(std::vector<std::string> args = {});
   ~HeraldProcess();
 
@@ -30,6 +30,9 @@ class HeraldProcess {
   std::string ws_url(const std::string& query = "") const {
     return "ws://" + ws_address_ + "/ws" + query;
   }
+  pid_t pid() const { return pid_; }
+  // How many file descriptors the process holds now (from /proc), or -1.
+  int OpenFds() const;
   // A Broker stub on a fresh channel.
   std::unique_ptr<v1::Broker::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> Channel() const;

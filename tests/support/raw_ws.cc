@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "tests/support/raw_http.h"
 
 namespace herald::testing {
 
@@ -16,18 +16,8 @@ RawWsClient::~RawWsClient() {
 }
 
 bool RawWsClient::Connect(const std::string& host_port, int receive_buffer_bytes) {
-  size_t colon = host_port.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port)) {
-    return false;
-  }
-  fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr);
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+  fd_ = ConnectTcp(host_port, receive_buffer_bytes);
+  if (fd_ < 0) return false;
   const std::string request =
       "GET /ws HTTP/1.1\r\nHost: " + host_port +
       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

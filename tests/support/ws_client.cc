@@ -20,7 +20,7 @@ WsClient::WsClient() {
   });
   client_.set_message_handler([this](websocketpp::connection_hdl, Client::message_ptr msg) {
     v1::ServerFrame frame;
-    absl::Status st = core::FromJson(msg->get_payload(), &frame);
+    absl::Status st = core::FromJson(msg->get_payload(), &frame, 64);
     EXPECT_TRUE(st.ok()) << "server sent a frame that is not a ServerFrame: " << msg->get_payload()
                          << ": " << st;
     absl::MutexLock lock(&mu_);

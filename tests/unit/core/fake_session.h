@@ -109,7 +109,7 @@ inline std::vector<v1::ServerFrame> FakeSession::Parsed() const {
   std::vector<v1::ServerFrame> out;
   for (const std::string& text : Frames()) {
     v1::ServerFrame f;
-    absl::Status st = core::FromJson(text, &f);
+    absl::Status st = core::FromJson(text, &f, 64);
     if (!st.ok()) {
       ADD_FAILURE() << "frame is not a herald.v1.ServerFrame: " << text << ": " << st;
       continue;

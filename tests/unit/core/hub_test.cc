@@ -239,6 +239,9 @@ TEST_F(HubTest, BadFramesGetErrorRepliesAndConnectionStays) {
        "subscribe.channel: must not be empty"},
       {R"({"id":6,"subscribe":{"channel":"a","bogus":1}})", 6, "INVALID_ARGUMENT", "bogus"},
       {R"({"id":7,"message":{}})", 7, "INVALID_ARGUMENT", "message.data: required"},
+      {R"({"id":8,"message":{"data":)" + std::string(40, '[') + std::string(40, ']') + "}}", 8,
+       "INVALID_ARGUMENT", "malformed frame: nested deeper than 32 levels"},
+      {R"({"id":9,"subscribe":)", 9, "INVALID_ARGUMENT", "malformed frame"},
   };
   for (const Case& c : cases) {
     Send(a, c.frame);
@@ -292,7 +295,7 @@ TEST_F(HubTest, PublishOrderRoutesToItsFourChannels) {
     v1::Order got;
     std::string json;
     ASSERT_TRUE(ToJson(pubs[0].pub().data(), &json).ok());
-    ASSERT_TRUE(FromJson(json, &got).ok()) << json;
+    ASSERT_TRUE(FromJson(json, &got, 64).ok()) << json;
     EXPECT_EQ(got.id(), "o1");
     EXPECT_EQ(got.version(), 1u);
     EXPECT_EQ(got.total().minor_units(), 1250);

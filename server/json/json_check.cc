@@ -1,0 +1,92 @@
+#include "server/json/json_check.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "rapidjson/error/en.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
+
+namespace herald::json {
+namespace {
+
+// RapidJSON SAX handler: counts depth (refusing past the limit) and notes the top level.
+class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthHandler> {
+ public:
+  DepthHandler(size_t max_depth, JsonTopLevel* top) : max_depth_(max_depth), top_(top) {}
+
+  bool too_deep() const { return too_deep_; }
+
+  bool StartObject() { return Enter(); }
+  bool EndObject(rapidjson::SizeType) { return Leave(); }
+  bool StartArray() { return Enter(); }
+  bool EndArray(rapidjson::SizeType) { return Leave(); }
+
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    if (depth_ == 1 && top_ != nullptr) {
+      top_->keys.emplace_back(str, length);
+      in_id_ = top_->keys.back() == "id";
+    }
+    return true;
+  }
+  bool Uint(unsigned value) {
+    if (AtTopLevelId()) top_->id = value;
+    return true;
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    uint32_t value = 0;
+    if (AtTopLevelId() && absl::SimpleAtoi(absl::string_view(str, length), &value)) {
+      top_->id = value;
+    }
+    return true;
+  }
+  // Every other scalar: nothing to note.
+  bool Default() { return true; }
+
+ private:
+  bool AtTopLevelId() {
+    const bool at = depth_ == 1 && in_id_ && top_ != nullptr;
+    in_id_ = false;
+    return at;
+  }
+  bool Enter() {
+    in_id_ = false;
+    if (++depth_ > max_depth_) {
+      too_deep_ = true;
+      return false;
+    }
+    return true;
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+
+  const size_t max_depth_;
+  JsonTopLevel* const top_;
+  size_t depth_ = 0;
+  bool in_id_ = false;
+  bool too_deep_ = false;
+};
+
+}  // namespace
+
+absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top) {
+  if (top != nullptr) *top = JsonTopLevel();
+  DepthHandler handler(max_depth, top);
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  rapidjson::Reader reader;
+  // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  if (handler.too_deep()) {
+    return absl::InvalidArgumentError(absl::StrCat("nested deeper than ", max_depth,
+                                                   " levels at byte ", result.Offset()));
+  }
+  if (result.IsError()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace herald::json

@@ -1,0 +1,203 @@
+// No input can stall a thread (issue "On the open internet", item 0): deeply nested JSON from a
+// client or the HTTP API, ambiguous HTTP framing, and a consumer that never reads, each against
+// the real herald with one I/O thread, asserting on what clients see on their sockets.
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/herald_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/raw_http.h"
+#include "tests/support/raw_ws.h"
+#include "tests/support/ws_client.h"
+
+namespace herald::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// GET /healthz; fails the test unless it answers 200 within `limit`.
+void ExpectHealthzWithin(const std::string& address, absl::Duration limit) {
+  const absl::Time start = absl::Now();
+  HttpResult r = Http({.method = "GET",
+                       .url = absl::StrCat("http://", address, "/healthz"),
+                       .content_type = "",
+                       .timeout = absl::Seconds(5)});
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_LT(absl::Now() - start, limit);
+}
+
+// Before the fix, protobuf's JSON parser took 40 s over 16,000 levels (32 KB) on the I/O thread,
+// and everything else on that thread waited. The frame comes before authentication.
+TEST(DeepJsonTest, ANestedFrameBeforeAuthIsRefusedAtOnceAndTheThreadStaysFree) {
+  HeraldProcess herald(
+      {"--threads", "1", "--jwt-hs256-secret", "a-secret-of-at-least-thirty-two-bytes!!"});
+  ASSERT_TRUE(herald.ok());
+  RawWsClient client;  // no token: it would have to send `connect` first
+  ASSERT_TRUE(client.Connect(herald.ws_address()));
+  ASSERT_TRUE(client.Read().has_value());  // welcome
+  const std::string frame = absl::StrCat(R"({"id":4,"message":{"data":)", Nested(30000), "}}");
+  ASSERT_LT(frame.size(), 64u * 1024);  // under the default --max-frame-bytes
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client.SendText(frame));
+  auto reply = client.Read(absl::Seconds(5));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_THAT(reply->payload, HasSubstr(R"("id":4)"));
+  EXPECT_THAT(reply->payload, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(reply->payload, HasSubstr("nested deeper than 32 levels"));
+  ExpectHealthzWithin(herald.ws_address(), absl::Milliseconds(500));
+}
+
+TEST(DeepJsonTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays) {
+  HeraldProcess herald({"--threads", "1"});
+  ASSERT_TRUE(herald.ok());
+  WsClient bystander;
+  ASSERT_TRUE(bystander.Connect(herald.ws_url()));
+  ASSERT_TRUE(bystander.Subscribe("news"));
+  WsClient sender;
+  ASSERT_TRUE(sender.Connect(herald.ws_url()));
+  for (int i = 0; i < 20; ++i) {
+    sender.SendRawText(absl::StrCat(R"({"id":)", 10 + i, R"(,"message":{"data":)", Nested(30000),
+                                    "}}"));
+  }
+  // Published after 20 hostile frames were queued on the only I/O thread.
+  const absl::Time start = absl::Now();
+  HttpResult r = PostJson(herald.ws_address(), "/api/v1/Publish",
+                          R"({"channel":"news","data":{"n":1}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  bystander.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  v1::ServerFrame last = sender.WaitReply(29);
+  EXPECT_EQ(last.error().code(), "INVALID_ARGUMENT");
+  EXPECT_THAT(last.error().message(), HasSubstr("nested deeper than 32 levels"));
+  EXPECT_TRUE(sender.open());
+  // At the limit, data is accepted: the frame object and `message` are 2 of the 32 levels.
+  sender.Send(absl::StrCat(R"({"id":99,"message":{"data":)", Nested(30), "}}"));
+  v1::ServerFrame ok = sender.WaitReply(99);
+  EXPECT_FALSE(ok.has_error()) << ok.error().message();
+  sender.Send(absl::StrCat(R"({"id":100,"message":{"data":)", Nested(31), "}}"));
+  EXPECT_THAT(sender.WaitReply(100).error().message(), HasSubstr("nested deeper than 32 levels"));
+}
+
+TEST(DeepJsonTest, ANestedHttpApiBodyIsRefusedAtOnce) {
+  HeraldProcess herald({"--threads", "1"});
+  ASSERT_TRUE(herald.ok());
+  // One million levels: 2 MB, just under --max-http-body-bytes.
+  const std::string body =
+      absl::StrCat(R"({"channel":"news","data":)", Nested(1000000), "}");
+  const absl::Time start = absl::Now();
+  RawHttpResult r = RawHttpExchange(
+      herald.ws_address(),
+      absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: ",
+                   body.size(), "\r\n\r\n", body));
+  EXPECT_THAT(r.response, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(r.response, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(r.response, HasSubstr("nested deeper than 32 levels"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  ExpectHealthzWithin(herald.ws_address(), absl::Milliseconds(500));
+}
+
+// RFC 9112 §6.3: an ambiguous body length is answered 400 and the connection closed; nothing
+// of the request is acted on.
+TEST(RequestFramingTest, AmbiguousBodyLengthsGet400AndCloseAndPublishNothing) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  const std::string body = R"({"channel":"smuggled","data":1})";
+  const std::string head =
+      absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n");
+  const std::string cases[] = {
+      absl::StrCat(head, "Content-Length: ", body.size(), "\r\nContent-Length: 5\r\n\r\n", body),
+      absl::StrCat(head, "Content-Length: 5\r\nContent-Length: ", body.size(), "\r\n\r\n", body),
+      absl::StrCat(head, "Content-Length: ", body.size(),
+                   "\r\nTransfer-Encoding: chunked\r\n\r\n", body),
+      absl::StrCat(head, "Content-Length: +", body.size(), "\r\n\r\n", body),
+      absl::StrCat(head, "Transfer-Encoding: gzip, chunked\r\n\r\n", body),
+  };
+  for (const std::string& request : cases) {
+    RawHttpResult r = RawHttpExchange(herald.ws_address(), request);
+    EXPECT_THAT(r.response, StartsWith("HTTP/1.1 400")) << request;
+    EXPECT_THAT(r.response, HasSubstr("request framing")) << request;
+    EXPECT_TRUE(r.closed) << request;
+  }
+  auto stub = herald.Stub();
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  ASSERT_TRUE(stub->Stats(&ctx, v1::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.publications(), 0u);
+  // A well-framed request on the same server still works.
+  RawHttpResult ok = RawHttpExchange(
+      herald.ws_address(),
+      absl::StrCat(head, "Content-Length: ", body.size(), "\r\n\r\n", body));
+  EXPECT_THAT(ok.response, StartsWith("HTTP/1.1 200"));
+}
+
+// A consumer over --max-send-buffer-bytes that reads nothing used to keep its socket, its table
+// entry and ~1 MB of queue for ever. Now it is gone within --close-timeout-ms (5 s by default).
+TEST(SlowConsumerTest, ANonReadingClientIsGoneWithinTheCloseTimeout) {
+  HeraldProcess herald({"--threads", "1", "--soft-send-buffer-bytes", "8192",
+                        "--max-send-buffer-bytes", "262144"});
+  ASSERT_TRUE(herald.ok());
+  auto stub = herald.Stub();
+  {
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;  // connects the stub's channel before counting
+    ASSERT_TRUE(stub->Stats(&ctx, v1::StatsRequest(), &stats).ok());
+  }
+  const int fds_before = herald.OpenFds();
+  RawWsClient slow;
+  ASSERT_TRUE(slow.Connect(herald.ws_address(), 4096));
+  auto welcome = slow.Read();
+  ASSERT_TRUE(welcome.has_value());
+  const size_t at = welcome->payload.find(R"("connectionId":")");
+  ASSERT_NE(at, std::string::npos);
+  const size_t begin = at + 16;
+  const std::string id = welcome->payload.substr(begin, welcome->payload.find('"', begin) - begin);
+  ASSERT_TRUE(slow.SendText(R"({"id":1,"subscribe":{"channel":"feed"}})"));
+  ASSERT_TRUE(slow.Read().has_value());
+
+  const std::string blob(20000, 'y');
+  absl::Time closed_at;
+  for (int i = 0; i < 2000; ++i) {
+    grpc::ClientContext ctx;
+    v1::PublishRequest req;
+    req.set_channel("feed");
+    req.mutable_data()->set_string_value(blob);
+    v1::PublishResponse resp;
+    ASSERT_TRUE(stub->Publish(&ctx, req, &resp).ok());
+    grpc::ClientContext stats_ctx;
+    v1::StatsResponse stats;
+    ASSERT_TRUE(stub->Stats(&stats_ctx, v1::StatsRequest(), &stats).ok());
+    if (stats.slow_consumer_closes() == 1) {
+      closed_at = absl::Now();
+      break;
+    }
+  }
+  ASSERT_NE(closed_at, absl::Time());
+  auto gone = [&] {
+    grpc::ClientContext ctx;
+    v1::GetConnectionRequest req;
+    req.set_connection_id(id);
+    v1::Connection resp;
+    return stub->GetConnection(&ctx, req, &resp).error_code() == grpc::StatusCode::NOT_FOUND;
+  };
+  ASSERT_TRUE(WaitFor(gone, absl::Seconds(10)));
+  const absl::Duration took = absl::Now() - closed_at;
+  EXPECT_LT(took, absl::Seconds(6)) << "documented bound: --close-timeout-ms 5000";
+  EXPECT_TRUE(WaitFor([&] { return herald.OpenFds() <= fds_before; }, absl::Seconds(2)))
+      << herald.OpenFds() << " fds, " << fds_before << " before the slow client";
+  // The client finds its connection ended (reset): reading drains what was in flight, then fails.
+  int frames = 0;
+  while (slow.Read(absl::Seconds(2)).has_value()) ASSERT_LT(++frames, 1000);
+}
+
+}  // namespace
+}  // namespace herald::testing

@@ -1,0 +1,67 @@
+#include "server/json/json_check.h"
+
+#include <string>
+
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace herald::json {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(CheckJsonTest, AcceptsDocumentsUpToTheDepthLimit) {
+  EXPECT_TRUE(CheckJson(Nested(32), 32).ok());
+  EXPECT_TRUE(CheckJson(R"({"a":{"b":[1,2,{"c":null}]}})", 4).ok());
+  EXPECT_TRUE(CheckJson(" 17 ", 1).ok());
+  absl::Status st = CheckJson(Nested(33), 32);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("nested deeper than 32 levels at byte 32"));
+  EXPECT_FALSE(CheckJson(R"({"a":{"b":[{}]}})", 3).ok());
+}
+
+TEST(CheckJsonTest, RefusesWhatIsNotOneJsonValue) {
+  for (const char* bad : {"", "{", "{not json", "[1,]", "{} {}", "\"\xff\"", "NaN", "[1] x"}) {
+    absl::Status st = CheckJson(bad, 32);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(st.message(), HasSubstr("at byte")) << bad;
+  }
+}
+
+TEST(CheckJsonTest, NotesTheTopLevelKeysAndId) {
+  JsonTopLevel top;
+  ASSERT_TRUE(CheckJson(R"({"id":7,"subscribe":{"channel":"a","id":9}})", 32, &top).ok());
+  EXPECT_EQ(top.id, 7u);
+  EXPECT_THAT(top.keys, ElementsAre("id", "subscribe"));
+  ASSERT_TRUE(CheckJson(R"({"id":"12","x":[{"id":3}]})", 32, &top).ok());
+  EXPECT_EQ(top.id, 12u);
+  ASSERT_TRUE(CheckJson(R"({"id":-1})", 32, &top).ok());
+  EXPECT_FALSE(top.id.has_value());
+  ASSERT_TRUE(CheckJson(R"([{"id":3}])", 32, &top).ok());
+  EXPECT_FALSE(top.id.has_value());
+  EXPECT_TRUE(top.keys.empty());
+  // What was read before a problem is still noted.
+  EXPECT_FALSE(CheckJson(R"({"id":4,"message":{"data":)" + Nested(100) + "}}", 32, &top).ok());
+  EXPECT_EQ(top.id, 4u);
+}
+
+TEST(CheckJsonTest, WorkIsLinearInTheInput) {
+  // 2 MB of nesting (the HTTP body limit) and 2 MB of flat values both take milliseconds.
+  std::string deep = Nested(1 << 20);
+  std::string wide = "[";
+  for (int i = 0; i < 200000; ++i) wide += "[[1.5e3,\"x\"]],";
+  wide += "0]";
+  for (std::string* doc : {&deep, &wide}) {
+    const absl::Time start = absl::Now();
+    CheckJson(*doc, 32).IgnoreError();
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  }
+  EXPECT_TRUE(CheckJson(wide, 32).ok());
+}
+
+}  // namespace
+}  // namespace herald::json
