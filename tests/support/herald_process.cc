@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -97,6 +98,10 @@ HeraldProcess::HeraldProcess(std::vector<std::string> args) {
                                    "2",
                                    "--drain-timeout",
                                    "5"};
+  // A test's own --threads replaces the default.
+  if (std::find(args.begin(), args.end(), "--threads") != args.end()) {
+    argv.erase(argv.begin() + 5, argv.begin() + 7);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   stderr_path_ = TempPath("herald-stderr");
   int fd = -1;

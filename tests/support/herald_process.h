@@ -19,8 +19,8 @@ namespace herald::testing {
 // reads the bound addresses from its stdout. Kills the process on destruction. Not thread-safe.
 class HeraldProcess {
  public:
-  // Starts herald with `args` added; fails the test (and leaves ok() false) if it does not print
-  // both listening lines within 20 s.
+  // Starts herald with `args` added (a `--threads` there replaces the default of 2); fails the test
+  // (and leaves ok() false) if it does not print both listening lines within 20 s.
   explicit HeraldProcess(std::vector<std::string> args = {});
   ~HeraldProcess();
 
