@@ -69,19 +69,21 @@ int Run(const herald::ServerConfig& config) {
     auto& endpoint = *endpoints.emplace_back(
         std::make_unique<ws::Endpoint>(&hub, &io_threads.context(i), static_cast<uint32_t>(i)));
     if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
-    endpoint.SetHttpFallback(
-        [&http_api](const ws::HttpRequest& req) -> std::optional<ws::HttpResponse> {
-          if (!rpc::HttpApi::Serves(req.path)) return std::nullopt;
-          const std::string content_type = req.header("Content-Type");
-          const std::string authorization = req.header("Authorization");
-          const std::string transfer_encoding = req.header("Transfer-Encoding");
-          rpc::HttpReply reply = http_api.Handle(
-              {req.method, req.path, content_type, authorization, transfer_encoding, req.body});
-          if (reply.status >= 500) {
-            spdlog::warn("HTTP API {}: {}", std::string(req.path), reply.body);
-          }
-          return ws::HttpResponse{reply.status, std::move(reply.headers), std::move(reply.body)};
-        });
+    endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
+      if (!rpc::HttpApi::Serves(req.path)) return false;
+      const std::string content_type = req.header("Content-Type");
+      const std::string authorization = req.header("Authorization");
+      const std::string transfer_encoding = req.header("Transfer-Encoding");
+      // A publish that waits for an ack answers later, from the thread that ends the wait.
+      http_api.Handle(
+          {req.method, req.path, content_type, authorization, transfer_encoding, req.body},
+          [path = std::string(req.path), respond = std::move(respond)](rpc::HttpReply reply) {
+            if (reply.status >= 500) spdlog::warn("HTTP API {}: {}", path, reply.body);
+            respond(
+                ws::HttpResponse{reply.status, std::move(reply.headers), std::move(reply.body)});
+          });
+      return true;
+    });
     const std::string port = i == 0 ? config.ws_port : absl::StrCat(endpoints[0]->local_port());
     if (absl::Status st = endpoint.Listen(config.ws_host, port); !st.ok()) {
       std::fprintf(stderr, "herald: --ws-listen: %s\n", std::string(st.message()).c_str());
@@ -164,6 +166,9 @@ int Run(const herald::ServerConfig& config) {
     signals.cancel();
   });
   hub.CloseAll(core::kCloseGoingAway, "server shutting down");
+  // The ticker is stopped and the clients are leaving: publish calls still waiting for an ack
+  // answer acked=false now, so in-flight calls can finish.
+  hub.EndAckWaits();
   rpc_server.Shutdown(budget);
   while (hub.connection_count() > 0 && absl::Now() < deadline)
     absl::SleepFor(absl::Milliseconds(5));

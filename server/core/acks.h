@@ -1,15 +1,15 @@
 #ifndef HERALD_SERVER_CORE_ACKS_H_
 #define HERALD_SERVER_CORE_ACKS_H_
 
-#include <memory>
+#include <cstdint>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
 #include "server/core/mutex.h"
@@ -18,39 +18,68 @@
 namespace herald::core {
 
 // Publish calls waiting for the first client ack of their publications ("is the user online, or
-// do we fall back to SMS?"). Thread-safe.
+// do we fall back to SMS?"). Owns every pending wait: its targets (channel, offset), the ack that
+// answered it, and a deadline in an expiry queue. Nothing blocks: a wait ends by calling its
+// completion, from OnAck (on the acking client's thread) or from Expire (driven by the hub's
+// Tick). Thread-safe; completions are always called after the lock is released.
 class AckWaiters {
  public:
-  // One waiting call. The publish registers each (channel, offset) it produced before queueing
-  // the frames, so an ack can never arrive before its waiter exists.
-  class Waiter {
-   public:
-    explicit Waiter(std::string user, absl::Time started)
-        : user_(std::move(user)), started_(started) {}
-    // Blocks until an ack or `timeout`; the outcome (acked=false on timeout).
-    v1::AckOutcome Wait(absl::Duration timeout);
+  using WaitId = uint64_t;
+  // Gets the outcome: the first matching ack, or acked=false when the deadline passed first.
+  using Done = absl::AnyInvocable<void(v1::AckOutcome)>;
 
-   private:
-    friend class AckWaiters;
-    const std::string user_;
-    const absl::Time started_;
-    absl::Notification done_;
-    core::Mutex mu_;
-    v1::AckOutcome outcome_ ABSL_GUARDED_BY(mu_);
-    std::vector<std::pair<std::string, uint64_t>> targets_;  // written before any ack can match
-  };
+  // Starts a wait for an ack from a connection of `user` (any user when empty), ending at
+  // `now + timeout`. Call AddTarget for each publication before its frames are queued, so an
+  // ack can never arrive before its wait knows it; then exactly one of Await or Cancel.
+  WaitId Start(std::string user, absl::Time now, absl::Duration timeout);
+  void AddTarget(WaitId wait, const std::string& channel, uint64_t offset);
+  // The publish is complete: `done` gets the outcome exactly once — at once when an ack already
+  // came, else from OnAck or, once the deadline has passed, from Expire.
+  void Await(WaitId wait, Done done);
+  // The publish produced nothing to wait for (an error, a duplicate, a stale order): forgets
+  // the wait without an outcome.
+  void Cancel(WaitId wait);
 
-  std::shared_ptr<Waiter> Start(std::string user, absl::Time now);
-  void AddTarget(const std::shared_ptr<Waiter>& waiter, const std::string& channel,
-                 uint64_t offset);
-  void Finish(const std::shared_ptr<Waiter>& waiter);
-  // Completes the waiters of (channel, offset) whose user matches `session`.
+  // Records an ack by `session` of (channel, offset): the first one for each wait of a matching
+  // user answers it, completing the waits that are already awaited.
   void OnAck(const Session& session, const std::string& channel, uint64_t offset, absl::Time now);
+  // Completes (acked=false) every awaited wait whose deadline is at or before `now`. Costs only
+  // the waits that end.
+  void Expire(absl::Time now);
+  // Completes every awaited wait now, and from then on every wait as soon as it is awaited, as if
+  // its deadline had passed (shutdown: no ack can come, and no Tick will expire them).
+  void ExpireAll();
+  // Waits started and not yet completed or cancelled.
+  size_t size() const;
 
  private:
-  core::Mutex mu_;
-  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<std::shared_ptr<Waiter>>>
-      by_target_ ABSL_GUARDED_BY(mu_);
+  struct Wait {
+    std::string user;
+    absl::Time started;
+    absl::Time deadline;
+    std::vector<std::pair<std::string, uint64_t>> targets;
+    v1::AckOutcome outcome;  // acked once the first matching ack came
+    Done done;               // set by Await
+    bool awaited = false;
+  };
+  using Waits = absl::flat_hash_map<WaitId, Wait>;
+  // Completions to call once the lock is released.
+  using Ready = std::vector<std::pair<Done, v1::AckOutcome>>;
+
+  // Removes an awaited wait from every index and queues its completion on `ready`.
+  void EndLocked(Waits::iterator it, Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a wait's targets from by_target_.
+  void UnindexLocked(WaitId id, const Wait& wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Run(Ready ready);
+
+  mutable core::Mutex mu_;
+  WaitId next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  Waits waits_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<WaitId>> by_target_
+      ABSL_GUARDED_BY(mu_);
+  // Awaited waits by deadline: Expire pops the front.
+  std::set<std::pair<absl::Time, WaitId>> expiry_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // ExpireAll was called
 };
 
 }  // namespace herald::core

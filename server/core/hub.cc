@@ -402,9 +402,7 @@ absl::StatusOr<v1::ChannelDelivery> Hub::PublishJson(const std::string& channel,
   PublishSpec spec{data_json, options.key, options.key_final};
   absl::StatusOr<StreamPosition> pos =
       engine_->Publish(channel, spec, [&](const StreamPosition& position) {
-        if (options.waiter_ref != nullptr) {
-          acks_.AddTarget(options.waiter_ref, channel, position.offset);
-        }
+        if (options.ack_wait != 0) acks_.AddTarget(options.ack_wait, channel, position.offset);
         Subscribers subscribers = index_.Snapshot(channel);
         if (subscribers->sessions.empty()) return;
         // Encoded and framed once; the same frame object is queued on every subscriber.
@@ -445,14 +443,14 @@ uint32_t Hub::FanOut(const std::string& channel, Subscribers subscribers, OutFra
   return static_cast<uint32_t>(subscribers->sessions.size());
 }
 
-absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> Hub::StartAckWait(const v1::AckRequest& ack,
-                                                                      bool has_ack) {
-  if (!has_ack || ack.wait_ms() == 0) return nullptr;
-  if (absl::Milliseconds(ack.wait_ms()) > limits_.max_ack_wait) {
+absl::StatusOr<AckWaiters::WaitId> Hub::StartAckWait(const v1::AckRequest& ack, bool has_ack) {
+  if (!has_ack || ack.wait_ms() == 0) return 0;
+  const absl::Duration timeout = absl::Milliseconds(ack.wait_ms());
+  if (timeout > limits_.max_ack_wait) {
     return absl::InvalidArgumentError(
         absl::StrCat("ack.wait_ms: at most ", absl::ToInt64Milliseconds(limits_.max_ack_wait)));
   }
-  return acks_.Start(ack.user(), clock_());
+  return acks_.Start(ack.user(), clock_(), timeout);
 }
 
 absl::StatusOr<std::string> Hub::DataJson(bool has_data,
@@ -469,21 +467,65 @@ absl::StatusOr<std::string> Hub::DataJson(bool has_data,
   return json;
 }
 
+namespace {
+
+// True when `req` asks the call to wait for an ack.
+template <typename Req>
+bool WaitsForAck(const Req& req) {
+  return req.has_ack() && req.ack().wait_ms() > 0;
+}
+
+absl::Status CannotWait() {
+  return absl::InvalidArgumentError(
+      "ack.wait_ms: this in-process call cannot wait for an ack; pass a completion");
+}
+
+}  // namespace
+
 absl::StatusOr<v1::PublishOrderResponse> Hub::PublishOrder(const v1::PublishOrderRequest& req) {
-  if (!req.has_order()) return absl::InvalidArgumentError("order: required");
-  const v1::Order& order = req.order();
-  if (absl::Status st = ValidateOrder("order", order, limits_); !st.ok()) return st;
-  auto json = std::make_shared<std::string>();
-  if (absl::Status st = ToJson(order, json.get()); !st.ok()) return st;
-  if (json->size() > limits_.max_publication_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("order: larger than ", limits_.max_publication_bytes, " bytes"));
+  if (WaitsForAck(req)) return CannotWait();
+  absl::StatusOr<v1::PublishOrderResponse> result;
+  // Completes before returning: there is no ack to wait for.
+  PublishOrder(req,
+               [&result](absl::StatusOr<v1::PublishOrderResponse> r) { result = std::move(r); });
+  return result;
+}
+
+absl::StatusOr<v1::PublishResponse> Hub::Publish(const v1::PublishRequest& req) {
+  if (WaitsForAck(req)) return CannotWait();
+  absl::StatusOr<v1::PublishResponse> result;
+  Publish(req, [&result](absl::StatusOr<v1::PublishResponse> r) { result = std::move(r); });
+  return result;
+}
+
+void Hub::PublishOrder(const v1::PublishOrderRequest& req, Done<v1::PublishOrderResponse> done) {
+  if (!req.has_order()) {
+    done(absl::InvalidArgumentError("order: required"));
+    return;
   }
-  auto waiter = StartAckWait(req.ack(), req.has_ack());
-  if (!waiter.ok()) return waiter.status();
+  const v1::Order& order = req.order();
+  if (absl::Status st = ValidateOrder("order", order, limits_); !st.ok()) {
+    done(st);
+    return;
+  }
+  auto json = std::make_shared<std::string>();
+  if (absl::Status st = ToJson(order, json.get()); !st.ok()) {
+    done(st);
+    return;
+  }
+  if (json->size() > limits_.max_publication_bytes) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("order: larger than ", limits_.max_publication_bytes, " bytes")));
+    return;
+  }
+  absl::StatusOr<AckWaiters::WaitId> wait = StartAckWait(req.ack(), req.has_ack());
+  if (!wait.ok()) {
+    done(wait.status());
+    return;
+  }
   PublishOptions options;
   options.ack_requested = req.has_ack();
-  options.waiter_ref = *waiter;
+  options.ack_wait = *wait;
   options.key = order.id();
   options.key_final = IsTerminal(order.status());
   v1::PublishOrderResponse resp;
@@ -500,32 +542,50 @@ absl::StatusOr<v1::PublishOrderResponse> Hub::PublishOrder(const v1::PublishOrde
       *resp.add_deliveries() = *std::move(d);
     }
   });
-  if (*waiter != nullptr) {
-    if (decision.applied && publish_status.ok()) {
-      *resp.mutable_ack() = (*waiter)->Wait(absl::Milliseconds(req.ack().wait_ms()));
-    }
-    acks_.Finish(*waiter);
+  // A stale update published nothing: it does not wait.
+  const bool wait_for_ack = *wait != 0 && decision.applied && publish_status.ok();
+  if (*wait != 0 && !wait_for_ack) acks_.Cancel(*wait);
+  if (!publish_status.ok()) {
+    done(publish_status);
+    return;
   }
-  if (!publish_status.ok()) return publish_status;
   resp.set_applied(decision.applied);
   resp.set_stale(!decision.applied);
   resp.set_latest_version(decision.latest_version);
   if (!decision.applied) stale_orders_.fetch_add(1, std::memory_order_relaxed);
-  return resp;
+  if (!wait_for_ack) {
+    done(std::move(resp));
+  } else {
+    acks_.Await(*wait,
+                [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
+                  *resp.mutable_ack() = std::move(outcome);
+                  done(std::move(resp));
+                });
+  }
 }
 
-absl::StatusOr<v1::PublishResponse> Hub::Publish(const v1::PublishRequest& req) {
-  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
-  if (!json.ok()) return json.status();
-  if (req.idempotency_key().size() > 256) {
-    return absl::InvalidArgumentError("idempotency_key: longer than 256 bytes");
+void Hub::Publish(const v1::PublishRequest& req, Done<v1::PublishResponse> done) {
+  if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
+    done(st);
+    return;
   }
-  auto waiter = StartAckWait(req.ack(), req.has_ack());
-  if (!waiter.ok()) return waiter.status();
+  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  if (!json.ok()) {
+    done(json.status());
+    return;
+  }
+  if (req.idempotency_key().size() > 256) {
+    done(absl::InvalidArgumentError("idempotency_key: longer than 256 bytes"));
+    return;
+  }
+  absl::StatusOr<AckWaiters::WaitId> wait = StartAckWait(req.ack(), req.has_ack());
+  if (!wait.ok()) {
+    done(wait.status());
+    return;
+  }
   PublishOptions options;
   options.ack_requested = req.has_ack();
-  options.waiter_ref = *waiter;
+  options.ack_wait = *wait;
   auto data = std::make_shared<const std::string>(*std::move(json));
   auto publish = [&] { return PublishJson(req.channel(), data, options); };
   v1::PublishResponse resp;
@@ -542,14 +602,20 @@ absl::StatusOr<v1::PublishResponse> Hub::Publish(const v1::PublishRequest& req) 
     }
     status = r.status();
   }
-  if (*waiter != nullptr) {
-    if (status.ok() && !resp.duplicate()) {
-      *resp.mutable_ack() = (*waiter)->Wait(absl::Milliseconds(req.ack().wait_ms()));
-    }
-    acks_.Finish(*waiter);
+  // A duplicate published nothing new: it does not wait.
+  const bool wait_for_ack = *wait != 0 && status.ok() && !resp.duplicate();
+  if (*wait != 0 && !wait_for_ack) acks_.Cancel(*wait);
+  if (!status.ok()) {
+    done(status);
+  } else if (!wait_for_ack) {
+    done(std::move(resp));
+  } else {
+    acks_.Await(*wait,
+                [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
+                  *resp.mutable_ack() = std::move(outcome);
+                  done(std::move(resp));
+                });
   }
-  if (!status.ok()) return status;
-  return resp;
 }
 
 absl::StatusOr<v1::BroadcastResponse> Hub::Broadcast(const v1::BroadcastRequest& req) {
@@ -828,6 +894,7 @@ absl::StatusOr<std::shared_ptr<EventWatcher>> Hub::Watch(const v1::WatchEventsRe
 
 void Hub::Tick() {
   const absl::Time now = clock_();
+  acks_.Expire(now);
   tasks_.Tick(now);
   idempotency_.Sweep(now);
   orders_.Sweep(now, limits_.order_retention);

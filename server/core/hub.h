@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -73,6 +74,16 @@ class Hub {
   void CheckAuthDeadline(const std::shared_ptr<Session>& session);
 
   // --- Control API (validated here; errors name the bad field) --------------------------------
+  // A completion: gets the reply of a call that may finish later.
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+  // Publish now and call `done` with the reply: at once, or, when the request waits for an ack
+  // (ack.wait_ms > 0) and something was published, when the first matching ack arrives (on the
+  // acking client's thread) or the wait ends (in Tick) — never by blocking, never under a lock.
+  void PublishOrder(const v1::PublishOrderRequest& req, Done<v1::PublishOrderResponse> done);
+  void Publish(const v1::PublishRequest& req, Done<v1::PublishResponse> done);
+  // The same for in-process callers that have no completion to give (tests, tools): a request
+  // that waits for an ack is refused (INVALID_ARGUMENT naming ack.wait_ms).
   absl::StatusOr<v1::PublishOrderResponse> PublishOrder(const v1::PublishOrderRequest& req);
   absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& req);
   absl::StatusOr<v1::BroadcastResponse> Broadcast(const v1::BroadcastRequest& req);
@@ -93,9 +104,13 @@ class Hub {
                                                       std::function<void()> on_ready);
   void Unwatch(const EventWatcher* watcher) { events_.Unwatch(watcher); }
 
-  // Periodic work: task deadlines and TTLs, held-back DISCONNECT events, expiry of history,
-  // idempotency keys and terminal orders. Call every few tens of milliseconds.
+  // Periodic work: ack-wait deadlines, task deadlines and TTLs, held-back DISCONNECT events,
+  // expiry of history, idempotency keys and terminal orders. Call every few tens of
+  // milliseconds: an ack wait ends at most one period after its deadline.
   void Tick();
+  // Ends every pending ack wait now (acked=false), and every later one as soon as its publish
+  // is done: for shutdown, when no client will ack and Tick no longer runs.
+  void EndAckWaits() { acks_.ExpireAll(); }
 
   // Closes every session with `code` and `reason` (shutdown drain).
   void CloseAll(int code, absl::string_view reason);
@@ -114,11 +129,10 @@ class Hub {
                                         const JoinSpec& spec = {});
   bool UnsubscribeSession(const std::shared_ptr<Session>& session, const std::string& channel,
                           uint32_t reply_id);
-  // How to publish: ack request, ack waiter, snapshot key.
+  // How to publish: ack request, ack wait, snapshot key.
   struct PublishOptions {
     bool ack_requested = false;
-    AckWaiters::Waiter* waiter = nullptr;
-    std::shared_ptr<AckWaiters::Waiter> waiter_ref;
+    AckWaiters::WaitId ack_wait = 0;  // 0: the call does not wait
     std::string key;
     bool key_final = false;
   };
@@ -126,9 +140,8 @@ class Hub {
   absl::StatusOr<v1::ChannelDelivery> PublishJson(const std::string& channel,
                                                   std::shared_ptr<const std::string> data_json,
                                                   const PublishOptions& options);
-  // Starts an ack wait for a publish request (nullptr when it did not ask to wait).
-  absl::StatusOr<std::shared_ptr<AckWaiters::Waiter>> StartAckWait(const v1::AckRequest& ack,
-                                                                   bool has_ack);
+  // Starts an ack wait for a publish request (0 when it did not ask to wait).
+  absl::StatusOr<AckWaiters::WaitId> StartAckWait(const v1::AckRequest& ack, bool has_ack);
   void HandleAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
   // An event about `session`, stamped with the hub's clock.
   v1::Event SessionEvent(v1::EventType type, const Session& session) const;

@@ -1,5 +1,7 @@
 #include "server/rpc/broker_service.h"
 
+#include <atomic>
+#include <functional>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -20,8 +22,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 namespace {
 
-// Serves one PublishStream call: reads a request, applies it through the hub, reads the next.
-// gRPC runs at most one of its callbacks at a time; it deletes itself when the call is done.
+// Serves one PublishStream call: reads a request, applies its publications through the hub one
+// after another, reads the next. A publication that waits for an ack finishes later, from the
+// thread that ends the wait, and that thread carries on with the rest; nothing blocks. gRPC runs
+// at most one of its callbacks at a time and no callback is pending while a publication is, so
+// the reactor's state has one user at a time. It deletes itself when the call is done.
 class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStreamRequest> {
  public:
   PublishStreamReactor(core::Hub* hub, v1::PublishStreamSummary* summary, absl::Status auth)
@@ -38,58 +43,90 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
       Finish(grpc::Status::OK);
       return;
     }
-    if (absl::Status st = Apply(); !st.ok()) {
-      Finish(ToGrpcStatus(st));
-      return;
-    }
-    ++index_;
-    StartRead(&request_);
+    item_ = 0;
+    Continue();
   }
 
   void OnDone() override { delete this; }
 
  private:
-  absl::Status Apply() {
-    const std::string where = absl::StrCat("requests[", index_, "]");
-    if (request_.kind_case() != v1::PublishStreamRequest::kBatch) return ApplyOne(request_, where);
-    const auto& batch = request_.batch().requests();
-    for (int i = 0; i < batch.size(); ++i) {
-      const std::string inner = absl::StrCat(where, ".batch.requests[", i, "]");
-      if (batch[i].kind_case() == v1::PublishStreamRequest::kBatch) {
-        return absl::InvalidArgumentError(absl::StrCat(inner, ": batches do not nest"));
-      }
-      if (absl::Status st = ApplyOne(batch[i], inner); !st.ok()) return st;
+  bool is_batch() const { return request_.kind_case() == v1::PublishStreamRequest::kBatch; }
+  int item_count() const { return is_batch() ? request_.batch().requests_size() : 1; }
+
+  // Applies the current request's items from item_ on, then reads the next request. Loops while
+  // items finish at once; returns when one finishes later (its completion calls Resume).
+  void Continue() {
+    while (item_ < item_count()) {
+      // Whichever of this loop and the item's completion gets here second carries on.
+      handoff_.store(0, std::memory_order_relaxed);
+      ApplyItem([this](absl::Status st) {
+        item_status_ = std::move(st);
+        if (handoff_.fetch_add(1, std::memory_order_acq_rel) == 1) Resume();
+      });
+      if (handoff_.fetch_add(1, std::memory_order_acq_rel) == 0) return;
+      if (!Advance()) return;
     }
-    return absl::OkStatus();
+    ++index_;
+    StartRead(&request_);
+  }
+
+  void Resume() {
+    if (Advance()) Continue();
+  }
+
+  // Ends the call on a failed item; otherwise moves to the next one.
+  bool Advance() {
+    if (!item_status_.ok()) {
+      Finish(ToGrpcStatus(item_status_));
+      return false;
+    }
+    ++item_;
+    return true;
+  }
+
+  void ApplyItem(std::function<void(absl::Status)> done) {
+    const std::string where = absl::StrCat("requests[", index_, "]");
+    if (!is_batch()) return ApplyOne(request_, where, std::move(done));
+    const std::string inner = absl::StrCat(where, ".batch.requests[", item_, "]");
+    const v1::PublishStreamRequest& one = request_.batch().requests(item_);
+    if (one.kind_case() == v1::PublishStreamRequest::kBatch) {
+      return done(absl::InvalidArgumentError(absl::StrCat(inner, ": batches do not nest")));
+    }
+    ApplyOne(one, inner, std::move(done));
   }
 
   // One publish or order request; `where` names it in errors ("requests[3]").
-  absl::Status ApplyOne(const v1::PublishStreamRequest& request, const std::string& where) {
+  void ApplyOne(const v1::PublishStreamRequest& request, const std::string& where,
+                std::function<void(absl::Status)> done) {
     switch (request.kind_case()) {
-      case v1::PublishStreamRequest::kPublish: {
-        absl::StatusOr<v1::PublishResponse> r = hub_->Publish(request.publish());
-        if (!r.ok()) return Prefixed(where, "publish", r.status());
-        summary_->set_publications(summary_->publications() + 1);
-        summary_->set_queued(summary_->queued() + r->delivery().queued());
-        return absl::OkStatus();
-      }
-      case v1::PublishStreamRequest::kOrder: {
-        absl::StatusOr<v1::PublishOrderResponse> r = hub_->PublishOrder(request.order());
-        if (!r.ok()) return Prefixed(where, "order", r.status());
-        if (r->applied()) {
-          summary_->set_orders_applied(summary_->orders_applied() + 1);
-        } else {
-          summary_->set_orders_stale(summary_->orders_stale() + 1);
-        }
-        summary_->set_queued(summary_->queued() + r->queued());
-        return absl::OkStatus();
-      }
+      case v1::PublishStreamRequest::kPublish:
+        hub_->Publish(request.publish(),
+                      [this, where, done = std::move(done)](absl::StatusOr<v1::PublishResponse> r) {
+                        if (!r.ok()) return done(Prefixed(where, "publish", r.status()));
+                        summary_->set_publications(summary_->publications() + 1);
+                        summary_->set_queued(summary_->queued() + r->delivery().queued());
+                        done(absl::OkStatus());
+                      });
+        return;
+      case v1::PublishStreamRequest::kOrder:
+        hub_->PublishOrder(request.order(), [this, where, done = std::move(done)](
+                                                absl::StatusOr<v1::PublishOrderResponse> r) {
+          if (!r.ok()) return done(Prefixed(where, "order", r.status()));
+          if (r->applied()) {
+            summary_->set_orders_applied(summary_->orders_applied() + 1);
+          } else {
+            summary_->set_orders_stale(summary_->orders_stale() + 1);
+          }
+          summary_->set_queued(summary_->queued() + r->queued());
+          done(absl::OkStatus());
+        });
+        return;
       case v1::PublishStreamRequest::kBatch:
       case v1::PublishStreamRequest::KIND_NOT_SET:
         break;
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": empty request: set publish, order or batch"));
+    done(absl::InvalidArgumentError(
+        absl::StrCat(where, ": empty request: set publish, order or batch")));
   }
 
   // "channel: …" -> "requests[3].publish.channel: …", so the caller knows which request failed.
@@ -101,7 +138,10 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   core::Hub* const hub_;
   v1::PublishStreamSummary* const summary_;
   v1::PublishStreamRequest request_;
-  uint64_t index_ = 0;
+  uint64_t index_ = 0;  // of request_ in the stream
+  int item_ = 0;        // of the publication being applied in request_
+  absl::Status item_status_;
+  std::atomic<int> handoff_{0};
 };
 
 }  // namespace
@@ -123,9 +163,14 @@ grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx
                                                 const google::protobuf::Message& request,
                                                 google::protobuf::Message* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status status = Authorize(ctx);
-  if (status.ok()) status = FindUnaryMethod(method)->call(*hub_, request, response);
-  reactor->Finish(ToGrpcStatus(status));
+  if (absl::Status st = Authorize(ctx); !st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
+  // Most methods finish before `call` returns; a publish waiting for an ack finishes from the
+  // thread that ends the wait. gRPC keeps `response` (and the reactor) until Finish.
+  FindUnaryMethod(method)->call(*hub_, request, response,
+                                [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
   return reactor;
 }
 

@@ -16,7 +16,8 @@ namespace herald::rpc {
 
 // gRPC adapter of the Broker service: checks the API key, runs the method's UnaryMethod handler
 // and maps absl::Status to grpc::Status. Nothing else. Stateless besides its borrowed hub;
-// called concurrently from gRPC's threads.
+// called concurrently from gRPC's threads. Unary calls finish by completion: a publish waiting
+// for an ack finishes its reactor from the thread that ends the wait.
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   BrokerService(core::Hub* hub, std::string api_key);
@@ -45,7 +46,8 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchEventsRequest* request) override;
   // Client-streaming publish: each request goes through Hub::Publish / Hub::PublishOrder, in
-  // order, on the gRPC thread that read it.
+  // order; one that waits for an ack holds back the next read until its wait ends (by
+  // completion, not by blocking a thread).
   grpc::ServerReadReactor<v1::PublishStreamRequest>* PublishStream(
       grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) override;
 

@@ -1,6 +1,8 @@
 #include "server/rpc/http_api.h"
 
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -71,6 +73,12 @@ absl::Status CheckContentType(absl::string_view content_type, bool body_empty) {
   return absl::OkStatus();
 }
 
+// "PublishOrder" for "/api/v1/PublishOrder".
+absl::string_view MethodName(absl::string_view path) {
+  absl::ConsumePrefix(&path, HttpApi::kPathPrefix);
+  return path;
+}
+
 }  // namespace
 
 int HttpStatusFromCode(absl::StatusCode code) {
@@ -122,15 +130,46 @@ HttpApi::HttpApi(core::Hub* hub, std::string api_key) : hub_(hub), api_key_(std:
 
 bool HttpApi::Serves(absl::string_view path) { return absl::StartsWith(path, "/api/"); }
 
-HttpReply HttpApi::Handle(const HttpApiRequest& request) const {
+void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
+  std::optional<HttpReply> refused = Check(request);
+  if (refused.has_value()) {
+    respond(*std::move(refused));
+    return;
+  }
+  const UnaryMethod* method = FindUnaryMethod(MethodName(request.path));
+  pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
+  std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
+  absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
+  if (absl::Status st = core::FromJson(body, in.get(), hub_->limits().max_json_depth); !st.ok()) {
+    respond(ErrorReply(absl::InvalidArgumentError(absl::StrCat(
+        "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message()))));
+    return;
+  }
+  // The response lives until the call is done, which for a publish waiting for an ack is after
+  // Handle() has returned.
+  std::shared_ptr<pb::Message> out(factory->GetPrototype(method->descriptor->output_type())->New());
+  method->call(*hub_, *in, out.get(), [out, respond = std::move(respond)](absl::Status status) {
+    if (!status.ok()) return respond(ErrorReply(status));
+    HttpReply reply;
+    reply.headers.emplace_back("Content-Type", kJson);
+    // Zero values are printed too, so callers in dynamic languages can read every
+    // field.
+    if (absl::Status st = core::ToJson(*out, &reply.body, /*print_defaults=*/true); !st.ok()) {
+      return respond(ErrorReply(st));
+    }
+    reply.body.push_back('\n');
+    respond(std::move(reply));
+  });
+}
+
+std::optional<HttpReply> HttpApi::Check(const HttpApiRequest& request) const {
   absl::string_view name = request.path;
   if (!absl::ConsumePrefix(&name, kPathPrefix)) {
     return ErrorReply(absl::NotFoundError(
         absl::StrCat("path: the control API is served at POST ", kPathPrefix, "<Method>")));
   }
   // Like gRPC, an unknown method is reported before the API key is looked at.
-  const UnaryMethod* method = FindUnaryMethod(name);
-  if (method == nullptr) {
+  if (FindUnaryMethod(name) == nullptr) {
     return ErrorReply(absl::UnimplementedError(absl::StrCat(
         "method: herald.v1.Broker has no unary method '", name, "'; one of ", MethodNames())));
   }
@@ -161,25 +200,7 @@ HttpReply HttpApi::Handle(const HttpApiRequest& request) const {
   if (absl::Status st = CheckContentType(request.content_type, request.body.empty()); !st.ok()) {
     return ErrorReply(415, st);
   }
-
-  pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
-  std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
-  std::unique_ptr<pb::Message> out(factory->GetPrototype(method->descriptor->output_type())->New());
-  absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
-  if (absl::Status st = core::FromJson(body, in.get(), hub_->limits().max_json_depth); !st.ok()) {
-    return ErrorReply(absl::InvalidArgumentError(absl::StrCat(
-        "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message())));
-  }
-  if (absl::Status st = method->call(*hub_, *in, out.get()); !st.ok()) return ErrorReply(st);
-
-  HttpReply reply;
-  reply.headers.emplace_back("Content-Type", kJson);
-  // Zero values are printed too, so callers in dynamic languages can read every field.
-  if (absl::Status st = core::ToJson(*out, &reply.body, /*print_defaults=*/true); !st.ok()) {
-    return ErrorReply(st);
-  }
-  reply.body.push_back('\n');
-  return reply;
+  return std::nullopt;
 }
 
 }  // namespace herald::rpc

@@ -1,6 +1,8 @@
 #ifndef HERALD_SERVER_RPC_HTTP_API_H_
 #define HERALD_SERVER_RPC_HTTP_API_H_
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +14,7 @@
 namespace herald::rpc {
 
 // One HTTP request to the control API, independent of the transport that read it. The views
-// must stay valid during HttpApi::Handle.
+// must stay valid during HttpApi::Handle (not until its reply).
 struct HttpApiRequest {
   absl::string_view method;  // HTTP method: "POST"
   absl::string_view path;    // "/api/v1/PublishOrder", without the query string
@@ -29,12 +31,15 @@ struct HttpReply {
   std::string body;                                          // JSON
 };
 
+// Gets the reply to an HttpApi::Handle call.
+using HttpRespond = std::function<void(HttpReply)>;
+
 // The HTTP/JSON form of the Broker control API: `POST /api/v1/<Method>` with the protobuf JSON
 // mapping of the method's request, answered with the JSON mapping of its response. Every call
 // runs the very handler gRPC runs (rpc::FindUnaryMethod), after the same API-key check; errors
 // come back as {"code":"INVALID_ARGUMENT","message":"..."} with an HTTP status from
 // HttpStatusFromCode. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
-// construction; Handle() is thread-safe (the hub is).
+// construction; Handle() is thread-safe (the hub is) and never blocks.
 class HttpApi {
  public:
   static constexpr absl::string_view kPathPrefix = "/api/v1/";
@@ -44,9 +49,15 @@ class HttpApi {
 
   // True for paths this API answers (everything under "/api/"), even unknown methods.
   static bool Serves(absl::string_view path);
-  HttpReply Handle(const HttpApiRequest& request) const;
+  // Runs the call and calls `respond` exactly once with its reply: before returning, or, for a
+  // publish waiting for an ack, later from the thread that ends the wait (never under a lock).
+  void Handle(const HttpApiRequest& request, HttpRespond respond) const;
 
  private:
+  // The reply refusing a request before it is parsed (path, method, key, body framing), or
+  // nullopt for a request to run.
+  std::optional<HttpReply> Check(const HttpApiRequest& request) const;
+
   core::Hub* const hub_;
   const std::string api_key_;
 };

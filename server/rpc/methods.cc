@@ -11,29 +11,52 @@ namespace {
 
 namespace pb = google::protobuf;
 
-// Binds a Hub member to the type-erased handler signature.
+const pb::MethodDescriptor* Descriptor(const char* name) {
+  return pb::DescriptorPool::generated_pool()
+      ->FindServiceByName("herald.v1.Broker")
+      ->FindMethodByName(name);
+}
+
+// Binds a synchronous Hub member to the type-erased handler signature: done at once.
 template <typename Req, typename Resp>
 UnaryMethod Bind(const char* name, absl::StatusOr<Resp> (*fn)(core::Hub&, const Req&)) {
   UnaryMethod m;
-  m.descriptor = pb::DescriptorPool::generated_pool()
-                     ->FindServiceByName("herald.v1.Broker")
-                     ->FindMethodByName(name);
-  m.call = [fn](core::Hub& hub, const pb::Message& request, pb::Message* response) {
+  m.descriptor = Descriptor(name);
+  m.call = [fn](core::Hub& hub, const pb::Message& request, pb::Message* response, UnaryDone done) {
     absl::StatusOr<Resp> result = fn(hub, static_cast<const Req&>(request));
-    if (!result.ok()) return result.status();
-    *static_cast<Resp*>(response) = *std::move(result);
-    return absl::OkStatus();
+    if (result.ok()) *static_cast<Resp*>(response) = *std::move(result);
+    done(result.status());
+  };
+  return m;
+}
+
+// Binds a Hub member that finishes by completion (it may wait for an ack).
+template <typename Req, typename Resp>
+UnaryMethod BindAsync(const char* name, void (*fn)(core::Hub&, const Req&, core::Hub::Done<Resp>)) {
+  UnaryMethod m;
+  m.descriptor = Descriptor(name);
+  m.call = [fn](core::Hub& hub, const pb::Message& request, pb::Message* response, UnaryDone done) {
+    fn(hub, static_cast<const Req&>(request),
+       [response, done = std::move(done)](absl::StatusOr<Resp> result) {
+         if (result.ok()) *static_cast<Resp*>(response) = *std::move(result);
+         done(result.status());
+       });
   };
   return m;
 }
 
 #define HERALD_METHOD(Name, Req, Resp) \
   Bind<v1::Req, v1::Resp>(#Name, [](core::Hub& h, const v1::Req& r) { return h.Name(r); })
+#define HERALD_ASYNC_METHOD(Name, Req, Resp)                                                     \
+  BindAsync<v1::Req, v1::Resp>(#Name,                                                            \
+                               [](core::Hub& h, const v1::Req& r, core::Hub::Done<v1::Resp> d) { \
+                                 h.Name(r, std::move(d));                                        \
+                               })
 
 std::vector<UnaryMethod> BuildMethods() {
   return {
-      HERALD_METHOD(PublishOrder, PublishOrderRequest, PublishOrderResponse),
-      HERALD_METHOD(Publish, PublishRequest, PublishResponse),
+      HERALD_ASYNC_METHOD(PublishOrder, PublishOrderRequest, PublishOrderResponse),
+      HERALD_ASYNC_METHOD(Publish, PublishRequest, PublishResponse),
       HERALD_METHOD(Broadcast, BroadcastRequest, BroadcastResponse),
       HERALD_METHOD(SendToUser, SendToUserRequest, SendResponse),
       HERALD_METHOD(SendToConnection, SendToConnectionRequest, SendResponse),
@@ -49,6 +72,7 @@ std::vector<UnaryMethod> BuildMethods() {
   };
 }
 
+#undef HERALD_ASYNC_METHOD
 #undef HERALD_METHOD
 
 }  // namespace

@@ -13,13 +13,19 @@
 
 namespace herald::rpc {
 
+// Finishes a call: OK once the response is filled in, or the error.
+using UnaryDone = std::function<void(absl::Status)>;
+
 // One unary method of herald.v1.Broker: its descriptor and the single handler that serves it,
 // whichever transport the call came in on. Immutable after start-up; thread-safe.
 struct UnaryMethod {
   const google::protobuf::MethodDescriptor* descriptor;
-  // `request` and `response` are of the descriptor's input and output types.
-  std::function<absl::Status(core::Hub& hub, const google::protobuf::Message& request,
-                             google::protobuf::Message* response)>
+  // Runs the call and then calls `done` exactly once: before returning for most methods, later
+  // for one that waits (Publish / PublishOrder with ack.wait_ms), from whichever thread ends the
+  // wait, never under a lock. `request` and `response` are of the descriptor's input and output
+  // types; `request` need only live during the call, `response` until `done` is called.
+  std::function<void(core::Hub& hub, const google::protobuf::Message& request,
+                     google::protobuf::Message* response, UnaryDone done)>
       call;
 };
 

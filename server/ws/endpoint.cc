@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "asio/post.hpp"
 #include "server/core/metrics.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
@@ -68,6 +69,21 @@ std::optional<absl::string_view> FramingError(const websocketpp::http::parser::r
     return "Transfer-Encoding other than chunked";
   }
   return std::nullopt;
+}
+
+// Sends a deferred HTTP response.
+void WriteDeferred(WsServer::connection_type& con, const HttpResponse& reply) {
+  // websocketpp has no non-throwing form of these setters; they throw only when the connection
+  // has already been torn down (shutdown), and then there is nobody to answer.
+  try {
+    con.set_status(static_cast<http::status_code::value>(reply.status));
+    for (const auto& [name, value] : reply.headers) con.replace_header(name, value);
+    con.set_body(reply.body);
+  } catch (const websocketpp::exception&) {
+    return;
+  }
+  websocketpp::lib::error_code ec;
+  con.send_http_response(ec);
 }
 
 }  // namespace
@@ -310,10 +326,8 @@ void Endpoint::OnHttp(connection_hdl hdl) {
     con->set_status(http::status_code::upgrade_required);
     con->replace_header("Upgrade", "websocket");
     con->set_body("this endpoint speaks WebSocket\n");
-  } else if (std::optional<HttpResponse> reply = CallFallback(*con, path)) {
-    con->set_status(static_cast<http::status_code::value>(reply->status));
-    for (const auto& [name, value] : reply->headers) con->replace_header(name, value);
-    con->set_body(std::move(reply->body));
+  } else if (CallFallback(con, path)) {
+    // Answered by the fallback, now or later (a deferred response).
   } else if (ServeFile(con, path)) {
     // A static file (demo pages, herald.js) from --static-dir.
   } else {
@@ -322,16 +336,23 @@ void Endpoint::OnHttp(connection_hdl hdl) {
   }
 }
 
-std::optional<HttpResponse> Endpoint::CallFallback(WsServer::connection_type& con,
-                                                   absl::string_view path) {
-  if (!http_fallback_) return std::nullopt;
-  const websocketpp::http::parser::request& request = con.get_request();
+bool Endpoint::CallFallback(const WsServer::connection_ptr& con, absl::string_view path) {
+  if (!http_fallback_) return false;
+  const websocketpp::http::parser::request& request = con->get_request();
   HttpRequest req;
   req.method = request.get_method();
   req.path = path;
   req.body = request.get_body();
   req.header = [&request](const std::string& name) { return request.get_header(name); };
-  return http_fallback_(req);
+  // The reply is written by a task on the connection's strand, which this handler holds: it runs
+  // after the response has been deferred below, whichever thread answers and when.
+  HttpRespond respond = [con, io = io_](HttpResponse reply) {
+    asio::post(*io, con->get_strand()->wrap(
+                        [con, reply = std::move(reply)] { WriteDeferred(*con, reply); }));
+  };
+  if (!http_fallback_(req, std::move(respond))) return false;
+  con->defer_http_response();
+  return true;
 }
 
 }  // namespace herald::ws

@@ -37,10 +37,17 @@ struct HttpResponse {
   std::string body;
 };
 
-// Serves HTTP paths the endpoint does not own (everything but /healthz, /metrics and /ws);
-// returns nullopt for a path it does not serve either (the endpoint then answers 404). Called on
-// I/O threads, concurrently for different connections.
-using HttpFallback = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+// Answers a request handed to an HttpFallback. Call it exactly once, from any thread, before
+// or after the fallback returns; the endpoint writes the response on the connection's I/O
+// thread.
+using HttpRespond = std::function<void(HttpResponse)>;
+
+// Serves HTTP paths the endpoint does not own (everything but /healthz, /metrics and /ws).
+// Returns false, without calling `respond`, for a path it does not serve either (the endpoint
+// then tries static files, then answers 404); otherwise true, and answers through `respond`,
+// now or later (a call that waits must not hold the I/O thread). Called on I/O threads,
+// concurrently for different connections.
+using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond respond)>;
 
 // The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
 // the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
@@ -77,7 +84,9 @@ class Endpoint {
   bool OnValidate(websocketpp::connection_hdl hdl);
   void OnOpen(websocketpp::connection_hdl hdl);
   void OnHttp(websocketpp::connection_hdl hdl);
-  std::optional<HttpResponse> CallFallback(WsServer::connection_type& con, absl::string_view path);
+  // Hands the request to the fallback, deferring the response until it answers; false when the
+  // fallback does not serve `path` (nothing was deferred then).
+  bool CallFallback(const WsServer::connection_ptr& con, absl::string_view path);
   // Answers a GET/HEAD for a file below --static-dir; false when there is none.
   bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
 

@@ -150,6 +150,18 @@ TEST_F(ReliabilityTest, IdempotencyKeyPublishesOnceWithinTheWindow) {
   EXPECT_EQ(later.delivery().offset(), first.delivery().offset() + 1);
 }
 
+// The reply of a publish that finishes by completion; fills `out` and notifies when it does.
+struct Reply {
+  absl::Notification done;
+  absl::StatusOr<v1::PublishResponse> result;
+  Hub::Done<v1::PublishResponse> Completion() {
+    return [this](absl::StatusOr<v1::PublishResponse> r) {
+      result = std::move(r);
+      done.Notify();
+    };
+  }
+};
+
 TEST_F(ReliabilityTest, AckWaitReportsTheFirstAckOfTheUser) {
   auto phone = Connect("alice");
   hub_.OnClientFrame(phone, R"({"subscribe":{"channel":"customer:alice"}})");
@@ -172,8 +184,11 @@ TEST_F(ReliabilityTest, AckWaitReportsTheFirstAckOfTheUser) {
   req.mutable_data()->set_string_value("your order is here");
   req.mutable_ack()->set_wait_ms(5000);
   req.mutable_ack()->set_user("alice");
-  auto r = hub_.Publish(req);
+  Reply acked;
+  hub_.Publish(req, acked.Completion());
+  ASSERT_TRUE(acked.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   client.join();
+  auto& r = acked.result;
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->ack().acked());
   EXPECT_EQ(r->ack().connection_id(), phone->id());
@@ -181,11 +196,124 @@ TEST_F(ReliabilityTest, AckWaitReportsTheFirstAckOfTheUser) {
   EXPECT_EQ(phone->Last().kind_case(), Kind::kAcked);
 
   req.mutable_ack()->set_wait_ms(20);  // nobody acks this one
-  r = hub_.Publish(req);
-  ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r->ack().acked());
+  Reply unacked;
+  hub_.Publish(req, unacked.Completion());
+  Advance(absl::Milliseconds(20));  // the wait ends at the tick after its deadline
+  ASSERT_TRUE(unacked.done.HasBeenNotified());
+  ASSERT_TRUE(unacked.result.ok());
+  EXPECT_FALSE(unacked.result->ack().acked());
   req.mutable_ack()->set_wait_ms(60000);
-  EXPECT_THAT(std::string(hub_.Publish(req).status().message()), HasSubstr("ack.wait_ms"));
+  Reply too_long;
+  hub_.Publish(req, too_long.Completion());
+  ASSERT_TRUE(too_long.done.HasBeenNotified());
+  EXPECT_THAT(std::string(too_long.result.status().message()), HasSubstr("ack.wait_ms"));
+}
+
+TEST_F(ReliabilityTest, AnAckWaitHoldsNoThreadAndEndsAtTheFirstTickAfterItsDeadline) {
+  auto phone = Connect("alice");
+  hub_.OnClientFrame(phone, R"({"subscribe":{"channel":"customer:alice"}})");
+  v1::PublishRequest req;
+  req.set_channel("customer:alice");
+  req.mutable_data()->set_string_value("are you there?");
+  req.mutable_ack()->set_wait_ms(3000);
+  Reply reply;
+  hub_.Publish(req, reply.Completion());
+  // Publish returned with the wait pending, and the publication is already out.
+  EXPECT_FALSE(reply.done.HasBeenNotified());
+  ASSERT_EQ(phone->OfKind(Kind::kPub).size(), 1u);
+  EXPECT_TRUE(phone->OfKind(Kind::kPub)[0].pub().ack_requested());
+  Advance(absl::Milliseconds(2999));
+  EXPECT_FALSE(reply.done.HasBeenNotified());
+  Advance(absl::Milliseconds(1));
+  ASSERT_TRUE(reply.done.HasBeenNotified());
+  ASSERT_TRUE(reply.result.ok());
+  EXPECT_FALSE(reply.result->ack().acked());
+  EXPECT_EQ(reply.result->delivery().queued(), 1u);
+  // A late ack changes nothing and is still answered.
+  hub_.OnClientFrame(phone, absl::StrCat(R"({"id":4,"ack":{"channel":"customer:alice","offset":")",
+                                         reply.result->delivery().offset(), R"("}})"));
+  EXPECT_EQ(phone->Last().kind_case(), Kind::kAcked);
+}
+
+TEST_F(ReliabilityTest, AnAckWaitCompletesWithNoHubLockHeld) {
+  auto phone = Connect("alice");
+  hub_.OnClientFrame(phone, R"({"subscribe":{"channel":"customer:alice"}})");
+  v1::PublishRequest req;
+  req.set_channel("customer:alice");
+  req.mutable_data()->set_string_value("first");
+  req.mutable_ack()->set_wait_ms(1000);
+  // The completion calls back into the hub — another publish that waits, and Stats — which
+  // would deadlock if it ran under a lock the hub or its ack waits hold.
+  Reply second;
+  absl::Notification first_done;
+  hub_.Publish(req, [&](absl::StatusOr<v1::PublishResponse> r) {
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->ack().acked());
+    EXPECT_TRUE(hub_.Stats({}).ok());
+    v1::PublishRequest again = req;
+    again.mutable_data()->set_string_value("second");
+    hub_.Publish(again, second.Completion());
+    first_done.Notify();
+  });
+  auto ack = [&](uint64_t offset) {
+    hub_.OnClientFrame(
+        phone, absl::StrCat(R"({"ack":{"channel":"customer:alice","offset":")", offset, R"("}})"));
+  };
+  ack(phone->OfKind(Kind::kPub).back().pub().offset());
+  ASSERT_TRUE(first_done.HasBeenNotified());
+  EXPECT_FALSE(second.done.HasBeenNotified());
+  ack(phone->OfKind(Kind::kPub).back().pub().offset());
+  ASSERT_TRUE(second.done.HasBeenNotified());
+  EXPECT_TRUE(second.result->ack().acked());
+}
+
+TEST_F(ReliabilityTest, StaleOrdersAndDuplicatesDoNotWaitForAnAck) {
+  v1::PublishOrderRequest order;
+  order.mutable_order()->set_id("o1");
+  order.mutable_order()->set_store_id("s1");
+  order.mutable_order()->set_version(2);
+  order.mutable_order()->set_status(v1::ORDER_STATUS_ACCEPTED);
+  ASSERT_TRUE(hub_.PublishOrder(order).ok());
+  order.mutable_ack()->set_wait_ms(5000);
+  order.mutable_order()->set_version(1);
+  bool stale_done = false;
+  hub_.PublishOrder(order, [&](absl::StatusOr<v1::PublishOrderResponse> r) {
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->stale());
+    EXPECT_FALSE(r->ack().acked());
+    stale_done = true;
+  });
+  EXPECT_TRUE(stale_done);
+
+  Publish("c", 1, "k1");
+  v1::PublishRequest again;
+  again.set_channel("c");
+  again.mutable_data()->set_number_value(1);
+  again.set_idempotency_key("k1");
+  again.mutable_ack()->set_wait_ms(5000);
+  Reply duplicate;
+  hub_.Publish(again, duplicate.Completion());
+  ASSERT_TRUE(duplicate.done.HasBeenNotified());
+  EXPECT_TRUE(duplicate.result->duplicate());
+  // The synchronous form has nowhere to deliver a later reply, so it refuses to wait.
+  EXPECT_THAT(std::string(hub_.Publish(again).status().message()), HasSubstr("ack.wait_ms"));
+}
+
+TEST_F(ReliabilityTest, EndAckWaitsAnswersEveryPendingAndLaterWaitAtOnce) {
+  v1::PublishRequest req;
+  req.set_channel("nobody-acks");
+  req.mutable_data()->set_string_value("x");
+  req.mutable_ack()->set_wait_ms(30000);
+  Reply pending;
+  hub_.Publish(req, pending.Completion());
+  EXPECT_FALSE(pending.done.HasBeenNotified());
+  hub_.EndAckWaits();
+  ASSERT_TRUE(pending.done.HasBeenNotified());
+  EXPECT_FALSE(pending.result->ack().acked());
+  Reply later;
+  hub_.Publish(req, later.Completion());
+  ASSERT_TRUE(later.done.HasBeenNotified());
+  EXPECT_FALSE(later.result->ack().acked());
 }
 
 class TaskTest : public ReliabilityTest {
