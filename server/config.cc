@@ -2,19 +2,100 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
 #include <sstream>
+#include <type_traits>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "server/closest_name.h"
+#include "server/config_file.h"
+
+extern char** environ;
 
 namespace herald {
+namespace {
+
+// HERALD_* variables that are not settings of the server: the examples, the tests and the
+// benchmarks read them, and they are often exported in the shell that starts herald.
+constexpr absl::string_view kOtherVariables[] = {
+    // client/examples
+    "HERALD_URL",
+    "HERALD_GRPC",
+    "HERALD_PROTO_DIR",
+    "HERALD_STEP_DELAY_MS",
+    // tests (ctest sets them for the herald.js and browser tests, which start herald)
+    "HERALD_BIN",
+    "HERALD_ARTIFACTS",
+    // bench/run.sh
+    "HERALD_PUBLISH",
+};
+constexpr absl::string_view kConfigVariable = "HERALD_CONFIG";
+constexpr absl::string_view kVariablePrefix = "HERALD_";
+
+// The first HERALD_* variable of the environment that herald does not know, as one error line.
+absl::Status CheckEnvironment(const CLI::App& app) {
+  std::map<std::string, std::string> variable_by_key;  // max-frame-bytes -> HERALD_MAX_FRAME_BYTES
+  std::set<std::string, std::less<>> known(std::begin(kOtherVariables), std::end(kOtherVariables));
+  known.emplace(kConfigVariable);
+  std::vector<std::string> keys;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_envname().empty() || opt->get_lnames().empty()) continue;
+    variable_by_key[opt->get_lnames()[0]] = opt->get_envname();
+    keys.push_back(opt->get_lnames()[0]);
+    known.insert(opt->get_envname());
+  }
+  for (char** e = environ; *e != nullptr; ++e) {
+    const absl::string_view entry = *e;
+    const absl::string_view name = entry.substr(0, entry.find('='));
+    if (!absl::StartsWith(name, kVariablePrefix) || known.count(name) > 0) continue;
+    const std::string closest = ClosestName(absl::StripPrefix(name, kVariablePrefix), keys);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown environment variable '", name, "'",
+        closest.empty() ? " (herald --help lists the valid variables)"
+                        : absl::StrCat("; did you mean '", variable_by_key[closest], "'?")));
+  }
+  return absl::OkStatus();
+}
+
+// A TOML value CLI11 reads back as `s`. CLI11 does not unescape, so no escapes: single quotes
+// when `s` holds a double quote.
+std::string Quote(const std::string& s) {
+  const char q = s.find('"') == std::string::npos ? '"' : '\'';
+  return absl::StrCat(std::string(1, q), s, std::string(1, q));
+}
+
+// `d` in the fewest significant digits (at least six) that read back as `d`: "10", "0.25".
+std::string Decimal(double d) {
+  std::string text;
+  for (int digits = 6; digits <= 17; ++digits) {
+    text = absl::StrFormat("%.*g", digits, d);
+    if (std::strtod(text.c_str(), nullptr) == d) break;
+  }
+  return text;
+}
+template <typename Int>
+std::string Number(Int n) {
+  static_assert(std::is_integral_v<Int>, "Decimal() prints doubles");
+  return absl::StrCat(n);
+}
+std::string Secret(const std::string& s) { return Quote(s.empty() ? "" : "****"); }
+
+}  // namespace
 
 absl::Status SplitHostPort(const std::string& field, const std::string& value, std::string* host,
                            std::string* port) {
@@ -46,8 +127,20 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   CLI::App app{
       "herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
       "backends drive it over gRPC (service herald.v1.Broker)."};
-  app.set_config("--config", "", "Config file (TOML: key = value, keys named like the flags)")
-      ->envname("HERALD_CONFIG");
+  // HERALD_CONFIG is the default file, set by hand: CLI11 reads the config file before it looks
+  // at environment variables, so an envname() on this option would never be read.
+  CLI::Option* config_opt = app.set_config(
+      "--config", "",
+      "Config file (TOML: key = value, keys named like the flags; env HERALD_CONFIG)");
+  const char* config_env = std::getenv(std::string(kConfigVariable).c_str());
+  const std::string config_from_env = config_env != nullptr ? config_env : "";
+  if (!config_from_env.empty()) config_opt->default_str(config_from_env);
+  auto config_file = std::make_shared<StrictConfigFile>(&app, config_opt);
+  app.config_formatter(config_file);
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration, each value with its source, and exit")
+      ->configurable(false);
   app.add_option("--ws-listen", ws_listen, "WebSocket/HTTP listen address HOST:PORT (port 0: any)")
       ->envname("HERALD_WS_LISTEN")
       ->capture_default_str();
@@ -206,6 +299,29 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    std::cerr << "herald: " << e.what() << std::endl;  // names the file, line and key
+    out.exit_code = 2;
+    return out;
+  } catch (const CLI::ExtrasError& e) {
+    // The first unknown --flag, with the flag it most likely misspells.
+    std::vector<std::string> flags;
+    for (const CLI::Option* opt : app.get_options()) {
+      if (!opt->get_lnames().empty()) flags.push_back(opt->get_lnames()[0]);
+    }
+    std::string message = e.what();
+    for (const std::string& arg : app.remaining()) {
+      if (!absl::StartsWith(arg, "--")) continue;
+      const std::string flag = arg.substr(0, arg.find('='));
+      const std::string closest = ClosestName(flag.substr(2), flags);
+      message =
+          absl::StrCat("unknown flag '", flag, "'",
+                       closest.empty() ? "" : absl::StrCat("; did you mean '--", closest, "'?"));
+      break;
+    }
+    std::cerr << "herald: " << message << " (see herald --help)" << std::endl;
+    out.exit_code = 2;
+    return out;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) {
       out.exit_code = app.exit(e);  // --help
@@ -213,6 +329,18 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       std::cerr << "herald: " << e.what() << " (see herald --help)" << std::endl;
       out.exit_code = 2;
     }
+    return out;
+  }
+  if (absl::Status st = CheckEnvironment(app); !st.ok()) {
+    std::cerr << "herald: " << st.message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (!config_from_env.empty() && config_opt->count() == 0) {
+    // CLI11 skips a missing default config file; a file named by HERALD_CONFIG must exist.
+    std::cerr << "herald: HERALD_CONFIG: cannot read config file '" << config_from_env << "'"
+              << std::endl;
+    out.exit_code = 2;
     return out;
   }
   if (absl::Status st = SplitHostPort("--ws-listen", ws_listen, &c.ws_host, &c.ws_port); !st.ok()) {
@@ -287,6 +415,68 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   }
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));
+  }
+  if (print_config) {
+    // Effective values, after the defaults that follow other settings (soft send buffer).
+    std::vector<std::string> prefixes;
+    for (const std::string& rule : history_prefixes) prefixes.push_back(Quote(rule));
+    const std::map<std::string, std::string> values = {
+        {"ws-listen", Quote(ws_listen)},
+        {"grpc-listen", Quote(c.grpc_listen)},
+        {"api-key", Secret(c.api_key)},
+        {"jwt-hs256-secret", Secret(c.jwt.hs256_secret)},
+        {"jwt-rs256-public-key", Quote(rs256_key_file)},  // a file name; the key is public
+        {"auth-timeout-ms", Number(l.auth_timeout_ms)},
+        {"static-dir", Quote(c.static_dir)},
+        {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
+        {"threads", Number(c.threads)},
+        {"node", Quote(c.node)},
+        {"log-level", Quote(c.log_level)},
+        {"drain-timeout", Decimal(c.drain_timeout_s)},
+        {"max-frame-bytes", Number(l.max_frame_bytes)},
+        {"max-json-depth", Number(l.max_json_depth)},
+        {"close-timeout-ms", Number(l.close_timeout_ms)},
+        {"max-subscriptions", Number(l.max_subscriptions_per_connection)},
+        {"max-channel-length", Number(l.max_channel_length)},
+        {"max-send-buffer-bytes", Number(l.max_send_buffer_bytes)},
+        {"max-connections", Number(l.max_connections)},
+        {"max-publication-bytes", Number(l.max_publication_bytes)},
+        {"max-http-body-bytes", Number(l.max_http_body_bytes)},
+        {"ping-interval-ms", Number(l.ping_interval_ms)},
+        {"history-size", Number(history_size)},
+        {"history-ttl", Decimal(history_ttl_s)},
+        {"history-prefix", absl::StrCat("[", absl::StrJoin(prefixes, ", "), "]")},
+        {"idempotency-window", Decimal(idempotency_s)},
+        {"order-retention", Decimal(order_retention_s)},
+        {"disconnect-grace", Decimal(grace_s)},
+        {"max-queue-depth", Number(l.max_queue_depth)},
+        {"max-tasks-per-worker", Number(l.max_tasks_per_worker)},
+        {"task-ack-deadline", Decimal(ack_deadline_s)},
+        {"task-ttl", Decimal(task_ttl_s)},
+        {"watcher-buffer", Number(l.watcher_buffer)},
+        {"soft-send-buffer-bytes", Number(l.soft_send_buffer_bytes)},
+    };
+    const std::set<const CLI::Option*> flags(app.parse_order().begin(), app.parse_order().end());
+    std::string text;
+    for (const std::string& key : StrictConfigFile::ConfigurableKeys(app)) {
+      const CLI::Option* opt = app.get_option("--" + key);
+      auto value = values.find(key);
+      if (value == values.end()) {
+        std::cerr << "herald: internal error: --print-config has no value for '" << key << "'"
+                  << std::endl;
+        out.exit_code = 70;
+        return out;
+      }
+      // The precedence of CLI11: a flag, then the file, then the environment.
+      const char* source = flags.count(opt) > 0                            ? "flag"
+                           : config_file->options_in_file().count(opt) > 0 ? "file"
+                           : opt->count() > 0                              ? "env"
+                                                                           : "default";
+      absl::StrAppend(&text, key, " = ", value->second, "  # ", source, "\n");
+    }
+    std::cout << text << std::flush;
+    out.exit_code = 0;
+    return out;
   }
   out.run = true;
   return out;

@@ -31,15 +31,17 @@ struct ServerConfig {
 absl::Status SplitHostPort(const std::string& field, const std::string& value, std::string* host,
                            std::string* port);
 
-// Outcome of reading the command line: a config to run, or an exit code (after --help, or after
-// printing one clear error line to stderr).
+// Outcome of reading the command line: a config to run, or an exit code (0 after --help or
+// --print-config; 2 after printing one clear error line to stderr).
 struct ParsedConfig {
   bool run = false;
   int exit_code = 0;
   ServerConfig config;
 };
-// Reads flags, then HERALD_* environment variables and the --config file (TOML subset:
-// `key = value` per line, keys named like the long flags).
+// Reads flags, then the --config file (or HERALD_CONFIG; TOML subset: `key = value` per line,
+// keys named like the long flags), then HERALD_* environment variables. Strict: an unknown key,
+// variable or flag is an error naming the closest valid one. --print-config prints the effective
+// settings with their sources, secrets masked, to stdout.
 ParsedConfig ParseServerConfig(int argc, char** argv);
 
 }  // namespace herald
