@@ -911,6 +911,17 @@ void Hub::Tick() {
   for (v1::Event& e : due) events_.Emit(std::move(e));
 }
 
+void Hub::BeginDrain() {
+  last_drain_refusal_ns_.store(absl::ToUnixNanos(clock_()), std::memory_order_relaxed);
+  draining_.store(true, std::memory_order_relaxed);
+}
+
+absl::Status Hub::RefuseDraining() {
+  last_drain_refusal_ns_.store(absl::ToUnixNanos(clock_()), std::memory_order_relaxed);
+  return absl::UnavailableError(
+      absl::StrCat("draining: node ", node_, " is shutting down; retry on another node"));
+}
+
 void Hub::CloseAll(int code, absl::string_view reason) {
   for (const auto& s : table_.All()) s->Close(code, reason);
 }

@@ -114,6 +114,16 @@ class Hub {
 
   // Closes every session with `code` and `reason` (shutdown drain).
   void CloseAll(int code, absl::string_view reason);
+  // From now on the node is draining: control calls are refused with UNAVAILABLE (the code
+  // clients retry on, elsewhere) instead of racing the shutdown.
+  void BeginDrain();
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+  // The refusal of a call during a drain; notes when it was made, so the drain can wait for
+  // callers to stop coming before the control API goes away (the drain's start counts as one).
+  absl::Status RefuseDraining();
+  absl::Time last_drain_refusal() const {
+    return absl::FromUnixNanos(last_drain_refusal_ns_.load(std::memory_order_relaxed));
+  }
   size_t connection_count() const { return table_.size(); }
   // Counted by the transport when it closes a slow consumer.
   void CountSlowConsumerClose() { slow_consumer_closes_.fetch_add(1, std::memory_order_relaxed); }
@@ -121,6 +131,8 @@ class Hub {
   void CountConflated() { conflated_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> last_drain_refusal_ns_{0};
   // Subscribes `session` to a validated channel; replies `subscribed` (with recovery/snapshot
   // when asked) with `reply_id` (0 for a server-side subscribe, which pushes the frame without
   // id). False when already subscribed.
