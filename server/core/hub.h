@@ -51,6 +51,8 @@ class Hub {
   // publishing thread. Call before serving; `shards` must outlive the hub.
   void SetShardExecutor(ShardExecutor* shards) { shards_ = shards; }
   const std::string& node() const { return node_; }
+  // The hub's clock (injected; tests move it), for the transport's timestamps and timers.
+  absl::Time Now() const { return clock_(); }
 
   // --- WebSocket edge -------------------------------------------------------------------------
   // A fresh, unique, sortable connection id ("<node>-<hex counter>").

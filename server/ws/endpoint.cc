@@ -220,7 +220,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.remote_address = con->get_remote_endpoint();
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
-  meta.connected_at = absl::Now();
+  meta.connected_at = hub_->Now();
   meta.shard = shard_;
   // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
   // and must send `connect`.

@@ -77,7 +77,7 @@ void WsSession::Abort() {
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
   // Far deadlines are checked daily (the check re-arms), which keeps the timer in range.
   const absl::Duration wait =
-      std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Hours(24));
+      std::clamp(deadline - hub_->Now(), absl::ZeroDuration(), absl::Hours(24));
   const long ms =
       static_cast<long>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))) + 1;
   std::weak_ptr<WsSession> weak = weak_from_this();
