@@ -22,6 +22,7 @@ inline constexpr int kCloseServerRestart = 1012;
 inline constexpr int kCloseTokenExpired = 4001;  // token expired without a refresh
 inline constexpr int kCloseUnauthorized = 4003;  // invalid token, or no `connect` in time
 inline constexpr int kCloseSlowConsumer = 4008;  // send buffer over max_send_buffer_bytes
+inline constexpr int kCloseIdleTimeout = 4010;   // nothing received for idle_timeout_ms
 
 // Encoders for server frames. Publications and pushes are composed around data that is already
 // JSON, so a publication's data is encoded once however many channels and sockets it reaches;
