@@ -324,19 +324,6 @@ void Hub::HandleAck(const std::shared_ptr<Session>& session, uint32_t id,
   }
 }
 
-namespace {
-void AddPublications(const std::string& channel, const std::vector<StoredPublication>& from,
-                     google::protobuf::RepeatedPtrField<v1::Publication>* to) {
-  for (const StoredPublication& p : from) {
-    v1::Publication* out = to->Add();
-    out->set_channel(channel);
-    out->set_offset(p.offset);
-    // Stored data was produced by our own encoder from bounded input, so it parses.
-    FromJson(*p.data_json, out->mutable_data(), kStoredJsonDepth).IgnoreError();
-  }
-}
-}  // namespace
-
 absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& session,
                                            const std::string& channel, uint32_t reply_id,
                                            const JoinSpec& spec) {
@@ -350,18 +337,12 @@ absl::StatusOr<bool> Hub::SubscribeSession(const std::shared_ptr<Session>& sessi
     if (result != Session::AddResult::kAdded && result != Session::AddResult::kAlreadySubscribed) {
       return;
     }
-    ServerFrame reply;
-    reply.set_id(reply_id);
-    v1::Subscribed* sub = reply.mutable_subscribed();
-    sub->set_channel(channel);
-    sub->set_epoch(joined.position.epoch);
-    sub->set_offset(joined.position.offset);
-    if (spec.recover.has_value()) {
-      sub->set_recovered(joined.recovered);
-      AddPublications(channel, joined.missed, sub->mutable_publications());
-    }
-    AddPublications(channel, joined.snapshot, sub->mutable_snapshot());
-    Reply(*session, reply);
+    std::optional<bool> recovered;
+    if (spec.recover.has_value()) recovered = joined.recovered;
+    static const std::vector<StoredPublication> kNone;
+    session->Send(frames_->Make(EncodeSubscribed(reply_id, channel, joined.position, recovered,
+                                                 recovered.has_value() ? joined.missed : kNone,
+                                                 joined.snapshot)));
   });
   switch (result) {
     case Session::AddResult::kAdded:

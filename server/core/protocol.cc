@@ -11,6 +11,36 @@ std::string EncodePublication(absl::string_view channel, uint64_t offset,
                       data_json, ack_requested ? R"(,"ackRequested":true}})" : "}}");
 }
 
+namespace {
+void AppendPublications(std::string* out, absl::string_view name, absl::string_view channel,
+                        const std::vector<StoredPublication>& publications) {
+  if (publications.empty()) return;
+  absl::StrAppend(out, R"(,")", name, R"(":[)");
+  for (size_t i = 0; i < publications.size(); ++i) {
+    absl::StrAppend(out, i == 0 ? "" : ",", R"({"channel":")", channel, R"(","offset":")",
+                    publications[i].offset, R"(","data":)", *publications[i].data_json, "}");
+  }
+  out->push_back(']');
+}
+}  // namespace
+
+std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
+                             std::optional<bool> recovered,
+                             const std::vector<StoredPublication>& publications,
+                             const std::vector<StoredPublication>& snapshot) {
+  std::string out = "{";
+  if (id != 0) absl::StrAppend(&out, R"("id":)", id, ",");
+  // The epoch is the engine's own token (hex), so it needs no escaping either.
+  absl::StrAppend(&out, R"("subscribed":{"channel":")", channel, R"(","epoch":")", position.epoch,
+                  R"(","offset":")", position.offset, R"(")");
+  if (recovered.has_value())
+    absl::StrAppend(&out, R"(,"recovered":)", *recovered ? "true" : "false");
+  AppendPublications(&out, "publications", channel, publications);
+  AppendPublications(&out, "snapshot", channel, snapshot);
+  out.append("}}");
+  return out;
+}
+
 std::string EncodePush(absl::string_view data_json) {
   return absl::StrCat(R"({"push":{"data":)", data_json, "}}");
 }

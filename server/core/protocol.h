@@ -1,12 +1,15 @@
 #ifndef HERALD_SERVER_CORE_PROTOCOL_H_
 #define HERALD_SERVER_CORE_PROTOCOL_H_
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "herald/v1/client.pb.h"
+#include "server/core/engine.h"
 #include "server/json/json_check.h"
 
 namespace herald::core {
@@ -32,6 +35,14 @@ inline constexpr int kCloseIdleTimeout = 4010;   // nothing received for idle_ti
 std::string EncodePublication(absl::string_view channel, uint64_t offset,
                               absl::string_view data_json, bool ack_requested = false);
 std::string EncodePush(absl::string_view data_json);
+// The `subscribed` reply, composed around the stored publications' JSON (no parse, however many
+// are recovered or in the snapshot). `recovered` is printed, false included, when the subscribe
+// asked to recover; empty lists are omitted, as the protobuf JSON mapping does. `channel` must
+// have passed ValidateChannel.
+std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
+                             std::optional<bool> recovered,
+                             const std::vector<StoredPublication>& publications,
+                             const std::vector<StoredPublication>& snapshot);
 std::string EncodeFrame(const herald::v1::ServerFrame& frame);
 std::string EncodeError(uint32_t id, const absl::Status& status);
 

@@ -19,6 +19,7 @@ using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Kind = v1::ServerFrame::KindCase;
 
 class ReliabilityTest : public ::testing::Test {
@@ -106,6 +107,13 @@ TEST_F(ReliabilityTest, ResubscribeWithRecoverGetsExactlyTheMissedPublications) 
   EXPECT_FALSE(c->Last().subscribed().recovered());
   EXPECT_TRUE(c->Last().subscribed().publications().empty());
   EXPECT_EQ(c->Last().subscribed().offset(), 5u);
+  // On the wire, as documented: a client testing `recovered === false` sees it.
+  EXPECT_THAT(c->Frames().back(), HasSubstr(R"("recovered":false)"));
+  EXPECT_THAT(
+      b->Frames()[b->Frames().size() - 2],
+      HasSubstr(R"("recovered":true,"publications":[{"channel":"c1","offset":"3","data":)"));
+  // Without `recover`, no `recovered` at all.
+  EXPECT_THAT(a->Frames()[1], Not(HasSubstr("recovered")));
 }
 
 TEST_F(ReliabilityTest, SnapshotReturnsOpenOrdersThenLiveUpdates) {
