@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,12 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/auth/jwt.h"
 #include "server/core/protocol.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/raw_http.h"
+#include "tests/support/raw_ws.h"
 #include "tests/support/ws_client.h"
 
 namespace herald::testing {
@@ -75,17 +78,25 @@ TEST(FrameRateTest, AFloodGetsErrorsThenClose4029WhileACalmConnectionIsUnaffecte
   WsClient calm;
   ASSERT_TRUE(calm.Connect(herald.ws_url()));
   ASSERT_TRUE(calm.Subscribe("news", 1));
-  WsClient flooder;
-  ASSERT_TRUE(flooder.Connect(herald.ws_url()));
+  // A raw client: it keeps sending until the server has closed, and then reads what came back.
+  RawWsClient flooder;
+  ASSERT_TRUE(flooder.Connect(herald.ws_address()));
   for (int i = 1; i <= 300; ++i) {
-    flooder.Send(absl::StrCat(R"({"id":)", i, R"(,"message":{"data":{"n":)", i, "}}}"));
+    if (!flooder.SendText(absl::StrCat(R"({"id":)", i, R"(,"message":{"data":{"n":)", i, "}}}"))) {
+      break;  // closed by the server already
+    }
   }
-  ASSERT_TRUE(flooder.WaitClosed(absl::Seconds(10)));
-  EXPECT_EQ(flooder.close_code(), core::kCloseRateLimited);
-  EXPECT_THAT(flooder.close_reason(), HasSubstr("rate limit"));
   int refused = 0;
   int sent = 0;
-  for (const v1::ServerFrame& f : flooder.Frames()) {
+  int close_code = 0;
+  while (std::optional<RawWsClient::Frame> raw = flooder.Read()) {
+    if (raw->opcode == 8) {
+      close_code = raw->close_code;
+      EXPECT_THAT(raw->payload, HasSubstr("rate limit"));
+      break;
+    }
+    v1::ServerFrame f;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(raw->payload, &f).ok()) << raw->payload;
     if (f.kind_case() == Kind::kSent) ++sent;
     if (f.kind_case() != Kind::kError) continue;
     ++refused;
@@ -93,6 +104,7 @@ TEST(FrameRateTest, AFloodGetsErrorsThenClose4029WhileACalmConnectionIsUnaffecte
     EXPECT_THAT(f.error().message(), HasSubstr("more than 20 frames per second"));
     EXPECT_NE(f.id(), 0u);  // the refused request's id is echoed
   }
+  EXPECT_EQ(close_code, core::kCloseRateLimited);
   EXPECT_EQ(refused, 5);
   EXPECT_GE(sent, 20);   // the burst was served
   EXPECT_LT(sent, 300);  // the rest was not acted on
