@@ -268,10 +268,19 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_MAX_HTTP_BODY_BYTES")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
-  app.add_option("--ping-interval-ms", l.ping_interval_ms, "Client ping interval advertised")
+  app.add_option("--ping-interval-ms", l.ping_interval_ms,
+                 "Client ping interval advertised in welcome; Herald pings a connection silent "
+                 "this long")
       ->envname("HERALD_PING_INTERVAL_MS")
-      ->check(CLI::Range(1000u, 3600000u))
+      ->check(CLI::Range(100u, 3600000u))
       ->capture_default_str();
+  CLI::Option* idle_opt =
+      app.add_option("--idle-timeout-ms", l.idle_timeout_ms,
+                     "Close a connection nothing arrived from for longer than this with 4010 "
+                     "(0: never; default 2 x --ping-interval-ms + 10000)")
+          ->envname("HERALD_IDLE_TIMEOUT_MS")
+          ->check(CLI::Range(0u, 86400000u))
+          ->capture_default_str();
 
   size_t history_size = l.history.size;
   double history_ttl_s = absl::ToDoubleSeconds(l.history.ttl);
@@ -426,6 +435,16 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     out.exit_code = 2;
     return out;
   }
+  if (idle_opt->count() == 0) {
+    l.idle_timeout_ms = 2 * l.ping_interval_ms + 10000;  // the default follows the ping interval
+  }
+  if (l.idle_timeout_ms != 0 && l.idle_timeout_ms <= l.ping_interval_ms) {
+    std::cerr << "herald: --idle-timeout-ms (" << l.idle_timeout_ms
+              << ") must exceed --ping-interval-ms (" << l.ping_interval_ms
+              << "), or be 0: a live client needs time to answer the ping" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
   if (!rs256_key_file.empty()) {
     std::ifstream in(rs256_key_file);
     std::stringstream pem;
@@ -490,6 +509,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"max-publication-bytes", Number(l.max_publication_bytes)},
         {"max-http-body-bytes", Number(l.max_http_body_bytes)},
         {"ping-interval-ms", Number(l.ping_interval_ms)},
+        {"idle-timeout-ms", Number(l.idle_timeout_ms)},
         {"history-size", Number(history_size)},
         {"history-ttl", Decimal(history_ttl_s)},
         {"history-prefix", absl::StrCat("[", absl::StrJoin(prefixes, ", "), "]")},

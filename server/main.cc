@@ -1,4 +1,5 @@
 // herald: wires the hub, the WebSocket endpoint and the gRPC server, and drains on SIGTERM.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -166,14 +167,27 @@ int Run(const herald::ServerConfig& config) {
     ticker.cancel();
     signals.cancel();
   });
+  // Control calls are refused with UNAVAILABLE from here on (backends retry that, elsewhere);
+  // gRPC itself keeps serving until the clients have left, so no call arriving now is cut off
+  // with CANCELLED by the server's shutdown.
+  hub.BeginDrain();
+  rpc_server.BeginDrain();
   hub.CloseAll(core::kCloseGoingAway, "server shutting down");
   // The ticker is stopped and the clients are leaving: publish calls still waiting for an ack
   // answer acked=false now, so in-flight calls can finish.
   hub.EndAckWaits();
-  rpc_server.Shutdown(budget);
-  while (hub.connection_count() > 0 && absl::Now() < deadline)
+  // Done when the clients have left and no control call was refused for a while (callers
+  // retrying elsewhere); until then gRPC keeps answering UNAVAILABLE rather than its shutdown
+  // cutting arriving calls off with CANCELLED.
+  constexpr absl::Duration kQuiet = absl::Milliseconds(200);
+  while ((hub.connection_count() > 0 || absl::Now() - hub.last_drain_refusal() < kQuiet) &&
+         absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
+  }
   const size_t left = hub.connection_count();
+  // Only streams (WatchEvents, an idle PublishStream) can still be open: ack waits have ended and
+  // unary calls were refused. They get a short grace, then are cancelled.
+  rpc_server.Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
   io_threads.Stop();
   if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
   spdlog::info("stopped");

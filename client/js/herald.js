@@ -99,6 +99,9 @@ export const CloseCode = Object.freeze({
   TOKEN_EXPIRED: 4001,
   UNAUTHORIZED: 4003,
   SLOW_CONSUMER: 4008,
+  // Nothing arrived from us for the server's idle timeout (we did not ping and the socket did not
+  // answer its pings): the network is probably gone; reconnected with backoff like other closes.
+  IDLE_TIMEOUT: 4010,
   // Backends close with 4500..4999 to tell clients not to reconnect.
   NO_RECONNECT_MIN: 4500,
   NO_RECONNECT_MAX: 4999,

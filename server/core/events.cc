@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/time/clock.h"
-
 namespace herald::core {
 
 EventWatcher::EventWatcher(Filter filter, size_t capacity, std::function<void()> on_ready)
@@ -20,20 +18,22 @@ bool EventWatcher::Matches(const v1::Event& event) const {
 }
 
 void EventWatcher::Push(const v1::Event& event) {
-  {
-    core::MutexLock lock(&mu_);
-    if (queue_.size() >= capacity_) {
-      ++pending_drops_;
-      ++dropped_total_;
-      return;
-    }
-    queue_.push_back(event);
-    if (pending_drops_ > 0) {
-      queue_.back().set_dropped_before(pending_drops_);
-      pending_drops_ = 0;
-    }
+  if (Enqueue(event)) Wake();
+}
+
+bool EventWatcher::Enqueue(const v1::Event& event) {
+  core::MutexLock lock(&mu_);
+  if (queue_.size() >= capacity_) {
+    ++pending_drops_;
+    ++dropped_total_;
+    return false;
   }
-  if (on_ready_) on_ready_();
+  queue_.push_back(event);
+  if (pending_drops_ > 0) {
+    queue_.back().set_dropped_before(pending_drops_);
+    pending_drops_ = 0;
+  }
+  return true;
 }
 
 std::optional<v1::Event> EventWatcher::Pop() {
@@ -68,14 +68,21 @@ void EventBus::Unwatch(const EventWatcher* watcher) {
 
 void EventBus::Emit(v1::Event event) {
   if (!has_watchers()) return;
-  if (event.time_ms() == 0) event.set_time_ms(absl::ToUnixMillis(absl::Now()));
+  WatchersToWake to_wake;
+  Emit(std::move(event), &to_wake);
+  for (const auto& w : to_wake) w->Wake();
+}
+
+void EventBus::Emit(v1::Event event, WatchersToWake* to_wake) {
+  if (!has_watchers()) return;
+  if (event.time_ms() == 0) event.set_time_ms(absl::ToUnixMillis(clock_()));
   std::vector<std::shared_ptr<EventWatcher>> watchers;
   {
     core::MutexLock lock(&mu_);
     watchers = watchers_;
   }
   for (const auto& w : watchers) {
-    if (w->Matches(event)) w->Push(event);
+    if (w->Matches(event) && w->Enqueue(event)) to_wake->push_back(w);
   }
 }
 

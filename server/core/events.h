@@ -33,7 +33,13 @@ class EventWatcher {
   EventWatcher(Filter filter, size_t capacity, std::function<void()> on_ready);
 
   bool Matches(const v1::Event& event) const;
+  // Queues the event and calls `on_ready`.
   void Push(const v1::Event& event);
+  // Queues the event only; true when `on_ready` is owed (call Wake() once no lock is held).
+  bool Enqueue(const v1::Event& event);
+  void Wake() {
+    if (on_ready_) on_ready_();
+  }
   std::optional<v1::Event> Pop();
   uint64_t dropped_total() const;
 
@@ -47,18 +53,29 @@ class EventWatcher {
   uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// Watchers made ready by events queued under a caller's lock, to wake once it is released: so
+// the transport's writes (gRPC StartWrite) never start under the caller's lock, while events
+// still reach each watcher in the order of that lock. Not thread-safe; one per critical section.
+using WatchersToWake = std::vector<std::shared_ptr<EventWatcher>>;
+
 // Fans events out to the attached watchers. Thread-safe. Emit() is cheap when nobody watches.
 class EventBus {
  public:
+  using Clock = std::function<absl::Time()>;
+  explicit EventBus(Clock clock) : clock_(std::move(clock)) {}
+
   std::shared_ptr<EventWatcher> Watch(EventWatcher::Filter filter, size_t capacity,
                                       std::function<void()> on_ready);
   void Unwatch(const EventWatcher* watcher);
   bool has_watchers() const { return count_.load(std::memory_order_relaxed) > 0; }
   size_t watcher_count() const { return count_.load(std::memory_order_relaxed); }
-  // Stamps `time_ms` when unset and queues the event on every matching watcher.
+  // Stamps `time_ms` (from the clock) when unset and queues the event on every matching watcher.
   void Emit(v1::Event event);
+  // The same, but the watchers it made ready are added to `to_wake` instead of woken now.
+  void Emit(v1::Event event, WatchersToWake* to_wake);
 
  private:
+  const Clock clock_;
   mutable core::Mutex mu_;
   std::vector<std::shared_ptr<EventWatcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};

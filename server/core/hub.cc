@@ -58,6 +58,7 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       clock_(std::move(clock)),
       started_at_(clock_()),
       verifier_(verifier),
+      events_(clock_),
       tasks_(limits_, frames_, &events_),
       idempotency_(limits_.idempotency_window),
       ip_quota_(limits_.max_connections_per_ip),
@@ -812,7 +813,7 @@ absl::StatusOr<v1::UnsubscribeResponse> Hub::Unsubscribe(const v1::UnsubscribeRe
 absl::StatusOr<v1::StatsResponse> Hub::Stats(const v1::StatsRequest&) const {
   v1::StatsResponse resp;
   resp.set_node(node_);
-  resp.set_uptime_ms(absl::ToInt64Milliseconds(absl::Now() - started_at_));
+  resp.set_uptime_ms(absl::ToInt64Milliseconds(clock_() - started_at_));
   std::vector<std::shared_ptr<Session>> all = table_.All();
   resp.set_connections(static_cast<uint32_t>(all.size()));
   resp.set_users(static_cast<uint32_t>(table_.users()));
@@ -923,6 +924,17 @@ void Hub::Tick() {
     held_disconnects_.erase(it, held_disconnects_.end());
   }
   for (v1::Event& e : due) events_.Emit(std::move(e));
+}
+
+void Hub::BeginDrain() {
+  last_drain_refusal_ns_.store(absl::ToUnixNanos(clock_()), std::memory_order_relaxed);
+  draining_.store(true, std::memory_order_relaxed);
+}
+
+absl::Status Hub::RefuseDraining() {
+  last_drain_refusal_ns_.store(absl::ToUnixNanos(clock_()), std::memory_order_relaxed);
+  return absl::UnavailableError(
+      absl::StrCat("draining: node ", node_, " is shutting down; retry on another node"));
 }
 
 void Hub::CloseAll(int code, absl::string_view reason) {

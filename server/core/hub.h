@@ -52,6 +52,8 @@ class Hub {
   // publishing thread. Call before serving; `shards` must outlive the hub.
   void SetShardExecutor(ShardExecutor* shards) { shards_ = shards; }
   const std::string& node() const { return node_; }
+  // The hub's clock (injected; tests move it), for the transport's timestamps and timers.
+  absl::Time Now() const { return clock_(); }
 
   // --- WebSocket edge -------------------------------------------------------------------------
   // A fresh, unique, sortable connection id ("<node>-<hex counter>").
@@ -66,8 +68,6 @@ class Hub {
   void OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text);
 
   // --- Connection limits (hub_limits.cc) -----------------------------------------------------
-  // The hub's clock (injected; absl::Now by default), for limits kept by other layers.
-  absl::Time Now() const { return clock_(); }
   // Counts a WebSocket handshake from `remote_address` ("ip:port") against --max-connections
   // (UNAVAILABLE: HTTP 503), --max-connections-per-ip and, when the handshake names its user
   // (`?token=`; empty otherwise), --max-connections-per-user (RESOURCE_EXHAUSTED naming the
@@ -133,6 +133,16 @@ class Hub {
 
   // Closes every session with `code` and `reason` (shutdown drain).
   void CloseAll(int code, absl::string_view reason);
+  // From now on the node is draining: control calls are refused with UNAVAILABLE (the code
+  // clients retry on, elsewhere) instead of racing the shutdown.
+  void BeginDrain();
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+  // The refusal of a call during a drain; notes when it was made, so the drain can wait for
+  // callers to stop coming before the control API goes away (the drain's start counts as one).
+  absl::Status RefuseDraining();
+  absl::Time last_drain_refusal() const {
+    return absl::FromUnixNanos(last_drain_refusal_ns_.load(std::memory_order_relaxed));
+  }
   size_t connection_count() const { return table_.size(); }
   // Counted by the transport when it closes a slow consumer.
   void CountSlowConsumerClose() { slow_consumer_closes_.fetch_add(1, std::memory_order_relaxed); }
@@ -140,6 +150,8 @@ class Hub {
   void CountConflated() { conflated_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> last_drain_refusal_ns_{0};
   // Subscribes `session` to a validated channel; replies `subscribed` (with recovery/snapshot
   // when asked) with `reply_id` (0 for a server-side subscribe, which pushes the frame without
   // id). False when already subscribed.

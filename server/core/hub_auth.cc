@@ -28,7 +28,7 @@ absl::StatusOr<auth::Claims> Hub::VerifyToken(absl::string_view token) const {
   if (verifier_ == nullptr) {
     return absl::FailedPreconditionError("token: this server verifies no tokens");
   }
-  return verifier_->Verify(token, absl::Now());
+  return verifier_->Verify(token, clock_());
 }
 
 void Hub::ArmAuthDeadline(Session& session) {
@@ -41,7 +41,7 @@ void Hub::ArmAuthDeadline(Session& session) {
 
 void Hub::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
   if (verifier_ == nullptr) return;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_();
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
     const absl::Time deadline =
@@ -72,7 +72,7 @@ bool Hub::AdmitFrame(const std::shared_ptr<Session>& session, const v1::ClientFr
     session->Close(kCloseUnauthorized, "unauthorized: the first frame must be connect");
     return false;
   }
-  if (absl::Now() >= grant->expires_at) {  // the deadline timer has not run yet
+  if (clock_() >= grant->expires_at) {  // the deadline timer has not run yet
     session->Close(kCloseTokenExpired, "token expired");
     return false;
   }
@@ -96,7 +96,7 @@ void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
                                 grant->user, "'; use refresh to replace its token")));
     return;
   }
-  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, absl::Now());
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, clock_());
   if (!claims.ok()) {
     ReplyError(*session, id, Prefixed("connect.", claims.status()));
     const bool expired = absl::StartsWith(claims.status().message(), "token.exp:");
@@ -126,7 +126,7 @@ void Hub::OnRefresh(const std::shared_ptr<Session>& session, uint32_t id,
     return;
   }
   std::shared_ptr<const auth::Claims> current = session->grant();  // set: AdmitFrame checked
-  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, absl::Now());
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, clock_());
   if (!claims.ok()) {
     // The connection keeps its current token until that one expires.
     ReplyError(*session, id, Prefixed("refresh.", claims.status()));

@@ -67,8 +67,23 @@ struct Limits {
   // When tokens are required: how long a connection that did not pass `?token=` has to send its
   // `connect` frame before it is closed with 4003.
   uint32_t auth_timeout_ms = 5000;
-  // Interval at which clients are asked to ping (advertised in `welcome`).
+  // Interval at which clients are asked to ping (advertised in `welcome`). Herald also sends a
+  // WebSocket ping to a connection it has heard nothing from for this long, which browsers answer
+  // on their own.
   uint32_t ping_interval_ms = 25000;
+  // A connection from which nothing at all (no frame of any kind: data, ping, pong) has arrived
+  // for longer than this is closed with 4010 (close_timeout_ms later its socket is reset if the
+  // peer is gone). 0: never closed for silence. Greater than ping_interval_ms, so a live client
+  // has the difference to answer Herald's ping. Default 2 × ping_interval_ms + 10 s; config.cc
+  // derives it from a configured ping interval unless it is set itself.
+  uint32_t idle_timeout_ms = 60000;
+  // TCP keepalive on accepted sockets (SO_KEEPALIVE): the first probe after this many idle
+  // seconds, then one every interval, and the kernel drops the connection after `count`
+  // unanswered probes. A backstop below the WebSocket pings (idle_timeout_ms 0, sockets that
+  // never finish the handshake): a dead idle peer is found in idle + interval × count seconds.
+  uint32_t tcp_keepalive_idle_s = 60;
+  uint32_t tcp_keepalive_interval_s = 10;
+  uint32_t tcp_keepalive_count = 6;
   // Largest page ListConnections returns.
   uint32_t max_page_size = 1000;
   // Largest Broadcast (number of channels).

@@ -16,8 +16,9 @@ OrderBook::Decision OrderBook::Apply(const herald::v1::Order& order, absl::Time 
   if (it != shard.orders.end() && order.version() <= it->second.version) {
     return Decision{false, it->second.version};
   }
-  shard.orders[order.id()] =
-      Entry{order.version(), IsTerminal(order.status()) ? now : absl::InfiniteFuture()};
+  const bool terminal = IsTerminal(order.status());
+  shard.orders[order.id()] = Entry{order.version(), terminal ? now : absl::InfiniteFuture()};
+  if (terminal) shard.ended.emplace_back(now, order.id());
   deliver();
   return Decision{true, order.version()};
 }
@@ -32,8 +33,13 @@ uint64_t OrderBook::LatestVersion(const std::string& order_id) const {
 void OrderBook::Sweep(absl::Time now, absl::Duration retention) {
   for (Shard& shard : shards_) {
     core::MutexLock lock(&shard.mu);
-    absl::erase_if(shard.orders,
-                   [&](const auto& kv) { return kv.second.terminal_since + retention <= now; });
+    while (!shard.ended.empty() && shard.ended.front().first + retention <= now) {
+      auto it = shard.orders.find(shard.ended.front().second);
+      if (it != shard.orders.end() && it->second.terminal_since == shard.ended.front().first) {
+        shard.orders.erase(it);
+      }
+      shard.ended.pop_front();
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -34,7 +35,8 @@ class OrderBook {
   Decision Apply(const herald::v1::Order& order, absl::Time now, absl::FunctionRef<void()> deliver);
   uint64_t LatestVersion(const std::string& order_id) const;  // 0 when unknown
   size_t size() const;
-  // Forgets orders that reached a terminal status more than `retention` before `now`.
+  // Forgets orders that reached a terminal status more than `retention` before `now`; costs what
+  // is due (a queue of terminal orders in the order they ended), not the size of the book.
   void Sweep(absl::Time now, absl::Duration retention);
 
  private:
@@ -45,6 +47,8 @@ class OrderBook {
   struct Shard {
     mutable core::Mutex mu;
     absl::flat_hash_map<std::string, Entry> orders ABSL_GUARDED_BY(mu);
+    // (terminal_since, id) of orders that ended, oldest first; stale when the order moved on.
+    std::deque<std::pair<absl::Time, std::string>> ended ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(const std::string& id) const;
   mutable std::array<Shard, kShards> shards_;

@@ -1,6 +1,7 @@
 #include "server/core/tasks.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,15 @@ namespace herald::core {
 
 TaskDispatcher::TaskDispatcher(const Limits& limits, const FrameFactory* frames, EventBus* events)
     : limits_(limits), frames_(frames), events_(events) {}
+
+TaskDispatcher::WakeAfterUnlock::~WakeAfterUnlock() {
+  WatchersToWake to_wake;
+  {
+    core::MutexLock lock(&d_->mu_);
+    to_wake.swap(d_->to_wake_);
+  }
+  for (const auto& w : to_wake) w->Wake();
+}
 
 void TaskDispatcher::Emit(v1::EventType type, const Task& task, const std::string& connection_id,
                           const std::string& user, const std::string& reason) {
@@ -22,7 +32,28 @@ void TaskDispatcher::Emit(v1::EventType type, const Task& task, const std::strin
   e.set_connection_id(connection_id);
   e.set_user(user);
   e.set_reason(reason);
-  events_->Emit(std::move(e));
+  events_->Emit(std::move(e), &to_wake_);
+}
+
+void TaskDispatcher::PushDue(Due due) {
+  due_.push_back(std::move(due));
+  std::push_heap(due_.begin(), due_.end(), std::greater<Due>());
+}
+
+void TaskDispatcher::Finish(Task& task) {
+  task.done = true;
+  --live_tasks_;
+  // Each live task has at most two entries (TTL, current deadline); past four per live task
+  // (and a floor), most are stale: rebuild without them.
+  if (due_.size() > 1024 && due_.size() > 4 * live_tasks_) {
+    due_.erase(std::remove_if(due_.begin(), due_.end(),
+                              [](const Due& d) {
+                                std::shared_ptr<Task> t = d.task.lock();
+                                return t == nullptr || t->done;
+                              }),
+               due_.end());
+    std::make_heap(due_.begin(), due_.end(), std::greater<Due>());
+  }
 }
 
 TaskDispatcher::Worker* TaskDispatcher::FindWorker(Queue& q, const Session* session) {
@@ -62,6 +93,9 @@ bool TaskDispatcher::Assign(Queue& q, const std::shared_ptr<Task>& task, const S
   task->holder_user = best->session->user();
   task->deadline = now + std::min(task->ack_deadline, left);
   q.in_flight[task->delivery_id] = task;
+  if (task->deadline < task->expires_at) {
+    PushDue(Due{task->deadline, task->queue, task->delivery_id, task});
+  }
   Emit(v1::EVENT_TYPE_TASK_ASSIGNED, *task, best->session->id(), best->session->user());
   return true;
 }
@@ -87,6 +121,7 @@ void TaskDispatcher::Requeue(Queue& q, const std::shared_ptr<Task>& task, absl::
 absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
     const std::string& queue, std::shared_ptr<const std::string> data_json,
     absl::Duration ack_deadline, absl::Duration ttl, absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
   Queue& q = queues_[queue];
   if (q.waiting.size() >= limits_.max_queue_depth) {
@@ -99,6 +134,8 @@ absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
   task->data_json = std::move(data_json);
   task->ack_deadline = ack_deadline;
   task->expires_at = now + ttl;
+  PushDue(Due{task->expires_at, queue, "", task});
+  ++live_tasks_;
   ++q.dispatched;
   v1::DispatchTaskResponse resp;
   resp.set_task_id(task->id);
@@ -113,6 +150,7 @@ absl::StatusOr<v1::DispatchTaskResponse> TaskDispatcher::Dispatch(
 
 void TaskDispatcher::Join(const std::shared_ptr<Session>& session, const std::string& queue,
                           absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
   Queue& q = queues_[queue];
   if (FindWorker(q, session.get()) == nullptr) q.workers.push_back(Worker{session, 0});
@@ -120,6 +158,7 @@ void TaskDispatcher::Join(const std::shared_ptr<Session>& session, const std::st
 }
 
 void TaskDispatcher::Leave(const Session& session, const std::string& queue, absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
   auto it = queues_.find(queue);
   if (it == queues_.end()) return;
@@ -147,6 +186,7 @@ void TaskDispatcher::RemoveWorker(const Session& session, absl::Time now) {
 
 absl::Status TaskDispatcher::Ack(const Session& session, const std::string& delivery_id,
                                  absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
   for (auto& [name, q] : queues_) {
     auto it = q.in_flight.find(delivery_id);
@@ -154,6 +194,7 @@ absl::Status TaskDispatcher::Ack(const Session& session, const std::string& deli
     std::shared_ptr<Task> task = it->second;
     if (task->holder != &session) break;
     q.in_flight.erase(it);
+    Finish(*task);
     if (Worker* w = FindWorker(q, &session); w != nullptr && w->in_flight > 0) --w->in_flight;
     ++q.acked;
     Emit(v1::EVENT_TYPE_TASK_ACKED, *task, session.id(), session.user());
@@ -167,6 +208,7 @@ absl::Status TaskDispatcher::Ack(const Session& session, const std::string& deli
 
 absl::Status TaskDispatcher::Nack(const Session& session, const std::string& delivery_id,
                                   absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
   for (auto& [name, q] : queues_) {
     auto it = q.in_flight.find(delivery_id);
@@ -180,36 +222,41 @@ absl::Status TaskDispatcher::Nack(const Session& session, const std::string& del
 }
 
 void TaskDispatcher::Tick(absl::Time now) {
+  WakeAfterUnlock wake(this);
   core::MutexLock lock(&mu_);
-  for (auto& [name, q] : queues_) {
-    std::vector<std::shared_ptr<Task>> late, expired;
-    for (const auto& [id, task] : q.in_flight) {
-      if (task->expires_at <= now) {
-        expired.push_back(task);
-      } else if (task->deadline <= now) {
-        late.push_back(task);
+  while (!due_.empty() && due_.front().at <= now) {
+    std::pop_heap(due_.begin(), due_.end(), std::greater<Due>());
+    Due due = std::move(due_.back());
+    due_.pop_back();
+    std::shared_ptr<Task> task = due.task.lock();
+    if (task == nullptr || task->done) continue;
+    auto qit = queues_.find(due.queue);
+    if (qit == queues_.end()) continue;
+    Queue& q = qit->second;
+    if (task->expires_at <= now) {
+      // Past its TTL, wherever it is: in flight (any delivery) or waiting.
+      Finish(*task);
+      if (auto it = q.in_flight.find(task->delivery_id);
+          it != q.in_flight.end() && it->second == task) {
+        q.in_flight.erase(it);
+        if (Worker* w = FindWorker(q, task->holder); w != nullptr && w->in_flight > 0) {
+          --w->in_flight;
+        }
+      } else if (auto w = std::find(q.waiting.begin(), q.waiting.end(), task);
+                 w != q.waiting.end()) {
+        q.waiting.erase(w);
       }
-    }
-    for (const auto& task : expired) {
-      q.in_flight.erase(task->delivery_id);
-      if (Worker* w = FindWorker(q, task->holder); w != nullptr && w->in_flight > 0) {
-        --w->in_flight;
-      }
-    }
-    for (auto it = q.waiting.begin(); it != q.waiting.end();) {
-      if ((*it)->expires_at <= now) {
-        expired.push_back(*it);
-        it = q.waiting.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& task : expired) {
       ++q.expired;
       Emit(v1::EVENT_TYPE_TASK_EXPIRED, *task, task->holder_id, task->holder_user, "ttl passed");
+      Drain(q, now);
+      continue;
     }
-    for (const auto& task : late) Requeue(q, task, now, "ack deadline passed");
-    Drain(q, now);
+    // An ack deadline: still the delivery it was set for, and still held.
+    if (due.delivery_id.empty() || task->delivery_id != due.delivery_id ||
+        task->holder == nullptr || task->deadline > now) {
+      continue;
+    }
+    Requeue(q, task, now, "ack deadline passed");
   }
 }
 

@@ -1,6 +1,7 @@
 #include "server/engine/memory_engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -15,8 +16,17 @@ MemoryEngine::MemoryEngine(core::Limits limits, Clock clock)
       epoch_prefix_(
           absl::StrCat(absl::Hex(absl::Uniform<uint32_t>(absl::BitGen()), absl::kZeroPad8))) {}
 
+MemoryEngine::Shard& MemoryEngine::ShardFor(absl::string_view channel) const {
+  return shards_[absl::HashOf(channel) % kShards];
+}
+
+void MemoryEngine::Schedule(Shard& shard, absl::Time at, std::string channel) {
+  shard.checks.push_back(Check{at, std::move(channel)});
+  std::push_heap(shard.checks.begin(), shard.checks.end(), std::greater<Check>());
+}
+
 std::shared_ptr<MemoryEngine::ChannelState> MemoryEngine::StateFor(absl::string_view channel) {
-  Shard& shard = shards_[absl::HashOf(channel) % kShards];
+  Shard& shard = ShardFor(channel);
   core::MutexLock lock(&shard.mu);
   auto& state = shard.channels[channel];
   if (state == nullptr) {
@@ -25,8 +35,12 @@ std::shared_ptr<MemoryEngine::ChannelState> MemoryEngine::StateFor(absl::string_
     // with the old one learn that their offsets no longer apply.
     state->epoch = absl::StrCat(epoch_prefix_, absl::Hex(generation_.fetch_add(1)));
     state->policy = core::HistoryFor(limits_, std::string(channel));
-    core::MutexLock state_lock(&state->mu);
-    state->last_used = clock_();
+    const absl::Time now = clock_();
+    {
+      core::MutexLock state_lock(&state->mu);
+      state->last_used = now;
+    }
+    Schedule(shard, now + state->policy.ttl, std::string(channel));
   }
   return state;
 }
@@ -127,25 +141,60 @@ core::HistoryResult MemoryEngine::History(absl::string_view channel, uint64_t si
 
 void MemoryEngine::Sweep(absl::Time now, absl::FunctionRef<bool(absl::string_view)> in_use) {
   for (Shard& shard : shards_) {
-    core::MutexLock lock(&shard.mu);
-    for (auto it = shard.channels.begin(); it != shard.channels.end();) {
-      ChannelState& state = *it->second;
-      bool forget = false;
-      {
-        core::MutexLock state_lock(&state.mu);
-        Prune(state, now);
-        ExpireKeys(state, now);
-        // Nothing left to recover or snapshot, and nobody used it for a full TTL.
-        forget = state.history.empty() && state.keyed.empty() &&
-                 state.last_used + state.policy.ttl <= now && !in_use(it->first);
+    std::vector<std::string> due;
+    {
+      core::MutexLock lock(&shard.mu);
+      while (!shard.checks.empty() && shard.checks.front().at <= now) {
+        std::pop_heap(shard.checks.begin(), shard.checks.end(), std::greater<Check>());
+        due.push_back(std::move(shard.checks.back().channel));
+        shard.checks.pop_back();
       }
-      if (forget) {
-        shard.channels.erase(it++);
-      } else {
-        ++it;
+    }
+    for (const std::string& channel : due) CheckChannel(shard, channel, now, in_use);
+  }
+}
+
+void MemoryEngine::CheckChannel(Shard& shard, const std::string& channel, absl::Time now,
+                                absl::FunctionRef<bool(absl::string_view)> in_use) {
+  std::shared_ptr<ChannelState> state;
+  {
+    core::MutexLock lock(&shard.mu);
+    auto it = shard.channels.find(channel);
+    if (it == shard.channels.end()) return;
+    state = it->second;
+  }
+  // Nothing left to recover or snapshot, and nobody used it for a full TTL.
+  auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+    return state->history.empty() && state->keyed.empty() &&
+           state->last_used + state->policy.ttl <= now;
+  };
+  bool was_idle = false;
+  absl::Time next = now + state->policy.ttl;
+  {
+    core::MutexLock lock(&state->mu);
+    Prune(*state, now);
+    ExpireKeys(*state, now);
+    was_idle = idle();
+    if (!was_idle) {
+      // Again when the oldest retained publication expires or the channel could be idle.
+      next = state->last_used + state->policy.ttl;
+      if (!state->history.empty()) {
+        next = std::min(next, state->history.front().published_at + state->policy.ttl);
       }
     }
   }
+  // Asked with no engine lock held: it calls into the hub's channel index.
+  if (was_idle && !in_use(channel)) {
+    core::MutexLock lock(&shard.mu);
+    core::MutexLock state_lock(&state->mu);
+    if (idle()) {  // still: nothing was published or joined meanwhile
+      shard.channels.erase(channel);
+      return;
+    }
+  }
+  const absl::Time at = std::max(next, now + absl::Seconds(1));
+  core::MutexLock lock(&shard.mu);
+  Schedule(shard, at, channel);
 }
 
 size_t MemoryEngine::channel_count() const {

@@ -19,7 +19,9 @@ namespace herald::engine {
 
 // Single-node engine: keeps each channel's epoch, offset, bounded history (size and TTL from
 // Limits::history / history_by_prefix) and latest publication per key, in memory. Owns the
-// per-channel mutex that orders publications. Thread-safe.
+// per-channel mutex that orders publications. Sweep() visits only channels whose check is due
+// (one pending check per channel, in a time-ordered heap per shard) and asks `in_use` with no
+// engine lock held. Thread-safe.
 class MemoryEngine : public core::Engine {
  public:
   using Clock = std::function<absl::Time()>;
@@ -51,13 +53,27 @@ class MemoryEngine : public core::Engine {
     absl::flat_hash_map<std::string, Keyed> keyed ABSL_GUARDED_BY(mu);
     absl::Time last_used ABSL_GUARDED_BY(mu);
   };
+  // When Sweep() should look at a channel again.
+  struct Check {
+    absl::Time at;
+    std::string channel;
+    bool operator>(const Check& other) const { return at > other.at; }
+  };
   struct Shard {
     core::Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<ChannelState>> channels ABSL_GUARDED_BY(mu);
+    std::vector<Check> checks ABSL_GUARDED_BY(mu);  // min-heap on `at`
   };
   static constexpr size_t kShards = 64;
 
   std::shared_ptr<ChannelState> StateFor(absl::string_view channel);
+  Shard& ShardFor(absl::string_view channel) const;
+  static void Schedule(Shard& shard, absl::Time at, std::string channel)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Looks at one channel whose check is due: prunes it, forgets it when idle and unused, or
+  // schedules its next check.
+  void CheckChannel(Shard& shard, const std::string& channel, absl::Time now,
+                    absl::FunctionRef<bool(absl::string_view)> in_use);
   // Drops history entries past the policy's size or TTL (amortized O(1): on every publish).
   void Prune(ChannelState& state, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
   // Drops expired keys: O(keys), so only from Sweep(); Join() skips expired ones meanwhile.

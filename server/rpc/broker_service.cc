@@ -98,6 +98,8 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   // One publish or order request; `where` names it in errors ("requests[3]").
   void ApplyOne(const v1::PublishStreamRequest& request, const std::string& where,
                 std::function<void(absl::Status)> done) {
+    // A stream that goes on into a drain ends with UNAVAILABLE: what came before is applied.
+    if (hub_->draining()) return done(hub_->RefuseDraining());
     switch (request.kind_case()) {
       case v1::PublishStreamRequest::kPublish:
         hub_->Publish(request.publish(),
@@ -314,6 +316,10 @@ absl::StatusOr<int> RpcServer::Start(const std::string& address) {
         absl::StrCat("cannot listen on ", address, " (address in use or invalid)"));
   }
   return port;
+}
+
+void RpcServer::BeginDrain() {
+  if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
 }
 
 void RpcServer::Shutdown(absl::Duration deadline) {

@@ -73,6 +73,9 @@ class RpcServer {
 
   // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.
   absl::StatusOr<int> Start(const std::string& address);
+  // The start of a drain: gRPC health answers NOT_SERVING, so load balancers and health-checking
+  // clients move away while calls are refused with UNAVAILABLE (Hub::BeginDrain).
+  void BeginDrain();
   // Stops accepting calls, lets in-flight ones finish until `deadline`, then cancels the rest.
   void Shutdown(absl::Duration deadline);
 

@@ -75,10 +75,23 @@ std::vector<UnaryMethod> BuildMethods() {
 #undef HERALD_ASYNC_METHOD
 #undef HERALD_METHOD
 
+// During a drain every method refuses with UNAVAILABLE before doing anything, whichever
+// transport the call came in on.
+std::vector<UnaryMethod> RefusingWhileDraining(std::vector<UnaryMethod> methods) {
+  for (UnaryMethod& m : methods) {
+    m.call = [call = std::move(m.call)](core::Hub& hub, const pb::Message& request,
+                                        pb::Message* response, UnaryDone done) {
+      if (hub.draining()) return done(hub.RefuseDraining());
+      call(hub, request, response, std::move(done));
+    };
+  }
+  return methods;
+}
+
 }  // namespace
 
 const std::vector<UnaryMethod>& UnaryMethods() {
-  static const auto* methods = new std::vector<UnaryMethod>(BuildMethods());
+  static const auto* methods = new std::vector<UnaryMethod>(RefusingWhileDraining(BuildMethods()));
   return *methods;
 }
 

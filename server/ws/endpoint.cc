@@ -1,5 +1,8 @@
 #include "server/ws/endpoint.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <memory>
 #include <utility>
 
@@ -89,7 +92,11 @@ void WriteDeferred(WsServer::connection_type& con, const HttpResponse& reply) {
 }  // namespace
 
 Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
-    : hub_(hub), shard_(shard), io_(io) {
+    : hub_(hub),
+      shard_(shard),
+      io_(io),
+      liveness_(io, absl::Milliseconds(hub->limits().ping_interval_ms),
+                absl::Milliseconds(hub->limits().idle_timeout_ms)) {
   websocketpp::lib::error_code ec;
   server_.init_asio(io, ec);  // Only fails when called twice.
   server_.set_reuse_addr(true);
@@ -113,8 +120,20 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
     if (ec) return;
+    asio::ip::tcp::socket& socket = con->get_raw_socket();
     asio::error_code aec;
-    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), aec);
+    socket.set_option(asio::ip::tcp::no_delay(true), aec);
+    // A peer that vanished without a FIN (a phone off the network) is found by the kernel even
+    // where no WebSocket ping would find it: idle_timeout_ms 0, or a socket that never finishes
+    // its handshake.
+    const core::Limits& limits = hub_->limits();
+    using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+    using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+    using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+    socket.set_option(asio::socket_base::keep_alive(true), aec);
+    socket.set_option(KeepIdle(static_cast<int>(limits.tcp_keepalive_idle_s)), aec);
+    socket.set_option(KeepInterval(static_cast<int>(limits.tcp_keepalive_interval_s)), aec);
+    socket.set_option(KeepCount(static_cast<int>(limits.tcp_keepalive_count)), aec);
   });
 }
 
@@ -226,7 +245,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.remote_address = con->get_remote_endpoint();
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
-  meta.connected_at = absl::Now();
+  meta.connected_at = hub_->Now();
   meta.shard = shard_;
   // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
   // and must send `connect`.
@@ -251,6 +270,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   con->set_message_handler([this, weak](connection_hdl, WsServer::message_ptr msg) {
     std::shared_ptr<WsSession> s = weak.lock();
     if (s == nullptr) return;  // already unregistered: closing
+    liveness_.Heard(*s);
     if (msg->get_opcode() != websocketpp::frame::opcode::text) {
       s->Close(core::kCloseUnsupportedData,
                "binary frames are not supported: send JSON text frames");
@@ -259,14 +279,25 @@ void Endpoint::OnOpen(connection_hdl hdl) {
     hub_->OnClientFrame(s, msg->get_payload());
   });
   // Pongs go through the session's queue too: websocketpp's own would bypass it.
-  con->set_ping_handler([weak](connection_hdl, std::string payload) {
-    if (std::shared_ptr<WsSession> s = weak.lock()) s->Pong(std::move(payload));
+  con->set_ping_handler([this, weak](connection_hdl, std::string payload) {
+    if (std::shared_ptr<WsSession> s = weak.lock()) {
+      liveness_.Heard(*s);
+      s->Pong(std::move(payload));
+    }
     return false;
+  });
+  // The answer to Liveness's ping (or any unsolicited pong: it still shows the peer is there).
+  con->set_pong_handler([this, weak](connection_hdl, std::string) {
+    if (std::shared_ptr<WsSession> s = weak.lock()) liveness_.Heard(*s);
   });
   con->set_close_handler([this, weak](connection_hdl hdl) {
     std::shared_ptr<WsSession> s = weak.lock();
     if (s == nullptr) return;
+    liveness_.Remove(*s);
     s->CancelTimers();
+    // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
+    // also when the peer never answered it (websocketpp then reports 1006).
+    if (s->close_code() != 0) return hub_->Unregister(*s, s->close_code(), s->close_reason());
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr c = server_.get_con_from_hdl(hdl, ec);
     if (ec) return hub_->Unregister(*s);
@@ -278,13 +309,17 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   });
   con->set_fail_handler([this, weak](connection_hdl) {
     if (std::shared_ptr<WsSession> s = weak.lock()) {
+      liveness_.Remove(*s);
       s->CancelTimers();
       hub_->Unregister(*s, websocketpp::close::status::abnormal_close, "connection failed");
     }
   });
   if (absl::Status st = hub_->Register(session); !st.ok()) {
     session->Close(core::kClosePolicyViolation, st.message());
+    return;
   }
+  // Only a registered session: the table keeps it alive until its close handler removes it here.
+  liveness_.Add(session);
 }
 
 void Endpoint::ServeStaticFiles(const std::string& dir) {

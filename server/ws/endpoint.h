@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "asio/io_context.hpp"
 #include "server/core/hub.h"
+#include "server/ws/liveness.h"
 #include "server/ws/static_files.h"
 #include "server/ws/ws_config.h"
 #include "server/ws/ws_session.h"
@@ -55,8 +56,10 @@ using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond 
 // HttpFallback) on the same port. Owns the websocketpp
 // server; runs on the caller's io_context (any number of threads may run it). Several endpoints
 // (one per IoThreads context, `shard` = its index) may listen on the same port: the listener sets
-// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the shard. Listen()
-// and StopListening() must be called from one control thread; handlers run on connection strands.
+// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the shard. Each
+// endpoint watches its connections for silence (Liveness: pings, then close 4010) and turns on
+// TCP keepalive on every accepted socket. Listen() and StopListening() must be called from one
+// control thread; handlers run on connection strands.
 class Endpoint {
  public:
   Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard = 0);
@@ -111,6 +114,8 @@ class Endpoint {
   absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);
   Admission TakeAdmission(const void* connection);
   std::unique_ptr<const StaticFiles> static_files_;
+  // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
+  Liveness liveness_;
 };
 
 }  // namespace herald::ws

@@ -49,11 +49,15 @@ void WsSession::CloseHere(int code, std::string reason) {
         if (ec) return;  // cancelled: the connection closed in time
         if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
       });
-  if (out_bytes_ > 0 && !write_failed_) {
+  const bool open = connection_->get_state() == websocketpp::session::state::open;
+  if (open) {
+    // This close decides how the connection ends, even when the peer never answers it.
+    close_code_ = code;
+    close_reason_ = reason;
+  }
+  if (open && out_bytes_ > 0 && !write_failed_) {
     // websocketpp writes the close frame itself: only once our bytes are all out.
     close_pending_ = true;
-    close_code_ = code;
-    close_reason_ = std::move(reason);
     DropHeld();
     return;
   }
@@ -77,7 +81,7 @@ void WsSession::Abort() {
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
   // Far deadlines are checked daily (the check re-arms), which keeps the timer in range.
   const absl::Duration wait =
-      std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Hours(24));
+      std::clamp(deadline - hub_->Now(), absl::ZeroDuration(), absl::Hours(24));
   const long ms =
       static_cast<long>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))) + 1;
   std::weak_ptr<WsSession> weak = weak_from_this();
@@ -158,6 +162,23 @@ void WsSession::CloseSlow() {
 
 void WsSession::Pong(std::string payload) {
   SendHere(std::make_shared<WsFrame>(std::move(payload), websocketpp::frame::opcode::pong));
+}
+
+void WsSession::Ping() {
+  if (slow_ || close_pending_ || write_failed_ ||
+      connection_->get_state() != websocketpp::session::state::open) {
+    return;
+  }
+  // Immutable, so one frame serves every connection of every thread.
+  static const core::OutFramePtr kPing =
+      std::make_shared<WsFrame>(std::string(), websocketpp::frame::opcode::ping);
+  // A control frame may go between any two of our frames (each is a whole message), but not
+  // inside the one partly on the wire.
+  const size_t at = out_head_ + (out_offset_ > 0 ? 1 : 0);
+  out_.insert(out_.begin() + static_cast<std::ptrdiff_t>(at), kPing);
+  out_bytes_ += static_cast<const WsFrame&>(*kPing).wire_size();
+  UpdateBuffered();
+  ScheduleWrite();
 }
 
 bool WsSession::DoSend(const core::OutFramePtr& frame) {

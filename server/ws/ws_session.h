@@ -2,6 +2,7 @@
 #define HERALD_SERVER_WS_WS_SESSION_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,15 +63,26 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   size_t BufferedBytes() const override;
   // Replies to a client ping (websocketpp's own pong is turned off: it would bypass the queue).
   void Pong(std::string payload);
+  // Sends a WebSocket ping (Liveness: the peer has been silent). It goes ahead of every queued
+  // frame not yet begun, so a long queue does not delay it. On the I/O thread only.
+  void Ping();
   // A websocketpp timer on the connection's strand that calls Hub::CheckAuthDeadline.
   void ScheduleAuthDeadline(absl::Time deadline) override;
   // On close: cancels the pending timer and drops what is queued.
   void CancelTimers();
+  // The close this session started while the connection was open (code 0: none): how the
+  // connection ended, also when the peer never answered it and websocketpp saw only a timeout
+  // (1006). On the I/O thread only.
+  int close_code() const { return close_code_; }
+  const std::string& close_reason() const { return close_reason_; }
 
  protected:
   bool DoSend(const core::OutFramePtr& frame) override;
 
  private:
+  friend class Liveness;
+  static constexpr uint32_t kNotWatched = UINT32_MAX;
+
   bool OnIoThread() const { return io_->get_executor().running_in_this_thread(); }
   // Everything below runs on the connection's I/O thread only.
   bool SendHere(const core::OutFramePtr& frame);
@@ -110,8 +122,12 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   bool awaiting_writable_ = false;  // an async_wait for the socket to drain is pending
   bool write_scheduled_ = false;    // on this thread's list for the end of the loop turn
   bool write_failed_ = false;
+  // This connection's entry in its thread's Liveness (which maintains it).
+  uint32_t liveness_slot_ = kNotWatched;
   // A close requested while bytes were queued: done once they are written.
   bool close_pending_ = false;
+  // The first close requested while the connection was open (sent now or when close_pending_
+  // ends).
   int close_code_ = 0;
   std::string close_reason_;
   // Armed by the first close request: resets the socket if the connection is still open then.

@@ -2,7 +2,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include <memory>
 #include <string>
@@ -10,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -335,6 +338,50 @@ TEST(ShutdownTest, SigtermClosesClientsWith1001AndExitsZero) {
   EXPECT_EQ(a.close_code(), 1001);
   EXPECT_EQ(b.close_reason(), "server shutting down");
   EXPECT_THAT(herald.Stderr(), HasSubstr("draining"));
+}
+
+// Calls that meet a drain are refused with UNAVAILABLE, which backends retry (elsewhere), never
+// cut off with CANCELLED. Each publisher stops at its first refusal, as a client that moves to
+// another node does.
+TEST(ShutdownTest, CallsDuringADrainGetUnavailableNeverCancelled) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  auto stub = herald.Stub();
+  std::atomic<int> ok{0};
+  std::vector<grpc::Status> last(4);
+  std::vector<std::thread> publishers;
+  for (size_t i = 0; i < last.size(); ++i) {
+    publishers.emplace_back([&, i] {
+      for (;;) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        v1::PublishRequest req;
+        req.set_channel("feed");
+        req.mutable_data()->set_string_value("x");
+        v1::PublishResponse resp;
+        grpc::Status st = stub->Publish(&ctx, req, &resp);
+        if (!st.ok()) {
+          last[i] = st;
+          return;
+        }
+        ++ok;
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return ok.load() > 100; }));
+  const absl::Time start = absl::Now();
+  std::optional<int> code = herald.Stop(SIGTERM);
+  // No clients left and callers gone: the drain does not sit out --drain-timeout (5 s here).
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  for (std::thread& t : publishers) t.join();
+  ASSERT_TRUE(code.has_value()) << herald.Stderr();
+  EXPECT_EQ(*code, 0);
+  int draining = 0;
+  for (const grpc::Status& st : last) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    if (absl::StrContains(st.error_message(), "draining")) ++draining;
+  }
+  EXPECT_GT(draining, 0);
 }
 
 TEST(StartupTest, BusyPortAndBadConfigExitNonZeroWithOneLine) {

@@ -118,6 +118,78 @@ describe("herald.js, development mode (anonymous)", () => {
   });
 });
 
+describe("herald.js and the server's idle timeout", () => {
+  // The server pings a connection silent for 200 ms and closes one silent for over 700 ms.
+  const IDLE_MS = 700;
+  let herald;
+  before(async () => {
+    herald = await Herald.start({ args: ["--ping-interval-ms", "200", "--idle-timeout-ms", String(IDLE_MS)] });
+  });
+  after(() => herald.stop());
+
+  /** A `ws` socket that does not answer the server's WebSocket pings, counting them. */
+  class DeafWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, { autoPong: false });
+      this.on("ping", () => (DeafWebSocket.pings += 1));
+    }
+  }
+  DeafWebSocket.pings = 0;
+
+  /** A `ws` socket that answers pings (as browsers do), counting them. */
+  class CountingWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      this.on("ping", () => (CountingWebSocket.pings += 1));
+    }
+  }
+  CountingWebSocket.pings = 0;
+
+  test("a silent connection is closed with 4010 and reconnects with backoff", async (t) => {
+    // Neither the SDK's pings (an hour apart) nor pongs: the server hears nothing.
+    const c = client(t, { url: herald.wsUrl, WebSocket: DeafWebSocket, pingIntervalMs: 3600000 });
+    await c.connect();
+    const first = c.connectionId;
+    await waitFor(() => c.state === "connected" && c.connectionId !== first, "the reconnect", 5000);
+    const d = c.events.find((e) => e.name === "disconnected");
+    assert.equal(d.detail.code, CloseCode.IDLE_TIMEOUT);
+    assert.equal(d.detail.reason, `idle timeout: nothing received for ${IDLE_MS} ms`);
+    assert.equal(d.detail.willReconnect, true);
+    // Through the backoff, not at once.
+    const after = c.events.slice(c.events.indexOf(d));
+    assert.ok(after.some((e) => e.name === "connecting" && e.detail.delayMs > 0), JSON.stringify(after));
+    assert.ok(DeafWebSocket.pings >= 1, "the server pinged before closing");
+    const conns = await herald.ctl("conns", "--json");
+    assert.ok(!conns.stdout.includes(first), conns.stdout);
+  });
+
+  test("the SDK's own pings keep a connection that does not answer WebSocket pings", async (t) => {
+    // It pings every advertised interval (200 ms).
+    const c = client(t, { url: herald.wsUrl, WebSocket: DeafWebSocket });
+    await c.connect();
+    const id = c.connectionId;
+    const start = Date.now();
+    await waitFor(() => Date.now() - start > 4 * IDLE_MS || c.state !== "connected", "four idle timeouts");
+    assert.equal(c.state, "connected");
+    assert.equal(c.connectionId, id);
+    assert.equal(c.events.filter((e) => e.name === "disconnected").length, 0);
+  });
+
+  test("answering the server's pings keeps a connection whose SDK pings are far apart", async (t) => {
+    // A background tab: its timers are throttled, but the browser still answers WebSocket pings.
+    const c = client(t, { url: herald.wsUrl, WebSocket: CountingWebSocket, pingIntervalMs: 3600000 });
+    await c.connect();
+    const id = c.connectionId;
+    const start = Date.now();
+    await waitFor(() => Date.now() - start > 4 * IDLE_MS || c.state !== "connected", "four idle timeouts");
+    assert.equal(c.state, "connected");
+    assert.equal(c.connectionId, id);
+    assert.equal(c.events.filter((e) => e.name === "disconnected").length, 0);
+    assert.ok(CountingWebSocket.pings >= 3, `${CountingWebSocket.pings} pings`);
+    assert.ok((await c.ping()) >= 0);
+  });
+});
+
 describe("herald.js with JWT auth (HS256)", () => {
   let herald;
   before(async () => {

@@ -417,6 +417,38 @@ TEST_F(TaskTest, TasksWaitForAWorkerBoundedAndExpire) {
   EXPECT_EQ(Tasks(w)[2].data().string_value(), "5");
 }
 
+// Task events wake WatchEvents writers only after the dispatcher's mutex is released: a watcher
+// whose wake-up calls back into the dispatcher (as a transport may) would deadlock otherwise.
+// Events still arrive in order.
+TEST_F(TaskTest, TaskEventsWakeWatchersWithNoDispatcherLockHeld) {
+  v1::WatchEventsRequest req;
+  std::shared_ptr<core::EventWatcher> watcher;
+  int wakeups = 0;
+  auto w = hub_.Watch(req, [&] {
+    ++wakeups;
+    EXPECT_TRUE(hub_.ListQueues({}).ok());
+  });
+  ASSERT_TRUE(w.ok());
+  watcher = *w;
+  auto worker = Connect("w");
+  JoinQueue(worker, "q");
+  Dispatch("q", "x", 1000, 5000);
+  Advance(absl::Milliseconds(1001));  // redelivered (to the same, only worker)
+  Ack(worker, Tasks(worker).back().delivery_id());
+  Dispatch("q", "y", 1000, 100);
+  Advance(absl::Milliseconds(150));  // expires in flight
+  std::vector<v1::EventType> types;
+  while (auto e = watcher->Pop()) {
+    if (!e->queue().empty()) types.push_back(e->type());
+  }
+  EXPECT_THAT(types,
+              ::testing::ElementsAre(v1::EVENT_TYPE_TASK_ASSIGNED, v1::EVENT_TYPE_TASK_REDELIVERED,
+                                     v1::EVENT_TYPE_TASK_ASSIGNED, v1::EVENT_TYPE_TASK_ACKED,
+                                     v1::EVENT_TYPE_TASK_ASSIGNED, v1::EVENT_TYPE_TASK_EXPIRED));
+  EXPECT_GE(wakeups, 6);
+  hub_.Unwatch(watcher.get());
+}
+
 TEST_F(ReliabilityTest, WatchersSeeFilteredEventsAndAreToldWhatTheyDropped) {
   v1::WatchEventsRequest all;
   all.set_buffer(3);

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -141,6 +142,29 @@ TEST_F(MemoryEngineTest, SweepForgetsIdleChannelsUnlessInUseAndTheEpochChanges) 
   EXPECT_EQ(fresh.offset, 1u);
   EXPECT_NE(fresh.epoch, old.epoch);
   EXPECT_FALSE(Join("a", old).recovered);
+}
+
+// `in_use` calls into the hub's channel index; it is asked with no engine lock held (a callback
+// that comes back into the engine would deadlock otherwise), and a channel used meanwhile stays.
+TEST_F(MemoryEngineTest, SweepAsksInUseWithNoEngineLockHeldAndVisitsOnlyDueChannels) {
+  for (int i = 0; i < 100; ++i) Pub(absl::StrCat("c", i), "1");
+  int asked = 0;
+  now_ += absl::Seconds(30);
+  engine_.Sweep(now_, [&](absl::string_view) { return ++asked, true; });
+  EXPECT_EQ(asked, 0);  // nothing due before the TTL (60 s)
+  now_ += absl::Seconds(31);
+  engine_.Sweep(now_, [&](absl::string_view ch) {
+    ++asked;
+    engine_.History(ch, 0, 1, false);  // locks the channel: would deadlock under the lock
+    return ch == "c7";
+  });
+  EXPECT_EQ(asked, 100);
+  EXPECT_EQ(engine_.channel_count(), 1u);
+  // The kept channel is not looked at again until its next check is due.
+  asked = 0;
+  now_ += absl::Seconds(1);
+  engine_.Sweep(now_, [&](absl::string_view) { return ++asked, true; });
+  EXPECT_EQ(asked, 0);
 }
 
 }  // namespace
