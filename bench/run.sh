@@ -62,7 +62,7 @@ start_server() {  # name [extra herald args]
   case $name in
     herald)
       "$HERALD" --ws-listen $WS_HERALD --grpc-listen $GRPC_HERALD --log-level warn \
-        --max-connections 200000 "$@" >"$tmp/herald.out" 2>"$tmp/herald.err" &
+        --max-connections 200000 --max-connections-per-ip 0 "$@" >"$tmp/herald.out" 2>"$tmp/herald.err" &
       server_pid=$!
       wait_port $GRPC_HERALD
       server_pids=$server_pid

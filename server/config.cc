@@ -218,6 +218,46 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_MAX_CONNECTIONS")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))
       ->capture_default_str();
+  app.add_option(
+         "--max-connections-per-ip", l.max_connections_per_ip,
+         "Concurrent WebSocket connections from one client IP (HTTP 429 above; 0: no limit)")
+      ->envname("HERALD_MAX_CONNECTIONS_PER_IP")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-user", l.max_connections_per_user,
+                 "Concurrent connections of one authenticated user (HTTP 429 at the handshake, "
+                 "close 4030 after connect; 0: no limit)")
+      ->envname("HERALD_MAX_CONNECTIONS_PER_USER")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-frame-rate", l.max_frame_rate,
+                 "Client frames per second per connection (token bucket; RESOURCE_EXHAUSTED "
+                 "error above; 0: no limit)")
+      ->envname("HERALD_MAX_FRAME_RATE")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--frame-burst", l.frame_burst,
+                 "Client frames one connection may send at once before --max-frame-rate applies")
+      ->envname("HERALD_FRAME_BURST")
+      ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--max-rate-refusals", l.max_rate_refusals,
+                 "Frames refused over --max-frame-rate (without a pause that refills the burst) "
+                 "before the connection is closed with 4029")
+      ->envname("HERALD_MAX_RATE_REFUSALS")
+      ->check(CLI::Range(1u, 1000000u))
+      ->capture_default_str();
+  app.add_option("--api-rate", l.api_rate,
+                 "HTTP/JSON API requests per second per API key, or per client IP without a key "
+                 "(HTTP 429 above; 0: no limit)")
+      ->envname("HERALD_API_RATE")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
+  app.add_option("--api-burst", l.api_burst,
+                 "HTTP/JSON API requests accepted at once before --api-rate applies")
+      ->envname("HERALD_API_BURST")
+      ->check(CLI::Range(1.0, 1e7))
+      ->capture_default_str();
   app.add_option("--max-publication-bytes", l.max_publication_bytes,
                  "Largest publication data accepted from the control API")
       ->envname("HERALD_MAX_PUBLICATION_BYTES")
@@ -459,6 +499,13 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"max-channel-length", Number(l.max_channel_length)},
         {"max-send-buffer-bytes", Number(l.max_send_buffer_bytes)},
         {"max-connections", Number(l.max_connections)},
+        {"max-connections-per-ip", Number(l.max_connections_per_ip)},
+        {"max-connections-per-user", Number(l.max_connections_per_user)},
+        {"max-frame-rate", Decimal(l.max_frame_rate)},
+        {"frame-burst", Decimal(l.frame_burst)},
+        {"max-rate-refusals", Number(l.max_rate_refusals)},
+        {"api-rate", Decimal(l.api_rate)},
+        {"api-burst", Decimal(l.api_burst)},
         {"max-publication-bytes", Number(l.max_publication_bytes)},
         {"max-http-body-bytes", Number(l.max_http_body_bytes)},
         {"ping-interval-ms", Number(l.ping_interval_ms)},

@@ -77,7 +77,8 @@ int Run(const herald::ServerConfig& config) {
       const std::string transfer_encoding = req.header("Transfer-Encoding");
       // A publish that waits for an ack answers later, from the thread that ends the wait.
       http_api.Handle(
-          {req.method, req.path, content_type, authorization, transfer_encoding, req.body},
+          {req.method, req.path, content_type, authorization, transfer_encoding, req.body,
+           req.remote_address},
           [path = std::string(req.path), respond = std::move(respond)](rpc::HttpReply reply) {
             if (reply.status >= 500) spdlog::warn("HTTP API {}: {}", path, reply.body);
             respond(

@@ -60,7 +60,9 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       verifier_(verifier),
       events_(clock_),
       tasks_(limits_, frames_, &events_),
-      idempotency_(limits_.idempotency_window) {}
+      idempotency_(limits_.idempotency_window),
+      ip_quota_(limits_.max_connections_per_ip),
+      user_quota_(limits_.max_connections_per_user) {}
 
 v1::Event Hub::SessionEvent(v1::EventType type, const Session& session) const {
   v1::Event e;
@@ -120,7 +122,9 @@ void Hub::Announce(const Session& s) {
   }
 }
 
-void Hub::Unregister(const Session& session, int code, absl::string_view reason) {
+void Hub::Unregister(Session& session, int code, absl::string_view reason) {
+  // First, so that once a connection is gone from the table (and from Stats) its slots are free.
+  session.ReleaseSlots();
   std::shared_ptr<Session> removed = table_.Remove(session.id());
   if (removed == nullptr) return;
   for (const std::string& channel : removed->MarkClosed()) index_.Remove(channel, removed.get());
@@ -156,11 +160,15 @@ void Hub::ReplyError(Session& session, uint32_t id, const absl::Status& status) 
 
 void Hub::OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text) {
   session->CountIn(text.size());
-  // One parse: the bounding pass notes the id and top-level keys for an error reply.
+  // One parse: the bounding pass notes the id and top-level keys for an error reply. It is
+  // linear in the frame, like reading it; the rate check follows it only to echo the id, and
+  // precedes every reply, so malformed frames count against the rate too.
   json::JsonTopLevel top;
-  if (absl::Status st = json::CheckJson(text, limits_.max_json_depth, &top); !st.ok()) {
+  const absl::Status checked = json::CheckJson(text, limits_.max_json_depth, &top);
+  if (!AdmitFrameRate(session, top.id.value_or(0))) return;
+  if (!checked.ok()) {
     ReplyError(*session, top.id.value_or(0),
-               absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message())));
+               absl::InvalidArgumentError(absl::StrCat("malformed frame: ", checked.message())));
     return;
   }
   v1::ClientFrame frame;
@@ -814,6 +822,12 @@ absl::StatusOr<v1::StatsResponse> Hub::Stats(const v1::StatsRequest&) const {
   resp.set_messages_from_clients(messages_from_clients_.load(std::memory_order_relaxed));
   resp.set_conflated_updates(conflated_.load(std::memory_order_relaxed));
   resp.set_watchers(static_cast<uint32_t>(events_.watcher_count()));
+  resp.set_rate_limited_frames(rate_limited_frames_.load(std::memory_order_relaxed));
+  resp.set_rate_limit_closes(rate_limit_closes_.load(std::memory_order_relaxed));
+  resp.set_refused_connections_per_ip(refused_per_ip_.load(std::memory_order_relaxed));
+  resp.set_refused_connections_per_user(refused_per_user_.load(std::memory_order_relaxed));
+  resp.set_refused_connections_max(refused_max_connections_.load(std::memory_order_relaxed));
+  resp.set_rate_limited_api_requests(api_rate_refusals_.load(std::memory_order_relaxed));
   return resp;
 }
 

@@ -19,6 +19,7 @@
 #include "server/auth/jwt.h"
 #include "server/core/acks.h"
 #include "server/core/channel_index.h"
+#include "server/core/connection_quota.h"
 #include "server/core/connection_table.h"
 #include "server/core/engine.h"
 #include "server/core/events.h"
@@ -59,11 +60,27 @@ class Hub {
   std::string NextConnectionId();
   // Adds an open session to the table and sends it `welcome`.
   absl::Status Register(std::shared_ptr<Session> session);
-  // Removes a closed session from the table, every channel and every task queue; `code` and
-  // `reason` describe how it closed (for the DISCONNECT event).
-  void Unregister(const Session& session, int code = 1006, absl::string_view reason = "");
+  // Removes a closed session from the table, every channel and every task queue, and gives back
+  // its connection-count slots; `code` and `reason` describe how it closed (for the DISCONNECT
+  // event).
+  void Unregister(Session& session, int code = 1006, absl::string_view reason = "");
   // Handles one text frame from a client; replies go back on the session.
   void OnClientFrame(const std::shared_ptr<Session>& session, absl::string_view text);
+
+  // --- Connection limits (hub_limits.cc) -----------------------------------------------------
+  // Counts a WebSocket handshake from `remote_address` ("ip:port") against --max-connections
+  // (UNAVAILABLE: HTTP 503), --max-connections-per-ip and, when the handshake names its user
+  // (`?token=`; empty otherwise), --max-connections-per-user (RESOURCE_EXHAUSTED naming the
+  // limit: HTTP 429). On success, the slots the connection must hold while it is open
+  // (Session::HoldSlot); dropping them gives the counts back. Every refusal is counted in Stats.
+  using ConnectionSlots = std::vector<ConnectionQuota::Slot>;
+  absl::StatusOr<ConnectionSlots> AdmitConnection(absl::string_view remote_address,
+                                                  absl::string_view user);
+  // Counted by the HTTP API when it refuses a request over --api-rate.
+  void CountApiRateRefusal() { api_rate_refusals_.fetch_add(1, std::memory_order_relaxed); }
+  // Slots held per client IP and per user (tests: back to zero once connections close).
+  size_t ConnectionsFromIp(absl::string_view ip) const { return ip_quota_.Count(ip); }
+  size_t ConnectionsOfUser(absl::string_view user) const { return user_quota_.Count(user); }
 
   // --- Authentication (hub_auth.cc) -----------------------------------------------------------
   bool auth_required() const { return verifier_ != nullptr; }
@@ -164,6 +181,12 @@ class Hub {
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
                                                                 absl::string_view user,
                                                                 bool has_target) const;
+  // Limit hooks (hub_limits.cc). False (after replying, and closing with 4029 when the client
+  // keeps going) when `session` is over its frame rate; the frame must not be acted on.
+  bool AdmitFrameRate(const std::shared_ptr<Session>& session, uint32_t id);
+  // Takes a slot of `user` for a session that authenticated with a `connect` frame; false
+  // (after replying RESOURCE_EXHAUSTED and closing with 4030) when the user is at its limit.
+  bool AdmitUser(const std::shared_ptr<Session>& session, uint32_t id, const std::string& user);
   // Authentication hooks (hub_auth.cc).
   void ArmAuthDeadline(Session& session);
   // False (after replying and closing) when an unauthenticated session sends anything but
@@ -203,6 +226,8 @@ class Hub {
   TaskDispatcher tasks_;
   IdempotencyCache idempotency_;
   AckWaiters acks_;
+  ConnectionQuota ip_quota_;
+  ConnectionQuota user_quota_;
 
   // DISCONNECT events held back for Limits::disconnect_grace, by user.
   struct HeldDisconnect {
@@ -221,6 +246,13 @@ class Hub {
   std::atomic<uint64_t> slow_consumer_closes_{0};
   std::atomic<uint64_t> messages_from_clients_{0};
   std::atomic<uint64_t> conflated_{0};
+  // Refusals by limit (Stats, /metrics `herald_limit_refusals_total{reason=...}`).
+  std::atomic<uint64_t> rate_limited_frames_{0};
+  std::atomic<uint64_t> rate_limit_closes_{0};
+  std::atomic<uint64_t> refused_per_ip_{0};
+  std::atomic<uint64_t> refused_per_user_{0};
+  std::atomic<uint64_t> refused_max_connections_{0};
+  std::atomic<uint64_t> api_rate_refusals_{0};
   // Counters of sessions that have closed, so Stats totals survive disconnects.
   std::atomic<uint64_t> closed_frames_in_{0};
   std::atomic<uint64_t> closed_frames_out_{0};

@@ -105,6 +105,7 @@ void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
         CloseReason(expired ? "token expired: " : "invalid token: ", claims.status().message()));
     return;
   }
+  if (!AdmitUser(session, id, claims->user)) return;  // the user is at its connection limit
   auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
   session->SetGrant(grant);
   if (!table_.IndexUser(session)) return;  // closed meanwhile

@@ -42,6 +42,25 @@ struct Limits {
   uint32_t close_timeout_ms = 5000;
   // Concurrent WebSocket connections per process; handshakes past it get HTTP 503.
   size_t max_connections = 100000;
+  // Concurrent WebSocket connections from one client IP; handshakes past it get HTTP 429.
+  // 0: no limit. Generous by default because whole offices and mobile carriers (CGNAT) share an
+  // address; lower it when clients are known to have their own.
+  size_t max_connections_per_ip = 1000;
+  // Concurrent connections of one authenticated user (JWT `sub`); past it a `?token=` handshake
+  // gets HTTP 429 and a `connect` frame gets RESOURCE_EXHAUSTED and close 4030. 0: no limit.
+  size_t max_connections_per_user = 100;
+  // Client frames per second one connection may send: a token bucket of `frame_burst` frames
+  // refilled at this rate. A frame over it gets a RESOURCE_EXHAUSTED error and is not acted on;
+  // the `max_rate_refusals`-th such frame since the bucket was last full also closes the
+  // connection with 4029. 0: no limit.
+  double max_frame_rate = 100;
+  double frame_burst = 200;
+  uint32_t max_rate_refusals = 10;
+  // HTTP/JSON control API requests per second, per API key (with --api-key, every caller shares
+  // the key's bucket) or else per client IP: a token bucket of `api_burst` requests. Over it:
+  // HTTP 429 with Retry-After. gRPC calls are not limited. 0: no limit.
+  double api_rate = 1000;
+  double api_burst = 2000;
   // Origins allowed to open WebSockets ("https://shop.example"); empty allows any origin.
   // "*" also allows any. A request without an Origin header (non-browser client) is allowed.
   std::vector<std::string> allowed_origins;

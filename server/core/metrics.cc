@@ -1,5 +1,7 @@
 #include "server/core/metrics.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace herald::core {
@@ -40,6 +42,20 @@ std::string RenderMetrics(const herald::v1::StatsResponse& s) {
          "Order updates replaced by a newer version for a connection that was behind.",
          s.conflated_updates());
   Metric(&out, "herald_watchers", "gauge", "WatchEvents streams attached.", s.watchers());
+  absl::StrAppend(&out,
+                  "# HELP herald_limit_refusals_total Work refused by a limit, by reason.\n"
+                  "# TYPE herald_limit_refusals_total counter\n");
+  const std::pair<const char*, uint64_t> refusals[] = {
+      {"frame_rate", s.rate_limited_frames()},
+      {"frame_rate_close", s.rate_limit_closes()},
+      {"connections_per_ip", s.refused_connections_per_ip()},
+      {"connections_per_user", s.refused_connections_per_user()},
+      {"max_connections", s.refused_connections_max()},
+      {"api_rate", s.rate_limited_api_requests()},
+  };
+  for (const auto& [reason, value] : refusals) {
+    absl::StrAppend(&out, "herald_limit_refusals_total{reason=\"", reason, "\"} ", value, "\n");
+  }
   Metric(&out, "herald_uptime_seconds", "gauge", "Seconds since start.", s.uptime_ms() / 1000);
   return out;
 }

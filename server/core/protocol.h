@@ -22,10 +22,12 @@ inline constexpr int kCloseInvalidPayload = 1007;   // invalid UTF-8 (websocketp
 inline constexpr int kClosePolicyViolation = 1008;
 inline constexpr int kCloseMessageTooBig = 1009;  // frame over max_frame_bytes
 inline constexpr int kCloseServerRestart = 1012;
-inline constexpr int kCloseTokenExpired = 4001;  // token expired without a refresh
-inline constexpr int kCloseUnauthorized = 4003;  // invalid token, or no `connect` in time
-inline constexpr int kCloseSlowConsumer = 4008;  // send buffer over max_send_buffer_bytes
-inline constexpr int kCloseIdleTimeout = 4010;   // nothing received for idle_timeout_ms
+inline constexpr int kCloseTokenExpired = 4001;        // token expired without a refresh
+inline constexpr int kCloseUnauthorized = 4003;        // invalid token, or no `connect` in time
+inline constexpr int kCloseSlowConsumer = 4008;        // send buffer over max_send_buffer_bytes
+inline constexpr int kCloseIdleTimeout = 4010;         // nothing received for idle_timeout_ms
+inline constexpr int kCloseRateLimited = 4029;         // kept sending over max_frame_rate
+inline constexpr int kCloseTooManyConnections = 4030;  // user over max_connections_per_user
 
 // Encoders for server frames. Publications and pushes are composed around data that is already
 // JSON, so a publication's data is encoded once however many channels and sockets it reaches;

@@ -44,6 +44,30 @@ SessionCounters Session::counters() const {
   return c;
 }
 
+FrameRateLimiter::Verdict Session::CheckFrameRate(double rate, double burst, uint32_t max_refusals,
+                                                  absl::Time now) {
+  core::MutexLock lock(&limits_mu_);
+  if (!frame_rate_.has_value()) frame_rate_.emplace(rate, burst, max_refusals, now);
+  return frame_rate_->Check(now);
+}
+
+void Session::HoldSlot(ConnectionQuota::Slot slot) {
+  if (!slot.held()) return;
+  core::MutexLock lock(&limits_mu_);
+  if (slots_released_) return;  // `slot` releases itself on return
+  slots_.push_back(std::move(slot));
+}
+
+void Session::ReleaseSlots() {
+  std::vector<ConnectionQuota::Slot> slots;
+  {
+    core::MutexLock lock(&limits_mu_);
+    slots_released_ = true;
+    slots.swap(slots_);
+  }
+  // Released here, outside limits_mu_: each takes its quota's shard lock.
+}
+
 bool Session::IsSubscribed(const std::string& channel) const {
   core::MutexLock lock(&mu_);
   return channels_.contains(channel);

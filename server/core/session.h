@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/auth/jwt.h"
+#include "server/core/connection_quota.h"
+#include "server/core/frame_rate_limiter.h"
 #include "server/core/mutex.h"
 
 namespace herald::core {
@@ -112,6 +115,16 @@ class Session {
   // replacing any earlier request. Called by the hub only.
   virtual void ScheduleAuthDeadline(absl::Time deadline) = 0;
 
+  // --- Limits (see Hub: hub_limits.cc) ---
+  // The frame-rate verdict for one more client frame at `now` (the hub's clock), from this
+  // connection's token bucket (created on its first frame with `rate`, `burst`, `max_refusals`).
+  FrameRateLimiter::Verdict CheckFrameRate(double rate, double burst, uint32_t max_refusals,
+                                           absl::Time now);
+  // Keeps a connection-count slot (per IP, per user) until ReleaseSlots() or destruction; a slot
+  // handed over after ReleaseSlots() is released at once.
+  void HoldSlot(ConnectionQuota::Slot slot);
+  void ReleaseSlots();
+
   enum class AddResult { kAdded, kAlreadySubscribed, kLimitReached, kClosed };
   // Adds `channel` to the subscription set and, while still holding the session lock, runs
   // `on_added` so that index updates cannot race with MarkClosed().
@@ -140,6 +153,11 @@ class Session {
   mutable core::Mutex auth_mu_;
   std::string user_ ABSL_GUARDED_BY(auth_mu_);
   std::shared_ptr<const auth::Claims> grant_ ABSL_GUARDED_BY(auth_mu_);
+
+  core::Mutex limits_mu_;
+  std::optional<FrameRateLimiter> frame_rate_ ABSL_GUARDED_BY(limits_mu_);
+  std::vector<ConnectionQuota::Slot> slots_ ABSL_GUARDED_BY(limits_mu_);
+  bool slots_released_ ABSL_GUARDED_BY(limits_mu_) = false;
 
   mutable core::Mutex mu_;
   absl::flat_hash_set<std::string> channels_ ABSL_GUARDED_BY(mu_);

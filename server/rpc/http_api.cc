@@ -1,5 +1,6 @@
 #include "server/rpc/http_api.h"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -7,11 +8,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/message.h"
 #include "herald/v1/client.pb.h"
+#include "server/core/connection_quota.h"
 #include "server/core/protocol.h"
 #include "server/rpc/methods.h"
 
@@ -126,7 +129,11 @@ std::string HttpErrorBody(const absl::Status& status) {
   return json;
 }
 
-HttpApi::HttpApi(core::Hub* hub, std::string api_key) : hub_(hub), api_key_(std::move(api_key)) {}
+HttpApi::HttpApi(core::Hub* hub, std::string api_key)
+    : hub_(hub),
+      api_key_(std::move(api_key)),
+      rate_(std::make_unique<core::RequestRateLimiter>(hub->limits().api_rate,
+                                                       hub->limits().api_burst)) {}
 
 bool HttpApi::Serves(absl::string_view path) { return absl::StartsWith(path, "/api/"); }
 
@@ -182,6 +189,23 @@ std::optional<HttpReply> HttpApi::Check(const HttpApiRequest& request) const {
   }
   if (absl::Status st = CheckApiKey(request.authorization, api_key_); !st.ok()) {
     return ErrorReply(st);
+  }
+  // After the key check, so that callers without the key cannot use up its budget. With a key,
+  // every caller that has it shares one bucket; without one, each client IP has its own.
+  const absl::string_view caller =
+      api_key_.empty() ? core::ClientIp(request.remote_address) : absl::string_view("api-key");
+  if (const absl::Duration wait = rate_->Take(caller, hub_->Now()); wait > absl::ZeroDuration()) {
+    hub_->CountApiRateRefusal();
+    const core::Limits& limits = hub_->limits();
+    HttpReply reply = ErrorReply(absl::ResourceExhaustedError(absl::StrFormat(
+        "rate limit: more than %g requests per second (burst %g, --api-rate) %s; retry later",
+        limits.api_rate, limits.api_burst,
+        api_key_.empty() ? "from this address" : "per API key")));
+    // Whole seconds (RFC 9110 §10.2.3), rounded up so that a retry at that time succeeds.
+    reply.headers.emplace_back("Retry-After",
+                               absl::StrCat(std::max<int64_t>(
+                                   1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))))));
+    return reply;
   }
   if (!request.transfer_encoding.empty()) {
     // websocketpp reads only bodies with a Content-Length.

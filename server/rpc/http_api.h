@@ -2,6 +2,7 @@
 #define HERALD_SERVER_RPC_HTTP_API_H_
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "server/core/hub.h"
+#include "server/core/request_rate_limiter.h"
 
 namespace herald::rpc {
 
@@ -23,6 +25,8 @@ struct HttpApiRequest {
   // The request's Transfer-Encoding header; non-empty means the body could not be read.
   absl::string_view transfer_encoding;
   absl::string_view body;
+  // The client's "ip:port": whose request rate counts when no API key is configured.
+  absl::string_view remote_address;
 };
 
 struct HttpReply {
@@ -38,8 +42,10 @@ using HttpRespond = std::function<void(HttpReply)>;
 // mapping of the method's request, answered with the JSON mapping of its response. Every call
 // runs the very handler gRPC runs (rpc::FindUnaryMethod), after the same API-key check; errors
 // come back as {"code":"INVALID_ARGUMENT","message":"..."} with an HTTP status from
-// HttpStatusFromCode. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
-// construction; Handle() is thread-safe (the hub is) and never blocks.
+// HttpStatusFromCode. Requests over --api-rate (per API key, or per client IP without one) get
+// 429 with Retry-After. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
+// construction but for the rate limiter (thread-safe); Handle() is thread-safe (the hub is) and
+// never blocks.
 class HttpApi {
  public:
   static constexpr absl::string_view kPathPrefix = "/api/v1/";
@@ -60,6 +66,8 @@ class HttpApi {
 
   core::Hub* const hub_;
   const std::string api_key_;
+  // Buckets by API key (one: the configured key) or by client IP (no key configured).
+  const std::unique_ptr<core::RequestRateLimiter> rate_;
 };
 
 // The HTTP status a canonical error code is served with (docs/api.md, "HTTP status codes").

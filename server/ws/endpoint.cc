@@ -115,7 +115,7 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
   server_.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
   server_.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
   // Before open (OnOpen installs the connection's own): drop a grant OnValidate left.
-  server_.set_fail_handler([this](connection_hdl hdl) { TakeGrant(hdl.lock().get()); });
+  server_.set_fail_handler([this](connection_hdl hdl) { TakeAdmission(hdl.lock().get()); });
   server_.set_tcp_post_init_handler([this](connection_hdl hdl) {
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
@@ -178,20 +178,21 @@ void Endpoint::StopListening() {
   server_.stop_listening(ec);
 }
 
-std::shared_ptr<const auth::Claims> Endpoint::TakeGrant(const void* connection) {
+Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
+  Admission admission;
   absl::MutexLock lock(&grants_mu_);
   auto it = grants_.find(connection);
-  if (it == grants_.end()) return nullptr;
-  std::shared_ptr<const auth::Claims> grant = std::move(it->second);
+  if (it == grants_.end()) return admission;
+  admission = std::move(it->second);
   grants_.erase(it);
-  return grant;
+  return admission;
 }
 
 bool Endpoint::OnValidate(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return false;
-  TakeGrant(con.get());
+  TakeAdmission(con.get());
   if (PathOf(con->get_resource()) != "/ws") {
     con->set_status(http::status_code::not_found);
     con->set_body("WebSocket endpoint is /ws\n");
@@ -217,16 +218,21 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
       grant = std::make_shared<const auth::Claims>(*std::move(claims));
     }
   }
-  if (hub_->connection_count() >= hub_->limits().max_connections) {
-    con->set_status(http::status_code::service_unavailable);
-    con->set_body("too many connections\n");
+  // --max-connections: 503, the server is full (RFC 9110 §15.6.4). Per IP and per user: 429,
+  // this client has too many (RFC 6585 §4), so a load balancer does not take it for an unhealthy
+  // server.
+  absl::StatusOr<core::Hub::ConnectionSlots> slots =
+      hub_->AdmitConnection(con->get_remote_endpoint(), grant != nullptr ? grant->user : "");
+  if (!slots.ok()) {
+    con->set_status(slots.status().code() == absl::StatusCode::kUnavailable
+                        ? http::status_code::service_unavailable
+                        : http::status_code::too_many_requests);
+    con->set_body(absl::StrCat(slots.status().message(), "\n"));
     return false;
   }
   // Kept for OnOpen only once the upgrade is accepted: a refused handshake leaves nothing.
-  if (grant != nullptr) {
-    absl::MutexLock lock(&grants_mu_);
-    grants_[con.get()] = std::move(grant);
-  }
+  absl::MutexLock lock(&grants_mu_);
+  grants_[con.get()] = Admission{std::move(grant), *std::move(slots)};
   return true;
 }
 
@@ -243,7 +249,8 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   meta.shard = shard_;
   // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
   // and must send `connect`.
-  std::shared_ptr<const auth::Claims> grant = TakeGrant(con.get());
+  Admission admission = TakeAdmission(con.get());
+  std::shared_ptr<const auth::Claims> grant = std::move(admission.grant);
   if (grant != nullptr) meta.user = grant->user;
   // The handshake request and response (header maps, body) stay inside the connection for its
   // whole life but are not read again after open: what Herald needs is copied into `meta` (and
@@ -255,6 +262,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   con->get_raw_socket().non_blocking(true, nb_ec);
   auto session = std::make_shared<WsSession>(std::move(meta), con, hub_, io_);
   if (grant != nullptr) session->SetGrant(std::move(grant));
+  for (core::ConnectionQuota::Slot& slot : admission.slots) session->HoldSlot(std::move(slot));
   // The hub's table owns the session (which holds the connection); the connection's handlers
   // hold only a weak reference, so there is no ownership cycle. They run on this connection's
   // strand, in order.
@@ -378,6 +386,8 @@ bool Endpoint::CallFallback(const WsServer::connection_ptr& con, absl::string_vi
   req.method = request.get_method();
   req.path = path;
   req.body = request.get_body();
+  const std::string remote_address = con->get_remote_endpoint();
+  req.remote_address = remote_address;
   req.header = [&request](const std::string& name) { return request.get_header(name); };
   // The reply is written by a task on the connection's strand, which this handler holds: it runs
   // after the response has been deferred below, whichever thread answers and when.

@@ -28,6 +28,7 @@ struct HttpRequest {
   absl::string_view method;  // "POST"
   absl::string_view path;    // the resource without its query string
   absl::string_view body;
+  absl::string_view remote_address;  // the client's "ip:port"
   // The value of a request header ("" when absent); names are case-insensitive.
   std::function<std::string(const std::string& name)> header;
 };
@@ -100,14 +101,18 @@ class Endpoint {
   HttpFallback http_fallback_;
   std::string local_address_;
   asio::io_context* const io_;
-  // Claims of a `?token=` verified in OnValidate, picked up by OnOpen (so each handshake token
-  // is verified once). Keyed by connection; OnValidate first erases its connection's entry, so a
+  // What OnValidate admitted, picked up by OnOpen: the claims of a `?token=` (so each handshake
+  // token is verified once) and the connection-count slots (per IP, per user) the connection
+  // holds while open. Keyed by connection; OnValidate first erases its connection's entry, so a
   // stale entry can never reach a later connection at the same address; the fail handler drops
-  // the entry of a connection that fails before open.
+  // the entry of a connection that fails before open, which gives its slots back.
+  struct Admission {
+    std::shared_ptr<const auth::Claims> grant;
+    core::Hub::ConnectionSlots slots;
+  };
   absl::Mutex grants_mu_;
-  absl::flat_hash_map<const void*, std::shared_ptr<const auth::Claims>> grants_
-      ABSL_GUARDED_BY(grants_mu_);
-  std::shared_ptr<const auth::Claims> TakeGrant(const void* connection);
+  absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);
+  Admission TakeAdmission(const void* connection);
   std::unique_ptr<const StaticFiles> static_files_;
   // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
   Liveness liveness_;
