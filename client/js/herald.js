@@ -102,6 +102,10 @@ export const CloseCode = Object.freeze({
   // Nothing arrived from us for the server's idle timeout (we did not ping and the socket did not
   // answer its pings): the network is probably gone; reconnected with backoff like other closes.
   IDLE_TIMEOUT: 4010,
+  // We sent frames faster than the server's per-connection rate: reconnected with backoff.
+  RATE_LIMITED: 4029,
+  // Our user already has the server's maximum of connections: reconnected with backoff.
+  TOO_MANY_CONNECTIONS: 4030,
   // Backends close with 4500..4999 to tell clients not to reconnect.
   NO_RECONNECT_MIN: 4500,
   NO_RECONNECT_MAX: 4999,
