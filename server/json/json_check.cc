@@ -76,15 +76,16 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
   rapidjson::MemoryStream stream(json.data(), json.size());
   rapidjson::Reader reader;
   // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
-  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
   rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
   if (handler.too_deep()) {
-    return absl::InvalidArgumentError(absl::StrCat("nested deeper than ", max_depth,
-                                                   " levels at byte ", result.Offset()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("nested deeper than ", max_depth, " levels at byte ", result.Offset()));
   }
   if (result.IsError()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
   }
   return absl::OkStatus();
 }

@@ -65,13 +65,13 @@ TEST(DeepJsonTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays) {
   WsClient sender;
   ASSERT_TRUE(sender.Connect(herald.ws_url()));
   for (int i = 0; i < 20; ++i) {
-    sender.SendRawText(absl::StrCat(R"({"id":)", 10 + i, R"(,"message":{"data":)", Nested(30000),
-                                    "}}"));
+    sender.SendRawText(
+        absl::StrCat(R"({"id":)", 10 + i, R"(,"message":{"data":)", Nested(30000), "}}"));
   }
   // Published after 20 hostile frames were queued on the only I/O thread.
   const absl::Time start = absl::Now();
-  HttpResult r = PostJson(herald.ws_address(), "/api/v1/Publish",
-                          R"({"channel":"news","data":{"n":1}})");
+  HttpResult r =
+      PostJson(herald.ws_address(), "/api/v1/Publish", R"({"channel":"news","data":{"n":1}})");
   ASSERT_EQ(r.status, 200) << r.body;
   bystander.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
@@ -91,8 +91,7 @@ TEST(DeepJsonTest, ANestedHttpApiBodyIsRefusedAtOnce) {
   HeraldProcess herald({"--threads", "1"});
   ASSERT_TRUE(herald.ok());
   // One million levels: 2 MB, just under --max-http-body-bytes.
-  const std::string body =
-      absl::StrCat(R"({"channel":"news","data":)", Nested(1000000), "}");
+  const std::string body = absl::StrCat(R"({"channel":"news","data":)", Nested(1000000), "}");
   const absl::Time start = absl::Now();
   RawHttpResult r = RawHttpExchange(
       herald.ws_address(),
@@ -112,13 +111,13 @@ TEST(RequestFramingTest, AmbiguousBodyLengthsGet400AndCloseAndPublishNothing) {
   HeraldProcess herald;
   ASSERT_TRUE(herald.ok());
   const std::string body = R"({"channel":"smuggled","data":1})";
-  const std::string head =
-      absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n");
+  const std::string head = absl::StrCat(
+      "POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n");
   const std::string cases[] = {
       absl::StrCat(head, "Content-Length: ", body.size(), "\r\nContent-Length: 5\r\n\r\n", body),
       absl::StrCat(head, "Content-Length: 5\r\nContent-Length: ", body.size(), "\r\n\r\n", body),
-      absl::StrCat(head, "Content-Length: ", body.size(),
-                   "\r\nTransfer-Encoding: chunked\r\n\r\n", body),
+      absl::StrCat(head, "Content-Length: ", body.size(), "\r\nTransfer-Encoding: chunked\r\n\r\n",
+                   body),
       absl::StrCat(head, "Content-Length: +", body.size(), "\r\n\r\n", body),
       absl::StrCat(head, "Transfer-Encoding: gzip, chunked\r\n\r\n", body),
   };
@@ -135,16 +134,15 @@ TEST(RequestFramingTest, AmbiguousBodyLengthsGet400AndCloseAndPublishNothing) {
   EXPECT_EQ(stats.publications(), 0u);
   // A well-framed request on the same server still works.
   RawHttpResult ok = RawHttpExchange(
-      herald.ws_address(),
-      absl::StrCat(head, "Content-Length: ", body.size(), "\r\n\r\n", body));
+      herald.ws_address(), absl::StrCat(head, "Content-Length: ", body.size(), "\r\n\r\n", body));
   EXPECT_THAT(ok.response, StartsWith("HTTP/1.1 200"));
 }
 
 // A consumer over --max-send-buffer-bytes that reads nothing used to keep its socket, its table
 // entry and ~1 MB of queue for ever. Now it is gone within --close-timeout-ms (5 s by default).
 TEST(SlowConsumerTest, ANonReadingClientIsGoneWithinTheCloseTimeout) {
-  HeraldProcess herald({"--threads", "1", "--soft-send-buffer-bytes", "8192",
-                        "--max-send-buffer-bytes", "262144"});
+  HeraldProcess herald(
+      {"--threads", "1", "--soft-send-buffer-bytes", "8192", "--max-send-buffer-bytes", "262144"});
   ASSERT_TRUE(herald.ok());
   auto stub = herald.Stub();
   {
