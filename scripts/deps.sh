@@ -10,6 +10,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev rapidjson-dev
   clang-format
+  # clang for the ASan+UBSan build with its thread-safety analysis (-Wthread-safety) and the
+  # libFuzzer targets: clang-14 is Debian's clang; libclang-rt-14-dev holds the sanitizer and
+  # libFuzzer runtimes (-fsanitize=fuzzer), only a Recommends of clang; llvm-14 brings
+  # llvm-symbolizer, which turns sanitizer and fuzzer reports into file:line stacks.
+  clang-14 libclang-rt-14-dev llvm-14
   # client examples (client/examples/) and their tests
   php-cli php-curl python3-grpcio python3-grpc-tools
   # herald.js tests and the demo's end-to-end tests (driven by playwright-core from npm)

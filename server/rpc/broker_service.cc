@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/core/mutex.h"
 #include "server/rpc/methods.h"
 
 namespace herald::rpc {
@@ -190,14 +191,14 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
     auto watcher = hub_->Watch(request, [state = state_] { Pump(*state); });
     if (!watcher.ok()) {
       {
-        absl::MutexLock lock(&state_->mu);
+        core::MutexLock lock(&state_->mu);
         state_->finished = true;
       }
       Finish(ToGrpcStatus(watcher.status()));
       return;
     }
     {
-      absl::MutexLock lock(&state_->mu);
+      core::MutexLock lock(&state_->mu);
       state_->watcher = *std::move(watcher);
     }
     // Send headers at once, so a client knows it is attached before the first event.
@@ -211,7 +212,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
 
   void OnWriteDone(bool ok) override {
     {
-      absl::MutexLock lock(&state_->mu);
+      core::MutexLock lock(&state_->mu);
       state_->writing = false;
     }
     if (!ok) return Stop(grpc::Status::CANCELLED);
@@ -222,7 +223,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
 
   void OnDone() override {
     {
-      absl::MutexLock lock(&state_->mu);
+      core::MutexLock lock(&state_->mu);
       state_->self = nullptr;
     }
     Detach();
@@ -231,7 +232,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
 
  private:
   struct State {
-    absl::Mutex mu;
+    core::Mutex mu;  // core::Mutex: visible to TSan (server/core/mutex.h)
     EventStream* self ABSL_GUARDED_BY(mu) = nullptr;
     std::shared_ptr<core::EventWatcher> watcher ABSL_GUARDED_BY(mu);
     bool writing ABSL_GUARDED_BY(mu) = false;
@@ -240,7 +241,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
   };
 
   static void Pump(State& state) {
-    absl::MutexLock lock(&state.mu);
+    core::MutexLock lock(&state.mu);
     if (state.self == nullptr || state.writing || state.finished || state.watcher == nullptr) {
       return;
     }
@@ -253,7 +254,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
 
   void Stop(const grpc::Status& status) {
     {
-      absl::MutexLock lock(&state_->mu);
+      core::MutexLock lock(&state_->mu);
       if (state_->finished) return;
       state_->finished = true;
     }
@@ -264,7 +265,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
   void Detach() {
     std::shared_ptr<core::EventWatcher> watcher;
     {
-      absl::MutexLock lock(&state_->mu);
+      core::MutexLock lock(&state_->mu);
       watcher = std::move(state_->watcher);
     }
     if (watcher != nullptr) hub_->Unwatch(watcher.get());

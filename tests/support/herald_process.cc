@@ -86,7 +86,12 @@ pid_t Spawn(const std::vector<std::string>& argv, int* out_fd, const std::string
 
 }  // namespace
 
-std::string HeraldBinary() { return HERALD_BIN; }
+// HERALD_BIN, when set, names the herald binary to test instead of this build's: CI runs the
+// WebSocket integration tests against a ThreadSanitizer build of herald (scripts/test.sh).
+std::string HeraldBinary() {
+  const char* bin = std::getenv("HERALD_BIN");
+  return bin != nullptr && *bin != '\0' ? bin : HERALD_BIN;
+}
 std::string HeraldctlBinary() { return HERALDCTL_BIN; }
 
 HeraldProcess::HeraldProcess(std::vector<std::string> args) {

@@ -59,7 +59,7 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(30));
 
-// Path of a binary built by this project (set by CMake).
+// Path of a binary built by this project (set by CMake); HeraldBinary() prefers $HERALD_BIN.
 std::string HeraldBinary();
 std::string HeraldctlBinary();
 

@@ -65,11 +65,18 @@ bool WsClient::Connect(const std::string& url, const Headers& headers, bool expe
   hdl_ = con->get_handle();
   client_.connect(con);
   absl::MutexLock lock(&mu_);
-  auto done = [this] { return opened_ || ended_; };
+  // Conditions run with mu_ held (Await); AssertHeld tells the thread-safety analysis so.
+  auto done = [this] {
+    mu_.AssertHeld();
+    return opened_ || ended_;
+  };
   mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
   if (!opened_) return false;
   if (!expect_welcome) return true;
-  auto welcomed = [this] { return !frames_.empty() || ended_; };
+  auto welcomed = [this] {
+    mu_.AssertHeld();
+    return !frames_.empty() || ended_;
+  };
   mu_.AwaitWithTimeout(absl::Condition(&welcomed), absl::Seconds(10));
   return !frames_.empty() && frames_[0].has_welcome();
 }
@@ -123,7 +130,10 @@ bool WsClient::Subscribe(const std::string& channel, uint32_t id) {
 
 bool WsClient::WaitClosed(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ended = [this] { return ended_; };
+  auto ended = [this] {
+    mu_.AssertHeld();
+    return ended_;
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&ended), timeout);
 }
 

@@ -85,7 +85,10 @@ v1::ServerFrame WsClient::WaitFrame(Pred pred, const std::string& what, absl::Du
     for (; checked < frames_.size(); ++checked) {
       if (pred(frames_[checked])) return frames_[checked];
     }
-    auto more = [&] { return frames_.size() > checked || ended_; };
+    auto more = [&] {
+      mu_.AssertHeld();  // Await runs the condition with mu_ held
+      return frames_.size() > checked || ended_;
+    };
     if (!(ended_ && checked == frames_.size()) &&
         mu_.AwaitWithDeadline(absl::Condition(&more), deadline)) {
       continue;
