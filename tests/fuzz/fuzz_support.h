@@ -12,28 +12,14 @@
 #include "server/core/protocol.h"
 #include "server/core/session.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/support/string_frame.h"
 
-// The fuzz targets' hub fixtures: a socket-free session and frame factory like the unit tests'
-// (tests/unit/core/fake_session.h, which needs GoogleTest).
+// The fuzz targets' hub fixture: a socket-free session like the unit tests' FakeSession
+// (tests/unit/core/fake_session.h, which needs GoogleTest); frames from tests/support.
 namespace herald::fuzz {
 
-class StringFrame : public core::OutFrame {
- public:
-  explicit StringFrame(std::string payload) : payload_(std::move(payload)) {}
-  absl::string_view payload() const override { return payload_; }
-
- private:
-  std::string payload_;
-};
-
-class StringFrameFactory : public core::FrameFactory {
- public:
-  core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override {
-    auto frame = std::make_shared<StringFrame>(std::move(payload));
-    frame->set_conflation_key(std::move(conflation_key));
-    return frame;
-  }
-};
+using herald::testing::StringFrame;
+using herald::testing::StringFrameFactory;
 
 // A session without a socket that records what it is sent. Thread-safe.
 class FuzzSession : public core::Session {

@@ -12,27 +12,9 @@
 #include "server/core/mutex.h"
 #include "server/core/protocol.h"
 #include "server/core/session.h"
+#include "tests/support/string_frame.h"
 
 namespace herald::testing {
-
-// A frame that is just its JSON text.
-class StringFrame : public core::OutFrame {
- public:
-  explicit StringFrame(std::string payload) : payload_(std::move(payload)) {}
-  absl::string_view payload() const override { return payload_; }
-
- private:
-  std::string payload_;
-};
-
-class StringFrameFactory : public core::FrameFactory {
- public:
-  core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override {
-    auto frame = std::make_shared<StringFrame>(std::move(payload));
-    frame->set_conflation_key(std::move(conflation_key));
-    return frame;
-  }
-};
 
 // A session without a socket: records what it is sent and how it was closed. Thread-safe.
 class FakeSession : public core::Session {
