@@ -81,7 +81,7 @@ std::string EncodeError(uint32_t id, const absl::Status& status) {
   herald::v1::ServerFrame frame;
   frame.set_id(id);
   frame.mutable_error()->set_code(absl::StatusCodeToString(status.code()));
-  frame.mutable_error()->set_message(std::string(status.message()));
+  frame.mutable_error()->set_message(json::ValidUtf8(status.message()));
   return EncodeFrame(frame);
 }
 

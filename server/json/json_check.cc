@@ -1,5 +1,6 @@
 #include "server/json/json_check.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "rapidjson/error/en.h"
@@ -88,6 +89,17 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
         absl::StrCat(rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
   }
   return absl::OkStatus();
+}
+
+std::string ValidUtf8(absl::string_view text) {
+  rapidjson::MemoryStream in(text.data(), text.size());
+  struct Discard {
+    void Put(char) {}
+  } out;
+  while (in.Tell() < text.size()) {
+    if (!rapidjson::UTF8<>::Validate(in, out)) return absl::CHexEscape(text);
+  }
+  return std::string(text);
 }
 
 }  // namespace herald::json

@@ -27,6 +27,10 @@ struct JsonTopLevel {
 // first. INVALID_ARGUMENT names the byte offset of the problem. Pure function.
 absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top = nullptr);
 
+// `text` when it is valid UTF-8, else `text` with every byte outside printable ASCII escaped
+// (\xNN): for messages that quote request bytes (a header, a path) and must go into JSON.
+std::string ValidUtf8(absl::string_view text);
+
 }  // namespace herald::json
 
 #endif  // HERALD_SERVER_JSON_JSON_CHECK_H_

@@ -16,6 +16,7 @@
 #include "herald/v1/client.pb.h"
 #include "server/core/connection_quota.h"
 #include "server/core/protocol.h"
+#include "server/json/json_check.h"
 #include "server/rpc/methods.h"
 
 namespace herald::rpc {
@@ -121,7 +122,8 @@ int HttpStatusFromCode(absl::StatusCode code) {
 std::string HttpErrorBody(const absl::Status& status) {
   v1::Error error;
   error.set_code(absl::StatusCodeToString(status.code()));
-  error.set_message(std::string(status.message()));
+  // Messages may quote request bytes (a Content-Type, a path); JSON strings must be UTF-8.
+  error.set_message(json::ValidUtf8(status.message()));
   std::string json;
   // Serialising a well-formed generated message cannot fail.
   core::ToJson(error, &json).IgnoreError();

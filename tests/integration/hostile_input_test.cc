@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/v1/client.pb.h"
+#include "server/core/protocol.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/raw_http.h"
@@ -136,6 +138,25 @@ TEST(RequestFramingTest, AmbiguousBodyLengthsGet400AndCloseAndPublishNothing) {
   RawHttpResult ok = RawHttpExchange(
       herald.ws_address(), absl::StrCat(head, "Content-Length: ", body.size(), "\r\n\r\n", body));
   EXPECT_THAT(ok.response, StartsWith("HTTP/1.1 200"));
+}
+
+// Found by the HTTP API fuzzer: an error message that quotes request bytes (here a Content-Type
+// that is not UTF-8) made the JSON error body unprintable. It stays JSON, bytes escaped.
+TEST(RequestFramingTest, AnErrorQuotingNonUtf8RequestBytesIsStillAJsonBody) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  const std::string body = R"({"channel":"x","data":1})";
+  RawHttpResult r = RawHttpExchange(
+      herald.ws_address(),
+      absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: \xe0\x9e\x8f/json\r\n"
+                   "Content-Length: ",
+                   body.size(), "\r\n\r\n", body));
+  ASSERT_THAT(r.response, StartsWith("HTTP/1.1 415"));
+  const std::string json = r.response.substr(r.response.find("\r\n\r\n") + 4);
+  v1::Error error;
+  ASSERT_TRUE(core::FromJson(json, &error, 8).ok()) << json;
+  EXPECT_EQ(error.code(), "INVALID_ARGUMENT");
+  EXPECT_THAT(error.message(), HasSubstr(R"(\xe0\x9e\x8f/json)"));
 }
 
 // A consumer over --max-send-buffer-bytes that reads nothing used to keep its socket, its table

@@ -63,5 +63,12 @@ TEST(CheckJsonTest, WorkIsLinearInTheInput) {
   EXPECT_TRUE(CheckJson(wide, 32).ok());
 }
 
+TEST(ValidUtf8Test, KeepsValidTextAndEscapesInvalid) {
+  EXPECT_EQ(ValidUtf8("application/json"), "application/json");
+  EXPECT_EQ(ValidUtf8("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");
+  EXPECT_EQ(ValidUtf8("got '\xe0\x9e\x8f/json'"), "got \\'\\xe0\\x9e\\x8f/json\\'");
+  EXPECT_EQ(ValidUtf8("\xc3"), "\\xc3");  // truncated sequence
+}
+
 }  // namespace
 }  // namespace herald::json
