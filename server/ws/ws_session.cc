@@ -11,6 +11,11 @@ namespace herald::ws {
 
 WsFrame::WsFrame(std::string payload, websocketpp::frame::opcode::value opcode)
     : payload_(std::move(payload)) {
+  // websocketpp's _htonll (used by extended_header) sets a function-local static on first use
+  // without synchronization, and frames are made on every I/O and gRPC thread: TSan reported the
+  // race. A magic static runs that first use once, ordered before every other.
+  static const bool htonll_ready = (websocketpp::lib::net::_htonll(0), true);
+  (void)htonll_ready;
   namespace frame = websocketpp::frame;
   const uint64_t size = payload_.size();
   header_ = frame::prepare_header(frame::basic_header(opcode, size, /*fin=*/true, /*mask=*/false),
