@@ -457,6 +457,20 @@ absl::StatusOr<std::string> Hub::DataJson(bool has_data,
   return json;
 }
 
+template <typename Resp>
+void Hub::FinishPublish(AckWaiters::WaitId wait, bool published, const absl::Status& status,
+                        Resp resp, Done<Resp> done) {
+  const bool wait_for_ack = wait != 0 && status.ok() && published;
+  if (wait != 0 && !wait_for_ack) acks_.Cancel(wait);
+  if (!status.ok()) return done(status);
+  if (!wait_for_ack) return done(std::move(resp));
+  acks_.Await(wait,
+              [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
+                *resp.mutable_ack() = std::move(outcome);
+                done(std::move(resp));
+              });
+}
+
 namespace {
 
 // True when `req` asks the call to wait for an ack.
@@ -532,26 +546,13 @@ void Hub::PublishOrder(const v1::PublishOrderRequest& req, Done<v1::PublishOrder
       *resp.add_deliveries() = *std::move(d);
     }
   });
-  // A stale update published nothing: it does not wait.
-  const bool wait_for_ack = *wait != 0 && decision.applied && publish_status.ok();
-  if (*wait != 0 && !wait_for_ack) acks_.Cancel(*wait);
-  if (!publish_status.ok()) {
-    done(publish_status);
-    return;
+  if (publish_status.ok()) {
+    resp.set_applied(decision.applied);
+    resp.set_stale(!decision.applied);
+    resp.set_latest_version(decision.latest_version);
+    if (!decision.applied) stale_orders_.fetch_add(1, std::memory_order_relaxed);
   }
-  resp.set_applied(decision.applied);
-  resp.set_stale(!decision.applied);
-  resp.set_latest_version(decision.latest_version);
-  if (!decision.applied) stale_orders_.fetch_add(1, std::memory_order_relaxed);
-  if (!wait_for_ack) {
-    done(std::move(resp));
-  } else {
-    acks_.Await(*wait,
-                [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
-                  *resp.mutable_ack() = std::move(outcome);
-                  done(std::move(resp));
-                });
-  }
+  FinishPublish(*wait, decision.applied, publish_status, std::move(resp), std::move(done));
 }
 
 void Hub::Publish(const v1::PublishRequest& req, Done<v1::PublishResponse> done) {
@@ -592,20 +593,8 @@ void Hub::Publish(const v1::PublishRequest& req, Done<v1::PublishResponse> done)
     }
     status = r.status();
   }
-  // A duplicate published nothing new: it does not wait.
-  const bool wait_for_ack = *wait != 0 && status.ok() && !resp.duplicate();
-  if (*wait != 0 && !wait_for_ack) acks_.Cancel(*wait);
-  if (!status.ok()) {
-    done(status);
-  } else if (!wait_for_ack) {
-    done(std::move(resp));
-  } else {
-    acks_.Await(*wait,
-                [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
-                  *resp.mutable_ack() = std::move(outcome);
-                  done(std::move(resp));
-                });
-  }
+  const bool published = !resp.duplicate();  // before `resp` is moved into the call
+  FinishPublish(*wait, published, status, std::move(resp), std::move(done));
 }
 
 absl::StatusOr<v1::BroadcastResponse> Hub::Broadcast(const v1::BroadcastRequest& req) {

@@ -173,6 +173,12 @@ class Hub {
                                                   const PublishOptions& options);
   // Starts an ack wait for a publish request (0 when it did not ask to wait).
   absl::StatusOr<AckWaiters::WaitId> StartAckWait(const v1::AckRequest& ack, bool has_ack);
+  // Ends a publish call: with `status` when it failed; otherwise with `resp`, at once or, when
+  // the call started an ack wait and `published` something (a duplicate or stale update did
+  // not), once the wait ends, with its outcome. A wait that is not awaited is cancelled.
+  template <typename Resp>
+  void FinishPublish(AckWaiters::WaitId wait, bool published, const absl::Status& status, Resp resp,
+                     Done<Resp> done);
   void HandleAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
   // An event about `session`, stamped with the hub's clock.
   v1::Event SessionEvent(v1::EventType type, const Session& session) const;

@@ -5,24 +5,34 @@
 
 namespace herald::core {
 
-std::string EncodePublication(absl::string_view channel, uint64_t offset,
-                              absl::string_view data_json, bool ack_requested) {
-  return absl::StrCat(R"({"pub":{"channel":")", channel, R"(","offset":")", offset, R"(","data":)",
-                      data_json, ack_requested ? R"(,"ackRequested":true}})" : "}}");
+namespace {
+// One herald.v1.Publication object, around data that is already JSON.
+void AppendPublication(std::string* out, absl::string_view channel, uint64_t offset,
+                       absl::string_view data_json, bool ack_requested = false) {
+  absl::StrAppend(out, R"({"channel":")", channel, R"(","offset":")", offset, R"(","data":)",
+                  data_json, ack_requested ? R"(,"ackRequested":true})" : "}");
 }
 
-namespace {
 void AppendPublications(std::string* out, absl::string_view name, absl::string_view channel,
                         const std::vector<StoredPublication>& publications) {
   if (publications.empty()) return;
   absl::StrAppend(out, R"(,")", name, R"(":[)");
   for (size_t i = 0; i < publications.size(); ++i) {
-    absl::StrAppend(out, i == 0 ? "" : ",", R"({"channel":")", channel, R"(","offset":")",
-                    publications[i].offset, R"(","data":)", *publications[i].data_json, "}");
+    if (i > 0) out->push_back(',');
+    AppendPublication(out, channel, publications[i].offset, *publications[i].data_json);
   }
   out->push_back(']');
 }
 }  // namespace
+
+std::string EncodePublication(absl::string_view channel, uint64_t offset,
+                              absl::string_view data_json, bool ack_requested) {
+  std::string out = R"({"pub":)";
+  out.reserve(out.size() + channel.size() + data_json.size() + 64);
+  AppendPublication(&out, channel, offset, data_json, ack_requested);
+  out.push_back('}');
+  return out;
+}
 
 std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
                              std::optional<bool> recovered,
