@@ -1,4 +1,5 @@
-// herald: wires the hub, the WebSocket endpoint and the gRPC server, and drains on SIGTERM.
+// herald: wires the node (core::Hub), the WebSocket endpoint and the gRPC server, and drains on
+// SIGTERM.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -61,9 +62,9 @@ int Run(const herald::ServerConfig& config) {
     verifier = *std::move(created);
   }
   core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
-  hub.SetShardExecutor(&io_threads);
+  hub.node().SetLoopExecutor(&io_threads);
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
-  const rpc::HttpApi http_api(&hub, config.api_key);
+  const rpc::HttpApi http_api(&hub.api(), config.api_key);
   // One WebSocket listener per I/O thread, all on one port.
   std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
   for (int i = 0; i < threads; ++i) {
@@ -93,7 +94,7 @@ int Run(const herald::ServerConfig& config) {
     }
   }
   const ws::Endpoint& endpoint = *endpoints[0];
-  rpc::RpcServer rpc_server(&hub, config.api_key);
+  rpc::RpcServer rpc_server(&hub.api(), config.api_key);
   absl::StatusOr<int> grpc_port = rpc_server.Start(config.grpc_listen);
   if (!grpc_port.ok()) {
     std::fprintf(stderr, "herald: --grpc-listen: %s\n",
@@ -170,9 +171,9 @@ int Run(const herald::ServerConfig& config) {
   // Control calls are refused with UNAVAILABLE from here on (backends retry that, elsewhere);
   // gRPC itself keeps serving until the clients have left, so no call arriving now is cut off
   // with CANCELLED by the server's shutdown.
-  hub.BeginDrain();
+  hub.api().BeginDrain();
   rpc_server.BeginDrain();
-  hub.CloseAll(core::kCloseGoingAway, "server shutting down");
+  hub.node().CloseAll(core::kCloseGoingAway, "server shutting down");
   // The ticker is stopped and the clients are leaving: publish calls still waiting for an ack
   // answer acked=false now, so in-flight calls can finish.
   hub.EndAckWaits();
@@ -180,11 +181,12 @@ int Run(const herald::ServerConfig& config) {
   // retrying elsewhere); until then gRPC keeps answering UNAVAILABLE rather than its shutdown
   // cutting arriving calls off with CANCELLED.
   constexpr absl::Duration kQuiet = absl::Milliseconds(200);
-  while ((hub.connection_count() > 0 || absl::Now() - hub.last_drain_refusal() < kQuiet) &&
+  while ((hub.node().connection_count() > 0 ||
+          absl::Now() - hub.api().last_drain_refusal() < kQuiet) &&
          absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  const size_t left = hub.connection_count();
+  const size_t left = hub.node().connection_count();
   // Only streams (WatchEvents, an idle PublishStream) can still be open: ack waits have ended and
   // unary calls were refused. They get a short grace, then are cancelled.
   rpc_server.Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));

@@ -13,14 +13,14 @@ const Subscribers& EmptySubscribers() {
 }
 }  // namespace
 
-ChannelIndex::Shard& ChannelIndex::ShardFor(absl::string_view channel) const {
-  return shards_[absl::HashOf(channel) % kShards];
+ChannelIndex::Stripe& ChannelIndex::StripeFor(absl::string_view channel) const {
+  return stripes_[absl::HashOf(channel) % kStripes];
 }
 
 bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> session) {
-  Shard& shard = ShardFor(channel);
-  core::MutexLock lock(&shard.mu);
-  Channel& ch = shard.channels[channel];
+  Stripe& stripe = StripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  Channel& ch = stripe.channels[channel];
   const Session* key = session.get();
   if (!ch.members.try_emplace(key, std::move(session)).second) return false;
   ch.snapshot = nullptr;
@@ -28,12 +28,12 @@ bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> sess
 }
 
 bool ChannelIndex::Remove(const std::string& channel, const Session* session) {
-  Shard& shard = ShardFor(channel);
-  core::MutexLock lock(&shard.mu);
-  auto it = shard.channels.find(channel);
-  if (it == shard.channels.end() || it->second.members.erase(session) == 0) return false;
+  Stripe& stripe = StripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.channels.find(channel);
+  if (it == stripe.channels.end() || it->second.members.erase(session) == 0) return false;
   if (it->second.members.empty()) {
-    shard.channels.erase(it);
+    stripe.channels.erase(it);
   } else {
     it->second.snapshot = nullptr;
   }
@@ -41,10 +41,10 @@ bool ChannelIndex::Remove(const std::string& channel, const Session* session) {
 }
 
 Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
-  Shard& shard = ShardFor(channel);
-  core::MutexLock lock(&shard.mu);
-  auto it = shard.channels.find(channel);
-  if (it == shard.channels.end()) return EmptySubscribers();
+  Stripe& stripe = StripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.channels.find(channel);
+  if (it == stripe.channels.end()) return EmptySubscribers();
   Channel& ch = it->second;
   if (ch.snapshot == nullptr) {
     auto list = std::make_shared<SubscriberList>();
@@ -52,10 +52,10 @@ Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
     sessions.reserve(ch.members.size());
     for (const auto& [key, session] : ch.members) sessions.push_back(session);
     std::stable_sort(sessions.begin(), sessions.end(),
-                     [](const auto& a, const auto& b) { return a->shard() < b->shard(); });
+                     [](const auto& a, const auto& b) { return a->loop() < b->loop(); });
     for (size_t i = 0; i < sessions.size(); ++i) {
-      if (list->groups.empty() || list->groups.back().shard != sessions[i]->shard()) {
-        list->groups.push_back({sessions[i]->shard(), i, i});
+      if (list->groups.empty() || list->groups.back().loop != sessions[i]->loop()) {
+        list->groups.push_back({sessions[i]->loop(), i, i});
       }
       list->groups.back().end = i + 1;
     }
@@ -65,26 +65,26 @@ Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
 }
 
 size_t ChannelIndex::SubscriberCount(absl::string_view channel) const {
-  Shard& shard = ShardFor(channel);
-  core::MutexLock lock(&shard.mu);
-  auto it = shard.channels.find(channel);
-  return it == shard.channels.end() ? 0 : it->second.members.size();
+  Stripe& stripe = StripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.channels.find(channel);
+  return it == stripe.channels.end() ? 0 : it->second.members.size();
 }
 
 size_t ChannelIndex::channels() const {
   size_t n = 0;
-  for (Shard& shard : shards_) {
-    core::MutexLock lock(&shard.mu);
-    n += shard.channels.size();
+  for (Stripe& stripe : stripes_) {
+    core::MutexLock lock(&stripe.mu);
+    n += stripe.channels.size();
   }
   return n;
 }
 
 size_t ChannelIndex::subscriptions() const {
   size_t n = 0;
-  for (Shard& shard : shards_) {
-    core::MutexLock lock(&shard.mu);
-    for (const auto& [name, ch] : shard.channels) n += ch.members.size();
+  for (Stripe& stripe : stripes_) {
+    core::MutexLock lock(&stripe.mu);
+    for (const auto& [name, ch] : stripe.channels) n += ch.members.size();
   }
   return n;
 }

@@ -15,24 +15,24 @@
 
 namespace herald::core {
 
-// An immutable list of a channel's subscribers at one moment, grouped by Session::shard() so
+// An immutable list of a channel's subscribers at one moment, grouped by Session::loop() so
 // that each I/O thread can be handed its own run of it.
 struct SubscriberList {
   struct Group {
-    uint32_t shard;
+    uint32_t loop;
     size_t begin, end;  // [begin, end) of `sessions`
   };
-  std::vector<std::shared_ptr<Session>> sessions;  // ordered by shard
-  std::vector<Group> groups;                       // one per shard present, in order
+  std::vector<std::shared_ptr<Session>> sessions;  // ordered by loop
+  std::vector<Group> groups;                       // one per loop present, in order
 };
 using Subscribers = std::shared_ptr<const SubscriberList>;
 
-// Index channel -> subscribed sessions. Thread-safe, sharded by channel name. A publish takes a
-// snapshot: one shared_ptr copy under the shard lock (the subscriber vector is rebuilt lazily
+// Index channel -> subscribed sessions. Thread-safe, striped by channel name. A publish takes a
+// snapshot: one shared_ptr copy under the stripe lock (the subscriber vector is rebuilt lazily
 // after a change), so fan-out runs with no lock held and subscribe storms stay O(1) each.
 class ChannelIndex {
  public:
-  static constexpr size_t kShards = 64;
+  static constexpr size_t kStripes = 64;
 
   // True when `session` was not subscribed before.
   bool Add(const std::string& channel, std::shared_ptr<Session> session);
@@ -49,13 +49,13 @@ class ChannelIndex {
     absl::flat_hash_map<const Session*, std::shared_ptr<Session>> members;
     Subscribers snapshot;  // null when stale
   };
-  struct Shard {
+  struct Stripe {
     mutable core::Mutex mu;
     absl::flat_hash_map<std::string, Channel> channels ABSL_GUARDED_BY(mu);
   };
-  Shard& ShardFor(absl::string_view channel) const;
+  Stripe& StripeFor(absl::string_view channel) const;
 
-  mutable std::array<Shard, kShards> shards_;
+  mutable std::array<Stripe, kStripes> stripes_;
 };
 
 }  // namespace herald::core

@@ -6,9 +6,9 @@
 
 namespace herald::core {
 
-ConnectionQuota::Slot::Counts::Shard& ConnectionQuota::Slot::Counts::ShardFor(
+ConnectionQuota::Slot::Counts::Stripe& ConnectionQuota::Slot::Counts::StripeFor(
     absl::string_view key) {
-  return shards[absl::HashOf(key) % kShards];
+  return stripes[absl::HashOf(key) % kStripes];
 }
 
 ConnectionQuota::Slot& ConnectionQuota::Slot::operator=(Slot&& other) noexcept {
@@ -22,11 +22,11 @@ ConnectionQuota::Slot& ConnectionQuota::Slot::operator=(Slot&& other) noexcept {
 
 void ConnectionQuota::Slot::Release() {
   if (counts_ == nullptr) return;
-  Counts::Shard& shard = counts_->ShardFor(key_);
+  Counts::Stripe& stripe = counts_->StripeFor(key_);
   {
-    core::MutexLock lock(&shard.mu);
-    auto it = shard.by_key.find(key_);
-    if (it != shard.by_key.end() && --it->second == 0) shard.by_key.erase(it);
+    core::MutexLock lock(&stripe.mu);
+    auto it = stripe.by_key.find(key_);
+    if (it != stripe.by_key.end() && --it->second == 0) stripe.by_key.erase(it);
   }
   counts_ = nullptr;
 }
@@ -36,10 +36,10 @@ ConnectionQuota::ConnectionQuota(size_t max_per_key)
 
 std::optional<ConnectionQuota::Slot> ConnectionQuota::TryAcquire(absl::string_view key) {
   if (max_per_key_ == 0) return Slot();
-  Slot::Counts::Shard& shard = counts_->ShardFor(key);
+  Slot::Counts::Stripe& stripe = counts_->StripeFor(key);
   {
-    core::MutexLock lock(&shard.mu);
-    size_t& count = shard.by_key[key];
+    core::MutexLock lock(&stripe.mu);
+    size_t& count = stripe.by_key[key];
     if (count >= max_per_key_) return std::nullopt;
     ++count;
   }
@@ -47,17 +47,17 @@ std::optional<ConnectionQuota::Slot> ConnectionQuota::TryAcquire(absl::string_vi
 }
 
 size_t ConnectionQuota::Count(absl::string_view key) const {
-  Slot::Counts::Shard& shard = counts_->ShardFor(key);
-  core::MutexLock lock(&shard.mu);
-  auto it = shard.by_key.find(key);
-  return it == shard.by_key.end() ? 0 : it->second;
+  Slot::Counts::Stripe& stripe = counts_->StripeFor(key);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.by_key.find(key);
+  return it == stripe.by_key.end() ? 0 : it->second;
 }
 
 size_t ConnectionQuota::keys() const {
   size_t n = 0;
-  for (Slot::Counts::Shard& shard : counts_->shards) {
-    core::MutexLock lock(&shard.mu);
-    n += shard.by_key.size();
+  for (Slot::Counts::Stripe& stripe : counts_->stripes) {
+    core::MutexLock lock(&stripe.mu);
+    n += stripe.by_key.size();
   }
   return n;
 }

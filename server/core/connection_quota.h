@@ -18,11 +18,11 @@ namespace herald::core {
 // (Limits::max_connections_per_ip, max_connections_per_user). A connection holds a Slot for each
 // key it counts under; the count drops when the slot is released or destroyed, so no path that
 // ends a connection can leak a count. A key's entry is erased when its count reaches zero.
-// Thread-safe: sharded by key, one core::Mutex per shard, held only for a map operation. Slots
+// Thread-safe: striped by key, one core::Mutex per stripe, held only for a map operation. Slots
 // share the counts with the quota, so a slot may outlive the quota object.
 class ConnectionQuota {
  public:
-  static constexpr size_t kShards = 16;
+  static constexpr size_t kStripes = 16;
 
   // One counted connection under one key. Move-only; empty when default-constructed or when the
   // quota has no limit (nothing is counted then).
@@ -62,12 +62,12 @@ class ConnectionQuota {
 };
 
 struct ConnectionQuota::Slot::Counts {
-  struct Shard {
+  struct Stripe {
     mutable core::Mutex mu;
     absl::flat_hash_map<std::string, size_t> by_key ABSL_GUARDED_BY(mu);
   };
-  Shard& ShardFor(absl::string_view key);
-  std::array<Shard, kShards> shards;
+  Stripe& StripeFor(absl::string_view key);
+  std::array<Stripe, kStripes> stripes;
 };
 
 // The IP of a remote address: "10.0.0.1" for "10.0.0.1:5000", "::1" for "[::1]:5000"; the

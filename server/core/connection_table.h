@@ -17,11 +17,11 @@
 namespace herald::core {
 
 // The shared table of live sessions, by connection id and by user. Owns a shared_ptr to every
-// registered session. Thread-safe: sharded, one core::Mutex per shard; lookups return
+// registered session. Thread-safe: striped, one core::Mutex per stripe; lookups return
 // shared_ptrs so callers never touch a session while holding a table lock.
 class ConnectionTable {
  public:
-  static constexpr size_t kShards = 32;
+  static constexpr size_t kStripes = 32;
 
   absl::Status Add(std::shared_ptr<Session> session);  // ALREADY_EXISTS on a duplicate id
   // Removes and returns the session (nullptr when absent).
@@ -37,20 +37,20 @@ class ConnectionTable {
   size_t users() const;
 
  private:
-  struct IdShard {
+  struct IdStripe {
     mutable core::Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<Session>> by_id ABSL_GUARDED_BY(mu);
   };
-  struct UserShard {
+  struct UserStripe {
     mutable core::Mutex mu;
     absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Session>>> by_user
         ABSL_GUARDED_BY(mu);
   };
-  IdShard& IdShardFor(absl::string_view id) const;
-  UserShard& UserShardFor(absl::string_view user) const;
+  IdStripe& IdStripeFor(absl::string_view id) const;
+  UserStripe& UserStripeFor(absl::string_view user) const;
 
-  mutable std::array<IdShard, kShards> ids_;
-  mutable std::array<UserShard, kShards> users_;
+  mutable std::array<IdStripe, kStripes> ids_;
+  mutable std::array<UserStripe, kStripes> users_;
 };
 
 }  // namespace herald::core

@@ -57,18 +57,18 @@ struct ConnectionMeta {
   // user later: read the current one with Session::user().
   std::string user;
   absl::Time connected_at;
-  // The transport's I/O thread that owns the connection (see ShardExecutor); 0 without one.
-  uint32_t shard = 0;
+  // The transport's I/O thread that owns the connection (see LoopExecutor); 0 without one.
+  uint32_t loop = 0;
 };
 
-// Runs work on the I/O thread that owns a shard's sessions, so that the hub fans a publication
+// Runs work on the I/O thread (event loop) that owns a session, so that the node fans a publication
 // out in parallel, each thread writing to the connections it owns (and none waking another per
-// delivery). Work posted to one shard runs in posting order, whichever thread posted it (the hub
+// delivery). Work posted to one loop runs in posting order, whichever thread posted it (the node
 // relies on this for per-channel order). Implemented by the transport; thread-safe.
-class ShardExecutor {
+class LoopExecutor {
  public:
-  virtual ~ShardExecutor() = default;
-  virtual void Post(uint32_t shard, std::function<void()> work) = 0;
+  virtual ~LoopExecutor() = default;
+  virtual void Post(uint32_t loop, std::function<void()> work) = 0;
 };
 
 struct SessionCounters {
@@ -90,7 +90,7 @@ class Session {
 
   const ConnectionMeta& meta() const { return meta_; }
   const std::string& id() const { return meta_.id; }
-  uint32_t shard() const { return meta_.shard; }
+  uint32_t loop() const { return meta_.loop; }
 
   // Queues `frame`; false when the connection is closing or the frame was refused (slow
   // consumer). Never blocks on the network.
@@ -130,6 +130,10 @@ class Session {
   // `on_added` so that index updates cannot race with MarkClosed().
   template <typename Fn>
   AddResult AddSubscription(const std::string& channel, size_t max, Fn on_added);
+  // Runs `fn` under the session lock when `channel` is in the set and the session is open (a
+  // subscription going live: index updates cannot race with MarkClosed() or an unsubscribe).
+  template <typename Fn>
+  bool WhileSubscribed(const std::string& channel, Fn fn);
   // Removes `channel`; runs `on_removed` under the session lock when it was present.
   template <typename Fn>
   bool RemoveSubscription(const std::string& channel, Fn on_removed);
@@ -173,6 +177,14 @@ Session::AddResult Session::AddSubscription(const std::string& channel, size_t m
   channels_.insert(channel);
   on_added();
   return AddResult::kAdded;
+}
+
+template <typename Fn>
+bool Session::WhileSubscribed(const std::string& channel, Fn fn) {
+  core::MutexLock lock(&mu_);
+  if (closed_ || !channels_.contains(channel)) return false;
+  fn();
+  return true;
 }
 
 template <typename Fn>

@@ -104,4 +104,10 @@ const HistoryPolicy& HistoryFor(const Limits& limits, const std::string& channel
   return *best;
 }
 
+bool IsTerminal(herald::v1::OrderStatus status) {
+  return status == herald::v1::ORDER_STATUS_DELIVERED ||
+         status == herald::v1::ORDER_STATUS_CANCELLED ||
+         status == herald::v1::ORDER_STATUS_REJECTED;
+}
+
 }  // namespace herald::core

@@ -23,15 +23,15 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 namespace {
 
-// Serves one PublishStream call: reads a request, applies its publications through the hub one
-// after another, reads the next. A publication that waits for an ack finishes later, from the
+// Serves one PublishStream call: reads a request, applies its publications through the API executor
+// one after another, reads the next. A publication that waits for an ack finishes later, from the
 // thread that ends the wait, and that thread carries on with the rest; nothing blocks. gRPC runs
 // at most one of its callbacks at a time and no callback is pending while a publication is, so
 // the reactor's state has one user at a time. It deletes itself when the call is done.
 class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStreamRequest> {
  public:
-  PublishStreamReactor(core::Hub* hub, v1::PublishStreamSummary* summary, absl::Status auth)
-      : hub_(hub), summary_(summary) {
+  PublishStreamReactor(core::ApiExecutor* api, v1::PublishStreamSummary* summary, absl::Status auth)
+      : api_(api), summary_(summary) {
     if (!auth.ok()) {
       Finish(ToGrpcStatus(auth));
       return;
@@ -100,10 +100,10 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   void ApplyOne(const v1::PublishStreamRequest& request, const std::string& where,
                 std::function<void(absl::Status)> done) {
     // A stream that goes on into a drain ends with UNAVAILABLE: what came before is applied.
-    if (hub_->draining()) return done(hub_->RefuseDraining());
+    if (api_->draining()) return done(api_->RefuseDraining());
     switch (request.kind_case()) {
       case v1::PublishStreamRequest::kPublish:
-        hub_->Publish(request.publish(),
+        api_->Publish(request.publish(),
                       [this, where, done = std::move(done)](absl::StatusOr<v1::PublishResponse> r) {
                         if (!r.ok()) return done(Prefixed(where, "publish", r.status()));
                         summary_->set_publications(summary_->publications() + 1);
@@ -112,7 +112,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
                       });
         return;
       case v1::PublishStreamRequest::kOrder:
-        hub_->PublishOrder(request.order(), [this, where, done = std::move(done)](
+        api_->PublishOrder(request.order(), [this, where, done = std::move(done)](
                                                 absl::StatusOr<v1::PublishOrderResponse> r) {
           if (!r.ok()) return done(Prefixed(where, "order", r.status()));
           if (r->applied()) {
@@ -138,7 +138,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
     return absl::Status(st.code(), absl::StrCat(where, ".", kind, ".", st.message()));
   }
 
-  core::Hub* const hub_;
+  core::ApiExecutor* const api_;
   v1::PublishStreamSummary* const summary_;
   v1::PublishStreamRequest request_;
   uint64_t index_ = 0;  // of request_ in the stream
@@ -149,8 +149,8 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
 
 }  // namespace
 
-BrokerService::BrokerService(core::Hub* hub, std::string api_key)
-    : hub_(hub), api_key_(std::move(api_key)) {}
+BrokerService::BrokerService(core::ApiExecutor* api, std::string api_key)
+    : api_(api), api_key_(std::move(api_key)) {}
 
 absl::Status BrokerService::Authorize(grpc::CallbackServerContext* ctx) const {
   absl::string_view authorization;
@@ -172,7 +172,7 @@ grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx
   }
   // Most methods finish before `call` returns; a publish waiting for an ack finishes from the
   // thread that ends the wait. gRPC keeps `response` (and the reactor) until Finish.
-  FindUnaryMethod(method)->call(*hub_, request, response,
+  FindUnaryMethod(method)->call(*api_, request, response,
                                 [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
   return reactor;
 }
@@ -180,15 +180,15 @@ grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx
 namespace {
 
 // Streams one watcher's events to a WatchEvents caller, one write at a time; deletes itself
-// when the call is done. The hub calls `on_ready` from any thread, possibly after the call has
+// when the call is done. The node calls `on_ready` from any thread, possibly after the call has
 // ended, so the write state lives in a shared State (under its mutex, with `self` cleared in
 // OnDone); StartWrite is called under that mutex, which only queues the write.
 class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
  public:
-  EventStream(core::Hub* hub, const v1::WatchEventsRequest& request)
-      : hub_(hub), state_(std::make_shared<State>()) {
+  EventStream(core::ApiExecutor* api, const v1::WatchEventsRequest& request)
+      : api_(api), state_(std::make_shared<State>()) {
     state_->self = this;
-    auto watcher = hub_->Watch(request, [state = state_] { Pump(*state); });
+    auto watcher = api_->Watch(request, [state = state_] { Pump(*state); });
     if (!watcher.ok()) {
       {
         core::MutexLock lock(&state_->mu);
@@ -268,10 +268,10 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
       core::MutexLock lock(&state_->mu);
       watcher = std::move(state_->watcher);
     }
-    if (watcher != nullptr) hub_->Unwatch(watcher.get());
+    if (watcher != nullptr) api_->Unwatch(watcher.get());
   }
 
-  core::Hub* const hub_;
+  core::ApiExecutor* const api_;
   const std::shared_ptr<State> state_;
 };
 
@@ -287,15 +287,16 @@ class FailedStream final : public grpc::ServerWriteReactor<v1::Event> {
 grpc::ServerWriteReactor<v1::Event>* BrokerService::WatchEvents(
     grpc::CallbackServerContext* ctx, const v1::WatchEventsRequest* request) {
   if (absl::Status st = Authorize(ctx); !st.ok()) return new FailedStream(ToGrpcStatus(st));
-  return new EventStream(hub_, *request);
+  return new EventStream(api_, *request);
 }
 
 grpc::ServerReadReactor<v1::PublishStreamRequest>* BrokerService::PublishStream(
     grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) {
-  return new PublishStreamReactor(hub_, summary, Authorize(ctx));
+  return new PublishStreamReactor(api_, summary, Authorize(ctx));
 }
 
-RpcServer::RpcServer(core::Hub* hub, std::string api_key) : service_(hub, std::move(api_key)) {}
+RpcServer::RpcServer(core::ApiExecutor* api, std::string api_key)
+    : service_(api, std::move(api_key)) {}
 
 RpcServer::~RpcServer() {
   if (server_ != nullptr) Shutdown(absl::ZeroDuration());

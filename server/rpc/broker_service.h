@@ -10,17 +10,17 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "herald/v1/broker.grpc.pb.h"
-#include "server/core/hub.h"
+#include "server/core/api_executor.h"
 
 namespace herald::rpc {
 
 // gRPC adapter of the Broker service: checks the API key, runs the method's UnaryMethod handler
-// and maps absl::Status to grpc::Status. Nothing else. Stateless besides its borrowed hub;
+// and maps absl::Status to grpc::Status. Nothing else. Stateless besides its borrowed API executor;
 // called concurrently from gRPC's threads. Unary calls finish by completion: a publish waiting
 // for an ack finishes its reactor from the thread that ends the wait.
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(core::Hub* hub, std::string api_key);
+  BrokerService(core::ApiExecutor* api, std::string api_key);
 
 #define HERALD_UNARY(Name, Req, Resp)                                                      \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const v1::Req* request, \
@@ -58,7 +58,7 @@ class BrokerService final : public v1::Broker::CallbackService {
                                    const google::protobuf::Message& request,
                                    google::protobuf::Message* response);
 
-  core::Hub* const hub_;
+  core::ApiExecutor* const api_;
   const std::string api_key_;
 };
 
@@ -68,7 +68,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // Shutdown() are called from the control thread.
 class RpcServer {
  public:
-  RpcServer(core::Hub* hub, std::string api_key);
+  RpcServer(core::ApiExecutor* api, std::string api_key);
   ~RpcServer();
 
   // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.

@@ -131,11 +131,11 @@ std::string HttpErrorBody(const absl::Status& status) {
   return json;
 }
 
-HttpApi::HttpApi(core::Hub* hub, std::string api_key)
-    : hub_(hub),
+HttpApi::HttpApi(core::ApiExecutor* api, std::string api_key)
+    : api_(api),
       api_key_(std::move(api_key)),
-      rate_(std::make_unique<core::RequestRateLimiter>(hub->limits().api_rate,
-                                                       hub->limits().api_burst)) {}
+      rate_(std::make_unique<core::RequestRateLimiter>(api->limits().api_rate,
+                                                       api->limits().api_burst)) {}
 
 bool HttpApi::Serves(absl::string_view path) { return absl::StartsWith(path, "/api/"); }
 
@@ -149,7 +149,7 @@ void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
   pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
   std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
   absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
-  if (absl::Status st = core::FromJson(body, in.get(), hub_->limits().max_json_depth); !st.ok()) {
+  if (absl::Status st = core::FromJson(body, in.get(), api_->limits().max_json_depth); !st.ok()) {
     respond(ErrorReply(absl::InvalidArgumentError(absl::StrCat(
         "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message()))));
     return;
@@ -157,7 +157,7 @@ void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
   // The response lives until the call is done, which for a publish waiting for an ack is after
   // Handle() has returned.
   std::shared_ptr<pb::Message> out(factory->GetPrototype(method->descriptor->output_type())->New());
-  method->call(*hub_, *in, out.get(), [out, respond = std::move(respond)](absl::Status status) {
+  method->call(*api_, *in, out.get(), [out, respond = std::move(respond)](absl::Status status) {
     if (!status.ok()) return respond(ErrorReply(status));
     HttpReply reply;
     reply.headers.emplace_back("Content-Type", kJson);
@@ -196,9 +196,9 @@ std::optional<HttpReply> HttpApi::Check(const HttpApiRequest& request) const {
   // every caller that has it shares one bucket; without one, each client IP has its own.
   const absl::string_view caller =
       api_key_.empty() ? core::ClientIp(request.remote_address) : absl::string_view("api-key");
-  if (const absl::Duration wait = rate_->Take(caller, hub_->Now()); wait > absl::ZeroDuration()) {
-    hub_->CountApiRateRefusal();
-    const core::Limits& limits = hub_->limits();
+  if (const absl::Duration wait = rate_->Take(caller, api_->Now()); wait > absl::ZeroDuration()) {
+    api_->CountApiRateRefusal();
+    const core::Limits& limits = api_->limits();
     HttpReply reply = ErrorReply(absl::ResourceExhaustedError(absl::StrFormat(
         "rate limit: more than %g requests per second (burst %g, --api-rate) %s; retry later",
         limits.api_rate, limits.api_burst,
@@ -215,7 +215,7 @@ std::optional<HttpReply> HttpApi::Check(const HttpApiRequest& request) const {
                                absl::StrCat("transfer-encoding: '", request.transfer_encoding,
                                             "' is not supported; send a Content-Length")));
   }
-  const size_t max_body = hub_->limits().max_http_body_bytes;
+  const size_t max_body = api_->limits().max_http_body_bytes;
   if (request.body.size() > max_body) {
     // Normally refused by the transport before the body is read; checked again here so the
     // limit holds whatever transport feeds this API.

@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "server/core/hub.h"
+#include "server/core/api_executor.h"
 #include "server/core/request_rate_limiter.h"
 
 namespace herald::rpc {
@@ -44,14 +44,14 @@ using HttpRespond = std::function<void(HttpReply)>;
 // come back as {"code":"INVALID_ARGUMENT","message":"..."} with an HTTP status from
 // HttpStatusFromCode. Requests over --api-rate (per API key, or per client IP without one) get
 // 429 with Retry-After. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
-// construction but for the rate limiter (thread-safe); Handle() is thread-safe (the hub is) and
-// never blocks.
+// construction but for the rate limiter (thread-safe); Handle() is thread-safe (the API executor
+// is) and never blocks.
 class HttpApi {
  public:
   static constexpr absl::string_view kPathPrefix = "/api/v1/";
 
-  // `hub` must outlive this object. An empty `api_key` accepts every call.
-  HttpApi(core::Hub* hub, std::string api_key);
+  // `api` must outlive this object. An empty `api_key` accepts every call.
+  HttpApi(core::ApiExecutor* api, std::string api_key);
 
   // True for paths this API answers (everything under "/api/"), even unknown methods.
   static bool Serves(absl::string_view path);
@@ -64,7 +64,7 @@ class HttpApi {
   // nullopt for a request to run.
   std::optional<HttpReply> Check(const HttpApiRequest& request) const;
 
-  core::Hub* const hub_;
+  core::ApiExecutor* const api_;
   const std::string api_key_;
   // Buckets by API key (one: the configured key) or by client IP (no key configured).
   const std::unique_ptr<core::RequestRateLimiter> rate_;

@@ -17,72 +17,54 @@ const pb::MethodDescriptor* Descriptor(const char* name) {
       ->FindMethodByName(name);
 }
 
-// Binds a synchronous Hub member to the type-erased handler signature: done at once.
+// Binds an ApiExecutor method (every one finishes by completion) to the type-erased handler
+// signature.
 template <typename Req, typename Resp>
-UnaryMethod Bind(const char* name, absl::StatusOr<Resp> (*fn)(core::Hub&, const Req&)) {
+UnaryMethod Bind(const char* name, void (core::ApiExecutor::*fn)(const Req&, core::Done<Resp>)) {
   UnaryMethod m;
   m.descriptor = Descriptor(name);
-  m.call = [fn](core::Hub& hub, const pb::Message& request, pb::Message* response, UnaryDone done) {
-    absl::StatusOr<Resp> result = fn(hub, static_cast<const Req&>(request));
-    if (result.ok()) *static_cast<Resp*>(response) = *std::move(result);
-    done(result.status());
+  m.call = [fn](core::ApiExecutor& api, const pb::Message& request, pb::Message* response,
+                UnaryDone done) {
+    (api.*fn)(static_cast<const Req&>(request),
+              [response, done = std::move(done)](absl::StatusOr<Resp> result) {
+                if (result.ok()) *static_cast<Resp*>(response) = *std::move(result);
+                done(result.status());
+              });
   };
   return m;
 }
 
-// Binds a Hub member that finishes by completion (it may wait for an ack).
-template <typename Req, typename Resp>
-UnaryMethod BindAsync(const char* name, void (*fn)(core::Hub&, const Req&, core::Hub::Done<Resp>)) {
-  UnaryMethod m;
-  m.descriptor = Descriptor(name);
-  m.call = [fn](core::Hub& hub, const pb::Message& request, pb::Message* response, UnaryDone done) {
-    fn(hub, static_cast<const Req&>(request),
-       [response, done = std::move(done)](absl::StatusOr<Resp> result) {
-         if (result.ok()) *static_cast<Resp*>(response) = *std::move(result);
-         done(result.status());
-       });
-  };
-  return m;
-}
-
-#define HERALD_METHOD(Name, Req, Resp) \
-  Bind<v1::Req, v1::Resp>(#Name, [](core::Hub& h, const v1::Req& r) { return h.Name(r); })
-#define HERALD_ASYNC_METHOD(Name, Req, Resp)                                                     \
-  BindAsync<v1::Req, v1::Resp>(#Name,                                                            \
-                               [](core::Hub& h, const v1::Req& r, core::Hub::Done<v1::Resp> d) { \
-                                 h.Name(r, std::move(d));                                        \
-                               })
+#define HERALD_METHOD(Name) Bind(#Name, &core::ApiExecutor::Name)
 
 std::vector<UnaryMethod> BuildMethods() {
   return {
-      HERALD_ASYNC_METHOD(PublishOrder, PublishOrderRequest, PublishOrderResponse),
-      HERALD_ASYNC_METHOD(Publish, PublishRequest, PublishResponse),
-      HERALD_METHOD(Broadcast, BroadcastRequest, BroadcastResponse),
-      HERALD_METHOD(SendToUser, SendToUserRequest, SendResponse),
-      HERALD_METHOD(SendToConnection, SendToConnectionRequest, SendResponse),
-      HERALD_METHOD(ListConnections, ListConnectionsRequest, ListConnectionsResponse),
-      HERALD_METHOD(GetConnection, GetConnectionRequest, Connection),
-      HERALD_METHOD(Disconnect, DisconnectRequest, DisconnectResponse),
-      HERALD_METHOD(Subscribe, SubscribeRequest, SubscribeResponse),
-      HERALD_METHOD(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse),
-      HERALD_METHOD(Stats, StatsRequest, StatsResponse),
-      HERALD_METHOD(History, HistoryRequest, HistoryResponse),
-      HERALD_METHOD(DispatchTask, DispatchTaskRequest, DispatchTaskResponse),
-      HERALD_METHOD(ListQueues, ListQueuesRequest, ListQueuesResponse),
+      HERALD_METHOD(PublishOrder),
+      HERALD_METHOD(Publish),
+      HERALD_METHOD(Broadcast),
+      HERALD_METHOD(SendToUser),
+      HERALD_METHOD(SendToConnection),
+      HERALD_METHOD(ListConnections),
+      HERALD_METHOD(GetConnection),
+      HERALD_METHOD(Disconnect),
+      HERALD_METHOD(Subscribe),
+      HERALD_METHOD(Unsubscribe),
+      HERALD_METHOD(Stats),
+      HERALD_METHOD(History),
+      HERALD_METHOD(DispatchTask),
+      HERALD_METHOD(ListQueues),
   };
 }
 
-#undef HERALD_ASYNC_METHOD
 #undef HERALD_METHOD
 
 // During a drain every method refuses with UNAVAILABLE before doing anything, whichever
 // transport the call came in on.
 std::vector<UnaryMethod> RefusingWhileDraining(std::vector<UnaryMethod> methods) {
   for (UnaryMethod& m : methods) {
-    m.call = [call = std::move(m.call)](core::Hub& hub, const pb::Message& request,
+    m.call = [call = std::move(m.call)](core::ApiExecutor& api, const pb::Message& request,
                                         pb::Message* response, UnaryDone done) {
-      if (hub.draining()) return done(hub.RefuseDraining());
-      call(hub, request, response, std::move(done));
+      if (api.draining()) return done(api.RefuseDraining());
+      call(api, request, response, std::move(done));
     };
   }
   return methods;

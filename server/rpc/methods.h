@@ -9,7 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
-#include "server/core/hub.h"
+#include "server/core/api_executor.h"
 
 namespace herald::rpc {
 
@@ -20,11 +20,11 @@ using UnaryDone = std::function<void(absl::Status)>;
 // whichever transport the call came in on. Immutable after start-up; thread-safe.
 struct UnaryMethod {
   const google::protobuf::MethodDescriptor* descriptor;
-  // Runs the call and then calls `done` exactly once: before returning for most methods, later
-  // for one that waits (Publish / PublishOrder with ack.wait_ms), from whichever thread ends the
-  // wait, never under a lock. `request` and `response` are of the descriptor's input and output
+  // Runs the call and then calls `done` exactly once: before returning, or later (an engine that
+  // answers later, a Publish / PublishOrder waiting for an ack) from whichever thread finishes
+  // it, never under a lock. `request` and `response` are of the descriptor's input and output
   // types; `request` need only live during the call, `response` until `done` is called.
-  std::function<void(core::Hub& hub, const google::protobuf::Message& request,
+  std::function<void(core::ApiExecutor& api, const google::protobuf::Message& request,
                      google::protobuf::Message* response, UnaryDone done)>
       call;
 };

@@ -91,9 +91,9 @@ void WriteDeferred(WsServer::connection_type& con, const HttpResponse& reply) {
 
 }  // namespace
 
-Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
+Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop)
     : hub_(hub),
-      shard_(shard),
+      loop_(loop),
       io_(io),
       liveness_(io, absl::Milliseconds(hub->limits().ping_interval_ms),
                 absl::Milliseconds(hub->limits().idle_timeout_ms)) {
@@ -139,7 +139,7 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard)
 
 absl::Status Endpoint::Listen(const std::string& host, const std::string& port) {
   websocketpp::lib::error_code ec;
-  if (shard_ == 0 && port != "0") {
+  if (loop_ == 0 && port != "0") {
     // A plain bind (SO_REUSEADDR only) fails on a port someone listens on.
     asio::io_context probe_io;
     asio::ip::tcp::resolver resolver(probe_io);
@@ -204,12 +204,12 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
     return false;
   }
   std::shared_ptr<const auth::Claims> grant;
-  if (hub_->auth_required()) {
+  if (hub_->protocol().auth_required()) {
     // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
     // one, the client must authenticate with a `connect` frame (Hub enforces the deadline).
     const std::string token = QueryParam(con->get_resource(), "token");
     if (!token.empty()) {
-      absl::StatusOr<auth::Claims> claims = hub_->VerifyToken(token);
+      absl::StatusOr<auth::Claims> claims = hub_->protocol().VerifyToken(token);
       if (!claims.ok()) {
         con->set_status(http::status_code::unauthorized);
         con->set_body(absl::StrCat("invalid token: ", claims.status().message(), "\n"));
@@ -221,8 +221,8 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
   // --max-connections: 503, the server is full (RFC 9110 §15.6.4). Per IP and per user: 429,
   // this client has too many (RFC 6585 §4), so a load balancer does not take it for an unhealthy
   // server.
-  absl::StatusOr<core::Hub::ConnectionSlots> slots =
-      hub_->AdmitConnection(con->get_remote_endpoint(), grant != nullptr ? grant->user : "");
+  absl::StatusOr<core::Node::ConnectionSlots> slots =
+      hub_->node().AdmitConnection(con->get_remote_endpoint(), grant != nullptr ? grant->user : "");
   if (!slots.ok()) {
     con->set_status(slots.status().code() == absl::StatusCode::kUnavailable
                         ? http::status_code::service_unavailable
@@ -241,12 +241,12 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
   core::ConnectionMeta meta;
-  meta.id = hub_->NextConnectionId();
+  meta.id = hub_->node().NextConnectionId();
   meta.remote_address = con->get_remote_endpoint();
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = hub_->Now();
-  meta.shard = shard_;
+  meta.loop = loop_;
   // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
   // and must send `connect`.
   Admission admission = TakeAdmission(con.get());
@@ -276,7 +276,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
                "binary frames are not supported: send JSON text frames");
       return;
     }
-    hub_->OnClientFrame(s, msg->get_payload());
+    hub_->protocol().OnClientFrame(s, msg->get_payload());
   });
   // Pongs go through the session's queue too: websocketpp's own would bypass it.
   con->set_ping_handler([this, weak](connection_hdl, std::string payload) {
@@ -297,24 +297,26 @@ void Endpoint::OnOpen(connection_hdl hdl) {
     s->CancelTimers();
     // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
     // also when the peer never answered it (websocketpp then reports 1006).
-    if (s->close_code() != 0) return hub_->Unregister(*s, s->close_code(), s->close_reason());
+    if (s->close_code() != 0)
+      return hub_->protocol().Unregister(*s, s->close_code(), s->close_reason());
     websocketpp::lib::error_code ec;
     WsServer::connection_ptr c = server_.get_con_from_hdl(hdl, ec);
-    if (ec) return hub_->Unregister(*s);
+    if (ec) return hub_->protocol().Unregister(*s);
     // Whoever sent the first close frame decided how the connection ended.
     const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
                        c->get_local_close_code() != websocketpp::close::status::no_status;
-    hub_->Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
-                     local ? c->get_local_close_reason() : c->get_remote_close_reason());
+    hub_->protocol().Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
+                                local ? c->get_local_close_reason() : c->get_remote_close_reason());
   });
   con->set_fail_handler([this, weak](connection_hdl) {
     if (std::shared_ptr<WsSession> s = weak.lock()) {
       liveness_.Remove(*s);
       s->CancelTimers();
-      hub_->Unregister(*s, websocketpp::close::status::abnormal_close, "connection failed");
+      hub_->protocol().Unregister(*s, websocketpp::close::status::abnormal_close,
+                                  "connection failed");
     }
   });
-  if (absl::Status st = hub_->Register(session); !st.ok()) {
+  if (absl::Status st = hub_->protocol().Register(session); !st.ok()) {
     session->Close(core::kClosePolicyViolation, st.message());
     return;
   }
@@ -359,12 +361,12 @@ void Endpoint::OnHttp(connection_hdl hdl) {
   } else if (path == "/healthz") {
     con->set_status(http::status_code::ok);
     con->replace_header("Content-Type", "application/json");
-    con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node(), R"(","connections":)",
-                               hub_->connection_count(), "}\n"));
+    con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node().name(),
+                               R"(","connections":)", hub_->node().connection_count(), "}\n"));
   } else if (path == "/metrics") {
     con->set_status(http::status_code::ok);
     con->replace_header("Content-Type", "text/plain; version=0.0.4");
-    con->set_body(core::RenderMetrics(*hub_->Stats({})));
+    con->set_body(core::RenderMetrics(hub_->api().LocalStats()));
   } else if (path == "/ws") {
     con->set_status(http::status_code::upgrade_required);
     con->replace_header("Upgrade", "websocket");

@@ -55,14 +55,14 @@ using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond 
 // the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
 // HttpFallback) on the same port. Owns the websocketpp
 // server; runs on the caller's io_context (any number of threads may run it). Several endpoints
-// (one per IoThreads context, `shard` = its index) may listen on the same port: the listener sets
-// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the shard. Each
+// (one per IoThreads context, `loop` = its index) may listen on the same port: the listener sets
+// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the loop. Each
 // endpoint watches its connections for silence (Liveness: pings, then close 4010) and turns on
 // TCP keepalive on every accepted socket. Listen() and StopListening() must be called from one
 // control thread; handlers run on connection strands.
 class Endpoint {
  public:
-  Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard = 0);
+  Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop = 0);
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
@@ -70,9 +70,9 @@ class Endpoint {
   // Listen(). Without one, other paths get 404.
   void SetHttpFallback(HttpFallback fallback) { http_fallback_ = std::move(fallback); }
 
-  // Binds host:port (port "0" picks a free one) and starts accepting. Shard 0 first checks that
+  // Binds host:port (port "0" picks a free one) and starts accepting. Loop 0 first checks that
   // no other process listens there (SO_REUSEPORT would otherwise share the port silently); the
-  // other shards then join its port.
+  // other loops then join its port.
   absl::Status Listen(const std::string& host, const std::string& port);
   // The bound port after Listen().
   uint16_t local_port() const { return local_port_; }
@@ -95,7 +95,7 @@ class Endpoint {
   bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
 
   core::Hub* const hub_;
-  const uint32_t shard_;
+  const uint32_t loop_;
   WsServer server_;
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
@@ -108,7 +108,7 @@ class Endpoint {
   // the entry of a connection that fails before open, which gives its slots back.
   struct Admission {
     std::shared_ptr<const auth::Claims> grant;
-    core::Hub::ConnectionSlots slots;
+    core::Node::ConnectionSlots slots;
   };
   absl::Mutex grants_mu_;
   absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);

@@ -30,8 +30,8 @@ void IoThreads::Stop() {
   threads_.clear();
 }
 
-void IoThreads::Post(uint32_t shard, std::function<void()> work) {
-  asio::post(*contexts_[shard % contexts_.size()], std::move(work));
+void IoThreads::Post(uint32_t loop, std::function<void()> work) {
+  asio::post(*contexts_[loop % contexts_.size()], std::move(work));
 }
 
 }  // namespace herald::ws

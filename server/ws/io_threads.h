@@ -17,7 +17,7 @@ namespace herald::ws {
 // it accepted, so a publication's fan-out is split by thread and each writes only to its own
 // sockets. Owns the io_contexts and threads. Start() and Stop() from one control thread; Post()
 // and context() from any thread.
-class IoThreads : public core::ShardExecutor {
+class IoThreads : public core::LoopExecutor {
  public:
   explicit IoThreads(int count);
   ~IoThreads() override;
@@ -30,7 +30,7 @@ class IoThreads : public core::ShardExecutor {
   void Start();
   // Lets the contexts run out of work, stops them and joins the threads.
   void Stop();
-  void Post(uint32_t shard, std::function<void()> work) override;
+  void Post(uint32_t loop, std::function<void()> work) override;
 
  private:
   using WorkGuard = asio::executor_work_guard<asio::io_context::executor_type>;

@@ -94,7 +94,7 @@ void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
   WsServer::connection_type::timer_ptr timer =
       connection_->set_timer(ms, [weak, hub](const websocketpp::lib::error_code& ec) {
         if (ec) return;  // cancelled
-        if (std::shared_ptr<WsSession> s = weak.lock()) hub->CheckAuthDeadline(s);
+        if (std::shared_ptr<WsSession> s = weak.lock()) hub->protocol().CheckAuthDeadline(s);
       });
   absl::MutexLock lock(&timer_mu_);
   if (auth_timer_ != nullptr) {
@@ -160,7 +160,7 @@ void WsSession::CloseSlow() {
   // What it has not started to receive it will never get: the close goes out after at most the
   // rest of one frame, and the memory is free now.
   DropUnstarted();
-  hub_->CountSlowConsumerClose();
+  core::NodeCounters::Bump(hub_->node().counters().slow_consumer_closes);
   CloseHere(core::kCloseSlowConsumer,
             absl::StrCat("slow consumer: more than ", hard_limit_, " bytes queued"));
 }
@@ -215,7 +215,7 @@ bool WsSession::SendHere(const core::OutFramePtr& frame) {
       held_bytes_ = held_bytes_ - static_cast<const WsFrame&>(*slot).wire_size() + size;
       slot = frame;
       UpdateBuffered();
-      hub_->CountConflated();
+      core::NodeCounters::Bump(hub_->node().counters().conflated);
       return true;
     }
   }

@@ -1,6 +1,7 @@
-// Fuzzes what the WebSocket edge does with a client's text frames: core::Hub::OnClientFrame, i.e.
-// json::CheckJson, the protobuf JSON mapping into herald.v1.ClientFrame and the whole dispatch
-// (subscribe with recovery/snapshot, message, ack/nack, join/leave, connect/refresh with JWTs).
+// Fuzzes what the WebSocket edge does with a client's text frames:
+// core::ClientProtocol::OnClientFrame, i.e. json::CheckJson, the protobuf JSON mapping into
+// herald.v1.ClientFrame and the whole dispatch (subscribe with recovery/snapshot, message,
+// ack/nack, join/leave, connect/refresh with JWTs).
 //
 // Input: the first byte picks the mode (bit 0: the hub requires tokens, HS256 secret
 // kHs256Secret); the rest is split at '\n' into frames, sent in order on one connection of a
@@ -21,6 +22,7 @@
 #include "server/core/hub.h"
 #include "server/engine/memory_engine.h"
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/support/test_hub.h"
 
 namespace herald::fuzz {
 namespace {
@@ -42,7 +44,7 @@ void Run(absl::string_view input) {
   const core::Limits limits = FuzzLimits();
   engine::MemoryEngine engine(limits, FuzzNow);
   StringFrameFactory frames;
-  core::Hub hub(limits, "n1", &engine, &frames, auth ? verifier : nullptr, FuzzNow);
+  testing::TestHub hub(limits, "n1", &engine, &frames, auth ? verifier : nullptr, FuzzNow);
 
   auto session = std::make_shared<FuzzSession>(hub.NextConnectionId(), "");
   // A second connection of a user, so that fan-out, presence and tasks have someone else.

@@ -23,6 +23,7 @@
 #include "server/json/json_check.h"
 #include "server/rpc/http_api.h"
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/support/test_hub.h"
 
 namespace herald::fuzz {
 namespace {
@@ -61,7 +62,7 @@ void Run(absl::string_view input) {
   limits.max_http_body_bytes = 64 * 1024;
   engine::MemoryEngine engine(limits, FuzzNow);
   StringFrameFactory frames;
-  core::Hub hub(limits, "n1", &engine, &frames, nullptr, FuzzNow);
+  testing::TestHub hub(limits, "n1", &engine, &frames, nullptr, FuzzNow);
   // Connection ids n1-00000001 (anonymous, on store:42) and n1-00000002 (user u1).
   auto a = std::make_shared<FuzzSession>(hub.NextConnectionId(), "");
   auto b = std::make_shared<FuzzSession>(hub.NextConnectionId(), "u1");
@@ -69,7 +70,7 @@ void Run(absl::string_view input) {
   hub.OnClientFrame(a, R"({"id":1,"subscribe":{"channel":"store:42"}})");
   hub.OnClientFrame(b, R"({"id":1,"join":{"queue":"couriers"}})");
 
-  rpc::HttpApi api(&hub, std::string(kApiKey));
+  rpc::HttpApi api(&hub.api(), std::string(kApiKey));
   int replies = 0;
   rpc::HttpReply reply;
   api.Handle(request, [&](rpc::HttpReply r) {

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/core/hub.h"
 #include "server/engine/memory_engine.h"
+#include "tests/support/test_hub.h"
 #include "tests/unit/core/fake_session.h"
 
 namespace herald::core {
@@ -17,11 +18,12 @@ namespace {
 
 using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
+using ::herald::testing::TestHub;
 
 TEST(ConcurrencyTest, ChurnWhilePublishing) {
   engine::MemoryEngine engine{Limits()};
   StringFrameFactory frames;
-  Hub hub(Limits(), "n", &engine, &frames);
+  TestHub hub(Limits(), "n", &engine, &frames);
 
   constexpr int kChannels = 4;
   // One steady subscriber per channel, present for the whole run.

@@ -20,9 +20,9 @@ namespace herald::testing {
 class FakeSession : public core::Session {
  public:
   explicit FakeSession(std::string id, std::string user = "", std::string remote = "10.0.0.1:5000",
-                       uint32_t shard = 0)
+                       uint32_t loop = 0)
       : core::Session(core::ConnectionMeta{std::move(id), std::move(remote), "https://shop.test",
-                                           "fake/1.0", std::move(user), absl::Now(), shard}) {}
+                                           "fake/1.0", std::move(user), absl::Now(), loop}) {}
 
   void Close(int code, absl::string_view reason) override {
     core::MutexLock lock(&mu_);

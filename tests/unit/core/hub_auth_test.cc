@@ -10,6 +10,7 @@
 #include "server/auth/jwt.h"
 #include "server/core/hub.h"
 #include "server/engine/memory_engine.h"
+#include "tests/support/test_hub.h"
 #include "tests/unit/core/fake_session.h"
 
 namespace herald::core {
@@ -17,6 +18,7 @@ namespace {
 
 using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
+using ::herald::testing::TestHub;
 using ::testing::HasSubstr;
 using Kind = v1::ServerFrame::KindCase;
 
@@ -55,7 +57,7 @@ class HubAuthTest : public ::testing::Test {
   std::unique_ptr<const auth::JwtVerifier> verifier_;
   engine::MemoryEngine engine_;
   StringFrameFactory frames_;
-  Hub hub_;
+  TestHub hub_;
 };
 
 TEST_F(HubAuthTest, UnauthenticatedSessionGetsAConnectDeadline) {

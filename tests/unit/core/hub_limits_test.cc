@@ -14,6 +14,7 @@
 #include "server/core/metrics.h"
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
+#include "tests/support/test_hub.h"
 #include "tests/unit/core/fake_session.h"
 
 namespace herald::core {
@@ -21,6 +22,7 @@ namespace {
 
 using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
+using ::herald::testing::TestHub;
 using ::testing::HasSubstr;
 using Kind = v1::ServerFrame::KindCase;
 
@@ -47,9 +49,9 @@ class HubLimitsTest : public ::testing::Test {
     return l;
   }
 
-  std::shared_ptr<FakeSession> Open(Hub& hub, const std::string& remote = "10.0.0.1:5000",
+  std::shared_ptr<FakeSession> Open(TestHub& hub, const std::string& remote = "10.0.0.1:5000",
                                     const std::string& user = "") {
-    absl::StatusOr<Hub::ConnectionSlots> slots = hub.AdmitConnection(remote, user);
+    absl::StatusOr<Node::ConnectionSlots> slots = hub.AdmitConnection(remote, user);
     if (!slots.ok()) return nullptr;
     auto s = std::make_shared<FakeSession>(hub.NextConnectionId(), user, remote);
     for (auto& slot : *slots) s->HoldSlot(std::move(slot));
@@ -66,8 +68,8 @@ class HubLimitsTest : public ::testing::Test {
   std::unique_ptr<const auth::JwtVerifier> verifier_;
   engine::MemoryEngine engine_;
   StringFrameFactory frames_;
-  Hub hub_;
-  Hub auth_hub_;
+  TestHub hub_;
+  TestHub auth_hub_;
 };
 
 TEST_F(HubLimitsTest, AFloodGetsErrorsThenClose4029AndRefusedFramesAreNotActedOn) {
@@ -127,7 +129,7 @@ TEST_F(HubLimitsTest, TheBucketRefillsOnTheHubsClock) {
 TEST_F(HubLimitsTest, ZeroFrameRateIsNoLimit) {
   Limits l = MakeLimits();
   l.max_frame_rate = 0;
-  Hub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
+  TestHub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
   auto s = std::make_shared<FakeSession>(hub.NextConnectionId());
   ASSERT_TRUE(hub.Register(s).ok());
   for (int i = 0; i < 1000; ++i) hub.OnClientFrame(s, R"({"ping":{}})");
@@ -139,7 +141,7 @@ TEST_F(HubLimitsTest, PerIpCountComesBackToZeroWhenConnectionsClose) {
   auto b = Open(hub_, "10.0.0.1:1001");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  absl::StatusOr<Hub::ConnectionSlots> third = hub_.AdmitConnection("10.0.0.1:1002", "");
+  absl::StatusOr<Node::ConnectionSlots> third = hub_.AdmitConnection("10.0.0.1:1002", "");
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(third.status().message(), HasSubstr("--max-connections-per-ip"));
   EXPECT_NE(Open(hub_, "10.0.0.2:1000"), nullptr);  // another address
@@ -158,7 +160,7 @@ TEST_F(HubLimitsTest, PerIpCountComesBackToZeroWhenConnectionsClose) {
 
 TEST_F(HubLimitsTest, SlotsOfAHandshakeThatNeverOpensAreGivenBack) {
   {
-    absl::StatusOr<Hub::ConnectionSlots> slots = hub_.AdmitConnection("10.0.0.1:1", "");
+    absl::StatusOr<Node::ConnectionSlots> slots = hub_.AdmitConnection("10.0.0.1:1", "");
     ASSERT_TRUE(slots.ok());
     EXPECT_EQ(hub_.ConnectionsFromIp("10.0.0.1"), 1u);
   }
@@ -168,7 +170,7 @@ TEST_F(HubLimitsTest, SlotsOfAHandshakeThatNeverOpensAreGivenBack) {
 TEST_F(HubLimitsTest, MaxConnectionsIsUnavailable) {
   Limits l = MakeLimits();
   l.max_connections = 1;
-  Hub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
+  TestHub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
   ASSERT_NE(Open(hub, "10.0.0.1:1"), nullptr);
   EXPECT_EQ(hub.AdmitConnection("10.0.0.2:1", "").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(hub.Stats({})->refused_connections_max(), 1u);
@@ -184,7 +186,7 @@ TEST_F(HubLimitsTest, PerUserLimitAtTheHandshakeAndAtConnect) {
   EXPECT_EQ(auth_hub_.ConnectionsOfUser("u1"), 2u);
 
   // A third at the handshake: refused, naming the limit.
-  absl::StatusOr<Hub::ConnectionSlots> third = auth_hub_.AdmitConnection("10.0.0.3:1", "u1");
+  absl::StatusOr<Node::ConnectionSlots> third = auth_hub_.AdmitConnection("10.0.0.3:1", "u1");
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(third.status().message(), HasSubstr("--max-connections-per-user"));
   // A third by connect frame: an error, close 4030, and it is not the user's connection.

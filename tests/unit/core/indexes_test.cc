@@ -1,4 +1,4 @@
-// ConnectionTable, ChannelIndex, OrderBook and validation, each on its own.
+// ConnectionTable, ChannelIndex and validation, each on its own.
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -6,7 +6,6 @@
 #include "gtest/gtest.h"
 #include "server/core/channel_index.h"
 #include "server/core/connection_table.h"
-#include "server/core/order_book.h"
 #include "server/core/validation.h"
 #include "tests/unit/core/fake_session.h"
 
@@ -59,12 +58,12 @@ TEST(ChannelIndexTest, SnapshotsAreStableAcrossChanges) {
   EXPECT_TRUE(index.Snapshot("x")->sessions.empty());
 }
 
-TEST(ChannelIndexTest, SnapshotGroupsSubscribersByShard) {
+TEST(ChannelIndexTest, SnapshotGroupsSubscribersByLoop) {
   ChannelIndex index;
   std::vector<std::shared_ptr<FakeSession>> sessions;
   for (uint32_t i = 0; i < 7; ++i) {
     sessions.push_back(std::make_shared<FakeSession>(absl::StrCat("s", i), "", "10.0.0.1:1",
-                                                     /*shard=*/(i * 5) % 3));
+                                                     /*loop=*/(i * 5) % 3));
     index.Add("x", sessions.back());
   }
   Subscribers subs = index.Snapshot("x");
@@ -72,35 +71,14 @@ TEST(ChannelIndexTest, SnapshotGroupsSubscribersByShard) {
   ASSERT_EQ(subs->groups.size(), 3u);
   size_t next = 0;
   for (uint32_t g = 0; g < 3; ++g) {
-    EXPECT_EQ(subs->groups[g].shard, g);
+    EXPECT_EQ(subs->groups[g].loop, g);
     EXPECT_EQ(subs->groups[g].begin, next);
     for (size_t i = subs->groups[g].begin; i < subs->groups[g].end; ++i) {
-      EXPECT_EQ(subs->sessions[i]->shard(), g);
+      EXPECT_EQ(subs->sessions[i]->loop(), g);
     }
     next = subs->groups[g].end;
   }
   EXPECT_EQ(next, 7u);
-}
-
-TEST(OrderBookTest, KeepsLatestVersionAndRunsDeliveryOnlyWhenNewer) {
-  OrderBook book;
-  v1::Order o;
-  o.set_id("o1");
-  o.set_version(2);
-  int delivered = 0;
-  EXPECT_TRUE(book.Apply(o, absl::Now(), [&] { ++delivered; }).applied);
-  o.set_version(2);
-  OrderBook::Decision d = book.Apply(o, absl::Now(), [&] { ++delivered; });
-  EXPECT_FALSE(d.applied);
-  EXPECT_EQ(d.latest_version, 2u);
-  o.set_version(1);
-  EXPECT_FALSE(book.Apply(o, absl::Now(), [&] { ++delivered; }).applied);
-  o.set_version(10);
-  EXPECT_TRUE(book.Apply(o, absl::Now(), [&] { ++delivered; }).applied);
-  EXPECT_EQ(delivered, 2);
-  EXPECT_EQ(book.LatestVersion("o1"), 10u);
-  EXPECT_EQ(book.LatestVersion("o2"), 0u);
-  EXPECT_EQ(book.size(), 1u);
 }
 
 TEST(ValidationTest, Channels) {

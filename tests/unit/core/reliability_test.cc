@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/core/hub.h"
 #include "server/engine/memory_engine.h"
+#include "tests/support/test_hub.h"
 #include "tests/unit/core/fake_session.h"
 
 namespace herald::core {
@@ -17,6 +18,7 @@ namespace {
 
 using ::herald::testing::FakeSession;
 using ::herald::testing::StringFrameFactory;
+using ::herald::testing::TestHub;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -77,7 +79,7 @@ class ReliabilityTest : public ::testing::Test {
   absl::Time now_ = absl::FromUnixSeconds(2000000);
   engine::MemoryEngine engine_;
   StringFrameFactory frames_;
-  Hub hub_;
+  TestHub hub_;
 };
 
 TEST_F(ReliabilityTest, ResubscribeWithRecoverGetsExactlyTheMissedPublications) {
@@ -162,7 +164,7 @@ TEST_F(ReliabilityTest, IdempotencyKeyPublishesOnceWithinTheWindow) {
 struct Reply {
   absl::Notification done;
   absl::StatusOr<v1::PublishResponse> result;
-  Hub::Done<v1::PublishResponse> Completion() {
+  TestHub::Done<v1::PublishResponse> Completion() {
     return [this](absl::StatusOr<v1::PublishResponse> r) {
       result = std::move(r);
       done.Notify();

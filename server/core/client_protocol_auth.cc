@@ -1,11 +1,12 @@
-// Hub: token authentication of client connections (connect/refresh frames, auth deadlines,
-// channel permissions). Kept apart from hub.cc, which only calls these hooks.
+// ClientProtocol: token authentication of client connections (connect/refresh frames, auth
+// deadlines, channel permissions). Kept apart from client_protocol.cc, which only calls these
+// hooks.
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/core/hub.h"
+#include "server/core/client_protocol.h"
 #include "server/core/protocol.h"
 
 namespace herald::core {
@@ -24,14 +25,14 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& st) {
 
 }  // namespace
 
-absl::StatusOr<auth::Claims> Hub::VerifyToken(absl::string_view token) const {
+absl::StatusOr<auth::Claims> ClientProtocol::VerifyToken(absl::string_view token) const {
   if (verifier_ == nullptr) {
     return absl::FailedPreconditionError("token: this server verifies no tokens");
   }
-  return verifier_->Verify(token, clock_());
+  return verifier_->Verify(token, node_->Now());
 }
 
-void Hub::ArmAuthDeadline(Session& session) {
+void ClientProtocol::ArmAuthDeadline(Session& session) {
   if (verifier_ == nullptr) return;
   std::shared_ptr<const auth::Claims> grant = session.grant();
   session.ScheduleAuthDeadline(grant != nullptr ? grant->expires_at
@@ -39,9 +40,9 @@ void Hub::ArmAuthDeadline(Session& session) {
                                                       absl::Milliseconds(limits_.auth_timeout_ms));
 }
 
-void Hub::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
+void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
   if (verifier_ == nullptr) return;
-  const absl::Time now = clock_();
+  const absl::Time now = node_->Now();
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
     const absl::Time deadline =
@@ -61,44 +62,46 @@ void Hub::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
   session->Close(kCloseTokenExpired, "token expired");
 }
 
-bool Hub::AdmitFrame(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame) {
+bool ClientProtocol::AdmitFrame(const std::shared_ptr<Session>& session,
+                                const v1::ClientFrame& frame) {
   if (verifier_ == nullptr || frame.kind_case() == v1::ClientFrame::kConnect) return true;
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
-    ReplyError(*session, frame.id(),
-               absl::UnauthenticatedError(
-                   "connect: the first frame must be connect with a token (or pass ?token= in the "
-                   "WebSocket URL)"));
+    node_->ReplyError(
+        *session, frame.id(),
+        absl::UnauthenticatedError(
+            "connect: the first frame must be connect with a token (or pass ?token= in the "
+            "WebSocket URL)"));
     session->Close(kCloseUnauthorized, "unauthorized: the first frame must be connect");
     return false;
   }
-  if (clock_() >= grant->expires_at) {  // the deadline timer has not run yet
+  if (node_->Now() >= grant->expires_at) {  // the deadline timer has not run yet
     session->Close(kCloseTokenExpired, "token expired");
     return false;
   }
   return true;
 }
 
-void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
-                    const std::string& token) {
+void ClientProtocol::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
+                               const std::string& token) {
   v1::ServerFrame reply;
   reply.set_id(id);
   if (verifier_ == nullptr) {
     // Development mode: nothing to verify the token with, so the connection stays anonymous.
     reply.mutable_connected()->set_user(session->user());
-    Reply(*session, reply);
+    node_->Reply(*session, reply);
     return;
   }
   if (std::shared_ptr<const auth::Claims> grant = session->grant(); grant != nullptr) {
-    ReplyError(*session, id,
-               absl::FailedPreconditionError(
-                   absl::StrCat("connect: the connection is already authenticated as '",
-                                grant->user, "'; use refresh to replace its token")));
+    node_->ReplyError(*session, id,
+                      absl::FailedPreconditionError(
+                          absl::StrCat("connect: the connection is already authenticated as '",
+                                       grant->user, "'; use refresh to replace its token")));
     return;
   }
-  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, clock_());
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, node_->Now());
   if (!claims.ok()) {
-    ReplyError(*session, id, Prefixed("connect.", claims.status()));
+    node_->ReplyError(*session, id, Prefixed("connect.", claims.status()));
     const bool expired = absl::StartsWith(claims.status().message(), "token.exp:");
     session->Close(
         expired ? kCloseTokenExpired : kCloseUnauthorized,
@@ -108,46 +111,46 @@ void Hub::OnConnect(const std::shared_ptr<Session>& session, uint32_t id,
   if (!AdmitUser(session, id, claims->user)) return;  // the user is at its connection limit
   auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
   session->SetGrant(grant);
-  if (!table_.IndexUser(session)) return;  // closed meanwhile
-  Announce(*session);                      // CONNECT, now with the user
+  if (!node_->IndexUser(session)) return;  // closed meanwhile
+  node_->Announce(*session);               // CONNECT, now with the user
   reply.mutable_connected()->set_user(grant->user);
   reply.mutable_connected()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
-  Reply(*session, reply);
+  node_->Reply(*session, reply);
   ArmAuthDeadline(*session);
 }
 
-void Hub::OnRefresh(const std::shared_ptr<Session>& session, uint32_t id,
-                    const std::string& token) {
+void ClientProtocol::OnRefresh(const std::shared_ptr<Session>& session, uint32_t id,
+                               const std::string& token) {
   v1::ServerFrame reply;
   reply.set_id(id);
   if (verifier_ == nullptr) {
     reply.mutable_refreshed();
-    Reply(*session, reply);
+    node_->Reply(*session, reply);
     return;
   }
   std::shared_ptr<const auth::Claims> current = session->grant();  // set: AdmitFrame checked
-  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, clock_());
+  absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, node_->Now());
   if (!claims.ok()) {
     // The connection keeps its current token until that one expires.
-    ReplyError(*session, id, Prefixed("refresh.", claims.status()));
+    node_->ReplyError(*session, id, Prefixed("refresh.", claims.status()));
     return;
   }
   if (claims->user != current->user) {
-    ReplyError(*session, id,
-               absl::PermissionDeniedError(absl::StrCat("refresh.token.sub: '", claims->user,
-                                                        "' is not the connection's user '",
-                                                        current->user, "'")));
+    node_->ReplyError(*session, id,
+                      absl::PermissionDeniedError(absl::StrCat("refresh.token.sub: '", claims->user,
+                                                               "' is not the connection's user '",
+                                                               current->user, "'")));
     return;
   }
   auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
   session->SetGrant(grant);
   reply.mutable_refreshed()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
-  Reply(*session, reply);
+  node_->Reply(*session, reply);
   ArmAuthDeadline(*session);
 }
 
-absl::Status Hub::CheckChannelPermission(const Session& session, absl::string_view field,
-                                         absl::string_view channel) const {
+absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl::string_view field,
+                                                    absl::string_view channel) const {
   if (verifier_ == nullptr) return absl::OkStatus();
   std::shared_ptr<const auth::Claims> grant = session.grant();
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();

@@ -1,0 +1,240 @@
+#include "server/core/client_protocol.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "server/core/protocol.h"
+#include "server/core/validation.h"
+#include "server/json/json_check.h"
+
+namespace herald::core {
+namespace {
+
+using v1::ServerFrame;
+
+// True when a frame's top-level keys name no frame type (no field of ClientFrame's `kind`) but
+// something ClientFrame does not have: {"id":2,"teleport":{}}.
+bool NamesUnknownFrameType(const std::vector<std::string>& keys) {
+  const google::protobuf::Descriptor* d = v1::ClientFrame::descriptor();
+  bool unknown = false;
+  for (const std::string& key : keys) {
+    const google::protobuf::FieldDescriptor* f = d->FindFieldByName(key);
+    for (int i = 0; f == nullptr && i < d->field_count(); ++i) {
+      if (d->field(i)->json_name() == key) f = d->field(i);
+    }
+    if (f == nullptr) {
+      unknown = true;
+    } else if (f->containing_oneof() != nullptr) {
+      return false;
+    }
+  }
+  return unknown;
+}
+
+}  // namespace
+
+ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier)
+    : node_(node), limits_(node->limits()), verifier_(verifier) {}
+
+absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
+  Session& s = *session;
+  if (absl::Status st = node_->Add(std::move(session)); !st.ok()) return st;
+  ServerFrame frame;
+  v1::Welcome* welcome = frame.mutable_welcome();
+  welcome->set_connection_id(s.id());
+  welcome->set_node(node_->name());
+  welcome->set_ping_interval_ms(limits_.ping_interval_ms);
+  welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
+  welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+  node_->Reply(s, frame);
+  ArmAuthDeadline(s);
+  return absl::OkStatus();
+}
+
+void ClientProtocol::Unregister(Session& session, int code, absl::string_view reason) {
+  node_->Remove(session, code, reason);
+}
+
+void ClientProtocol::ReplyEmpty(Session& session, uint32_t id, ServerFrame reply) {
+  if (id == 0) return;
+  reply.set_id(id);
+  node_->Reply(session, reply);
+}
+
+void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
+                                   absl::string_view text) {
+  session->CountIn(text.size());
+  // One parse: the bounding pass notes the id and top-level keys for an error reply. It is
+  // linear in the frame, like reading it; the rate check follows it only to echo the id, and
+  // precedes every reply, so malformed frames count against the rate too.
+  json::JsonTopLevel top;
+  const absl::Status checked = json::CheckJson(text, limits_.max_json_depth, &top);
+  if (!AdmitFrameRate(session, top.id.value_or(0))) return;
+  if (!checked.ok()) {
+    node_->ReplyError(
+        *session, top.id.value_or(0),
+        absl::InvalidArgumentError(absl::StrCat("malformed frame: ", checked.message())));
+    return;
+  }
+  v1::ClientFrame frame;
+  if (absl::Status st = FromCheckedJson(text, &frame); !st.ok()) {
+    if (NamesUnknownFrameType(top.keys)) {
+      st = absl::InvalidArgumentError(
+          "unknown frame type: expected one of subscribe, unsubscribe, message, ping");
+    } else if (top.keys.empty()) {
+      st = absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message()));
+    }
+    node_->ReplyError(*session, top.id.value_or(0), st);
+    return;
+  }
+  if (!AdmitFrame(session, frame)) return;
+  Dispatch(session, frame);
+}
+
+void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
+                              const v1::ClientFrame& frame) {
+  const uint32_t id = frame.id();
+  switch (frame.kind_case()) {
+    case v1::ClientFrame::kConnect:
+      return OnConnect(session, id, frame.connect().token());
+    case v1::ClientFrame::kRefresh:
+      return OnRefresh(session, id, frame.refresh().token());
+    case v1::ClientFrame::kSubscribe:
+      return OnSubscribe(session, id, frame.subscribe());
+    case v1::ClientFrame::kUnsubscribe: {
+      const std::string& channel = frame.unsubscribe().channel();
+      if (absl::Status st = ValidateChannel("unsubscribe.channel", channel, limits_); !st.ok()) {
+        return node_->ReplyError(*session, id, st);
+      }
+      node_->Unsubscribe(session, channel, id);
+      return;
+    }
+    case v1::ClientFrame::kMessage:
+      return OnMessage(session, id, frame.message());
+    case v1::ClientFrame::kPing: {
+      ServerFrame reply;
+      reply.set_id(id);
+      reply.mutable_pong();
+      node_->Reply(*session, reply);  // answered even without an id
+      return;
+    }
+    case v1::ClientFrame::kAck:
+      return OnAck(session, id, frame.ack());
+    case v1::ClientFrame::kNack:
+      return OnNack(session, id, frame.nack());
+    case v1::ClientFrame::kJoin:
+      return OnJoinOrLeave(session, id, true, frame.join().queue());
+    case v1::ClientFrame::kLeave:
+      return OnJoinOrLeave(session, id, false, frame.leave().queue());
+    case v1::ClientFrame::KIND_NOT_SET:
+      node_->ReplyError(*session, id,
+                        absl::InvalidArgumentError(
+                            "empty frame: expected one of subscribe, unsubscribe, message, ping"));
+      return;
+  }
+}
+
+void ClientProtocol::OnSubscribe(const std::shared_ptr<Session>& session, uint32_t id,
+                                 const v1::ClientSubscribe& sub) {
+  if (absl::Status st = ValidateChannel("subscribe.channel", sub.channel(), limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  if (absl::Status st = CheckChannelPermission(*session, "subscribe.channel", sub.channel());
+      !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  JoinSpec spec;
+  if (sub.has_recover()) {
+    spec.recover = StreamPosition{sub.recover().epoch(), sub.recover().offset()};
+  }
+  spec.snapshot = sub.snapshot();
+  absl::StatusOr<bool> added = node_->Subscribe(session, sub.channel(), id, std::move(spec));
+  if (!added.ok()) node_->ReplyError(*session, id, added.status());
+  // Already subscribed: the earlier `subscribed` reply stands (nothing is sent twice).
+}
+
+void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t id,
+                               const v1::ClientMessage& message) {
+  if (!message.has_data()) {
+    return node_->ReplyError(*session, id, absl::InvalidArgumentError("message.data: required"));
+  }
+  NodeCounters::Bump(node_->counters().messages_from_clients);
+  if (node_->events().has_watchers()) {
+    v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_MESSAGE, *session);
+    *e.mutable_data() = message.data();
+    node_->events().Emit(std::move(e));
+  }
+  ServerFrame reply;
+  reply.set_id(id);
+  reply.mutable_sent();
+  node_->Reply(*session, reply);
+}
+
+void ClientProtocol::OnAck(const std::shared_ptr<Session>& session, uint32_t id,
+                           const v1::ClientAck& ack) {
+  const absl::Time now = node_->Now();
+  if (!ack.delivery_id().empty()) {
+    if (absl::Status st = node_->tasks().Ack(*session, ack.delivery_id(), now); !st.ok()) {
+      return node_->ReplyError(*session, id, st);
+    }
+  } else {
+    if (ack.channel().empty() || ack.offset() == 0) {
+      return node_->ReplyError(
+          *session, id,
+          absl::InvalidArgumentError(
+              "ack: set delivery_id (a task) or channel and offset (a publication)"));
+    }
+    if (absl::Status st = ValidateChannel("ack.channel", ack.channel(), limits_); !st.ok()) {
+      return node_->ReplyError(*session, id, st);
+    }
+    node_->acks().OnAck(*session, ack.channel(), ack.offset(), now);
+    if (node_->events().has_watchers()) {
+      v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_ACK, *session);
+      e.set_channel(ack.channel());
+      e.set_offset(ack.offset());
+      node_->events().Emit(std::move(e));
+    }
+  }
+  ServerFrame reply;
+  reply.mutable_acked();
+  ReplyEmpty(*session, id, std::move(reply));
+}
+
+void ClientProtocol::OnNack(const std::shared_ptr<Session>& session, uint32_t id,
+                            const v1::ClientNack& nack) {
+  if (nack.delivery_id().empty()) {
+    return node_->ReplyError(*session, id,
+                             absl::InvalidArgumentError("nack.delivery_id: required"));
+  }
+  if (absl::Status st = node_->tasks().Nack(*session, nack.delivery_id(), node_->Now()); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  ServerFrame reply;
+  reply.mutable_acked();
+  ReplyEmpty(*session, id, std::move(reply));
+}
+
+void ClientProtocol::OnJoinOrLeave(const std::shared_ptr<Session>& session, uint32_t id, bool join,
+                                   const std::string& queue) {
+  if (absl::Status st = ValidateChannel(join ? "join.queue" : "leave.queue", queue, limits_);
+      !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  // Reply first, so the worker knows it joined before its first task arrives.
+  ServerFrame reply;
+  reply.set_id(id);
+  if (join) {
+    reply.mutable_joined()->set_queue(queue);
+    node_->Reply(*session, reply);
+    node_->tasks().Join(session, queue, node_->Now());
+  } else {
+    node_->tasks().Leave(*session, queue, node_->Now());
+    reply.mutable_left()->set_queue(queue);
+    node_->Reply(*session, reply);
+  }
+}
+
+}  // namespace herald::core

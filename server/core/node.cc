@@ -1,0 +1,345 @@
+#include "server/core/node.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/protocol.h"
+
+namespace herald::core {
+
+Node::Node(const Limits& limits, std::string name, Broker* broker, const FrameFactory* frames,
+           bool auth_required, Clock clock)
+    : limits_(limits),
+      name_(std::move(name)),
+      broker_(broker),
+      frames_(frames),
+      auth_required_(auth_required),
+      clock_(std::move(clock)),
+      events_(clock_),
+      tasks_(limits_, frames_, &events_),
+      ip_quota_(limits_.max_connections_per_ip),
+      user_quota_(limits_.max_connections_per_user) {
+  broker_->SetEventHandler(this);
+}
+
+v1::Event Node::SessionEvent(v1::EventType type, const Session& session) const {
+  v1::Event e;
+  e.set_type(type);
+  e.set_time_ms(absl::ToUnixMillis(clock_()));
+  e.set_connection_id(session.id());
+  e.set_user(session.user());
+  return e;
+}
+
+void Node::EmitSessionEvent(v1::EventType type, const Session& session,
+                            const std::string& channel) {
+  if (!events_.has_watchers()) return;
+  v1::Event e = SessionEvent(type, session);
+  e.set_channel(channel);
+  events_.Emit(std::move(e));
+}
+
+std::string Node::NextConnectionId() {
+  uint64_t n = next_connection_.fetch_add(1, std::memory_order_relaxed) + 1;
+  return absl::StrCat(name_, "-", absl::Hex(n, absl::kZeroPad8));
+}
+
+absl::Status Node::Add(std::shared_ptr<Session> session) {
+  Session& s = *session;
+  if (absl::Status st = table_.Add(std::move(session)); !st.ok()) return st;
+  NodeCounters::Bump(counters_.connections_total);
+  // With tokens required, a connection without one is announced once its `connect` frame
+  // names the user.
+  if (Announced(s)) Announce(s);
+  return absl::OkStatus();
+}
+
+bool Node::Announced(const Session& s) const { return !auth_required_ || !s.user().empty(); }
+
+void Node::Announce(const Session& s) {
+  if (!s.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
+    // The user came back within the grace period: their earlier disconnect is not news.
+    core::MutexLock lock(&held_mu_);
+    held_disconnects_.erase(
+        std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
+                       [&](const HeldDisconnect& h) { return h.event.user() == s.user(); }),
+        held_disconnects_.end());
+  }
+  if (events_.has_watchers()) {
+    v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
+    e.set_remote_address(s.meta().remote_address);
+    events_.Emit(std::move(e));
+  }
+}
+
+bool Node::Remove(Session& session, int code, absl::string_view reason) {
+  // First, so that once a connection is gone from the table (and from Stats) its slots are free.
+  session.ReleaseSlots();
+  std::shared_ptr<Session> removed = table_.Remove(session.id());
+  if (removed == nullptr) return false;
+  for (const std::string& channel : removed->MarkClosed()) {
+    index_.Remove(channel, removed.get());
+    DropJoins(channel, removed.get());
+    broker_->Unsubscribe(channel);
+  }
+  const absl::Time now = clock_();
+  tasks_.RemoveWorker(*removed, now);
+  if (events_.has_watchers() && Announced(*removed)) {
+    v1::Event e = SessionEvent(v1::EVENT_TYPE_DISCONNECT, *removed);
+    e.set_remote_address(removed->meta().remote_address);
+    e.set_code(static_cast<uint32_t>(code));
+    e.set_reason(std::string(reason));
+    if (!e.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
+      core::MutexLock lock(&held_mu_);
+      held_disconnects_.push_back({std::move(e), now + limits_.disconnect_grace});
+    } else {
+      events_.Emit(std::move(e));
+    }
+  }
+  SessionCounters c = removed->counters();
+  NodeCounters::Bump(counters_.closed_frames_in, c.frames_in);
+  NodeCounters::Bump(counters_.closed_frames_out, c.frames_out);
+  NodeCounters::Bump(counters_.closed_bytes_in, c.bytes_in);
+  NodeCounters::Bump(counters_.closed_bytes_out, c.bytes_out);
+  return true;
+}
+
+void Node::CloseAll(int code, absl::string_view reason) {
+  for (const auto& s : table_.All()) s->Close(code, reason);
+}
+
+void Node::Reply(Session& session, const v1::ServerFrame& frame) {
+  session.Send(frames_->Make(EncodeFrame(frame)));
+}
+
+void Node::ReplyError(Session& session, uint32_t id, const absl::Status& status) {
+  NodeCounters::Bump(counters_.client_errors);
+  session.Send(frames_->Make(EncodeError(id, status)));
+}
+
+Node::JoinStripe& Node::JoinStripeFor(absl::string_view channel) {
+  return joins_[absl::HashOf(channel) % kJoinStripes];
+}
+
+absl::StatusOr<bool> Node::Subscribe(const std::shared_ptr<Session>& session,
+                                     const std::string& channel, uint32_t reply_id, JoinSpec spec) {
+  switch (session->AddSubscription(channel, limits_.max_subscriptions_per_connection, [] {})) {
+    case Session::AddResult::kAdded:
+      break;
+    case Session::AddResult::kAlreadySubscribed: {
+      // Answered again with the stream's current position (and what `spec` asks for); the
+      // subscription itself is live already, so nothing is buffered.
+      const bool report = spec.recover.has_value();
+      broker_->Join(channel, std::move(spec),
+                    [this, session, channel, reply_id, report](absl::StatusOr<JoinResult> joined) {
+                      if (!joined.ok()) return ReplyError(*session, reply_id, joined.status());
+                      std::optional<bool> recovered;
+                      if (report) recovered = joined->recovered;
+                      static const std::vector<StoredPublication> kNone;
+                      session->Send(frames_->Make(
+                          EncodeSubscribed(reply_id, channel, joined->position, recovered,
+                                           report ? joined->missed : kNone, joined->snapshot)));
+                    });
+      return false;
+    }
+    case Session::AddResult::kLimitReached:
+      return absl::ResourceExhaustedError(absl::StrCat("too many subscriptions: at most ",
+                                                       limits_.max_subscriptions_per_connection,
+                                                       " per connection"));
+    case Session::AddResult::kClosed:
+      return absl::FailedPreconditionError("connection is closing");
+  }
+  const uint64_t join_id = next_join_.fetch_add(1, std::memory_order_relaxed) + 1;
+  {
+    JoinStripe& stripe = JoinStripeFor(channel);
+    core::MutexLock lock(&stripe.mu);
+    stripe.pending[channel].push_back(
+        PendingJoin{join_id, session, reply_id, spec.recover.has_value(), {}});
+  }
+  EmitSessionEvent(v1::EVENT_TYPE_SUBSCRIBE, *session, channel);
+  // The node subscription comes first: every publication after the join's position then
+  // reaches HandlePublication, and the join buffer.
+  broker_->Subscribe(channel,
+                     [this, channel, join_id, spec = std::move(spec)](absl::Status st) mutable {
+                       if (!st.ok()) {
+                         FinishJoin(channel, join_id, std::move(st));
+                         return;
+                       }
+                       StartJoin(channel, join_id, std::move(spec));
+                     });
+  return true;
+}
+
+void Node::StartJoin(const std::string& channel, uint64_t join_id, JoinSpec spec) {
+  broker_->Join(channel, std::move(spec),
+                [this, channel, join_id](absl::StatusOr<JoinResult> joined) {
+                  FinishJoin(channel, join_id, std::move(joined));
+                });
+}
+
+OutFramePtr Node::PublicationFrame(const Publication& p) const {
+  return frames_->Make(
+      EncodePublication(p.channel, p.position.offset, *p.spec.data_json, p.spec.ack_requested),
+      p.spec.key.empty() ? "" : absl::StrCat(p.channel, "\n", p.spec.key));
+}
+
+void Node::FinishJoin(const std::string& channel, uint64_t join_id,
+                      absl::StatusOr<JoinResult> joined) {
+  JoinStripe& stripe = JoinStripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.pending.find(channel);
+  if (it == stripe.pending.end()) return;
+  std::vector<PendingJoin>& joins = it->second;
+  auto join = std::find_if(joins.begin(), joins.end(),
+                           [&](const PendingJoin& j) { return j.id == join_id; });
+  if (join == joins.end()) return;  // unsubscribed or closed meanwhile
+  PendingJoin done = std::move(*join);
+  joins.erase(join);
+  if (joins.empty()) stripe.pending.erase(it);
+  Session& session = *done.session;
+  if (!joined.ok()) {
+    // The subscription never went live: take it back, and the node subscription with it.
+    if (session.RemoveSubscription(channel, [] {})) broker_->Unsubscribe(channel);
+    ReplyError(session, done.reply_id, joined.status());
+    return;
+  }
+  // Everything below is queued under the join stripe lock, which HandlePublication takes too:
+  // a publication either went to the buffer (sent here, after the reply) or finds the session
+  // live in the index (sent after this).
+  std::optional<bool> recovered;
+  if (done.report_recovered) recovered = joined->recovered;
+  static const std::vector<StoredPublication> kNone;
+  session.Send(frames_->Make(EncodeSubscribed(done.reply_id, channel, joined->position, recovered,
+                                              recovered.has_value() ? joined->missed : kNone,
+                                              joined->snapshot)));
+  for (const Publication& p : done.arrived) {
+    if (p.position.epoch == joined->position.epoch && p.position.offset > joined->position.offset) {
+      session.Send(PublicationFrame(p));
+    }
+  }
+  // Live from now on, unless it unsubscribed or closed since (then it is not added).
+  session.WhileSubscribed(channel, [&] { index_.Add(channel, done.session); });
+}
+
+void Node::DropJoins(const std::string& channel, const Session* session) {
+  JoinStripe& stripe = JoinStripeFor(channel);
+  core::MutexLock lock(&stripe.mu);
+  auto it = stripe.pending.find(channel);
+  if (it == stripe.pending.end()) return;
+  std::vector<PendingJoin>& joins = it->second;
+  joins.erase(std::remove_if(joins.begin(), joins.end(),
+                             [&](const PendingJoin& j) { return j.session.get() == session; }),
+              joins.end());
+  if (joins.empty()) stripe.pending.erase(it);
+}
+
+bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::string& channel,
+                       uint32_t reply_id) {
+  const bool removed =
+      session->RemoveSubscription(channel, [&] { index_.Remove(channel, session.get()); });
+  if (removed) {
+    DropJoins(channel, session.get());
+    broker_->Unsubscribe(channel);
+  }
+  if (removed || reply_id != 0) {
+    v1::ServerFrame reply;
+    reply.set_id(reply_id);
+    reply.mutable_unsubscribed()->set_channel(channel);
+    Reply(*session, reply);
+  }
+  if (removed) EmitSessionEvent(v1::EVENT_TYPE_UNSUBSCRIBE, *session, channel);
+  return removed;
+}
+
+void Node::HandlePublication(const Publication& p) {
+  // Registered before any frame is queued, so an ack can never arrive before its wait knows it.
+  if (p.spec.ack_wait != 0 && p.spec.origin_node == name_) {
+    acks_.AddTarget(p.spec.ack_wait, p.channel, p.position.offset);
+  }
+  Subscribers subscribers;
+  {
+    JoinStripe& stripe = JoinStripeFor(p.channel);
+    core::MutexLock lock(&stripe.mu);
+    if (auto it = stripe.pending.find(p.channel); it != stripe.pending.end()) {
+      for (PendingJoin& join : it->second) join.arrived.push_back(p);
+    }
+    subscribers = index_.Snapshot(p.channel);
+  }
+  if (subscribers->sessions.empty()) return;
+  NodeCounters::Bump(counters_.deliveries, subscribers->sessions.size());
+  // Encoded and framed once; the same frame object is queued on every subscriber.
+  FanOut(p.channel, std::move(subscribers), PublicationFrame(p));
+}
+
+void Node::FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame) {
+  // A session that unsubscribed after the snapshot but before its thread ran the send gets
+  // nothing: no publication follows `unsubscribed`.
+  auto send_group = [channel, subscribers, frame](const SubscriberList::Group& g) {
+    for (size_t i = g.begin; i < g.end; ++i) {
+      Session& s = *subscribers->sessions[i];
+      if (s.IsSubscribed(channel)) s.Send(frame);
+    }
+  };
+  if (loops_ == nullptr) {
+    for (const SubscriberList::Group& g : subscribers->groups) send_group(g);
+    return;
+  }
+  // Each I/O thread writes to its own connections. The broker delivers a channel's
+  // publications one at a time in order, and work posted to one loop runs in posting order.
+  for (const SubscriberList::Group& g : subscribers->groups) {
+    loops_->Post(g.loop, [send_group, g] { send_group(g); });
+  }
+}
+
+v1::Connection Node::Describe(const Session& session) const {
+  const ConnectionMeta& meta = session.meta();
+  v1::Connection c;
+  c.set_id(meta.id);
+  c.set_remote_address(meta.remote_address);
+  c.set_origin(meta.origin);
+  c.set_user_agent(meta.user_agent);
+  c.set_user(session.user());
+  c.set_connected_at_ms(absl::ToUnixMillis(meta.connected_at));
+  for (std::string& ch : session.Subscriptions()) c.add_channels(std::move(ch));
+  SessionCounters counters = session.counters();
+  c.set_frames_in(counters.frames_in);
+  c.set_frames_out(counters.frames_out);
+  c.set_bytes_in(counters.bytes_in);
+  c.set_bytes_out(counters.bytes_out);
+  c.set_send_buffer_bytes(session.BufferedBytes());
+  return c;
+}
+
+SessionCounters Node::Traffic() const {
+  SessionCounters sum;
+  for (const auto& s : table_.All()) {
+    SessionCounters c = s->counters();
+    sum.frames_in += c.frames_in;
+    sum.frames_out += c.frames_out;
+    sum.bytes_in += c.bytes_in;
+    sum.bytes_out += c.bytes_out;
+  }
+  sum.frames_in += NodeCounters::Get(counters_.closed_frames_in);
+  sum.frames_out += NodeCounters::Get(counters_.closed_frames_out);
+  sum.bytes_in += NodeCounters::Get(counters_.closed_bytes_in);
+  sum.bytes_out += NodeCounters::Get(counters_.closed_bytes_out);
+  return sum;
+}
+
+void Node::Tick(absl::Time now) {
+  acks_.Expire(now);
+  tasks_.Tick(now);
+  std::vector<v1::Event> due;
+  {
+    core::MutexLock lock(&held_mu_);
+    auto it = std::partition(held_disconnects_.begin(), held_disconnects_.end(),
+                             [&](const HeldDisconnect& h) { return h.due > now; });
+    for (auto d = it; d != held_disconnects_.end(); ++d) due.push_back(std::move(d->event));
+    held_disconnects_.erase(it, held_disconnects_.end());
+  }
+  for (v1::Event& e : due) events_.Emit(std::move(e));
+}
+
+}  // namespace herald::core

@@ -1,0 +1,34 @@
+#ifndef HERALD_TESTS_CONFORMANCE_ENGINE_CONFORMANCE_H_
+#define HERALD_TESTS_CONFORMANCE_ENGINE_CONFORMANCE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/core/engine.h"
+#include "server/core/limits.h"
+
+namespace herald::conformance {
+
+// An engine the conformance suite runs against: each test makes a fresh one with the suite's
+// limits and clock. An engine whose expiry runs elsewhere (a Redis server's own TTLs) sets
+// `fake_clock` false, and the tests that move the clock are skipped for it.
+struct EngineUnderTest {
+  std::string name;
+  std::function<std::unique_ptr<core::Engine>(const core::Limits& limits,
+                                              std::function<absl::Time()> clock)>
+      make;
+  bool fake_clock = true;
+};
+
+// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore) must show, written
+// against the interfaces only (tests/conformance/engine_conformance.cc). A test binary runs the
+// suite for the engines its EnginesUnderTest() returns: it links engine_conformance.cc and
+// defines that function (see tests/unit/engine/memory_engine_test.cc).
+std::vector<EngineUnderTest> EnginesUnderTest();
+
+}  // namespace herald::conformance
+
+#endif  // HERALD_TESTS_CONFORMANCE_ENGINE_CONFORMANCE_H_
