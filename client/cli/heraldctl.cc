@@ -27,6 +27,7 @@
 #include "client/cli/simulate.h"
 #include "herald/v1/broker.grpc.pb.h"
 #include "server/auth/jwt.h"
+#include "server/version.h"
 
 namespace herald::cli {
 namespace {
@@ -331,6 +332,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   CLI::App app{"heraldctl: operate a Herald broker over its gRPC control API."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", absl::StrCat("heraldctl ", Version()));
   app.add_option("-s,--server", g.server, "Herald gRPC address HOST:PORT (env HERALDCTL_SERVER)")
       ->capture_default_str();
   app.add_option("--api-key", g.api_key, "API key, if the server has one (env HERALD_API_KEY)");
@@ -506,7 +508,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help (of heraldctl or of a command): CLI11 prints the right help text, once.
+    // --help (of heraldctl or of a command), --version: CLI11 prints the right text, once.
     if (e.get_exit_code() == 0) return app.exit(e, out, err);
     err << "heraldctl: " << e.what() << " (see heraldctl --help)\n";
     return kExitUsage;

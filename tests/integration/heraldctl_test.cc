@@ -259,6 +259,17 @@ TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+TEST(HeraldctlStandaloneTest, VersionMatchesHerald) {
+  CommandResult ctl = RunCommand({HeraldctlBinary(), "--version"});
+  EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
+  ASSERT_THAT(ctl.out, ::testing::EndsWith("\n"));
+  EXPECT_THAT(ctl.out.substr(0, ctl.out.size() - 1),
+              ::testing::MatchesRegex(R"(heraldctl [0-9]+\.[0-9]+\.[0-9]+( \(git [^ )]+\))?)"));
+  CommandResult server = RunCommand({HeraldBinary(), "--version"});
+  EXPECT_EQ(server.exit_code, 0) << server.err;
+  EXPECT_EQ(ctl.out.substr(ctl.out.find(' ')), server.out.substr(server.out.find(' ')));
+}
+
 TEST(HeraldctlStandaloneTest, PointedAtTheWebSocketPortNamesTheGrpcPort) {
   // The README shows 8080 most; heraldctl must not answer "is herald running?" there.
   HeraldProcess herald;
