@@ -13,9 +13,13 @@ import { HERALD_BIN, Herald, STATIC_DIR, waitFor } from "./support/herald.mjs";
 
 /** A raw GET: the path is sent exactly as given (no client-side normalisation). */
 function get(address, rawPath, method = "GET") {
+  return request(address, rawPath, method);
+}
+
+function request(address, rawPath, method, headers = {}) {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, path: rawPath, method }, (res) => {
+    const req = http.request({ host, port, path: rawPath, method, headers }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d) => (body += d));
@@ -119,6 +123,30 @@ describe("the demo pages in client/js", () => {
       assert.equal(r.headers["content-type"], type, p);
     }
     assert.match((await get(herald.wsAddress, "/herald.js")).body, /export class Herald/);
+  });
+
+  test("may be loaded from any origin (CORS), the control API may not", async () => {
+    for (const p of ["/herald.js", "/board.html", "/demo/board.js", "/demo/demo.css"]) {
+      const r = await get(herald.wsAddress, p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.headers["access-control-allow-origin"], "*", p);
+    }
+    // A preflight, as a browser sends it before a cross-origin fetch with custom headers.
+    const preflight = await request(herald.wsAddress, "/herald.js", "OPTIONS", {
+      Origin: "https://shop.example",
+      "Access-Control-Request-Method": "GET",
+      "Access-Control-Request-Headers": "x-requested-with",
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers["access-control-allow-origin"], "*");
+    assert.equal(preflight.headers["access-control-allow-methods"], "GET, HEAD, OPTIONS");
+    assert.equal(preflight.headers["access-control-allow-headers"], "x-requested-with");
+    assert.equal(preflight.body, "");
+    assert.equal((await request(herald.wsAddress, "/missing.js", "OPTIONS", { Origin: "https://shop.example" })).status, 404);
+    // The HTTP/JSON API carries the API key's power: no CORS for it.
+    const api = await request(herald.wsAddress, "/api/v1/Stats", "OPTIONS", { Origin: "https://shop.example" });
+    assert.equal(api.headers["access-control-allow-origin"], undefined);
+    assert.equal((await get(herald.wsAddress, "/healthz")).headers["access-control-allow-origin"], undefined);
   });
 });
 
