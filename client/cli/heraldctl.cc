@@ -317,8 +317,22 @@ int Simulate(Caller& caller, const SimulateOptions& options, double duration_s, 
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
-  out << "published " << published << " order versions (" << stale << " stale), "
-      << sim.open_orders() << " orders still open" << std::endl;
+  // Orders still in flight would otherwise stay open on every board and in snapshots: close
+  // them as cancelled ("simulation stopped"), unless the server is gone.
+  size_t closed = 0;
+  if (rc == kExitOk) {
+    for (const v1::Order& order : sim.CancelOpen(absl::Now())) {
+      v1::PublishOrderRequest req;
+      *req.mutable_order() = order;
+      v1::PublishOrderResponse resp;
+      rc = caller.Call(&v1::Broker::Stub::PublishOrder, req, &resp);
+      if (rc != kExitOk) break;
+      ++published;
+      ++closed;
+    }
+  }
+  out << "published " << published << " order versions (" << stale << " stale); cancelled the "
+      << closed << " orders still open" << std::endl;
   (void)err;
   return rc;
 }
@@ -373,7 +387,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   // publish-order
   struct {
-    std::string file, id, status, store, customer, currency = "USD";
+    std::string file, id, status, store, customer, currency = "EUR";  // as `simulate`
     uint64_t version = 0;
     int64_t total = 0;
     std::vector<std::string> items;
