@@ -274,8 +274,8 @@ TEST(HeraldctlStandaloneTest, PointedAtTheWebSocketPortNamesTheGrpcPort) {
   // The README shows 8080 most; heraldctl must not answer "is herald running?" there.
   HeraldProcess herald;
   ASSERT_TRUE(herald.ok());
-  CommandResult r = RunCommand(
-      {HeraldctlBinary(), "--server", herald.ws_address(), "--timeout", "5", "stats"});
+  CommandResult r =
+      RunCommand({HeraldctlBinary(), "--server", herald.ws_address(), "--timeout", "5", "stats"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, HasSubstr("this looks like herald's WebSocket/HTTP port"));
   EXPECT_THAT(r.err, HasSubstr("--grpc-listen address (default 127.0.0.1:50051)"));
