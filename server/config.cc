@@ -24,6 +24,8 @@
 #include "absl/time/time.h"
 #include "server/closest_name.h"
 #include "server/config_file.h"
+#include "server/static_dir.h"
+#include "server/version.h"
 
 extern char** environ;
 
@@ -122,7 +124,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   std::string ws_listen = c.ws_host + ":" + c.ws_port;
   std::string origins;
   std::string rs256_key_file;
-  c.static_dir = HERALD_DEFAULT_STATIC_DIR;
+  std::vector<std::string> static_searched;
+  c.static_dir = FindStaticDir(&static_searched);
 
   CLI::App app{
       "herald: real-time broker. Browsers connect over WebSocket (ws://HOST:PORT/ws); "
@@ -137,6 +140,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   if (!config_from_env.empty()) config_opt->default_str(config_from_env);
   auto config_file = std::make_shared<StrictConfigFile>(&app, config_opt);
   app.config_formatter(config_file);
+  app.set_version_flag("--version", absl::StrCat("herald ", Version()));
   bool print_config = false;
   app.add_flag("--print-config", print_config,
                "Print the effective configuration, each value with its source, and exit")
@@ -162,10 +166,13 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_AUTH_TIMEOUT_MS")
       ->check(CLI::Range(100u, 600000u))
       ->capture_default_str();
-  app.add_option("--static-dir", c.static_dir,
-                 "Directory served at / over HTTP: demo pages and herald.js (empty: none)")
-      ->envname("HERALD_STATIC_DIR")
-      ->capture_default_str();
+  CLI::Option* static_dir_opt =
+      app.add_option("--static-dir", c.static_dir,
+                     "Directory served at / over HTTP: demo pages and herald.js (empty: none). "
+                     "Default: the first that holds herald.js of " +
+                         absl::StrJoin(static_searched, ", "))
+          ->envname("HERALD_STATIC_DIR")
+          ->capture_default_str();
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
       ->envname("HERALD_ALLOWED_ORIGINS");
@@ -457,15 +464,17 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     }
     c.jwt.rs256_public_key_pem = pem.str();
   }
+  if (c.static_dir.empty() && static_dir_opt->count() == 0 && !print_config) {
+    // Nothing found where an installed or a freshly built herald keeps them: still serve the
+    // API, and say where we looked.
+    std::cerr << "herald: no demo pages found (looked for herald.js in "
+              << absl::StrJoin(static_searched, ", ")
+              << "): serving no static files; pass --static-dir DIR" << std::endl;
+  }
   if (!c.static_dir.empty()) {
     struct stat st;
     const bool is_dir = stat(c.static_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-    if (!is_dir && c.static_dir == HERALD_DEFAULT_STATIC_DIR) {
-      // The compiled-in source tree is gone (an installed binary): run without the demo pages.
-      std::cerr << "herald: the default --static-dir '" << c.static_dir
-                << "' does not exist: serving no static files" << std::endl;
-      c.static_dir.clear();
-    } else if (!is_dir) {
+    if (!is_dir) {
       std::cerr << "herald: --static-dir: '" << c.static_dir
                 << "' is not a directory (pass --static-dir '' to serve no files)" << std::endl;
       out.exit_code = 2;

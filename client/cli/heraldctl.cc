@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -26,14 +27,25 @@
 #include "client/cli/simulate.h"
 #include "herald/v1/broker.grpc.pb.h"
 #include "server/auth/jwt.h"
+#include "server/version.h"
 
 namespace herald::cli {
 namespace {
 
 namespace pb = google::protobuf;
 
+// herald's default --grpc-listen address.
+constexpr char kDefaultServer[] = "127.0.0.1:50051";
+
+// `server` with the port of herald's default gRPC address: "10.0.0.5:8080" -> "10.0.0.5:50051".
+std::string GrpcGuess(const std::string& server) {
+  const size_t colon = server.rfind(':');
+  if (colon == std::string::npos) return kDefaultServer;
+  return server.substr(0, colon) + ":50051";
+}
+
 struct Globals {
-  std::string server = "127.0.0.1:50051";
+  std::string server = kDefaultServer;
   std::string api_key;
   double timeout_s = 5;
 };
@@ -43,13 +55,14 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
-std::string ToJson(const pb::Message& m, bool pretty) {
+// One line of JSON (protobuf JSON mapping: camelCase names), as every --json output prints;
+// `zeros` also prints fields that hold their zero value.
+std::string ToJsonLine(const pb::Message& m, bool zeros = false) {
   pb::util::JsonPrintOptions options;
-  options.add_whitespace = pretty;
+  options.always_print_primitive_fields = zeros;
   std::string out;
   (void)pb::util::MessageToJsonString(m, &out, options);
-  if (!pretty) out += "\n";
-  return out;
+  return out + "\n";
 }
 
 // Calls one unary method with deadline and API key, mapping failures to exit codes.
@@ -105,11 +118,22 @@ class Caller {
 
  private:
   int Report(const grpc::Status& st) {
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::StrContains(st.error_message(), "http1.x")) {
+      // gRPC's words for a peer that answered HTTP/1.x: most likely herald's WebSocket port.
+      err_ << "heraldctl: " << globals_.server
+           << " answers HTTP/1.x, not gRPC: this looks like herald's WebSocket/HTTP port "
+              "(--ws-listen). heraldctl uses the gRPC control API, which listens on herald's "
+              "--grpc-listen address (default "
+           << kDefaultServer << "); try --server " << GrpcGuess(globals_.server) << ".\n";
+      return kExitUnreachable;
+    }
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       err_ << "heraldctl: cannot reach Herald at " << globals_.server << " (" << st.error_message()
-           << "). Is herald running? Point heraldctl at it with --server HOST:PORT or "
-              "HERALDCTL_SERVER.\n";
+           << "). Is herald running? Point heraldctl at its gRPC address (herald's "
+              "--grpc-listen, default "
+           << kDefaultServer << ") with --server HOST:PORT or HERALDCTL_SERVER.\n";
       return kExitUnreachable;
     }
     if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
@@ -293,8 +317,22 @@ int Simulate(Caller& caller, const SimulateOptions& options, double duration_s, 
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
-  out << "published " << published << " order versions (" << stale << " stale), "
-      << sim.open_orders() << " orders still open" << std::endl;
+  // Orders still in flight would otherwise stay open on every board and in snapshots: close
+  // them as cancelled ("simulation stopped"), unless the server is gone.
+  size_t closed = 0;
+  if (rc == kExitOk) {
+    for (const v1::Order& order : sim.CancelOpen(absl::Now())) {
+      v1::PublishOrderRequest req;
+      *req.mutable_order() = order;
+      v1::PublishOrderResponse resp;
+      rc = caller.Call(&v1::Broker::Stub::PublishOrder, req, &resp);
+      if (rc != kExitOk) break;
+      ++published;
+      ++closed;
+    }
+  }
+  out << "published " << published << " order versions (" << stale << " stale); cancelled the "
+      << closed << " orders still open" << std::endl;
   (void)err;
   return rc;
 }
@@ -308,6 +346,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   CLI::App app{"heraldctl: operate a Herald broker over its gRPC control API."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", absl::StrCat("heraldctl ", Version()));
   app.add_option("-s,--server", g.server, "Herald gRPC address HOST:PORT (env HERALDCTL_SERVER)")
       ->capture_default_str();
   app.add_option("--api-key", g.api_key, "API key, if the server has one (env HERALD_API_KEY)");
@@ -348,7 +387,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   // publish-order
   struct {
-    std::string file, id, status, store, customer, currency = "USD";
+    std::string file, id, status, store, customer, currency = "EUR";  // as `simulate`
     uint64_t version = 0;
     int64_t total = 0;
     std::vector<std::string> items;
@@ -483,13 +522,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) {
-      out << app.help();
-      if (!app.get_subcommands().empty()) {
-        // `heraldctl CMD --help` is handled by CLI11 printing the subcommand's help.
-      }
-      return app.exit(e, out, err);
-    }
+    // --help (of heraldctl or of a command), --version: CLI11 prints the right text, once.
+    if (e.get_exit_code() == 0) return app.exit(e, out, err);
     err << "heraldctl: " << e.what() << " (see heraldctl --help)\n";
     return kExitUsage;
   }
@@ -538,7 +572,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return rc;
     }
     if (dispatch_json) {
-      out << ToJson(resp, false);
+      out << ToJsonLine(resp);
     } else if (resp.assigned_connection_id().empty()) {
       out << "task " << resp.task_id() << " is waiting for a worker (queue depth "
           << resp.queue_depth() << ")\n";
@@ -577,7 +611,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
         if (conns.limit != 0 && shown >= conns.limit) break;
         ++shown;
         if (conns.json) {
-          out << ToJson(c, false);
+          out << ToJsonLine(c);
         } else {
           rows.push_back({c.id(), c.user().empty() ? "-" : c.user(), c.remote_address(),
                           Age(c.connected_at_ms()), absl::StrJoin(c.channels(), ","),
@@ -600,7 +634,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     v1::Connection c;
     if (int rc = caller.Call(&v1::Broker::Stub::GetConnection, req, &c); rc != kExitOk) return rc;
     if (conn_json) {
-      out << ToJson(c, true);
+      out << ToJsonLine(c);
     } else {
       PrintConnection(out, c);
     }
@@ -686,7 +720,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return rc;
     }
     if (po.json) {
-      out << ToJson(resp, false);
+      out << ToJsonLine(resp);
     } else if (resp.applied()) {
       out << "order " << order->id() << " v" << order->version() << " published to "
           << resp.deliveries_size() << " channels, queued to " << resp.queued() << " connections\n";
@@ -708,7 +742,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     v1::PublishResponse resp;
     if (int rc = caller.Call(&v1::Broker::Stub::Publish, req, &resp); rc != kExitOk) return rc;
     if (pub_json) {
-      out << ToJson(resp, false);
+      out << ToJsonLine(resp);
     } else {
       out << "published to " << resp.delivery().channel() << " at offset "
           << resp.delivery().offset() << ", queued to " << resp.delivery().queued()
@@ -732,7 +766,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     req.set_user(watch.user);
     return caller.Watch(req, watch.count, watch.duration_s, [&](const v1::Event& e) {
       if (watch.json) {
-        out << ToJson(e, false);
+        out << ToJsonLine(e);
       } else {
         std::string line = absl::StrCat(
             absl::FormatTime("%H:%M:%E3S", absl::FromUnixMillis(e.time_ms()), absl::UTCTimeZone()),
@@ -770,7 +804,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return rc;
     }
     if (tasks_json) {
-      out << ToJson(resp, true);
+      out << ToJsonLine(resp, /*zeros=*/true);
       return kExitOk;
     }
     std::vector<std::vector<std::string>> rows = {{"QUEUE", "WORKERS", "WAITING", "IN-FLIGHT",
@@ -802,7 +836,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (int rc = caller.Call(&v1::Broker::Stub::History, req, &resp); rc != kExitOk) return rc;
     for (const v1::HistoryEntry& p : resp.publications()) {
       if (history_json) {
-        out << ToJson(p, false);
+        out << ToJsonLine(p);
       } else {
         std::string data;
         (void)pb::util::MessageToJsonString(p.data(), &data);
@@ -822,10 +856,10 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return rc;
     }
     if (stats_json) {
-      out << ToJson(s, true);
+      out << ToJsonLine(s, /*zeros=*/true);
       return kExitOk;
     }
-    // Every field, in proto order, named as in the JSON mapping.
+    // Every field, in proto order, named as in `stats --json` (the JSON mapping's camelCase).
     std::vector<std::vector<std::string>> rows;
     const pb::Descriptor* d = s.GetDescriptor();
     const pb::Reflection* r = s.GetReflection();
@@ -848,7 +882,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
         default:
           continue;
       }
-      rows.push_back({f->name() + ":", value});
+      rows.push_back({f->json_name() + ":", value});
     }
     PrintTable(out, rows);
     return kExitOk;

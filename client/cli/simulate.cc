@@ -153,6 +153,19 @@ std::vector<v1::Order> OrderSimulator::Due(absl::Time now) {
   return out;
 }
 
+std::vector<v1::Order> OrderSimulator::CancelOpen(absl::Time now) {
+  std::vector<v1::Order> out;
+  for (Open& o : open_) {
+    o.order.set_status(v1::ORDER_STATUS_CANCELLED);
+    (*o.order.mutable_attributes())["cancel_reason"] = "simulation stopped";
+    o.order.set_version(o.order.version() + 1);
+    o.order.set_updated_at_ms(absl::ToUnixMillis(now));
+    out.push_back(o.order);
+  }
+  open_.clear();
+  return out;
+}
+
 absl::Time OrderSimulator::next_due() const {
   absl::Time next = options_.rate > 0 ? next_arrival_ : absl::InfiniteFuture();
   for (const Open& o : open_) next = std::min(next, o.due);

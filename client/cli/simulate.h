@@ -37,6 +37,9 @@ class OrderSimulator {
   // When the next version falls due.
   absl::Time next_due() const;
   size_t open_orders() const { return open_.size(); }
+  // Ends the simulation: the next version of every open order, cancelled with cancel_reason
+  // "simulation stopped", so no order stays open after the simulator; forgets them all.
+  std::vector<v1::Order> CancelOpen(absl::Time now);
 
  private:
   struct Open {

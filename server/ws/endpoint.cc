@@ -330,9 +330,23 @@ void Endpoint::ServeStaticFiles(const std::string& dir) {
 
 bool Endpoint::ServeFile(const WsServer::connection_ptr& con, absl::string_view path) {
   const std::string& method = con->get_request().get_method();
-  if (static_files_ == nullptr || (method != "GET" && method != "HEAD")) return false;
+  if (static_files_ == nullptr || (method != "GET" && method != "HEAD" && method != "OPTIONS")) {
+    return false;
+  }
   std::optional<StaticFiles::Response> file = static_files_->Get(path);
   if (!file.has_value()) return false;
+  // herald.js and the demo assets are public and carry no credentials: any page may load them
+  // (`import … from "https://herald.example/herald.js"`), whatever --allowed-origins says about
+  // who may then open a WebSocket.
+  con->replace_header("Access-Control-Allow-Origin", "*");
+  if (method == "OPTIONS") {  // a CORS preflight
+    con->set_status(http::status_code::no_content);
+    con->replace_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    const std::string& asked = con->get_request().get_header("Access-Control-Request-Headers");
+    if (!asked.empty()) con->replace_header("Access-Control-Allow-Headers", asked);
+    con->replace_header("Access-Control-Max-Age", "86400");
+    return true;
+  }
   con->set_status(http::status_code::ok);
   con->replace_header("Content-Type", file->content_type);
   con->replace_header("X-Content-Type-Options", "nosniff");

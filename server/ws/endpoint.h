@@ -91,7 +91,8 @@ class Endpoint {
   // Hands the request to the fallback, deferring the response until it answers; false when the
   // fallback does not serve `path` (nothing was deferred then).
   bool CallFallback(const WsServer::connection_ptr& con, absl::string_view path);
-  // Answers a GET/HEAD for a file below --static-dir; false when there is none.
+  // Answers a GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one,
+  // with `Access-Control-Allow-Origin: *`; false when there is no such file.
   bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
 
   core::Hub* const hub_;

@@ -122,14 +122,21 @@ describe("board fed by heraldctl simulate", () => {
   test("fills with a simulated store's orders across the lifecycle columns", async (t) => {
     const page = await open(t, `${herald.httpUrl}/board.html?store=44`);
     await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
-    const sim = await herald.ctl("simulate", "--stores", "44", "--rate", "6", "--step", "0.8", "--duration", "6", "--seed", "11", "--quiet");
-    assert.equal(sim.code, 0, sim.stderr);
+    // Looked at while it runs: when it stops, the simulator cancels the orders still open.
+    const running = herald.ctl("simulate", "--stores", "44", "--rate", "6", "--step", "0.8", "--duration", "6", "--seed", "11", "--quiet");
     const count = async (column) => page.locator(`[data-column="${column}"] .card`).count();
-    assert.ok((await page.locator(".card").count()) >= 10, "at least ten orders on the board");
-    let columns = 0;
-    for (const c of ["created", "accepted", "preparing", "ready", "shipped", "done"]) if ((await count(c)) > 0) columns += 1;
-    assert.ok(columns >= 4, `orders in only ${columns} columns`);
+    const columnsFilled = async () => {
+      let columns = 0;
+      for (const c of ["created", "accepted", "preparing", "ready", "shipped", "done"]) if ((await count(c)) > 0) columns += 1;
+      return columns;
+    };
+    await waitFor(async () => (await page.locator(".card").count()) >= 10 && (await columnsFilled()) >= 4, "ten orders in at least four columns", 6000);
     await page.screenshot({ path: path.join(ARTIFACTS, "board-simulated.png") });
+    const sim = await running;
+    assert.equal(sim.code, 0, sim.stderr);
+    // Nothing is left open by the stopped simulator.
+    await waitFor(async () => (await page.locator("#open-count").innerText()) === "0", "no open orders after the simulator stopped", 5000);
+    for (const c of ["created", "accepted", "preparing", "ready", "shipped"]) assert.equal(await count(c), 0, c);
   });
 });
 
@@ -188,5 +195,142 @@ describe("worker page", () => {
     await row.getByRole("button", { name: /acknowledge/ }).click();
     await page.locator('.task[data-state="acked"]').waitFor({ timeout: 2000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "worker.png"), fullPage: true });
+  });
+});
+
+/** PublishOrder over the HTTP/JSON API: an order exactly as given (no times filled in). */
+async function apiPublishOrder(server, order) {
+  const r = await fetch(`${server.httpUrl}/api/v1/PublishOrder`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ order }),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+
+/** The amount of "€150.00" / "$12.00" as a number. */
+const amount = (text) => Number(text.replace(/[^0-9.]/g, ""));
+
+describe("board numbers a merchant reads", () => {
+  test("'Delivered today' sums every delivered order, only grows, and a fresh tab agrees", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=50`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    const seen = [];
+    // More deliveries than the Done column shows cards (12).
+    for (let i = 1; i <= 15; i++) {
+      await publishOrder(herald, { id: `rev-${i}`, version: 1, status: "shipped", store: "50", item: "pz:Pizza:1:1000" });
+      await publishOrder(herald, { id: `rev-${i}`, version: 2, status: "delivered", store: "50", item: "pz:Pizza:1:1000" });
+      await page.locator(`[data-order-id="rev-${i}"][data-status="delivered"]`).waitFor({ timeout: 2000 }).catch(() => {});
+      await waitFor(async () => amount(await page.locator("#revenue").innerText()) === i * 10, `€${i * 10}.00 delivered`, 2000);
+      seen.push(await page.locator("#revenue").innerText());
+    }
+    t.diagnostic(`delivered today: ${seen.join(" → ")}`);
+    for (let i = 1; i < seen.length; i++) assert.ok(amount(seen[i]) >= amount(seen[i - 1]), `went down: ${seen[i - 1]} → ${seen[i]}`);
+    assert.equal(await page.locator("#revenue").innerText(), "€150.00");
+    assert.ok((await page.locator('[data-column="done"] .card').count()) <= 12);
+    // A fresh tab builds the same figure from the snapshot.
+    const fresh = await open(t, `${herald.httpUrl}/board.html?store=50`);
+    await fresh.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    await waitFor(async () => (await fresh.locator("#revenue").innerText()) === "€150.00", "the fresh tab's €150.00", 5000);
+  });
+
+  test("an order without createdAtMs shows no age, never 'NaN'", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=51`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    await apiPublishOrder(herald, { id: "no-time", version: "1", status: "ORDER_STATUS_CREATED", storeId: "51", total: { minorUnits: "500", currency: "EUR" } });
+    await card(page, "no-time").waitFor({ timeout: 2000 });
+    assert.doesNotMatch(await page.locator("body").innerText(), /NaN/);
+    assert.equal(await card(page, "no-time").locator(".age").innerText(), "");
+  });
+
+  test("the 'Out for delivery' pill stays inside its card, even next to a large total", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=52`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    await publishOrder(herald, { id: "big-1", version: 1, status: "shipped", store: "52", item: "fp:Family Feast Platter:3:41150" });
+    await card(page, "big-1").waitFor({ timeout: 2000 });
+    for (const width of [1440, 1310, 1300, 700, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      const { pill, box } = await card(page, "big-1").evaluate((node) => ({
+        pill: node.querySelector(".pill").getBoundingClientRect().toJSON(),
+        box: node.getBoundingClientRect().toJSON(),
+      }));
+      assert.ok(pill.right <= box.right - 1 && pill.left >= box.left, `at ${width}px the pill (${pill.left}..${pill.right}) leaves its card (${box.left}..${box.right})`);
+    }
+    await page.setViewportSize({ width: 1310, height: 900 });
+    await card(page, "big-1").screenshot({ path: path.join(ARTIFACTS, "board-pill.png") });
+  });
+
+  test("one currency per figure: heraldctl's default is the simulator's EUR, and currencies are never added together", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=53`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    // heraldctl publish-order without --currency, like the README's example.
+    await publishOrder(herald, { id: "cur-1", version: 1, status: "delivered", store: "53", item: "pz:Pizza:1:1000" });
+    await card(page, "cur-1").waitFor({ timeout: 2000 });
+    assert.match(await card(page, "cur-1").locator(".total").innerText(), /^€10\.00$/);
+    const r = await herald.ctl("publish-order", "--id", "cur-2", "--version", "1", "--status", "delivered", "--store", "53", "--item", "bg:Burger:1:1200", "--currency", "USD");
+    assert.equal(r.code, 0, r.stderr);
+    await card(page, "cur-2").waitFor({ timeout: 2000 });
+    await waitFor(async () => (await page.locator("#revenue").innerText()) === "€10.00 + $12.00", "€10.00 + $12.00", 2000);
+  });
+
+  test("an open order without updates for long is marked stale and not counted as open", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=54`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    const twoHoursAgo = Date.now() - 2 * 3600 * 1000;
+    await apiPublishOrder(herald, { id: "left-open", version: "3", status: "ORDER_STATUS_PREPARING", storeId: "54", createdAtMs: String(twoHoursAgo - 600000), updatedAtMs: String(twoHoursAgo) });
+    await publishOrder(herald, { id: "fresh-1", version: 1, status: "preparing", store: "54" });
+    await card(page, "fresh-1").waitFor({ timeout: 2000 });
+    await card(page, "left-open").waitFor({ timeout: 2000 });
+    assert.equal(await card(page, "left-open").getAttribute("data-stale"), "true");
+    assert.equal(await card(page, "fresh-1").getAttribute("data-stale"), null);
+    assert.match(await card(page, "left-open").locator(".age").innerText(), /^no update for 2 h$/);
+    assert.equal(await page.locator("#open-count").innerText(), "1");
+    assert.match(await page.locator(".stat").first().innerText(), /1 stale/i);
+    // A short ?stale-after= marks a quiet order stale within seconds.
+    const quick = await open(t, `${herald.httpUrl}/board.html?store=54&stale-after=2`);
+    await quick.locator('[data-order-id="fresh-1"][data-stale="true"]').waitFor({ timeout: 8000 });
+    assert.equal(await quick.locator("#open-count").innerText(), "0");
+  });
+});
+
+describe("tracking page without an order", () => {
+  test("asks which order instead of 'Connecting…' forever", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/track.html`);
+    await page.locator("#ask input[name=order]").waitFor({ state: "visible", timeout: 2000 });
+    assert.equal(await page.locator("#conn").isVisible(), false);
+    assert.equal(await page.getByText("Connecting…").isVisible(), false);
+    await page.screenshot({ path: path.join(ARTIFACTS, "track-no-order.png") });
+    await page.locator("#ask input[name=order]").fill("o-77");
+    await page.locator("#ask button").click();
+    await page.waitForURL(/track\.html\?order=o-77$/);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+  });
+});
+
+describe("a board whose token expires", () => {
+  const SECRET = "e2e-renew-secret";
+  let secured;
+  before(async () => {
+    secured = await Herald.start({ args: ["--jwt-hs256-secret", SECRET] });
+  });
+  after(() => secured.stop());
+
+  test("offers to paste a new token and goes live again with it", async (t) => {
+    const short = await mintToken({ sub: "merchant-55", channels: "store:55", ttl: 2, secret: SECRET });
+    const page = await open(t, `${secured.httpUrl}/board.html?store=55&token=${short}`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    // The server closes the connection at expiry (4001); with a static token the page cannot
+    // renew by itself: it must say so and offer a way, not sit "Offline".
+    await page.locator("#renew-token").waitFor({ state: "visible", timeout: 10000 });
+    assert.match(await page.locator("#banner").innerText(), /access token has expired/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "board-token-expired.png") });
+    const fresh = await mintToken({ sub: "merchant-55", channels: "store:55", ttl: 3600, secret: SECRET });
+    await page.locator("#renew-token").fill(fresh);
+    await page.getByRole("button", { name: "Reconnect" }).click();
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    assert.equal(await page.locator("#banner").isVisible(), false);
+    assert.ok(page.url().includes(`token=${fresh}`), "the URL carries the new token for reloads");
+    await publishOrder(secured, { id: "renewed-1", version: 1, store: "55" });
+    await card(page, "renewed-1").waitFor({ timeout: 2000 });
   });
 });

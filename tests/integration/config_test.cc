@@ -156,7 +156,7 @@ TEST(PrintConfigTest, ListsEverySettingOfHelp) {
   for (std::sregex_iterator it(help.out.begin(), help.out.end(), flag), end; it != end; ++it) {
     flags.insert((*it)[1]);
   }
-  for (const char* not_a_setting : {"help", "config", "print-config"}) {
+  for (const char* not_a_setting : {"help", "version", "config", "print-config"}) {
     EXPECT_EQ(flags.erase(not_a_setting), 1u) << not_a_setting;
   }
   ASSERT_GT(flags.size(), 20u);

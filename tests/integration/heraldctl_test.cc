@@ -149,10 +149,20 @@ TEST_F(HeraldctlTest, PublishAndStats) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, ::testing::ContainsRegex("connections: +1\n"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("publications: +1\n"));
+  const std::string plain = r.out;
   r = Ctl({"stats", "--json"});
+  // One line, like conns/history --json, so it pipes into jq and line-oriented tools.
+  ASSERT_THAT(r.out, ::testing::EndsWith("}\n"));
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
   v1::StatsResponse stats;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &stats).ok()) << r.out;
   EXPECT_EQ(stats.deliveries(), 1u);
+  // Plain and JSON name every field alike (camelCase), zero values included.
+  EXPECT_THAT(plain, ::testing::ContainsRegex("\nslowConsumerCloses: +0\n"));
+  EXPECT_THAT(plain, ::testing::ContainsRegex("\nconnectionsTotal: +1\n"));
+  EXPECT_THAT(plain, ::testing::Not(HasSubstr("_")));
+  EXPECT_THAT(r.out, HasSubstr(R"("slowConsumerCloses":"0")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("connectionsTotal":"1")"));
 }
 
 TEST_F(HeraldctlTest, WatchPrintsEventsLive) {
@@ -201,6 +211,14 @@ TEST_F(HeraldctlTest, DispatchTasksAndHistory) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, ::testing::ContainsRegex("couriers +1 +0 +1 +1 +0 +0 +0"));
   EXPECT_THAT(r.out, HasSubstr("held by " + worker.connection_id()));
+  r = Ctl({"tasks", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;  // one JSON line
+  v1::ListQueuesResponse queues;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &queues).ok()) << r.out;
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).queue(), "couriers");
+  EXPECT_THAT(r.out, HasSubstr(R"("waiting":0)"));
   r = Ctl({"dispatch", "nobody-home", "1"});
   EXPECT_THAT(r.out, HasSubstr("waiting for a worker"));
 
@@ -218,14 +236,51 @@ TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
       RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "--timeout", "2", "stats"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, HasSubstr("cannot reach Herald at 127.0.0.1:1"));
+  EXPECT_THAT(r.err, HasSubstr("--grpc-listen, default 127.0.0.1:50051"));
   r = RunCommand({HeraldctlBinary(), "--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* cmd : {"conns", "conn", "kick", "publish-order", "publish", "stats", "watch",
                           "tasks", "dispatch", "history"}) {
     EXPECT_THAT(r.out, HasSubstr(cmd));
   }
+  // The help text once, not twice.
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(r.out, "Usage:"), 1u) << r.out;
+  EXPECT_EQ(count(r.out, "Subcommands:"), 1u) << r.out;
+  r = RunCommand({HeraldctlBinary(), "stats", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(count(r.out, "Usage:"), 1u) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--json"));
   r = RunCommand({HeraldctlBinary()});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(HeraldctlStandaloneTest, VersionMatchesHerald) {
+  CommandResult ctl = RunCommand({HeraldctlBinary(), "--version"});
+  EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
+  ASSERT_THAT(ctl.out, ::testing::EndsWith("\n"));
+  EXPECT_THAT(ctl.out.substr(0, ctl.out.size() - 1),
+              ::testing::MatchesRegex(R"(heraldctl [0-9]+\.[0-9]+\.[0-9]+( \(git [^ )]+\))?)"));
+  CommandResult server = RunCommand({HeraldBinary(), "--version"});
+  EXPECT_EQ(server.exit_code, 0) << server.err;
+  EXPECT_EQ(ctl.out.substr(ctl.out.find(' ')), server.out.substr(server.out.find(' ')));
+}
+
+TEST(HeraldctlStandaloneTest, PointedAtTheWebSocketPortNamesTheGrpcPort) {
+  // The README shows 8080 most; heraldctl must not answer "is herald running?" there.
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  CommandResult r =
+      RunCommand({HeraldctlBinary(), "--server", herald.ws_address(), "--timeout", "5", "stats"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("this looks like herald's WebSocket/HTTP port"));
+  EXPECT_THAT(r.err, HasSubstr("--grpc-listen address (default 127.0.0.1:50051)"));
+  EXPECT_THAT(r.err, HasSubstr("try --server 127.0.0.1:50051"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("Is herald running")));
 }
 
 TEST(HeraldctlStandaloneTest, ApiKeyIsSent) {

@@ -7,15 +7,19 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 
-import { HERALD_BIN, Herald } from "./support/herald.mjs";
+import { HERALD_BIN, Herald, STATIC_DIR, waitFor } from "./support/herald.mjs";
 
 /** A raw GET: the path is sent exactly as given (no client-side normalisation). */
 function get(address, rawPath, method = "GET") {
+  return request(address, rawPath, method);
+}
+
+function request(address, rawPath, method, headers = {}) {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, path: rawPath, method }, (res) => {
+    const req = http.request({ host, port, path: rawPath, method, headers }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d) => (body += d));
@@ -99,7 +103,7 @@ describe("static files", () => {
 describe("the demo pages in client/js", () => {
   let herald;
   before(async () => {
-    herald = await Herald.start(); // --static-dir is the source tree's client/js
+    herald = await Herald.start(); // tests/js/support passes --static-dir client/js
   });
   after(() => herald.stop());
 
@@ -120,6 +124,30 @@ describe("the demo pages in client/js", () => {
     }
     assert.match((await get(herald.wsAddress, "/herald.js")).body, /export class Herald/);
   });
+
+  test("may be loaded from any origin (CORS), the control API may not", async () => {
+    for (const p of ["/herald.js", "/board.html", "/demo/board.js", "/demo/demo.css"]) {
+      const r = await get(herald.wsAddress, p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.headers["access-control-allow-origin"], "*", p);
+    }
+    // A preflight, as a browser sends it before a cross-origin fetch with custom headers.
+    const preflight = await request(herald.wsAddress, "/herald.js", "OPTIONS", {
+      Origin: "https://shop.example",
+      "Access-Control-Request-Method": "GET",
+      "Access-Control-Request-Headers": "x-requested-with",
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers["access-control-allow-origin"], "*");
+    assert.equal(preflight.headers["access-control-allow-methods"], "GET, HEAD, OPTIONS");
+    assert.equal(preflight.headers["access-control-allow-headers"], "x-requested-with");
+    assert.equal(preflight.body, "");
+    assert.equal((await request(herald.wsAddress, "/missing.js", "OPTIONS", { Origin: "https://shop.example" })).status, 404);
+    // The HTTP/JSON API carries the API key's power: no CORS for it.
+    const api = await request(herald.wsAddress, "/api/v1/Stats", "OPTIONS", { Origin: "https://shop.example" });
+    assert.equal(api.headers["access-control-allow-origin"], undefined);
+    assert.equal((await get(herald.wsAddress, "/healthz")).headers["access-control-allow-origin"], undefined);
+  });
 });
 
 test("a --static-dir that is not a directory is a configuration error (exit 2)", async () => {
@@ -130,4 +158,87 @@ test("a --static-dir that is not a directory is a configuration error (exit 2)",
   );
   assert.equal(result.code, 2);
   assert.match(result.stderr, /--static-dir: '\/nonexistent\/herald-www' is not a directory/);
+});
+
+describe("the default --static-dir is found next to the executable", () => {
+  // herald run as a user gets it: no absolute path of the build machine compiled in.
+  let tmp;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "herald-prefix-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** herald placed at `<tmp>/<prefix>/bin/herald` (a hard link, or a copy across file systems). */
+  function install(prefix) {
+    const bin = path.join(tmp, prefix, "bin/herald");
+    fs.mkdirSync(path.dirname(bin), { recursive: true });
+    try {
+      fs.linkSync(HERALD_BIN, bin);
+    } catch {
+      fs.copyFileSync(HERALD_BIN, bin);
+      fs.chmodSync(bin, 0o755);
+    }
+    return bin;
+  }
+  function run(bin, args) {
+    return new Promise((resolve) =>
+      execFile(bin, args, (err, stdout, stderr) => resolve({ code: err?.code ?? 0, stdout, stderr })),
+    );
+  }
+  const systemDirs = ["/usr/local/share/herald/static", "/usr/share/herald/static"];
+
+  test("from the build tree: the source tree's client/js", async () => {
+    const r = await run(HERALD_BIN, ["--print-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^static-dir = "${STATIC_DIR.replace(/[/.]/g, "\\$&")}"  # default$`, "m"));
+  });
+
+  test("installed: <prefix>/share/herald/static beside <prefix>/bin/herald", async () => {
+    const bin = install("opt");
+    const www = path.join(tmp, "opt/share/herald/static");
+    fs.mkdirSync(www, { recursive: true });
+    fs.writeFileSync(path.join(www, "herald.js"), "export class Herald {}");
+    const r = await run(bin, ["--print-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`static-dir = "${www}"  # default\n`), r.stdout);
+    const help = await run(bin, ["--help"]);
+    assert.ok(help.stdout.includes(`the first that holds herald.js of ${www}, `), help.stdout);
+    assert.ok(help.stdout.includes("/usr/share/herald/static"), help.stdout);
+  });
+
+  test("found nowhere: herald serves the API alone and says where it looked", async (t) => {
+    if (systemDirs.some((d) => fs.existsSync(path.join(d, "herald.js")))) {
+      t.skip("herald's static files are installed on this machine");
+      return;
+    }
+    const bin = install("bare");
+    const proc = spawn(bin, ["--ws-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--threads", "1"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d) => (stdout += d));
+    proc.stderr.on("data", (d) => (stderr += d));
+    try {
+      await waitFor(() => /ws listening on (\S+)/.test(stdout), "ws listening");
+      const address = /ws listening on (\S+)/.exec(stdout)[1];
+      assert.match(stderr, /herald: no demo pages found \(looked for herald\.js in /);
+      assert.ok(stderr.includes(path.join(tmp, "bare/share/herald/static")), stderr);
+      assert.equal((await get(address, "/herald.js")).status, 404);
+      assert.equal((await get(address, "/healthz")).status, 200);
+    } finally {
+      proc.kill("SIGKILL");
+    }
+  });
+});
+
+test("herald --version prints one line and binds nothing", async () => {
+  const r = await new Promise((resolve) =>
+    execFile(HERALD_BIN, ["--version", "--ws-listen", "127.0.0.1:1"], (err, stdout, stderr) =>
+      resolve({ code: err?.code ?? 0, stdout, stderr }),
+    ),
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^herald \d+\.\d+\.\d+( \(git [^)\s]+\))?\n$/);
+  assert.equal(r.stderr, "");
 });

@@ -1,13 +1,24 @@
 // Merchant order board: every order of one store, in columns by status, live.
-import { STATUS_LABELS, ago, bindIndicator, createClient, el, itemsSummary, money, params, statusName } from "./common.js";
+import { STATUS_LABELS, ago, bindIndicator, createClient, el, itemsSummary, money, offerTokenRenewal, params, statusName } from "./common.js";
 
 const store = params.get("store") ?? "42";
 const channel = `store:${store}`;
 const COLUMNS = ["created", "accepted", "preparing", "ready", "shipped", "done"];
 const DONE_SHOWN = 12; // finished orders kept visible in the last column
 
+// An open order without any update for this long is shown as stale (its publisher may have
+// stopped, like a simulator killed mid-order) and no longer counted as open. ?stale-after=SECONDS
+const STALE_AFTER_MS = Number(params.get("stale-after") ?? 1800) * 1000;
+
 /** @type {Map<string, any>} order id -> latest order version */
 const orders = new Map();
+/**
+ * Orders this board has seen delivered, by id -> {day, minorUnits, currency}. Kept when their
+ * card leaves the board, so "delivered today" is the sum over the data (snapshot + updates),
+ * not over the cards on screen, and only grows during a day.
+ * @type {Map<string, {day: string, minorUnits: number, currency: string}>}
+ */
+const delivered = new Map();
 
 document.getElementById("title").textContent = `Store ${store}`;
 document.getElementById("channel").textContent = channel;
@@ -40,16 +51,46 @@ function apply(order, { flash = true } = {}) {
   const known = orders.get(order.id);
   if (known && BigInt(known.version ?? 0) >= BigInt(order.version ?? 0)) return;
   orders.set(order.id, order);
+  if (statusName(order.status) === "delivered") {
+    const at = Number(order.updatedAtMs) || Date.now();
+    delivered.set(order.id, {
+      day: new Date(at).toDateString(),
+      minorUnits: Number(order.total?.minorUnits ?? 0),
+      currency: order.total?.currency || "EUR",
+    });
+  }
   render(flash ? order.id : null);
+}
+
+/** Last sign of life of an order (Unix ms), or 0 when it carries no time at all. */
+const lastUpdate = (order) => Number(order.updatedAtMs) || Number(order.createdAtMs) || 0;
+
+function isStale(order) {
+  const at = lastUpdate(order);
+  return columnOf(order) !== "done" && at > 0 && Date.now() - at > STALE_AFTER_MS;
+}
+
+/** "€392.00", or "€392.00 + $12.00" when orders in several currencies were delivered: never one sum. */
+function deliveredToday() {
+  const today = new Date().toDateString();
+  const sums = new Map();
+  for (const d of delivered.values()) {
+    if (d.day === today) sums.set(d.currency, (sums.get(d.currency) ?? 0) + d.minorUnits);
+  }
+  if (sums.size === 0) return money({ minorUnits: 0, currency: "EUR" });
+  return [...sums].map(([currency, minorUnits]) => money({ minorUnits, currency })).join(" + ");
 }
 
 function card(order) {
   const s = statusName(order.status);
   const who = order.attributes?.customer_name ?? order.customerId ?? "";
+  const stale = isStale(order);
+  // Without createdAtMs the card shows no age rather than a made-up one.
+  const age = stale ? `no update for ${ago(lastUpdate(order)).replace(/ ago$/, "")}` : ago(order.createdAtMs);
   return el(
     "article",
-    { class: "card", "data-order-id": order.id, "data-status": s, "data-version": order.version },
-    el("div", { class: "row" }, el("span", { class: "id", text: `#${order.id}` }), el("span", { class: "age", "data-since": order.createdAtMs, text: ago(order.createdAtMs) })),
+    { class: stale ? "card stale" : "card", "data-order-id": order.id, "data-status": s, "data-version": order.version, "data-stale": stale ? "true" : null },
+    el("div", { class: "row" }, el("span", { class: "id", text: `#${order.id}` }), el("span", { class: "age", text: age })),
     el("div", { class: "who", text: [who, order.attributes?.address].filter(Boolean).join(" · ") }),
     el("div", { class: "items", text: itemsSummary(order) }),
     el("div", { class: "row" }, el("span", { class: "total", text: money(order.total) }), el("span", { class: "pill", text: STATUS_LABELS[s] ?? s })),
@@ -62,40 +103,34 @@ function render(flashId) {
   byColumn.done.sort((a, b) => Number(b.updatedAtMs) - Number(a.updatedAtMs));
   byColumn.done = byColumn.done.slice(0, DONE_SHOWN);
   let open = 0;
+  let stale = 0;
   for (const key of COLUMNS) {
     const list = byColumn[key];
     if (key !== "done") {
-      list.sort((a, b) => Number(a.createdAtMs) - Number(b.createdAtMs));
-      open += list.length;
+      // Live orders oldest first; stale ones below them.
+      list.sort((a, b) => isStale(a) - isStale(b) || (Number(a.createdAtMs) || 0) - (Number(b.createdAtMs) || 0));
+      for (const o of list) isStale(o) ? (stale += 1) : (open += 1);
     }
     const { cards, count } = columns[key];
     cards.replaceChildren(...(list.length ? list.map(card) : [el("div", { class: "empty", text: "No orders" })]));
     count.textContent = String(list.length);
   }
   document.getElementById("open-count").textContent = String(open);
-  const today = new Date().toDateString();
-  let revenue = 0;
-  let currency = "EUR";
-  for (const o of orders.values()) {
-    if (statusName(o.status) === "delivered" && new Date(Number(o.updatedAtMs)).toDateString() === today) {
-      revenue += Number(o.total?.minorUnits ?? 0);
-      currency = o.total?.currency || currency;
-    }
-  }
-  document.getElementById("revenue").textContent = money({ minorUnits: revenue, currency });
+  document.getElementById("stale-count").textContent = stale ? ` · ${stale} stale` : "";
+  document.getElementById("revenue").textContent = deliveredToday();
   if (flashId) board.querySelector(`[data-order-id="${CSS.escape(flashId)}"]`)?.classList.add("flash");
   // Forget finished orders that fell off the board.
   const shown = new Set(byColumn.done.map((o) => o.id));
   for (const [id, o] of orders) if (columnOf(o) === "done" && !shown.has(id)) orders.delete(id);
 }
 
-setInterval(() => {
-  for (const node of board.querySelectorAll(".age[data-since]")) node.textContent = ago(node.dataset.since);
-}, 15000);
+// Ages, staleness and the day of "delivered today" move with the clock.
+setInterval(() => render(), Math.min(15000, Math.max(1000, STALE_AFTER_MS / 2)));
 
 const banner = document.getElementById("banner");
 const client = createClient();
 bindIndicator(client);
+offerTokenRenewal(client);
 
 const sub = client.subscribe(channel, { snapshot: true });
 sub.on("snapshot", ({ publications }) => {

@@ -30,8 +30,11 @@ export function money(total) {
   }
 }
 
+/** "5 min ago"; "" for a missing or invalid time (never "NaN h ago"). */
 export function ago(ms) {
-  const s = Math.max(0, Math.round((Date.now() - Number(ms)) / 1000));
+  const at = Number(ms);
+  if (!Number.isFinite(at) || at <= 0) return "";
+  const s = Math.max(0, Math.round((Date.now() - at) / 1000));
   if (s < 10) return "just now";
   if (s < 60) return `${s}s ago`;
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
@@ -114,5 +117,53 @@ export function bindIndicator(client) {
   });
   client.on("disconnected", ({ code, reason }) => {
     if (idNode) idNode.textContent = `disconnected (${code}${reason ? ` ${reason}` : ""})`;
+  });
+}
+
+/**
+ * A page opened with ?token= whose token expired (or was refused) would stay "Offline" for good:
+ * offer a field to paste a new token (e.g. from `heraldctl token`) and reconnect with it; the URL
+ * gets the new token too, so a reload keeps working.
+ */
+export function offerTokenRenewal(client) {
+  const banner = document.getElementById("banner");
+  if (!banner) return;
+  let lastClose = null;
+  client.on("disconnected", ({ code, reason }) => (lastClose = { code, reason }));
+  client.on("state", ({ to }) => {
+    if (to !== "closed" || !lastClose) return;
+    const { code, reason } = lastClose;
+    if (code !== 4001 && code !== 4003) return;
+    const input = el("input", { type: "text", name: "token", id: "renew-token", placeholder: "new token (JWT)", required: "", autocomplete: "off" });
+    const form = el(
+      "form",
+      {
+        class: "inline renew",
+        id: "renew-form",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const token = input.value.trim();
+          if (!token) return;
+          const next = new URLSearchParams(location.search);
+          next.set("token", token);
+          history.replaceState(null, "", `${location.pathname}?${next}`);
+          client.options.token = token;
+          banner.hidden = true;
+          client.connect().catch(() => {}); // a refused token brings this form back
+        },
+      },
+      input,
+      el("button", { text: "Reconnect" }),
+    );
+    banner.replaceChildren(
+      el("span", {
+        text: code === 4001
+          ? "Your access token has expired. "
+          : `The server refused the access token (${reason || code}). `,
+      }),
+      "Paste a new one (your backend mints them; in development: heraldctl token --sub … --channels … --secret …) to reconnect, or reload the page with a new ?token=.",
+      form,
+    );
+    banner.hidden = false;
   });
 }

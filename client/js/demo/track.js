@@ -1,5 +1,5 @@
 // Customer tracking page: one order's progress, live.
-import { bindIndicator, createClient, el, money, params, statusName } from "./common.js";
+import { bindIndicator, createClient, offerTokenRenewal, el, money, params, statusName } from "./common.js";
 
 const STEPS = [
   ["created", "Placed"],
@@ -76,6 +76,7 @@ function start(id) {
 
   const client = createClient();
   bindIndicator(client);
+  offerTokenRenewal(client);
   const sub = client.subscribe(channel, { snapshot: true });
   sub.on("snapshot", ({ publications }) => publications.forEach((p) => apply(p.data)));
   sub.on("publication", (p) => apply(p.data));

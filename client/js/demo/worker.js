@@ -1,5 +1,5 @@
 // Worker page: joins a task queue, shows each dispatched task, acknowledges it (or gives it back).
-import { bindIndicator, createClient, el, params } from "./common.js";
+import { bindIndicator, createClient, offerTokenRenewal, el, params } from "./common.js";
 
 const queue = params.get("queue") ?? "couriers";
 document.getElementById("queue").textContent = queue;
@@ -25,6 +25,7 @@ const describe = (data) => {
 
 const client = createClient();
 bindIndicator(client);
+offerTokenRenewal(client);
 client.on("connected", () => log(`connected as ${client.connectionId}`));
 client.on("disconnected", ({ code, reason }) => log(`disconnected: ${code} ${reason}`));
 
