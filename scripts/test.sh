@@ -9,8 +9,9 @@
 #      ASan+UBSan (with the committed fuzz seeds replayed), then each fuzzer for 60 s;
 #   4. build herald and the core's concurrency test with TSan; run the concurrency test, and,
 #      with TSAN_WS=1 (not yet by default: see tests/tsan.supp), the integration tests of the
-#      WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test)
-#      against the TSan-built herald.
+#      WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
+#      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) against
+#      the TSan-built herald; any report fails the run.
 # scripts/test.sh --quick runs steps 1 and 2 only. FUZZ_SECONDS overrides the 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,18 +56,20 @@ if [ "$quick" -eq 0 ]; then
   ctest --preset tsan -L concurrency
 fi
 if [ "$quick" -eq 0 ] && [ "${TSAN_WS:-0}" = 1 ]; then
-  # Opt-in until tests/tsan.supp covers the remaining gRPC-internal reports (Debian's libgrpc is
-  # not built with TSan, so gRPC's own hand-offs between its threads look like races).
+  # Opt-in until tests/tsan.supp covers the last gRPC-internal report (see the end of that file):
+  # Debian's libgrpc is not built with TSan, so gRPC's own hand-offs between its threads look
+  # like races.
   step "test: WebSocket integration tests against the TSan-built herald"
-  # The test binaries are the default build's; only the herald they start is TSan-built. A
-  # report makes herald exit (halt_on_error) and is written under build/tsan/reports/, which
-  # must stay empty. tests/tsan.supp lists third-party frames only (see there).
-  tsan_tests=(server_test reliability_test hostile_input_test ack_wait_test)
+  # The test binaries are the default build's (built in step 1); only the herald they start is
+  # TSan-built. A report makes herald exit (halt_on_error) and is written under
+  # build/tsan/reports/, which must stay empty. tests/tsan.supp lists third-party frames only
+  # (see there); history_size=7 keeps both stacks of a report, which that file's entries need.
+  tsan_tests=(server_test reliability_test hostile_input_test ack_wait_test liveness_test)
   reports="$PWD/build/tsan/reports"
   rm -rf "$reports" && mkdir -p "$reports"
   status=0
   printf '%s\n' "${tsan_tests[@]}" | HERALD_BIN="$PWD/build/tsan/server/herald" \
-    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 log_path=$reports/herald suppressions=$PWD/tests/tsan.supp" \
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 history_size=7 log_path=$reports/herald suppressions=$PWD/tests/tsan.supp" \
     xargs -P "$(nproc)" -I{} sh -c 'build/default/tests/integration/{} --gtest_brief=1 \
       >build/tsan/{}.log 2>&1 || { echo "{} failed:"; cat build/tsan/{}.log; exit 1; }' || status=$?
   if compgen -G "$reports/*" >/dev/null; then

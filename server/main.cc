@@ -1,7 +1,7 @@
 // herald: wires the node (core::Hub), the WebSocket endpoint and the gRPC server, and drains on
 // SIGTERM.
 #include <algorithm>
-#include <csignal>
+#include <csignal>  // also pthread_sigmask (POSIX)
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -33,8 +33,24 @@
 
 namespace {
 
+// SIGINT and SIGTERM, which start the drain.
+sigset_t DrainSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
 int Run(const herald::ServerConfig& config) {
   using namespace herald;  // NOLINT
+  // Only the thread that runs `io` takes the drain signals (it unblocks them below): every
+  // thread started from here (gRPC's, the I/O threads) inherits this mask. Otherwise the kernel
+  // may hand a signal to a thread sleeping in a futex inside gRPC or absl, and under
+  // ThreadSanitizer, which runs handlers only when the thread comes back through one of its
+  // interceptors, herald then never saw SIGTERM.
+  const sigset_t drain_signals = DrainSignals();
+  pthread_sigmask(SIG_BLOCK, &drain_signals, nullptr);
   auto logger = spdlog::stderr_color_mt("herald");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -154,6 +170,7 @@ int Run(const herald::ServerConfig& config) {
     });
   };
   schedule_tick();
+  asio::post(io, [drain_signals] { pthread_sigmask(SIG_UNBLOCK, &drain_signals, nullptr); });
   io_threads.Start();
 
   drain.WaitForNotification();

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "server/core/mutex.h"
 #include "server/rpc/methods.h"
+#include "server/rpc/tsan_handoff.h"
 
 namespace herald::rpc {
 
@@ -27,11 +28,13 @@ namespace {
 // one after another, reads the next. A publication that waits for an ack finishes later, from the
 // thread that ends the wait, and that thread carries on with the rest; nothing blocks. gRPC runs
 // at most one of its callbacks at a time and no callback is pending while a publication is, so
-// the reactor's state has one user at a time. It deletes itself when the call is done.
+// the reactor's state has one user at a time (HandOff/TakeOver state that to TSan). It deletes
+// itself when the call is done.
 class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStreamRequest> {
  public:
   PublishStreamReactor(core::ApiExecutor* api, v1::PublishStreamSummary* summary, absl::Status auth)
       : api_(api), summary_(summary) {
+    HandOff(this);
     if (!auth.ok()) {
       Finish(ToGrpcStatus(auth));
       return;
@@ -40,7 +43,9 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   }
 
   void OnReadDone(bool ok) override {
+    TakeOver(this);
     if (!ok) {  // the client half-closed the stream (or the call was cancelled)
+      HandOff(this);
       Finish(grpc::Status::OK);
       return;
     }
@@ -48,7 +53,10 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
     Continue();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    TakeOver(this);
+    delete this;
+  }
 
  private:
   bool is_batch() const { return request_.kind_case() == v1::PublishStreamRequest::kBatch; }
@@ -68,6 +76,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
       if (!Advance()) return;
     }
     ++index_;
+    HandOff(this);
     StartRead(&request_);
   }
 
@@ -78,6 +87,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   // Ends the call on a failed item; otherwise moves to the next one.
   bool Advance() {
     if (!item_status_.ok()) {
+      HandOff(this);
       Finish(ToGrpcStatus(item_status_));
       return false;
     }
@@ -194,6 +204,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
         core::MutexLock lock(&state_->mu);
         state_->finished = true;
       }
+      HandOff(this);
       Finish(ToGrpcStatus(watcher.status()));
       return;
     }
@@ -202,15 +213,18 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
       state_->watcher = *std::move(watcher);
     }
     // Send headers at once, so a client knows it is attached before the first event.
+    HandOff(this);
     StartSendInitialMetadata();
   }
 
   void OnSendInitialMetadataDone(bool ok) override {
+    TakeOver(this);
     if (!ok) return Stop(grpc::Status::CANCELLED);
     Pump(*state_);
   }
 
   void OnWriteDone(bool ok) override {
+    TakeOver(this);
     {
       core::MutexLock lock(&state_->mu);
       state_->writing = false;
@@ -219,9 +233,13 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
     Pump(*state_);
   }
 
-  void OnCancel() override { Stop(grpc::Status::CANCELLED); }
+  void OnCancel() override {
+    TakeOver(this);
+    Stop(grpc::Status::CANCELLED);
+  }
 
   void OnDone() override {
+    TakeOver(this);
     {
       core::MutexLock lock(&state_->mu);
       state_->self = nullptr;
@@ -249,6 +267,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
     if (!next.has_value()) return;
     state.current = *std::move(next);
     state.writing = true;
+    HandOff(state.self);
     state.self->StartWrite(&state.current);
   }
 
@@ -259,6 +278,7 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
       state_->finished = true;
     }
     Detach();
+    HandOff(this);
     Finish(status);
   }
 
@@ -278,8 +298,14 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
 // A stream that fails at once (bad key or request).
 class FailedStream final : public grpc::ServerWriteReactor<v1::Event> {
  public:
-  explicit FailedStream(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
+  explicit FailedStream(const grpc::Status& status) {
+    HandOff(this);
+    Finish(status);
+  }
+  void OnDone() override {
+    TakeOver(this);
+    delete this;
+  }
 };
 
 }  // namespace
