@@ -63,7 +63,9 @@ class RecordingHandler : public core::BrokerEventHandler {
   // Waits (bounded) until `channel` has `n` publications; returns its offsets.
   std::vector<uint64_t> Offsets(const std::string& channel, size_t n = 0) {
     absl::MutexLock lock(&mu_);
-    auto enough = [&] { return channels_[channel].offsets.size() >= n; };
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return channels_[channel].offsets.size() >= n;
+    };
     mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
     return channels_[channel].offsets;
   }
@@ -434,7 +436,7 @@ TEST_P(Conformance, ARepeatedKeyGetsTheFirstDeliveryWithoutPublishing) {
 TEST_P(Conformance, AKeyPublishesAgainAfterTheWindow) {
   NeedsFakeClock();
   std::atomic<int> publishes{0};
-  Idempotent("a", "k", &publishes);
+  ASSERT_TRUE(Idempotent("a", "k", &publishes).ok());
   Advance(absl::Seconds(59));
   engine_->idempotency().Sweep(Now());
   EXPECT_TRUE(Idempotent("a", "k", &publishes)->duplicate);
