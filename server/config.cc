@@ -207,6 +207,12 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_CLOSE_TIMEOUT_MS")
       ->check(CLI::Range(100u, 600000u))
       ->capture_default_str();
+  app.add_option("--control-timeout-ms", l.control_timeout_ms,
+                 "How long a control call (ListConnections, Disconnect, SendToUser, ...) waits for "
+                 "the other nodes' answers before answering with those that did")
+      ->envname("HERALD_CONTROL_TIMEOUT_MS")
+      ->check(CLI::Range(50u, 60000u))
+      ->capture_default_str();
   app.add_option("--max-subscriptions", l.max_subscriptions_per_connection,
                  "Channels per connection")
       ->envname("HERALD_MAX_SUBSCRIPTIONS")
@@ -504,6 +510,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"max-frame-bytes", Number(l.max_frame_bytes)},
         {"max-json-depth", Number(l.max_json_depth)},
         {"close-timeout-ms", Number(l.close_timeout_ms)},
+        {"control-timeout-ms", Number(l.control_timeout_ms)},
         {"max-subscriptions", Number(l.max_subscriptions_per_connection)},
         {"max-channel-length", Number(l.max_channel_length)},
         {"max-send-buffer-bytes", Number(l.max_send_buffer_bytes)},

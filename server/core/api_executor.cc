@@ -12,17 +12,6 @@
 namespace herald::core {
 namespace {
 
-bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
-  if (filter.empty() || remote == filter) return true;
-  // "ip" matches "ip:port" ("[v6]:port" for IPv6).
-  if (remote.size() > filter.size() && remote.substr(0, filter.size()) == filter &&
-      remote[filter.size()] == ':') {
-    return true;
-  }
-  return remote.size() > filter.size() + 2 && remote[0] == '[' &&
-         remote.substr(1, filter.size()) == filter && remote[filter.size() + 1] == ']';
-}
-
 // Publication data Herald stored itself, from input that was bounded when it came in.
 constexpr size_t kStoredJsonDepth = std::numeric_limits<size_t>::max();
 
@@ -268,18 +257,94 @@ void ApiExecutor::Broadcast(const v1::BroadcastRequest& req, Done<v1::BroadcastR
               });
 }
 
+template <typename Req, typename Resp>
+void ApiExecutor::AskEveryNode(const char* method, const Req& req, Merge<Resp> merge,
+                               Done<Resp> done) {
+  engine_->control().Survey(
+      method, req.SerializeAsString(), absl::Milliseconds(limits_.control_timeout_ms),
+      [merge = std::move(merge),
+       done = std::move(done)](absl::StatusOr<ControlBus::Answers> answers) mutable {
+        if (!answers.ok()) return done(answers.status());
+        std::vector<absl::StatusOr<Resp>> replies;
+        for (absl::StatusOr<std::string>& r : answers->replies) {
+          if (!r.ok()) {
+            replies.push_back(r.status());
+            continue;
+          }
+          Resp resp;
+          if (!resp.ParseFromString(*r)) {
+            replies.push_back(absl::InternalError("control: a node's answer does not parse"));
+            continue;
+          }
+          replies.push_back(std::move(resp));
+        }
+        done(merge(std::move(replies)));
+      });
+}
+
+namespace {
+
+// The answer of the node that has the connection (the others answer NOT_FOUND).
+template <typename Resp>
+ApiExecutor::Merge<Resp> FromTheNodeWithIt(std::string connection_id) {
+  return [connection_id](std::vector<absl::StatusOr<Resp>> replies) -> absl::StatusOr<Resp> {
+    for (absl::StatusOr<Resp>& r : replies) {
+      if (r.ok() || r.status().code() != absl::StatusCode::kNotFound) return std::move(r);
+    }
+    return absl::NotFoundError(absl::StrCat("connection_id: no connection ", connection_id));
+  };
+}
+
+// The nodes' answers added up by `add` (an error only when no node answered without one).
+template <typename Resp>
+ApiExecutor::Merge<Resp> Summed(void (*add)(Resp& total, const Resp& one)) {
+  return [add](std::vector<absl::StatusOr<Resp>> replies) -> absl::StatusOr<Resp> {
+    std::optional<Resp> total;
+    absl::Status error = absl::UnavailableError("control: no node answered");
+    for (absl::StatusOr<Resp>& r : replies) {
+      if (!r.ok()) {
+        error = r.status();
+        continue;
+      }
+      if (!total.has_value()) {
+        total = std::move(*r);
+      } else {
+        add(*total, *r);
+      }
+    }
+    if (!total.has_value()) return error;
+    return *std::move(total);
+  };
+}
+
+// A connection target (one node has it) or a user target (every node adds its part).
+template <typename Resp>
+ApiExecutor::Merge<Resp> ForTarget(const std::string& connection_id,
+                                   void (*add)(Resp& total, const Resp& one)) {
+  if (!connection_id.empty()) return FromTheNodeWithIt<Resp>(connection_id);
+  return Summed<Resp>(add);
+}
+
+void AddQueued(v1::SendResponse& total, const v1::SendResponse& one) {
+  total.set_queued(total.queued() + one.queued());
+}
+
+absl::Status ValidateTarget(absl::string_view connection_id, absl::string_view user,
+                            bool has_target) {
+  if (!has_target || (connection_id.empty() && user.empty())) {
+    return absl::InvalidArgumentError("target: set connection_id or user");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 void ApiExecutor::SendToUser(const v1::SendToUserRequest& req, Done<v1::SendResponse> done) {
   if (req.user().empty()) return done(absl::InvalidArgumentError("user: must not be empty"));
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
-  if (!json.ok()) return done(json.status());
-  v1::SendResponse resp;
-  std::vector<std::shared_ptr<Session>> sessions = node_->FindUser(req.user());
-  if (!sessions.empty()) {
-    OutFramePtr frame = node_->MakeFrame(EncodePush(*json));
-    for (const auto& s : sessions) resp.set_queued(resp.queued() + (s->Send(frame) ? 1 : 0));
-    NodeCounters::Bump(node_->counters().deliveries, resp.queued());
+  if (absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data()); !json.ok()) {
+    return done(json.status());
   }
-  done(std::move(resp));
+  AskEveryNode("SendToUser", req, Summed<v1::SendResponse>(&AddQueued), std::move(done));
 }
 
 void ApiExecutor::SendToConnection(const v1::SendToConnectionRequest& req,
@@ -287,120 +352,96 @@ void ApiExecutor::SendToConnection(const v1::SendToConnectionRequest& req,
   if (req.connection_id().empty()) {
     return done(absl::InvalidArgumentError("connection_id: must not be empty"));
   }
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
-  if (!json.ok()) return done(json.status());
-  std::shared_ptr<Session> s = node_->Find(req.connection_id());
-  if (s == nullptr) {
-    return done(
-        absl::NotFoundError(absl::StrCat("connection_id: no connection ", req.connection_id())));
+  if (absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data()); !json.ok()) {
+    return done(json.status());
   }
-  v1::SendResponse resp;
-  resp.set_queued(s->Send(node_->MakeFrame(EncodePush(*json))) ? 1 : 0);
-  NodeCounters::Bump(node_->counters().deliveries, resp.queued());
-  done(std::move(resp));
+  AskEveryNode("SendToConnection", req, FromTheNodeWithIt<v1::SendResponse>(req.connection_id()),
+               std::move(done));
 }
 
 void ApiExecutor::ListConnections(const v1::ListConnectionsRequest& req,
                                   Done<v1::ListConnectionsResponse> done) {
-  done(ListConnectionsNow(req));
-}
-
-absl::StatusOr<v1::ListConnectionsResponse> ApiExecutor::ListConnectionsNow(
-    const v1::ListConnectionsRequest& req) const {
   if (req.page_size() > limits_.max_page_size) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: at most ", limits_.max_page_size));
+    return done(
+        absl::InvalidArgumentError(absl::StrCat("page_size: at most ", limits_.max_page_size)));
   }
   if (!req.channel().empty()) {
-    if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) return st;
+    if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
+      return done(st);
+    }
   }
   const size_t page_size = req.page_size() == 0 ? 100 : req.page_size();
-  std::vector<std::shared_ptr<Session>> candidates;
-  if (!req.user().empty()) {
-    candidates = node_->FindUser(req.user());
-  } else if (!req.channel().empty()) {
-    candidates = node_->SubscribersOf(req.channel())->sessions;
-  } else {
-    candidates = node_->All();
-  }
-  std::vector<const Session*> matching;
-  for (const auto& s : candidates) {
-    const ConnectionMeta& meta = s->meta();
-    if (!req.user().empty() && s->user() != req.user()) continue;
-    if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
-    if (!RemoteMatches(meta.remote_address, req.remote_address())) continue;
-    matching.push_back(s.get());
-  }
-  std::sort(matching.begin(), matching.end(),
-            [](const Session* a, const Session* b) { return a->id() < b->id(); });
-  v1::ListConnectionsResponse resp;
-  resp.set_total(static_cast<uint32_t>(matching.size()));
-  auto it = matching.begin();
-  if (!req.page_token().empty()) {
-    it = std::upper_bound(
-        matching.begin(), matching.end(), req.page_token(),
-        [](const std::string& token, const Session* s) { return token < s->id(); });
-  }
-  for (; it != matching.end() && static_cast<size_t>(resp.connections_size()) < page_size; ++it) {
-    *resp.add_connections() = node_->Describe(**it);
-  }
-  if (it != matching.end()) resp.set_next_page_token((*(it - 1))->id());
-  return resp;
+  // Every node lists all its matches; the page is cut from their union, ordered by id.
+  AskEveryNode<v1::ListConnectionsRequest, v1::ListConnectionsResponse>(
+      "ListConnections", req,
+      [page_size,
+       token = req.page_token()](std::vector<absl::StatusOr<v1::ListConnectionsResponse>> replies)
+          -> absl::StatusOr<v1::ListConnectionsResponse> {
+        std::vector<v1::Connection> all;
+        for (auto& r : replies) {
+          if (!r.ok()) return r.status();
+          for (v1::Connection& c : *r->mutable_connections()) all.push_back(std::move(c));
+        }
+        std::sort(all.begin(), all.end(),
+                  [](const v1::Connection& a, const v1::Connection& b) { return a.id() < b.id(); });
+        v1::ListConnectionsResponse resp;
+        resp.set_total(static_cast<uint32_t>(all.size()));
+        auto it = all.begin();
+        if (!token.empty()) {
+          it = std::upper_bound(
+              all.begin(), all.end(), token,
+              [](const std::string& t, const v1::Connection& c) { return t < c.id(); });
+        }
+        for (; it != all.end() && static_cast<size_t>(resp.connections_size()) < page_size; ++it) {
+          *resp.add_connections() = std::move(*it);
+        }
+        if (it != all.end()) resp.set_next_page_token(resp.connections().rbegin()->id());
+        return resp;
+      },
+      std::move(done));
 }
 
 void ApiExecutor::GetConnection(const v1::GetConnectionRequest& req, Done<v1::Connection> done) {
   if (req.connection_id().empty()) {
     return done(absl::InvalidArgumentError("connection_id: must not be empty"));
   }
-  std::shared_ptr<Session> s = node_->Find(req.connection_id());
-  if (s == nullptr) {
-    return done(
-        absl::NotFoundError(absl::StrCat("connection_id: no connection ", req.connection_id())));
-  }
-  done(node_->Describe(*s));
-}
-
-absl::StatusOr<std::vector<std::shared_ptr<Session>>> ApiExecutor::Targets(
-    absl::string_view connection_id, absl::string_view user, bool has_target) const {
-  if (!has_target || (connection_id.empty() && user.empty())) {
-    return absl::InvalidArgumentError("target: set connection_id or user");
-  }
-  if (!connection_id.empty()) {
-    std::shared_ptr<Session> s = node_->Find(connection_id);
-    if (s == nullptr) {
-      return absl::NotFoundError(absl::StrCat("connection_id: no connection ", connection_id));
-    }
-    return std::vector<std::shared_ptr<Session>>{std::move(s)};
-  }
-  return node_->FindUser(user);
+  AskEveryNode("GetConnection", req, FromTheNodeWithIt<v1::Connection>(req.connection_id()),
+               std::move(done));
 }
 
 void ApiExecutor::Disconnect(const v1::DisconnectRequest& req, Done<v1::DisconnectResponse> done) {
   const int code = req.code() == 0 ? kCloseNormal : static_cast<int>(req.code());
   if (absl::Status st = ValidateClose(code, req.reason()); !st.ok()) return done(st);
-  auto targets = Targets(req.connection_id(), req.user(),
-                         req.target_case() != v1::DisconnectRequest::TARGET_NOT_SET);
-  if (!targets.ok()) return done(targets.status());
-  v1::DisconnectResponse resp;
-  for (const auto& s : *targets) s->Close(code, req.reason());
-  resp.set_disconnected(static_cast<uint32_t>(targets->size()));
-  done(std::move(resp));
+  if (absl::Status st = ValidateTarget(req.connection_id(), req.user(),
+                                       req.target_case() != v1::DisconnectRequest::TARGET_NOT_SET);
+      !st.ok()) {
+    return done(st);
+  }
+  AskEveryNode("Disconnect", req,
+               ForTarget<v1::DisconnectResponse>(
+                   req.connection_id(),
+                   [](v1::DisconnectResponse& total, const v1::DisconnectResponse& one) {
+                     total.set_disconnected(total.disconnected() + one.disconnected());
+                   }),
+               std::move(done));
 }
 
 void ApiExecutor::Subscribe(const v1::SubscribeRequest& req, Done<v1::SubscribeResponse> done) {
   if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
     return done(st);
   }
-  auto targets = Targets(req.connection_id(), req.user(),
-                         req.target_case() != v1::SubscribeRequest::TARGET_NOT_SET);
-  if (!targets.ok()) return done(targets.status());
-  v1::SubscribeResponse resp;
-  for (const auto& s : *targets) {
-    absl::StatusOr<bool> added = node_->Subscribe(s, req.channel(), 0);
-    // One target over its limit fails a single-connection call; for a user, the others proceed.
-    if (!added.ok() && !req.connection_id().empty()) return done(added.status());
-    if (added.ok() && *added) resp.set_subscribed(resp.subscribed() + 1);
+  if (absl::Status st = ValidateTarget(req.connection_id(), req.user(),
+                                       req.target_case() != v1::SubscribeRequest::TARGET_NOT_SET);
+      !st.ok()) {
+    return done(st);
   }
-  done(std::move(resp));
+  AskEveryNode("Subscribe", req,
+               ForTarget<v1::SubscribeResponse>(
+                   req.connection_id(),
+                   [](v1::SubscribeResponse& total, const v1::SubscribeResponse& one) {
+                     total.set_subscribed(total.subscribed() + one.subscribed());
+                   }),
+               std::move(done));
 }
 
 void ApiExecutor::Unsubscribe(const v1::UnsubscribeRequest& req,
@@ -408,14 +449,18 @@ void ApiExecutor::Unsubscribe(const v1::UnsubscribeRequest& req,
   if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
     return done(st);
   }
-  auto targets = Targets(req.connection_id(), req.user(),
-                         req.target_case() != v1::UnsubscribeRequest::TARGET_NOT_SET);
-  if (!targets.ok()) return done(targets.status());
-  v1::UnsubscribeResponse resp;
-  for (const auto& s : *targets) {
-    if (node_->Unsubscribe(s, req.channel(), 0)) resp.set_unsubscribed(resp.unsubscribed() + 1);
+  if (absl::Status st = ValidateTarget(req.connection_id(), req.user(),
+                                       req.target_case() != v1::UnsubscribeRequest::TARGET_NOT_SET);
+      !st.ok()) {
+    return done(st);
   }
-  done(std::move(resp));
+  AskEveryNode("Unsubscribe", req,
+               ForTarget<v1::UnsubscribeResponse>(
+                   req.connection_id(),
+                   [](v1::UnsubscribeResponse& total, const v1::UnsubscribeResponse& one) {
+                     total.set_unsubscribed(total.unsubscribed() + one.unsubscribed());
+                   }),
+               std::move(done));
 }
 
 void ApiExecutor::Stats(const v1::StatsRequest&, Done<v1::StatsResponse> done) {

@@ -20,12 +20,18 @@
 namespace herald::core {
 
 // The control API (broker.proto's Broker service), transport-free: validates each request (errors
-// name the bad field), runs it on the node and the engine, and finishes it by completion — at
+// name the bad field), runs it on the node and the engine — calls about connections on every
+// node of the cluster, through the engine's ControlBus and NodeControl — and finishes it by
+// completion — at
 // once, or later when the engine answers or an ack wait ends — never by blocking the calling
 // thread (a gRPC reactor's or an I/O thread's). Also refuses calls during a drain. Owns only its
 // drain state; borrows the node and the engine, which must outlive it. Thread-safe.
 class ApiExecutor {
  public:
+  // Combines the nodes' answers to one control call into its reply.
+  template <typename Resp>
+  using Merge = absl::AnyInvocable<absl::StatusOr<Resp>(std::vector<absl::StatusOr<Resp>>)>;
+
   ApiExecutor(Node* node, Engine* engine);
 
   const Limits& limits() const { return node_->limits(); }
@@ -96,13 +102,11 @@ class ApiExecutor {
   template <typename Resp>
   void FinishPublish(AckWaiters::WaitId wait, bool published, const absl::Status& status, Resp resp,
                      Done<Resp> done);
-  // Sessions named by a request's connection_id / user target.
-  absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
-                                                                absl::string_view user,
-                                                                bool has_target) const;
   absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
-  absl::StatusOr<v1::ListConnectionsResponse> ListConnectionsNow(
-      const v1::ListConnectionsRequest& req) const;
+  // Asks every node (ControlBus::Survey) to run its part of `method` (NodeControl) and answers
+  // with `merge` of their answers.
+  template <typename Req, typename Resp>
+  void AskEveryNode(const char* method, const Req& req, Merge<Resp> merge, Done<Resp> done);
 
   Node* const node_;
   Engine* const engine_;

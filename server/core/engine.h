@@ -2,6 +2,7 @@
 #define HERALD_SERVER_CORE_ENGINE_H_
 
 #include "server/core/broker.h"
+#include "server/core/control_bus.h"
 #include "server/core/idempotency_store.h"
 #include "server/core/order_store.h"
 
@@ -9,7 +10,8 @@ namespace herald::core {
 
 // The state a node shares with the other nodes of its cluster, behind asynchronous interfaces:
 // the Broker (publications: order, history, fan-out between nodes), the OrderStore (the
-// stale-version guard) and the IdempotencyStore. engine::MemoryEngine keeps it all in this
+// stale-version guard), the IdempotencyStore and the ControlBus (control calls every node
+// answers). engine::MemoryEngine keeps it all in this
 // process (one node, the default). The engine must outlive the node using it.
 class Engine {
  public:
@@ -17,6 +19,7 @@ class Engine {
   virtual Broker& broker() = 0;
   virtual OrderStore& orders() = 0;
   virtual IdempotencyStore& idempotency() = 0;
+  virtual ControlBus& control() = 0;
 };
 
 }  // namespace herald::core

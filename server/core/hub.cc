@@ -10,8 +10,11 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       clock_(std::move(clock)),
       engine_(engine),
       node_(limits_, std::move(node), &engine->broker(), frames, verifier != nullptr, clock_),
+      control_(&node_),
       protocol_(&node_, verifier),
-      api_(&node_, engine) {}
+      api_(&node_, engine) {
+  engine->control().SetHandler(&control_);
+}
 
 void Hub::Tick() {
   const absl::Time now = clock_();

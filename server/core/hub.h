@@ -12,12 +12,14 @@
 #include "server/core/engine.h"
 #include "server/core/limits.h"
 #include "server/core/node.h"
+#include "server/core/node_control.h"
 
 namespace herald::core {
 
 // One node's core, assembled: the Node (sessions, subscriptions, fan-out) on an Engine, the
-// ClientProtocol the WebSocket edge hands client frames to, and the ApiExecutor the control API
-// (gRPC and HTTP/JSON) runs its calls on. Owns the three and drives their periodic work (Tick).
+// ClientProtocol the WebSocket edge hands client frames to, the ApiExecutor the control API
+// (gRPC and HTTP/JSON) runs its calls on, and the NodeControl that answers the engine's control
+// bus for this node. Owns the four and drives their periodic work (Tick).
 // Borrows the engine, the frame factory and the token verifier, which must outlive it.
 // Thread-safe as its parts are.
 class Hub {
@@ -48,6 +50,7 @@ class Hub {
   const Clock clock_;
   Engine* const engine_;
   Node node_;
+  NodeControl control_;
   ClientProtocol protocol_;
   ApiExecutor api_;
 };

@@ -103,6 +103,9 @@ struct Limits {
   absl::Duration disconnect_grace = absl::ZeroDuration();
   // Longest AckRequest.wait_ms.
   absl::Duration max_ack_wait = absl::Seconds(30);
+  // How long a control call waits for the other nodes' answers (ControlBus::Survey) before it
+  // answers with the nodes that did.
+  uint32_t control_timeout_ms = 2000;
   // Tasks waiting for a worker, per queue; more are refused with RESOURCE_EXHAUSTED.
   size_t max_queue_depth = 10000;
   // Tasks one worker holds at once; further tasks wait for an ack.

@@ -214,13 +214,18 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
   session.Send(frames_->Make(EncodeSubscribed(done.reply_id, channel, joined->position, recovered,
                                               recovered.has_value() ? joined->missed : kNone,
                                               joined->snapshot)));
+  uint64_t after = joined->position.offset;
   for (const Publication& p : done.arrived) {
-    if (p.position.epoch == joined->position.epoch && p.position.offset > joined->position.offset) {
+    if (p.position.epoch == joined->position.epoch && p.position.offset > after) {
       session.Send(PublicationFrame(p));
+      after = p.position.offset;
     }
   }
-  // Live from now on, unless it unsubscribed or closed since (then it is not added).
-  session.WhileSubscribed(channel, [&] { index_.Add(channel, done.session); });
+  // Live from now on, unless it unsubscribed or closed since (then it is not added). A
+  // publication at or before `after` that the broker hands over only now (appended before the
+  // join read the stream, delivered after) was covered by the join: fan-out skips it
+  // (Session::Accepts).
+  session.GoLive(channel, after, [&] { index_.Add(channel, done.session); });
 }
 
 void Node::DropJoins(const std::string& channel, const Session* session) {
@@ -270,16 +275,17 @@ void Node::HandlePublication(const Publication& p) {
   if (subscribers->sessions.empty()) return;
   NodeCounters::Bump(counters_.deliveries, subscribers->sessions.size());
   // Encoded and framed once; the same frame object is queued on every subscriber.
-  FanOut(p.channel, std::move(subscribers), PublicationFrame(p));
+  FanOut(p.channel, p.position.offset, std::move(subscribers), PublicationFrame(p));
 }
 
-void Node::FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame) {
+void Node::FanOut(const std::string& channel, uint64_t offset, Subscribers subscribers,
+                  OutFramePtr frame) {
   // A session that unsubscribed after the snapshot but before its thread ran the send gets
-  // nothing: no publication follows `unsubscribed`.
-  auto send_group = [channel, subscribers, frame](const SubscriberList::Group& g) {
+  // nothing (no publication follows `unsubscribed`), nor one whose join already covered it.
+  auto send_group = [channel, offset, subscribers, frame](const SubscriberList::Group& g) {
     for (size_t i = g.begin; i < g.end; ++i) {
       Session& s = *subscribers->sessions[i];
-      if (s.IsSubscribed(channel)) s.Send(frame);
+      if (s.Accepts(channel, offset)) s.Send(frame);
     }
   };
   if (loops_ == nullptr) {

@@ -163,9 +163,10 @@ class Node : public BrokerEventHandler {
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
   OutFramePtr PublicationFrame(const Publication& publication) const;
-  // Queues `frame` on the subscribers of `channel` (on their I/O threads when a LoopExecutor is
-  // set).
-  void FanOut(const std::string& channel, Subscribers subscribers, OutFramePtr frame);
+  // Queues `frame` (the publication at `offset`) on the subscribers of `channel` that accept it
+  // (on their I/O threads when a LoopExecutor is set).
+  void FanOut(const std::string& channel, uint64_t offset, Subscribers subscribers,
+              OutFramePtr frame);
 
   const Limits limits_;
   const std::string name_;

@@ -65,7 +65,7 @@ void Session::ReleaseSlots() {
     slots_released_ = true;
     slots.swap(slots_);
   }
-  // Released here, outside limits_mu_: each takes its quota's shard lock.
+  // Released here, outside limits_mu_: each takes its quota's stripe lock.
 }
 
 bool Session::IsSubscribed(const std::string& channel) const {
@@ -73,11 +73,17 @@ bool Session::IsSubscribed(const std::string& channel) const {
   return channels_.contains(channel);
 }
 
+bool Session::Accepts(const std::string& channel, uint64_t offset) const {
+  core::MutexLock lock(&mu_);
+  auto it = channels_.find(channel);
+  return it != channels_.end() && offset > it->second;
+}
+
 std::vector<std::string> Session::Subscriptions() const {
   std::vector<std::string> out;
   {
     core::MutexLock lock(&mu_);
-    out.assign(channels_.begin(), channels_.end());
+    for (const auto& [channel, after] : channels_) out.push_back(channel);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -91,7 +97,8 @@ size_t Session::SubscriptionCount() const {
 std::vector<std::string> Session::MarkClosed() {
   core::MutexLock lock(&mu_);
   closed_ = true;
-  std::vector<std::string> out(channels_.begin(), channels_.end());
+  std::vector<std::string> out;
+  for (const auto& [channel, after] : channels_) out.push_back(channel);
   channels_.clear();
   return out;
 }

@@ -4,12 +4,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -130,14 +132,20 @@ class Session {
   // `on_added` so that index updates cannot race with MarkClosed().
   template <typename Fn>
   AddResult AddSubscription(const std::string& channel, size_t max, Fn on_added);
-  // Runs `fn` under the session lock when `channel` is in the set and the session is open (a
-  // subscription going live: index updates cannot race with MarkClosed() or an unsubscribe).
+  // A subscription going live: from now on publications of `channel` with an offset greater than
+  // `after` are for this session (Accepts). Runs `fn` under the session lock when `channel` is in
+  // the set and the session is open, so index updates cannot race with MarkClosed() or an
+  // unsubscribe.
   template <typename Fn>
-  bool WhileSubscribed(const std::string& channel, Fn fn);
+  bool GoLive(const std::string& channel, uint64_t after, Fn fn);
   // Removes `channel`; runs `on_removed` under the session lock when it was present.
   template <typename Fn>
   bool RemoveSubscription(const std::string& channel, Fn on_removed);
   bool IsSubscribed(const std::string& channel) const;
+  // Whether the publication of `channel` at `offset` is for this session: it is subscribed, live,
+  // and the offset is past the position it joined at (a publication the broker hands over late,
+  // after a join that already counted it, is not sent twice).
+  bool Accepts(const std::string& channel, uint64_t offset) const;
   std::vector<std::string> Subscriptions() const;  // sorted
   size_t SubscriptionCount() const;
   // Marks the session closed (no further subscriptions) and returns the channels it had.
@@ -164,7 +172,9 @@ class Session {
   bool slots_released_ ABSL_GUARDED_BY(limits_mu_) = false;
 
   mutable core::Mutex mu_;
-  absl::flat_hash_set<std::string> channels_ ABSL_GUARDED_BY(mu_);
+  // Channel -> the offset after which publications are for this session: none (max) while its
+  // join is pending, then the join's position (see Node::Subscribe).
+  absl::flat_hash_map<std::string, uint64_t> channels_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -174,15 +184,17 @@ Session::AddResult Session::AddSubscription(const std::string& channel, size_t m
   if (closed_) return AddResult::kClosed;
   if (channels_.contains(channel)) return AddResult::kAlreadySubscribed;
   if (channels_.size() >= max) return AddResult::kLimitReached;
-  channels_.insert(channel);
+  channels_.emplace(channel, std::numeric_limits<uint64_t>::max());
   on_added();
   return AddResult::kAdded;
 }
 
 template <typename Fn>
-bool Session::WhileSubscribed(const std::string& channel, Fn fn) {
+bool Session::GoLive(const std::string& channel, uint64_t after, Fn fn) {
   core::MutexLock lock(&mu_);
-  if (closed_ || !channels_.contains(channel)) return false;
+  auto it = channels_.find(channel);
+  if (closed_ || it == channels_.end()) return false;
+  it->second = after;
   fn();
   return true;
 }

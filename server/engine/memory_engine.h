@@ -7,13 +7,14 @@
 #include "server/core/engine.h"
 #include "server/core/limits.h"
 #include "server/engine/memory_broker.h"
+#include "server/engine/memory_control_bus.h"
 #include "server/engine/memory_idempotency_store.h"
 #include "server/engine/memory_order_store.h"
 
 namespace herald::engine {
 
-// The single-node engine (the default): MemoryBroker, MemoryOrderStore and
-// MemoryIdempotencyStore, all in this process, on one injected clock. Owns the three; thread-safe
+// The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore
+// and MemoryControlBus, all in this process, on one injected clock. Owns the three; thread-safe
 // as they are.
 class MemoryEngine : public core::Engine {
  public:
@@ -27,11 +28,13 @@ class MemoryEngine : public core::Engine {
   MemoryBroker& broker() override { return broker_; }
   core::OrderStore& orders() override { return orders_; }
   core::IdempotencyStore& idempotency() override { return idempotency_; }
+  core::ControlBus& control() override { return control_; }
 
  private:
   MemoryBroker broker_;
   MemoryOrderStore orders_;
   MemoryIdempotencyStore idempotency_;
+  MemoryControlBus control_;
 };
 
 }  // namespace herald::engine

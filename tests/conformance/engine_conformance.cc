@@ -1,5 +1,5 @@
-// The engine conformance suite (see engine_conformance.h): Broker, OrderStore and
-// IdempotencyStore behaviour, through the interfaces, with completions awaited as a node would
+// The engine conformance suite (see engine_conformance.h): Broker, OrderStore, IdempotencyStore
+// and ControlBus behaviour, through the interfaces, with completions awaited as a node would
 // receive them (possibly later, on another thread).
 #include "tests/conformance/engine_conformance.h"
 
@@ -493,6 +493,44 @@ TEST_P(Conformance, ARepeatWhileTheFirstIsRunningGetsItsResultWithoutWaitingOnAT
   EXPECT_TRUE((*repeat)->duplicate);
   EXPECT_EQ((*repeat)->delivery.offset(), 7u);
   EXPECT_EQ((*repeat)->delivery.queued(), 0u);
+}
+
+// --- ControlBus --------------------------------------------------------------------------------
+
+// Answers a survey with the method and request it got, later when `defer` (on another thread).
+class EchoHandler : public core::ControlHandler {
+ public:
+  void HandleSurvey(const std::string& method, const std::string& request,
+                    core::Done<std::string> done) override {
+    if (method == "Fail") return done(absl::NotFoundError("not here"));
+    std::string reply = absl::StrCat(method, ":", request);
+    if (!defer) return done(std::move(reply));
+    std::thread([done = std::move(done), reply = std::move(reply)]() mutable {
+      done(std::move(reply));
+    }).detach();
+  }
+  bool defer = false;
+};
+
+TEST_P(Conformance, ASurveyReachesThisNodesHandlerAndBringsItsAnswerBack) {
+  EchoHandler handler;
+  engine_->control().SetHandler(&handler);
+  for (bool defer : {false, true}) {
+    handler.defer = defer;
+    auto answers = Await<core::ControlBus::Answers>([&](auto done) {
+      engine_->control().Survey("ListConnections", "req-bytes", absl::Seconds(2), std::move(done));
+    });
+    ASSERT_TRUE(answers.ok()) << answers.status();
+    ASSERT_EQ(answers->replies.size(), 1u);  // one node: this one
+    ASSERT_TRUE(answers->replies[0].ok());
+    EXPECT_EQ(*answers->replies[0], "ListConnections:req-bytes");
+    EXPECT_EQ(answers->missing, 0);
+  }
+  auto failed = Await<core::ControlBus::Answers>(
+      [&](auto done) { engine_->control().Survey("Fail", "", absl::Seconds(2), std::move(done)); });
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->replies.size(), 1u);
+  EXPECT_EQ(failed->replies[0].status().code(), absl::StatusCode::kNotFound);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::ValuesIn(EnginesUnderTest()),

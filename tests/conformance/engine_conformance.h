@@ -23,9 +23,9 @@ struct EngineUnderTest {
   bool fake_clock = true;
 };
 
-// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore) must show, written
-// against the interfaces only (tests/conformance/engine_conformance.cc). A test binary runs the
-// suite for the engines its EnginesUnderTest() returns: it links engine_conformance.cc and
+// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, ControlBus) must show,
+// written against the interfaces only (tests/conformance/engine_conformance.cc). A test binary runs
+// the suite for the engines its EnginesUnderTest() returns: it links engine_conformance.cc and
 // defines that function (see tests/unit/engine/memory_engine_test.cc).
 std::vector<EngineUnderTest> EnginesUnderTest();
 

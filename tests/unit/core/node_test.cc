@@ -27,16 +27,34 @@ using Kind = v1::ServerFrame::KindCase;
 
 // The in-memory engine behind a broker whose joins answer only when the test releases them:
 // either the whole Join runs late (`late_read`: it reads the stream after what was published
-// meanwhile) or it reads at once and only its answer is late.
-class SlowJoinEngine : public Engine, public Broker {
+// meanwhile) or it reads at once and only its answer is late. It can also hold publications on
+// their way to the node (HoldDeliveries), as a remote broker's pub/sub lags its stream.
+class SlowJoinEngine : public Engine, public Broker, public BrokerEventHandler {
  public:
   explicit SlowJoinEngine(bool late_read) : memory_(Limits()), late_read_(late_read) {}
 
   Broker& broker() override { return *this; }
   OrderStore& orders() override { return memory_.orders(); }
   IdempotencyStore& idempotency() override { return memory_.idempotency(); }
+  ControlBus& control() override { return memory_.control(); }
 
-  void SetEventHandler(BrokerEventHandler* h) override { memory_.broker().SetEventHandler(h); }
+  void SetEventHandler(BrokerEventHandler* h) override {
+    node_ = h;
+    memory_.broker().SetEventHandler(this);
+  }
+  void HandlePublication(const Publication& p) override {
+    if (hold_deliveries_) {
+      held_deliveries_.push_back(p);
+      return;
+    }
+    node_->HandlePublication(p);
+  }
+  void HoldDeliveries() { hold_deliveries_ = true; }
+  void ReleaseDeliveries() {
+    hold_deliveries_ = false;
+    for (const Publication& p : held_deliveries_) node_->HandlePublication(p);
+    held_deliveries_.clear();
+  }
   void Publish(const std::string& c, PublishSpec s, Done<StreamPosition> d) override {
     memory_.broker().Publish(c, std::move(s), std::move(d));
   }
@@ -77,6 +95,9 @@ class SlowJoinEngine : public Engine, public Broker {
  private:
   engine::MemoryEngine memory_;
   const bool late_read_;
+  BrokerEventHandler* node_ = nullptr;
+  bool hold_deliveries_ = false;
+  std::vector<Publication> held_deliveries_;
   std::deque<absl::AnyInvocable<void()>> held_;
   std::deque<absl::StatusOr<JoinResult>> held_results_;
 };
@@ -164,6 +185,24 @@ TEST_P(NodeJoinTest, AConnectionClosedDuringAJoinIsNeverMadeLive) {
   engine_.ReleaseJoins();
   EXPECT_EQ(Publish("c", 1).queued(), 0u);
   EXPECT_EQ(hub_.Stats(v1::StatsRequest())->subscriptions(), 0u);
+}
+
+// A publication the broker appended before a join read the stream but hands to the node only
+// after the join went live was counted by the join: it is not pushed again.
+TEST_P(NodeJoinTest, APublicationDeliveredLateAfterAJoinThatCountedItIsNotSentTwice) {
+  auto early = Connect();
+  hub_.OnClientFrame(early, R"({"id":1,"subscribe":{"channel":"c"}})");
+  engine_.ReleaseJoins();
+  engine_.HoldDeliveries();
+  v1::ChannelDelivery first = Publish("c", 1);  // appended; its delivery is held
+  auto late = Connect();
+  hub_.OnClientFrame(late, R"({"id":2,"subscribe":{"channel":"c","recover":{"epoch":")" +
+                               first.epoch() + R"(","offset":"0"}}})");
+  engine_.ReleaseJoins();
+  engine_.ReleaseDeliveries();
+  Publish("c", 2);
+  EXPECT_THAT(SeenOffsets(*late), ElementsAre(1, 2));
+  EXPECT_THAT(SeenOffsets(*early), ElementsAre(1, 2));
 }
 
 INSTANTIATE_TEST_SUITE_P(JoinTiming, NodeJoinTest, ::testing::Bool(),

@@ -1,0 +1,163 @@
+#include "server/core/node_control.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/protocol.h"
+
+namespace herald::core {
+namespace {
+
+bool RemoteMatches(absl::string_view remote, absl::string_view filter) {
+  if (filter.empty() || remote == filter) return true;
+  // "ip" matches "ip:port" ("[v6]:port" for IPv6).
+  if (remote.size() > filter.size() && remote.substr(0, filter.size()) == filter &&
+      remote[filter.size()] == ':') {
+    return true;
+  }
+  return remote.size() > filter.size() + 2 && remote[0] == '[' &&
+         remote.substr(1, filter.size()) == filter && remote[filter.size() + 1] == ']';
+}
+
+absl::Status NoConnection(absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat("connection_id: no connection ", id));
+}
+
+}  // namespace
+
+NodeControl::NodeControl(Node* node) : node_(node) {
+  Add("SendToUser", &NodeControl::SendToUser);
+  Add("SendToConnection", &NodeControl::SendToConnection);
+  Add("ListConnections", &NodeControl::ListConnections);
+  Add("GetConnection", &NodeControl::GetConnection);
+  Add("Disconnect", &NodeControl::Disconnect);
+  Add("Subscribe", &NodeControl::Subscribe);
+  Add("Unsubscribe", &NodeControl::Unsubscribe);
+}
+
+template <typename Req, typename Resp>
+void NodeControl::Add(const char* method,
+                      absl::StatusOr<Resp> (NodeControl::*fn)(const Req&) const) {
+  methods_[method] = [this, fn](const std::string& bytes) -> absl::StatusOr<std::string> {
+    Req req;
+    if (!req.ParseFromString(bytes)) {
+      return absl::InvalidArgumentError("control: request does not parse");
+    }
+    absl::StatusOr<Resp> resp = (this->*fn)(req);
+    if (!resp.ok()) return resp.status();
+    return resp->SerializeAsString();
+  };
+}
+
+void NodeControl::HandleSurvey(const std::string& method, const std::string& request,
+                               Done<std::string> done) {
+  auto it = methods_.find(method);
+  if (it == methods_.end()) {
+    return done(absl::UnimplementedError(absl::StrCat("control: no method ", method)));
+  }
+  done(it->second(request));
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<Session>>> NodeControl::Targets(
+    absl::string_view connection_id, absl::string_view user) const {
+  if (!connection_id.empty()) {
+    std::shared_ptr<Session> s = node_->Find(connection_id);
+    if (s == nullptr) return NoConnection(connection_id);
+    return std::vector<std::shared_ptr<Session>>{std::move(s)};
+  }
+  return node_->FindUser(user);
+}
+
+uint32_t NodeControl::Push(const google::protobuf::Value& data,
+                           const std::vector<std::shared_ptr<Session>>& sessions) const {
+  if (sessions.empty()) return 0;
+  std::string json;
+  ToJson(data, &json).IgnoreError();  // it was encoded once already to be validated
+  OutFramePtr frame = node_->MakeFrame(EncodePush(json));
+  uint32_t queued = 0;
+  for (const auto& s : sessions) queued += s->Send(frame) ? 1 : 0;
+  NodeCounters::Bump(node_->counters().deliveries, queued);
+  return queued;
+}
+
+absl::StatusOr<v1::SendResponse> NodeControl::SendToUser(const v1::SendToUserRequest& req) const {
+  v1::SendResponse resp;
+  resp.set_queued(Push(req.data(), node_->FindUser(req.user())));
+  return resp;
+}
+
+absl::StatusOr<v1::SendResponse> NodeControl::SendToConnection(
+    const v1::SendToConnectionRequest& req) const {
+  std::shared_ptr<Session> s = node_->Find(req.connection_id());
+  if (s == nullptr) return NoConnection(req.connection_id());
+  v1::SendResponse resp;
+  resp.set_queued(Push(req.data(), {s}));
+  return resp;
+}
+
+absl::StatusOr<v1::ListConnectionsResponse> NodeControl::ListConnections(
+    const v1::ListConnectionsRequest& req) const {
+  std::vector<std::shared_ptr<Session>> candidates;
+  if (!req.user().empty()) {
+    candidates = node_->FindUser(req.user());
+  } else if (!req.channel().empty()) {
+    candidates = node_->SubscribersOf(req.channel())->sessions;
+  } else {
+    candidates = node_->All();
+  }
+  v1::ListConnectionsResponse resp;
+  for (const auto& s : candidates) {
+    if (!req.user().empty() && s->user() != req.user()) continue;
+    if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
+    if (!RemoteMatches(s->meta().remote_address, req.remote_address())) continue;
+    *resp.add_connections() = node_->Describe(*s);
+  }
+  resp.set_total(static_cast<uint32_t>(resp.connections_size()));
+  return resp;
+}
+
+absl::StatusOr<v1::Connection> NodeControl::GetConnection(
+    const v1::GetConnectionRequest& req) const {
+  std::shared_ptr<Session> s = node_->Find(req.connection_id());
+  if (s == nullptr) return NoConnection(req.connection_id());
+  return node_->Describe(*s);
+}
+
+absl::StatusOr<v1::DisconnectResponse> NodeControl::Disconnect(
+    const v1::DisconnectRequest& req) const {
+  auto targets = Targets(req.connection_id(), req.user());
+  if (!targets.ok()) return targets.status();
+  const int code = req.code() == 0 ? kCloseNormal : static_cast<int>(req.code());
+  for (const auto& s : *targets) s->Close(code, req.reason());
+  v1::DisconnectResponse resp;
+  resp.set_disconnected(static_cast<uint32_t>(targets->size()));
+  return resp;
+}
+
+absl::StatusOr<v1::SubscribeResponse> NodeControl::Subscribe(
+    const v1::SubscribeRequest& req) const {
+  auto targets = Targets(req.connection_id(), req.user());
+  if (!targets.ok()) return targets.status();
+  v1::SubscribeResponse resp;
+  for (const auto& s : *targets) {
+    absl::StatusOr<bool> added = node_->Subscribe(s, req.channel(), 0);
+    // One target over its limit fails a single-connection call; for a user, the others proceed.
+    if (!added.ok() && !req.connection_id().empty()) return added.status();
+    if (added.ok() && *added) resp.set_subscribed(resp.subscribed() + 1);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::UnsubscribeResponse> NodeControl::Unsubscribe(
+    const v1::UnsubscribeRequest& req) const {
+  auto targets = Targets(req.connection_id(), req.user());
+  if (!targets.ok()) return targets.status();
+  v1::UnsubscribeResponse resp;
+  for (const auto& s : *targets) {
+    if (node_->Unsubscribe(s, req.channel(), 0)) resp.set_unsubscribed(resp.unsubscribed() + 1);
+  }
+  return resp;
+}
+
+}  // namespace herald::core
