@@ -176,6 +176,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
       ->envname("HERALD_ALLOWED_ORIGINS");
+  std::string presence_prefixes;
+  app.add_option("--presence-prefixes", presence_prefixes,
+                 "Comma-separated channel prefixes whose subscribers are tracked for Presence and "
+                 "PresenceStats, e.g. chat:,room: (empty: none)")
+      ->envname("HERALD_PRESENCE_PREFIXES");
   app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
       ->envname("HERALD_THREADS")
       ->check(CLI::Range(0, 256))
@@ -490,6 +495,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));
   }
+  for (absl::string_view p : absl::StrSplit(presence_prefixes, ',', absl::SkipWhitespace())) {
+    l.presence_prefixes.emplace_back(absl::StripAsciiWhitespace(p));
+  }
   if (print_config) {
     // Effective values, after the defaults that follow other settings (soft send buffer).
     std::vector<std::string> prefixes;
@@ -503,6 +511,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"auth-timeout-ms", Number(l.auth_timeout_ms)},
         {"static-dir", Quote(c.static_dir)},
         {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
+        {"presence-prefixes", Quote(absl::StrJoin(l.presence_prefixes, ","))},
         {"threads", Number(c.threads)},
         {"node", Quote(c.node)},
         {"log-level", Quote(c.log_level)},

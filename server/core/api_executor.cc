@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -547,6 +548,72 @@ void ApiExecutor::DispatchTask(const v1::DispatchTaskRequest& req,
 
 void ApiExecutor::ListQueues(const v1::ListQueuesRequest&, Done<v1::ListQueuesResponse> done) {
   done(node_->tasks().List());
+}
+
+absl::Status ApiExecutor::ValidatePresenceChannel(const std::string& channel) const {
+  if (absl::Status st = ValidateChannel("channel", channel, limits_); !st.ok()) return st;
+  if (!IsPresenceChannel(channel, limits_)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("channel: '", channel,
+                     "' is not a presence channel (its prefix is not in --presence-prefixes)"));
+  }
+  return absl::OkStatus();
+}
+
+void ApiExecutor::Presence(const v1::PresenceRequest& req, Done<v1::PresenceResponse> done) {
+  if (absl::Status st = ValidatePresenceChannel(req.channel()); !st.ok()) return done(st);
+  engine_->presence().Get(
+      req.channel(),
+      [done = std::move(done)](absl::StatusOr<std::vector<v1::ClientInfo>> c) mutable {
+        if (!c.ok()) return done(c.status());
+        v1::PresenceResponse resp;
+        for (v1::ClientInfo& client : *c) *resp.add_clients() = std::move(client);
+        done(std::move(resp));
+      });
+}
+
+void ApiExecutor::PresenceStats(const v1::PresenceStatsRequest& req,
+                                Done<v1::PresenceStatsResponse> done) {
+  if (absl::Status st = ValidatePresenceChannel(req.channel()); !st.ok()) return done(st);
+  engine_->presence().Count(
+      req.channel(),
+      [done = std::move(done)](absl::StatusOr<PresenceRegistry::Counts> counts) mutable {
+        if (!counts.ok()) return done(counts.status());
+        v1::PresenceStatsResponse resp;
+        resp.set_connections(counts->connections);
+        resp.set_users(counts->users);
+        done(std::move(resp));
+      });
+}
+
+void ApiExecutor::Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResponse> done) {
+  if (req.limit() > 10000) return done(absl::InvalidArgumentError("limit: at most 10000"));
+  if (req.prefix().size() > limits_.max_channel_length) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("prefix: longer than ", limits_.max_channel_length, " bytes")));
+  }
+  const size_t limit = req.limit() == 0 ? 1000 : req.limit();
+  // Every node lists its channels; counts of one channel on several nodes add up.
+  AskEveryNode<v1::ChannelsRequest, v1::ChannelsResponse>(
+      "Channels", req,
+      [limit](std::vector<absl::StatusOr<v1::ChannelsResponse>> replies)
+          -> absl::StatusOr<v1::ChannelsResponse> {
+        std::map<std::string, uint32_t> merged;
+        for (auto& r : replies) {
+          if (!r.ok()) return r.status();
+          for (const v1::ChannelInfo& c : r->channels()) merged[c.channel()] += c.subscribers();
+        }
+        v1::ChannelsResponse resp;
+        resp.set_total(static_cast<uint32_t>(merged.size()));
+        for (const auto& [name, subscribers] : merged) {
+          if (static_cast<size_t>(resp.channels_size()) >= limit) break;
+          v1::ChannelInfo* info = resp.add_channels();
+          info->set_channel(name);
+          info->set_subscribers(subscribers);
+        }
+        return resp;
+      },
+      std::move(done));
 }
 
 absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(const v1::WatchEventsRequest& req,

@@ -57,6 +57,9 @@ class ApiExecutor {
   void History(const v1::HistoryRequest& req, Done<v1::HistoryResponse> done);
   void DispatchTask(const v1::DispatchTaskRequest& req, Done<v1::DispatchTaskResponse> done);
   void ListQueues(const v1::ListQueuesRequest& req, Done<v1::ListQueuesResponse> done);
+  void Presence(const v1::PresenceRequest& req, Done<v1::PresenceResponse> done);
+  void PresenceStats(const v1::PresenceStatsRequest& req, Done<v1::PresenceStatsResponse> done);
+  void Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResponse> done);
   // Attaches a WatchEvents watcher (validated request); detach with Unwatch().
   absl::StatusOr<std::shared_ptr<EventWatcher>> Watch(const v1::WatchEventsRequest& req,
                                                       std::function<void()> on_ready);
@@ -102,6 +105,9 @@ class ApiExecutor {
   template <typename Resp>
   void FinishPublish(AckWaiters::WaitId wait, bool published, const absl::Status& status, Resp resp,
                      Done<Resp> done);
+  // OK for a valid presence channel; INVALID_ARGUMENT or FAILED_PRECONDITION (not a presence
+  // channel) otherwise.
+  absl::Status ValidatePresenceChannel(const std::string& channel) const;
   absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
   // Asks every node (ControlBus::Survey) to run its part of `method` (NodeControl) and answers
   // with `merge` of their answers.

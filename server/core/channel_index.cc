@@ -1,5 +1,7 @@
 #include "server/core/channel_index.h"
 
+#include "absl/strings/match.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -87,6 +89,17 @@ size_t ChannelIndex::subscriptions() const {
     for (const auto& [name, ch] : stripe.channels) n += ch.members.size();
   }
   return n;
+}
+
+std::vector<std::pair<std::string, size_t>> ChannelIndex::List(absl::string_view prefix) const {
+  std::vector<std::pair<std::string, size_t>> out;
+  for (Stripe& stripe : stripes_) {
+    core::MutexLock lock(&stripe.mu);
+    for (const auto& [name, ch] : stripe.channels) {
+      if (absl::StartsWith(name, prefix)) out.emplace_back(name, ch.members.size());
+    }
+  }
+  return out;
 }
 
 }  // namespace herald::core

@@ -42,6 +42,8 @@ class ChannelIndex {
   size_t SubscriberCount(absl::string_view channel) const;
 
   size_t channels() const;
+  // Channels whose name starts with `prefix`, with their subscriber counts (unordered).
+  std::vector<std::pair<std::string, size_t>> List(absl::string_view prefix) const;
   size_t subscriptions() const;
 
  private:

@@ -103,6 +103,10 @@ struct Limits {
   absl::Duration disconnect_grace = absl::ZeroDuration();
   // Longest AckRequest.wait_ms.
   absl::Duration max_ack_wait = absl::Seconds(30);
+  // Channels whose subscribers are tracked in the presence registry (Presence, PresenceStats):
+  // those starting with one of these prefixes. Empty: none (presence costs a registry update
+  // per subscribe and unsubscribe).
+  std::vector<std::string> presence_prefixes;
   // How long a control call waits for the other nodes' answers (ControlBus::Survey) before it
   // answers with the nodes that did.
   uint32_t control_timeout_ms = 2000;

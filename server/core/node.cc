@@ -6,14 +6,16 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/protocol.h"
+#include "server/core/validation.h"
 
 namespace herald::core {
 
-Node::Node(const Limits& limits, std::string name, Broker* broker, const FrameFactory* frames,
-           bool auth_required, Clock clock)
+Node::Node(const Limits& limits, std::string name, Broker* broker, PresenceRegistry* presence,
+           const FrameFactory* frames, bool auth_required, Clock clock)
     : limits_(limits),
       name_(std::move(name)),
       broker_(broker),
+      presence_(presence),
       frames_(frames),
       auth_required_(auth_required),
       clock_(std::move(clock)),
@@ -83,6 +85,7 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     index_.Remove(channel, removed.get());
     DropJoins(channel, removed.get());
     broker_->Unsubscribe(channel);
+    if (IsPresenceChannel(channel, limits_)) RemovePresence(*removed, channel);
   }
   const absl::Time now = clock_();
   tasks_.RemoveWorker(*removed, now);
@@ -187,45 +190,74 @@ OutFramePtr Node::PublicationFrame(const Publication& p) const {
 
 void Node::FinishJoin(const std::string& channel, uint64_t join_id,
                       absl::StatusOr<JoinResult> joined) {
-  JoinStripe& stripe = JoinStripeFor(channel);
-  core::MutexLock lock(&stripe.mu);
-  auto it = stripe.pending.find(channel);
-  if (it == stripe.pending.end()) return;
-  std::vector<PendingJoin>& joins = it->second;
-  auto join = std::find_if(joins.begin(), joins.end(),
-                           [&](const PendingJoin& j) { return j.id == join_id; });
-  if (join == joins.end()) return;  // unsubscribed or closed meanwhile
-  PendingJoin done = std::move(*join);
-  joins.erase(join);
-  if (joins.empty()) stripe.pending.erase(it);
-  Session& session = *done.session;
-  if (!joined.ok()) {
-    // The subscription never went live: take it back, and the node subscription with it.
-    if (session.RemoveSubscription(channel, [] {})) broker_->Unsubscribe(channel);
-    ReplyError(session, done.reply_id, joined.status());
-    return;
-  }
-  // Everything below is queued under the join stripe lock, which HandlePublication takes too:
-  // a publication either went to the buffer (sent here, after the reply) or finds the session
-  // live in the index (sent after this).
-  std::optional<bool> recovered;
-  if (done.report_recovered) recovered = joined->recovered;
-  static const std::vector<StoredPublication> kNone;
-  session.Send(frames_->Make(EncodeSubscribed(done.reply_id, channel, joined->position, recovered,
-                                              recovered.has_value() ? joined->missed : kNone,
-                                              joined->snapshot)));
-  uint64_t after = joined->position.offset;
-  for (const Publication& p : done.arrived) {
-    if (p.position.epoch == joined->position.epoch && p.position.offset > after) {
-      session.Send(PublicationFrame(p));
-      after = p.position.offset;
+  std::optional<PendingJoin> failed;
+  std::shared_ptr<Session> live;  // set when the subscription went live
+  {
+    JoinStripe& stripe = JoinStripeFor(channel);
+    core::MutexLock lock(&stripe.mu);
+    auto it = stripe.pending.find(channel);
+    if (it == stripe.pending.end()) return;
+    std::vector<PendingJoin>& joins = it->second;
+    auto join = std::find_if(joins.begin(), joins.end(),
+                             [&](const PendingJoin& j) { return j.id == join_id; });
+    if (join == joins.end()) return;  // unsubscribed or closed meanwhile
+    PendingJoin done = std::move(*join);
+    joins.erase(join);
+    if (joins.empty()) stripe.pending.erase(it);
+    if (!joined.ok()) {
+      failed = std::move(done);
+    } else {
+      // Queued under the join stripe lock, which HandlePublication takes too: a publication
+      // either went to the buffer (sent here, after the reply) or finds the session live in the
+      // index (sent after this).
+      Session& session = *done.session;
+      std::optional<bool> recovered;
+      if (done.report_recovered) recovered = joined->recovered;
+      static const std::vector<StoredPublication> kNone;
+      session.Send(frames_->Make(
+          EncodeSubscribed(done.reply_id, channel, joined->position, recovered,
+                           recovered.has_value() ? joined->missed : kNone, joined->snapshot)));
+      uint64_t after = joined->position.offset;
+      for (const Publication& p : done.arrived) {
+        if (p.position.epoch == joined->position.epoch && p.position.offset > after) {
+          session.Send(PublicationFrame(p));
+          after = p.position.offset;
+        }
+      }
+      // Live from now on, unless it unsubscribed or closed since (then it is not added). A
+      // publication at or before `after` that the broker hands over only now (appended before
+      // the join read the stream, delivered after) was covered by the join: fan-out skips it
+      // (Session::Accepts).
+      if (session.GoLive(channel, after, [&] { index_.Add(channel, done.session); })) {
+        live = std::move(done.session);
+      }
     }
   }
-  // Live from now on, unless it unsubscribed or closed since (then it is not added). A
-  // publication at or before `after` that the broker hands over only now (appended before the
-  // join read the stream, delivered after) was covered by the join: fan-out skips it
-  // (Session::Accepts).
-  session.GoLive(channel, after, [&] { index_.Add(channel, done.session); });
+  if (failed.has_value()) {
+    // The subscription never went live: take it back, and the node subscription with it.
+    Session& session = *failed->session;
+    if (session.RemoveSubscription(channel, [] {})) broker_->Unsubscribe(channel);
+    ReplyError(session, failed->reply_id, joined.status());
+    return;
+  }
+  if (live != nullptr && IsPresenceChannel(channel, limits_)) AddPresence(live, channel);
+}
+
+void Node::AddPresence(const std::shared_ptr<Session>& session, const std::string& channel) {
+  v1::ClientInfo client;
+  client.set_connection_id(session->id());
+  client.set_user(session->user());
+  client.set_node(name_);
+  client.set_joined_at_ms(absl::ToUnixMillis(clock_()));
+  presence_->Add(channel, std::move(client), [this, session, channel](absl::Status) {
+    // Left while the entry was on its way: take it out again (the registry applies one
+    // connection's updates in order).
+    if (!session->IsSubscribed(channel)) RemovePresence(*session, channel);
+  });
+}
+
+void Node::RemovePresence(const Session& session, const std::string& channel) {
+  presence_->Remove(channel, session.id(), [](absl::Status) {});
 }
 
 void Node::DropJoins(const std::string& channel, const Session* session) {
@@ -247,6 +279,7 @@ bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::strin
   if (removed) {
     DropJoins(channel, session.get());
     broker_->Unsubscribe(channel);
+    if (IsPresenceChannel(channel, limits_)) RemovePresence(*session, channel);
   }
   if (removed || reply_id != 0) {
     v1::ServerFrame reply;

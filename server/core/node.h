@@ -26,6 +26,7 @@
 #include "server/core/limits.h"
 #include "server/core/mutex.h"
 #include "server/core/node_counters.h"
+#include "server/core/presence.h"
 #include "server/core/session.h"
 #include "server/core/tasks.h"
 
@@ -36,15 +37,15 @@ namespace herald::core {
 // the publications the broker hands it (HandlePublication: this node's own and, with a
 // distributed broker, other nodes'). Also owns what lives and dies with its sessions: the event
 // bus and held-back DISCONNECT events, the ack waiters of publish calls made on this node, the
-// task queues of its workers, connection quotas and counters. Borrows the broker and the frame
-// factory, which must outlive it. Every method is thread-safe and performs no network I/O:
-// sending only queues frames on sessions.
+// task queues of its workers, connection quotas and counters. Borrows the broker, the presence
+// registry and the frame factory, which must outlive it. Every method is thread-safe and performs
+// no network I/O: sending only queues frames on sessions.
 class Node : public BrokerEventHandler {
  public:
   using Clock = std::function<absl::Time()>;
   // `auth_required`: sessions are announced (CONNECT) once they have a user (see Announced()).
-  Node(const Limits& limits, std::string name, Broker* broker, const FrameFactory* frames,
-       bool auth_required, Clock clock);
+  Node(const Limits& limits, std::string name, Broker* broker, PresenceRegistry* presence,
+       const FrameFactory* frames, bool auth_required, Clock clock);
 
   const std::string& name() const { return name_; }
   const Limits& limits() const { return limits_; }
@@ -114,6 +115,9 @@ class Node : public BrokerEventHandler {
   }
   Subscribers SubscribersOf(absl::string_view channel) const { return index_.Snapshot(channel); }
   size_t channel_count() const { return index_.channels(); }
+  std::vector<std::pair<std::string, size_t>> ChannelsWithPrefix(absl::string_view prefix) const {
+    return index_.List(prefix);
+  }
   uint64_t subscription_count() const { return index_.subscriptions(); }
 
   // From the broker: registers the publication's ack wait when this node started it, hands the
@@ -160,6 +164,10 @@ class Node : public BrokerEventHandler {
   void StartJoin(const std::string& channel, uint64_t join_id, JoinSpec spec);
   // The broker answered join `join_id` of `channel`.
   void FinishJoin(const std::string& channel, uint64_t join_id, absl::StatusOr<JoinResult> joined);
+  // Presence of a subscriber of a presence channel (Limits::presence_prefixes), kept when its
+  // subscription goes live and ends.
+  void AddPresence(const std::shared_ptr<Session>& session, const std::string& channel);
+  void RemovePresence(const Session& session, const std::string& channel);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
   OutFramePtr PublicationFrame(const Publication& publication) const;
@@ -171,6 +179,7 @@ class Node : public BrokerEventHandler {
   const Limits limits_;
   const std::string name_;
   Broker* const broker_;
+  PresenceRegistry* const presence_;
   const FrameFactory* const frames_;
   const bool auth_required_;
   const Clock clock_;

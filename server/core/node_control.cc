@@ -34,6 +34,7 @@ NodeControl::NodeControl(Node* node) : node_(node) {
   Add("Disconnect", &NodeControl::Disconnect);
   Add("Subscribe", &NodeControl::Subscribe);
   Add("Unsubscribe", &NodeControl::Unsubscribe);
+  Add("Channels", &NodeControl::Channels);
 }
 
 template <typename Req, typename Resp>
@@ -157,6 +158,17 @@ absl::StatusOr<v1::UnsubscribeResponse> NodeControl::Unsubscribe(
   for (const auto& s : *targets) {
     if (node_->Unsubscribe(s, req.channel(), 0)) resp.set_unsubscribed(resp.unsubscribed() + 1);
   }
+  return resp;
+}
+
+absl::StatusOr<v1::ChannelsResponse> NodeControl::Channels(const v1::ChannelsRequest& req) const {
+  v1::ChannelsResponse resp;
+  for (auto& [name, subscribers] : node_->ChannelsWithPrefix(req.prefix())) {
+    v1::ChannelInfo* info = resp.add_channels();
+    info->set_channel(name);
+    info->set_subscribers(static_cast<uint32_t>(subscribers));
+  }
+  resp.set_total(static_cast<uint32_t>(resp.channels_size()));
   return resp;
 }
 

@@ -105,7 +105,7 @@ class Session {
   void CountIn(size_t bytes);
   SessionCounters counters() const;
 
-  // --- Authentication (see Hub: connect/refresh frames and auth deadlines) ---
+  // --- Authentication (see ClientProtocol: connect/refresh frames and auth deadlines) ---
   // The connection's user: meta().user until a token grant names one.
   std::string user() const;
   // The claims of the token the connection authenticated with; nullptr before that (and always
@@ -113,11 +113,11 @@ class Session {
   std::shared_ptr<const auth::Claims> grant() const;
   // Replaces the grant (connect, refresh) and sets user() to its user.
   void SetGrant(std::shared_ptr<const auth::Claims> grant);
-  // Asks the transport to call Hub::CheckAuthDeadline(session) once `deadline` has passed,
-  // replacing any earlier request. Called by the hub only.
+  // Asks the transport to call ClientProtocol::CheckAuthDeadline(session) once `deadline` has
+  // passed, replacing any earlier request. Called by the client protocol only.
   virtual void ScheduleAuthDeadline(absl::Time deadline) = 0;
 
-  // --- Limits (see Hub: hub_limits.cc) ---
+  // --- Limits (see ClientProtocol: client_protocol_limits.cc, and Node::AdmitConnection) ---
   // The frame-rate verdict for one more client frame at `now` (the hub's clock), from this
   // connection's token bucket (created on its first frame with `rate`, `burst`, `max_refusals`).
   FrameRateLimiter::Verdict CheckFrameRate(double rate, double burst, uint32_t max_refusals,

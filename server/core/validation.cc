@@ -110,4 +110,11 @@ bool IsTerminal(herald::v1::OrderStatus status) {
          status == herald::v1::ORDER_STATUS_REJECTED;
 }
 
+bool IsPresenceChannel(absl::string_view channel, const Limits& limits) {
+  for (const std::string& prefix : limits.presence_prefixes) {
+    if (absl::StartsWith(channel, prefix)) return true;
+  }
+  return false;
+}
+
 }  // namespace herald::core

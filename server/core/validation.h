@@ -30,6 +30,8 @@ bool OriginAllowed(absl::string_view origin, const std::vector<std::string>& all
 // The channels an order version is routed to, in this order: orders, store:<store_id>,
 // customer:<customer_id> (when set), order:<id>.
 std::vector<std::string> OrderChannels(const herald::v1::Order& order);
+// Whether `channel` is a presence channel (Limits::presence_prefixes).
+bool IsPresenceChannel(absl::string_view channel, const Limits& limits);
 // Whether `status` ends an order's lifecycle.
 bool IsTerminal(herald::v1::OrderStatus status);
 

@@ -10,12 +10,13 @@
 #include "server/engine/memory_control_bus.h"
 #include "server/engine/memory_idempotency_store.h"
 #include "server/engine/memory_order_store.h"
+#include "server/engine/memory_presence.h"
 
 namespace herald::engine {
 
-// The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore
-// and MemoryControlBus, all in this process, on one injected clock. Owns the three; thread-safe
-// as they are.
+// The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore,
+// MemoryControlBus and MemoryPresence, all in this process, on one injected clock. Owns the three;
+// thread-safe as they are.
 class MemoryEngine : public core::Engine {
  public:
   using Clock = std::function<absl::Time()>;
@@ -29,12 +30,14 @@ class MemoryEngine : public core::Engine {
   core::OrderStore& orders() override { return orders_; }
   core::IdempotencyStore& idempotency() override { return idempotency_; }
   core::ControlBus& control() override { return control_; }
+  core::PresenceRegistry& presence() override { return presence_; }
 
  private:
   MemoryBroker broker_;
   MemoryOrderStore orders_;
   MemoryIdempotencyStore idempotency_;
   MemoryControlBus control_;
+  MemoryPresence presence_;
 };
 
 }  // namespace herald::engine

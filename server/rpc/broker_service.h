@@ -41,13 +41,16 @@ class BrokerService final : public v1::Broker::CallbackService {
   HERALD_UNARY(History, HistoryRequest, HistoryResponse)
   HERALD_UNARY(DispatchTask, DispatchTaskRequest, DispatchTaskResponse)
   HERALD_UNARY(ListQueues, ListQueuesRequest, ListQueuesResponse)
+  HERALD_UNARY(Presence, PresenceRequest, PresenceResponse)
+  HERALD_UNARY(PresenceStats, PresenceStatsRequest, PresenceStatsResponse)
+  HERALD_UNARY(Channels, ChannelsRequest, ChannelsResponse)
 #undef HERALD_UNARY
 
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchEventsRequest* request) override;
-  // Client-streaming publish: each request goes through Hub::Publish / Hub::PublishOrder, in
-  // order; one that waits for an ack holds back the next read until its wait ends (by
-  // completion, not by blocking a thread).
+  // Client-streaming publish: each request goes through ApiExecutor::Publish /
+  // ApiExecutor::PublishOrder, in order; one that waits for an ack holds back the next read until
+  // its wait ends (by completion, not by blocking a thread).
   grpc::ServerReadReactor<v1::PublishStreamRequest>* PublishStream(
       grpc::CallbackServerContext* ctx, v1::PublishStreamSummary* summary) override;
 
@@ -74,7 +77,7 @@ class RpcServer {
   // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.
   absl::StatusOr<int> Start(const std::string& address);
   // The start of a drain: gRPC health answers NOT_SERVING, so load balancers and health-checking
-  // clients move away while calls are refused with UNAVAILABLE (Hub::BeginDrain).
+  // clients move away while calls are refused with UNAVAILABLE (ApiExecutor::BeginDrain).
   void BeginDrain();
   // Stops accepting calls, lets in-flight ones finish until `deadline`, then cancels the rest.
   void Shutdown(absl::Duration deadline);

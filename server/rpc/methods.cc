@@ -52,6 +52,9 @@ std::vector<UnaryMethod> BuildMethods() {
       HERALD_METHOD(History),
       HERALD_METHOD(DispatchTask),
       HERALD_METHOD(ListQueues),
+      HERALD_METHOD(Presence),
+      HERALD_METHOD(PresenceStats),
+      HERALD_METHOD(Channels),
   };
 }
 

@@ -206,7 +206,8 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
   std::shared_ptr<const auth::Claims> grant;
   if (hub_->protocol().auth_required()) {
     // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
-    // one, the client must authenticate with a `connect` frame (Hub enforces the deadline).
+    // one, the client must authenticate with a `connect` frame (ClientProtocol enforces the
+    // deadline).
     const std::string token = QueryParam(con->get_resource(), "token");
     if (!token.empty()) {
       absl::StatusOr<auth::Claims> claims = hub_->protocol().VerifyToken(token);

@@ -66,7 +66,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // Sends a WebSocket ping (Liveness: the peer has been silent). It goes ahead of every queued
   // frame not yet begun, so a long queue does not delay it. On the I/O thread only.
   void Ping();
-  // A websocketpp timer on the connection's strand that calls Hub::CheckAuthDeadline.
+  // A websocketpp timer on the connection's strand that calls ClientProtocol::CheckAuthDeadline.
   void ScheduleAuthDeadline(absl::Time deadline) override;
   // On close: cancels the pending timer and drops what is queued.
   void CancelTimers();

@@ -495,6 +495,61 @@ TEST_P(Conformance, ARepeatWhileTheFirstIsRunningGetsItsResultWithoutWaitingOnAT
   EXPECT_EQ((*repeat)->delivery.queued(), 0u);
 }
 
+// --- PresenceRegistry --------------------------------------------------------------------------
+
+TEST_P(Conformance, PresenceListsClientsByConnectionIdAndCountsDistinctUsers) {
+  core::PresenceRegistry& presence = engine_->presence();
+  auto add = [&](const std::string& channel, const std::string& id, const std::string& user) {
+    v1::ClientInfo c;
+    c.set_connection_id(id);
+    c.set_user(user);
+    c.set_node("n1");
+    struct Ok {};
+    auto st = Await<Ok>([&](auto done) {
+      presence.Add(channel, c, [done = std::move(done)](absl::Status s) mutable {
+        if (s.ok()) return done(Ok{});
+        done(s);
+      });
+    });
+    ASSERT_TRUE(st.ok()) << st.status();
+  };
+  auto get = [&](const std::string& channel) {
+    std::vector<std::string> ids;
+    auto r = Await<std::vector<v1::ClientInfo>>(
+        [&](auto done) { presence.Get(channel, std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      for (const auto& c : *r) ids.push_back(absl::StrCat(c.connection_id(), "/", c.user()));
+    }
+    return ids;
+  };
+  auto count = [&](const std::string& channel) {
+    auto r = Await<core::PresenceRegistry::Counts>(
+        [&](auto done) { presence.Count(channel, std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::make_pair(r->connections, r->users) : std::make_pair(0u, 0u);
+  };
+  add("chat:1", "n1-3", "bob");
+  add("chat:1", "n1-1", "alice");
+  add("chat:1", "n2-2", "alice");  // a second tab
+  add("chat:1", "n1-4", "");       // anonymous
+  add("chat:2", "n1-1", "alice");
+  add("chat:1", "n1-1", "alice");  // again: replaces
+  EXPECT_THAT(get("chat:1"), ElementsAre("n1-1/alice", "n1-3/bob", "n1-4/", "n2-2/alice"));
+  EXPECT_EQ(count("chat:1"), std::make_pair(4u, 2u));
+  struct Ok {};
+  ASSERT_TRUE(Await<Ok>([&](auto done) {
+                presence.Remove("chat:1", "n2-2",
+                                [done = std::move(done)](absl::Status) mutable { done(Ok{}); });
+              }).ok());
+  presence.Remove("chat:1", "never-there", [](absl::Status st) { EXPECT_TRUE(st.ok()); });
+  EXPECT_THAT(get("chat:1"), ElementsAre("n1-1/alice", "n1-3/bob", "n1-4/"));
+  EXPECT_EQ(count("chat:1"), std::make_pair(3u, 2u));
+  EXPECT_THAT(get("chat:2"), ElementsAre("n1-1/alice"));
+  EXPECT_TRUE(get("empty").empty());
+  EXPECT_EQ(count("empty"), std::make_pair(0u, 0u));
+}
+
 // --- ControlBus --------------------------------------------------------------------------------
 
 // Answers a survey with the method and request it got, later when `defer` (on another thread).

@@ -46,7 +46,7 @@ std::string ToJson(const pb::Message& m) {
 void ClearVolatileFields(pb::Message* m) {
   static const auto* volatile_fields = new absl::flat_hash_set<std::string>{
       "uptime_ms",         "connected_at_ms", "remote_address", "epoch",
-      "send_buffer_bytes", "published_at_ms", "deadline_ms"};
+      "send_buffer_bytes", "published_at_ms", "deadline_ms",    "joined_at_ms"};
   const pb::Reflection* r = m->GetReflection();
   std::vector<const pb::FieldDescriptor*> fields;
   r->ListFields(*m, &fields);
@@ -160,7 +160,7 @@ std::string Describe(const std::vector<std::vector<v1::ServerFrame>>& frames) {
 // orders, store:42 and news; parity-00000002 subscribed to news.
 class World {
  public:
-  World() : herald_({"--node", "parity", "--api-key", kApiKey}) {
+  World() : herald_({"--node", "parity", "--api-key", kApiKey, "--presence-prefixes", "news"}) {
     if (!herald_.ok()) return;
     EXPECT_TRUE(clients_[0].Connect(herald_.ws_url()));
     EXPECT_TRUE(clients_[1].Connect(herald_.ws_url()));
@@ -245,6 +245,9 @@ const std::map<std::string, std::string>& ParityRequests() {
       {"History", R"({"channel":"news","limit":10})"},
       {"DispatchTask", R"({"queue":"couriers","data":{"pickup":"store 42"},"ackDeadlineMs":5000})"},
       {"ListQueues", R"({})"},
+      {"Presence", R"({"channel":"news"})"},
+      {"PresenceStats", R"({"channel":"news"})"},
+      {"Channels", R"({"prefix":"n"})"},
   };
   return *requests;
 }

@@ -71,6 +71,9 @@ class TestHub : public core::Hub {
   HERALD_TEST_HUB_METHOD(History, HistoryRequest, HistoryResponse)
   HERALD_TEST_HUB_METHOD(DispatchTask, DispatchTaskRequest, DispatchTaskResponse)
   HERALD_TEST_HUB_METHOD(ListQueues, ListQueuesRequest, ListQueuesResponse)
+  HERALD_TEST_HUB_METHOD(Presence, PresenceRequest, PresenceResponse)
+  HERALD_TEST_HUB_METHOD(PresenceStats, PresenceStatsRequest, PresenceStatsResponse)
+  HERALD_TEST_HUB_METHOD(Channels, ChannelsRequest, ChannelsResponse)
 #undef HERALD_TEST_HUB_METHOD
   absl::StatusOr<std::shared_ptr<core::EventWatcher>> Watch(const v1::WatchEventsRequest& req,
                                                             std::function<void()> on_ready) {

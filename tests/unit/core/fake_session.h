@@ -32,7 +32,7 @@ class FakeSession : public core::Session {
     }
   }
   size_t BufferedBytes() const override { return 7; }
-  // Records the request; tests call Hub::CheckAuthDeadline themselves.
+  // Records the request; tests call ClientProtocol::CheckAuthDeadline (TestHub) themselves.
   void ScheduleAuthDeadline(absl::Time deadline) override {
     core::MutexLock lock(&mu_);
     auth_deadline_ = deadline;

@@ -132,17 +132,17 @@ TEST_F(HubTest, PublishReachesOnlySubscribersOnceWithIncreasingOffsets) {
   EXPECT_TRUE(c->OfKind(Kind::kPub).empty());
 }
 
-// A LoopExecutor that keeps posted work per shard until the test runs it, like I/O threads
+// A LoopExecutor that keeps posted work per loop until the test runs it, like I/O threads
 // that have not got to it yet.
-class QueuedShards : public LoopExecutor {
+class QueuedLoops : public LoopExecutor {
  public:
-  void Post(uint32_t shard, std::function<void()> work) override {
-    queues_[shard].push_back(std::move(work));
+  void Post(uint32_t loop, std::function<void()> work) override {
+    queues_[loop].push_back(std::move(work));
   }
-  size_t pending(uint32_t shard) { return queues_[shard].size(); }
-  void Run(uint32_t shard) {
+  size_t pending(uint32_t loop) { return queues_[loop].size(); }
+  void Run(uint32_t loop) {
     std::vector<std::function<void()>> work;
-    work.swap(queues_[shard]);
+    work.swap(queues_[loop]);
     for (auto& w : work) w();
   }
 
@@ -151,8 +151,8 @@ class QueuedShards : public LoopExecutor {
 };
 
 TEST_F(HubTest, FanOutRunsOnEachSubscribersShardAndSkipsThoseWhoLeft) {
-  QueuedShards shards;
-  hub_.SetLoopExecutor(&shards);
+  QueuedLoops loops;
+  hub_.SetLoopExecutor(&loops);
   std::vector<std::shared_ptr<FakeSession>> subs;
   for (uint32_t i = 0; i < 4; ++i) {
     subs.push_back(std::make_shared<FakeSession>(hub_.NextConnectionId(), "", "10.0.0.1:1", i % 2));
@@ -165,18 +165,18 @@ TEST_F(HubTest, FanOutRunsOnEachSubscribersShardAndSkipsThoseWhoLeft) {
   auto r = hub_.Publish(req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->delivery().queued(), 4u);
-  // One task per shard, nothing sent before the shard's thread runs it.
-  EXPECT_EQ(shards.pending(0), 1u);
-  EXPECT_EQ(shards.pending(1), 1u);
+  // One task per loop, nothing sent before the loop's thread runs it.
+  EXPECT_EQ(loops.pending(0), 1u);
+  EXPECT_EQ(loops.pending(1), 1u);
   for (auto& s : subs) EXPECT_TRUE(s->OfKind(Kind::kPub).empty());
-  shards.Run(0);
+  loops.Run(0);
   EXPECT_EQ(subs[0]->OfKind(Kind::kPub).size(), 1u);
   EXPECT_EQ(subs[2]->OfKind(Kind::kPub).size(), 1u);
   EXPECT_TRUE(subs[1]->OfKind(Kind::kPub).empty());
-  // subs[3] unsubscribes before its shard gets to the publication: no pub after `unsubscribed`.
+  // subs[3] unsubscribes before its loop gets to the publication: no pub after `unsubscribed`.
   Send(subs[3], R"({"id":10,"unsubscribe":{"channel":"news"}})");
   ASSERT_EQ(subs[3]->Last().kind_case(), Kind::kUnsubscribed);
-  shards.Run(1);
+  loops.Run(1);
   EXPECT_EQ(subs[1]->OfKind(Kind::kPub).size(), 1u);
   EXPECT_TRUE(subs[3]->OfKind(Kind::kPub).empty());
   hub_.SetLoopExecutor(nullptr);
@@ -519,6 +519,69 @@ TEST_F(HubTest, AConnectionGoneIsNotCountedAsQueued) {
   *pub.mutable_data() = Json("1");
   EXPECT_EQ(hub_.Publish(pub)->delivery().queued(), 1u);
   EXPECT_EQ(b->OfKind(Kind::kPub).size(), 0u);
+}
+
+TEST_F(HubTest, PresenceFollowsLiveSubscriptionsOfPresenceChannels) {
+  Limits l = MakeLimits();
+  l.presence_prefixes = {"chat:"};
+  engine::MemoryEngine engine(l);
+  TestHub hub(l, "n1", &engine, &frames_);
+  auto connect = [&](const std::string& user) {
+    auto s = std::make_shared<FakeSession>(hub.NextConnectionId(), user);
+    EXPECT_TRUE(hub.Register(s).ok());
+    return s;
+  };
+  auto alice = connect("alice"), alice2 = connect("alice"), bob = connect("bob");
+  for (const auto& s : {alice, alice2, bob}) {
+    hub.OnClientFrame(s, R"({"id":1,"subscribe":{"channel":"chat:1"}})");
+    hub.OnClientFrame(s, R"({"id":2,"subscribe":{"channel":"news"}})");
+  }
+  v1::PresenceRequest req;
+  req.set_channel("chat:1");
+  auto p = hub.Presence(req);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->clients_size(), 3);
+  EXPECT_EQ(p->clients(0).connection_id(), alice->id());
+  EXPECT_EQ(p->clients(0).user(), "alice");
+  EXPECT_EQ(p->clients(0).node(), "n1");
+  v1::PresenceStatsRequest stats;
+  stats.set_channel("chat:1");
+  EXPECT_EQ(hub.PresenceStats(stats)->connections(), 3u);
+  EXPECT_EQ(hub.PresenceStats(stats)->users(), 2u);
+  hub.OnClientFrame(alice2, R"({"id":3,"unsubscribe":{"channel":"chat:1"}})");
+  hub.Unregister(*bob, 1000, "bye");
+  EXPECT_EQ(hub.PresenceStats(stats)->connections(), 1u);
+  EXPECT_EQ(hub.PresenceStats(stats)->users(), 1u);
+  // Not a presence channel: refused, naming the flag.
+  req.set_channel("news");
+  EXPECT_EQ(hub.Presence(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(hub.Presence(req).status().message()), HasSubstr("--presence-prefixes"));
+}
+
+TEST_F(HubTest, ChannelsListsSubscribedChannelsByNameWithCounts) {
+  auto a = Connect(), b = Connect();
+  ClientSubscribe(a, "store:1");
+  ClientSubscribe(b, "store:1");
+  ClientSubscribe(b, "store:2");
+  ClientSubscribe(a, "news");
+  v1::ChannelsRequest req;
+  req.set_prefix("store:");
+  auto r = hub_.Channels(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->channels_size(), 2);
+  EXPECT_EQ(r->channels(0).channel(), "store:1");
+  EXPECT_EQ(r->channels(0).subscribers(), 2u);
+  EXPECT_EQ(r->channels(1).channel(), "store:2");
+  EXPECT_EQ(r->total(), 2u);
+  req.set_prefix("");
+  req.set_limit(1);
+  r = hub_.Channels(req);
+  EXPECT_EQ(r->total(), 3u);
+  ASSERT_EQ(r->channels_size(), 1);
+  EXPECT_EQ(r->channels(0).channel(), "news");
+  hub_.Unregister(*a, 1000, "bye");
+  req.set_limit(0);
+  EXPECT_EQ(hub_.Channels(req)->total(), 2u);
 }
 
 }  // namespace

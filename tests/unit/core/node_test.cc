@@ -37,6 +37,7 @@ class SlowJoinEngine : public Engine, public Broker, public BrokerEventHandler {
   OrderStore& orders() override { return memory_.orders(); }
   IdempotencyStore& idempotency() override { return memory_.idempotency(); }
   ControlBus& control() override { return memory_.control(); }
+  PresenceRegistry& presence() override { return memory_.presence(); }
 
   void SetEventHandler(BrokerEventHandler* h) override {
     node_ = h;
