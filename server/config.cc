@@ -166,6 +166,15 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Directory served at / over HTTP: demo pages and herald.js (empty: none)")
       ->envname("HERALD_STATIC_DIR")
       ->capture_default_str();
+  app.add_option("--tls-cert", c.tls_cert,
+                 "PEM certificate chain: the WebSocket/HTTP port serves wss:// and https:// only, "
+                 "gRPC TLS only (needs --tls-key; reloaded on SIGHUP)")
+      ->envname("HERALD_TLS_CERT");
+  app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")
+      ->envname("HERALD_TLS_KEY");
+  app.add_option("--tls-client-ca", c.tls_client_ca,
+                 "PEM CA certificates: gRPC clients must present a certificate they signed (mTLS)")
+      ->envname("HERALD_TLS_CLIENT_CA");
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
       ->envname("HERALD_ALLOWED_ORIGINS");
@@ -457,6 +466,17 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     }
     c.jwt.rs256_public_key_pem = pem.str();
   }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    std::cerr << "herald: --tls-cert and --tls-key go together (got only "
+              << (c.tls_cert.empty() ? "--tls-key" : "--tls-cert") << ")" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    std::cerr << "herald: --tls-client-ca needs --tls-cert and --tls-key" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
   if (!c.static_dir.empty()) {
     struct stat st;
     const bool is_dir = stat(c.static_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -487,6 +507,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"jwt-rs256-public-key", Quote(rs256_key_file)},  // a file name; the key is public
         {"auth-timeout-ms", Number(l.auth_timeout_ms)},
         {"static-dir", Quote(c.static_dir)},
+        {"tls-cert", Quote(c.tls_cert)},
+        {"tls-key", Quote(c.tls_key)},  // a file name: the key stays in the file
+        {"tls-client-ca", Quote(c.tls_client_ca)},
         {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
         {"threads", Number(c.threads)},
         {"node", Quote(c.node)},
