@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 
 #include <memory>
 #include <utility>
@@ -105,6 +106,20 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t shard, const T
     tls_ = std::make_unique<WssServer>();
     // Each handshake takes the certificate current then (a SIGHUP reload swaps it).
     tls_->set_tls_init_handler([tls](connection_hdl) { return tls->Current(); });
+    // websocketpp makes each connection, SSL object included, before it accepts a socket for
+    // it, so the next connection of every endpoint was made with the context current then and
+    // would present the old certificate after a reload. Just accepted, before its handshake, it
+    // switches to the current one (as an SNI callback would; the SSL holds a reference to it).
+    tls_->set_tcp_pre_init_handler([this, tls](connection_hdl hdl) {
+      websocketpp::lib::error_code ec;
+      WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
+      if (ec) return;
+      SSL* ssl = con->get_socket().native_handle();
+      const std::shared_ptr<asio::ssl::context> current = tls->Current();
+      if (SSL_get_SSL_CTX(ssl) != current->native_handle()) {
+        SSL_set_SSL_CTX(ssl, current->native_handle());
+      }
+    });
     Init(*tls_);
   }
 }
