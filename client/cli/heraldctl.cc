@@ -87,8 +87,7 @@ class Caller {
   Caller(const Globals& g, std::ostream& err)
       : globals_(g),
         err_(err),
-        stub_(v1::Broker::NewStub(
-            grpc::CreateChannel(g.server, g.credentials))) {}
+        stub_(v1::Broker::NewStub(grpc::CreateChannel(g.server, g.credentials))) {}
 
   // Streams WatchEvents to `print` until `count` events, `duration_s` seconds (0: unbounded),
   // or the server ends the stream.
@@ -344,7 +343,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   app.add_flag("--tls", g.tls, "Connect with TLS (a server started with --tls-cert)");
-  app.add_option("--ca", g.ca_file, "PEM CA certificates to verify the server with (implies --tls)");
+  app.add_option("--ca", g.ca_file,
+                 "PEM CA certificates to verify the server with (implies --tls)");
   app.add_option("--cert", g.cert_file, "PEM client certificate, for --tls-client-ca (mTLS)");
   app.add_option("--key", g.key_file, "PEM private key of --cert");
 
