@@ -38,6 +38,7 @@ constexpr absl::string_view kOtherVariables[] = {
     "HERALD_GRPC",
     "HERALD_PROTO_DIR",
     "HERALD_STEP_DELAY_MS",
+    "HERALD_CA",
     // tests (ctest sets them for the herald.js and browser tests, which start herald)
     "HERALD_BIN",
     "HERALD_ARTIFACTS",
