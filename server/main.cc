@@ -76,6 +76,12 @@ int Run(const herald::ServerConfig& config) {
     }
     tls = *std::move(loaded);
   }
+  if (!config.tls_client_ca.empty()) {
+    if (absl::Status st = ws::TlsContext::CheckCaFile(config.tls_client_ca); !st.ok()) {
+      std::fprintf(stderr, "herald: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
+  }
   // One WebSocket listener per I/O thread, all on one port.
   std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
   for (int i = 0; i < threads; ++i) {

@@ -103,6 +103,16 @@ absl::StatusOr<TlsContext::Built> TlsContext::Build() const {
   return Built{std::move(context), DescribeCertificate(cert_file_)};
 }
 
+absl::Status TlsContext::CheckCaFile(const std::string& ca_file) {
+  asio::ssl::context context(asio::ssl::context::tls_server);
+  asio::error_code ec;
+  if (context.load_verify_file(ca_file, ec); ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-client-ca: cannot load '", ca_file, "': ", OpenSslError(ec)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TlsContext::Reload() {
   absl::StatusOr<Built> built = Build();
   if (!built.ok()) return built.status();

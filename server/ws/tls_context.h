@@ -29,6 +29,9 @@ class TlsContext {
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
+  // Checks that `ca_file` holds PEM CA certificates (--tls-client-ca, which gRPC reads itself);
+  // the error names the flag and the file.
+  static absl::Status CheckCaFile(const std::string& ca_file);
   // Reads the files again; on success new handshakes use the new certificate.
   absl::Status Reload();
   std::shared_ptr<asio::ssl::context> Current() const;

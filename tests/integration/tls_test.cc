@@ -236,6 +236,12 @@ TEST_F(TlsTest, BadTlsConfigurationExitsWithOneLine) {
   EXPECT_THAT(mismatch.err, HasSubstr("--tls-key"));
   EXPECT_THAT(mismatch.err, HasSubstr("mismatch"));
   EXPECT_THAT(mismatch.err, Not(HasSubstr("listening")));
+  CommandResult bad_ca =
+      RunCommand({HeraldBinary(), "--ws-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
+                  "--tls-cert", certs_.path("a.pem"), "--tls-key", certs_.path("a.key"),
+                  "--tls-client-ca", certs_.path("a.key")});
+  EXPECT_EQ(bad_ca.exit_code, 2);
+  EXPECT_THAT(bad_ca.err, HasSubstr("--tls-client-ca: cannot load"));
 }
 
 }  // namespace
