@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<TlsContext>> TlsContext::Load(std::string cert_fi
   std::unique_ptr<TlsContext> tls(new TlsContext(std::move(cert_file), std::move(key_file)));
   absl::StatusOr<Built> built = tls->Build();
   if (!built.ok()) return built.status();
-  absl::MutexLock lock(&tls->mu_);
+  core::MutexLock lock(&tls->mu_);
   tls->current_ = *std::move(built);
   return tls;
 }
@@ -118,7 +118,7 @@ absl::Status TlsContext::Reload() {
   if (!built.ok()) return built.status();
   Built old;
   {
-    absl::MutexLock lock(&mu_);
+    core::MutexLock lock(&mu_);
     old = std::exchange(current_, *std::move(built));
   }
   // `old` is released here, outside the lock (connections may still hold its context).
@@ -126,12 +126,12 @@ absl::Status TlsContext::Reload() {
 }
 
 std::shared_ptr<asio::ssl::context> TlsContext::Current() const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return current_.context;
 }
 
 std::string TlsContext::Describe() const {
-  absl::MutexLock lock(&mu_);
+  core::MutexLock lock(&mu_);
   return current_.description;
 }
 

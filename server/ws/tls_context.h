@@ -7,8 +7,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "asio/ssl/context.hpp"
+#include "server/core/mutex.h"
 
 namespace herald::ws {
 
@@ -49,7 +49,7 @@ class TlsContext {
 
   const std::string cert_file_;
   const std::string key_file_;
-  mutable absl::Mutex mu_;
+  mutable core::Mutex mu_;
   Built current_ ABSL_GUARDED_BY(mu_);
 };
 
