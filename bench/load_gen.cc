@@ -25,12 +25,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "bench/common.h"
 #include "herald/v1/broker.grpc.pb.h"
@@ -63,17 +66,19 @@ struct Options {
   std::string label;
   std::string cdf_path;       // write the latency CDF here (value_us fraction per line)
   bool no_subscribe = false;  // herald: count ready at welcome (connect storm)
+  bool tls = false;           // wss://: a full TLS handshake per connection (no resumption)
+  std::string pub_ca;         // gRPC publishers: TLS, verifying the server with these CAs
 };
 
 [[noreturn]] void Usage(const char* msg) {
   std::fprintf(stderr, "herald_load: %s\n", msg);
   std::fprintf(stderr,
-               "usage: herald_load --url ws://HOST:PORT/PATH [--raw] [--subs N] [--channels K]\n"
+               "usage: herald_load --url ws[s]://HOST:PORT/PATH [--raw] [--subs N] [--channels K]\n"
                "  [--threads T] [--src-count S] [--max-inflight M] [--connect-rate R]\n"
                "  [--publish none|grpc|grpc-stream|http|udp --pub-target HOST:PORT]\n"
                "  [--rate MSGS_PER_S] [--duration S] [--payload BYTES] [--drain S] [--hold S]\n"
                "  [--slow-fraction F] [--server-pids P1,P2] [--label L] [--cdf FILE]\n"
-               "  [--no-subscribe]\n");
+               "  [--no-subscribe] [--pub-ca CA_PEM]\n");
   std::exit(2);
 }
 
@@ -87,8 +92,9 @@ Options Parse(int argc, char** argv) {
     };
     if (a == "--url") {
       std::string url = next();
-      if (url.rfind("ws://", 0) != 0) Usage("--url must start with ws://");
-      url = url.substr(5);
+      o.tls = url.rfind("wss://", 0) == 0;
+      if (!o.tls && url.rfind("ws://", 0) != 0) Usage("--url must start with ws:// or wss://");
+      url = url.substr(o.tls ? 6 : 5);
       size_t slash = url.find('/');
       std::string hostport = url.substr(0, slash);
       o.path = slash == std::string::npos ? "/" : url.substr(slash);
@@ -135,6 +141,8 @@ Options Parse(int argc, char** argv) {
       o.label = next();
     } else if (a == "--cdf") {
       o.cdf_path = next();
+    } else if (a == "--pub-ca") {
+      o.pub_ca = next();
     } else if (a == "--no-subscribe") {
       o.no_subscribe = true;
     } else {
@@ -153,13 +161,22 @@ std::string ChannelName(const Options& o, int idx) {
 
 // --- subscribers ------------------------------------------------------------------------------
 
-enum class State : uint8_t { kConnecting, kHandshake, kWelcome, kSubscribing, kReady, kDone };
+enum class State : uint8_t {
+  kConnecting,
+  kTls,  // wss://: TLS handshake in progress
+  kHandshake,
+  kWelcome,
+  kSubscribing,
+  kReady,
+  kDone
+};
 
 constexpr size_t kCarry = 4096;
 constexpr size_t kReadBuf = 256 * 1024;
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;  // wss:// only
   State state = State::kConnecting;
   bool slow = false;
   bool counted = false;  // counted in ready/failed
@@ -188,6 +205,7 @@ struct Shared {
   std::vector<std::string> channel_names;
   std::vector<std::string> subscribe_frames;  // masked client frames, per channel
   std::vector<std::string> handshakes;        // HTTP upgrade requests, per channel
+  SSL_CTX* tls = nullptr;                     // wss://: client context, no verification
 };
 
 struct ThreadResult {
@@ -256,6 +274,12 @@ class Worker {
   void OnText(Conn& c, const char* p, size_t n, uint64_t now);
   void Accept(Conn& c, uint64_t seq);
   void CloseConn(Conn& c);
+  // Writes a small message (upgrade request, subscribe, pong) whole; false on failure.
+  bool Send(Conn& c, const char* data, size_t n);
+  void TlsStep(Conn& c, int idx);
+  void SendUpgrade(Conn& c, int idx);
+  // Reads what the connection has (through TLS on wss://); <0 with errno EAGAIN: nothing now.
+  ssize_t Receive(Conn& c, char* buf, size_t n);
 
   Shared* const sh_;
   const Options& opt_;
@@ -276,7 +300,63 @@ void Worker::Fail(Conn& c) {
   CloseConn(c);
 }
 
+bool Worker::Send(Conn& c, const char* data, size_t n) {
+  if (c.ssl == nullptr) return write(c.fd, data, n) == static_cast<ssize_t>(n);
+  return SSL_write(c.ssl, data, static_cast<int>(n)) == static_cast<int>(n);
+}
+
+ssize_t Worker::Receive(Conn& c, char* buf, size_t n) {
+  if (c.ssl == nullptr) return read(c.fd, buf, n);
+  const int got = SSL_read(c.ssl, buf, static_cast<int>(n));
+  if (got > 0) return got;
+  const int err = SSL_get_error(c.ssl, got);
+  ERR_clear_error();
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return 0;  // closed or failed
+}
+
+void Worker::TlsStep(Conn& c, int idx) {
+  const int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    SendUpgrade(c, idx);
+    return;
+  }
+  const int err = SSL_get_error(c.ssl, rc);
+  ERR_clear_error();
+  epoll_event ev{};
+  ev.data.u32 = static_cast<uint32_t>(idx);
+  if (err == SSL_ERROR_WANT_READ) {
+    ev.events = EPOLLIN;
+  } else if (err == SSL_ERROR_WANT_WRITE) {
+    ev.events = EPOLLOUT;
+  } else {
+    Fail(c);
+    return;
+  }
+  epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void Worker::SendUpgrade(Conn& c, int idx) {
+  const std::string& req = sh_->handshakes[c.chan];
+  if (!Send(c, req.data(), req.size())) {
+    Fail(c);
+    return;
+  }
+  c.state = State::kHandshake;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = static_cast<uint32_t>(idx);
+  epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
 void Worker::CloseConn(Conn& c) {
+  if (c.ssl != nullptr) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) {
     close(c.fd);  // also removes it from the epoll set
     c.fd = -1;
@@ -380,7 +460,7 @@ void Worker::OnText(Conn& c, const char* p, size_t n, uint64_t now) {
       return;
     }
     const std::string& f = sh_->subscribe_frames[c.chan];
-    if (write(c.fd, f.data(), f.size()) != static_cast<ssize_t>(f.size())) {
+    if (!Send(c, f.data(), f.size())) {
       Fail(c);
       return;
     }
@@ -460,7 +540,7 @@ size_t Worker::Process(Conn& c, char* data, size_t len, uint64_t now) {
       pong[1] = static_cast<char>(0x80 | n);
       std::memset(pong + 2, 0, 4);
       std::memcpy(pong + 6, payload, n);
-      (void)!write(c.fd, pong, 6 + n);
+      (void)Send(c, pong, 6 + n);
     }
     pos += hdr + plen;
   }
@@ -477,41 +557,47 @@ void Worker::OnEvent(Conn& c, uint32_t events, uint64_t now) {
       Fail(c);
       return;
     }
-    const std::string& req = sh_->handshakes[c.chan];
-    if (write(c.fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    if (sh_->tls == nullptr) {
+      SendUpgrade(c, idx);
+      return;
+    }
+    c.ssl = SSL_new(sh_->tls);
+    SSL_set_fd(c.ssl, c.fd);
+    SSL_set_connect_state(c.ssl);
+    c.state = State::kTls;
+  }
+  if (c.state == State::kTls) {
+    TlsStep(c, idx);
+    return;
+  }
+  // One read per event on ws:// (epoll reports the rest); on wss:// until OpenSSL wants more
+  // bytes, since a record it has read already is not visible to epoll.
+  for (int reads = 0; reads < 64 && c.fd >= 0; ++reads) {
+    char* buf = buf_.get();
+    std::memcpy(buf, c.carry, c.carry_len);
+    const ssize_t n = Receive(c, buf + c.carry_len, kReadBuf - c.carry_len);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      if (c.state == State::kReady) {
+        ++result_.closed;
+        CloseConn(c);
+      } else {
+        Fail(c);
+      }
+      return;
+    }
+    const size_t total = c.carry_len + static_cast<size_t>(n);
+    const size_t used = Process(c, buf, total, now);
+    const size_t left = total - used;
+    if (c.fd < 0) return;
+    if (left > kCarry) {
       Fail(c);
       return;
     }
-    c.state = State::kHandshake;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u32 = static_cast<uint32_t>(idx);
-    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
-    return;
+    std::memmove(c.carry, buf + used, left);
+    c.carry_len = static_cast<uint16_t>(left);
+    if (c.ssl == nullptr || (c.state == State::kReady && c.slow)) return;
   }
-  char* buf = buf_.get();
-  std::memcpy(buf, c.carry, c.carry_len);
-  const ssize_t n = read(c.fd, buf + c.carry_len, kReadBuf - c.carry_len);
-  if (n <= 0) {
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (c.state == State::kReady) {
-      ++result_.closed;
-      CloseConn(c);
-    } else {
-      Fail(c);
-    }
-    return;
-  }
-  const size_t total = c.carry_len + static_cast<size_t>(n);
-  const size_t used = Process(c, buf, total, now);
-  const size_t left = total - used;
-  if (c.fd < 0) return;
-  if (left > kCarry) {
-    Fail(c);
-    return;
-  }
-  std::memmove(c.carry, buf + used, left);
-  c.carry_len = static_cast<uint16_t>(left);
 }
 
 void Worker::Run() {
@@ -538,10 +624,7 @@ void Worker::Run() {
       if (c.fd >= 0) OnEvent(c, events[i].events, now);
     }
   }
-  for (Conn& c : conns_) {
-    if (c.fd >= 0) close(c.fd);
-    c.fd = -1;
-  }
+  for (Conn& c : conns_) CloseConn(c);
   close(ep_);
 }
 
@@ -559,11 +642,21 @@ std::pair<std::string, int> SplitHostPort(const std::string& hp) {
   return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
 }
 
+// Plaintext, or TLS verified against the PEM CAs in `ca_file` (--pub-ca).
+std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target, const std::string& ca_file) {
+  if (ca_file.empty()) return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  std::ifstream in(ca_file);
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (pem.empty()) Usage("--pub-ca: cannot read the file");
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = pem;
+  return grpc::CreateChannel(target, grpc::SslCredentials(options));
+}
+
 class GrpcPublisher : public Publisher {
  public:
-  explicit GrpcPublisher(const std::string& target)
-      : stub_(
-            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
+  GrpcPublisher(const std::string& target, const std::string& ca_file)
+      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))) {}
   bool Publish(const std::string& channel, const std::string& payload) override {
     req_.set_channel(channel);
     req_.mutable_data()->set_string_value(payload);
@@ -579,9 +672,8 @@ class GrpcPublisher : public Publisher {
 
 class GrpcStreamPublisher : public Publisher {
  public:
-  explicit GrpcStreamPublisher(const std::string& target)
-      : stub_(
-            v1::Broker::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+  GrpcStreamPublisher(const std::string& target, const std::string& ca_file)
+      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))) {
     writer_ = stub_->PublishStream(&ctx_, &summary_);
   }
   bool Publish(const std::string& channel, const std::string& payload) override {
@@ -695,8 +787,10 @@ class UdpPublisher : public Publisher {
 };
 
 std::unique_ptr<Publisher> MakePublisher(const Options& o) {
-  if (o.publish == "grpc") return std::make_unique<GrpcPublisher>(o.pub_target);
-  if (o.publish == "grpc-stream") return std::make_unique<GrpcStreamPublisher>(o.pub_target);
+  if (o.publish == "grpc") return std::make_unique<GrpcPublisher>(o.pub_target, o.pub_ca);
+  if (o.publish == "grpc-stream") {
+    return std::make_unique<GrpcStreamPublisher>(o.pub_target, o.pub_ca);
+  }
   if (o.publish == "http") return std::make_unique<HttpPublisher>(o.pub_target);
   if (o.publish == "udp") return std::make_unique<UdpPublisher>(o.pub_target);
   return nullptr;
@@ -767,7 +861,15 @@ int Main(int argc, char** argv) {
                             "Sec-WebSocket-Version: 13\r\n\r\n");
   }
 
+  if (opt.tls) {
+    // Every connection a full handshake, as new clients make: no session resumption.
+    sh.tls = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(sh.tls, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_session_cache_mode(sh.tls, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(sh.tls, SSL_OP_NO_TICKET);
+  }
   const uint64_t rss_before = ProcRssBytes(opt.server_pids);
+  const double server_cpu_connect0 = ProcCpuSeconds(opt.server_pids);
   const double gen_cpu0 = SelfCpuSeconds();
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < opt.threads; ++t) {
@@ -791,6 +893,7 @@ int Main(int argc, char** argv) {
 
   if (opt.hold_s > 0) usleep(static_cast<useconds_t>(opt.hold_s * 1e6));
   const uint64_t rss_ready = ProcRssBytes(opt.server_pids);
+  const double server_cpu_connect = ProcCpuSeconds(opt.server_pids) - server_cpu_connect0;
 
   const double server_cpu0 = ProcCpuSeconds(opt.server_pids);
   const double gen_cpu1 = SelfCpuSeconds();
@@ -867,6 +970,9 @@ int Main(int argc, char** argv) {
       .Num("connect_s", connect_s)
       .Num("connect_per_s", connect_s > 0 ? ready / connect_s : 0)
       .Raw("handshake_latency", LatencyJson(total.handshake))
+      .Int("tls", opt.tls ? 1 : 0)
+      .Num("server_cpu_connect_s", server_cpu_connect)
+      .Num("server_cpu_us_per_connect", ready > 0 ? server_cpu_connect * 1e6 / ready : 0)
       .Str("publish", opt.publish)
       .Num("rate_target", pub != nullptr ? opt.rate : 0)
       .Int("published", pr.published)

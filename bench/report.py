@@ -7,6 +7,7 @@ Every figure comes from the JSON lines the tools printed in that run; nothing is
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from collections import defaultdict
@@ -201,6 +202,64 @@ def main():
                 md.append(f"| {s} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
                           f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
                           f"{r['server_rss_ready'] / 2**20:.1f} | {r['server_rss_end'] / 2**20:.1f} |")
+        md.append("")
+
+    # --- TLS: Herald with and without, same run --------------------------------------------------
+    def spread(runs, key):
+        """median (min–max) of `key` over the runs."""
+        v = sorted(r[key] for r in runs)
+        med = statistics.median(v)
+        return fmt(med) if len(v) == 1 else f"{fmt(med)} ({fmt(v[0])}–{fmt(v[-1])})"
+
+    tf = defaultdict(list)
+    for r in by.get("tls_fanout", []):
+        tf[(r["target_deliveries"], r["server"])].append(r)
+    ts = defaultdict(list)
+    for r in by.get("tls_storm", []):
+        ts[r["server"]].append(r)
+    if tf or ts:
+        md.append("### What TLS costs (Herald with and without TLS, same run)\n")
+        md.append("Runs alternate plain and TLS; each cell is the median of the runs, with the range "
+                  "in parentheses.\n")
+    if tf:
+        md.append("One channel, 1000 subscribers, fixed offered rate; wss:// with an ECDSA P-256 "
+                  "certificate, TLS 1.3 (AES-256-GCM).\n")
+        md.append("| server | offered deliveries/s | runs | delivered/s | lost | "
+                  "server CPU µs/delivery | p50 µs | p99 µs |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for (target, server), runs in sorted(tf.items()):
+            lat = [dict(p50=r["latency"]["p50_us"], p99=r["latency"]["p99_us"]) for r in runs]
+            md.append(f"| {server} | {fmt(target)} | {len(runs)} | "
+                      f"{spread(runs, 'deliveries_per_s')} | {sum(r['lost'] for r in runs)} | "
+                      f"{spread(runs, 'server_cpu_us_per_delivery')} | "
+                      f"{spread(lat, 'p50')} | {spread(lat, 'p99')} |")
+        md.append("")
+    if ts:
+        md.append("Connect storm, 1000 handshakes in flight (no subscribe; every wss:// connection "
+                  "a full handshake, no session resumption):\n")
+        md.append("| server | connections | runs | handshakes/s | server CPU µs/handshake | "
+                  "handshake p50 ms |")
+        md.append("|---|---|---|---|---|---|")
+        for s in ["herald", "herald-tls"]:
+            if s in ts:
+                runs = ts[s]
+                p50 = [dict(ms=r["handshake_latency"]["p50_us"] / 1000) for r in runs]
+                md.append(f"| {s} | {runs[0]['subs']} | {len(runs)} | "
+                          f"{spread(runs, 'connect_per_s')} | "
+                          f"{spread(runs, 'server_cpu_us_per_connect')} | {spread(p50, 'ms')} |")
+        md.append("")
+
+    ti = {r["server"]: r for r in by.get("tls_idle", [])}
+    if ti:
+        md.append("Idle connections (5000 held; RSS growth per connection):\n")
+        md.append("| server | connections | RSS before | RSS with all open | bytes/connection |")
+        md.append("|---|---|---|---|---|")
+        for s in ["herald", "herald-tls"]:
+            if s in ti:
+                r = ti[s]
+                md.append(f"| {s} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
+                          f"{r['server_rss_ready'] / 2**20:.1f} MiB | "
+                          f"{fmt(r['server_rss_per_conn'])} |")
         md.append("")
 
     with open(os.path.join(out, "report.md"), "w") as f:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark scenarios: Herald against nchan and the ceiling server, in the same run.
 #
-#   bench/run.sh SCENARIO...    fanout latency channels grpc storm idle slow | all
+#   bench/run.sh SCENARIO...    fanout latency channels grpc storm idle slow tls | all
 #   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
 #
 # Environment: SERVERS="herald nchan ceiling" (which to run), OUT=DIR (results; default
@@ -16,15 +16,18 @@ quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 scenarios=("$@")
-[ "${scenarios[0]}" = "all" ] && scenarios=(fanout latency channels grpc storm idle slow)
+[ "${scenarios[0]}" = "all" ] && scenarios=(fanout latency channels grpc storm idle slow tls)
 SERVERS=${SERVERS:-"herald nchan ceiling"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 DURATION=${DURATION:-$([ $quick = 1 ] && echo 3 || echo 5)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-# The full bench needs nginx + nchan (the peer) and gnuplot (plots); CI does not.
-scripts/deps.sh nginx-light libnginx-mod-nchan gnuplot-nox python3
+# The full bench needs nginx + nchan (the peer) and gnuplot (plots); CI does not, nor does the
+# tls scenario alone (Herald against itself).
+if [ "${scenarios[*]}" != tls ]; then
+  scripts/deps.sh nginx-light libnginx-mod-nchan gnuplot-nox python3
+fi
 scripts/build.sh default herald heraldctl herald_load grpc_bench ceiling_server >/dev/null
 
 bin=$root/build/default
@@ -34,9 +37,10 @@ GRPC_BENCH=$bin/bench/grpc_bench
 CEILING=$bin/bench/ceiling_server
 ulimit -n 20000
 
-WS_HERALD=127.0.0.1:18080 GRPC_HERALD=127.0.0.1:18051
-WS_NCHAN=127.0.0.1:18081
-WS_CEILING=127.0.0.1:18082 UDP_CEILING=127.0.0.1:18083
+# Fixed loopback ports; override them (e.g. WS_HERALD=127.0.0.1:28080) when they are taken.
+WS_HERALD=${WS_HERALD:-127.0.0.1:18080} GRPC_HERALD=${GRPC_HERALD:-127.0.0.1:18051}
+WS_NCHAN=${WS_NCHAN:-127.0.0.1:18081}
+WS_CEILING=${WS_CEILING:-127.0.0.1:18082} UDP_CEILING=${UDP_CEILING:-127.0.0.1:18083}
 
 tmp=$(mktemp -d)
 server_pid="" server_pids="" server_name=""
@@ -60,7 +64,8 @@ start_server() {  # name [extra herald args]
   stop_server
   server_name=$name
   case $name in
-    herald)
+    herald | herald-tls)
+      [ "$name" = herald-tls ] && set -- --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key" "$@"
       "$HERALD" --ws-listen $WS_HERALD --grpc-listen $GRPC_HERALD --log-level warn \
         --max-connections 200000 --max-connections-per-ip 0 "$@" >"$tmp/herald.out" 2>"$tmp/herald.err" &
       server_pid=$!
@@ -122,6 +127,7 @@ stop_server() {
 target_args() {
   case $server_name in
     herald) echo "--url ws://$WS_HERALD/ws --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
+    herald-tls) echo "--url wss://$WS_HERALD/ws --pub-target $GRPC_HERALD --pub-ca $tmp/tls.pem --publish ${HERALD_PUBLISH:-grpc}" ;;
     herald-jwt) echo "--url ws://$WS_HERALD/ws?token=$TOKEN --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
     nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http" ;;
     ceiling) echo "--url ws://$WS_CEILING/ws --raw --pub-target $UDP_CEILING --publish udp" ;;
@@ -235,6 +241,45 @@ scenario_storm() {
   run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
     --publish none --connect-timeout 60
   stop_server
+}
+
+# What TLS costs, Herald against itself in the same run: server CPU per delivery at fixed
+# fan-out rates, and handshakes/s with the server CPU per handshake (every wss:// connection a
+# full TLS 1.3 handshake, no resumption; an ECDSA P-256 certificate). Plain and TLS alternate,
+# TLS_REPEAT times (default 3; report.py shows the median and the range), so that a change in
+# the machine's load hits both alike.
+scenario_tls() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$tmp/tls.key" -out "$tmp/tls.pem" 2>/dev/null
+  local subs=1000 rates=(100 400) n=10000 repeat=${TLS_REPEAT:-3}
+  [ $quick = 1 ] && rates=(100) n=3000 repeat=1
+  for _ in $(seq "$repeat"); do
+  for rate in "${rates[@]}"; do
+    for s in herald herald-tls; do
+      HERALD_PUBLISH=grpc-stream start_server "$s"
+      log "tls fanout $s subs=$subs rate=$rate/s"
+      HERALD_PUBLISH=grpc-stream run_load tls_fanout "target_deliveries=$(( subs * rate ))" -- \
+        --subs $subs --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
+      stop_server
+    done
+  done
+  for s in herald herald-tls; do
+    start_server "$s"
+    log "tls storm $s: $n connections"
+    run_load tls_storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
+      --publish none --connect-timeout 60
+    stop_server
+  done
+  done
+  # Memory of an idle connection, as in `idle`: RSS growth over 5000 open connections.
+  for s in herald herald-tls; do
+    start_server "$s"
+    log "tls idle $s: 5000 connections"
+    run_load tls_idle -- --subs 5000 --threads 2 --src-count 4 --max-inflight 500 --hold 2 \
+      --publish none
+    stop_server
+  done
 }
 
 scenario_idle() {

@@ -40,6 +40,7 @@ constexpr absl::string_view kOtherVariables[] = {
     "HERALD_GRPC",
     "HERALD_PROTO_DIR",
     "HERALD_STEP_DELAY_MS",
+    "HERALD_CA",
     // tests (ctest sets them for the herald.js and browser tests, which start herald)
     "HERALD_BIN",
     "HERALD_ARTIFACTS",
@@ -173,6 +174,15 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                          absl::StrJoin(static_searched, ", "))
           ->envname("HERALD_STATIC_DIR")
           ->capture_default_str();
+  app.add_option("--tls-cert", c.tls_cert,
+                 "PEM certificate chain: the WebSocket/HTTP port serves wss:// and https:// only, "
+                 "gRPC TLS only (needs --tls-key; reloaded on SIGHUP)")
+      ->envname("HERALD_TLS_CERT");
+  app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")
+      ->envname("HERALD_TLS_KEY");
+  app.add_option("--tls-client-ca", c.tls_client_ca,
+                 "PEM CA certificates: gRPC clients must present a certificate they signed (mTLS)")
+      ->envname("HERALD_TLS_CLIENT_CA");
   app.add_option("--allowed-origins", origins,
                  "Comma-separated Origins allowed to open WebSockets (empty: any)")
       ->envname("HERALD_ALLOWED_ORIGINS");
@@ -475,6 +485,17 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     }
     c.jwt.rs256_public_key_pem = pem.str();
   }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    std::cerr << "herald: --tls-cert and --tls-key go together (got only "
+              << (c.tls_cert.empty() ? "--tls-key" : "--tls-cert") << ")" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    std::cerr << "herald: --tls-client-ca needs --tls-cert and --tls-key" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
   if (c.static_dir.empty() && static_dir_opt->count() == 0 && !print_config) {
     // Nothing found where an installed or a freshly built herald keeps them: still serve the
     // API, and say where we looked.
@@ -510,6 +531,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"jwt-rs256-public-key", Quote(rs256_key_file)},  // a file name; the key is public
         {"auth-timeout-ms", Number(l.auth_timeout_ms)},
         {"static-dir", Quote(c.static_dir)},
+        {"tls-cert", Quote(c.tls_cert)},
+        {"tls-key", Quote(c.tls_key)},  // a file name: the key stays in the file
+        {"tls-client-ca", Quote(c.tls_client_ca)},
         {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
         {"presence-prefixes", Quote(absl::StrJoin(l.presence_prefixes, ","))},
         {"threads", Number(c.threads)},

@@ -24,6 +24,11 @@ struct ServerConfig {
   // Directory served at `/` over HTTP (demo pages, herald.js); empty = none. ParseServerConfig
   // defaults it to the source tree's client/js.
   std::string static_dir;
+  // TLS (README "TLS"): PEM files; with a certificate and key, the WebSocket/HTTP port and the
+  // gRPC port speak only TLS. A client CA makes gRPC require and verify client certificates.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   core::Limits limits;
 };
 

@@ -29,6 +29,7 @@
 #include "server/rpc/http_api.h"
 #include "server/ws/endpoint.h"
 #include "server/ws/io_threads.h"
+#include "server/ws/tls_context.h"
 #include "server/ws/ws_session.h"
 
 namespace {
@@ -81,11 +82,28 @@ int Run(const herald::ServerConfig& config) {
   hub.node().SetLoopExecutor(&io_threads);
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub.api(), config.api_key);
+  // With --tls-cert, every listener serves this certificate (SIGHUP reloads it).
+  std::unique_ptr<ws::TlsContext> tls;
+  if (!config.tls_cert.empty()) {
+    absl::StatusOr<std::unique_ptr<ws::TlsContext>> loaded =
+        ws::TlsContext::Load(config.tls_cert, config.tls_key);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "herald: %s\n", std::string(loaded.status().message()).c_str());
+      return 2;
+    }
+    tls = *std::move(loaded);
+  }
+  if (!config.tls_client_ca.empty()) {
+    if (absl::Status st = ws::TlsContext::CheckCaFile(config.tls_client_ca); !st.ok()) {
+      std::fprintf(stderr, "herald: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
+  }
   // One WebSocket listener per I/O thread, all on one port.
   std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
   for (int i = 0; i < threads; ++i) {
-    auto& endpoint = *endpoints.emplace_back(
-        std::make_unique<ws::Endpoint>(&hub, &io_threads.context(i), static_cast<uint32_t>(i)));
+    auto& endpoint = *endpoints.emplace_back(std::make_unique<ws::Endpoint>(
+        &hub, &io_threads.context(i), static_cast<uint32_t>(i), tls.get()));
     if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
@@ -111,7 +129,8 @@ int Run(const herald::ServerConfig& config) {
   }
   const ws::Endpoint& endpoint = *endpoints[0];
   rpc::RpcServer rpc_server(&hub.api(), config.api_key);
-  absl::StatusOr<int> grpc_port = rpc_server.Start(config.grpc_listen);
+  absl::StatusOr<int> grpc_port =
+      rpc_server.Start(config.grpc_listen, {config.tls_cert, config.tls_key, config.tls_client_ca});
   if (!grpc_port.ok()) {
     std::fprintf(stderr, "herald: --grpc-listen: %s\n",
                  std::string(grpc_port.status().message()).c_str());
@@ -122,11 +141,16 @@ int Run(const herald::ServerConfig& config) {
   std::printf("grpc listening on %s:%d\n", grpc_host.c_str(), *grpc_port);
   std::fflush(stdout);
 
+  const char* secure = tls != nullptr ? "s" : "";
   spdlog::info(
-      "herald node {} started: {} I/O threads, WebSocket ws://{}/ws, HTTP API http://{}{}, "
-      "gRPC {}:{}",
-      node, threads, endpoint.local_address(), endpoint.local_address(),
-      std::string(rpc::HttpApi::kPathPrefix), grpc_host, *grpc_port);
+      "herald node {} started: {} I/O threads, WebSocket ws{}://{}/ws, HTTP API http{}://{}{}, "
+      "gRPC {}:{}{}",
+      node, threads, secure, endpoint.local_address(), secure, endpoint.local_address(),
+      std::string(rpc::HttpApi::kPathPrefix), grpc_host, *grpc_port,
+      tls == nullptr                 ? ""
+      : config.tls_client_ca.empty() ? " (TLS)"
+                                     : " (TLS, client certificates required)");
+  if (tls != nullptr) spdlog::info("TLS certificate: {}", tls->Describe());
   if (config.api_key.empty()) {
     spdlog::warn(
         "no API key configured: anyone who can reach the gRPC port or /api/v1/ controls Herald "
@@ -141,7 +165,7 @@ int Run(const herald::ServerConfig& config) {
                  verifier->accepts_rs256() ? "RS256" : "");
   }
   if (!config.static_dir.empty()) {
-    spdlog::info("serving {} at http://{}/", config.static_dir, endpoint.local_address());
+    spdlog::info("serving {} at http{}://{}/", config.static_dir, secure, endpoint.local_address());
   }
   if (config.limits.allowed_origins.empty()) {
     spdlog::warn(
@@ -158,6 +182,24 @@ int Run(const herald::ServerConfig& config) {
     spdlog::info("signal {}: draining", signo);
     drain.Notify();
   });
+  // SIGHUP: new handshakes get the certificate now in the files; open connections keep theirs.
+  // Reading two small files on I/O thread 0 takes well under a millisecond.
+  asio::signal_set reload_signal(io, SIGHUP);
+  std::function<void()> await_reload = [&] {
+    reload_signal.async_wait([&](const asio::error_code& ec, int) {
+      if (ec) return;
+      if (tls == nullptr) {
+        spdlog::info("SIGHUP: no --tls-cert, nothing to reload");
+      } else if (absl::Status st = tls->Reload(); !st.ok()) {
+        spdlog::error("SIGHUP: TLS certificate not reloaded, keeping the old one: {}",
+                      std::string(st.message()));
+      } else {
+        spdlog::info("SIGHUP: TLS certificate reloaded: {}", tls->Describe());
+      }
+      await_reload();
+    });
+  };
+  await_reload();
   // Drives time-based work: task ack deadlines and TTLs, held-back disconnect events, expiry of
   // history, idempotency keys and terminal orders.
   asio::steady_timer ticker(io);
@@ -181,9 +223,10 @@ int Run(const herald::ServerConfig& config) {
   for (int i = 0; i < threads; ++i) {
     asio::post(io_threads.context(i), [&endpoints, i] { endpoints[i]->StopListening(); });
   }
-  asio::post(io, [&ticker, &signals] {
+  asio::post(io, [&ticker, &signals, &reload_signal] {
     ticker.cancel();
     signals.cancel();
+    reload_signal.cancel();
   });
   // Control calls are refused with UNAVAILABLE from here on (backends retry that, elsewhere);
   // gRPC itself keeps serving until the clients have left, so no call arriving now is cut off

@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
@@ -48,7 +49,35 @@ struct Globals {
   std::string server = kDefaultServer;
   std::string api_key;
   double timeout_s = 5;
+  // TLS to the gRPC port: --tls, or implied by --ca/--cert/--key.
+  bool tls = false;
+  std::string ca_file, cert_file, key_file;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
 };
+
+// Builds g->credentials from the TLS flags; false (with a message in `error`) when a file
+// cannot be read.
+bool LoadCredentials(Globals* g, std::string* error) {
+  if (!g->tls && g->ca_file.empty() && g->cert_file.empty() && g->key_file.empty()) return true;
+  if (g->cert_file.empty() != g->key_file.empty()) {
+    *error = "--cert and --key go together";
+    return false;
+  }
+  grpc::SslCredentialsOptions options;  // no --ca: the system's trusted roots
+  for (auto [flag, path, pem] : {std::tuple{"--ca", &g->ca_file, &options.pem_root_certs},
+                                 std::tuple{"--cert", &g->cert_file, &options.pem_cert_chain},
+                                 std::tuple{"--key", &g->key_file, &options.pem_private_key}}) {
+    std::ifstream in(*path);
+    std::stringstream text;
+    if (!path->empty() && (!in || !(text << in.rdbuf()))) {
+      *error = absl::StrCat(flag, ": cannot read '", *path, "'");
+      return false;
+    }
+    *pem = text.str();
+  }
+  g->credentials = grpc::SslCredentials(options);
+  return true;
+}
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -71,8 +100,7 @@ class Caller {
   Caller(const Globals& g, std::ostream& err)
       : globals_(g),
         err_(err),
-        stub_(v1::Broker::NewStub(
-            grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials()))) {}
+        stub_(v1::Broker::NewStub(grpc::CreateChannel(g.server, g.credentials))) {}
 
   // Streams WatchEvents to `print` until `count` events, `duration_s` seconds (0: unbounded),
   // or the server ends the stream.
@@ -353,6 +381,11 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   app.add_option("--timeout", g.timeout_s, "Seconds to wait for an answer")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
+  app.add_flag("--tls", g.tls, "Connect with TLS (a server started with --tls-cert)");
+  app.add_option("--ca", g.ca_file,
+                 "PEM CA certificates to verify the server with (implies --tls)");
+  app.add_option("--cert", g.cert_file, "PEM client certificate, for --tls-client-ca (mTLS)");
+  app.add_option("--key", g.key_file, "PEM private key of --cert");
 
   // conns
   struct {
@@ -555,6 +588,10 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     return kExitOk;
   }
 
+  if (std::string error; !LoadCredentials(&g, &error)) {
+    err << "heraldctl: " << error << "\n";
+    return kExitUsage;
+  }
   Caller caller(g, err);
 
   if (dispatch_cmd->parsed()) {

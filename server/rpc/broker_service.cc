@@ -6,6 +6,9 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -328,14 +331,33 @@ RpcServer::~RpcServer() {
   if (server_ != nullptr) Shutdown(absl::ZeroDuration());
 }
 
-absl::StatusOr<int> RpcServer::Start(const std::string& address) {
+absl::StatusOr<int> RpcServer::Start(const std::string& address, const RpcTls& tls) {
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!tls.cert_file.empty()) {
+    using grpc::experimental::FileWatcherCertificateProvider;
+    // gRPC's defaults are modern: TLS 1.2 and 1.3, ECDHE with AEAD ciphers.
+    auto provider = tls.client_ca_file.empty()
+                        ? std::make_shared<FileWatcherCertificateProvider>(
+                              tls.key_file, tls.cert_file, kTlsRefreshSeconds)
+                        : std::make_shared<FileWatcherCertificateProvider>(
+                              tls.key_file, tls.cert_file, tls.client_ca_file, kTlsRefreshSeconds);
+    grpc::experimental::TlsServerCredentialsOptions options(provider);
+    options.watch_identity_key_cert_pairs();
+    if (tls.client_ca_file.empty()) {
+      options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    } else {
+      options.watch_root_certs();
+      options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    credentials = grpc::experimental::TlsServerCredentials(options);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   // gRPC sets SO_REUSEPORT by default, which would let a second herald share a busy port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, credentials, &port);
   builder.RegisterService(&service_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {

@@ -67,6 +67,14 @@ class BrokerService final : public v1::Broker::CallbackService {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// TLS for the gRPC port: PEM file names (cert_file empty: plaintext). With client_ca_file,
+// clients must present a certificate signed by one of its CAs (mTLS).
+struct RpcTls {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+};
+
 // The gRPC server: Broker, grpc.health.v1.Health and server reflection on one port. Start() and
 // Shutdown() are called from the control thread.
 class RpcServer {
@@ -75,7 +83,11 @@ class RpcServer {
   ~RpcServer();
 
   // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.
-  absl::StatusOr<int> Start(const std::string& address);
+  // With `tls.cert_file`, the port speaks TLS only; gRPC re-reads the files every
+  // kTlsRefreshSeconds (its FileWatcherCertificateProvider), so a renewed certificate is picked
+  // up without a restart, and a broken file is logged by gRPC while the old identity stays.
+  absl::StatusOr<int> Start(const std::string& address, const RpcTls& tls = {});
+  static constexpr unsigned int kTlsRefreshSeconds = 5;
   // The start of a drain: gRPC health answers NOT_SERVING, so load balancers and health-checking
   // clients move away while calls are refused with UNAVAILABLE (ApiExecutor::BeginDrain).
   void BeginDrain();

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 
 #include <memory>
 #include <utility>
@@ -75,7 +76,8 @@ std::optional<absl::string_view> FramingError(const websocketpp::http::parser::r
 }
 
 // Sends a deferred HTTP response.
-void WriteDeferred(WsServer::connection_type& con, const HttpResponse& reply) {
+template <typename Connection>
+void WriteDeferred(Connection& con, const HttpResponse& reply) {
   // websocketpp has no non-throwing form of these setters; they throw only when the connection
   // has already been torn down (shutdown), and then there is nobody to answer.
   try {
@@ -91,36 +93,64 @@ void WriteDeferred(WsServer::connection_type& con, const HttpResponse& reply) {
 
 }  // namespace
 
-Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop)
+Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop, const TlsContext* tls)
     : hub_(hub),
       loop_(loop),
       io_(io),
       liveness_(io, absl::Milliseconds(hub->limits().ping_interval_ms),
                 absl::Milliseconds(hub->limits().idle_timeout_ms)) {
+  if (tls == nullptr) {
+    plain_ = std::make_unique<WsServer>();
+    Init(*plain_);
+  } else {
+    tls_ = std::make_unique<WssServer>();
+    // Each handshake takes the certificate current then (a SIGHUP reload swaps it).
+    tls_->set_tls_init_handler([tls](connection_hdl) { return tls->Current(); });
+    // websocketpp makes each connection, SSL object included, before it accepts a socket for
+    // it, so the next connection of every endpoint was made with the context current then and
+    // would present the old certificate after a reload. Just accepted, before its handshake, it
+    // switches to the current one (as an SNI callback would; the SSL holds a reference to it).
+    tls_->set_tcp_pre_init_handler([this, tls](connection_hdl hdl) {
+      websocketpp::lib::error_code ec;
+      WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
+      if (ec) return;
+      SSL* ssl = con->get_socket().native_handle();
+      const std::shared_ptr<asio::ssl::context> current = tls->Current();
+      if (SSL_get_SSL_CTX(ssl) != current->native_handle()) {
+        SSL_set_SSL_CTX(ssl, current->native_handle());
+      }
+    });
+    Init(*tls_);
+  }
+}
+
+template <typename Server>
+void Endpoint::Init(Server& server) {
   websocketpp::lib::error_code ec;
-  server_.init_asio(io, ec);  // Only fails when called twice.
-  server_.set_reuse_addr(true);
-  server_.set_tcp_pre_bind_handler([](WsServer::transport_type::acceptor_ptr acceptor) {
+  server.init_asio(io_, ec);  // Only fails when called twice.
+  server.set_reuse_addr(true);
+  server.set_tcp_pre_bind_handler([](typename Server::transport_type::acceptor_ptr acceptor) {
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
     asio::error_code aec;
     acceptor->set_option(ReusePort(true), aec);
     return websocketpp::lib::error_code(aec.value(), aec.category());
   });
-  server_.set_max_message_size(hub_->limits().max_frame_bytes);
-  server_.set_close_handshake_timeout(static_cast<long>(hub_->limits().close_timeout_ms));
+  server.set_max_message_size(hub_->limits().max_frame_bytes);
+  server.set_close_handshake_timeout(static_cast<long>(hub_->limits().close_timeout_ms));
   // websocketpp checks Content-Length against this before reading the body and answers 413
   // itself (its parser gives us no hook to write the body of that reply).
-  server_.set_max_http_body_size(hub_->limits().max_http_body_bytes);
-  server_.set_validate_handler([this](connection_hdl hdl) { return OnValidate(hdl); });
-  server_.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
-  server_.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
+  server.set_max_http_body_size(hub_->limits().max_http_body_bytes);
+  server.set_validate_handler(
+      [this, &server](connection_hdl hdl) { return OnValidate(server, hdl); });
+  server.set_open_handler([this, &server](connection_hdl hdl) { OnOpen(server, hdl); });
+  server.set_http_handler([this, &server](connection_hdl hdl) { OnHttp(server, hdl); });
   // Before open (OnOpen installs the connection's own): drop a grant OnValidate left.
-  server_.set_fail_handler([this](connection_hdl hdl) { TakeAdmission(hdl.lock().get()); });
-  server_.set_tcp_post_init_handler([this](connection_hdl hdl) {
+  server.set_fail_handler([this](connection_hdl hdl) { TakeAdmission(hdl.lock().get()); });
+  server.set_tcp_post_init_handler([this, &server](connection_hdl hdl) {
     websocketpp::lib::error_code ec;
-    WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+    typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
     if (ec) return;
-    asio::ip::tcp::socket& socket = con->get_raw_socket();
+    asio::ip::tcp::socket::lowest_layer_type& socket = con->get_raw_socket();
     asio::error_code aec;
     socket.set_option(asio::ip::tcp::no_delay(true), aec);
     // A peer that vanished without a FIN (a phone off the network) is found by the kernel even
@@ -156,15 +186,16 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
       }
     }
   }
-  server_.listen(host, port, ec);
+  WithServer([&](auto& server) { server.listen(host, port, ec); });
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
   }
-  server_.start_accept(ec);
+  WithServer([&](auto& server) { server.start_accept(ec); });
   if (ec) return absl::UnavailableError(absl::StrCat("cannot accept: ", ec.message()));
   asio::error_code aec;
-  asio::ip::tcp::endpoint local = server_.get_local_endpoint(aec);
+  asio::ip::tcp::endpoint local =
+      WithServer([&](auto& server) { return server.get_local_endpoint(aec); });
   if (aec) return absl::UnavailableError(absl::StrCat("cannot read bound port: ", aec.message()));
   local_port_ = local.port();
   std::string addr = local.address().to_string();
@@ -175,7 +206,7 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
 
 void Endpoint::StopListening() {
   websocketpp::lib::error_code ec;
-  server_.stop_listening(ec);
+  WithServer([&](auto& server) { server.stop_listening(ec); });
 }
 
 Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
@@ -188,9 +219,10 @@ Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
   return admission;
 }
 
-bool Endpoint::OnValidate(connection_hdl hdl) {
+template <typename Server>
+bool Endpoint::OnValidate(Server& server, connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
   if (ec) return false;
   TakeAdmission(con.get());
   if (PathOf(con->get_resource()) != "/ws") {
@@ -237,9 +269,10 @@ bool Endpoint::OnValidate(connection_hdl hdl) {
   return true;
 }
 
-void Endpoint::OnOpen(connection_hdl hdl) {
+template <typename Server>
+void Endpoint::OnOpen(Server& server, connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
   if (ec) return;
   core::ConnectionMeta meta;
   meta.id = hub_->node().NextConnectionId();
@@ -258,17 +291,19 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   // the token's claims into `grant`). Dropping them saves about 0.9 KB per idle connection.
   const_cast<WsConfig::request_type&>(con->get_request()) = WsConfig::request_type();
   const_cast<WsConfig::response_type&>(con->get_response()) = WsConfig::response_type();
-  // The session writes to the socket itself (non-blocking, from this thread).
-  asio::error_code nb_ec;
-  con->get_raw_socket().non_blocking(true, nb_ec);
-  auto session = std::make_shared<WsSession>(std::move(meta), con, hub_, io_);
+  if constexpr (std::is_same_v<Server, WsServer>) {
+    // The session writes to the socket itself (non-blocking, from this thread).
+    asio::error_code nb_ec;
+    con->get_raw_socket().non_blocking(true, nb_ec);
+  }
+  auto session = std::make_shared<WsSession>(std::move(meta), WsConnectionPtr(con), hub_, io_);
   if (grant != nullptr) session->SetGrant(std::move(grant));
   for (core::ConnectionQuota::Slot& slot : admission.slots) session->HoldSlot(std::move(slot));
   // The hub's table owns the session (which holds the connection); the connection's handlers
   // hold only a weak reference, so there is no ownership cycle. They run on this connection's
   // strand, in order.
   std::weak_ptr<WsSession> weak = session;
-  con->set_message_handler([this, weak](connection_hdl, WsServer::message_ptr msg) {
+  con->set_message_handler([this, weak](connection_hdl, WsMessagePtr msg) {
     std::shared_ptr<WsSession> s = weak.lock();
     if (s == nullptr) return;  // already unregistered: closing
     liveness_.Heard(*s);
@@ -291,7 +326,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   con->set_pong_handler([this, weak](connection_hdl, std::string) {
     if (std::shared_ptr<WsSession> s = weak.lock()) liveness_.Heard(*s);
   });
-  con->set_close_handler([this, weak](connection_hdl hdl) {
+  con->set_close_handler([this, weak, &server](connection_hdl hdl) {
     std::shared_ptr<WsSession> s = weak.lock();
     if (s == nullptr) return;
     liveness_.Remove(*s);
@@ -301,7 +336,7 @@ void Endpoint::OnOpen(connection_hdl hdl) {
     if (s->close_code() != 0)
       return hub_->protocol().Unregister(*s, s->close_code(), s->close_reason());
     websocketpp::lib::error_code ec;
-    WsServer::connection_ptr c = server_.get_con_from_hdl(hdl, ec);
+    typename Server::connection_ptr c = server.get_con_from_hdl(hdl, ec);
     if (ec) return hub_->protocol().Unregister(*s);
     // Whoever sent the first close frame decided how the connection ended.
     const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
@@ -329,7 +364,8 @@ void Endpoint::ServeStaticFiles(const std::string& dir) {
   static_files_ = std::make_unique<const StaticFiles>(dir);
 }
 
-bool Endpoint::ServeFile(const WsServer::connection_ptr& con, absl::string_view path) {
+template <typename ConnectionPtr>
+bool Endpoint::ServeFile(const ConnectionPtr& con, absl::string_view path) {
   const std::string& method = con->get_request().get_method();
   if (static_files_ == nullptr || (method != "GET" && method != "HEAD" && method != "OPTIONS")) {
     return false;
@@ -360,9 +396,10 @@ bool Endpoint::ServeFile(const WsServer::connection_ptr& con, absl::string_view 
   return true;
 }
 
-void Endpoint::OnHttp(connection_hdl hdl) {
+template <typename Server>
+void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  WsServer::connection_ptr con = server_.get_con_from_hdl(hdl, ec);
+  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
   if (ec) return;
   absl::string_view path = PathOf(con->get_resource());
   // websocketpp closes the connection after each HTTP response; say so, or keep-alive clients
@@ -396,7 +433,8 @@ void Endpoint::OnHttp(connection_hdl hdl) {
   }
 }
 
-bool Endpoint::CallFallback(const WsServer::connection_ptr& con, absl::string_view path) {
+template <typename ConnectionPtr>
+bool Endpoint::CallFallback(const ConnectionPtr& con, absl::string_view path) {
   if (!http_fallback_) return false;
   const websocketpp::http::parser::request& request = con->get_request();
   HttpRequest req;

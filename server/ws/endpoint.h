@@ -17,6 +17,7 @@
 #include "server/core/hub.h"
 #include "server/ws/liveness.h"
 #include "server/ws/static_files.h"
+#include "server/ws/tls_context.h"
 #include "server/ws/ws_config.h"
 #include "server/ws/ws_session.h"
 
@@ -53,16 +54,19 @@ using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond 
 
 // The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
 // the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
-// HttpFallback) on the same port. Owns the websocketpp
-// server; runs on the caller's io_context (any number of threads may run it). Several endpoints
-// (one per IoThreads context, `loop` = its index) may listen on the same port: the listener sets
-// SO_REUSEPORT and the kernel spreads connections over them; sessions carry the loop. Each
-// endpoint watches its connections for silence (Liveness: pings, then close 4010) and turns on
-// TCP keepalive on every accepted socket. Listen() and StopListening() must be called from one
-// control thread; handlers run on connection strands.
+// HttpFallback) on the same port; with a TlsContext, all of it over TLS only (wss://, https://).
+// Owns the websocketpp server; runs on the caller's io_context (any number of threads may run it).
+// Several endpoints (one per IoThreads context, `loop` = its index) may listen on the same port:
+// the listener sets SO_REUSEPORT and the kernel spreads connections over them; sessions carry the
+// loop. Each endpoint watches its connections for silence (Liveness: pings, then close 4010) and
+// turns on TCP keepalive on every accepted socket. Listen() and StopListening() must be called from
+// one control thread; handlers run on connection strands.
 class Endpoint {
  public:
-  Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop = 0);
+  // With `tls`, the port speaks only TLS (wss://, https://), with tls->Current()'s certificate;
+  // `tls` must outlive the endpoint.
+  Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop = 0,
+           const TlsContext* tls = nullptr);
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
@@ -85,19 +89,33 @@ class Endpoint {
   void ServeStaticFiles(const std::string& dir);
 
  private:
-  bool OnValidate(websocketpp::connection_hdl hdl);
-  void OnOpen(websocketpp::connection_hdl hdl);
-  void OnHttp(websocketpp::connection_hdl hdl);
+  // Everything below is written once for both transports: `Server` is WsServer or WssServer.
+  template <typename Server>
+  void Init(Server& server);
+  template <typename Server>
+  bool OnValidate(Server& server, websocketpp::connection_hdl hdl);
+  template <typename Server>
+  void OnOpen(Server& server, websocketpp::connection_hdl hdl);
+  template <typename Server>
+  void OnHttp(Server& server, websocketpp::connection_hdl hdl);
   // Hands the request to the fallback, deferring the response until it answers; false when the
   // fallback does not serve `path` (nothing was deferred then).
-  bool CallFallback(const WsServer::connection_ptr& con, absl::string_view path);
+  template <typename ConnectionPtr>
+  bool CallFallback(const ConnectionPtr& con, absl::string_view path);
   // Answers a GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one,
   // with `Access-Control-Allow-Origin: *`; false when there is no such file.
-  bool ServeFile(const WsServer::connection_ptr& con, absl::string_view path);
+  template <typename ConnectionPtr>
+  bool ServeFile(const ConnectionPtr& con, absl::string_view path);
+  template <typename Fn>
+  decltype(auto) WithServer(Fn&& fn) {
+    return tls_ != nullptr ? fn(*tls_) : fn(*plain_);
+  }
 
   core::Hub* const hub_;
   const uint32_t loop_;
-  WsServer server_;
+  // Exactly one of the two: the ws:// or the wss:// server.
+  std::unique_ptr<WsServer> plain_;
+  std::unique_ptr<WssServer> tls_;
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
   std::string local_address_;

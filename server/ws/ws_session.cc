@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "asio/post.hpp"
+#include "asio/write.hpp"
 #include "server/core/protocol.h"
 
 namespace herald::ws {
@@ -28,7 +29,7 @@ core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflati
   return frame;
 }
 
-WsSession::WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
+WsSession::WsSession(core::ConnectionMeta meta, WsConnectionPtr connection, core::Hub* hub,
                      asio::io_context* io)
     : core::Session(std::move(meta)),
       connection_(std::move(connection)),
@@ -49,35 +50,34 @@ void WsSession::CloseHere(int code, std::string reason) {
   if (close_pending_ || close_timer_ != nullptr) return;
   // However the peer behaves (reads nothing, never answers the close frame), the connection is
   // gone within close_timeout: then its socket is reset.
-  close_timer_ = connection_->set_timer(
-      close_timeout_ms_, [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
-        if (ec) return;  // cancelled: the connection closed in time
-        if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
-      });
-  const bool open = connection_->get_state() == websocketpp::session::state::open;
+  close_timer_ = SetTimer(close_timeout_ms_,
+                          [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
+                            if (ec) return;  // cancelled: the connection closed in time
+                            if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
+                          });
+  const bool open = State() == websocketpp::session::state::open;
   if (open) {
     // This close decides how the connection ends, even when the peer never answers it.
     close_code_ = code;
     close_reason_ = reason;
   }
-  if (open && out_bytes_ > 0 && !write_failed_) {
+  if (open && (out_bytes_ > 0 || awaiting_writable_) && !write_failed_) {
     // websocketpp writes the close frame itself: only once our bytes are all out.
     close_pending_ = true;
     DropHeld();
     return;
   }
-  websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
-  connection_->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
+  CloseConnection(code, reason);
 }
 
 void WsSession::Abort() {
-  if (connection_->get_state() == websocketpp::session::state::closed) return;
+  if (State() == websocketpp::session::state::closed) return;
   close_pending_ = false;
   DropHeld();
   DropQueued();
   // RST instead of FIN, dropping what the kernel still holds for the peer; the shutdown ends
   // websocketpp's pending read, which closes the connection and runs its close handler.
-  asio::ip::tcp::socket& socket = connection_->get_raw_socket();
+  asio::ip::tcp::socket::lowest_layer_type& socket = RawSocket();
   asio::error_code ec;
   socket.set_option(asio::socket_base::linger(true, 0), ec);
   socket.shutdown(asio::socket_base::shutdown_both, ec);
@@ -91,11 +91,10 @@ void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
       static_cast<long>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))) + 1;
   std::weak_ptr<WsSession> weak = weak_from_this();
   core::Hub* hub = hub_;
-  WsServer::connection_type::timer_ptr timer =
-      connection_->set_timer(ms, [weak, hub](const websocketpp::lib::error_code& ec) {
-        if (ec) return;  // cancelled
-        if (std::shared_ptr<WsSession> s = weak.lock()) hub->protocol().CheckAuthDeadline(s);
-      });
+  WsTimerPtr timer = SetTimer(ms, [weak, hub](const websocketpp::lib::error_code& ec) {
+    if (ec) return;  // cancelled
+    if (std::shared_ptr<WsSession> s = weak.lock()) hub->protocol().CheckAuthDeadline(s);
+  });
   absl::MutexLock lock(&timer_mu_);
   if (auth_timer_ != nullptr) {
     asio::error_code ignored;
@@ -170,8 +169,7 @@ void WsSession::Pong(std::string payload) {
 }
 
 void WsSession::Ping() {
-  if (slow_ || close_pending_ || write_failed_ ||
-      connection_->get_state() != websocketpp::session::state::open) {
+  if (slow_ || close_pending_ || write_failed_ || State() != websocketpp::session::state::open) {
     return;
   }
   // Immutable, so one frame serves every connection of every thread.
@@ -194,8 +192,7 @@ bool WsSession::DoSend(const core::OutFramePtr& frame) {
 }
 
 bool WsSession::SendHere(const core::OutFramePtr& frame) {
-  if (slow_ || close_pending_ || write_failed_ ||
-      connection_->get_state() != websocketpp::session::state::open) {
+  if (slow_ || close_pending_ || write_failed_ || State() != websocketpp::session::state::open) {
     return false;
   }
   const size_t size = static_cast<const WsFrame&>(*frame).wire_size();
@@ -282,16 +279,62 @@ void WsSession::Write() {
     }
     UpdateBuffered();
   }
-  if (close_pending_ && out_bytes_ == 0) {
+  if (close_pending_ && out_bytes_ == 0 && !awaiting_writable_) {
     close_pending_ = false;
-    websocketpp::lib::error_code ec;
-    connection_->close(static_cast<websocketpp::close::status::value>(close_code_), close_reason_,
-                       ec);
+    CloseConnection(close_code_, close_reason_);
   }
 }
 
 void WsSession::WriteSome() {
-  asio::ip::tcp::socket& socket = connection_->get_raw_socket();
+  if (auto* tls = std::get_if<WssServer::connection_ptr>(&connection_)) {
+    WriteSomeTls(**tls);
+  } else {
+    WritePlain(std::get<WsServer::connection_ptr>(connection_)->get_raw_socket());
+  }
+  if (out_head_ == out_.size()) {
+    if (out_.capacity() > 4) {
+      std::vector<core::OutFramePtr>().swap(out_);
+    } else {
+      out_.clear();
+    }
+    out_head_ = 0;
+  }
+  UpdateBuffered();
+}
+
+void WsSession::WriteSomeTls(WssServer::connection_type& connection) {
+  // Whole frames only, so every frame is either still queued (a ping may go before it, a close
+  // may drop it) or in this write; out_offset_ stays 0.
+  while (out_head_ < out_.size()) {
+    const auto& f = static_cast<const WsFrame&>(*out_[out_head_]);
+    if (!tls_out_.empty() && tls_out_.size() + f.wire_size() > kTlsChunkBytes) break;
+    tls_out_.append(f.header().data(), f.header().size());
+    tls_out_.append(f.payload().data(), f.payload().size());
+    out_bytes_ -= f.wire_size();
+    out_[out_head_++].reset();
+  }
+  if (tls_out_.empty()) return;
+  awaiting_writable_ = true;
+  // The handler holds the session (and so the connection and its SSL stream) until the write
+  // ends: the stream and the buffer must outlive it. A reset (Abort) or a dead peer ends it.
+  asio::async_write(connection.get_socket(), asio::buffer(tls_out_),
+                    [self = shared_from_this()](const asio::error_code& ec, size_t) {
+                      self->awaiting_writable_ = false;
+                      if (self->out_head_ == self->out_.size()) {
+                        std::string().swap(self->tls_out_);  // idle again: free the buffer
+                      } else {
+                        self->tls_out_.clear();
+                      }
+                      if (ec) {
+                        self->write_failed_ = true;
+                        self->DropQueued();
+                        return;
+                      }
+                      self->Write();
+                    });
+}
+
+void WsSession::WritePlain(asio::ip::tcp::socket& socket) {
   // One gathered write (header and payload of up to 32 frames) per turn.
   static thread_local std::vector<asio::const_buffer> iov;
   while (out_head_ < out_.size()) {
@@ -349,15 +392,27 @@ void WsSession::WriteSome() {
       out_offset_ = 0;
     }
   }
-  if (out_head_ == out_.size()) {
-    if (out_.capacity() > 4) {
-      std::vector<core::OutFramePtr>().swap(out_);
-    } else {
-      out_.clear();
-    }
-    out_head_ = 0;
-  }
-  UpdateBuffered();
+}
+
+websocketpp::session::state::value WsSession::State() const {
+  return WithConnection([](auto& c) { return c.get_state(); });
+}
+
+void WsSession::CloseConnection(int code, const std::string& reason) {
+  WithConnection([&](auto& c) {
+    websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
+    c.close(static_cast<websocketpp::close::status::value>(code), reason, ec);
+  });
+}
+
+WsTimerPtr WsSession::SetTimer(long ms,
+                               std::function<void(const websocketpp::lib::error_code&)> callback) {
+  return WithConnection([&](auto& c) { return c.set_timer(ms, std::move(callback)); });
+}
+
+asio::ip::tcp::socket::lowest_layer_type& WsSession::RawSocket() const {
+  return WithConnection(
+      [](auto& c) -> asio::ip::tcp::socket::lowest_layer_type& { return c.get_raw_socket(); });
 }
 
 }  // namespace herald::ws

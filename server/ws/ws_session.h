@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,10 +41,16 @@ class WsFrameFactory : public core::FrameFactory {
   core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override;
 };
 
+// A websocketpp connection of either transport: ws:// (plain TCP) or wss:// (TLS).
+using WsConnectionPtr = std::variant<WsServer::connection_ptr, WssServer::connection_ptr>;
+
 // core::Session over one websocketpp connection. websocketpp does the handshake, reads and
 // parses client frames and runs the close handshake; the session writes every server frame
-// itself, straight to the socket from the connection's I/O thread (one gathered write for
-// whatever is queued, no per-frame strand dispatch), and answers pings. Send-side flow control:
+// itself from the connection's I/O thread, without a per-frame strand dispatch, and answers
+// pings. On ws:// it writes straight to the socket (one gathered non-blocking write for whatever
+// is queued); on wss:// it copies up to kTlsChunkBytes of queued frames into one buffer and
+// hands that to one async_write on the SSL stream (one SSL_write, full-size TLS records), with
+// at most one such write in flight. Send-side flow control:
 // below Limits::soft_send_buffer_bytes of unwritten bytes frames are queued for the socket; past
 // it the session holds frames, where a frame with the same conflation key replaces the older one
 // (an order's newer version); past max_send_buffer_bytes (queued plus held) it closes as a slow
@@ -56,8 +63,10 @@ class WsFrameFactory : public core::FrameFactory {
 // it, so each thread's calls keep their order; BufferedBytes reads an atomic.
 class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(core::ConnectionMeta meta, WsServer::connection_ptr connection, core::Hub* hub,
+  WsSession(core::ConnectionMeta meta, WsConnectionPtr connection, core::Hub* hub,
             asio::io_context* io);
+  // Bytes of queued frames one TLS write takes at most (a larger frame goes alone).
+  static constexpr size_t kTlsChunkBytes = 64 * 1024;
 
   void Close(int code, absl::string_view reason) override;
   size_t BufferedBytes() const override;
@@ -91,6 +100,17 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // held frames in as room frees up, and runs a pending close once everything is written.
   void Write();
   void WriteSome();
+  void WriteSomeTls(WssServer::connection_type& connection);
+  void WritePlain(asio::ip::tcp::socket& socket);
+  // The connection, whichever its transport.
+  template <typename Fn>
+  decltype(auto) WithConnection(Fn&& fn) const {
+    return std::visit([&](const auto& c) -> decltype(auto) { return fn(*c); }, connection_);
+  }
+  websocketpp::session::state::value State() const;
+  void CloseConnection(int code, const std::string& reason);
+  WsTimerPtr SetTimer(long ms, std::function<void(const websocketpp::lib::error_code&)> callback);
+  asio::ip::tcp::socket::lowest_layer_type& RawSocket() const;
   // Queues this session's write for the end of the current loop turn: everything queued on it
   // until then (a burst of publications while the thread is behind) goes out in one write.
   void ScheduleWrite();
@@ -105,7 +125,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   void DropQueued();
   void UpdateBuffered() { buffered_.store(out_bytes_ + held_bytes_, std::memory_order_relaxed); }
 
-  const WsServer::connection_ptr connection_;
+  const WsConnectionPtr connection_;
   core::Hub* const hub_;
   asio::io_context* const io_;
   const size_t soft_limit_;
@@ -118,9 +138,10 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   std::vector<core::OutFramePtr> out_;
   size_t out_head_ = 0;
   size_t out_offset_ = 0;
-  size_t out_bytes_ = 0;            // not yet written
-  bool awaiting_writable_ = false;  // an async_wait for the socket to drain is pending
-  bool write_scheduled_ = false;    // on this thread's list for the end of the loop turn
+  size_t out_bytes_ = 0;  // not yet written
+  // ws://: an async_wait for the socket to drain is pending; wss://: tls_out_ is being written.
+  bool awaiting_writable_ = false;
+  bool write_scheduled_ = false;  // on this thread's list for the end of the loop turn
   bool write_failed_ = false;
   // This connection's entry in its thread's Liveness (which maintains it).
   uint32_t liveness_slot_ = kNotWatched;
@@ -131,7 +152,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   int close_code_ = 0;
   std::string close_reason_;
   // Armed by the first close request: resets the socket if the connection is still open then.
-  WsServer::connection_type::timer_ptr close_timer_;
+  WsTimerPtr close_timer_;
   // Frames held past the soft limit (vector, not deque: an empty std::deque allocates ~600
   // bytes on every idle connection). held_[0] has sequence number held_base_; frames before
   // held_head_ have moved to out_.
@@ -140,9 +161,12 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   uint64_t held_base_ = 0;
   absl::flat_hash_map<std::string, uint64_t> held_by_key_;
   size_t held_bytes_ = 0;
+  // wss:// only: the frames of the TLS write in flight, copied (empty and unallocated between
+  // writes, so an idle connection pays nothing for it).
+  std::string tls_out_;
 
   absl::Mutex timer_mu_;
-  WsServer::connection_type::timer_ptr auth_timer_ ABSL_GUARDED_BY(timer_mu_);
+  WsTimerPtr auth_timer_ ABSL_GUARDED_BY(timer_mu_);
 };
 
 }  // namespace herald::ws

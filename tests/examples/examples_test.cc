@@ -1,5 +1,7 @@
 // The client examples (client/examples/{php,python,node}) run against a real herald: what they
 // print, and what WebSocket subscribers receive.
+#include <unistd.h>
+
 #include <future>
 #include <string>
 #include <vector>
@@ -324,6 +326,46 @@ TEST_F(ExamplesTest, NodeWatchesEventsUntilItsCountOrTimeIsUp) {
                   ::testing::StartsWith(absl::StrCat("DISCONNECT ", id, " remote=127.0.0.1:")),
                   ::testing::EndsWith(R"( code=4000 reason="shift over")"))))
       << r.out;
+}
+
+// The backends over TLS: HERALD_CA names the CA to verify a herald started with --tls-cert.
+TEST(ExamplesOverTlsTest, PythonNodeAndPhpReachATlsHerald) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/herald-examples-tls-", getpid());
+  ASSERT_EQ(RunCommand({"/usr/bin/mkdir", "-p", dir}).exit_code, 0);
+  CommandResult cert =
+      RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                  "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout",
+                  dir + "/key.pem", "-out", dir + "/cert.pem"});
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  HeraldProcess herald(
+      {"--api-key", kApiKey, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"});
+  ASSERT_TRUE(herald.ok());
+  const std::string ca = "HERALD_CA=" + dir + "/cert.pem";
+  const std::string key = absl::StrCat("HERALD_API_KEY=", kApiKey);
+
+  if (HERALD_PYTHON[0] != '\0') {
+    CommandResult r = RunWithEnv(
+        {std::string("PYTHONPATH=") + HERALD_PYTHON_STUBS, "HERALD_GRPC=" + herald.grpc_address(),
+         key, ca},
+        {HERALD_PYTHON, kSource + "/client/examples/python/publish_orders.py", "--order", "o-1"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("o-1 v1 created   applied"));
+  }
+  if (HERALD_NODE[0] != '\0') {
+    CommandResult r = RunWithEnv(
+        {"HERALD_GRPC=" + herald.grpc_address(), key, ca, "HERALD_PROTO_DIR=" + kSource + "/proto"},
+        {HERALD_NODE, std::string(HERALD_NODE_DIR) + "/connections.js"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("page 1"));
+  }
+  if (HERALD_PHP[0] != '\0') {
+    CommandResult r = RunWithEnv({"HERALD_URL=https://" + herald.ws_address(), key, ca},
+                                 {HERALD_PHP, kSource + "/client/examples/php/publish.php"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr(R"("channel":"news")"));
+  }
+  RunCommand({"/usr/bin/rm", "-rf", dir});
 }
 
 }  // namespace

@@ -6,25 +6,82 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "absl/time/clock.h"
 #include "tests/support/raw_http.h"
 
 namespace herald::testing {
 
 RawWsClient::~RawWsClient() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
   if (fd_ >= 0) close(fd_);
 }
 
 bool RawWsClient::Connect(const std::string& host_port, int receive_buffer_bytes) {
   fd_ = ConnectTcp(host_port, receive_buffer_bytes);
   if (fd_ < 0) return false;
+  return Upgrade(host_port);
+}
+
+bool RawWsClient::ConnectTls(const std::string& host_port, const std::string& ca_file,
+                             int max_version) {
+  fd_ = ConnectTcp(host_port);
+  if (fd_ < 0) return false;
+  ctx_ = SSL_CTX_new(TLS_client_method());
+  if (ctx_ == nullptr || SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr) != 1) {
+    return false;
+  }
+  SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  if (max_version != 0) {
+    SSL_CTX_set_security_level(ctx_, 0);  // let OpenSSL offer old versions at all
+    SSL_CTX_set_min_proto_version(ctx_, 0);
+    SSL_CTX_set_max_proto_version(ctx_, max_version);
+  }
+  ssl_ = SSL_new(ctx_);
+  SSL_set_fd(ssl_, fd_);
+  // The handshake blocks; the test's own timeout bounds it (the server's is 5 s).
+  if (SSL_connect(ssl_) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  return Upgrade(host_port);
+}
+
+std::string RawWsClient::PeerCertificate() const {
+  if (ssl_ == nullptr) return "";
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (cert == nullptr) return "";
+  char subject[256];
+  X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+  std::string out = std::string("subject=") + subject;
+  BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr);
+  char* hex = BN_bn2hex(serial);
+  out += std::string(", serial=") + hex;
+  OPENSSL_free(hex);
+  BN_free(serial);
+  X509_free(cert);
+  return out;
+}
+
+bool RawWsClient::WriteAll(const std::string& bytes) {
+  if (ssl_ != nullptr) {
+    return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) ==
+           static_cast<int>(bytes.size());
+  }
+  return write(fd_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+}
+
+bool RawWsClient::Upgrade(const std::string& host_port) {
   const std::string request =
       "GET /ws HTTP/1.1\r\nHost: " + host_port +
       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-  if (write(fd_, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    return false;
-  }
+  if (!WriteAll(request)) return false;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (buffer_.find("\r\n\r\n") == std::string::npos) {
     if (!Fill(buffer_.size() + 1, deadline)) return false;
@@ -39,11 +96,19 @@ bool RawWsClient::Fill(size_t n, absl::Time deadline) {
   while (buffer_.size() < n) {
     int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
     if (ms <= 0) return false;
+    // OpenSSL may hold decrypted bytes the socket no longer shows.
     pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, ms) <= 0) return false;
+    if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && poll(&p, 1, ms) <= 0) return false;
     char chunk[65536];
-    ssize_t got = read(fd_, chunk, sizeof chunk);
-    if (got <= 0) return false;
+    ssize_t got =
+        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : read(fd_, chunk, sizeof chunk);
+    if (got <= 0) {
+      // A TLS record split over two reads: SSL_read wants more bytes, poll again.
+      if (ssl_ != nullptr && SSL_get_error(ssl_, static_cast<int>(got)) == SSL_ERROR_WANT_READ) {
+        continue;
+      }
+      return false;
+    }
     buffer_.append(chunk, got);
   }
   return true;
@@ -92,7 +157,7 @@ bool RawWsClient::SendFrame(int opcode, const std::string& text) {
   }
   frame.append(reinterpret_cast<const char*>(mask), 4);
   for (size_t i = 0; i < text.size(); ++i) frame.push_back(text[i] ^ mask[i % 4]);
-  return write(fd_, frame.data(), frame.size()) == static_cast<ssize_t>(frame.size());
+  return WriteAll(frame);
 }
 
 }  // namespace herald::testing

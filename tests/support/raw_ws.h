@@ -7,17 +7,25 @@
 
 #include "absl/time/time.h"
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 namespace herald::testing {
 
 // A minimal blocking WebSocket client over a plain TCP socket, for tests that need control a
 // library client does not give: it reads only when asked, so a test can play a consumer that
-// stops reading. Not thread-safe.
+// stops reading. Speaks wss:// too (ConnectTls: OpenSSL over the same socket). Not thread-safe.
 class RawWsClient {
  public:
   ~RawWsClient();
   // TCP connect + upgrade handshake on /ws; false on failure. A small receive buffer keeps the
   // kernel from absorbing megabytes on the test's behalf.
   bool Connect(const std::string& host_port, int receive_buffer_bytes = 16 * 1024);
+  // The same over TLS, verifying the server's certificate against the PEM CAs in `ca_file`
+  // (`max_version`: the highest TLS version offered, e.g. TLS1_1_VERSION; 0: OpenSSL's).
+  bool ConnectTls(const std::string& host_port, const std::string& ca_file, int max_version = 0);
+  // After ConnectTls: the server certificate's "subject=..., serial=HEX".
+  std::string PeerCertificate() const;
 
   struct Frame {
     int opcode = 0;
@@ -33,7 +41,11 @@ class RawWsClient {
 
  private:
   bool Fill(size_t n, absl::Time deadline);
+  bool Upgrade(const std::string& host_port);
+  bool WriteAll(const std::string& bytes);
   int fd_ = -1;
+  ssl_ctx_st* ctx_ = nullptr;  // TLS only
+  ssl_st* ssl_ = nullptr;
   std::string buffer_;
 };
 

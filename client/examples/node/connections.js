@@ -5,7 +5,8 @@
 //   npm ci && node connections.js [--channel store:42] [--user U] [--page-size 100]
 //
 // Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none),
-// HERALD_PROTO_DIR (default: the repository's proto/ folder).
+// HERALD_PROTO_DIR (default: the repository's proto/ folder), HERALD_CA (PEM CA file: connect
+// with TLS).
 "use strict";
 
 const path = require("node:path");
@@ -31,7 +32,11 @@ const definition = protoLoader.loadSync("herald/v1/broker.proto", {
   defaults: true,
 });
 const { Broker } = grpc.loadPackageDefinition(definition).herald.v1;
-const broker = new Broker(opts.server, grpc.credentials.createInsecure());
+// HERALD_CA: TLS to a herald started with --tls-cert, verified against this PEM file.
+const credentials = process.env.HERALD_CA
+  ? grpc.credentials.createSsl(require("node:fs").readFileSync(process.env.HERALD_CA))
+  : grpc.credentials.createInsecure();
+const broker = new Broker(opts.server, credentials);
 
 const metadata = new grpc.Metadata();
 if (process.env.HERALD_API_KEY) metadata.set("authorization", `Bearer ${process.env.HERALD_API_KEY}`);

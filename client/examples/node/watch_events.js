@@ -7,7 +7,8 @@
 //                                  [--channel store:42] [--user U]
 //
 // Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none),
-// HERALD_PROTO_DIR (default: the repository's proto/ folder).
+// HERALD_PROTO_DIR (default: the repository's proto/ folder), HERALD_CA (PEM CA file: connect
+// with TLS).
 "use strict";
 
 const path = require("node:path");
@@ -42,7 +43,11 @@ const definition = protoLoader.loadSync("herald/v1/broker.proto", {
   oneofs: true, // google.protobuf.Value tells which of its fields is set in `kind`
 });
 const { Broker } = grpc.loadPackageDefinition(definition).herald.v1;
-const broker = new Broker(opts.server, grpc.credentials.createInsecure());
+// HERALD_CA: TLS to a herald started with --tls-cert, verified against this PEM file.
+const credentials = process.env.HERALD_CA
+  ? grpc.credentials.createSsl(require("node:fs").readFileSync(process.env.HERALD_CA))
+  : grpc.credentials.createInsecure();
+const broker = new Broker(opts.server, credentials);
 
 const metadata = new grpc.Metadata();
 if (process.env.HERALD_API_KEY) metadata.set("authorization", `Bearer ${process.env.HERALD_API_KEY}`);

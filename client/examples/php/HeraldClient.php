@@ -24,11 +24,14 @@ final class Client
     /**
      * @param string $baseUrl Herald's HTTP address, e.g. "http://127.0.0.1:8080"
      * @param string $apiKey  Herald's --api-key ("" when none is configured)
+     * @param string $caFile  for an https:// address: PEM CAs to verify Herald with ("" for the
+     *                        system's)
      */
     public function __construct(
         private readonly string $baseUrl,
         private readonly string $apiKey = '',
         private readonly int $timeoutSeconds = 10,
+        private readonly string $caFile = '',
     ) {
     }
 
@@ -48,6 +51,9 @@ final class Client
             CURLOPT_RETURNTRANSFER => true,
             CURLOPT_TIMEOUT => $this->timeoutSeconds,
         ]);
+        if ($this->caFile !== '') {
+            curl_setopt($curl, CURLOPT_CAINFO, $this->caFile);
+        }
         $body = curl_exec($curl);
         $status = curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
         $error = curl_error($curl);

@@ -9,7 +9,8 @@
 //
 //   HERALD_URL=http://127.0.0.1:8080 php order_service.php [ORDER_ID] [STORE_ID] [CUSTOMER_ID]
 //
-// Environment: HERALD_URL (default http://127.0.0.1:8080), HERALD_API_KEY (default none),
+// Environment: HERALD_URL (default http://127.0.0.1:8080; https://… with TLS), HERALD_API_KEY
+// (default none), HERALD_CA (PEM CAs to verify an https:// Herald; default the system's),
 // HERALD_STEP_DELAY_MS (pause between steps for a live demo; default 0).
 
 declare(strict_types=1);
@@ -19,7 +20,8 @@ require __DIR__ . '/HeraldClient.php';
 use Herald\Client;
 use Herald\HeraldException;
 
-$herald = new Client(getenv('HERALD_URL') ?: 'http://127.0.0.1:8080', getenv('HERALD_API_KEY') ?: '');
+$herald = new Client(getenv('HERALD_URL') ?: 'http://127.0.0.1:8080', getenv('HERALD_API_KEY') ?: '',
+                     10, getenv('HERALD_CA') ?: '');
 $orderId = $argv[1] ?? 'o-1001';
 $storeId = $argv[2] ?? '42';
 $customerId = $argv[3] ?? 'c-7';

@@ -9,7 +9,8 @@ not acked within its deadline goes to another worker. With no worker free, it wa
         proto/herald/v1/order.proto proto/herald/v1/broker.proto
     PYTHONPATH=gen python3 client/examples/python/dispatch_tasks.py [--queue couriers] [--tasks 2]
 
-Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none).
+Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none),
+HERALD_CA (PEM CA file: connect with TLS).
 """
 
 import argparse
@@ -35,7 +36,15 @@ def main():
     api_key = os.environ.get("HERALD_API_KEY", "")
     metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
 
-    with grpc.insecure_channel(args.server) as channel:
+    # HERALD_CA: TLS to a herald started with --tls-cert, verified against this PEM file.
+    ca = os.environ.get("HERALD_CA", "")
+    if ca:
+        with open(ca, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.server, credentials)
+    else:
+        channel = grpc.insecure_channel(args.server)
+    with channel:
         broker = broker_pb2_grpc.BrokerStub(channel)
         try:
             for i in range(1, args.tasks + 1):

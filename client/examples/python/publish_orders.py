@@ -9,7 +9,8 @@ key: the retry is a duplicate and not delivered again) and to several (Broadcast
         proto/herald/v1/order.proto proto/herald/v1/broker.proto
     PYTHONPATH=gen python3 client/examples/python/publish_orders.py [--order o-2001] [--store 42]
 
-Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none).
+Environment: HERALD_GRPC (default 127.0.0.1:50051), HERALD_API_KEY (default none),
+HERALD_CA (PEM CA file: connect with TLS).
 """
 
 import argparse
@@ -55,7 +56,15 @@ def main():
     api_key = os.environ.get("HERALD_API_KEY", "")
     metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
 
-    with grpc.insecure_channel(args.server) as channel:
+    # HERALD_CA: TLS to a herald started with --tls-cert, verified against this PEM file.
+    ca = os.environ.get("HERALD_CA", "")
+    if ca:
+        with open(ca, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.server, credentials)
+    else:
+        channel = grpc.insecure_channel(args.server)
+    with channel:
         broker = broker_pb2_grpc.BrokerStub(channel)
         try:
             order = order_pb2.Order(
