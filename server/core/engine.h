@@ -5,13 +5,14 @@
 #include "server/core/control_bus.h"
 #include "server/core/idempotency_store.h"
 #include "server/core/order_store.h"
+#include "server/core/task_store.h"
 
 namespace herald::core {
 
 // The state a node shares with the other nodes of its cluster, behind asynchronous interfaces:
 // the Broker (publications: order, history, fan-out between nodes), the OrderStore (the
-// stale-version guard), the IdempotencyStore and the ControlBus (control calls every node
-// answers). engine::MemoryEngine keeps it all in this
+// stale-version guard), the IdempotencyStore, the TaskStore (task queues and leases) and the
+// ControlBus (control calls every node answers). engine::MemoryEngine keeps it all in this
 // process (one node, the default). The engine must outlive the node using it.
 class Engine {
  public:
@@ -19,6 +20,7 @@ class Engine {
   virtual Broker& broker() = 0;
   virtual OrderStore& orders() = 0;
   virtual IdempotencyStore& idempotency() = 0;
+  virtual TaskStore& tasks() = 0;
   virtual ControlBus& control() = 0;
 };
 

@@ -34,6 +34,7 @@ NodeControl::NodeControl(Node* node) : node_(node) {
   Add("Disconnect", &NodeControl::Disconnect);
   Add("Subscribe", &NodeControl::Subscribe);
   Add("Unsubscribe", &NodeControl::Unsubscribe);
+  Add("ListQueues", &NodeControl::ListQueues);
 }
 
 template <typename Req, typename Resp>
@@ -158,6 +159,10 @@ absl::StatusOr<v1::UnsubscribeResponse> NodeControl::Unsubscribe(
     if (node_->Unsubscribe(s, req.channel(), 0)) resp.set_unsubscribed(resp.unsubscribed() + 1);
   }
   return resp;
+}
+
+absl::StatusOr<v1::ListQueuesResponse> NodeControl::ListQueues(const v1::ListQueuesRequest&) const {
+  return node_->tasks().Workers();
 }
 
 }  // namespace herald::core

@@ -10,12 +10,13 @@
 #include "server/engine/memory_control_bus.h"
 #include "server/engine/memory_idempotency_store.h"
 #include "server/engine/memory_order_store.h"
+#include "server/engine/memory_task_store.h"
 
 namespace herald::engine {
 
-// The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore
-// and MemoryControlBus, all in this process, on one injected clock. Owns the three; thread-safe
-// as they are.
+// The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore,
+// MemoryTaskStore and MemoryControlBus, all in this process, on one injected clock. Owns them;
+// thread-safe as they are.
 class MemoryEngine : public core::Engine {
  public:
   using Clock = std::function<absl::Time()>;
@@ -23,17 +24,20 @@ class MemoryEngine : public core::Engine {
       const core::Limits& limits, Clock clock = [] { return absl::Now(); })
       : broker_(limits, clock),
         orders_(limits, &broker_, clock),
-        idempotency_(limits.idempotency_window, clock) {}
+        idempotency_(limits.idempotency_window, clock),
+        tasks_(limits, clock) {}
 
   MemoryBroker& broker() override { return broker_; }
   core::OrderStore& orders() override { return orders_; }
   core::IdempotencyStore& idempotency() override { return idempotency_; }
+  MemoryTaskStore& tasks() override { return tasks_; }
   core::ControlBus& control() override { return control_; }
 
  private:
   MemoryBroker broker_;
   MemoryOrderStore orders_;
   MemoryIdempotencyStore idempotency_;
+  MemoryTaskStore tasks_;
   MemoryControlBus control_;
 };
 
