@@ -330,6 +330,12 @@ void AddQueued(v1::SendResponse& total, const v1::SendResponse& one) {
   total.set_queued(total.queued() + one.queued());
 }
 
+// Queues with only their worker counts (TaskDispatcher::Workers), concatenated: Describe adds
+// up the counts per queue.
+void AddWorkers(v1::ListQueuesResponse& total, const v1::ListQueuesResponse& one) {
+  for (const v1::QueueInfo& q : one.queues()) *total.add_queues() = q;
+}
+
 absl::Status ValidateTarget(absl::string_view connection_id, absl::string_view user,
                             bool has_target) {
   if (!has_target || (connection_id.empty() && user.empty())) {
@@ -542,12 +548,22 @@ void ApiExecutor::DispatchTask(const v1::DispatchTaskRequest& req,
   if (deadline < absl::Milliseconds(100)) {
     return done(absl::InvalidArgumentError("ack_deadline_ms: at least 100"));
   }
-  done(node_->tasks().Dispatch(req.queue(), std::make_shared<const std::string>(*std::move(json)),
-                               deadline, ttl, Now()));
+  node_->tasks().Dispatch(req.queue(), std::make_shared<const std::string>(*std::move(json)),
+                          deadline, ttl, std::move(done));
 }
 
-void ApiExecutor::ListQueues(const v1::ListQueuesRequest&, Done<v1::ListQueuesResponse> done) {
-  done(node_->tasks().List());
+void ApiExecutor::ListQueues(const v1::ListQueuesRequest& req, Done<v1::ListQueuesResponse> done) {
+  // Workers from every node, queue state from the store.
+  AskEveryNode<v1::ListQueuesRequest, v1::ListQueuesResponse>(
+      "ListQueues", req, Summed<v1::ListQueuesResponse>(&AddWorkers),
+      [this, done = std::move(done)](absl::StatusOr<v1::ListQueuesResponse> workers) mutable {
+        if (!workers.ok()) return done(workers.status());
+        engine_->tasks().List([workers = *std::move(workers), done = std::move(done)](
+                                  absl::StatusOr<std::vector<QueueState>> states) mutable {
+          if (!states.ok()) return done(states.status());
+          done(TaskDispatcher::Describe(workers, *states));
+        });
+      });
 }
 
 absl::Status ApiExecutor::ValidatePresenceChannel(const std::string& channel) const {

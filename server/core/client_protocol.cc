@@ -175,28 +175,31 @@ void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t
 
 void ClientProtocol::OnAck(const std::shared_ptr<Session>& session, uint32_t id,
                            const v1::ClientAck& ack) {
-  const absl::Time now = node_->Now();
   if (!ack.delivery_id().empty()) {
-    if (absl::Status st = node_->tasks().Ack(*session, ack.delivery_id(), now); !st.ok()) {
-      return node_->ReplyError(*session, id, st);
-    }
-  } else {
-    if (ack.channel().empty() || ack.offset() == 0) {
-      return node_->ReplyError(
-          *session, id,
-          absl::InvalidArgumentError(
-              "ack: set delivery_id (a task) or channel and offset (a publication)"));
-    }
-    if (absl::Status st = ValidateChannel("ack.channel", ack.channel(), limits_); !st.ok()) {
-      return node_->ReplyError(*session, id, st);
-    }
-    node_->acks().OnAck(*session, ack.channel(), ack.offset(), now);
-    if (node_->events().has_watchers()) {
-      v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_ACK, *session);
-      e.set_channel(ack.channel());
-      e.set_offset(ack.offset());
-      node_->events().Emit(std::move(e));
-    }
+    // A task: answered once the task store has it.
+    node_->tasks().Ack(*session, ack.delivery_id(), [this, session, id](absl::Status st) {
+      if (!st.ok()) return node_->ReplyError(*session, id, st);
+      ServerFrame reply;
+      reply.mutable_acked();
+      ReplyEmpty(*session, id, std::move(reply));
+    });
+    return;
+  }
+  if (ack.channel().empty() || ack.offset() == 0) {
+    return node_->ReplyError(
+        *session, id,
+        absl::InvalidArgumentError(
+            "ack: set delivery_id (a task) or channel and offset (a publication)"));
+  }
+  if (absl::Status st = ValidateChannel("ack.channel", ack.channel(), limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  node_->acks().OnAck(*session, ack.channel(), ack.offset(), node_->Now());
+  if (node_->events().has_watchers()) {
+    v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_ACK, *session);
+    e.set_channel(ack.channel());
+    e.set_offset(ack.offset());
+    node_->events().Emit(std::move(e));
   }
   ServerFrame reply;
   reply.mutable_acked();
@@ -209,12 +212,12 @@ void ClientProtocol::OnNack(const std::shared_ptr<Session>& session, uint32_t id
     return node_->ReplyError(*session, id,
                              absl::InvalidArgumentError("nack.delivery_id: required"));
   }
-  if (absl::Status st = node_->tasks().Nack(*session, nack.delivery_id(), node_->Now()); !st.ok()) {
-    return node_->ReplyError(*session, id, st);
-  }
-  ServerFrame reply;
-  reply.mutable_acked();
-  ReplyEmpty(*session, id, std::move(reply));
+  node_->tasks().Nack(*session, nack.delivery_id(), [this, session, id](absl::Status st) {
+    if (!st.ok()) return node_->ReplyError(*session, id, st);
+    ServerFrame reply;
+    reply.mutable_acked();
+    ReplyEmpty(*session, id, std::move(reply));
+  });
 }
 
 void ClientProtocol::OnJoinOrLeave(const std::shared_ptr<Session>& session, uint32_t id, bool join,
@@ -229,9 +232,9 @@ void ClientProtocol::OnJoinOrLeave(const std::shared_ptr<Session>& session, uint
   if (join) {
     reply.mutable_joined()->set_queue(queue);
     node_->Reply(*session, reply);
-    node_->tasks().Join(session, queue, node_->Now());
+    node_->tasks().Join(session, queue);
   } else {
-    node_->tasks().Leave(*session, queue, node_->Now());
+    node_->tasks().Leave(*session, queue);
     reply.mutable_left()->set_queue(queue);
     node_->Reply(*session, reply);
   }

@@ -9,8 +9,8 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
     : limits_(std::move(limits)),
       clock_(std::move(clock)),
       engine_(engine),
-      node_(limits_, std::move(node), &engine->broker(), &engine->presence(), frames,
-            verifier != nullptr, clock_),
+      node_(limits_, std::move(node), &engine->broker(), &engine->tasks(), &engine->presence(),
+            frames, verifier != nullptr, clock_),
       control_(&node_),
       protocol_(&node_, verifier),
       api_(&node_, engine) {
@@ -23,6 +23,7 @@ void Hub::Tick() {
   engine_->idempotency().Sweep(now);
   engine_->orders().Sweep(now);
   engine_->broker().Sweep(now);
+  engine_->tasks().Sweep(now);
 }
 
 }  // namespace herald::core

@@ -37,8 +37,8 @@ class Hub {
   ClientProtocol& protocol() { return protocol_; }
   ApiExecutor& api() { return api_; }
 
-  // Periodic work: ack-wait deadlines, task deadlines and TTLs, held-back DISCONNECT events
-  // (the node's), expiry of history, idempotency keys and terminal orders (the engine's). Call
+  // Periodic work: ack-wait deadlines and held-back DISCONNECT events (the node's), expiry of
+  // history, idempotency keys and terminal orders, task deadlines and TTLs (the engine's). Call
   // every few tens of milliseconds: an ack wait ends at most one period after its deadline.
   void Tick();
   // Ends every pending ack wait now (acked=false), and every later one as soon as its publish

@@ -10,8 +10,8 @@
 
 namespace herald::core {
 
-Node::Node(const Limits& limits, std::string name, Broker* broker, PresenceRegistry* presence,
-           const FrameFactory* frames, bool auth_required, Clock clock)
+Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* tasks,
+           PresenceRegistry* presence, const FrameFactory* frames, bool auth_required, Clock clock)
     : limits_(limits),
       name_(std::move(name)),
       broker_(broker),
@@ -20,7 +20,7 @@ Node::Node(const Limits& limits, std::string name, Broker* broker, PresenceRegis
       auth_required_(auth_required),
       clock_(std::move(clock)),
       events_(clock_),
-      tasks_(limits_, frames_, &events_),
+      tasks_(limits_, name_, tasks, frames_, &events_),
       ip_quota_(limits_.max_connections_per_ip),
       user_quota_(limits_.max_connections_per_user) {
   broker_->SetEventHandler(this);
@@ -88,7 +88,7 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     if (IsPresenceChannel(channel, limits_)) RemovePresence(*removed, channel);
   }
   const absl::Time now = clock_();
-  tasks_.RemoveWorker(*removed, now);
+  tasks_.RemoveWorker(*removed);
   if (events_.has_watchers() && Announced(*removed)) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_DISCONNECT, *removed);
     e.set_remote_address(removed->meta().remote_address);
@@ -369,7 +369,6 @@ SessionCounters Node::Traffic() const {
 
 void Node::Tick(absl::Time now) {
   acks_.Expire(now);
-  tasks_.Tick(now);
   std::vector<v1::Event> due;
   {
     core::MutexLock lock(&held_mu_);

@@ -28,6 +28,7 @@
 #include "server/core/node_counters.h"
 #include "server/core/presence.h"
 #include "server/core/session.h"
+#include "server/core/task_store.h"
 #include "server/core/tasks.h"
 
 namespace herald::core {
@@ -37,15 +38,16 @@ namespace herald::core {
 // the publications the broker hands it (HandlePublication: this node's own and, with a
 // distributed broker, other nodes'). Also owns what lives and dies with its sessions: the event
 // bus and held-back DISCONNECT events, the ack waiters of publish calls made on this node, the
-// task queues of its workers, connection quotas and counters. Borrows the broker, the presence
-// registry and the frame factory, which must outlive it. Every method is thread-safe and performs
-// no network I/O: sending only queues frames on sessions.
+// task workers (TaskDispatcher: the queues themselves are the TaskStore's), connection quotas
+// and counters. Borrows the broker, the task store, the presence registry and the frame factory,
+// which must outlive it. Every method is thread-safe and performs no network I/O: sending only
+// queues frames on sessions.
 class Node : public BrokerEventHandler {
  public:
   using Clock = std::function<absl::Time()>;
   // `auth_required`: sessions are announced (CONNECT) once they have a user (see Announced()).
-  Node(const Limits& limits, std::string name, Broker* broker, PresenceRegistry* presence,
-       const FrameFactory* frames, bool auth_required, Clock clock);
+  Node(const Limits& limits, std::string name, Broker* broker, TaskStore* tasks,
+       PresenceRegistry* presence, const FrameFactory* frames, bool auth_required, Clock clock);
 
   const std::string& name() const { return name_; }
   const Limits& limits() const { return limits_; }
@@ -59,8 +61,9 @@ class Node : public BrokerEventHandler {
   std::string NextConnectionId();
   absl::Status Add(std::shared_ptr<Session> session);
   // Removes a closed session from the table, its channels (node subscriptions included) and
-  // task queues, gives back its connection-count slots and emits DISCONNECT (held back for the
-  // grace period when it has a user). Returns false when it was not in the table.
+  // task queues (its leases are given back), gives back its connection-count slots and emits
+  // DISCONNECT (held back for the grace period when it has a user). Returns false when it was not
+  // in the table.
   bool Remove(Session& session, int code, absl::string_view reason);
   std::shared_ptr<Session> Find(absl::string_view connection_id) const {
     return table_.Find(connection_id);
@@ -143,7 +146,7 @@ class Node : public BrokerEventHandler {
   SessionCounters Traffic() const;
   v1::Connection Describe(const Session& session) const;
 
-  // Periodic work: ack-wait deadlines, task deadlines and TTLs, held-back DISCONNECT events.
+  // Periodic work: ack-wait deadlines, held-back DISCONNECT events.
   void Tick(absl::Time now);
 
  private:

@@ -35,6 +35,7 @@ NodeControl::NodeControl(Node* node) : node_(node) {
   Add("Subscribe", &NodeControl::Subscribe);
   Add("Unsubscribe", &NodeControl::Unsubscribe);
   Add("Channels", &NodeControl::Channels);
+  Add("ListQueues", &NodeControl::ListQueues);
 }
 
 template <typename Req, typename Resp>
@@ -170,6 +171,10 @@ absl::StatusOr<v1::ChannelsResponse> NodeControl::Channels(const v1::ChannelsReq
   }
   resp.set_total(static_cast<uint32_t>(resp.channels_size()));
   return resp;
+}
+
+absl::StatusOr<v1::ListQueuesResponse> NodeControl::ListQueues(const v1::ListQueuesRequest&) const {
+  return node_->tasks().Workers();
 }
 
 }  // namespace herald::core

@@ -17,9 +17,10 @@ namespace herald::core {
 // This node's part of the control calls that concern every node, as the ControlBus delivers them
 // (ApiExecutor asks, then merges the nodes' answers): SendToUser, SendToConnection,
 // ListConnections (every match, unpaged), GetConnection, Disconnect, Subscribe, Unsubscribe on
-// the node's own connections, and Channels (its channels with subscribers). A connection target
-// this node does not have answers NOT_FOUND (the caller looks for the node that has it). Requests
-// arrive validated. Borrows the node, which must outlive it; stateless otherwise and thread-safe.
+// the node's own connections, Channels (its channels with subscribers) and ListQueues (this
+// node's task workers per queue). A connection target this node does not have answers NOT_FOUND
+// (the caller looks for the node that has it). Requests arrive validated. Borrows the node, which
+// must outlive it; stateless otherwise and thread-safe.
 class NodeControl : public ControlHandler {
  public:
   explicit NodeControl(Node* node);
@@ -42,6 +43,7 @@ class NodeControl : public ControlHandler {
   absl::StatusOr<v1::UnsubscribeResponse> Unsubscribe(const v1::UnsubscribeRequest& req) const;
   // This node's channels with the prefix and their subscriber counts (unordered, no limit).
   absl::StatusOr<v1::ChannelsResponse> Channels(const v1::ChannelsRequest& req) const;
+  absl::StatusOr<v1::ListQueuesResponse> ListQueues(const v1::ListQueuesRequest& req) const;
 
   // This node's sessions named by a request's connection_id or user.
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,

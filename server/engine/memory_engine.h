@@ -11,11 +11,13 @@
 #include "server/engine/memory_idempotency_store.h"
 #include "server/engine/memory_order_store.h"
 #include "server/engine/memory_presence.h"
+#include "server/engine/memory_task_store.h"
 
 namespace herald::engine {
 
 // The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore,
-// MemoryControlBus and MemoryPresence, all in this process, on one injected clock. Owns the three;
+// MemoryTaskStore, MemoryControlBus and MemoryPresence, all in this process, on one injected
+// clock. Owns them;
 // thread-safe as they are.
 class MemoryEngine : public core::Engine {
  public:
@@ -24,11 +26,13 @@ class MemoryEngine : public core::Engine {
       const core::Limits& limits, Clock clock = [] { return absl::Now(); })
       : broker_(limits, clock),
         orders_(limits, &broker_, clock),
-        idempotency_(limits.idempotency_window, clock) {}
+        idempotency_(limits.idempotency_window, clock),
+        tasks_(limits, clock) {}
 
   MemoryBroker& broker() override { return broker_; }
   core::OrderStore& orders() override { return orders_; }
   core::IdempotencyStore& idempotency() override { return idempotency_; }
+  MemoryTaskStore& tasks() override { return tasks_; }
   core::ControlBus& control() override { return control_; }
   core::PresenceRegistry& presence() override { return presence_; }
 
@@ -36,6 +40,7 @@ class MemoryEngine : public core::Engine {
   MemoryBroker broker_;
   MemoryOrderStore orders_;
   MemoryIdempotencyStore idempotency_;
+  MemoryTaskStore tasks_;
   MemoryControlBus control_;
   MemoryPresence presence_;
 };

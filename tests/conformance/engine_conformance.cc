@@ -1,8 +1,9 @@
-// The engine conformance suite (see engine_conformance.h): Broker, OrderStore, IdempotencyStore
-// and ControlBus behaviour, through the interfaces, with completions awaited as a node would
-// receive them (possibly later, on another thread).
+// The engine conformance suite (see engine_conformance.h): Broker, OrderStore, IdempotencyStore,
+// TaskStore and ControlBus behaviour, through the interfaces, with completions awaited as a node
+// would receive them (possibly later, on another thread).
 #include "tests/conformance/engine_conformance.h"
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -91,11 +93,47 @@ class RecordingHandler : public core::BrokerEventHandler {
   bool out_of_order_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Records what the task store tells the node.
+class RecordingTaskHandler : public core::TaskEventHandler {
+ public:
+  void TasksWaiting(const std::string& queue) override {
+    absl::MutexLock lock(&mu_);
+    waiting_.push_back(queue);
+  }
+  void TaskTimedOut(const core::Lease& lease, core::TaskTimeout why) override {
+    absl::MutexLock lock(&mu_);
+    timed_out_.emplace_back(lease, why);
+  }
+  // Waits (bounded) until `queue` was announced `n` times; how often it was.
+  size_t Waiting(const std::string& queue, size_t n = 0) {
+    absl::MutexLock lock(&mu_);
+    auto count = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return static_cast<size_t>(std::count(waiting_.begin(), waiting_.end(), queue));
+    };
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return count();
+  }
+  // Waits (bounded) until `n` timeouts were reported; returns them all.
+  std::vector<std::pair<core::Lease, core::TaskTimeout>> TimedOut(size_t n = 0) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return timed_out_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return timed_out_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<core::Lease, core::TaskTimeout>> timed_out_ ABSL_GUARDED_BY(mu_);
+};
+
 class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
  protected:
   void SetUp() override {
     engine_ = GetParam().make(MakeLimits(), [this] { return Now(); });
     engine_->broker().SetEventHandler(&handler_);
+    engine_->tasks().SetEventHandler(&task_events_);
   }
 
   static core::Limits MakeLimits() {
@@ -106,6 +144,7 @@ class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
     l.history_by_prefix.push_back({"none:", core::HistoryPolicy{0, absl::Seconds(1)}});
     l.order_retention = absl::Seconds(30);
     l.idempotency_window = absl::Seconds(60);
+    l.max_queue_depth = 100;
     return l;
   }
   absl::Time Now() {
@@ -208,7 +247,58 @@ class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
     return out;
   }
 
+  // --- TaskStore helpers ---
+  std::string Holder(const std::string& connection) {
+    return absl::StrCat(GetParam().node, "/", connection);
+  }
+  core::TaskStore& tasks() { return engine_->tasks(); }
+  absl::StatusOr<core::Enqueued> Enqueue(const std::string& queue, const std::string& data,
+                                         std::string offer_to = "",
+                                         absl::Duration ack_deadline = absl::Seconds(30),
+                                         absl::Duration ttl = absl::Minutes(10)) {
+    core::TaskSpec spec{std::make_shared<const std::string>(data), ack_deadline, ttl};
+    return Await<core::Enqueued>([&](auto done) {
+      tasks().Enqueue(queue, std::move(spec), std::move(offer_to), std::move(done));
+    });
+  }
+  std::vector<core::Lease> Lease(const std::string& queue, std::vector<std::string> holders) {
+    auto r = Await<std::vector<core::Lease>>(
+        [&](auto done) { tasks().Lease(queue, std::move(holders), std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::vector<core::Lease>{};
+  }
+  // Ack (or, with `release`, Release) through the interface; the status it completes with.
+  absl::Status Finish(const core::Lease& lease, const std::string& holder, bool release = false) {
+    struct Ok {};
+    auto r = Await<Ok>([&](auto done) {
+      core::StatusDone status_done = [done = std::move(done)](absl::Status st) mutable {
+        if (st.ok()) return done(Ok{});
+        done(st);
+      };
+      if (release) {
+        tasks().Release(lease.delivery_id, holder, std::move(status_done));
+      } else {
+        tasks().Ack(lease.delivery_id, holder, std::move(status_done));
+      }
+    });
+    return r.status();
+  }
+  std::vector<core::QueueState> Queues() {
+    auto r =
+        Await<std::vector<core::QueueState>>([&](auto done) { tasks().List(std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::vector<core::QueueState>{};
+  }
+  core::QueueState Queue(const std::string& name) {
+    for (core::QueueState& q : Queues()) {
+      if (q.queue == name) return q;
+    }
+    ADD_FAILURE() << "no queue " << name;
+    return {};
+  }
+
   RecordingHandler handler_;
+  RecordingTaskHandler task_events_;
   absl::Mutex clock_mu_;
   absl::Time now_ ABSL_GUARDED_BY(clock_mu_) = absl::FromUnixSeconds(1000000);
   std::unique_ptr<core::Engine> engine_;
@@ -548,6 +638,241 @@ TEST_P(Conformance, PresenceListsClientsByConnectionIdAndCountsDistinctUsers) {
   EXPECT_THAT(get("chat:2"), ElementsAre("n1-1/alice"));
   EXPECT_TRUE(get("empty").empty());
   EXPECT_EQ(count("empty"), std::make_pair(0u, 0u));
+}
+
+// --- TaskStore ---------------------------------------------------------------------------------
+
+TEST_P(Conformance, ATaskWaitsIsLeasedOnceAndAckedByItsHolderOnly) {
+  auto t = Enqueue("q", R"({"pickup":"store 42"})");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_FALSE(t->task_id.empty());
+  EXPECT_FALSE(t->lease.has_value());
+  EXPECT_EQ(t->waiting, 1u);
+  EXPECT_GE(task_events_.Waiting("q", 1), 1u);
+  std::vector<core::Lease> leases = Lease("q", {Holder("c1"), Holder("c1")});
+  ASSERT_EQ(leases.size(), 1u);  // one task waited
+  const core::Lease& l = leases[0];
+  EXPECT_EQ(l.queue, "q");
+  EXPECT_EQ(l.task_id, t->task_id);
+  EXPECT_FALSE(l.delivery_id.empty());
+  EXPECT_EQ(l.attempt, 1u);
+  EXPECT_EQ(l.holder, Holder("c1"));
+  EXPECT_TRUE(l.previous_holder.empty());
+  ASSERT_NE(l.data_json, nullptr);
+  EXPECT_EQ(*l.data_json, R"({"pickup":"store 42"})");
+  EXPECT_EQ(l.ack_deadline, absl::Seconds(30));
+  EXPECT_TRUE(Lease("q", {Holder("c2")}).empty());
+  EXPECT_EQ(Finish(l, Holder("c2")).code(), absl::StatusCode::kNotFound);  // not its lease
+  EXPECT_TRUE(Finish(l, Holder("c1")).ok());
+  EXPECT_EQ(Finish(l, Holder("c1")).code(), absl::StatusCode::kNotFound);  // acked already
+  EXPECT_EQ(Finish(l, Holder("c1"), /*release=*/true).code(), absl::StatusCode::kNotFound);
+  core::QueueState q = Queue("q");
+  EXPECT_EQ(q.dispatched, 1u);
+  EXPECT_EQ(q.acked, 1u);
+  EXPECT_EQ(q.waiting, 0u);
+  EXPECT_TRUE(q.leased.empty());
+}
+
+TEST_P(Conformance, AnOfferedTaskIsLeasedAtOnceOnlyWhenNoneWaitsAndTasksLeaveInOrder) {
+  auto a = Enqueue("q", "1", Holder("c1"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->lease.has_value());
+  EXPECT_EQ(a->lease->holder, Holder("c1"));
+  EXPECT_EQ(a->lease->attempt, 1u);
+  EXPECT_EQ(a->lease->task_id, a->task_id);
+  EXPECT_EQ(a->waiting, 0u);
+  auto b = Enqueue("q", "2");
+  auto c = Enqueue("q", "3", Holder("c1"));  // "2" waits: "3" goes behind it
+  ASSERT_TRUE(b.ok() && c.ok());
+  EXPECT_FALSE(c->lease.has_value());
+  EXPECT_EQ(c->waiting, 2u);
+  std::vector<core::Lease> leases = Lease("q", {Holder("c2"), Holder("c2"), Holder("c2")});
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(*leases[0].data_json, "2");
+  EXPECT_EQ(*leases[1].data_json, "3");
+  EXPECT_NE(leases[0].delivery_id, leases[1].delivery_id);
+  EXPECT_TRUE(Finish(*a->lease, Holder("c1")).ok());
+}
+
+TEST_P(Conformance, AReleasedTaskGoesBackToTheFrontAndPrefersAnotherHolder) {
+  ASSERT_TRUE(Enqueue("q", "a").ok());
+  ASSERT_TRUE(Enqueue("q", "b").ok());
+  std::vector<core::Lease> first = Lease("q", {Holder("c1")});
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(*first[0].data_json, "a");
+  const size_t announced = task_events_.Waiting("q");
+  EXPECT_TRUE(Finish(first[0], Holder("c1"), /*release=*/true).ok());  // a nack
+  EXPECT_GE(task_events_.Waiting("q", announced + 1), announced + 1);
+  EXPECT_EQ(Queue("q").redelivered, 1u);
+  EXPECT_EQ(Queue("q").waiting, 2u);
+  // c1 first in the list, but "a" was just c1's: it goes to c2, and "b" to c1.
+  std::vector<core::Lease> again = Lease("q", {Holder("c1"), Holder("c2")});
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(*again[0].data_json, "a");
+  EXPECT_EQ(again[0].task_id, first[0].task_id);
+  EXPECT_EQ(again[0].attempt, 2u);
+  EXPECT_EQ(again[0].holder, Holder("c2"));
+  EXPECT_EQ(again[0].previous_holder, Holder("c1"));
+  EXPECT_NE(again[0].delivery_id, first[0].delivery_id);
+  EXPECT_EQ(*again[1].data_json, "b");
+  EXPECT_EQ(again[1].holder, Holder("c1"));
+  // The old delivery counts no more; with only its last holder asking, a task still goes to it.
+  EXPECT_EQ(Finish(first[0], Holder("c1")).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Finish(again[0], Holder("c2"), /*release=*/true).ok());
+  std::vector<core::Lease> third = Lease("q", {Holder("c2")});
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].attempt, 3u);
+  EXPECT_EQ(third[0].holder, Holder("c2"));
+}
+
+TEST_P(Conformance, ALeasePastItsDeadlineIsRedeliveredWithTheNextAttempt) {
+  NeedsFakeClock();
+  ASSERT_TRUE(Enqueue("q", "x", "", absl::Seconds(1), absl::Seconds(60)).ok());
+  std::vector<core::Lease> first = Lease("q", {Holder("c1")});
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].deadline, Now() + absl::Seconds(1));
+  Advance(absl::Milliseconds(999));
+  tasks().Sweep(Now());
+  EXPECT_TRUE(task_events_.TimedOut().empty());
+  EXPECT_TRUE(Lease("q", {Holder("c2")}).empty());
+  const size_t announced = task_events_.Waiting("q");
+  Advance(absl::Milliseconds(2));
+  tasks().Sweep(Now());
+  auto timed_out = task_events_.TimedOut(1);
+  ASSERT_EQ(timed_out.size(), 1u);
+  EXPECT_EQ(timed_out[0].second, core::TaskTimeout::kAckDeadline);
+  EXPECT_EQ(timed_out[0].first.delivery_id, first[0].delivery_id);
+  EXPECT_EQ(timed_out[0].first.holder, Holder("c1"));
+  EXPECT_EQ(task_events_.Waiting("q", announced + 1), announced + 1);
+  EXPECT_EQ(Finish(first[0], Holder("c1")).code(), absl::StatusCode::kNotFound);  // too late
+  std::vector<core::Lease> second = Lease("q", {Holder("c1"), Holder("c2")});
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt, 2u);
+  EXPECT_EQ(second[0].holder, Holder("c2"));
+  EXPECT_EQ(Queue("q").redelivered, 1u);
+  EXPECT_TRUE(Finish(second[0], Holder("c2")).ok());
+}
+
+TEST_P(Conformance, TasksExpireAfterTheirTtlWaitingOrLeased) {
+  NeedsFakeClock();
+  auto leased = Enqueue("q", "leased", Holder("c1"), absl::Seconds(30), absl::Milliseconds(500));
+  ASSERT_TRUE(leased.ok() && leased->lease.has_value());
+  // The TTL cuts the delivery's time short.
+  EXPECT_EQ(leased->lease->ack_deadline, absl::Milliseconds(500));
+  ASSERT_TRUE(Enqueue("q", "waiting", "", absl::Seconds(30), absl::Milliseconds(500)).ok());
+  ASSERT_TRUE(Enqueue("q", "later", "", absl::Seconds(30), absl::Seconds(60)).ok());
+  Advance(absl::Milliseconds(501));
+  tasks().Sweep(Now());
+  auto timed_out = task_events_.TimedOut(2);
+  ASSERT_EQ(timed_out.size(), 2u);
+  int with_holder = 0;
+  for (const auto& [lease, why] : timed_out) {
+    EXPECT_EQ(why, core::TaskTimeout::kTtl);
+    if (lease.holder == Holder("c1")) ++with_holder;
+  }
+  EXPECT_EQ(with_holder, 1);
+  EXPECT_EQ(Finish(*leased->lease, Holder("c1")).code(), absl::StatusCode::kNotFound);
+  core::QueueState q = Queue("q");
+  EXPECT_EQ(q.expired, 2u);
+  EXPECT_EQ(q.waiting, 1u);
+  EXPECT_TRUE(q.leased.empty());
+  std::vector<core::Lease> rest = Lease("q", {Holder("c1"), Holder("c1")});
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(*rest[0].data_json, "later");
+}
+
+TEST_P(Conformance, AQueueHoldsAtMostMaxQueueDepthWaitingTasks) {
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(Enqueue("q", absl::StrCat(i)).ok()) << i;
+  auto over = Enqueue("q", "one too many", Holder("c1"));
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Enqueue("other", "x").ok());  // per queue
+  core::QueueState q = Queue("q");
+  EXPECT_EQ(q.waiting, 100u);
+  EXPECT_EQ(q.dispatched, 100u);
+  ASSERT_EQ(Lease("q", {Holder("c1")}).size(), 1u);
+  EXPECT_TRUE(Enqueue("q", "fits again").ok());
+}
+
+TEST_P(Conformance, ConcurrentHoldersNeverLeaseTheSameTask) {
+  constexpr int kProducers = 4, kEach = 25, kConsumers = 4;
+  constexpr size_t kTotal = kProducers * kEach;
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, int> leased_times;  // by task id
+  size_t leased_total = 0;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kEach; ++i) {
+        // Half of them offered to a holder, as a node with a free worker does.
+        std::string offer = i % 2 == 0 ? Holder(absl::StrCat("p", p)) : "";
+        auto t = Enqueue("hot", absl::StrCat(p, "-", i), offer);
+        ASSERT_TRUE(t.ok()) << t.status();
+        if (t->lease.has_value()) {
+          absl::MutexLock lock(&mu);
+          ++leased_times[t->lease->task_id];
+          ++leased_total;
+        }
+      }
+    });
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    threads.emplace_back([&, c] {
+      const absl::Time give_up = absl::Now() + kWait;
+      std::vector<std::string> holders(1 + c % 3, Holder(absl::StrCat("c", c)));
+      while (absl::Now() < give_up) {
+        {
+          absl::MutexLock lock(&mu);
+          if (leased_total >= kTotal) return;
+        }
+        std::vector<core::Lease> leases = Lease("hot", holders);
+        absl::MutexLock lock(&mu);
+        for (const core::Lease& l : leases) {
+          ++leased_times[l.task_id];
+          ++leased_total;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(leased_total, kTotal);
+  EXPECT_EQ(leased_times.size(), kTotal);
+  for (const auto& [id, times] : leased_times) EXPECT_EQ(times, 1) << id;
+  core::QueueState q = Queue("hot");
+  EXPECT_EQ(q.dispatched, kTotal);
+  EXPECT_EQ(q.waiting, 0u);
+  EXPECT_EQ(q.leased.size(), kTotal);
+  absl::flat_hash_set<std::string> deliveries;
+  for (const core::Lease& l : q.leased) deliveries.insert(l.delivery_id);
+  EXPECT_EQ(deliveries.size(), kTotal);
+}
+
+TEST_P(Conformance, ListReportsEveryQueueByNameWithItsLeasesAndCounters) {
+  ASSERT_TRUE(Enqueue("b", "1").ok());
+  ASSERT_TRUE(Enqueue("a", "1").ok());
+  ASSERT_TRUE(Enqueue("a", "2").ok());
+  ASSERT_TRUE(Enqueue("a", "3").ok());
+  std::vector<core::Lease> leases = Lease("a", {Holder("c1"), Holder("c2"), Holder("c1")});
+  ASSERT_EQ(leases.size(), 3u);
+  EXPECT_TRUE(Finish(leases[0], Holder("c1")).ok());
+  EXPECT_TRUE(Finish(leases[1], Holder("c2"), /*release=*/true).ok());
+  std::vector<core::QueueState> queues = Queues();
+  ASSERT_EQ(queues.size(), 2u);
+  EXPECT_EQ(queues[0].queue, "a");
+  EXPECT_EQ(queues[1].queue, "b");
+  const core::QueueState& a = queues[0];
+  EXPECT_EQ(a.dispatched, 3u);
+  EXPECT_EQ(a.acked, 1u);
+  EXPECT_EQ(a.redelivered, 1u);
+  EXPECT_EQ(a.expired, 0u);
+  EXPECT_EQ(a.waiting, 1u);
+  ASSERT_EQ(a.leased.size(), 1u);
+  EXPECT_EQ(a.leased[0].delivery_id, leases[2].delivery_id);
+  EXPECT_EQ(a.leased[0].task_id, leases[2].task_id);
+  EXPECT_EQ(a.leased[0].holder, Holder("c1"));
+  EXPECT_EQ(a.leased[0].attempt, 1u);
+  EXPECT_EQ(a.leased[0].deadline, leases[2].deadline);
+  EXPECT_EQ(queues[1].waiting, 1u);
+  EXPECT_EQ(queues[1].dispatched, 1u);
 }
 
 // --- ControlBus --------------------------------------------------------------------------------

@@ -21,9 +21,13 @@ struct EngineUnderTest {
                                               std::function<absl::Time()> clock)>
       make;
   bool fake_clock = true;
+  // The node the engine serves: the task tests' holders are "<node>/<connection>", so that the
+  // store's TaskTimedOut notices for them reach this engine's handler.
+  std::string node = "n1";
 };
 
-// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, ControlBus) must show,
+// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, TaskStore, ControlBus)
+// must show,
 // written against the interfaces only (tests/conformance/engine_conformance.cc). A test binary runs
 // the suite for the engines its EnginesUnderTest() returns: it links engine_conformance.cc and
 // defines that function (see tests/unit/engine/memory_engine_test.cc).

@@ -36,6 +36,7 @@ class SlowJoinEngine : public Engine, public Broker, public BrokerEventHandler {
   Broker& broker() override { return *this; }
   OrderStore& orders() override { return memory_.orders(); }
   IdempotencyStore& idempotency() override { return memory_.idempotency(); }
+  TaskStore& tasks() override { return memory_.tasks(); }
   ControlBus& control() override { return memory_.control(); }
   PresenceRegistry& presence() override { return memory_.presence(); }
 
