@@ -1,0 +1,63 @@
+#ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
+#define HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
+
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <asio.hpp>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/core/engine.h"
+#include "server/core/limits.h"
+#include "server/engine/redis/redis_broker.h"
+#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_idempotency_store.h"
+#include "server/engine/redis/redis_options.h"
+#include "server/engine/redis/redis_order_store.h"
+
+namespace herald::engine {
+
+// The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
+// RedisBroker, RedisOrderStore and RedisIdempotencyStore over two connections, one for commands
+// (pipelined) and one for pub/sub, both driven by one io_context on a thread the engine owns, so
+// no Herald I/O thread ever waits for Redis. Owns the io_context, its thread, the connections
+// and the three parts. The constructor starts connecting and returns at once; operations fail
+// with UNAVAILABLE until the connections are ready (WaitReady) and whenever one is down.
+// Thread-safe as its parts are; the destructor stops the thread (pending operations complete
+// with UNAVAILABLE before it returns).
+class RedisEngine : public core::Engine {
+ public:
+  RedisEngine(const core::Limits& limits, RedisOptions options);
+  ~RedisEngine() override;
+
+  core::Broker& broker() override { return *broker_; }
+  core::OrderStore& orders() override { return *orders_; }
+  core::IdempotencyStore& idempotency() override { return *idempotency_; }
+
+  // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
+  // ready, or `timeout` passes (UNAVAILABLE).
+  absl::Status WaitReady(absl::Duration timeout);
+  // Both connections are up (for health checks). Any thread.
+  bool ready();
+
+ private:
+  // Runs `f` on the engine thread and waits for it.
+  template <typename F>
+  auto OnEngineThread(F f);
+
+  const RedisOptions options_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<RedisConnection> commands_;
+  std::unique_ptr<RedisConnection> pubsub_;
+  std::unique_ptr<RedisBroker> broker_;
+  std::unique_ptr<RedisOrderStore> orders_;
+  std::unique_ptr<RedisIdempotencyStore> idempotency_;
+  std::thread thread_;
+};
+
+}  // namespace herald::engine
+
+#endif  // HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
