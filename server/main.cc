@@ -25,6 +25,7 @@
 #include "server/core/hub.h"
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
+#include "server/engine/redis/redis_engine.h"
 #include "server/rpc/broker_service.h"
 #include "server/rpc/http_api.h"
 #include "server/ws/endpoint.h"
@@ -66,7 +67,28 @@ int Run(const herald::ServerConfig& config) {
   ws::IoThreads io_threads(threads);
   asio::io_context& io = io_threads.context(0);  // also runs signals and the ticker
   ws::WsFrameFactory frames;
-  engine::MemoryEngine engine(config.limits);
+  std::unique_ptr<core::Engine> engine;
+  engine::RedisEngine* redis = nullptr;
+  if (config.engine == "redis") {
+    absl::StatusOr<engine::RedisOptions> options = engine::ParseRedisUrl(config.redis_url);
+    if (!options.ok()) {
+      std::fprintf(stderr, "herald: --redis-url: %s\n",
+                   std::string(options.status().message()).c_str());
+      return 2;
+    }
+    options->prefix = config.redis_prefix;
+    auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
+    redis = created.get();
+    engine = std::move(created);
+    // Not fatal: the node serves its local connections, and publishes fail with UNAVAILABLE
+    // until Redis is reachable (the engine keeps reconnecting with backoff).
+    if (absl::Status st = redis->WaitReady(absl::Seconds(5)); !st.ok()) {
+      spdlog::warn("engine redis: {}; starting anyway, engine operations fail until it is",
+                   std::string(st.message()));
+    }
+  } else {
+    engine = std::make_unique<engine::MemoryEngine>(config.limits);
+  }
   std::unique_ptr<const auth::JwtVerifier> verifier;
   if (!config.jwt.empty()) {
     absl::StatusOr<std::unique_ptr<const auth::JwtVerifier>> created =
@@ -77,7 +99,7 @@ int Run(const herald::ServerConfig& config) {
     }
     verifier = *std::move(created);
   }
-  core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
+  core::Hub hub(config.limits, node, engine.get(), &frames, verifier.get());
   hub.node().SetLoopExecutor(&io_threads);
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub.api(), config.api_key);
@@ -122,6 +144,10 @@ int Run(const herald::ServerConfig& config) {
   std::printf("grpc listening on %s:%d\n", grpc_host.c_str(), *grpc_port);
   std::fflush(stdout);
 
+  if (redis != nullptr) {
+    spdlog::info("engine redis: {} (prefix \"{}\")",
+                 config.redis_url.substr(config.redis_url.rfind('@') + 1), config.redis_prefix);
+  }
   spdlog::info(
       "herald node {} started: {} I/O threads, WebSocket ws://{}/ws, HTTP API http://{}{}, "
       "gRPC {}:{}",
@@ -208,6 +234,8 @@ int Run(const herald::ServerConfig& config) {
   // unary calls were refused. They get a short grace, then are cancelled.
   rpc_server.Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
   io_threads.Stop();
+  // Pending engine operations complete (UNAVAILABLE) while the hub they call back into exists.
+  if (redis != nullptr) redis->Shutdown();
   if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
   spdlog::info("stopped");
   return 0;

@@ -34,7 +34,10 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
   thread_ = std::thread([this] { io_.run(); });
 }
 
-RedisEngine::~RedisEngine() {
+RedisEngine::~RedisEngine() { Shutdown(); }
+
+void RedisEngine::Shutdown() {
+  if (!thread_.joinable()) return;
   asio::post(io_, [this] {
     commands_->Stop();
     pubsub_->Stop();

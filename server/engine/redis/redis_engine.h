@@ -39,8 +39,12 @@ class RedisEngine : public core::Engine {
   // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
   // ready, or `timeout` passes (UNAVAILABLE).
   absl::Status WaitReady(absl::Duration timeout);
-  // Both connections are up (for health checks). Any thread.
+  // Both connections are up (for health checks). Any thread but the engine's.
   bool ready();
+  // Closes the connections (pending operations complete with UNAVAILABLE, on the engine thread)
+  // and joins the thread. Call it while the users of the completions still exist (main: after
+  // the drain, before the Hub goes). Idempotent; the destructor calls it.
+  void Shutdown();
 
  private:
   // Runs `f` on the engine thread and waits for it.
