@@ -37,8 +37,8 @@ class RedisNodes : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(redis_.ok()) << "redis-server did not start";
-    const std::vector<std::string> args = {"--engine", "redis", "--redis-url", redis_.url(),
-                                           "--redis-prefix", "it"};
+    const std::vector<std::string> args = {"--engine",   "redis",          "--redis-url",
+                                           redis_.url(), "--redis-prefix", "it"};
     a_ = std::make_unique<HeraldProcess>(args);
     b_ = std::make_unique<HeraldProcess>(args);
     ASSERT_TRUE(a_->ok() && b_->ok());
@@ -60,9 +60,9 @@ TEST_F(RedisNodes, APublicationOnOneNodeReachesSubscribersOnTheOtherWithTheSameO
   for (int i = 1; i <= 5; ++i) {
     v1::PublishResponse resp;
     // Alternating nodes publish into the one stream.
-    ASSERT_TRUE(Publish(i % 2 == 1 ? *stub_a : *stub_b, "news", absl::StrCat(R"({"n":)", i, "}"),
-                        &resp)
-                    .ok());
+    ASSERT_TRUE(
+        Publish(i % 2 == 1 ? *stub_a : *stub_b, "news", absl::StrCat(R"({"n":)", i, "}"), &resp)
+            .ok());
     accepted.push_back(resp.delivery().offset());
   }
   EXPECT_THAT(accepted, ::testing::ElementsAre(1, 2, 3, 4, 5));

@@ -39,6 +39,28 @@ uint16_t FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// Sends one inline command and returns the first line of the reply.
+std::string Send(uint16_t port, const std::string& command) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\r\n";
+    char buf[256] = {};
+    if (write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+      if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return reply.substr(0, reply.find("\r\n"));
+}
+
 // One blocking PING; true on +PONG.
 bool Ping(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -125,6 +147,10 @@ void RedisServer::Stop() {
     absl::SleepFor(absl::Milliseconds(10));
   }
   pid_ = -1;
+}
+
+std::string RedisServer::Command(const std::string& inline_command) const {
+  return Send(port_, inline_command);
 }
 
 std::string RedisServer::Log() const {

@@ -26,6 +26,9 @@ class RedisServer {
   void Stop();
   // Starts it again on the same port; true when it answers PING.
   bool Start();
+  // Sends one inline command ("CLIENT KILL TYPE pubsub") on a new connection; its reply's first
+  // line, or "" when there was none.
+  std::string Command(const std::string& inline_command) const;
   // Everything the server logged (for failure messages).
   std::string Log() const;
 

@@ -230,6 +230,21 @@ TEST_F(TwoNodes, ConcurrentVersionsOfAnOrderFromTwoNodesAreNeverOutOfOrder) {
   }
 }
 
+TEST_F(TwoNodes, APubSubReconnectReplaysWhatWasPublishedMeanwhileFromHistory) {
+  ASSERT_TRUE(Subscribe(*b_, "ch").ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  on_b_.Wait(3);
+  // Redis keeps its data; only the pub/sub connections drop (as on a network blip).
+  EXPECT_THAT(Server()->Command("CLIENT KILL TYPE pubsub"), ::testing::StartsWith(":"));
+  for (int i = 4; i <= 6; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  ASSERT_TRUE(b_->WaitReady(kWait).ok());
+  for (int i = 7; i <= 8; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  std::vector<core::Publication> seen = on_b_.Wait(8);
+  std::vector<uint64_t> offsets;
+  for (const auto& p : seen) offsets.push_back(p.position.offset);
+  EXPECT_THAT(offsets, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));  // no gap, no duplicate
+}
+
 TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) {
   testing::RedisServer server;
   ASSERT_TRUE(server.ok());
