@@ -109,6 +109,11 @@ int Run(const herald::ServerConfig& config) {
     auto& endpoint = *endpoints.emplace_back(
         std::make_unique<ws::Endpoint>(&hub, &io_threads.context(i), static_cast<uint32_t>(i)));
     if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
+    if (redis != nullptr) {
+      endpoint.SetHealthCheck([redis] {
+        return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
+      });
+    }
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
       const std::string content_type = req.header("Content-Type");
@@ -187,10 +192,21 @@ int Run(const herald::ServerConfig& config) {
   // Drives time-based work: task ack deadlines and TTLs, held-back disconnect events, expiry of
   // history, idempotency keys and terminal orders.
   asio::steady_timer ticker(io);
+  // gRPC health follows the engine's connections (a Redis engine; the memory engine is always up).
+  bool engine_up = true;
   std::function<void()> schedule_tick = [&] {
     ticker.expires_after(std::chrono::milliseconds(50));
     ticker.async_wait([&](const asio::error_code& ec) {
       if (ec) return;
+      if (redis != nullptr && redis->ready() != engine_up) {
+        engine_up = !engine_up;
+        rpc_server.SetServing(engine_up);
+        if (engine_up) {
+          spdlog::info("engine redis: connected");
+        } else {
+          spdlog::warn("engine redis: unreachable; publishes fail with UNAVAILABLE, reconnecting");
+        }
+      }
       hub.Tick();
       schedule_tick();
     });

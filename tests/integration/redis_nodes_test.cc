@@ -9,9 +9,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/support/herald_process.h"
+#include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/ws_client.h"
 
@@ -135,6 +138,49 @@ TEST_F(RedisNodes, AStaleOrderVersionIsRefusedOnTheOtherNode) {
   EXPECT_FALSE(publish_order(*stub_a, 5).stale());
   EXPECT_TRUE(publish_order(*stub_b, 4).stale());
   EXPECT_FALSE(publish_order(*stub_b, 6).stale());
+}
+
+// Waits (bounded) until `pred` holds; false on timeout.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) {
+  auto health = grpc::health::v1::Health::NewStub(a_->Channel());
+  auto grpc_health = [&] {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckResponse resp;
+    health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    return resp.status();
+  };
+  auto healthz = [&] {
+    return Http({"GET", "http://" + a_->ws_address() + "/healthz", "", ""}).status;
+  };
+  EXPECT_EQ(healthz(), 200);
+  EXPECT_EQ(grpc_health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  WsClient ws;
+  ASSERT_TRUE(ws.Connect(a_->ws_url()));
+
+  redis_.Stop();
+  EXPECT_TRUE(Eventually([&] { return healthz() == 503; }));
+  EXPECT_TRUE(Eventually(
+      [&] { return grpc_health() == grpc::health::v1::HealthCheckResponse::NOT_SERVING; }));
+  v1::PublishResponse resp;
+  EXPECT_EQ(Publish(*a_->Stub(), "news", R"({"n":1})", &resp).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(ws.open());  // local connections stay
+
+  ASSERT_TRUE(redis_.Start());
+  EXPECT_TRUE(Eventually([&] { return healthz() == 200; }));
+  EXPECT_TRUE(
+      Eventually([&] { return grpc_health() == grpc::health::v1::HealthCheckResponse::SERVING; }));
+  EXPECT_TRUE(Publish(*a_->Stub(), "news", R"({"n":2})", &resp).ok());
 }
 
 }  // namespace

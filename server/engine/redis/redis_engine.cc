@@ -1,6 +1,5 @@
 #include "server/engine/redis/redis_engine.h"
 
-#include <future>
 #include <utility>
 #include <vector>
 
@@ -15,11 +14,20 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
                                &ApplyOrderScript(), &SweepOrdersScript()}) {
     load.push_back({"SCRIPT", "LOAD", s->source});
   }
+  RedisConnection::Handlers command_handlers;
+  command_handlers.on_ready = [this] { commands_up_ = true; };
+  command_handlers.on_down = [this] { commands_up_ = false; };
   commands_ = std::make_unique<RedisConnection>(&io_, options_, "command", std::move(load),
-                                                RedisConnection::Handlers{});
+                                                std::move(command_handlers));
   RedisConnection::Handlers pubsub_handlers;
-  pubsub_handlers.on_ready = [this] { broker_->OnPubSubReady(); };
-  pubsub_handlers.on_down = [this] { broker_->OnPubSubDown(); };
+  pubsub_handlers.on_ready = [this] {
+    pubsub_up_ = true;
+    broker_->OnPubSubReady();
+  };
+  pubsub_handlers.on_down = [this] {
+    pubsub_up_ = false;
+    broker_->OnPubSubDown();
+  };
   pubsub_handlers.on_message = [this](RedisReply m) { broker_->OnMessage(std::move(m)); };
   pubsub_ = std::make_unique<RedisConnection>(
       &io_, options_, "pub/sub", std::vector<RedisConnection::Argv>{}, std::move(pubsub_handlers));
@@ -44,18 +52,6 @@ void RedisEngine::Shutdown() {
   });
   work_.reset();
   thread_.join();
-}
-
-template <typename F>
-auto RedisEngine::OnEngineThread(F f) {
-  std::packaged_task<decltype(f())()> task(std::move(f));
-  auto result = task.get_future();
-  asio::post(io_, [&task] { task(); });
-  return result.get();
-}
-
-bool RedisEngine::ready() {
-  return OnEngineThread([this] { return commands_->ready() && pubsub_->ready(); });
 }
 
 absl::Status RedisEngine::WaitReady(absl::Duration timeout) {

@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
 #define HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -39,18 +40,14 @@ class RedisEngine : public core::Engine {
   // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
   // ready, or `timeout` passes (UNAVAILABLE).
   absl::Status WaitReady(absl::Duration timeout);
-  // Both connections are up (for health checks). Any thread but the engine's.
-  bool ready();
+  // Both connections are up (health checks). Any thread; never blocks.
+  bool ready() const { return commands_up_.load() && pubsub_up_.load(); }
   // Closes the connections (pending operations complete with UNAVAILABLE, on the engine thread)
   // and joins the thread. Call it while the users of the completions still exist (main: after
   // the drain, before the Hub goes). Idempotent; the destructor calls it.
   void Shutdown();
 
  private:
-  // Runs `f` on the engine thread and waits for it.
-  template <typename F>
-  auto OnEngineThread(F f);
-
   const RedisOptions options_;
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -60,6 +57,8 @@ class RedisEngine : public core::Engine {
   std::unique_ptr<RedisOrderStore> orders_;
   std::unique_ptr<RedisIdempotencyStore> idempotency_;
   std::thread thread_;
+  std::atomic<bool> commands_up_{false};
+  std::atomic<bool> pubsub_up_{false};
 };
 
 }  // namespace herald::engine
