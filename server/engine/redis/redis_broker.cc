@@ -103,7 +103,7 @@ void RedisBroker::Subscribe(const std::string& channel, core::StatusDone done) {
     ++sub.count;
     if (sub.live) {
       if (!sub.filling) return done(absl::OkStatus());
-      sub.after_fill.push_back([done = std::move(done)]() mutable { done(absl::OkStatus()); });
+      sub.after_fill.push_back(std::move(done));
       return;
     }
     if (!pubsub_->ready()) {
@@ -138,7 +138,13 @@ void RedisBroker::OnSubscribed(const std::string& channel, uint64_t generation,
   if (status.ok()) {
     sub.live = true;
     // Back after a lost connection: replay what was published while it was down.
-    if (sub.last.has_value()) Fill(channel, generation);
+    if (sub.last.has_value()) {
+      Fill(channel, generation);
+    } else {
+      FinishFill(sub, status);
+    }
+  } else {
+    FinishFill(sub, status);
   }
   for (core::StatusDone& done : waiting) done(status);
 }
@@ -178,9 +184,7 @@ void RedisBroker::Fill(const std::string& channel, uint64_t generation) {
                     std::vector<core::Publication> buffered;
                     buffered.swap(sub.buffered);
                     for (core::Publication& p : buffered) Deliver(sub, std::move(p));
-                    std::vector<absl::AnyInvocable<void()>> after;
-                    after.swap(sub.after_fill);
-                    for (auto& f : after) f();
+                    FinishFill(sub, absl::OkStatus());
                   });
 }
 
@@ -190,14 +194,12 @@ void RedisBroker::Unsubscribe(const std::string& channel) {
     if (it == subs_.end() || --it->second.count > 0) return;
     std::vector<core::StatusDone> waiting;
     waiting.swap(it->second.waiting);
-    std::vector<absl::AnyInvocable<void()>> after;
-    after.swap(it->second.after_fill);
+    for (core::StatusDone& done : it->second.after_fill) waiting.push_back(std::move(done));
     subs_.erase(it);
     if (pubsub_->ready()) {
       pubsub_->Command({"UNSUBSCRIBE", PubSubChannel(channel)}, [](absl::StatusOr<RedisReply>) {});
     }
     for (core::StatusDone& done : waiting) done(absl::CancelledError("unsubscribed"));
-    for (auto& f : after) f();
   });
 }
 
@@ -226,9 +228,7 @@ void RedisBroker::OnPubSubDown() {
       buffered.swap(sub.buffered);
       for (core::Publication& p : buffered) Deliver(sub, std::move(p));
     }
-    std::vector<absl::AnyInvocable<void()>> after;
-    after.swap(sub.after_fill);
-    for (auto& f : after) f();
+    FinishFill(sub, absl::UnavailableError("redis pub/sub connection lost"));
   }
 }
 
@@ -249,6 +249,12 @@ void RedisBroker::OnMessage(RedisReply message) {
   Deliver(it->second, *std::move(p));
 }
 
+void RedisBroker::FinishFill(ChannelSub& sub, const absl::Status& status) {
+  std::vector<core::StatusDone> after;
+  after.swap(sub.after_fill);
+  for (core::StatusDone& done : after) done(status);
+}
+
 void RedisBroker::Deliver(ChannelSub& sub, core::Publication p) {
   // Already handled (replayed, then also arrived live): each offset reaches the handler once.
   if (sub.last.has_value() && sub.last->epoch == p.position.epoch &&
@@ -261,9 +267,15 @@ void RedisBroker::Deliver(ChannelSub& sub, core::Publication p) {
 
 void RedisBroker::Barrier(const std::string& channel, absl::AnyInvocable<void(absl::Status)> done) {
   auto it = subs_.find(channel);
-  if (it == subs_.end() || !it->second.live) return done(absl::OkStatus());
-  if (it->second.filling) {
-    it->second.after_fill.push_back([done = std::move(done)]() mutable { done(absl::OkStatus()); });
+  if (it == subs_.end() || it->second.count <= 0) return done(absl::OkStatus());
+  if (!it->second.live || it->second.filling) {
+    if (!pubsub_->ready()) {
+      return done(absl::UnavailableError("redis pub/sub connection is not ready"));
+    }
+    // Being resubscribed (and replayed): complete after that, so the replay cannot hand the
+    // node anything at or below the joined position after the join.
+    if (!it->second.subscribing && !it->second.live) SendSubscribe(channel, it->second);
+    it->second.after_fill.push_back(std::move(done));
     return;
   }
   // The pub/sub connection answers PING after every message Redis queued to it before: the

@@ -74,16 +74,19 @@ class RedisBroker : public core::Broker {
     bool subscribing = false;               // a SUBSCRIBE is in flight
     std::vector<core::StatusDone> waiting;  // Subscribe calls until live
     std::optional<core::StreamPosition> last;  // last publication handed to the handler
-    // Replaying the gap after a resubscription: live messages wait here, as do joins.
+    // Replaying the gap after a resubscription: live messages wait here. Joins (and Subscribe
+    // calls) that arrive while the channel is being resubscribed or replayed wait in
+    // `after_fill`, completed with OK when it is live and replayed, or with the error.
     bool filling = false;
     std::vector<core::Publication> buffered;
-    std::vector<absl::AnyInvocable<void()>> after_fill;
+    std::vector<core::StatusDone> after_fill;
   };
 
   void SendSubscribe(const std::string& channel, ChannelSub& sub);
   void OnSubscribed(const std::string& channel, uint64_t generation, absl::Status status);
   void Fill(const std::string& channel, uint64_t generation);
   void Deliver(ChannelSub& sub, core::Publication p);
+  static void FinishFill(ChannelSub& sub, const absl::Status& status);
   // Completes `done` once everything published up to now has been handled (see class comment).
   void Barrier(const std::string& channel, absl::AnyInvocable<void(absl::Status)> done);
   void RunJoin(const std::string& channel, const core::JoinSpec& spec,
