@@ -110,9 +110,9 @@ HeraldProcess::HeraldProcess(std::vector<std::string> args) {
     argv.erase(argv.begin() + 5, argv.begin() + 7);
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  // HERALD_TEST_REDIS_URL runs the suite on the Redis engine: every herald gets its own key
+  // TEST_REDIS_URL runs the suite on the Redis engine: every herald gets its own key
   // prefix (unless the test chose an engine itself), so it starts as empty as a memory engine.
-  const char* redis_url = std::getenv("HERALD_TEST_REDIS_URL");
+  const char* redis_url = std::getenv("TEST_REDIS_URL");
   if (redis_url != nullptr && *redis_url != '\0' &&
       std::find(args.begin(), args.end(), "--engine") == args.end()) {
     static int started = 0;
