@@ -47,8 +47,7 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
 
 RedisConnection::RedisConnection(asio::io_context* io, RedisOptions options, std::string name,
                                  std::vector<Argv> handshake, Handlers handlers)
-    : io_(io),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       name_(std::move(name)),
       handshake_(std::move(handshake)),
       handlers_(std::move(handlers)),

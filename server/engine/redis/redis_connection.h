@@ -72,7 +72,6 @@ class RedisConnection {
   void ScheduleReconnect();
   void Watchdog();
 
-  asio::io_context* const io_;
   const RedisOptions options_;
   const std::string name_;
   const std::vector<Argv> handshake_;
