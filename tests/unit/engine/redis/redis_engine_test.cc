@@ -245,6 +245,85 @@ TEST_F(TwoNodes, APubSubReconnectReplaysWhatWasPublishedMeanwhileFromHistory) {
   EXPECT_THAT(offsets, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));  // no gap, no duplicate
 }
 
+// Waits (bounded) until `pred` holds.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  return true;
+}
+
+// What the conformance suite checks with a fake clock, with Redis' own clock and 1 s limits:
+// history TTL, final keys leaving snapshots, ended orders and idempotency keys forgotten.
+TEST(RedisEngineExpiry, HistoryKeysOrdersAndIdempotencyKeysExpireInRedis) {
+  core::Limits limits;
+  limits.history.size = 10;
+  limits.history.ttl = absl::Seconds(1);
+  limits.order_retention = absl::Seconds(1);
+  limits.idempotency_window = absl::Seconds(1);
+  auto engine = MakeEngine(limits, FreshPrefix());
+  auto join = [&](std::optional<core::StreamPosition> since, bool snapshot) {
+    return Await<core::JoinResult>([&](auto done) {
+      engine->broker().Join("ch", core::JoinSpec{since, snapshot}, std::move(done));
+    });
+  };
+  auto apply = [&](uint64_t version, bool final) {
+    core::OrderUpdate u;
+    u.order_id = "o1";
+    u.version = version;
+    u.final = final;
+    u.channels = {"ch"};
+    u.spec.key = "o1";
+    u.spec.key_final = final;
+    u.spec.data_json = std::make_shared<const std::string>(absl::StrCat(version));
+    return Await<core::OrderDecision>(
+        [&](auto done) { engine->orders().Apply(std::move(u), std::move(done)); });
+  };
+  auto first = Publish(*engine, "ch", "1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(apply(5, /*final=*/true).ok());
+  auto snapshot = join(std::nullopt, true);
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_EQ(snapshot->snapshot.size(), 1u);
+  EXPECT_FALSE(apply(4, false)->applied);
+  EXPECT_EQ(engine->orders().TrackedOrders(), 1u);
+  auto idempotent = [&](int* publishes) {
+    return Await<core::IdempotencyStore::Result>([&](auto done) {
+      engine->idempotency().Run(
+          "ch", "k",
+          [publishes](core::Done<v1::ChannelDelivery> published) {
+            ++*publishes;
+            published(v1::ChannelDelivery());
+          },
+          std::move(done));
+    });
+  };
+  int publishes = 0;
+  ASSERT_TRUE(idempotent(&publishes).ok());
+  EXPECT_TRUE(idempotent(&publishes)->duplicate);
+
+  // History older than its TTL no longer recovers; the epoch stays (the meta lives on).
+  EXPECT_TRUE(Eventually([&] {
+    auto r = join(core::StreamPosition{first->epoch, 0}, false);
+    return r.ok() && !r->recovered && r->position.epoch == first->epoch;
+  }));
+  // The final order leaves the snapshot and the book; its id may start again.
+  EXPECT_TRUE(Eventually([&] {
+    auto r = join(std::nullopt, true);
+    return r.ok() && r->snapshot.empty();
+  }));
+  EXPECT_TRUE(apply(1, false)->applied);
+  // The idempotency key publishes again after its window.
+  EXPECT_TRUE(Eventually([&] {
+    auto r = idempotent(&publishes);
+    return r.ok() && !r->duplicate;
+  }));
+  EXPECT_EQ(publishes, 2);
+}
+
 TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) {
   testing::RedisServer server;
   ASSERT_TRUE(server.ok());
