@@ -9,6 +9,8 @@ packages=(
   libwebsocketpp-dev libasio-dev libabsl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev rapidjson-dev
+  # the Redis engine (server/engine/redis): hiredis' async API, and redis-server for its tests
+  libhiredis-dev redis-server
   clang-format
   # clang for the ASan+UBSan build with its thread-safety analysis (-Wthread-safety) and the
   # libFuzzer targets: clang-14 is Debian's clang; libclang-rt-14-dev holds the sanitizer and

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "server/closest_name.h"
 #include "server/config_file.h"
+#include "server/engine/redis/redis_options.h"
 #include "server/static_dir.h"
 #include "server/version.h"
 
@@ -97,6 +98,16 @@ std::string Number(Int n) {
   return absl::StrCat(n);
 }
 std::string Secret(const std::string& s) { return Quote(s.empty() ? "" : "****"); }
+
+// A URL with the password of its "user:password@" part masked.
+std::string RedactUrl(const std::string& url) {
+  const size_t at = url.rfind('@');
+  const size_t scheme = url.find("://");
+  if (at == std::string::npos || scheme == std::string::npos) return url;
+  const size_t colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return url;
+  return absl::StrCat(url.substr(0, colon + 1), "****", url.substr(at));
+}
 
 }  // namespace
 
@@ -205,6 +216,21 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Seconds to wait for clients and in-flight calls on SIGTERM")
       ->envname("HERALD_DRAIN_TIMEOUT")
       ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--engine", c.engine,
+                 "Where channels, orders and idempotency keys live: memory (this process: one "
+                 "node) or redis (all nodes on one Redis act as one broker)")
+      ->envname("HERALD_ENGINE")
+      ->check(CLI::IsMember({"memory", "redis"}))
+      ->capture_default_str();
+  app.add_option("--redis-url", c.redis_url,
+                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db] "
+                 "(rediss:// TLS: not supported yet)")
+      ->envname("HERALD_REDIS_URL")
+      ->capture_default_str();
+  app.add_option("--redis-prefix", c.redis_prefix,
+                 "Prefix of every Redis key and pub/sub channel (distinct per deployment)")
+      ->envname("HERALD_REDIS_PREFIX")
       ->capture_default_str();
   app.add_option("--max-frame-bytes", l.max_frame_bytes, "Largest client frame (close 1009 above)")
       ->envname("HERALD_MAX_FRAME_BYTES")
@@ -432,6 +458,17 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     out.exit_code = 2;
     return out;
   }
+  if (absl::StatusOr<engine::RedisOptions> redis = engine::ParseRedisUrl(c.redis_url);
+      !redis.ok()) {
+    std::cerr << "herald: --redis-url: " << redis.status().message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (c.redis_prefix.empty()) {
+    std::cerr << "herald: --redis-prefix must not be empty" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
   l.history = {history_size, absl::Seconds(history_ttl_s)};
   l.idempotency_window = absl::Seconds(idempotency_s);
   l.order_retention = absl::Seconds(order_retention_s);
@@ -540,6 +577,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"node", Quote(c.node)},
         {"log-level", Quote(c.log_level)},
         {"drain-timeout", Decimal(c.drain_timeout_s)},
+        {"engine", Quote(c.engine)},
+        {"redis-url", Quote(RedactUrl(c.redis_url))},
+        {"redis-prefix", Quote(c.redis_prefix)},
         {"max-frame-bytes", Number(l.max_frame_bytes)},
         {"max-json-depth", Number(l.max_json_depth)},
         {"close-timeout-ms", Number(l.close_timeout_ms)},

@@ -19,6 +19,11 @@ struct ServerConfig {
   std::string node;  // empty = random
   std::string log_level = "info";
   double drain_timeout_s = 10;
+  // Where the node's shared state lives: "memory" (this process only: one node) or "redis"
+  // (every node on that Redis acts as one broker; docs/scaling.md).
+  std::string engine = "memory";
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::string redis_prefix = "herald";
   // Keys for client tokens (JWT); both empty = development mode, anonymous clients.
   auth::JwtKeys jwt;
   // Directory served at `/` over HTTP (demo pages, herald.js); empty = none. ParseServerConfig

@@ -25,6 +25,7 @@
 #include "server/core/hub.h"
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
+#include "server/engine/redis/redis_engine.h"
 #include "server/rpc/broker_service.h"
 #include "server/rpc/http_api.h"
 #include "server/ws/endpoint.h"
@@ -67,7 +68,28 @@ int Run(const herald::ServerConfig& config) {
   ws::IoThreads io_threads(threads);
   asio::io_context& io = io_threads.context(0);  // also runs signals and the ticker
   ws::WsFrameFactory frames;
-  engine::MemoryEngine engine(config.limits);
+  std::unique_ptr<core::Engine> engine;
+  engine::RedisEngine* redis = nullptr;
+  if (config.engine == "redis") {
+    absl::StatusOr<engine::RedisOptions> options = engine::ParseRedisUrl(config.redis_url);
+    if (!options.ok()) {
+      std::fprintf(stderr, "herald: --redis-url: %s\n",
+                   std::string(options.status().message()).c_str());
+      return 2;
+    }
+    options->prefix = config.redis_prefix;
+    auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
+    redis = created.get();
+    engine = std::move(created);
+    // Not fatal: the node serves its local connections, and publishes fail with UNAVAILABLE
+    // until Redis is reachable (the engine keeps reconnecting with backoff).
+    if (absl::Status st = redis->WaitReady(absl::Seconds(5)); !st.ok()) {
+      spdlog::warn("engine redis: {}; starting anyway, engine operations fail until it is",
+                   std::string(st.message()));
+    }
+  } else {
+    engine = std::make_unique<engine::MemoryEngine>(config.limits);
+  }
   std::unique_ptr<const auth::JwtVerifier> verifier;
   if (!config.jwt.empty()) {
     absl::StatusOr<std::unique_ptr<const auth::JwtVerifier>> created =
@@ -78,7 +100,7 @@ int Run(const herald::ServerConfig& config) {
     }
     verifier = *std::move(created);
   }
-  core::Hub hub(config.limits, node, &engine, &frames, verifier.get());
+  core::Hub hub(config.limits, node, engine.get(), &frames, verifier.get());
   hub.node().SetLoopExecutor(&io_threads);
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub.api(), config.api_key);
@@ -105,6 +127,11 @@ int Run(const herald::ServerConfig& config) {
     auto& endpoint = *endpoints.emplace_back(std::make_unique<ws::Endpoint>(
         &hub, &io_threads.context(i), static_cast<uint32_t>(i), tls.get()));
     if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
+    if (redis != nullptr) {
+      endpoint.SetHealthCheck([redis] {
+        return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
+      });
+    }
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
       const std::string content_type = req.header("Content-Type");
@@ -141,6 +168,10 @@ int Run(const herald::ServerConfig& config) {
   std::printf("grpc listening on %s:%d\n", grpc_host.c_str(), *grpc_port);
   std::fflush(stdout);
 
+  if (redis != nullptr) {
+    spdlog::info("engine redis: {} (prefix \"{}\")",
+                 config.redis_url.substr(config.redis_url.rfind('@') + 1), config.redis_prefix);
+  }
   const char* secure = tls != nullptr ? "s" : "";
   spdlog::info(
       "herald node {} started: {} I/O threads, WebSocket ws{}://{}/ws, HTTP API http{}://{}{}, "
@@ -203,10 +234,21 @@ int Run(const herald::ServerConfig& config) {
   // Drives time-based work: task ack deadlines and TTLs, held-back disconnect events, expiry of
   // history, idempotency keys and terminal orders.
   asio::steady_timer ticker(io);
+  // gRPC health follows the engine's connections (a Redis engine; the memory engine is always up).
+  bool engine_up = true;
   std::function<void()> schedule_tick = [&] {
     ticker.expires_after(std::chrono::milliseconds(50));
     ticker.async_wait([&](const asio::error_code& ec) {
       if (ec) return;
+      if (redis != nullptr && redis->ready() != engine_up) {
+        engine_up = !engine_up;
+        rpc_server.SetServing(engine_up);
+        if (engine_up) {
+          spdlog::info("engine redis: connected");
+        } else {
+          spdlog::warn("engine redis: unreachable; publishes fail with UNAVAILABLE, reconnecting");
+        }
+      }
       hub.Tick();
       schedule_tick();
     });
@@ -251,6 +293,8 @@ int Run(const herald::ServerConfig& config) {
   // unary calls were refused. They get a short grace, then are cancelled.
   rpc_server.Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
   io_threads.Stop();
+  // Pending engine operations complete (UNAVAILABLE) while the hub they call back into exists.
+  if (redis != nullptr) redis->Shutdown();
   if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
   spdlog::info("stopped");
   return 0;

@@ -369,7 +369,14 @@ absl::StatusOr<int> RpcServer::Start(const std::string& address, const RpcTls& t
 }
 
 void RpcServer::BeginDrain() {
+  draining_ = true;
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+void RpcServer::SetServing(bool serving) {
+  if (server_ != nullptr && !draining_) {
+    server_->GetHealthCheckService()->SetServingStatus(serving);
+  }
 }
 
 void RpcServer::Shutdown(absl::Duration deadline) {

@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_RPC_BROKER_SERVICE_H_
 #define HERALD_SERVER_RPC_BROKER_SERVICE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -91,12 +92,16 @@ class RpcServer {
   // The start of a drain: gRPC health answers NOT_SERVING, so load balancers and health-checking
   // clients move away while calls are refused with UNAVAILABLE (ApiExecutor::BeginDrain).
   void BeginDrain();
+  // gRPC health for what the node depends on (main.cc: the Redis engine): NOT_SERVING while
+  // `serving` is false. Has no effect after BeginDrain(). Any thread.
+  void SetServing(bool serving);
   // Stops accepting calls, lets in-flight ones finish until `deadline`, then cancels the rest.
   void Shutdown(absl::Duration deadline);
 
  private:
   BrokerService service_;
   std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace herald::rpc

@@ -411,10 +411,12 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
     con->set_body(absl::StrCat(R"({"code":"INVALID_ARGUMENT","message":"request framing: )", *error,
                                "\"}\n"));
   } else if (path == "/healthz") {
-    con->set_status(http::status_code::ok);
+    const absl::Status health = health_check_ ? health_check_() : absl::OkStatus();
+    con->set_status(health.ok() ? http::status_code::ok : http::status_code::service_unavailable);
     con->replace_header("Content-Type", "application/json");
-    con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node().name(),
-                               R"(","connections":)", hub_->node().connection_count(), "}\n"));
+    con->set_body(absl::StrCat(R"({"status":")", health.ok() ? "ok" : "unavailable",
+                               R"(","node":")", hub_->node().name(), R"(","connections":)",
+                               hub_->node().connection_count(), "}\n"));
   } else if (path == "/metrics") {
     con->set_status(http::status_code::ok);
     con->replace_header("Content-Type", "text/plain; version=0.0.4");

@@ -73,6 +73,10 @@ class Endpoint {
   // Installs the handler for other HTTP paths (main.cc: the HTTP/JSON control API). Call before
   // Listen(). Without one, other paths get 404.
   void SetHttpFallback(HttpFallback fallback) { http_fallback_ = std::move(fallback); }
+  // What /healthz also checks (main.cc: the Redis engine's connections): while it returns an
+  // error, /healthz answers 503 with {"status":"unavailable",...}. Call before Listen(); the check
+  // runs on I/O threads and must not block.
+  void SetHealthCheck(std::function<absl::Status()> check) { health_check_ = std::move(check); }
 
   // Binds host:port (port "0" picks a free one) and starts accepting. Loop 0 first checks that
   // no other process listens there (SO_REUSEPORT would otherwise share the port silently); the
@@ -118,6 +122,7 @@ class Endpoint {
   std::unique_ptr<WssServer> tls_;
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
+  std::function<absl::Status()> health_check_;
   std::string local_address_;
   asio::io_context* const io_;
   // What OnValidate admitted, picked up by OnOpen: the claims of a `?token=` (so each handshake

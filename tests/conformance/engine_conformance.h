@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct EngineUnderTest {
   // store's TaskTimedOut notices for them reach this engine's handler.
   std::string node = "n1";
 };
+
+// ctest names and gtest messages show the engine's name, not its bytes.
+inline void PrintTo(const EngineUnderTest& engine, std::ostream* os) { *os << engine.name; }
 
 // The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, TaskStore, ControlBus)
 // must show,

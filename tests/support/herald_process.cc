@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -109,6 +110,16 @@ HeraldProcess::HeraldProcess(std::vector<std::string> args) {
     argv.erase(argv.begin() + 5, argv.begin() + 7);
   }
   argv.insert(argv.end(), args.begin(), args.end());
+  // TEST_REDIS_URL runs the suite on the Redis engine: every herald gets its own key
+  // prefix (unless the test chose an engine itself), so it starts as empty as a memory engine.
+  const char* redis_url = std::getenv("TEST_REDIS_URL");
+  if (redis_url != nullptr && *redis_url != '\0' &&
+      std::find(args.begin(), args.end(), "--engine") == args.end()) {
+    static int started = 0;
+    argv.insert(argv.end(), {"--engine", "redis", "--redis-url", redis_url, "--redis-prefix",
+                             absl::StrCat("test-", getpid(), "-", ++started, "-",
+                                          absl::ToUnixNanos(absl::Now()))});
+  }
   stderr_path_ = TempPath("herald-stderr");
   int fd = -1;
   pid_ = Spawn(argv, &fd, "", stderr_path_);

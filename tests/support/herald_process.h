@@ -17,6 +17,9 @@ namespace herald::testing {
 
 // Runs the real `herald` binary on ephemeral ports (--ws-listen/--grpc-listen 127.0.0.1:0) and
 // reads the bound addresses from its stdout. Kills the process on destruction. Not thread-safe.
+// With $TEST_REDIS_URL set (not HERALD_*: herald refuses unknown HERALD_ variables), herald runs
+// with --engine redis on that Redis and a key prefix of its own (unless the test passes --engine):
+// the whole suite then runs on the Redis engine.
 class HeraldProcess {
  public:
   // Starts herald with `args` added (a `--threads` there replaces the default of 2); fails the test

@@ -1,0 +1,83 @@
+#include "server/engine/redis/redis_codec.h"
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace herald::engine {
+namespace {
+
+// Splits off the text before the next space of `*in`.
+bool Token(absl::string_view* in, absl::string_view* token) {
+  const size_t space = in->find(' ');
+  if (space == absl::string_view::npos) return false;
+  *token = in->substr(0, space);
+  in->remove_prefix(space + 1);
+  return true;
+}
+
+template <typename Int>
+bool Number(absl::string_view* in, Int* out) {
+  absl::string_view token;
+  return Token(in, &token) && absl::SimpleAtoi(token, out);
+}
+
+}  // namespace
+
+std::string EncodePublicationHead(const core::PublishSpec& spec) {
+  const int flags = (spec.ack_requested ? 1 : 0) | (spec.key_final ? 2 : 0);
+  return absl::StrCat(flags, " ", spec.ack_wait, " ", spec.origin_node.size(), " ", spec.key.size(),
+                      " ", spec.origin_node, spec.key);
+}
+
+std::optional<core::Publication> DecodePublicationMessage(const std::string& channel,
+                                                          absl::string_view message,
+                                                          absl::Time* published_at) {
+  core::Publication p;
+  p.channel = channel;
+  absl::string_view epoch;
+  int64_t ms = 0;
+  int flags = 0;
+  size_t origin_len = 0, key_len = 0;
+  if (!Token(&message, &epoch) || !Number(&message, &p.position.offset) || !Number(&message, &ms) ||
+      !Number(&message, &flags) || !Number(&message, &p.spec.ack_wait) ||
+      !Number(&message, &origin_len) || !Number(&message, &key_len) ||
+      message.size() < origin_len + key_len) {
+    return std::nullopt;
+  }
+  p.position.epoch = std::string(epoch);
+  p.spec.ack_requested = (flags & 1) != 0;
+  p.spec.key_final = (flags & 2) != 0;
+  p.spec.origin_node = std::string(message.substr(0, origin_len));
+  p.spec.key = std::string(message.substr(origin_len, key_len));
+  p.spec.data_json = std::make_shared<const std::string>(message.substr(origin_len + key_len));
+  if (published_at != nullptr) *published_at = absl::FromUnixMillis(ms);
+  return p;
+}
+
+std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entry) {
+  const RedisReply& fields = entry.at(1);
+  core::StoredPublication p;
+  int64_t ms = 0;
+  absl::string_view id = entry.at(0).str;
+  if (fields.elements.size() < 4 || !absl::SimpleAtoi(id.substr(0, id.find('-')), &p.offset) ||
+      !absl::SimpleAtoi(fields.at(1).str, &ms)) {
+    return std::nullopt;
+  }
+  p.published_at = absl::FromUnixMillis(ms);
+  p.data_json = std::make_shared<const std::string>(fields.at(3).str);
+  return p;
+}
+
+std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value) {
+  core::StoredPublication p;
+  int64_t ms = 0;
+  if (!Number(&value, &p.offset) || !Number(&value, &ms)) return std::nullopt;
+  p.published_at = absl::FromUnixMillis(ms);
+  p.data_json = std::make_shared<const std::string>(value);
+  return p;
+}
+
+}  // namespace herald::engine

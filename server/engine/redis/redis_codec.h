@@ -1,0 +1,33 @@
+#ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_CODEC_H_
+#define HERALD_SERVER_ENGINE_REDIS_REDIS_CODEC_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "server/core/stream.h"
+#include "server/engine/redis/redis_reply.h"
+
+namespace herald::engine {
+
+// How publications travel through Redis. A pub/sub message is
+//   "<epoch> <offset> <published ms> " + head + data
+// where the publish script prepends the first three and the head, written here, is
+//   "<flags> <ack_wait> <origin length> <key length> " + origin_node + key
+// (flags: 1 = ack_requested, 2 = key_final). Lengths make every field binary-safe.
+std::string EncodePublicationHead(const core::PublishSpec& spec);
+
+// The publication of a pub/sub message for `channel`; nullopt when it is malformed.
+std::optional<core::Publication> DecodePublicationMessage(const std::string& channel,
+                                                          absl::string_view message,
+                                                          absl::Time* published_at);
+
+// A history stream entry [id "<offset>-0", ["t", ms, "d", data]]; nullopt when malformed.
+std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entry);
+
+// A latest-per-key hash value "<offset> <ms> <data>"; nullopt when malformed.
+std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value);
+
+}  // namespace herald::engine
+
+#endif  // HERALD_SERVER_ENGINE_REDIS_REDIS_CODEC_H_

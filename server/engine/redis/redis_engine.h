@@ -1,0 +1,78 @@
+#ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
+#define HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <asio.hpp>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/core/engine.h"
+#include "server/core/limits.h"
+#include "server/engine/memory_control_bus.h"
+#include "server/engine/memory_presence.h"
+#include "server/engine/memory_task_store.h"
+#include "server/engine/redis/redis_broker.h"
+#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_idempotency_store.h"
+#include "server/engine/redis/redis_options.h"
+#include "server/engine/redis/redis_order_store.h"
+
+namespace herald::engine {
+
+// The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
+// RedisBroker, RedisOrderStore and RedisIdempotencyStore over two connections (and, not shared
+// through Redis yet, this node's own MemoryTaskStore, MemoryControlBus and MemoryPresence), one for
+// commands (pipelined) and one for pub/sub, both driven by one io_context on a thread the engine
+// owns, so no Herald I/O thread ever waits for Redis. Owns the io_context, its thread, the
+// connections and the three parts. The constructor starts connecting and returns at once;
+// operations fail with UNAVAILABLE until the connections are ready (WaitReady) and whenever one is
+// down. Thread-safe as its parts are; the destructor stops the thread (pending operations complete
+// with UNAVAILABLE before it returns).
+class RedisEngine : public core::Engine {
+ public:
+  RedisEngine(const core::Limits& limits, RedisOptions options);
+  ~RedisEngine() override;
+
+  core::Broker& broker() override { return *broker_; }
+  core::OrderStore& orders() override { return *orders_; }
+  core::IdempotencyStore& idempotency() override { return *idempotency_; }
+  // Not shared through Redis yet (docs/scaling.md): task queues, control calls and presence cover
+  // this node only, as with one node.
+  core::TaskStore& tasks() override { return tasks_; }
+  core::ControlBus& control() override { return control_; }
+  core::PresenceRegistry& presence() override { return presence_; }
+
+  // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
+  // ready, or `timeout` passes (UNAVAILABLE).
+  absl::Status WaitReady(absl::Duration timeout);
+  // Both connections are up (health checks). Any thread; never blocks.
+  bool ready() const { return commands_up_.load() && pubsub_up_.load(); }
+  // Closes the connections (pending operations complete with UNAVAILABLE, on the engine thread)
+  // and joins the thread. Call it while the users of the completions still exist (main: after
+  // the drain, before the Hub goes). Idempotent; the destructor calls it.
+  void Shutdown();
+
+ private:
+  const RedisOptions options_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<RedisConnection> commands_;
+  std::unique_ptr<RedisConnection> pubsub_;
+  std::unique_ptr<RedisBroker> broker_;
+  std::unique_ptr<RedisOrderStore> orders_;
+  std::unique_ptr<RedisIdempotencyStore> idempotency_;
+  MemoryTaskStore tasks_;
+  MemoryControlBus control_;
+  MemoryPresence presence_;
+  std::thread thread_;
+  std::atomic<bool> commands_up_{false};
+  std::atomic<bool> pubsub_up_{false};
+};
+
+}  // namespace herald::engine
+
+#endif  // HERALD_SERVER_ENGINE_REDIS_REDIS_ENGINE_H_

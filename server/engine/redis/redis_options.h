@@ -1,0 +1,53 @@
+#ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_OPTIONS_H_
+#define HERALD_SERVER_ENGINE_REDIS_REDIS_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace herald::engine {
+
+// Where the Redis engine connects and its tunables, with their documented defaults (one struct,
+// like core::Limits). Plain value type.
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6379;
+  // AUTH: with a password only (Redis < 6 style, or the `default` user), or ACL user + password.
+  std::string username;
+  std::string password;
+  int db = 0;
+  // Every key and pub/sub channel starts with "<prefix>:". Deployments sharing one Redis need
+  // distinct prefixes (pub/sub is not scoped by database number).
+  std::string prefix = "herald";
+  // A connection attempt that takes longer is abandoned (and retried with backoff).
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // A command without a reply for this long closes its connection (Redis hung, or a half-open
+  // TCP connection): its callers get UNAVAILABLE instead of waiting forever.
+  absl::Duration command_timeout = absl::Seconds(5);
+  // Reconnect backoff: doubles from min to max after each failed attempt (with jitter).
+  absl::Duration reconnect_min = absl::Milliseconds(50);
+  absl::Duration reconnect_max = absl::Seconds(2);
+  // A channel's epoch, offset and latest-per-key hash live this long after its last publish
+  // (at least its history TTL): a channel idle for longer starts a new epoch.
+  absl::Duration meta_ttl = absl::Hours(24);
+  // An idempotency key's "running" marker expires after this, so a node that died mid-publish
+  // does not hold the key for the whole window.
+  absl::Duration running_ttl = absl::Seconds(30);
+  // A repeat that finds the key's first publish still running (on any node) looks again every
+  // `repeat_poll`, for at most `repeat_wait`, then fails with UNAVAILABLE.
+  absl::Duration repeat_poll = absl::Milliseconds(10);
+  absl::Duration repeat_wait = absl::Seconds(5);
+  // OrderStore::Sweep runs its cleanup script at most this often (Hub ticks every 50 ms).
+  absl::Duration sweep_interval = absl::Seconds(1);
+};
+
+// Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"
+// (keeping the other fields of `base`). "rediss://" (TLS) is refused: not supported yet.
+absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base = {});
+
+}  // namespace herald::engine
+
+#endif  // HERALD_SERVER_ENGINE_REDIS_REDIS_OPTIONS_H_

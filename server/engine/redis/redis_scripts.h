@@ -1,0 +1,27 @@
+#ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_SCRIPTS_H_
+#define HERALD_SERVER_ENGINE_REDIS_REDIS_SCRIPTS_H_
+
+#include <string>
+
+namespace herald::engine {
+
+// A Lua script run with EVALSHA (loaded by SCRIPT LOAD when a connection opens; EVAL when Redis
+// forgot it). Immutable after construction.
+struct RedisScript {
+  explicit RedisScript(std::string body);
+  std::string source;
+  std::string sha1;  // hex, as SCRIPT LOAD returns it
+};
+
+// The engine's scripts (server/engine/redis/redis_scripts.cc documents their keys and
+// arguments). Each runs atomically in Redis: that is what orders a channel's publications and
+// makes the order version check and its publications one step across all nodes.
+const RedisScript& PublishScript();
+const RedisScript& JoinScript();
+const RedisScript& HistoryScript();
+const RedisScript& ApplyOrderScript();
+const RedisScript& SweepOrdersScript();
+
+}  // namespace herald::engine
+
+#endif  // HERALD_SERVER_ENGINE_REDIS_REDIS_SCRIPTS_H_

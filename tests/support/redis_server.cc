@@ -1,0 +1,163 @@
+#include "tests/support/redis_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace herald::testing {
+namespace {
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Sends one inline command and returns the first line of the reply.
+std::string Send(uint16_t port, const std::string& command) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\r\n";
+    char buf[256] = {};
+    if (write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+      if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return reply.substr(0, reply.find("\r\n"));
+}
+
+// One blocking PING; true on +PONG.
+bool Ping(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = false;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const char ping[] = "PING\r\n";
+    char buf[16] = {};
+    ok = write(fd, ping, sizeof(ping) - 1) == sizeof(ping) - 1 && read(fd, buf, 7) > 0 &&
+         std::strncmp(buf, "+PONG", 5) == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+RedisServer::RedisServer() {
+  char tmpl[] = "/tmp/herald-redis-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return;
+  dir_ = tmpl;
+  port_ = FreePort();
+  Start();
+}
+
+RedisServer::~RedisServer() {
+  Stop();
+  std::error_code ec;
+  if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+}
+
+bool RedisServer::Start() {
+  if (pid_ > 0 || port_ == 0) return pid_ > 0;
+  const char* env = std::getenv("REDIS_SERVER");
+  const std::string binary = env != nullptr ? env : "redis-server";
+  const std::string port = std::to_string(port_);
+  const std::string log = dir_ + "/redis.log";
+  std::vector<std::string> args = {binary, "--port",       port, "--bind", "127.0.0.1", "--save",
+                                   "",     "--appendonly", "no", "--dir",  dir_,        "--logfile",
+                                   log,    "--daemonize",  "no"};
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    std::fprintf(stderr, "cannot run %s: %s (install redis-server: scripts/deps.sh)\n", argv[0],
+                 std::strerror(errno));
+    _exit(127);
+  }
+  if (pid < 0) return false;
+  pid_ = pid;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    if (Ping(port_)) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) break;  // it exited
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::fprintf(stderr, "redis-server on port %u did not start:\n%s\n", port_, Log().c_str());
+  Stop();
+  return false;
+}
+
+void RedisServer::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  int status = 0;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  pid_ = -1;
+}
+
+std::string RedisServer::Command(const std::string& inline_command) const {
+  return Send(port_, inline_command);
+}
+
+std::string RedisServer::Log() const {
+  std::ifstream in(dir_ + "/redis.log");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace herald::testing

@@ -1,0 +1,43 @@
+#ifndef HERALD_TESTS_SUPPORT_REDIS_SERVER_H_
+#define HERALD_TESTS_SUPPORT_REDIS_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace herald::testing {
+
+// Runs a real `redis-server` (Debian's package; $REDIS_SERVER overrides the path) on a free
+// loopback port, without persistence (--save "" --appendonly no), in a temporary directory it
+// removes at the end. The server dies with the test process (PR_SET_PDEATHSIG). Not thread-safe.
+class RedisServer {
+ public:
+  // Starts the server; ok() tells whether it answered PING within 10 s.
+  RedisServer();
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  bool ok() const { return pid_ > 0; }
+  uint16_t port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+  // Stops the server (SIGTERM, then SIGKILL) and waits for it; its data is gone (no persistence).
+  void Stop();
+  // Starts it again on the same port; true when it answers PING.
+  bool Start();
+  // Sends one inline command ("CLIENT KILL TYPE pubsub") on a new connection; its reply's first
+  // line, or "" when there was none.
+  std::string Command(const std::string& inline_command) const;
+  // Everything the server logged (for failure messages).
+  std::string Log() const;
+
+ private:
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
+}  // namespace herald::testing
+
+#endif  // HERALD_TESTS_SUPPORT_REDIS_SERVER_H_

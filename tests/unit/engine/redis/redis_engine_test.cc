@@ -1,0 +1,396 @@
+// RedisEngine against a real redis-server (tests/support/redis_server.h): the whole engine
+// conformance suite (tests/conformance), then what only a shared engine promises — two engines
+// ("nodes") on one Redis — and the behaviour while Redis is away.
+#include "server/engine/redis/redis_engine.h"
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/conformance/engine_conformance.h"
+#include "tests/support/redis_server.h"
+
+namespace herald {
+namespace {
+
+// One redis-server for the whole binary, stopped at the end.
+testing::RedisServer* Server() {
+  static testing::RedisServer* server = new testing::RedisServer();
+  return server;
+}
+
+class StopServer : public ::testing::Environment {
+ public:
+  void TearDown() override { Server()->Stop(); }
+};
+const auto* const kStopServer = ::testing::AddGlobalTestEnvironment(new StopServer);
+
+// A fresh key prefix per engine group, so tests never see each other's channels.
+std::string FreshPrefix() {
+  static std::atomic<int> n{0};
+  return absl::StrCat("t", getpid(), "-", n.fetch_add(1));
+}
+
+engine::RedisOptions Options(const std::string& prefix) {
+  engine::RedisOptions options;
+  options.port = Server()->port();
+  options.prefix = prefix;
+  return options;
+}
+
+std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
+                                                const std::string& prefix) {
+  EXPECT_TRUE(Server()->ok()) << "redis-server did not start";
+  auto engine = std::make_unique<engine::RedisEngine>(limits, Options(prefix));
+  absl::Status ready = engine->WaitReady(absl::Seconds(10));
+  EXPECT_TRUE(ready.ok()) << ready;
+  return engine;
+}
+
+}  // namespace
+
+namespace conformance {
+
+std::vector<EngineUnderTest> EnginesUnderTest() {
+  return {{"Redis",
+           [](const core::Limits& limits, std::function<absl::Time()>) {
+             return std::unique_ptr<core::Engine>(MakeEngine(limits, FreshPrefix()));
+           },
+           /*fake_clock=*/false}};
+}
+
+}  // namespace conformance
+
+namespace engine {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+template <typename T, typename Start>
+absl::StatusOr<T> Await(Start start) {
+  struct State {
+    absl::Notification done;
+    std::optional<absl::StatusOr<T>> result;
+  };
+  auto state = std::make_shared<State>();
+  start([state](absl::StatusOr<T> r) {
+    state->result = std::move(r);
+    state->done.Notify();
+  });
+  if (!state->done.WaitForNotificationWithTimeout(kWait)) {
+    return absl::DeadlineExceededError("no completion");
+  }
+  return *std::move(state->result);
+}
+
+class Recorder : public core::BrokerEventHandler {
+ public:
+  void HandlePublication(const core::Publication& p) override {
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(p);
+  }
+  std::vector<core::Publication> Wait(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return seen_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<core::Publication> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+core::Limits TestLimits() {
+  core::Limits limits;
+  limits.history.size = 10;
+  limits.history.ttl = absl::Seconds(60);
+  return limits;
+}
+
+absl::StatusOr<core::StreamPosition> Publish(core::Engine& e, const std::string& channel,
+                                             const std::string& data) {
+  core::PublishSpec spec;
+  spec.data_json = std::make_shared<const std::string>(data);
+  spec.origin_node = "a";
+  spec.ack_requested = true;
+  return Await<core::StreamPosition>(
+      [&](auto done) { e.broker().Publish(channel, spec, std::move(done)); });
+}
+
+absl::Status Subscribe(core::Engine& e, const std::string& channel) {
+  struct Ok {};
+  return Await<Ok>([&](auto done) {
+           e.broker().Subscribe(channel, [done = std::move(done)](absl::Status s) mutable {
+             if (s.ok()) return done(Ok{});
+             done(s);
+           });
+         })
+      .status();
+}
+
+// Two "nodes": engines with their own connections and thread, on one Redis and one prefix.
+class TwoNodes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string prefix = FreshPrefix();
+    a_ = MakeEngine(TestLimits(), prefix);
+    b_ = MakeEngine(TestLimits(), prefix);
+    a_->broker().SetEventHandler(&on_a_);
+    b_->broker().SetEventHandler(&on_b_);
+  }
+  Recorder on_a_, on_b_;
+  std::unique_ptr<RedisEngine> a_, b_;
+};
+
+TEST_F(TwoNodes, APublicationOnOneNodeReachesTheOtherWithTheSameOffsets) {
+  ASSERT_TRUE(Subscribe(*a_, "ch").ok());
+  ASSERT_TRUE(Subscribe(*b_, "ch").ok());
+  std::vector<core::StreamPosition> published;
+  for (int i = 1; i <= 3; ++i) {
+    auto pos = Publish(*a_, "ch", absl::StrCat(i));
+    ASSERT_TRUE(pos.ok()) << pos.status();
+    published.push_back(*pos);
+  }
+  auto pos = Publish(*b_, "ch", "4");  // either node publishes into the same stream
+  ASSERT_TRUE(pos.ok());
+  EXPECT_EQ(pos->offset, 4u);
+  EXPECT_EQ(pos->epoch, published[0].epoch);
+  for (Recorder* r : {&on_a_, &on_b_}) {
+    std::vector<core::Publication> seen = r->Wait(4);
+    ASSERT_EQ(seen.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(seen[i].position.offset, i + 1);
+      EXPECT_EQ(seen[i].position.epoch, published[0].epoch);
+      EXPECT_EQ(*seen[i].spec.data_json, absl::StrCat(i + 1));
+      EXPECT_EQ(seen[i].spec.origin_node, "a");  // ack routing travels with the publication
+      EXPECT_TRUE(seen[i].spec.ack_requested);
+    }
+  }
+}
+
+TEST_F(TwoNodes, AClientRecoversOnTheOtherNode) {
+  core::StreamPosition seen_on_a;
+  for (int i = 1; i <= 5; ++i) {
+    auto pos = Publish(*a_, "ch", absl::StrCat(i));
+    ASSERT_TRUE(pos.ok());
+    if (i == 2) seen_on_a = *pos;
+  }
+  auto joined = Await<core::JoinResult>([&](auto done) {
+    b_->broker().Join("ch", core::JoinSpec{seen_on_a, false}, std::move(done));
+  });
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_TRUE(joined->recovered);
+  std::vector<std::string> missed;
+  for (const auto& p : joined->missed) missed.push_back(*p.data_json);
+  EXPECT_THAT(missed, ElementsAre("3", "4", "5"));
+}
+
+TEST_F(TwoNodes, ConcurrentVersionsOfAnOrderFromTwoNodesAreNeverOutOfOrder) {
+  ASSERT_TRUE(Subscribe(*a_, "orders").ok());
+  ASSERT_TRUE(Subscribe(*b_, "orders").ok());
+  constexpr uint64_t kVersions = 300;
+  std::atomic<uint64_t> next{0};
+  std::atomic<int> applied{0};
+  auto run = [&](RedisEngine* e) {
+    for (uint64_t v; (v = ++next) <= kVersions;) {
+      core::OrderUpdate u;
+      u.order_id = "race";
+      u.version = v;
+      u.channels = {"orders"};
+      u.spec.key = "race";
+      u.spec.data_json = std::make_shared<const std::string>(absl::StrCat(v));
+      auto d = Await<core::OrderDecision>(
+          [&](auto done) { e->orders().Apply(std::move(u), std::move(done)); });
+      if (d.ok() && d->applied) ++applied;
+    }
+  };
+  std::thread t1(run, a_.get()), t2(run, b_.get());
+  t1.join();
+  t2.join();
+  for (Recorder* r : {&on_a_, &on_b_}) {
+    std::vector<core::Publication> seen = r->Wait(applied);
+    ASSERT_EQ(seen.size(), static_cast<size_t>(applied.load()));
+    uint64_t last = 0;
+    for (const auto& p : seen) {
+      const uint64_t v = std::stoull(*p.spec.data_json);
+      EXPECT_GT(v, last);
+      last = v;
+    }
+  }
+}
+
+TEST_F(TwoNodes, APubSubReconnectReplaysWhatWasPublishedMeanwhileFromHistory) {
+  ASSERT_TRUE(Subscribe(*b_, "ch").ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  on_b_.Wait(3);
+  // Redis keeps its data; only the pub/sub connections drop (as on a network blip).
+  EXPECT_THAT(Server()->Command("CLIENT KILL TYPE pubsub"), ::testing::StartsWith(":"));
+  for (int i = 4; i <= 6; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  ASSERT_TRUE(b_->WaitReady(kWait).ok());
+  for (int i = 7; i <= 8; ++i) ASSERT_TRUE(Publish(*a_, "ch", absl::StrCat(i)).ok());
+  std::vector<core::Publication> seen = on_b_.Wait(8);
+  std::vector<uint64_t> offsets;
+  for (const auto& p : seen) offsets.push_back(p.position.offset);
+  EXPECT_THAT(offsets, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));  // no gap, no duplicate
+}
+
+// Waits (bounded) until `pred` holds.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  return true;
+}
+
+// What the conformance suite checks with a fake clock, with Redis' own clock and 1 s limits:
+// history TTL, final keys leaving snapshots, ended orders and idempotency keys forgotten.
+TEST(RedisEngineExpiry, HistoryKeysOrdersAndIdempotencyKeysExpireInRedis) {
+  core::Limits limits;
+  limits.history.size = 10;
+  limits.history.ttl = absl::Seconds(1);
+  limits.order_retention = absl::Seconds(1);
+  limits.idempotency_window = absl::Seconds(1);
+  auto engine = MakeEngine(limits, FreshPrefix());
+  auto join = [&](std::optional<core::StreamPosition> since, bool snapshot) {
+    return Await<core::JoinResult>([&](auto done) {
+      engine->broker().Join("ch", core::JoinSpec{since, snapshot}, std::move(done));
+    });
+  };
+  auto apply = [&](uint64_t version, bool final) {
+    core::OrderUpdate u;
+    u.order_id = "o1";
+    u.version = version;
+    u.final = final;
+    u.channels = {"ch"};
+    u.spec.key = "o1";
+    u.spec.key_final = final;
+    u.spec.data_json = std::make_shared<const std::string>(absl::StrCat(version));
+    return Await<core::OrderDecision>(
+        [&](auto done) { engine->orders().Apply(std::move(u), std::move(done)); });
+  };
+  auto first = Publish(*engine, "ch", "1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(apply(5, /*final=*/true).ok());
+  auto snapshot = join(std::nullopt, true);
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_EQ(snapshot->snapshot.size(), 1u);
+  EXPECT_FALSE(apply(4, false)->applied);
+  EXPECT_EQ(engine->orders().TrackedOrders(), 1u);
+  auto idempotent = [&](int* publishes) {
+    return Await<core::IdempotencyStore::Result>([&](auto done) {
+      engine->idempotency().Run(
+          "ch", "k",
+          [publishes](core::Done<v1::ChannelDelivery> published) {
+            ++*publishes;
+            published(v1::ChannelDelivery());
+          },
+          std::move(done));
+    });
+  };
+  int publishes = 0;
+  ASSERT_TRUE(idempotent(&publishes).ok());
+  EXPECT_TRUE(idempotent(&publishes)->duplicate);
+
+  // History older than its TTL no longer recovers; the epoch stays (the meta lives on).
+  EXPECT_TRUE(Eventually([&] {
+    auto r = join(core::StreamPosition{first->epoch, 0}, false);
+    return r.ok() && !r->recovered && r->position.epoch == first->epoch;
+  }));
+  // The final order leaves the snapshot and the book; its id may start again.
+  EXPECT_TRUE(Eventually([&] {
+    auto r = join(std::nullopt, true);
+    return r.ok() && r->snapshot.empty();
+  }));
+  EXPECT_TRUE(apply(1, false)->applied);
+  // The idempotency key publishes again after its window.
+  EXPECT_TRUE(Eventually([&] {
+    auto r = idempotent(&publishes);
+    return r.ok() && !r->duplicate;
+  }));
+  EXPECT_EQ(publishes, 2);
+}
+
+TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.ok());
+  RedisOptions options;
+  options.port = server.port();
+  options.prefix = FreshPrefix();
+  RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), options);
+  ASSERT_TRUE(publisher.WaitReady(kWait).ok());
+  ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
+  Recorder recorder;
+  subscriber.broker().SetEventHandler(&recorder);
+  ASSERT_TRUE(Subscribe(subscriber, "ch").ok());
+  ASSERT_TRUE(Publish(publisher, "ch", "before").ok());
+  recorder.Wait(1);
+
+  server.Stop();
+  // Never accepted and dropped: an error, quickly.
+  absl::Status failed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    const absl::Time start = absl::Now();
+    failed = Publish(publisher, "ch", "while down").status();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  } while (failed.ok() && absl::Now() < deadline);
+  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  EXPECT_FALSE(publisher.ready());
+
+  ASSERT_TRUE(server.Start());
+  ASSERT_TRUE(publisher.WaitReady(kWait).ok());
+  ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
+  // Reconnected and resubscribed: publications flow again (a new epoch: Redis lost its data).
+  absl::StatusOr<core::StreamPosition> pos;
+  const absl::Time until = absl::Now() + kWait;
+  std::vector<core::Publication> seen;
+  do {
+    pos = Publish(publisher, "ch", "after");
+    seen = recorder.Wait(2);
+  } while (seen.size() < 2 && absl::Now() < until);
+  ASSERT_TRUE(pos.ok()) << pos.status();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(*seen.back().spec.data_json, "after");
+  EXPECT_NE(seen.back().position.epoch, seen.front().position.epoch);
+}
+
+TEST(RedisOptionsTest, ParsesUrls) {
+  auto o = ParseRedisUrl("redis://:secret@db.local:6380/2");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->host, "db.local");
+  EXPECT_EQ(o->port, 6380);
+  EXPECT_EQ(o->password, "secret");
+  EXPECT_EQ(o->username, "");
+  EXPECT_EQ(o->db, 2);
+  o = ParseRedisUrl("redis://user:pw@127.0.0.1");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->username, "user");
+  EXPECT_EQ(o->port, 6379);
+  EXPECT_EQ(o->db, 0);
+  o = ParseRedisUrl("redis://[::1]:7000");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->host, "::1");
+  EXPECT_EQ(o->port, 7000);
+  EXPECT_FALSE(ParseRedisUrl("rediss://h:6379").ok());
+  EXPECT_FALSE(ParseRedisUrl("http://h").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://h:99999").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://h/x").ok());
+}
+
+}  // namespace
+}  // namespace engine
+}  // namespace herald
