@@ -18,6 +18,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/await.h"
 
 namespace herald::conformance {
 namespace {
@@ -30,22 +31,9 @@ using ::testing::ElementsAre;
 
 constexpr absl::Duration kWait = absl::Seconds(5);
 
-// Runs an operation that completes through a Done<T> and waits (bounded) for its result.
 template <typename T, typename Start>
 absl::StatusOr<T> Await(Start start) {
-  struct State {
-    absl::Notification done;
-    std::optional<absl::StatusOr<T>> result;
-  };
-  auto state = std::make_shared<State>();
-  start([state](absl::StatusOr<T> r) {
-    state->result = std::move(r);
-    state->done.Notify();
-  });
-  if (!state->done.WaitForNotificationWithTimeout(kWait)) {
-    return absl::DeadlineExceededError("no completion within 5 s");
-  }
-  return *std::move(state->result);
+  return testing::Await<T>(std::move(start), kWait);
 }
 
 // Records what the broker hands the node, per channel, and checks the handler's contract: one

@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/conformance/engine_conformance.h"
+#include "tests/support/await.h"
 #include "tests/support/redis_server.h"
 
 namespace herald {
@@ -78,19 +79,7 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 
 template <typename T, typename Start>
 absl::StatusOr<T> Await(Start start) {
-  struct State {
-    absl::Notification done;
-    std::optional<absl::StatusOr<T>> result;
-  };
-  auto state = std::make_shared<State>();
-  start([state](absl::StatusOr<T> r) {
-    state->result = std::move(r);
-    state->done.Notify();
-  });
-  if (!state->done.WaitForNotificationWithTimeout(kWait)) {
-    return absl::DeadlineExceededError("no completion");
-  }
-  return *std::move(state->result);
+  return testing::Await<T>(std::move(start), kWait);
 }
 
 class Recorder : public core::BrokerEventHandler {
