@@ -416,9 +416,7 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
     con->set_body(absl::StrCat(R"({"status":"ok","node":")", hub_->node().name(),
                                R"(","connections":)", hub_->node().connection_count(), "}\n"));
   } else if (path == "/metrics") {
-    con->set_status(http::status_code::ok);
-    con->replace_header("Content-Type", "text/plain; version=0.0.4");
-    con->set_body(core::RenderMetrics(hub_->api().LocalStats()));
+    ServeMetrics(con);
   } else if (path == "/ws") {
     con->set_status(http::status_code::upgrade_required);
     con->replace_header("Upgrade", "websocket");
@@ -444,15 +442,35 @@ bool Endpoint::CallFallback(const ConnectionPtr& con, absl::string_view path) {
   const std::string remote_address = con->get_remote_endpoint();
   req.remote_address = remote_address;
   req.header = [&request](const std::string& name) { return request.get_header(name); };
-  // The reply is written by a task on the connection's strand, which this handler holds: it runs
-  // after the response has been deferred below, whichever thread answers and when.
-  HttpRespond respond = [con, io = io_](HttpResponse reply) {
+  if (!http_fallback_(req, DeferredResponder(con))) return false;
+  con->defer_http_response();
+  return true;
+}
+
+template <typename ConnectionPtr>
+HttpRespond Endpoint::DeferredResponder(const ConnectionPtr& con) {
+  // The reply is written by a task on the connection's strand, which the HTTP handler holds: it
+  // runs after the handler has deferred the response, whichever thread answers and when.
+  return [con, io = io_](HttpResponse reply) {
     asio::post(*io, con->get_strand()->wrap(
                         [con, reply = std::move(reply)] { WriteDeferred(*con, reply); }));
   };
-  if (!http_fallback_(req, std::move(respond))) return false;
+}
+
+template <typename ConnectionPtr>
+void Endpoint::ServeMetrics(const ConnectionPtr& con) {
+  // Task queues come from the engine, which may answer later; the node's counters are read now.
+  hub_->api().ListQueues(
+      {}, [stats = hub_->api().LocalStats(), append = metrics_appender_,
+           respond = DeferredResponder(con)](absl::StatusOr<v1::ListQueuesResponse> queues) {
+        HttpResponse reply;
+        reply.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
+        reply.body = core::RenderMetrics(
+            stats, queues.ok() ? *queues : v1::ListQueuesResponse::default_instance());
+        if (append) append(&reply.body);
+        respond(std::move(reply));
+      });
   con->defer_http_response();
-  return true;
 }
 
 }  // namespace herald::ws
