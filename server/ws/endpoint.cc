@@ -384,6 +384,16 @@ bool Endpoint::ServeFile(const ConnectionPtr& con, absl::string_view path) {
     con->replace_header("Access-Control-Max-Age", "86400");
     return true;
   }
+  if (!file->redirect.empty()) {  // "/admin" -> "/admin/", keeping the query
+    const std::string& resource = con->get_resource();
+    const size_t query = resource.find('?');
+    con->set_status(http::status_code::moved_permanently);
+    con->replace_header(
+        "Location",
+        absl::StrCat(file->redirect,
+                     query == std::string::npos ? "" : absl::string_view(resource).substr(query)));
+    return true;
+  }
   con->set_status(http::status_code::ok);
   con->replace_header("Content-Type", file->content_type);
   con->replace_header("X-Content-Type-Options", "nosniff");
