@@ -23,11 +23,14 @@
 #include "asio/steady_timer.hpp"
 #include "server/config.h"
 #include "server/core/hub.h"
+#include "server/core/metrics.h"
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
 #include "server/engine/redis/redis_engine.h"
+#include "server/rpc/api_metrics.h"
 #include "server/rpc/broker_service.h"
 #include "server/rpc/http_api.h"
+#include "server/version.h"
 #include "server/ws/endpoint.h"
 #include "server/ws/io_threads.h"
 #include "server/ws/tls_context.h"
@@ -102,8 +105,11 @@ int Run(const herald::ServerConfig& config) {
   }
   core::Hub hub(config.limits, node, engine.get(), &frames, verifier.get());
   hub.node().SetLoopExecutor(&io_threads);
+  // Control API calls over both transports, counted and timed for /metrics.
+  rpc::ApiMetrics api_metrics;
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
-  const rpc::HttpApi http_api(&hub.api(), config.api_key);
+  const rpc::HttpApi http_api(&hub.api(), config.api_key, &api_metrics);
+  const std::string build_info = core::RenderBuildInfo(ProjectVersion(), GitDescribe());
   // With --tls-cert, every listener serves this certificate (SIGHUP reloads it).
   std::unique_ptr<ws::TlsContext> tls;
   if (!config.tls_cert.empty()) {
@@ -132,6 +138,10 @@ int Run(const herald::ServerConfig& config) {
         return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
       });
     }
+    endpoint.SetMetricsAppender([&build_info, &api_metrics](std::string* out) {
+      out->append(build_info);
+      api_metrics.AppendTo(out);
+    });
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
       const std::string content_type = req.header("Content-Type");
@@ -155,7 +165,7 @@ int Run(const herald::ServerConfig& config) {
     }
   }
   const ws::Endpoint& endpoint = *endpoints[0];
-  rpc::RpcServer rpc_server(&hub.api(), config.api_key);
+  rpc::RpcServer rpc_server(&hub.api(), config.api_key, &api_metrics);
   absl::StatusOr<int> grpc_port =
       rpc_server.Start(config.grpc_listen, {config.tls_cert, config.tls_key, config.tls_client_ca});
   if (!grpc_port.ok()) {

@@ -11,15 +11,63 @@ void Metric(std::string* out, const char* name, const char* type, const char* he
   absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", name, " ",
                   value, "\n");
 }
+// A label value escaped for the text format: backslash, double quote and newline.
+std::string LabelValue(absl::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// One family with a sample per queue: herald_task_queue_waiting{queue="emails"} 3.
+template <typename Value>
+void PerQueue(std::string* out, const char* name, const char* type, const char* help,
+              const herald::v1::ListQueuesResponse& queues, Value value) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  for (const herald::v1::QueueInfo& q : queues.queues()) {
+    absl::StrAppend(out, name, "{queue=\"", LabelValue(q.queue()), "\"} ", value(q), "\n");
+  }
+}
+
+void RenderQueues(std::string* out, const herald::v1::ListQueuesResponse& queues) {
+  using Q = herald::v1::QueueInfo;
+  PerQueue(out, "herald_task_queue_workers", "gauge", "Workers attached to the task queue.", queues,
+           [](const Q& q) { return q.workers(); });
+  PerQueue(out, "herald_task_queue_waiting", "gauge", "Tasks waiting for a worker.", queues,
+           [](const Q& q) { return q.waiting(); });
+  PerQueue(out, "herald_task_queue_in_flight", "gauge",
+           "Tasks assigned to a worker and not acked yet.", queues,
+           [](const Q& q) { return q.in_flight_size(); });
+  PerQueue(out, "herald_tasks_dispatched_total", "counter", "Tasks dispatched to the queue.",
+           queues, [](const Q& q) { return q.dispatched(); });
+  PerQueue(out, "herald_tasks_acked_total", "counter", "Tasks acked by a worker.", queues,
+           [](const Q& q) { return q.acked(); });
+  PerQueue(out, "herald_tasks_redelivered_total", "counter",
+           "Task deliveries repeated after a missed ack deadline or a lost worker.", queues,
+           [](const Q& q) { return q.redelivered(); });
+  PerQueue(out, "herald_tasks_expired_total", "counter",
+           "Tasks dropped unacked when their time to live ran out.", queues,
+           [](const Q& q) { return q.expired(); });
+}
+
 }  // namespace
 
-std::string RenderMetrics(const herald::v1::StatsResponse& s) {
+std::string RenderMetrics(const herald::v1::StatsResponse& s,
+                          const herald::v1::ListQueuesResponse& queues) {
   std::string out;
   Metric(&out, "herald_connections", "gauge", "Open WebSocket connections.", s.connections());
   Metric(&out, "herald_users", "gauge", "Distinct authenticated users connected.", s.users());
   Metric(&out, "herald_channels", "gauge", "Channels with at least one subscriber.", s.channels());
   Metric(&out, "herald_subscriptions", "gauge", "Channel subscriptions.", s.subscriptions());
-  Metric(&out, "herald_connections_total", "counter", "Connections accepted.",
+  // Not herald_connections_total: OpenMetrics names a counter's family without `_total`, which
+  // would clash with the herald_connections gauge.
+  Metric(&out, "herald_connections_opened_total", "counter", "Connections accepted.",
          s.connections_total());
   Metric(&out, "herald_publications_total", "counter", "Channel publications.", s.publications());
   Metric(&out, "herald_deliveries_total", "counter", "Frames queued to subscribers.",
@@ -57,7 +105,16 @@ std::string RenderMetrics(const herald::v1::StatsResponse& s) {
     absl::StrAppend(&out, "herald_limit_refusals_total{reason=\"", reason, "\"} ", value, "\n");
   }
   Metric(&out, "herald_uptime_seconds", "gauge", "Seconds since start.", s.uptime_ms() / 1000);
+  RenderQueues(&out, queues);
   return out;
+}
+
+std::string RenderBuildInfo(absl::string_view version, absl::string_view revision) {
+  return absl::StrCat(
+      "# HELP herald_build_info The build answering: its version and git revision. Always 1.\n"
+      "# TYPE herald_build_info gauge\n"
+      "herald_build_info{version=\"",
+      LabelValue(version), "\",revision=\"", LabelValue(revision), "\"} 1\n");
 }
 
 }  // namespace herald::core

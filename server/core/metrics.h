@@ -3,12 +3,20 @@
 
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "herald/v1/broker.pb.h"
 
 namespace herald::core {
 
-// Renders Stats in the Prometheus text exposition format (served at /metrics). Pure function.
-std::string RenderMetrics(const herald::v1::StatsResponse& stats);
+// Renders Stats and the task queues (what ListQueues answers) in the Prometheus text exposition
+// format (served at /metrics): each family once, with HELP and TYPE, and no gauge whose name is
+// a counter's without `_total` (OpenMetrics parsers would fold the two). Pure function.
+std::string RenderMetrics(const herald::v1::StatsResponse& stats,
+                          const herald::v1::ListQueuesResponse& queues =
+                              herald::v1::ListQueuesResponse::default_instance());
+
+// herald_build_info{version="0.1.0",revision="a609f88"} 1: which build answers. Pure function.
+std::string RenderBuildInfo(absl::string_view version, absl::string_view revision);
 
 }  // namespace herald::core
 

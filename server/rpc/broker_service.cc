@@ -162,8 +162,8 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
 
 }  // namespace
 
-BrokerService::BrokerService(core::ApiExecutor* api, std::string api_key)
-    : api_(api), api_key_(std::move(api_key)) {}
+BrokerService::BrokerService(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics)
+    : api_(api), api_key_(std::move(api_key)), metrics_(metrics) {}
 
 absl::Status BrokerService::Authorize(grpc::CallbackServerContext* ctx) const {
   absl::string_view authorization;
@@ -179,14 +179,17 @@ grpc::ServerUnaryReactor* BrokerService::Handle(grpc::CallbackServerContext* ctx
                                                 const google::protobuf::Message& request,
                                                 google::protobuf::Message* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const UnaryMethod& unary = *FindUnaryMethod(method);
+  UnaryDone done = [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); };
+  if (metrics_ != nullptr)
+    done = metrics_->Track(unary, ApiMetrics::Transport::kGrpc, std::move(done));
   if (absl::Status st = Authorize(ctx); !st.ok()) {
-    reactor->Finish(ToGrpcStatus(st));
+    done(std::move(st));
     return reactor;
   }
   // Most methods finish before `call` returns; a publish waiting for an ack finishes from the
   // thread that ends the wait. gRPC keeps `response` (and the reactor) until Finish.
-  FindUnaryMethod(method)->call(*api_, request, response,
-                                [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
+  unary.call(*api_, request, response, std::move(done));
   return reactor;
 }
 
@@ -324,8 +327,8 @@ grpc::ServerReadReactor<v1::PublishStreamRequest>* BrokerService::PublishStream(
   return new PublishStreamReactor(api_, summary, Authorize(ctx));
 }
 
-RpcServer::RpcServer(core::ApiExecutor* api, std::string api_key)
-    : service_(api, std::move(api_key)) {}
+RpcServer::RpcServer(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics)
+    : service_(api, std::move(api_key), metrics) {}
 
 RpcServer::~RpcServer() {
   if (server_ != nullptr) Shutdown(absl::ZeroDuration());

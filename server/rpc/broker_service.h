@@ -12,16 +12,19 @@
 #include "absl/time/time.h"
 #include "herald/v1/broker.grpc.pb.h"
 #include "server/core/api_executor.h"
+#include "server/rpc/api_metrics.h"
 
 namespace herald::rpc {
 
 // gRPC adapter of the Broker service: checks the API key, runs the method's UnaryMethod handler
-// and maps absl::Status to grpc::Status. Nothing else. Stateless besides its borrowed API executor;
+// and maps absl::Status to grpc::Status; with ApiMetrics, counts and times each unary call.
+// Nothing else. Stateless besides its borrowed API executor and metrics;
 // called concurrently from gRPC's threads. Unary calls finish by completion: a publish waiting
 // for an ack finishes its reactor from the thread that ends the wait.
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(core::ApiExecutor* api, std::string api_key);
+  // `api` and `metrics` (optional) must outlive the service.
+  BrokerService(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics = nullptr);
 
 #define HERALD_UNARY(Name, Req, Resp)                                                      \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const v1::Req* request, \
@@ -64,6 +67,7 @@ class BrokerService final : public v1::Broker::CallbackService {
 
   core::ApiExecutor* const api_;
   const std::string api_key_;
+  ApiMetrics* const metrics_;
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
@@ -80,7 +84,7 @@ struct RpcTls {
 // Shutdown() are called from the control thread.
 class RpcServer {
  public:
-  RpcServer(core::ApiExecutor* api, std::string api_key);
+  RpcServer(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics = nullptr);
   ~RpcServer();
 
   // Binds "host:port" (port 0 picks a free one) and starts serving; returns the bound port.

@@ -29,6 +29,7 @@ constexpr absl::string_view kJson = "application/json";
 HttpReply ErrorReply(int http_status, const absl::Status& status) {
   HttpReply reply;
   reply.status = http_status;
+  reply.code = status.code();
   reply.headers.emplace_back("Content-Type", kJson);
   reply.body = HttpErrorBody(status);
   return reply;
@@ -131,21 +132,33 @@ std::string HttpErrorBody(const absl::Status& status) {
   return json;
 }
 
-HttpApi::HttpApi(core::ApiExecutor* api, std::string api_key)
+HttpApi::HttpApi(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics)
     : api_(api),
       api_key_(std::move(api_key)),
       rate_(std::make_unique<core::RequestRateLimiter>(api->limits().api_rate,
-                                                       api->limits().api_burst)) {}
+                                                       api->limits().api_burst)),
+      metrics_(metrics) {}
 
 bool HttpApi::Serves(absl::string_view path) { return absl::StartsWith(path, "/api/"); }
 
 void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
+  // Known after Check(); looked up first so that refused calls of a method count too.
+  const UnaryMethod* method = absl::StartsWith(request.path, kPathPrefix)
+                                  ? FindUnaryMethod(MethodName(request.path))
+                                  : nullptr;
+  if (metrics_ != nullptr && method != nullptr) {
+    // Counted by the canonical code of the reply, whichever step produced it.
+    UnaryDone count = metrics_->Track(*method, ApiMetrics::Transport::kHttp, [](absl::Status) {});
+    respond = [count = std::move(count), respond = std::move(respond)](HttpReply reply) {
+      count(absl::Status(reply.code, ""));
+      respond(std::move(reply));
+    };
+  }
   std::optional<HttpReply> refused = Check(request);
   if (refused.has_value()) {
     respond(*std::move(refused));
     return;
   }
-  const UnaryMethod* method = FindUnaryMethod(MethodName(request.path));
   pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
   std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
   absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;

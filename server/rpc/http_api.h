@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "server/core/api_executor.h"
 #include "server/core/request_rate_limiter.h"
+#include "server/rpc/api_metrics.h"
 
 namespace herald::rpc {
 
@@ -31,6 +32,8 @@ struct HttpApiRequest {
 
 struct HttpReply {
   int status = 200;
+  // The canonical code of the reply: kOk, or the error's (what ApiMetrics counts).
+  absl::StatusCode code = absl::StatusCode::kOk;
   std::vector<std::pair<std::string, std::string>> headers;  // always has Content-Type
   std::string body;                                          // JSON
 };
@@ -43,15 +46,17 @@ using HttpRespond = std::function<void(HttpReply)>;
 // runs the very handler gRPC runs (rpc::FindUnaryMethod), after the same API-key check; errors
 // come back as {"code":"INVALID_ARGUMENT","message":"..."} with an HTTP status from
 // HttpStatusFromCode. Requests over --api-rate (per API key, or per client IP without one) get
-// 429 with Retry-After. Transport-free (ws::Endpoint feeds it through main.cc). Immutable after
-// construction but for the rate limiter (thread-safe); Handle() is thread-safe (the API executor
-// is) and never blocks.
+// 429 with Retry-After. With ApiMetrics, every call of a known method is counted and timed, the
+// refused ones too (by the code of their error). Transport-free (ws::Endpoint feeds it through
+// main.cc). Immutable after construction but for the rate limiter (thread-safe); Handle() is
+// thread-safe (the API executor is) and never blocks.
 class HttpApi {
  public:
   static constexpr absl::string_view kPathPrefix = "/api/v1/";
 
-  // `api` must outlive this object. An empty `api_key` accepts every call.
-  HttpApi(core::ApiExecutor* api, std::string api_key);
+  // `api` and `metrics` (optional) must outlive this object. An empty `api_key` accepts every
+  // call.
+  HttpApi(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics = nullptr);
 
   // True for paths this API answers (everything under "/api/"), even unknown methods.
   static bool Serves(absl::string_view path);
@@ -68,6 +73,7 @@ class HttpApi {
   const std::string api_key_;
   // Buckets by API key (one: the configured key) or by client IP (no key configured).
   const std::unique_ptr<core::RequestRateLimiter> rate_;
+  ApiMetrics* const metrics_;
 };
 
 // The HTTP status a canonical error code is served with (docs/api.md, "HTTP status codes").

@@ -384,6 +384,16 @@ bool Endpoint::ServeFile(const ConnectionPtr& con, absl::string_view path) {
     con->replace_header("Access-Control-Max-Age", "86400");
     return true;
   }
+  if (!file->redirect.empty()) {  // "/admin" -> "/admin/", keeping the query
+    const std::string& resource = con->get_resource();
+    const size_t query = resource.find('?');
+    con->set_status(http::status_code::moved_permanently);
+    con->replace_header(
+        "Location",
+        absl::StrCat(file->redirect,
+                     query == std::string::npos ? "" : absl::string_view(resource).substr(query)));
+    return true;
+  }
   con->set_status(http::status_code::ok);
   con->replace_header("Content-Type", file->content_type);
   con->replace_header("X-Content-Type-Options", "nosniff");
@@ -418,9 +428,7 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
                                R"(","node":")", hub_->node().name(), R"(","connections":)",
                                hub_->node().connection_count(), "}\n"));
   } else if (path == "/metrics") {
-    con->set_status(http::status_code::ok);
-    con->replace_header("Content-Type", "text/plain; version=0.0.4");
-    con->set_body(core::RenderMetrics(hub_->api().LocalStats()));
+    ServeMetrics(con);
   } else if (path == "/ws") {
     con->set_status(http::status_code::upgrade_required);
     con->replace_header("Upgrade", "websocket");
@@ -446,15 +454,35 @@ bool Endpoint::CallFallback(const ConnectionPtr& con, absl::string_view path) {
   const std::string remote_address = con->get_remote_endpoint();
   req.remote_address = remote_address;
   req.header = [&request](const std::string& name) { return request.get_header(name); };
-  // The reply is written by a task on the connection's strand, which this handler holds: it runs
-  // after the response has been deferred below, whichever thread answers and when.
-  HttpRespond respond = [con, io = io_](HttpResponse reply) {
+  if (!http_fallback_(req, DeferredResponder(con))) return false;
+  con->defer_http_response();
+  return true;
+}
+
+template <typename ConnectionPtr>
+HttpRespond Endpoint::DeferredResponder(const ConnectionPtr& con) {
+  // The reply is written by a task on the connection's strand, which the HTTP handler holds: it
+  // runs after the handler has deferred the response, whichever thread answers and when.
+  return [con, io = io_](HttpResponse reply) {
     asio::post(*io, con->get_strand()->wrap(
                         [con, reply = std::move(reply)] { WriteDeferred(*con, reply); }));
   };
-  if (!http_fallback_(req, std::move(respond))) return false;
+}
+
+template <typename ConnectionPtr>
+void Endpoint::ServeMetrics(const ConnectionPtr& con) {
+  // Task queues come from the engine, which may answer later; the node's counters are read now.
+  hub_->api().ListQueues(
+      {}, [stats = hub_->api().LocalStats(), append = metrics_appender_,
+           respond = DeferredResponder(con)](absl::StatusOr<v1::ListQueuesResponse> queues) {
+        HttpResponse reply;
+        reply.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
+        reply.body = core::RenderMetrics(
+            stats, queues.ok() ? *queues : v1::ListQueuesResponse::default_instance());
+        if (append) append(&reply.body);
+        respond(std::move(reply));
+      });
   con->defer_http_response();
-  return true;
 }
 
 }  // namespace herald::ws

@@ -77,6 +77,11 @@ class Endpoint {
   // error, /healthz answers 503 with {"status":"unavailable",...}. Call before Listen(); the check
   // runs on I/O threads and must not block.
   void SetHealthCheck(std::function<absl::Status()> check) { health_check_ = std::move(check); }
+  // Installs what /metrics appends after the node's metrics (main.cc: the build info and the
+  // control API's metrics). Called on I/O threads, concurrently. Call before Listen().
+  void SetMetricsAppender(std::function<void(std::string* out)> append) {
+    metrics_appender_ = std::move(append);
+  }
 
   // Binds host:port (port "0" picks a free one) and starts accepting. Loop 0 first checks that
   // no other process listens there (SO_REUSEPORT would otherwise share the port silently); the
@@ -108,6 +113,12 @@ class Endpoint {
   bool CallFallback(const ConnectionPtr& con, absl::string_view path);
   // Answers a GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one,
   // with `Access-Control-Allow-Origin: *`; false when there is no such file.
+  // Answers /metrics once the engine has answered ListQueues (the response is deferred).
+  template <typename ConnectionPtr>
+  void ServeMetrics(const ConnectionPtr& con);
+  // Answers a deferred HTTP response of `con`, from any thread.
+  template <typename ConnectionPtr>
+  HttpRespond DeferredResponder(const ConnectionPtr& con);
   template <typename ConnectionPtr>
   bool ServeFile(const ConnectionPtr& con, absl::string_view path);
   template <typename Fn>
@@ -123,6 +134,7 @@ class Endpoint {
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
   std::function<absl::Status()> health_check_;
+  std::function<void(std::string* out)> metrics_appender_;
   std::string local_address_;
   asio::io_context* const io_;
   // What OnValidate admitted, picked up by OnOpen: the claims of a `?token=` (so each handshake

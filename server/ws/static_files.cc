@@ -87,6 +87,10 @@ std::optional<StaticFiles::Response> StaticFiles::Get(absl::string_view path) co
   const std::string file = Canonical(absl::StrCat(root_, decoded));
   if (file.empty() || !absl::StartsWith(file, absl::StrCat(root_, "/"))) return std::nullopt;
   struct stat st;
+  if (stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && decoded.back() != '/' &&
+      stat(absl::StrCat(file, "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    return Response{"", "", absl::StrCat(path, "/")};
+  }
   if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
       static_cast<size_t>(st.st_size) > kMaxFileBytes) {
     return std::nullopt;
@@ -95,7 +99,7 @@ std::optional<StaticFiles::Response> StaticFiles::Get(absl::string_view path) co
   if (!in) return std::nullopt;
   std::ostringstream body;
   body << in.rdbuf();
-  return Response{ContentType(file), body.str()};
+  return Response{ContentType(file), body.str(), /*redirect=*/""};
 }
 
 }  // namespace herald::ws

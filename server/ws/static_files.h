@@ -9,7 +9,8 @@
 namespace herald::ws {
 
 // Serves the files below one directory (the demo pages and herald.js) for GET and HEAD: maps a
-// URL path to a file with a Content-Type by extension; `/` and `dir/` mean `index.html`. Refuses
+// URL path to a file with a Content-Type by extension; `/` and `dir/` mean `index.html`, and
+// `dir` (a folder with an index.html) redirects to `dir/`, so relative links work. Refuses
 // everything that could leave the root or expose what is not meant to be served: `..` and `.`
 // segments (also percent-encoded), hidden files, backslashes, NUL, and symlinks resolving outside
 // the root. Immutable after construction; thread-safe.
@@ -18,6 +19,8 @@ class StaticFiles {
   struct Response {
     std::string content_type;
     std::string body;
+    // Non-empty: no file, but a redirect to this path (`path` with a trailing slash).
+    std::string redirect;
   };
 
   // `root` must be an existing directory (checked by configuration).
