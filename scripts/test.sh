@@ -7,9 +7,8 @@
 #   3. build every target with clang (preset clang-asan): ASan+UBSan, the thread-safety analysis
 #      as errors (-Werror=thread-safety) and the libFuzzer targets; run every test again under
 #      ASan+UBSan (with the committed fuzz seeds replayed), then each fuzzer for 60 s;
-#   4. build herald and the core's concurrency test with TSan; run the concurrency test, and,
-#      with TSAN_WS=1 (not yet by default: see tests/tsan.supp), the integration tests of the
-#      WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
+#   4. build herald and the core's concurrency test with TSan; run the concurrency test and the
+#      integration tests of the WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
 #      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) against
 #      the TSan-built herald; any report fails the run.
 # scripts/test.sh --quick runs steps 1 and 2 only. FUZZ_SECONDS overrides the 60 s.
@@ -55,10 +54,9 @@ if [ "$quick" -eq 0 ]; then
   step "test: tsan concurrency"
   ctest --preset tsan -L concurrency
 fi
-if [ "$quick" -eq 0 ] && [ "${TSAN_WS:-0}" = 1 ]; then
-  # Opt-in until tests/tsan.supp covers the last gRPC-internal report (see the end of that file):
-  # Debian's libgrpc is not built with TSan, so gRPC's own hand-offs between its threads look
-  # like races.
+if [ "$quick" -eq 0 ]; then
+  # Debian's libgrpc is not built with TSan, so gRPC's own hand-offs between its threads would
+  # look like races: tests/tsan.supp names those third-party frames, nothing of Herald's.
   step "test: WebSocket integration tests against the TSan-built herald"
   # The test binaries are the default build's (built in step 1); only the herald they start is
   # TSan-built. A report makes herald exit (halt_on_error) and is written under
