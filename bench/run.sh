@@ -5,7 +5,8 @@
 #   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
 #
 # Environment: SERVERS="herald nchan ceiling" (which to run), OUT=DIR (results; default
-# bench/results/<UTC time>), DURATION=S (seconds per measured run).
+# bench/results/<UTC time>), DURATION=S (seconds per measured run), HERALD=PATH (another herald
+# binary, e.g. an older build, to compare two builds run by run).
 # Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
 # and plots of docs/benchmarks.md. Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -31,7 +32,7 @@ fi
 scripts/build.sh default herald heraldctl herald_load grpc_bench ceiling_server >/dev/null
 
 bin=$root/build/default
-HERALD=$bin/server/herald
+HERALD=${HERALD:-$bin/server/herald}  # HERALD=PATH: another build, for A/B runs
 LOAD=$bin/bench/herald_load
 GRPC_BENCH=$bin/bench/grpc_bench
 CEILING=$bin/bench/ceiling_server
