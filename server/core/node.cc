@@ -138,12 +138,7 @@ absl::StatusOr<bool> Node::Subscribe(const std::shared_ptr<Session>& session,
       broker_->Join(channel, std::move(spec),
                     [this, session, channel, reply_id, report](absl::StatusOr<JoinResult> joined) {
                       if (!joined.ok()) return ReplyError(*session, reply_id, joined.status());
-                      std::optional<bool> recovered;
-                      if (report) recovered = joined->recovered;
-                      static const std::vector<StoredPublication> kNone;
-                      session->Send(frames_->Make(
-                          EncodeSubscribed(reply_id, channel, joined->position, recovered,
-                                           report ? joined->missed : kNone, joined->snapshot)));
+                      session->Send(SubscribedFrame(reply_id, channel, *joined, report));
                     });
       return false;
     }
@@ -182,6 +177,15 @@ void Node::StartJoin(const std::string& channel, uint64_t join_id, JoinSpec spec
                 });
 }
 
+OutFramePtr Node::SubscribedFrame(uint32_t reply_id, const std::string& channel,
+                                  const JoinResult& joined, bool report_recovered) const {
+  std::optional<bool> recovered;
+  if (report_recovered) recovered = joined.recovered;
+  static const std::vector<StoredPublication> kNone;
+  return frames_->Make(EncodeSubscribed(reply_id, channel, joined.position, recovered,
+                                        report_recovered ? joined.missed : kNone, joined.snapshot));
+}
+
 OutFramePtr Node::PublicationFrame(const Publication& p) const {
   return frames_->Make(
       EncodePublication(p.channel, p.position.offset, *p.spec.data_json, p.spec.ack_requested),
@@ -211,12 +215,7 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
       // either went to the buffer (sent here, after the reply) or finds the session live in the
       // index (sent after this).
       Session& session = *done.session;
-      std::optional<bool> recovered;
-      if (done.report_recovered) recovered = joined->recovered;
-      static const std::vector<StoredPublication> kNone;
-      session.Send(frames_->Make(
-          EncodeSubscribed(done.reply_id, channel, joined->position, recovered,
-                           recovered.has_value() ? joined->missed : kNone, joined->snapshot)));
+      session.Send(SubscribedFrame(done.reply_id, channel, *joined, done.report_recovered));
       uint64_t after = joined->position.offset;
       for (const Publication& p : done.arrived) {
         if (p.position.epoch == joined->position.epoch && p.position.offset > after) {

@@ -173,6 +173,10 @@ class Node : public BrokerEventHandler {
   void RemovePresence(const Session& session, const std::string& channel);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
+  // The `subscribed` reply to a join: the position, the snapshot, and, when the subscribe asked to
+  // recover (`report_recovered`), `recovered` and the missed publications.
+  OutFramePtr SubscribedFrame(uint32_t reply_id, const std::string& channel,
+                              const JoinResult& joined, bool report_recovered) const;
   OutFramePtr PublicationFrame(const Publication& publication) const;
   // Queues `frame` (the publication at `offset`) on the subscribers of `channel` that accept it
   // (on their I/O threads when a LoopExecutor is set).
