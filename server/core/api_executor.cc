@@ -279,27 +279,36 @@ void ApiExecutor::AskEveryNode(const char* method, const Req& req, Merge<Resp> m
           }
           replies.push_back(std::move(resp));
         }
-        done(merge(std::move(replies)));
+        done(merge(std::move(replies), answers->missing));
       });
 }
 
 namespace {
 
-// The answer of the node that has the connection (the others answer NOT_FOUND).
+absl::Status NodesMissing(int missing) {
+  return absl::UnavailableError(absl::StrCat("control: ", missing, " node", missing == 1 ? "" : "s",
+                                             " did not answer within --control-timeout-ms"));
+}
+
+// The answer of the node that has the connection (the others answer NOT_FOUND). When none has
+// it but some did not answer, it may be on one of those: UNAVAILABLE, not NOT_FOUND.
 template <typename Resp>
 ApiExecutor::Merge<Resp> FromTheNodeWithIt(std::string connection_id) {
-  return [connection_id](std::vector<absl::StatusOr<Resp>> replies) -> absl::StatusOr<Resp> {
+  return [connection_id](std::vector<absl::StatusOr<Resp>> replies,
+                         int missing) -> absl::StatusOr<Resp> {
     for (absl::StatusOr<Resp>& r : replies) {
       if (r.ok() || r.status().code() != absl::StatusCode::kNotFound) return std::move(r);
     }
+    if (missing > 0) return NodesMissing(missing);
     return absl::NotFoundError(absl::StrCat("connection_id: no connection ", connection_id));
   };
 }
 
-// The nodes' answers added up by `add` (an error only when no node answered without one).
+// The nodes' answers added up by `add` (an error only when no node answered without one). Nodes
+// that did not answer are not in the sum.
 template <typename Resp>
 ApiExecutor::Merge<Resp> Summed(void (*add)(Resp& total, const Resp& one)) {
-  return [add](std::vector<absl::StatusOr<Resp>> replies) -> absl::StatusOr<Resp> {
+  return [add](std::vector<absl::StatusOr<Resp>> replies, int missing) -> absl::StatusOr<Resp> {
     std::optional<Resp> total;
     absl::Status error = absl::UnavailableError("control: no node answered");
     for (absl::StatusOr<Resp>& r : replies) {
@@ -313,7 +322,7 @@ ApiExecutor::Merge<Resp> Summed(void (*add)(Resp& total, const Resp& one)) {
         add(*total, *r);
       }
     }
-    if (!total.has_value()) return error;
+    if (!total.has_value()) return missing > 0 ? NodesMissing(missing) : error;
     return *std::move(total);
   };
 }
@@ -378,27 +387,25 @@ void ApiExecutor::ListConnections(const v1::ListConnectionsRequest& req,
     }
   }
   const size_t page_size = req.page_size() == 0 ? 100 : req.page_size();
-  // Every node lists all its matches; the page is cut from their union, ordered by id.
+  // Every node lists its part of the page; the page is cut from their union, ordered by id.
   AskEveryNode<v1::ListConnectionsRequest, v1::ListConnectionsResponse>(
       "ListConnections", req,
-      [page_size,
-       token = req.page_token()](std::vector<absl::StatusOr<v1::ListConnectionsResponse>> replies)
-          -> absl::StatusOr<v1::ListConnectionsResponse> {
+      [page_size](std::vector<absl::StatusOr<v1::ListConnectionsResponse>> replies,
+                  int missing) -> absl::StatusOr<v1::ListConnectionsResponse> {
+        // Each node answered its first page_size matches after the token, and its count.
         std::vector<v1::Connection> all;
+        uint32_t total = 0;
         for (auto& r : replies) {
           if (!r.ok()) return r.status();
+          total += r->total();
           for (v1::Connection& c : *r->mutable_connections()) all.push_back(std::move(c));
         }
         std::sort(all.begin(), all.end(),
                   [](const v1::Connection& a, const v1::Connection& b) { return a.id() < b.id(); });
         v1::ListConnectionsResponse resp;
-        resp.set_total(static_cast<uint32_t>(all.size()));
+        resp.set_total(total);
+        resp.set_missing_nodes(static_cast<uint32_t>(missing));
         auto it = all.begin();
-        if (!token.empty()) {
-          it = std::upper_bound(
-              all.begin(), all.end(), token,
-              [](const std::string& t, const v1::Connection& c) { return t < c.id(); });
-        }
         for (; it != all.end() && static_cast<size_t>(resp.connections_size()) < page_size; ++it) {
           *resp.add_connections() = std::move(*it);
         }
@@ -470,8 +477,57 @@ void ApiExecutor::Unsubscribe(const v1::UnsubscribeRequest& req,
                std::move(done));
 }
 
-void ApiExecutor::Stats(const v1::StatsRequest&, Done<v1::StatsResponse> done) {
-  done(LocalStats());
+namespace {
+
+// Adds `one`'s counts and counters to `total` (every unsigned field but orders_tracked, which is
+// one cluster-wide figure: the largest is the latest).
+void AddStats(v1::StatsResponse& total, const v1::StatsResponse& one) {
+  const google::protobuf::Descriptor* d = v1::StatsResponse::descriptor();
+  const google::protobuf::Reflection* r = v1::StatsResponse::GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() || f->number() == v1::StatsResponse::kMissingNodesFieldNumber) continue;
+    if (f->number() == v1::StatsResponse::kOrdersTrackedFieldNumber) {
+      total.set_orders_tracked(std::max(total.orders_tracked(), one.orders_tracked()));
+    } else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT64) {
+      r->SetUInt64(&total, f, r->GetUInt64(total, f) + r->GetUInt64(one, f));
+    } else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT32) {
+      r->SetUInt32(&total, f, r->GetUInt32(total, f) + r->GetUInt32(one, f));
+    }
+  }
+}
+
+}  // namespace
+
+void ApiExecutor::Stats(const v1::StatsRequest& req, Done<v1::StatsResponse> done) {
+  AskEveryNode<v1::StatsRequest, v1::StatsResponse>(
+      "Stats", req,
+      [this](std::vector<absl::StatusOr<v1::StatsResponse>> replies,
+             int missing) -> absl::StatusOr<v1::StatsResponse> {
+        std::vector<v1::StatsResponse> nodes;
+        absl::Status error = missing > 0 ? NodesMissing(missing)
+                                         : absl::UnavailableError("control: no node answered");
+        for (auto& r : replies) {
+          if (r.ok()) {
+            nodes.push_back(*std::move(r));
+          } else {
+            error = r.status();
+          }
+        }
+        if (nodes.empty()) return error;
+        std::sort(nodes.begin(), nodes.end(),
+                  [](const auto& a, const auto& b) { return a.node() < b.node(); });
+        v1::StatsResponse total;
+        total.set_node(node_->name());
+        total.set_uptime_ms(absl::ToInt64Milliseconds(Now() - started_at_));
+        for (v1::StatsResponse& n : nodes) {
+          AddStats(total, n);
+          *total.add_nodes() = std::move(n);
+        }
+        total.set_missing_nodes(static_cast<uint32_t>(missing));
+        return total;
+      },
+      std::move(done));
 }
 
 v1::StatsResponse ApiExecutor::LocalStats() const {
@@ -612,8 +668,9 @@ void ApiExecutor::Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResp
   // Every node lists its channels; counts of one channel on several nodes add up.
   AskEveryNode<v1::ChannelsRequest, v1::ChannelsResponse>(
       "Channels", req,
-      [limit](std::vector<absl::StatusOr<v1::ChannelsResponse>> replies)
-          -> absl::StatusOr<v1::ChannelsResponse> {
+      [limit](std::vector<absl::StatusOr<v1::ChannelsResponse>> replies,
+              int) -> absl::StatusOr<v1::ChannelsResponse> {
+        // A node that did not answer has its channels left out.
         std::map<std::string, uint32_t> merged;
         for (auto& r : replies) {
           if (!r.ok()) return r.status();
@@ -632,8 +689,9 @@ void ApiExecutor::Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResp
       std::move(done));
 }
 
-absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(const v1::WatchEventsRequest& req,
-                                                                 std::function<void()> on_ready) {
+absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(
+    const v1::WatchEventsRequest& req, std::function<void()> on_ready,
+    std::function<void()> on_attached) {
   EventWatcher::Filter filter;
   for (int i = 0; i < req.types_size(); ++i) {
     if (req.types(i) == v1::EVENT_TYPE_UNSPECIFIED || !v1::EventType_IsValid(req.types(i))) {
@@ -648,7 +706,8 @@ absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(const v1::Watch
   filter.user = req.user();
   if (req.buffer() > 1000000) return absl::InvalidArgumentError("buffer: at most 1000000");
   const size_t capacity = req.buffer() == 0 ? limits_.watcher_buffer : req.buffer();
-  return node_->events().Watch(std::move(filter), capacity, std::move(on_ready));
+  return node_->events().Watch(std::move(filter), capacity, std::move(on_ready),
+                               std::move(on_attached));
 }
 
 void ApiExecutor::BeginDrain() {

@@ -28,9 +28,11 @@ namespace herald::core {
 // drain state; borrows the node and the engine, which must outlive it. Thread-safe.
 class ApiExecutor {
  public:
-  // Combines the nodes' answers to one control call into its reply.
+  // Combines the nodes' answers to one control call into its reply; `missing` live nodes did
+  // not answer in time.
   template <typename Resp>
-  using Merge = absl::AnyInvocable<absl::StatusOr<Resp>(std::vector<absl::StatusOr<Resp>>)>;
+  using Merge =
+      absl::AnyInvocable<absl::StatusOr<Resp>(std::vector<absl::StatusOr<Resp>>, int missing)>;
 
   ApiExecutor(Node* node, Engine* engine);
 
@@ -51,8 +53,9 @@ class ApiExecutor {
   void Disconnect(const v1::DisconnectRequest& req, Done<v1::DisconnectResponse> done);
   void Subscribe(const v1::SubscribeRequest& req, Done<v1::SubscribeResponse> done);
   void Unsubscribe(const v1::UnsubscribeRequest& req, Done<v1::UnsubscribeResponse> done);
+  // Every node's figures and their totals.
   void Stats(const v1::StatsRequest& req, Done<v1::StatsResponse> done);
-  // This node's Stats (what Stats answers; /metrics renders it).
+  // This node's Stats (its entry in Stats; /metrics renders it).
   v1::StatsResponse LocalStats() const;
   void History(const v1::HistoryRequest& req, Done<v1::HistoryResponse> done);
   void DispatchTask(const v1::DispatchTaskRequest& req, Done<v1::DispatchTaskResponse> done);
@@ -60,9 +63,12 @@ class ApiExecutor {
   void Presence(const v1::PresenceRequest& req, Done<v1::PresenceResponse> done);
   void PresenceStats(const v1::PresenceStatsRequest& req, Done<v1::PresenceStatsResponse> done);
   void Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResponse> done);
-  // Attaches a WatchEvents watcher (validated request); detach with Unwatch().
+  // Attaches a WatchEvents watcher (validated request); detach with Unwatch(). `on_attached`
+  // (optional) is called, from any thread and possibly before this returns, once the watcher gets
+  // the events of every node of the cluster.
   absl::StatusOr<std::shared_ptr<EventWatcher>> Watch(const v1::WatchEventsRequest& req,
-                                                      std::function<void()> on_ready);
+                                                      std::function<void()> on_ready,
+                                                      std::function<void()> on_attached = nullptr);
   void Unwatch(const EventWatcher* watcher) { node_->events().Unwatch(watcher); }
 
   // Counted by the HTTP API when it refuses a request over --api-rate.

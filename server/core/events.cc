@@ -50,20 +50,34 @@ uint64_t EventWatcher::dropped_total() const {
 }
 
 std::shared_ptr<EventWatcher> EventBus::Watch(EventWatcher::Filter filter, size_t capacity,
-                                              std::function<void()> on_ready) {
+                                              std::function<void()> on_ready,
+                                              std::function<void()> on_attached) {
   auto watcher = std::make_shared<EventWatcher>(std::move(filter), capacity, std::move(on_ready));
-  core::MutexLock lock(&mu_);
-  watchers_.push_back(watcher);
-  count_.store(watchers_.size(), std::memory_order_relaxed);
+  {
+    core::MutexLock lock(&mu_);
+    watchers_.push_back(watcher);
+    count_.store(watchers_.size(), std::memory_order_relaxed);
+  }
+  if (relay_ != nullptr) {
+    relay_->Attach(on_attached ? std::move(on_attached) : [] {});
+  } else if (on_attached) {
+    on_attached();
+  }
   return watcher;
 }
 
 void EventBus::Unwatch(const EventWatcher* watcher) {
-  core::MutexLock lock(&mu_);
-  watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
-                                 [&](const auto& w) { return w.get() == watcher; }),
-                  watchers_.end());
-  count_.store(watchers_.size(), std::memory_order_relaxed);
+  bool removed = false;
+  {
+    core::MutexLock lock(&mu_);
+    const size_t before = watchers_.size();
+    watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
+                                   [&](const auto& w) { return w.get() == watcher; }),
+                    watchers_.end());
+    removed = watchers_.size() < before;
+    count_.store(watchers_.size(), std::memory_order_relaxed);
+  }
+  if (removed && relay_ != nullptr) relay_->Detach();
 }
 
 void EventBus::Emit(v1::Event event) {
@@ -76,6 +90,8 @@ void EventBus::Emit(v1::Event event) {
 void EventBus::Emit(v1::Event event, WatchersToWake* to_wake) {
   if (!has_watchers()) return;
   if (event.time_ms() == 0) event.set_time_ms(absl::ToUnixMillis(clock_()));
+  if (relay_ != nullptr && relay_->others_watch()) relay_->Relay(event);
+  if (watcher_count() == 0) return;
   std::vector<std::shared_ptr<EventWatcher>> watchers;
   {
     core::MutexLock lock(&mu_);
@@ -83,6 +99,18 @@ void EventBus::Emit(v1::Event event, WatchersToWake* to_wake) {
   }
   for (const auto& w : watchers) {
     if (w->Matches(event) && w->Enqueue(event)) to_wake->push_back(w);
+  }
+}
+
+void EventBus::EmitRemote(const v1::Event& event) {
+  if (watcher_count() == 0) return;
+  std::vector<std::shared_ptr<EventWatcher>> watchers;
+  {
+    core::MutexLock lock(&mu_);
+    watchers = watchers_;
+  }
+  for (const auto& w : watchers) {
+    if (w->Matches(event)) w->Push(event);
   }
 }
 

@@ -58,24 +58,54 @@ class EventWatcher {
 // still reach each watcher in the order of that lock. Not thread-safe; one per critical section.
 using WatchersToWake = std::vector<std::shared_ptr<EventWatcher>>;
 
-// Fans events out to the attached watchers. Thread-safe. Emit() is cheap when nobody watches.
+// A node's link to the watchers of the other nodes of its cluster (NodeControl, over the
+// engine's ControlBus): this node's events go out while another node watches, and other nodes'
+// events come in while this node watches. Thread-safe; never blocks.
+class EventRelay {
+ public:
+  virtual ~EventRelay() = default;
+  // True while another node has watchers: Relay() this node's events.
+  virtual bool others_watch() const = 0;
+  virtual void Relay(const v1::Event& event) = 0;
+  // A watcher attached here; `attached` is called (any thread, possibly at once) once the other
+  // nodes relay their events to this one (see ControlBus::AttachWatcher).
+  virtual void Attach(std::function<void()> attached) = 0;
+  virtual void Detach() = 0;
+};
+
+// Fans events out to the attached watchers, and, with a relay, to other nodes' watchers. Thread-
+// safe. Emit() is cheap when nobody watches.
 class EventBus {
  public:
   using Clock = std::function<absl::Time()>;
   explicit EventBus(Clock clock) : clock_(std::move(clock)) {}
 
+  // Set once, before any watcher attaches or event is emitted; must outlive the bus's use.
+  void SetRelay(EventRelay* relay) { relay_ = relay; }
+  // Attaches a watcher. `on_attached` (optional) is called, from any thread and possibly before
+  // this returns, once the watcher gets every node's events (at once without a relay).
   std::shared_ptr<EventWatcher> Watch(EventWatcher::Filter filter, size_t capacity,
-                                      std::function<void()> on_ready);
+                                      std::function<void()> on_ready,
+                                      std::function<void()> on_attached = nullptr);
   void Unwatch(const EventWatcher* watcher);
-  bool has_watchers() const { return count_.load(std::memory_order_relaxed) > 0; }
+  // Somebody wants this node's events: a watcher here, or on another node.
+  bool has_watchers() const {
+    return watcher_count() > 0 || (relay_ != nullptr && relay_->others_watch());
+  }
+  // Watchers attached to this node.
   size_t watcher_count() const { return count_.load(std::memory_order_relaxed); }
-  // Stamps `time_ms` (from the clock) when unset and queues the event on every matching watcher.
+  // Stamps `time_ms` (from the clock) when unset, hands the event to the relay when another node
+  // watches, and queues it on every matching watcher here.
   void Emit(v1::Event event);
   // The same, but the watchers it made ready are added to `to_wake` instead of woken now.
   void Emit(v1::Event event, WatchersToWake* to_wake);
+  // An event another node emitted (it came through the relay): queued on this node's matching
+  // watchers only.
+  void EmitRemote(const v1::Event& event);
 
  private:
   const Clock clock_;
+  EventRelay* relay_ = nullptr;
   mutable core::Mutex mu_;
   std::vector<std::shared_ptr<EventWatcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};

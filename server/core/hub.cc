@@ -11,9 +11,11 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       engine_(engine),
       node_(limits_, std::move(node), &engine->broker(), &engine->tasks(), &engine->presence(),
             frames, verifier != nullptr, clock_),
-      control_(&node_),
+      control_(&node_, &engine->control()),
       protocol_(&node_, verifier),
       api_(&node_, engine) {
+  control_.SetLocalStats([this] { return api_.LocalStats(); });
+  node_.events().SetRelay(&control_);
   engine->control().SetHandler(&control_);
 }
 

@@ -19,9 +19,9 @@ namespace herald::core {
 // One node's core, assembled: the Node (sessions, subscriptions, fan-out) on an Engine, the
 // ClientProtocol the WebSocket edge hands client frames to, the ApiExecutor the control API
 // (gRPC and HTTP/JSON) runs its calls on, and the NodeControl that answers the engine's control
-// bus for this node. Owns the four and drives their periodic work (Tick).
-// Borrows the engine, the frame factory and the token verifier, which must outlive it.
-// Thread-safe as its parts are.
+// bus for this node and relays its events to other nodes' watchers. Owns the four and drives their
+// periodic work (Tick). Borrows the engine, the frame factory and the token verifier, which must
+// outlive it. Thread-safe as its parts are.
 class Hub {
  public:
   using Clock = std::function<absl::Time()>;

@@ -60,15 +60,18 @@ absl::Status Node::Add(std::shared_ptr<Session> session) {
 
 bool Node::Announced(const Session& s) const { return !auth_required_ || !s.user().empty(); }
 
+void Node::ForgetHeldDisconnects(absl::string_view user) {
+  if (user.empty() || limits_.disconnect_grace <= absl::ZeroDuration()) return;
+  core::MutexLock lock(&held_mu_);
+  held_disconnects_.erase(
+      std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
+                     [&](const HeldDisconnect& h) { return h.event.user() == user; }),
+      held_disconnects_.end());
+}
+
 void Node::Announce(const Session& s) {
-  if (!s.user().empty() && limits_.disconnect_grace > absl::ZeroDuration()) {
-    // The user came back within the grace period: their earlier disconnect is not news.
-    core::MutexLock lock(&held_mu_);
-    held_disconnects_.erase(
-        std::remove_if(held_disconnects_.begin(), held_disconnects_.end(),
-                       [&](const HeldDisconnect& h) { return h.event.user() == s.user(); }),
-        held_disconnects_.end());
-  }
+  // The user came back within the grace period: their earlier disconnect is not news.
+  ForgetHeldDisconnects(s.user());
   if (events_.has_watchers()) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
@@ -347,6 +350,7 @@ v1::Connection Node::Describe(const Session& session) const {
   c.set_bytes_in(counters.bytes_in);
   c.set_bytes_out(counters.bytes_out);
   c.set_send_buffer_bytes(session.BufferedBytes());
+  c.set_node(name_);
   return c;
 }
 

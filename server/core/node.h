@@ -97,6 +97,9 @@ class Node : public BrokerEventHandler {
   bool Announced(const Session& s) const;
   // Emits CONNECT and drops a DISCONNECT of the same user still held back by the grace period.
   void Announce(const Session& s);
+  // Drops the DISCONNECT events of `user` still held back by the grace period: the user is
+  // connected again (here, or on another node: NodeControl::HandleEvent).
+  void ForgetHeldDisconnects(absl::string_view user);
 
   // --- Subscriptions --------------------------------------------------------------------------
   // Subscribes `session` to a validated channel: adds it to the session's set (counted against

@@ -26,7 +26,7 @@ absl::Status NoConnection(absl::string_view id) {
 
 }  // namespace
 
-NodeControl::NodeControl(Node* node) : node_(node) {
+NodeControl::NodeControl(Node* node, ControlBus* bus) : node_(node), bus_(bus) {
   Add("SendToUser", &NodeControl::SendToUser);
   Add("SendToConnection", &NodeControl::SendToConnection);
   Add("ListConnections", &NodeControl::ListConnections);
@@ -36,6 +36,7 @@ NodeControl::NodeControl(Node* node) : node_(node) {
   Add("Unsubscribe", &NodeControl::Unsubscribe);
   Add("Channels", &NodeControl::Channels);
   Add("ListQueues", &NodeControl::ListQueues);
+  Add("Stats", &NodeControl::Stats);
 }
 
 template <typename Req, typename Resp>
@@ -59,6 +60,25 @@ void NodeControl::HandleSurvey(const std::string& method, const std::string& req
     return done(absl::UnimplementedError(absl::StrCat("control: no method ", method)));
   }
   done(it->second(request));
+}
+
+void NodeControl::HandleEvent(const std::string& bytes) {
+  v1::Event event;
+  if (!event.ParseFromString(bytes)) return;
+  // The user is back, on another node: a DISCONNECT held back here is not news any more.
+  if (event.type() == v1::EVENT_TYPE_CONNECT) node_->ForgetHeldDisconnects(event.user());
+  node_->events().EmitRemote(event);
+}
+
+void NodeControl::Relay(const v1::Event& event) {
+  bus_->ShareEvent(event.SerializeAsString(),
+                   event.type() == v1::EVENT_TYPE_CONNECT && !event.user().empty()
+                       ? ControlBus::EventAudience::kEveryNode
+                       : ControlBus::EventAudience::kWatchers);
+}
+
+void NodeControl::Attach(std::function<void()> attached) {
+  bus_->AttachWatcher([attached = std::move(attached)]() mutable { attached(); });
 }
 
 absl::StatusOr<std::vector<std::shared_ptr<Session>>> NodeControl::Targets(
@@ -108,14 +128,29 @@ absl::StatusOr<v1::ListConnectionsResponse> NodeControl::ListConnections(
   } else {
     candidates = node_->All();
   }
-  v1::ListConnectionsResponse resp;
-  for (const auto& s : candidates) {
+  std::vector<std::shared_ptr<Session>> matches;
+  for (auto& s : candidates) {
     if (!req.user().empty() && s->user() != req.user()) continue;
     if (!req.channel().empty() && !s->IsSubscribed(req.channel())) continue;
     if (!RemoteMatches(s->meta().remote_address, req.remote_address())) continue;
-    *resp.add_connections() = node_->Describe(*s);
+    matches.push_back(std::move(s));
   }
-  resp.set_total(static_cast<uint32_t>(resp.connections_size()));
+  // Only this node's part of the page: its first page_size matches after the token, and one
+  // more to tell that the page is not the last (the page is cut from the union of the nodes'
+  // parts, so no node needs to send more), and its count.
+  std::sort(matches.begin(), matches.end(),
+            [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  const size_t page_size = req.page_size() == 0 ? 100 : req.page_size();
+  auto it = matches.begin();
+  if (!req.page_token().empty()) {
+    it = std::upper_bound(matches.begin(), matches.end(), req.page_token(),
+                          [](const std::string& t, const auto& s) { return t < s->id(); });
+  }
+  v1::ListConnectionsResponse resp;
+  for (; it != matches.end() && static_cast<size_t>(resp.connections_size()) <= page_size; ++it) {
+    *resp.add_connections() = node_->Describe(**it);
+  }
+  resp.set_total(static_cast<uint32_t>(matches.size()));
   return resp;
 }
 
@@ -175,6 +210,11 @@ absl::StatusOr<v1::ChannelsResponse> NodeControl::Channels(const v1::ChannelsReq
 
 absl::StatusOr<v1::ListQueuesResponse> NodeControl::ListQueues(const v1::ListQueuesRequest&) const {
   return node_->tasks().Workers();
+}
+
+absl::StatusOr<v1::StatsResponse> NodeControl::Stats(const v1::StatsRequest&) const {
+  if (!local_stats_) return absl::UnimplementedError("control: no Stats on this node");
+  return local_stats_();
 }
 
 }  // namespace herald::core

@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_CORE_NODE_CONTROL_H_
 #define HERALD_SERVER_CORE_NODE_CONTROL_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,23 +11,39 @@
 #include "absl/status/statusor.h"
 #include "herald/v1/broker.pb.h"
 #include "server/core/control_bus.h"
+#include "server/core/events.h"
 #include "server/core/node.h"
 
 namespace herald::core {
 
-// This node's part of the control calls that concern every node, as the ControlBus delivers them
-// (ApiExecutor asks, then merges the nodes' answers): SendToUser, SendToConnection,
-// ListConnections (every match, unpaged), GetConnection, Disconnect, Subscribe, Unsubscribe on
-// the node's own connections, Channels (its channels with subscribers) and ListQueues (this
-// node's task workers per queue). A connection target this node does not have answers NOT_FOUND
-// (the caller looks for the node that has it). Requests arrive validated. Borrows the node, which
-// must outlive it; stateless otherwise and thread-safe.
-class NodeControl : public ControlHandler {
+// This node's side of the control bus. It answers this node's part of the control calls that
+// concern every node, as the ControlBus delivers them (ApiExecutor asks, then merges the nodes'
+// answers): SendToUser, SendToConnection, ListConnections (this node's page of the matches, and
+// their count), GetConnection, Disconnect, Subscribe, Unsubscribe on the node's own connections,
+// Channels (its channels with subscribers), ListQueues (this node's task workers per queue) and
+// Stats (this node's). A connection target this node does not have answers NOT_FOUND (the caller
+// looks for the node that has it). Requests arrive validated. It is also the node's EventRelay:
+// it shares the node's events with other nodes' watchers through the bus, and hands their events
+// to this node's (dropping a user's held-back DISCONNECTs when the user connected elsewhere).
+// Borrows the node and the bus, which must outlive it; thread-safe.
+class NodeControl : public ControlHandler, public EventRelay {
  public:
-  explicit NodeControl(Node* node);
+  NodeControl(Node* node, ControlBus* bus);
+  // Where the Stats survey gets this node's figures (ApiExecutor::LocalStats). Set once, before
+  // serving.
+  void SetLocalStats(std::function<v1::StatsResponse()> local_stats) {
+    local_stats_ = std::move(local_stats);
+  }
 
   void HandleSurvey(const std::string& method, const std::string& request,
                     Done<std::string> done) override;
+  void HandleEvent(const std::string& event) override;
+
+  // EventRelay
+  bool others_watch() const override { return bus_->OthersWatch(); }
+  void Relay(const v1::Event& event) override;
+  void Attach(std::function<void()> attached) override;
+  void Detach() override { bus_->DetachWatcher(); }
 
  private:
   using Local = absl::AnyInvocable<absl::StatusOr<std::string>(const std::string&) const>;
@@ -44,6 +61,7 @@ class NodeControl : public ControlHandler {
   // This node's channels with the prefix and their subscriber counts (unordered, no limit).
   absl::StatusOr<v1::ChannelsResponse> Channels(const v1::ChannelsRequest& req) const;
   absl::StatusOr<v1::ListQueuesResponse> ListQueues(const v1::ListQueuesRequest& req) const;
+  absl::StatusOr<v1::StatsResponse> Stats(const v1::StatsRequest& req) const;
 
   // This node's sessions named by a request's connection_id or user.
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
@@ -53,6 +71,8 @@ class NodeControl : public ControlHandler {
                 const std::vector<std::shared_ptr<Session>>& sessions) const;
 
   Node* const node_;
+  ControlBus* const bus_;
+  std::function<v1::StatsResponse()> local_stats_;
   absl::flat_hash_map<std::string, Local> methods_;
 };
 

@@ -204,7 +204,13 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
   EventStream(core::ApiExecutor* api, const v1::WatchEventsRequest& request)
       : api_(api), state_(std::make_shared<State>()) {
     state_->self = this;
-    auto watcher = api_->Watch(request, [state = state_] { Pump(*state); });
+    auto watcher = api_->Watch(
+        request, [state = state_] { Pump(*state); },
+        [state = state_] {
+          core::MutexLock lock(&state->mu);
+          state->attached = true;
+          StartIfReady(*state);
+        });
     if (!watcher.ok()) {
       {
         core::MutexLock lock(&state_->mu);
@@ -214,13 +220,11 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
       Finish(ToGrpcStatus(watcher.status()));
       return;
     }
-    {
-      core::MutexLock lock(&state_->mu);
-      state_->watcher = *std::move(watcher);
-    }
-    // Send headers at once, so a client knows it is attached before the first event.
-    HandOff(this);
-    StartSendInitialMetadata();
+    // Headers go out once the watcher gets every node's events (at once with one node), so a
+    // client that has them knows it is attached, before the first event.
+    core::MutexLock lock(&state_->mu);
+    state_->watcher = *std::move(watcher);
+    StartIfReady(*state_);
   }
 
   void OnSendInitialMetadataDone(bool ok) override {
@@ -261,12 +265,27 @@ class EventStream final : public grpc::ServerWriteReactor<v1::Event> {
     std::shared_ptr<core::EventWatcher> watcher ABSL_GUARDED_BY(mu);
     bool writing ABSL_GUARDED_BY(mu) = false;
     bool finished ABSL_GUARDED_BY(mu) = false;
+    bool attached ABSL_GUARDED_BY(mu) = false;  // the watcher gets every node's events
+    bool started ABSL_GUARDED_BY(mu) = false;   // initial metadata sent
     v1::Event current;
   };
 
+  // Sends the initial metadata once the watcher is stored and attached everywhere, unless the
+  // call ended meanwhile.
+  static void StartIfReady(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (state.started || !state.attached || state.watcher == nullptr || state.self == nullptr ||
+        state.finished) {
+      return;
+    }
+    state.started = true;
+    HandOff(state.self);
+    state.self->StartSendInitialMetadata();
+  }
+
   static void Pump(State& state) {
     core::MutexLock lock(&state.mu);
-    if (state.self == nullptr || state.writing || state.finished || state.watcher == nullptr) {
+    if (state.self == nullptr || !state.started || state.writing || state.finished ||
+        state.watcher == nullptr) {
       return;
     }
     std::optional<v1::Event> next = state.watcher->Pop();

@@ -35,8 +35,9 @@ class HubLimitsTest : public ::testing::Test {
   HubLimitsTest()
       : verifier_(*auth::JwtVerifier::Create({kSecret, ""})),
         engine_(MakeLimits()),
+        auth_engine_(MakeLimits()),
         hub_(MakeLimits(), "n1", &engine_, &frames_, nullptr, [this] { return now_; }),
-        auth_hub_(MakeLimits(), "n1", &engine_, &frames_, verifier_.get(),
+        auth_hub_(MakeLimits(), "n1", &auth_engine_, &frames_, verifier_.get(),
                   [this] { return now_; }) {}
 
   static Limits MakeLimits() {
@@ -66,7 +67,9 @@ class HubLimitsTest : public ::testing::Test {
 
   absl::Time now_ = kT0;
   std::unique_ptr<const auth::JwtVerifier> verifier_;
+  // One engine per hub: an engine serves one node (its control bus answers for that node).
   engine::MemoryEngine engine_;
+  engine::MemoryEngine auth_engine_;
   StringFrameFactory frames_;
   TestHub hub_;
   TestHub auth_hub_;
@@ -129,7 +132,8 @@ TEST_F(HubLimitsTest, TheBucketRefillsOnTheHubsClock) {
 TEST_F(HubLimitsTest, ZeroFrameRateIsNoLimit) {
   Limits l = MakeLimits();
   l.max_frame_rate = 0;
-  TestHub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
+  engine::MemoryEngine engine(l);
+  TestHub hub(l, "n1", &engine, &frames_, nullptr, [this] { return now_; });
   auto s = std::make_shared<FakeSession>(hub.NextConnectionId());
   ASSERT_TRUE(hub.Register(s).ok());
   for (int i = 0; i < 1000; ++i) hub.OnClientFrame(s, R"({"ping":{}})");
@@ -170,7 +174,8 @@ TEST_F(HubLimitsTest, SlotsOfAHandshakeThatNeverOpensAreGivenBack) {
 TEST_F(HubLimitsTest, MaxConnectionsIsUnavailable) {
   Limits l = MakeLimits();
   l.max_connections = 1;
-  TestHub hub(l, "n1", &engine_, &frames_, nullptr, [this] { return now_; });
+  engine::MemoryEngine engine(l);
+  TestHub hub(l, "n1", &engine, &frames_, nullptr, [this] { return now_; });
   ASSERT_NE(Open(hub, "10.0.0.1:1"), nullptr);
   EXPECT_EQ(hub.AdmitConnection("10.0.0.2:1", "").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(hub.Stats({})->refused_connections_max(), 1u);
