@@ -232,6 +232,12 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Prefix of every Redis key and pub/sub channel (distinct per deployment)")
       ->envname("HERALD_REDIS_PREFIX")
       ->capture_default_str();
+  app.add_option("--node-heartbeat-ms", c.node_heartbeat_ms,
+                 "With --engine redis, how often each node refreshes its heartbeat; a node that "
+                 "stops is dropped from the cluster 3 intervals later")
+      ->envname("HERALD_NODE_HEARTBEAT_MS")
+      ->check(CLI::Range(50, 60000))
+      ->capture_default_str();
   app.add_option("--max-frame-bytes", l.max_frame_bytes, "Largest client frame (close 1009 above)")
       ->envname("HERALD_MAX_FRAME_BYTES")
       ->check(CLI::Range(size_t{256}, size_t{64} << 20))
@@ -580,6 +586,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"engine", Quote(c.engine)},
         {"redis-url", Quote(RedactUrl(c.redis_url))},
         {"redis-prefix", Quote(c.redis_prefix)},
+        {"node-heartbeat-ms", Number(c.node_heartbeat_ms)},
         {"max-frame-bytes", Number(l.max_frame_bytes)},
         {"max-json-depth", Number(l.max_json_depth)},
         {"close-timeout-ms", Number(l.close_timeout_ms)},

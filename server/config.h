@@ -24,6 +24,9 @@ struct ServerConfig {
   std::string engine = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::string redis_prefix = "herald";
+  // With --engine redis, each node refreshes its heartbeat this often; a node that stops is gone
+  // from the cluster (surveys, presence) at most 3 intervals later (docs/scaling.md).
+  int node_heartbeat_ms = 1000;
   // Keys for client tokens (JWT); both empty = development mode, anonymous clients.
   auth::JwtKeys jwt;
   // Directory served at `/` over HTTP (demo pages, herald.js); empty = none. ParseServerConfig

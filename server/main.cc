@@ -81,12 +81,18 @@ int Run(const herald::ServerConfig& config) {
       return 2;
     }
     options->prefix = config.redis_prefix;
+    options->node = node;
+    options->heartbeat_interval = absl::Milliseconds(config.node_heartbeat_ms);
     auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
     redis = created.get();
     engine = std::move(created);
     // Not fatal: the node serves its local connections, and publishes fail with UNAVAILABLE
-    // until Redis is reachable (the engine keeps reconnecting with backoff).
-    if (absl::Status st = redis->WaitReady(absl::Seconds(5)); !st.ok()) {
+    // until Redis is reachable (the engine keeps reconnecting with backoff). A node name another
+    // live node has is.
+    if (absl::Status st = redis->WaitReady(absl::Seconds(5)); absl::IsAlreadyExists(st)) {
+      std::fprintf(stderr, "herald: --node: %s\n", std::string(st.message()).c_str());
+      return 2;
+    } else if (!st.ok()) {
       spdlog::warn("engine redis: {}; starting anyway, engine operations fail until it is",
                    std::string(st.message()));
     }

@@ -80,4 +80,88 @@ std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value)
   return p;
 }
 
+namespace {
+
+// Splits `length` bytes off the front of `*in`.
+bool Take(absl::string_view* in, size_t length, std::string* out) {
+  if (in->size() < length) return false;
+  *out = std::string(in->substr(0, length));
+  in->remove_prefix(length);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeSurvey(const SurveyMessage& survey) {
+  return absl::StrCat(survey.id, " ", survey.asker.size(), " ", survey.method.size(), " ",
+                      survey.asker, survey.method, survey.request);
+}
+
+std::optional<SurveyMessage> DecodeSurvey(absl::string_view message) {
+  SurveyMessage survey;
+  size_t asker_len = 0, method_len = 0;
+  if (!Number(&message, &survey.id) || !Number(&message, &asker_len) ||
+      !Number(&message, &method_len) || !Take(&message, asker_len, &survey.asker) ||
+      !Take(&message, method_len, &survey.method)) {
+    return std::nullopt;
+  }
+  survey.request = std::string(message);
+  return survey;
+}
+
+std::string EncodeAnswer(uint64_t id, const std::string& node,
+                         const absl::StatusOr<std::string>& reply) {
+  if (reply.ok()) return absl::StrCat(id, " ", node.size(), " 0 ", node, *reply);
+  return absl::StrCat(id, " ", node.size(), " ", static_cast<int>(reply.status().code()), " ", node,
+                      reply.status().message());
+}
+
+std::optional<AnswerMessage> DecodeAnswer(absl::string_view message) {
+  AnswerMessage answer;
+  size_t node_len = 0;
+  int code = 0;
+  if (!Number(&message, &answer.id) || !Number(&message, &node_len) || !Number(&message, &code) ||
+      !Take(&message, node_len, &answer.node) || code < 0 || code > 16) {
+    return std::nullopt;
+  }
+  if (code == 0) {
+    answer.reply = std::string(message);
+  } else {
+    answer.reply = absl::Status(static_cast<absl::StatusCode>(code), message);
+  }
+  return answer;
+}
+
+std::string EncodeEvent(const std::string& origin, const std::string& event) {
+  return absl::StrCat(origin.size(), " ", origin, event);
+}
+
+std::optional<EventMessage> DecodeEvent(absl::string_view message) {
+  EventMessage out;
+  size_t origin_len = 0;
+  if (!Number(&message, &origin_len) || !Take(&message, origin_len, &out.origin)) {
+    return std::nullopt;
+  }
+  out.event = std::string(message);
+  return out;
+}
+
+std::string EncodePresence(const std::string& owner, const std::string& instance,
+                           const v1::ClientInfo& client) {
+  return absl::StrCat(owner.size(), " ", instance.size(), " ", client.user().size(), " ", owner,
+                      instance, client.user(), client.SerializeAsString());
+}
+
+std::optional<v1::ClientInfo> DecodePresence(absl::string_view value) {
+  size_t owner_len = 0, instance_len = 0, user_len = 0;
+  if (!Number(&value, &owner_len) || !Number(&value, &instance_len) || !Number(&value, &user_len) ||
+      value.size() < owner_len + instance_len + user_len) {
+    return std::nullopt;
+  }
+  value.remove_prefix(owner_len + instance_len + user_len);
+  v1::ClientInfo client;
+  if (!client.ParseFromArray(value.data(), static_cast<int>(value.size()))) return std::nullopt;
+  return client;
+}
+
 }  // namespace herald::engine

@@ -16,8 +16,15 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
                                &ApplyOrderScript(), &SweepOrdersScript()}) {
     load.push_back({"SCRIPT", "LOAD", s->source});
   }
+  for (const RedisScript* s :
+       {&HeartbeatScript(), &LeaveScript(), &SurveyScript(), &PresenceReadScript()}) {
+    load.push_back({"SCRIPT", "LOAD", s->source});
+  }
   RedisConnection::Handlers command_handlers;
-  command_handlers.on_ready = [this] { commands_up_ = true; };
+  command_handlers.on_ready = [this] {
+    commands_up_ = true;
+    control_->OnCommandsReady();
+  };
   command_handlers.on_down = [this] { commands_up_ = false; };
   commands_ = std::make_unique<RedisConnection>(&io_, options_, "command", std::move(load),
                                                 std::move(command_handlers));
@@ -25,48 +32,71 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
   pubsub_handlers.on_ready = [this] {
     pubsub_up_ = true;
     broker_->OnPubSubReady();
+    control_->OnPubSubReady();
   };
   pubsub_handlers.on_down = [this] {
     pubsub_up_ = false;
     broker_->OnPubSubDown();
+    control_->OnPubSubDown();
   };
-  pubsub_handlers.on_message = [this](RedisReply m) { broker_->OnMessage(std::move(m)); };
+  pubsub_handlers.on_message = [this](RedisReply m) {
+    if (!control_->OnMessage(m)) broker_->OnMessage(std::move(m));
+  };
   pubsub_ = std::make_unique<RedisConnection>(
       &io_, options_, "pub/sub", std::vector<RedisConnection::Argv>{}, std::move(pubsub_handlers));
   broker_ = std::make_unique<RedisBroker>(limits, options_, &io_, commands_.get(), pubsub_.get());
   orders_ = std::make_unique<RedisOrderStore>(limits, &io_, broker_.get(), commands_.get());
   idempotency_ = std::make_unique<RedisIdempotencyStore>(limits.idempotency_window, options_, &io_,
                                                          commands_.get());
+  control_ =
+      std::make_unique<RedisControlBus>(options_, absl::Milliseconds(limits.control_timeout_ms),
+                                        &io_, commands_.get(), pubsub_.get());
+  presence_ = std::make_unique<RedisPresence>(options_.node, &io_, broker_.get(), control_.get(),
+                                              commands_.get());
+  control_->SetRejoinHandler([this] { presence_->Restore(); });
   asio::post(io_, [this] {
     commands_->Start();
     pubsub_->Start();
+    control_->Start();
   });
   thread_ = std::thread([this] { io_.run(); });
 }
 
 RedisEngine::~RedisEngine() { Shutdown(); }
 
-void RedisEngine::Shutdown() {
+void RedisEngine::Shutdown(Departure departure) {
   if (!thread_.joinable()) return;
-  asio::post(io_, [this] {
-    commands_->Stop();
-    pubsub_->Stop();
+  asio::post(io_, [this, departure] {
+    control_->Stop(departure == Departure::kLeave, [this] {
+      commands_->Stop();
+      pubsub_->Stop();
+    });
   });
   work_.reset();
   thread_.join();
 }
 
 absl::Status RedisEngine::WaitReady(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time start = absl::Now();
   while (!ready()) {
-    if (absl::Now() >= deadline) {
+    if (absl::Now() >= start + timeout) {
       return absl::UnavailableError(absl::StrCat("redis at ", options_.host, ":", options_.port,
                                                  " not reachable within ",
                                                  absl::FormatDuration(timeout)));
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
-  return absl::OkStatus();
+  // A node of an earlier process with this name may still be live: wait for its heartbeat to
+  // lapse (a restart right after a crash) before calling the name taken.
+  const absl::Duration name_wait =
+      std::max(timeout, DeadNodeBound() + options_.heartbeat_interval * 2);
+  while (true) {
+    absl::Status joined = control_->joined();
+    if (joined.ok()) return joined;
+    const absl::Duration waited = absl::Now() - start;
+    if (absl::IsAlreadyExists(joined) ? waited >= name_wait : waited >= timeout) return joined;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
 }
 
 }  // namespace herald::engine

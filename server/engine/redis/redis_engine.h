@@ -12,23 +12,24 @@
 #include "absl/time/time.h"
 #include "server/core/engine.h"
 #include "server/core/limits.h"
-#include "server/engine/memory_control_bus.h"
-#include "server/engine/memory_presence.h"
 #include "server/engine/memory_task_store.h"
 #include "server/engine/redis/redis_broker.h"
 #include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_control_bus.h"
 #include "server/engine/redis/redis_idempotency_store.h"
 #include "server/engine/redis/redis_options.h"
 #include "server/engine/redis/redis_order_store.h"
+#include "server/engine/redis/redis_presence.h"
 
 namespace herald::engine {
 
 // The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
-// RedisBroker, RedisOrderStore and RedisIdempotencyStore over two connections (and, not shared
-// through Redis yet, this node's own MemoryTaskStore, MemoryControlBus and MemoryPresence), one for
+// RedisBroker, RedisOrderStore, RedisIdempotencyStore, RedisControlBus and RedisPresence over two
+// connections (and, not shared through Redis yet, this node's own MemoryTaskStore), one for
 // commands (pipelined) and one for pub/sub, both driven by one io_context on a thread the engine
 // owns, so no Herald I/O thread ever waits for Redis. Owns the io_context, its thread, the
-// connections and the three parts. The constructor starts connecting and returns at once;
+// connections and the parts. `options.node` names this node. The constructor starts connecting
+// and returns at once;
 // operations fail with UNAVAILABLE until the connections are ready (WaitReady) and whenever one is
 // down. Thread-safe as its parts are; the destructor stops the thread (pending operations complete
 // with UNAVAILABLE before it returns).
@@ -40,21 +41,31 @@ class RedisEngine : public core::Engine {
   core::Broker& broker() override { return *broker_; }
   core::OrderStore& orders() override { return *orders_; }
   core::IdempotencyStore& idempotency() override { return *idempotency_; }
-  // Not shared through Redis yet (docs/scaling.md): task queues, control calls and presence cover
-  // this node only, as with one node.
+  // Not shared through Redis yet (docs/scaling.md): task queues cover this node only.
   core::TaskStore& tasks() override { return tasks_; }
-  core::ControlBus& control() override { return control_; }
-  core::PresenceRegistry& presence() override { return presence_; }
+  core::ControlBus& control() override { return *control_; }
+  core::PresenceRegistry& presence() override { return *presence_; }
 
   // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
-  // ready, or `timeout` passes (UNAVAILABLE).
+  // ready and the node is live (its first heartbeat), or `timeout` passes (UNAVAILABLE). When
+  // another live node has this node's name, waits for its heartbeat to lapse (a restart after a
+  // crash), at least the dead-node bound, then fails with ALREADY_EXISTS.
   absl::Status WaitReady(absl::Duration timeout);
+  // How long after a node stopped its connections and presence are gone from the cluster's
+  // answers (RedisControlBus::DeadNodeBound).
+  absl::Duration DeadNodeBound() const { return control_->DeadNodeBound(); }
+  const RedisOptions& options() const { return options_; }
   // Both connections are up (health checks). Any thread; never blocks.
   bool ready() const { return commands_up_.load() && pubsub_up_.load(); }
-  // Closes the connections (pending operations complete with UNAVAILABLE, on the engine thread)
-  // and joins the thread. Call it while the users of the completions still exist (main: after
-  // the drain, before the Hub goes). Idempotent; the destructor calls it.
-  void Shutdown();
+  // kLeave: the node leaves the cluster at once (it is no longer live, its presence entries are
+  // gone). kVanish: as a node that died, without a word: the others drop it after the dead-node
+  // bound (tests).
+  enum class Departure { kLeave, kVanish };
+  // Leaves the cluster (see Departure), closes the connections (pending operations complete with
+  // UNAVAILABLE, on the engine thread) and joins the thread. Call it while the users of the
+  // completions still exist (main: after the drain, before the Hub goes). Idempotent; the
+  // destructor calls it.
+  void Shutdown(Departure departure = Departure::kLeave);
 
  private:
   const RedisOptions options_;
@@ -66,8 +77,8 @@ class RedisEngine : public core::Engine {
   std::unique_ptr<RedisOrderStore> orders_;
   std::unique_ptr<RedisIdempotencyStore> idempotency_;
   MemoryTaskStore tasks_;
-  MemoryControlBus control_;
-  MemoryPresence presence_;
+  std::unique_ptr<RedisControlBus> control_;
+  std::unique_ptr<RedisPresence> presence_;
   std::thread thread_;
   std::atomic<bool> commands_up_{false};
   std::atomic<bool> pubsub_up_{false};

@@ -42,6 +42,11 @@ struct RedisOptions {
   absl::Duration repeat_wait = absl::Seconds(5);
   // OrderStore::Sweep runs its cleanup script at most this often (Hub ticks every 50 ms).
   absl::Duration sweep_interval = absl::Seconds(1);
+  // This node's name (the Hub's, --node): unique among the live nodes of the cluster.
+  std::string node = "n1";
+  // Each node refreshes its heartbeat this often (--node-heartbeat-ms); a node whose heartbeat
+  // lapses is gone. See RedisControlBus::DeadNodeBound.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
 };
 
 // Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"

@@ -192,6 +192,138 @@ end
 return redis.call('HLEN', KEYS[1])
 )lua";
 
+// The control bus and presence (RedisControlBus, RedisPresence). Nodes: a sorted set of node
+// names scored by the ms their heartbeat lapses, a hash node -> instance (the process now using
+// the name), a sorted set of the nodes that have watchers (scored like the nodes) and a set of
+// gone instances (processes that died, left, or whose name a new process took) whose presence
+// entries are still to be removed. A process's presence entries are listed in its own set,
+// "<prefix>:presence:<instance>", as "<hash key length> " + hash key + connection id.
+constexpr char kPresenceHead[] = R"lua(
+-- owner node, instance and user of a presence entry (EncodePresence); nil when malformed.
+local function presence_head(v)
+  local a, b, c, at = string.match(v, '^(%d+) (%d+) (%d+) ()')
+  if not at then return nil end
+  a, b, c = tonumber(a), tonumber(b), tonumber(c)
+  return string.sub(v, at, at + a - 1), string.sub(v, at + a, at + a + b - 1),
+         string.sub(v, at + a + b, at + a + b + c - 1)
+end
+)lua";
+
+// KEYS: nodes, ids, watching, gone. ARGV: node, instance, ttl ms, watching (0|1), key prefix.
+// Returns {-1, instance} when a live node of another process has the name; otherwise
+// {rejoined (1: the node was not live as this instance: first heartbeat, or after a lapse or a
+// Redis restart), live nodes other than this one that have watchers}. Also reaps: nodes whose
+// heartbeat lapsed are gone, and one gone process loses up to 256 presence entries.
+constexpr char kHeartbeat[] = R"lua(
+local nodes, ids, watching, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local node, instance, ttl, watches = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local now = now_ms()
+local score = redis.call('ZSCORE', nodes, node)
+local alive = score and tonumber(score) > now
+local owner = redis.call('HGET', ids, node)
+local rejoined = 0
+if owner ~= instance then
+  if owner then
+    if alive then return {-1, owner} end
+    redis.call('SADD', gone, owner)
+  end
+  rejoined = 1
+elseif not alive then
+  rejoined = 1
+end
+redis.call('SREM', gone, instance)
+redis.call('HSET', ids, node, instance)
+redis.call('ZADD', nodes, now + ttl, node)
+if watches then
+  redis.call('ZADD', watching, now + ttl, node)
+else
+  redis.call('ZREM', watching, node)
+end
+for _, d in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', now, 'LIMIT', 0, 64)) do
+  local i = redis.call('HGET', ids, d)
+  if i then redis.call('SADD', gone, i) end
+  redis.call('HDEL', ids, d)
+  redis.call('ZREM', nodes, d)
+end
+redis.call('ZREMRANGEBYSCORE', watching, '-inf', now)
+local g = redis.call('SRANDMEMBER', gone)
+if g then
+  local set = ARGV[5] .. ':presence:' .. g
+  for _, m in ipairs(redis.call('SPOP', set, 256)) do
+    local n, at = string.match(m, '^(%d+) ()')
+    if at then
+      local key = string.sub(m, at, at + tonumber(n) - 1)
+      local conn = string.sub(m, at + tonumber(n))
+      local v = redis.call('HGET', key, conn)
+      if v then
+        local _, inst = presence_head(v)
+        if inst == g then redis.call('HDEL', key, conn) end
+      end
+    end
+  end
+  if redis.call('EXISTS', set) == 0 then redis.call('SREM', gone, g) end
+end
+local others = redis.call('ZCOUNT', watching, '(' .. now, '+inf')
+if watches then others = others - 1 end
+return {rejoined, others}
+)lua";
+
+// KEYS: nodes, ids, watching, gone. ARGV: node, instance. This process leaves: it is no longer
+// a live node, and its presence entries are gone (reaped by the heartbeats).
+constexpr char kLeave[] = R"lua(
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[2])
+end
+return 1
+)lua";
+
+// KEYS: nodes. ARGV: control channel, survey message. Publishes the survey and returns the nodes
+// that were live when it was published: the ones expected to answer.
+constexpr char kSurvey[] = R"lua(
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return live
+)lua";
+
+// KEYS: a channel's presence hash, nodes, ids. ARGV: count (0|1). The entries of live processes
+// only (their node live, with the instance that wrote them): their values, or with count
+// {connections, distinct non-empty users}.
+constexpr char kPresenceRead[] = R"lua(
+local now = now_ms()
+local known = {}
+local function alive(owner, inst)
+  local k = owner .. '\0' .. inst
+  local a = known[k]
+  if a == nil then
+    local s = redis.call('ZSCORE', KEYS[2], owner)
+    a = (s and tonumber(s) > now and redis.call('HGET', KEYS[3], owner) == inst) or false
+    known[k] = a
+  end
+  return a
+end
+local all = redis.call('HGETALL', KEYS[1])
+local out, users, connections, distinct = {}, {}, 0, 0
+for i = 2, #all, 2 do
+  local owner, inst, user = presence_head(all[i])
+  if owner and alive(owner, inst) then
+    if ARGV[1] == '1' then
+      connections = connections + 1
+      if user ~= '' and not users[user] then
+        users[user] = true
+        distinct = distinct + 1
+      end
+    else
+      out[#out + 1] = all[i]
+    end
+  end
+end
+if ARGV[1] == '1' then return {connections, distinct} end
+return out
+)lua";
+
 }  // namespace
 
 RedisScript::RedisScript(std::string body) : source(std::move(body)) {
@@ -219,6 +351,24 @@ const RedisScript& ApplyOrderScript() {
 }
 const RedisScript& SweepOrdersScript() {
   static const RedisScript* s = new RedisScript(kSweepOrders);
+  return *s;
+}
+
+const RedisScript& HeartbeatScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kPresenceHead, kHeartbeat));
+  return *s;
+}
+const RedisScript& LeaveScript() {
+  static const RedisScript* s = new RedisScript(kLeave);
+  return *s;
+}
+const RedisScript& SurveyScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kSurvey));
+  return *s;
+}
+const RedisScript& PresenceReadScript() {
+  static const RedisScript* s =
+      new RedisScript(absl::StrCat(kPrelude, kPresenceHead, kPresenceRead));
   return *s;
 }
 

@@ -21,6 +21,11 @@ const RedisScript& JoinScript();
 const RedisScript& HistoryScript();
 const RedisScript& ApplyOrderScript();
 const RedisScript& SweepOrdersScript();
+// The control bus's and presence's (RedisControlBus, RedisPresence).
+const RedisScript& HeartbeatScript();
+const RedisScript& LeaveScript();
+const RedisScript& SurveyScript();
+const RedisScript& PresenceReadScript();
 
 }  // namespace herald::engine
 
