@@ -876,20 +876,61 @@ TEST_P(Conformance, ListReportsEveryQueueByNameWithItsLeasesAndCounters) {
 
 // --- ControlBus --------------------------------------------------------------------------------
 
-// Answers a survey with the method and request it got, later when `defer` (on another thread).
+// Answers a survey with its name (when it has one), the method and the request it got, later
+// when `defer` (on another thread); records the events other nodes share with it.
 class EchoHandler : public core::ControlHandler {
  public:
+  EchoHandler() = default;
+  explicit EchoHandler(std::string name) : name_(std::move(name)) {}
+
   void HandleSurvey(const std::string& method, const std::string& request,
                     core::Done<std::string> done) override {
     if (method == "Fail") return done(absl::NotFoundError("not here"));
-    std::string reply = absl::StrCat(method, ":", request);
+    std::string reply = absl::StrCat(name_, name_.empty() ? "" : "/", method, ":", request);
     if (!defer) return done(std::move(reply));
     std::thread([done = std::move(done), reply = std::move(reply)]() mutable {
       done(std::move(reply));
     }).detach();
   }
+  void HandleEvent(const std::string& event) override {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(event);
+  }
+  // Waits (bounded) until `n` events arrived; returns them all.
+  std::vector<std::string> Events(size_t n = 0) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return events_;
+  }
+
   bool defer = false;
+
+ private:
+  const std::string name_;
+  absl::Mutex mu_;
+  std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
 };
+
+// The answers of a survey from `bus`, sorted (replies in no particular order otherwise); errors
+// as "error: <message>".
+struct Surveyed {
+  std::vector<std::string> replies;
+  int missing = -1;
+};
+Surveyed SurveyFrom(core::ControlBus& bus, absl::Duration timeout = absl::Seconds(2)) {
+  auto answers = Await<core::ControlBus::Answers>(
+      [&](auto done) { bus.Survey("ListConnections", "q", timeout, std::move(done)); });
+  EXPECT_TRUE(answers.ok()) << answers.status();
+  Surveyed out;
+  if (!answers.ok()) return out;
+  for (const auto& r : answers->replies) {
+    out.replies.push_back(r.ok() ? *r : absl::StrCat("error: ", r.status().message()));
+  }
+  std::sort(out.replies.begin(), out.replies.end());
+  out.missing = answers->missing;
+  return out;
+}
 
 TEST_P(Conformance, ASurveyReachesThisNodesHandlerAndBringsItsAnswerBack) {
   EchoHandler handler;
@@ -911,6 +952,183 @@ TEST_P(Conformance, ASurveyReachesThisNodesHandlerAndBringsItsAnswerBack) {
   ASSERT_EQ(failed->replies.size(), 1u);
   EXPECT_EQ(failed->replies[0].status().code(), absl::StatusCode::kNotFound);
 }
+
+TEST_P(Conformance, AttachingAWatcherCompletesAndOneNodeHasNoOtherWatchers) {
+  EchoHandler handler;
+  engine_->control().SetHandler(&handler);
+  absl::Notification attached;
+  engine_->control().AttachWatcher([&] { attached.Notify(); });
+  EXPECT_TRUE(attached.WaitForNotificationWithTimeout(kWait));
+  EXPECT_FALSE(engine_->control().OthersWatch());  // only this node watches
+  engine_->control().DetachWatcher();
+}
+
+// --- Across nodes (engines whose instances share state: EngineUnderTest::make_peer) ----------
+
+class Cluster : public Conformance {
+ protected:
+  void SetUp() override {
+    if (!GetParam().make_peer) GTEST_SKIP() << "one-node engine";
+    Conformance::SetUp();
+    engine_->control().SetHandler(&n1_);
+  }
+  // The engine goes before its handler does.
+  void TearDown() override { engine_.reset(); }
+  std::unique_ptr<core::Engine> Peer(const std::string& node, EchoHandler* handler) {
+    std::unique_ptr<core::Engine> peer = GetParam().make_peer(*engine_, MakeLimits(), node);
+    peer->control().SetHandler(handler);
+    return peer;
+  }
+  void AddPresence(core::Engine& engine, const std::string& channel, const std::string& id,
+                   const std::string& user, const std::string& node) {
+    v1::ClientInfo c;
+    c.set_connection_id(id);
+    c.set_user(user);
+    c.set_node(node);
+    struct Ok {};
+    auto st = Await<Ok>([&](auto done) {
+      engine.presence().Add(channel, c, [done = std::move(done)](absl::Status s) mutable {
+        if (s.ok()) return done(Ok{});
+        done(s);
+      });
+    });
+    ASSERT_TRUE(st.ok()) << st.status();
+  }
+  // "<connection>@<node>" of the channel's presence, as `engine` reads it.
+  static std::vector<std::string> Present(core::Engine& engine, const std::string& channel) {
+    std::vector<std::string> out;
+    auto r = Await<std::vector<v1::ClientInfo>>(
+        [&](auto done) { engine.presence().Get(channel, std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      for (const auto& c : *r) out.push_back(absl::StrCat(c.connection_id(), "@", c.node()));
+    }
+    return out;
+  }
+  static uint32_t Connections(core::Engine& engine, const std::string& channel) {
+    auto r = Await<core::PresenceRegistry::Counts>(
+        [&](auto done) { engine.presence().Count(channel, std::move(done)); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->connections : 0;
+  }
+  // Polls `condition` until it holds or `timeout` passes; how long that took (or nullopt).
+  template <typename Fn>
+  static std::optional<absl::Duration> Within(absl::Duration timeout, Fn condition) {
+    const absl::Time start = absl::Now();
+    while (!condition()) {
+      if (absl::Now() - start > timeout) return std::nullopt;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return absl::Now() - start;
+  }
+
+  EchoHandler n1_{"n1"};
+};
+
+TEST_P(Cluster, ASurveyReachesEveryLiveNodeAndEachAnswersOnce) {
+  EchoHandler n2("n2"), n3("n3");
+  auto b = Peer("n2", &n2);
+  auto c = Peer("n3", &n3);
+  n3.defer = true;
+  for (core::Engine* asker : {engine_.get(), b.get(), c.get()}) {
+    Surveyed s = SurveyFrom(asker->control());
+    EXPECT_THAT(s.replies, ElementsAre("n1/ListConnections:q", "n2/ListConnections:q",
+                                       "n3/ListConnections:q"));
+    EXPECT_EQ(s.missing, 0);
+  }
+  // A node that leaves is gone at once: neither answering nor missing.
+  c.reset();
+  Surveyed s = SurveyFrom(engine_->control());
+  EXPECT_THAT(s.replies, ElementsAre("n1/ListConnections:q", "n2/ListConnections:q"));
+  EXPECT_EQ(s.missing, 0);
+}
+
+TEST_P(Cluster, ANodeThatStopsIsMissingThenGoneWithinTheDeadNodeBound) {
+  EchoHandler n2("n2");
+  auto b = Peer("n2", &n2);
+  ASSERT_EQ(SurveyFrom(engine_->control()).replies.size(), 2u);
+  GetParam().kill(*b);
+  const absl::Time killed = absl::Now();
+  // Still live by its last heartbeat, but silent: missing.
+  Surveyed s = SurveyFrom(engine_->control(), absl::Milliseconds(100));
+  EXPECT_THAT(s.replies, ElementsAre("n1/ListConnections:q"));
+  EXPECT_EQ(s.missing, 1);
+  // Then gone: not missing any more, within the bound (plus a survey's time and some slack).
+  const absl::Duration bound = GetParam().dead_node_bound;
+  std::optional<absl::Duration> gone = Within(bound + absl::Seconds(2), [&] {
+    return SurveyFrom(engine_->control(), absl::Milliseconds(100)).missing == 0;
+  });
+  ASSERT_TRUE(gone.has_value()) << "the dead node is still counted as missing";
+  EXPECT_LE(absl::Now() - killed, bound + absl::Milliseconds(400));
+  s = SurveyFrom(engine_->control(), absl::Milliseconds(100));
+  EXPECT_THAT(s.replies, ElementsAre("n1/ListConnections:q"));
+  EXPECT_EQ(s.missing, 0);
+}
+
+TEST_P(Cluster, PresenceCoversEveryNodeAndADeadNodesEntriesVanish) {
+  EchoHandler n2("n2"), n3("n3");
+  auto b = Peer("n2", &n2);
+  auto c = Peer("n3", &n3);
+  AddPresence(*engine_, "chat:1", "n1-1", "alice", "n1");
+  AddPresence(*b, "chat:1", "n2-1", "alice", "n2");
+  AddPresence(*b, "chat:1", "n2-2", "bob", "n2");
+  AddPresence(*c, "chat:1", "n3-1", "carol", "n3");
+  for (core::Engine* reader : {engine_.get(), b.get(), c.get()}) {
+    EXPECT_THAT(Present(*reader, "chat:1"),
+                ElementsAre("n1-1@n1", "n2-1@n2", "n2-2@n2", "n3-1@n3"));
+  }
+  auto counts = Await<core::PresenceRegistry::Counts>(
+      [&](auto done) { engine_->presence().Count("chat:1", std::move(done)); });
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->connections, 4u);
+  EXPECT_EQ(counts->users, 3u);
+
+  // A node that leaves takes its entries along at once.
+  c.reset();
+  EXPECT_THAT(Present(*engine_, "chat:1"), ElementsAre("n1-1@n1", "n2-1@n2", "n2-2@n2"));
+  // A node that dies: its entries vanish within the bound.
+  GetParam().kill(*b);
+  const absl::Time killed = absl::Now();
+  std::optional<absl::Duration> gone = Within(GetParam().dead_node_bound + absl::Seconds(2), [&] {
+    return Present(*engine_, "chat:1").size() == 1;
+  });
+  ASSERT_TRUE(gone.has_value()) << "the dead node's presence is still there";
+  EXPECT_LE(absl::Now() - killed, GetParam().dead_node_bound + absl::Milliseconds(400));
+  EXPECT_THAT(Present(*engine_, "chat:1"), ElementsAre("n1-1@n1"));
+  EXPECT_EQ(Connections(*engine_, "chat:1"), 1u);
+}
+
+TEST_P(Cluster, EventsReachTheNodesThatWatchFromTheMomentTheirWatcherIsAttached) {
+  EchoHandler n2("n2");
+  auto b = Peer("n2", &n2);
+  EXPECT_FALSE(b->control().OthersWatch());
+  absl::Notification attached;
+  engine_->control().AttachWatcher([&] { attached.Notify(); });
+  ASSERT_TRUE(attached.WaitForNotificationWithTimeout(kWait));
+  // Attached: every node shares its events with this one now.
+  EXPECT_TRUE(b->control().OthersWatch());
+  EXPECT_FALSE(engine_->control().OthersWatch());
+  using Audience = core::ControlBus::EventAudience;
+  b->control().ShareEvent("from-n2", Audience::kWatchers);
+  EXPECT_THAT(n1_.Events(1), ElementsAre("from-n2"));
+  // Events for watchers skip a node without any; the ones for every node reach it; a node never
+  // gets its own (one publisher's events arrive in order, so "connect" comes after "watchers").
+  engine_->control().ShareEvent("for-watchers", Audience::kWatchers);
+  engine_->control().ShareEvent("connect", Audience::kEveryNode);
+  EXPECT_THAT(n2.Events(1), ElementsAre("connect"));
+  b->control().ShareEvent("connect-n2", Audience::kEveryNode);
+  EXPECT_THAT(n1_.Events(2), ElementsAre("from-n2", "connect-n2"));
+  // The last watcher gone: the others stop sharing (by their next heartbeats).
+  engine_->control().DetachWatcher();
+  EXPECT_TRUE(Within(GetParam().dead_node_bound + absl::Seconds(2), [&] {
+                return !b->control().OthersWatch();
+              }).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, Cluster, ::testing::ValuesIn(EnginesUnderTest()),
+                         [](const ::testing::TestParamInfo<EngineUnderTest>& info) {
+                           return info.param.name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Engines, Conformance, ::testing::ValuesIn(EnginesUnderTest()),
                          [](const ::testing::TestParamInfo<EngineUnderTest>& info) {

@@ -25,16 +25,30 @@ struct EngineUnderTest {
   // The node the engine serves: the task tests' holders are "<node>/<connection>", so that the
   // store's TaskTimedOut notices for them reach this engine's handler.
   std::string node = "n1";
+
+  // For a shared engine, whose instances on the same shared state are the nodes of one cluster
+  // (the ControlBus and PresenceRegistry tests across nodes); left empty for a one-node engine,
+  // and those tests are skipped.
+  //
+  // Another node named `node`, on the same shared state as `first` (an engine `make` returned).
+  std::function<std::unique_ptr<core::Engine>(core::Engine& first, const core::Limits& limits,
+                                              const std::string& node)>
+      make_peer;
+  // Stops `engine` as a node that died: no goodbye, its heartbeats just stop.
+  std::function<void(core::Engine& engine)> kill;
+  // A node that stopped is gone (not counted as missing by surveys, its presence entries gone
+  // from reads) at most this long after it stopped.
+  absl::Duration dead_node_bound = absl::ZeroDuration();
 };
 
 // ctest names and gtest messages show the engine's name, not its bytes.
 inline void PrintTo(const EngineUnderTest& engine, std::ostream* os) { *os << engine.name; }
 
-// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, TaskStore, ControlBus)
-// must show,
-// written against the interfaces only (tests/conformance/engine_conformance.cc). A test binary runs
-// the suite for the engines its EnginesUnderTest() returns: it links engine_conformance.cc and
-// defines that function (see tests/unit/engine/memory_engine_test.cc).
+// The behaviour every core::Engine (Broker, OrderStore, IdempotencyStore, TaskStore, ControlBus,
+// PresenceRegistry) must show, written against the interfaces only
+// (tests/conformance/engine_conformance.cc). A test binary runs the suite for the engines its
+// EnginesUnderTest() returns: it links engine_conformance.cc and defines that function (see
+// tests/unit/engine/memory_engine_test.cc).
 std::vector<EngineUnderTest> EnginesUnderTest();
 
 }  // namespace herald::conformance

@@ -1,18 +1,30 @@
-// Two real `herald` nodes on one real redis-server (--engine redis): a publication accepted by
-// one node reaches subscribers on the other with the same offsets, a client that moves to the
-// other node recovers exactly what it missed, and the stale-version guard holds across nodes.
+// Real `herald` nodes on one real redis-server (--engine redis). Two nodes: a publication
+// accepted by one node reaches subscribers on the other with the same offsets, a client that
+// moves to the other node recovers exactly what it missed, and the stale-version guard holds
+// across nodes. Three nodes: the control API covers the cluster — listings, Disconnect and
+// SendToUser by user, Stats, Presence, WatchEvents — and a killed node drops out within the
+// dead-node bound.
+#include <signal.h>
+
+#include <algorithm>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "server/auth/jwt.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -181,6 +193,313 @@ TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) 
   EXPECT_TRUE(
       Eventually([&] { return grpc_health() == grpc::health::v1::HealthCheckResponse::SERVING; }));
   EXPECT_TRUE(Publish(*a_->Stub(), "news", R"({"n":2})", &resp).ok());
+}
+
+// --- Three nodes: the control API covers the cluster -------------------------------------------
+
+constexpr char kSecret[] = "redis-nodes-secret-3f9a2c";
+// The nodes' heartbeat interval here; a node that stops is gone 3 intervals later.
+constexpr int kHeartbeatMs = 200;
+const absl::Duration kDeadNodeBound = absl::Milliseconds(3 * kHeartbeatMs);
+constexpr int kControlTimeoutMs = 500;
+
+std::string Token(const std::string& user) {
+  auto t = auth::SignJwt("HS256", kSecret,
+                         auth::ClaimsJson(user, absl::Now() + absl::Hours(1), {"chat:*", "news"}));
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *t : "";
+}
+
+// Reads a WatchEvents stream on its own thread.
+class EventReader {
+ public:
+  explicit EventReader(v1::Broker::Stub& stub) {
+    reader_ = stub.WatchEvents(&ctx_, v1::WatchEventsRequest());
+    // The server sends its headers once the watcher gets every node's events.
+    reader_->WaitForInitialMetadata();
+    thread_ = std::thread([this] {
+      v1::Event e;
+      while (reader_->Read(&e)) {
+        absl::MutexLock lock(&mu_);
+        events_.push_back(e);
+      }
+    });
+  }
+  ~EventReader() {
+    ctx_.TryCancel();
+    thread_.join();
+  }
+  // Waits (bounded) for an event of `type` about `connection_id`.
+  bool WaitFor(v1::EventType type, const std::string& connection_id) {
+    return WaitFor([&] { return Count(type, connection_id) > 0; });
+  }
+  size_t Count(v1::EventType type, const std::string& connection_id) {
+    absl::MutexLock lock(&mu_);
+    return std::count_if(events_.begin(), events_.end(), [&](const v1::Event& e) {
+      return e.type() == type && e.connection_id() == connection_id;
+    });
+  }
+
+ private:
+  template <typename Fn>
+  static bool WaitFor(Fn fn) {
+    return testing::WaitFor(fn);
+  }
+
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
+};
+
+class ThreeNodes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(redis_.ok()) << "redis-server did not start";
+    for (const char* name : {"a", "b", "c"}) {
+      nodes_.push_back(std::make_unique<HeraldProcess>(std::vector<std::string>{
+          "--engine", "redis", "--redis-url", redis_.url(), "--redis-prefix", "it3", "--node", name,
+          "--node-heartbeat-ms", absl::StrCat(kHeartbeatMs), "--control-timeout-ms",
+          absl::StrCat(kControlTimeoutMs), "--jwt-hs256-secret", kSecret, "--presence-prefixes",
+          "chat:", "--disconnect-grace", "2"}));
+      ASSERT_TRUE(nodes_.back()->ok());
+    }
+  }
+
+  HeraldProcess& node(int i) { return *nodes_[i]; }
+  static std::string Name(int i) { return std::string(1, static_cast<char>('a' + i)); }
+  // A client of `user` on node `i`.
+  std::unique_ptr<WsClient> Client(int i, const std::string& user) {
+    auto ws = std::make_unique<WsClient>();
+    EXPECT_TRUE(ws->Connect(node(i).ws_url("?token=" + Token(user))));
+    return ws;
+  }
+  // Every page of ListConnections through node `i`.
+  v1::ListConnectionsResponse ListAll(int i, v1::ListConnectionsRequest req = {}) {
+    auto stub = node(i).Stub();
+    v1::ListConnectionsResponse all;
+    req.set_page_size(2);
+    for (int page = 0; page < 20; ++page) {
+      grpc::ClientContext ctx;
+      v1::ListConnectionsResponse resp;
+      grpc::Status st = stub->ListConnections(&ctx, req, &resp);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      if (!st.ok()) break;
+      all.set_total(resp.total());
+      all.set_missing_nodes(std::max(all.missing_nodes(), resp.missing_nodes()));
+      for (const v1::Connection& c : resp.connections()) *all.add_connections() = c;
+      if (resp.next_page_token().empty()) break;
+      req.set_page_token(resp.next_page_token());
+    }
+    return all;
+  }
+  // connection id -> node, of a listing.
+  static std::map<std::string, std::string> Nodes(const v1::ListConnectionsResponse& list) {
+    std::map<std::string, std::string> out;
+    for (const v1::Connection& c : list.connections()) out[c.id()] = c.node();
+    return out;
+  }
+
+  RedisServer redis_;
+  std::vector<std::unique_ptr<HeraldProcess>> nodes_;
+};
+
+TEST_F(ThreeNodes, ListConnectionsOnAnyNodeListsEveryNodesConnectionsWithTheirNode) {
+  std::vector<std::unique_ptr<WsClient>> clients;
+  std::map<std::string, std::string> expected;  // id -> node
+  const std::vector<int> spread = {0, 0, 1, 1, 1, 2};
+  for (size_t k = 0; k < spread.size(); ++k) {
+    clients.push_back(Client(spread[k], absl::StrCat("u", k)));
+    expected[clients.back()->connection_id()] = Name(spread[k]);
+  }
+  for (int i = 0; i < 3; ++i) {
+    v1::ListConnectionsResponse all = ListAll(i);
+    EXPECT_EQ(all.total(), 6u) << "through node " << Name(i);
+    EXPECT_EQ(all.missing_nodes(), 0u);
+    EXPECT_EQ(Nodes(all), expected) << "through node " << Name(i);
+    std::vector<std::string> ids;
+    for (const auto& c : all.connections()) ids.push_back(c.id());
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  }
+  // Filters and GetConnection reach the node that has the connection.
+  v1::ListConnectionsRequest by_user;
+  by_user.set_user("u3");
+  v1::ListConnectionsResponse u3 = ListAll(2, by_user);
+  ASSERT_EQ(u3.connections_size(), 1);
+  EXPECT_EQ(u3.connections(0).node(), "b");
+  grpc::ClientContext ctx;
+  v1::GetConnectionRequest get;
+  get.set_connection_id(clients[5]->connection_id());
+  v1::Connection c;
+  ASSERT_TRUE(node(0).Stub()->GetConnection(&ctx, get, &c).ok());
+  EXPECT_EQ(c.node(), "c");
+  EXPECT_EQ(c.user(), "u5");
+
+  // Stats: every node's figures and their totals.
+  grpc::ClientContext sctx;
+  v1::StatsResponse stats;
+  ASSERT_TRUE(node(1).Stub()->Stats(&sctx, v1::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.node(), "b");
+  EXPECT_EQ(stats.connections(), 6u);
+  EXPECT_EQ(stats.connections_total(), 6u);
+  ASSERT_EQ(stats.nodes_size(), 3);
+  std::map<std::string, uint32_t> per_node;
+  for (const auto& n : stats.nodes()) per_node[n.node()] = n.connections();
+  EXPECT_EQ(per_node, (std::map<std::string, uint32_t>{{"a", 2}, {"b", 3}, {"c", 1}}));
+  EXPECT_EQ(stats.missing_nodes(), 0u);
+
+  // heraldctl conns, through any node, shows them all with their node.
+  CommandResult r = RunCommand({HeraldctlBinary(), "--server", node(2).grpc_address(), "conns"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("NODE"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("6 of 6 connections"));
+  for (const auto& [id, name] : expected) {
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(absl::StrCat(id, " +", name, " ")));
+  }
+}
+
+TEST_F(ThreeNodes, DisconnectByUserClosesTheUsersSocketsOnEveryNode) {
+  auto tab_a = Client(0, "u-kick");
+  auto tab_b = Client(1, "u-kick");
+  auto tab_c = Client(2, "u-kick");
+  auto other = Client(1, "u-stay");
+  grpc::ClientContext ctx;
+  v1::DisconnectRequest req;
+  req.set_user("u-kick");
+  req.set_code(4001);
+  req.set_reason("moved");
+  v1::DisconnectResponse resp;
+  ASSERT_TRUE(node(0).Stub()->Disconnect(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.disconnected(), 3u);
+  for (WsClient* tab : {tab_a.get(), tab_b.get(), tab_c.get()}) {
+    ASSERT_TRUE(tab->WaitClosed()) << tab->connection_id();
+    EXPECT_EQ(tab->close_code(), 4001);
+    EXPECT_EQ(tab->close_reason(), "moved");
+  }
+  EXPECT_TRUE(other->open());
+  // One connection, by id, through a node that does not have it.
+  grpc::ClientContext ctx2;
+  v1::DisconnectRequest by_id;
+  by_id.set_connection_id(other->connection_id());
+  ASSERT_TRUE(node(2).Stub()->Disconnect(&ctx2, by_id, &resp).ok());
+  EXPECT_EQ(resp.disconnected(), 1u);
+  EXPECT_TRUE(other->WaitClosed());
+  EXPECT_EQ(other->close_code(), 1000);
+}
+
+TEST_F(ThreeNodes, SendToUserReachesTheUsersTabsOnEveryNode) {
+  auto tab_a = Client(0, "u-tabs");
+  auto tab_c = Client(2, "u-tabs");
+  auto other = Client(1, "u-other");
+  grpc::ClientContext ctx;
+  v1::SendToUserRequest req;
+  req.set_user("u-tabs");
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(R"({"hi":1})", req.mutable_data()).ok());
+  v1::SendResponse resp;
+  ASSERT_TRUE(node(1).Stub()->SendToUser(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.queued(), 2u);
+  for (WsClient* tab : {tab_a.get(), tab_c.get()}) {
+    v1::ServerFrame push =
+        tab->WaitFrame([](const v1::ServerFrame& f) { return f.has_push(); }, "push to the user");
+    EXPECT_EQ(push.push().data().struct_value().fields().at("hi").number_value(), 1);
+  }
+  // Server-side subscribe of the user, on both nodes; a publication through the third reaches
+  // both tabs.
+  grpc::ClientContext sctx;
+  v1::SubscribeRequest sub;
+  sub.set_user("u-tabs");
+  sub.set_channel("news");
+  v1::SubscribeResponse subscribed;
+  ASSERT_TRUE(node(1).Stub()->Subscribe(&sctx, sub, &subscribed).ok());
+  EXPECT_EQ(subscribed.subscribed(), 2u);
+  for (WsClient* tab : {tab_a.get(), tab_c.get()}) {
+    tab->WaitFrame([](const v1::ServerFrame& f) { return f.has_subscribed(); }, "subscribed");
+  }
+  v1::PublishResponse published;
+  ASSERT_TRUE(Publish(*node(1).Stub(), "news", R"({"n":1})", &published).ok());
+  for (WsClient* tab : {tab_a.get(), tab_c.get()}) {
+    tab->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  }
+  for (const v1::ServerFrame& f : other->Frames()) EXPECT_FALSE(f.has_push() || f.has_pub());
+}
+
+TEST_F(ThreeNodes, WatchEventsOnOneNodeSeesEveryNodesEventsOnceAndHeldDisconnects) {
+  auto stub_a = node(0).Stub();
+  EventReader events(*stub_a);
+  // A connect on another node, and one on this node (seen once, not again through Redis).
+  auto on_c = Client(2, "u-w");
+  auto on_a = Client(0, "u-local");
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_CONNECT, on_c->connection_id()));
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_CONNECT, on_a->connection_id()));
+  // A client's message on a third node.
+  auto on_b = Client(1, "u-m");
+  on_b->Send(R"({"id":2,"message":{"data":{"rating":5}}})");
+  ASSERT_TRUE(on_b->WaitReply(2).has_sent());
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_MESSAGE, on_b->connection_id()));
+
+  // u-w leaves node c and comes back on node b within the grace period: its DISCONNECT is not
+  // news. u-gone leaves node c for good right after: its DISCONNECT follows the grace period,
+  // and u-w's would have come before it.
+  auto gone = Client(2, "u-gone");
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_CONNECT, gone->connection_id()));
+  const std::string moved_id = on_c->connection_id();
+  on_c->Close();
+  on_c->WaitClosed();
+  auto back = Client(1, "u-w");
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_CONNECT, back->connection_id()));
+  const std::string gone_id = gone->connection_id();
+  gone->Close();
+  gone->WaitClosed();
+  ASSERT_TRUE(events.WaitFor(v1::EVENT_TYPE_DISCONNECT, gone_id));
+  EXPECT_EQ(events.Count(v1::EVENT_TYPE_DISCONNECT, moved_id), 0u);
+
+  EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, on_a->connection_id()), 1u);
+  EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, moved_id), 1u);
+  EXPECT_EQ(events.Count(v1::EVENT_TYPE_MESSAGE, on_b->connection_id()), 1u);
+}
+
+TEST_F(ThreeNodes, AKilledNodesConnectionsAndPresenceLeaveWithinTheDeadNodeBound) {
+  auto on_a = Client(0, "u-a");
+  auto on_b = Client(1, "u-b");
+  auto on_c1 = Client(2, "u-c1");
+  auto on_c2 = Client(2, "u-c2");
+  for (WsClient* ws : {on_a.get(), on_c1.get()}) ASSERT_TRUE(ws->Subscribe("chat:room"));
+  ASSERT_EQ(ListAll(0).total(), 4u);
+  auto present = [&] {
+    grpc::ClientContext ctx;
+    v1::PresenceRequest req;
+    req.set_channel("chat:room");
+    v1::PresenceResponse resp;
+    EXPECT_TRUE(node(0).Stub()->Presence(&ctx, req, &resp).ok());
+    std::set<std::string> users;
+    for (const auto& c : resp.clients()) users.insert(absl::StrCat(c.user(), "@", c.node()));
+    return users;
+  };
+  EXPECT_EQ(present(), (std::set<std::string>{"u-a@a", "u-c1@c"}));
+
+  ASSERT_FALSE(node(2).Stop(SIGKILL).has_value());  // died from the signal
+  const absl::Time killed = absl::Now();
+  // At once its connections are not listed (it cannot answer); it is counted as missing until
+  // its heartbeat lapses, then it is simply gone.
+  v1::ListConnectionsResponse now = ListAll(0);
+  EXPECT_EQ(Nodes(now), (std::map<std::string, std::string>{{on_a->connection_id(), "a"},
+                                                            {on_b->connection_id(), "b"}}));
+  ASSERT_TRUE(WaitFor([&] {
+    v1::ListConnectionsResponse list = ListAll(0);
+    return list.missing_nodes() == 0 && list.total() == 2u;
+  })) << "node c is still counted";
+  // Within the bound, give or take one listing that waited for node c (the control timeout).
+  EXPECT_LE(absl::Now() - killed,
+            kDeadNodeBound + absl::Milliseconds(kControlTimeoutMs) + absl::Milliseconds(500));
+  EXPECT_EQ(present(), (std::set<std::string>{"u-a@a"}));
+  EXPECT_LE(absl::Now() - killed,
+            kDeadNodeBound + absl::Milliseconds(kControlTimeoutMs) + absl::Milliseconds(700));
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  ASSERT_TRUE(node(0).Stub()->Stats(&ctx, v1::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.nodes_size(), 2);
+  EXPECT_EQ(stats.connections(), 2u);
 }
 
 }  // namespace

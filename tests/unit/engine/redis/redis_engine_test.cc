@@ -48,9 +48,14 @@ engine::RedisOptions Options(const std::string& prefix) {
 }
 
 std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
-                                                const std::string& prefix) {
+                                                const std::string& prefix,
+                                                const std::string& node = "n1") {
   EXPECT_TRUE(Server()->ok()) << "redis-server did not start";
-  auto engine = std::make_unique<engine::RedisEngine>(limits, Options(prefix));
+  engine::RedisOptions options = Options(prefix);
+  options.node = node;
+  // Short, so that the dead-node bound (3 intervals) is quick to test.
+  options.heartbeat_interval = absl::Milliseconds(200);
+  auto engine = std::make_unique<engine::RedisEngine>(limits, options);
   absl::Status ready = engine->WaitReady(absl::Seconds(10));
   EXPECT_TRUE(ready.ok()) << ready;
   return engine;
@@ -61,11 +66,21 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
 namespace conformance {
 
 std::vector<EngineUnderTest> EnginesUnderTest() {
-  return {{"Redis",
-           [](const core::Limits& limits, std::function<absl::Time()>) {
-             return std::unique_ptr<core::Engine>(MakeEngine(limits, FreshPrefix()));
-           },
-           /*fake_clock=*/false}};
+  EngineUnderTest redis{"Redis",
+                        [](const core::Limits& limits, std::function<absl::Time()>) {
+                          return std::unique_ptr<core::Engine>(MakeEngine(limits, FreshPrefix()));
+                        },
+                        /*fake_clock=*/false};
+  // Each engine is one node; another on the same prefix is another node of its cluster.
+  redis.make_peer = [](core::Engine& first, const core::Limits& limits, const std::string& node) {
+    return std::unique_ptr<core::Engine>(
+        MakeEngine(limits, static_cast<engine::RedisEngine&>(first).options().prefix, node));
+  };
+  redis.kill = [](core::Engine& engine) {
+    static_cast<engine::RedisEngine&>(engine).Shutdown(engine::RedisEngine::Departure::kVanish);
+  };
+  redis.dead_node_bound = absl::Milliseconds(200) * engine::RedisControlBus::kLapseIntervals;
+  return {redis};
 }
 
 }  // namespace conformance
@@ -133,8 +148,8 @@ class TwoNodes : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string prefix = FreshPrefix();
-    a_ = MakeEngine(TestLimits(), prefix);
-    b_ = MakeEngine(TestLimits(), prefix);
+    a_ = MakeEngine(TestLimits(), prefix, "a");
+    b_ = MakeEngine(TestLimits(), prefix, "b");
     a_->broker().SetEventHandler(&on_a_);
     b_->broker().SetEventHandler(&on_b_);
   }
@@ -319,7 +334,10 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   RedisOptions options;
   options.port = server.port();
   options.prefix = FreshPrefix();
-  RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), options);
+  RedisOptions subscriber_options = options;
+  options.node = "publisher";
+  subscriber_options.node = "subscriber";
+  RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), subscriber_options);
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
   ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
   Recorder recorder;
@@ -327,6 +345,15 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   ASSERT_TRUE(Subscribe(subscriber, "ch").ok());
   ASSERT_TRUE(Publish(publisher, "ch", "before").ok());
   recorder.Wait(1);
+  v1::ClientInfo client;
+  client.set_connection_id("subscriber-1");
+  client.set_node("subscriber");
+  absl::Notification added;
+  subscriber.presence().Add("chat:1", client, [&](absl::Status st) {
+    EXPECT_TRUE(st.ok()) << st;
+    added.Notify();
+  });
+  ASSERT_TRUE(added.WaitForNotificationWithTimeout(kWait));
 
   server.Stop();
   // Never accepted and dropped: an error, quickly.
@@ -339,10 +366,25 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   } while (failed.ok() && absl::Now() < deadline);
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
   EXPECT_FALSE(publisher.ready());
+  // A survey of the nodes fails fast too.
+  const absl::Time survey_start = absl::Now();
+  auto survey = Await<core::ControlBus::Answers>([&](auto done) {
+    publisher.control().Survey("ListConnections", "", absl::Seconds(5), std::move(done));
+  });
+  EXPECT_EQ(survey.status().code(), absl::StatusCode::kUnavailable) << survey.status();
+  EXPECT_LT(absl::Now() - survey_start, absl::Seconds(1));
 
   ASSERT_TRUE(server.Start());
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
   ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
+  // The node wrote its presence again into the new, empty Redis.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto present = Await<std::vector<v1::ClientInfo>>(
+            [&](auto done) { publisher.presence().Get("chat:1", std::move(done)); });
+        return present.ok() && present->size() == 1;
+      },
+      kWait));
   // Reconnected and resubscribed: publications flow again (a new epoch: Redis lost its data).
   absl::StatusOr<core::StreamPosition> pos;
   const absl::Time until = absl::Now() + kWait;
