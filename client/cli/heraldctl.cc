@@ -1,5 +1,6 @@
 #include "client/cli/heraldctl.h"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -224,6 +225,7 @@ void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& 
 void PrintConnection(std::ostream& out, const v1::Connection& c) {
   std::vector<std::vector<std::string>> rows = {
       {"id", c.id()},
+      {"node", c.node()},
       {"user", c.user().empty() ? "(anonymous)" : c.user()},
       {"remote", c.remote_address()},
       {"origin", c.origin()},
@@ -631,26 +633,27 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   if (conns_cmd->parsed()) {
     std::vector<std::vector<std::string>> rows = {
-        {"ID", "USER", "REMOTE", "AGE", "CHANNELS", "IN", "OUT", "BUFFER"}};
+        {"ID", "NODE", "USER", "REMOTE", "AGE", "CHANNELS", "IN", "OUT", "BUFFER"}};
     v1::ListConnectionsRequest req;
     req.set_user(conns.user);
     req.set_channel(conns.channel);
     req.set_remote_address(conns.remote);
     req.set_page_size(500);
-    uint32_t shown = 0, total = 0;
+    uint32_t shown = 0, total = 0, missing = 0;
     do {
       v1::ListConnectionsResponse resp;
       if (int rc = caller.Call(&v1::Broker::Stub::ListConnections, req, &resp); rc != kExitOk) {
         return rc;
       }
       total = resp.total();
+      missing = std::max(missing, resp.missing_nodes());
       for (const v1::Connection& c : resp.connections()) {
         if (conns.limit != 0 && shown >= conns.limit) break;
         ++shown;
         if (conns.json) {
           out << ToJsonLine(c);
         } else {
-          rows.push_back({c.id(), c.user().empty() ? "-" : c.user(), c.remote_address(),
+          rows.push_back({c.id(), c.node(), c.user().empty() ? "-" : c.user(), c.remote_address(),
                           Age(c.connected_at_ms()), absl::StrJoin(c.channels(), ","),
                           absl::StrCat(c.frames_in()), absl::StrCat(c.frames_out()),
                           absl::StrCat(c.send_buffer_bytes())});
@@ -661,6 +664,10 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (!conns.json) {
       PrintTable(out, rows);
       out << shown << " of " << total << " connections\n";
+    }
+    if (missing > 0) {
+      err << "heraldctl: " << missing << " node" << (missing == 1 ? "" : "s")
+          << " did not answer in time: their connections are not listed\n";
     }
     return kExitOk;
   }
@@ -922,6 +929,19 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       rows.push_back({f->json_name() + ":", value});
     }
     PrintTable(out, rows);
+    if (s.nodes_size() > 1) {
+      // The totals above add up these nodes.
+      std::vector<std::vector<std::string>> nodes = {{"NODE", "CONNECTIONS", "USERS",
+                                                      "SUBSCRIPTIONS", "PUBLICATIONS", "DELIVERIES",
+                                                      "UPTIME"}};
+      for (const v1::StatsResponse& n : s.nodes()) {
+        nodes.push_back({n.node(), absl::StrCat(n.connections()), absl::StrCat(n.users()),
+                         absl::StrCat(n.subscriptions()), absl::StrCat(n.publications()),
+                         absl::StrCat(n.deliveries()), absl::StrCat(n.uptime_ms() / 1000, "s")});
+      }
+      out << "\n";
+      PrintTable(out, nodes);
+    }
     return kExitOk;
   }
   return kExitUsage;

@@ -39,7 +39,11 @@ TEST_F(HeraldctlTest, ConnsShowsConnectionsAndFilters) {
 
   CommandResult r = Ctl({"conns"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("ID"));
+  EXPECT_THAT(r.out, ::testing::StartsWith("ID"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("^ID +NODE +USER "));
+  // Each connection with the node it is on (the start of its id).
+  const std::string node = a.connection_id().substr(0, a.connection_id().rfind('-'));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(absl::StrCat(a.connection_id(), " +", node, " ")));
   EXPECT_THAT(r.out, HasSubstr(a.connection_id()));
   EXPECT_THAT(r.out, HasSubstr(b.connection_id()));
   EXPECT_THAT(r.out, HasSubstr("store:42"));
@@ -52,6 +56,7 @@ TEST_F(HeraldctlTest, ConnsShowsConnectionsAndFilters) {
   v1::Connection c;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[0], &c).ok()) << lines[0];
   EXPECT_EQ(c.id(), a.connection_id());
+  EXPECT_EQ(c.node(), node);
   EXPECT_THAT(c.remote_address(), ::testing::StartsWith("127.0.0.1:"));
   EXPECT_THAT(c.channels(), ::testing::ElementsAre("store:42"));
 

@@ -132,7 +132,7 @@ function showConnections(reply) {
   $("conn-total").textContent = `${n(reply.total)}`;
   if (conns.length === 0) {
     connRows.clear();
-    emptyRow(tbody, 9, "No connection matches.");
+    emptyRow(tbody, 10, "No connection matches.");
     return;
   }
   tbody.querySelector("td.empty")?.parentElement.remove();
@@ -143,8 +143,8 @@ function showConnections(reply) {
     if (!tr) {
       tr = document.createElement("tr");
       tr.dataset.id = c.id;
-      for (let i = 0; i < 8; i++) cell(tr, "");
-      tr.cells[6].className = tr.cells[7].className = "num";
+      for (let i = 0; i < 9; i++) cell(tr, "");
+      tr.cells[7].className = tr.cells[8].className = "num";
       const td = document.createElement("td");
       const kick = document.createElement("button");
       kick.type = "button";
@@ -157,6 +157,7 @@ function showConnections(reply) {
     }
     const values = [
       c.id,
+      c.node ?? "",
       c.user || "(anonymous)",
       c.remoteAddress,
       c.origin,
