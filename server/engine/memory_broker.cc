@@ -20,8 +20,9 @@ struct MemoryBroker::ChannelState {
   absl::Time last_used ABSL_GUARDED_BY(mu);
   // Node subscriptions (Subscribe minus Unsubscribe calls).
   int64_t subscribed ABSL_GUARDED_BY(mu) = 0;
-  // Publications waiting for delivery, in offset order, and whether a thread is delivering.
-  std::deque<core::Publication> outbox ABSL_GUARDED_BY(mu);
+  // Publications waiting for delivery, in offset order, and whether a thread is delivering
+  // (the outbox is empty whenever none is).
+  std::vector<core::Publication> outbox ABSL_GUARDED_BY(mu);
   bool delivering ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -99,35 +100,41 @@ MemoryBroker::Appended MemoryBroker::Append(const std::string& channel, core::Pu
     keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
   }
   Prune(*state, now);
-  if (state->subscribed > 0) state->outbox.push_back({channel, pos, std::move(spec)});
-  return Appended{std::move(pos), std::move(state)};
+  Appended appended{pos, state, std::nullopt};
+  if (state->subscribed > 0) {
+    if (state->delivering) {
+      state->outbox.push_back({channel, std::move(pos), std::move(spec)});
+    } else {
+      state->delivering = true;
+      appended.deliver = core::Publication{channel, std::move(pos), std::move(spec)};
+    }
+  }
+  return appended;
 }
 
-void MemoryBroker::Deliver(ChannelState& state) {
-  std::deque<core::Publication> batch;
-  {
-    core::MutexLock lock(&state.mu);
-    // Another thread is delivering: it will deliver what this one queued, in order.
-    if (state.delivering || state.outbox.empty()) return;
-    state.delivering = true;
-    batch.swap(state.outbox);
-  }
+void MemoryBroker::Deliver(Appended& appended) {
+  if (!appended.deliver.has_value()) return;  // queued for the thread delivering now
+  handler_->HandlePublication(*appended.deliver);
+  ChannelState& state = *appended.channel;
+  std::vector<core::Publication> batch;
   while (true) {
+    {
+      core::MutexLock lock(&state.mu);
+      if (state.outbox.empty()) {
+        state.delivering = false;
+        return;
+      }
+      batch.swap(state.outbox);
+    }
     for (const core::Publication& p : batch) handler_->HandlePublication(p);
     batch.clear();
-    core::MutexLock lock(&state.mu);
-    if (state.outbox.empty()) {
-      state.delivering = false;
-      return;
-    }
-    batch.swap(state.outbox);
   }
 }
 
 void MemoryBroker::Publish(const std::string& channel, core::PublishSpec spec,
                            core::Done<core::StreamPosition> done) {
   Appended appended = Append(channel, std::move(spec));
-  Deliver(*appended.channel);
+  Deliver(appended);
   done(std::move(appended.position));
 }
 
