@@ -37,7 +37,9 @@ class Broker {
 
   // Node-level subscription, counted: from when `done` gets OK, every publication of `channel`
   // reaches HandlePublication while this node has more Subscribe than Unsubscribe calls for it
-  // (one per local subscriber: counting makes their order between threads irrelevant).
+  // (one per local subscriber: counting makes their order between threads irrelevant). A call
+  // counts even when `done` gets an error (the Redis subscription is retried on reconnect), so
+  // every Subscribe is balanced by one Unsubscribe, failed or not.
   virtual void Subscribe(const std::string& channel, StatusDone done) = 0;
   virtual void Unsubscribe(const std::string& channel) = 0;
 
