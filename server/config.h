@@ -24,6 +24,11 @@ struct ServerConfig {
   std::string engine = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::string redis_prefix = "herald";
+  // rediss:// (TLS): the CA the Redis server's certificate must verify against (empty: the
+  // system's store) and, when the server asks for one, this client certificate and key (PEM).
+  std::string redis_tls_ca;
+  std::string redis_tls_cert;
+  std::string redis_tls_key;
   // Keys for client tokens (JWT); both empty = development mode, anonymous clients.
   auth::JwtKeys jwt;
   // Directory served at `/` over HTTP (demo pages, herald.js); empty = none. ParseServerConfig

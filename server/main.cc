@@ -81,6 +81,9 @@ int Run(const herald::ServerConfig& config) {
       return 2;
     }
     options->prefix = config.redis_prefix;
+    options->tls_ca_file = config.redis_tls_ca;
+    options->tls_cert_file = config.redis_tls_cert;
+    options->tls_key_file = config.redis_tls_key;
     auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
     redis = created.get();
     engine = std::move(created);

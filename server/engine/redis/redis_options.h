@@ -19,6 +19,13 @@ struct RedisOptions {
   std::string username;
   std::string password;
   int db = 0;
+  // TLS (a rediss:// URL): the server's certificate must verify against `tls_ca_file` (empty:
+  // the system's CA store) and name `host`; `tls_cert_file` / `tls_key_file` (PEM) are the
+  // client certificate for servers that ask for one (tls-auth-clients).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Every key and pub/sub channel starts with "<prefix>:". Deployments sharing one Redis need
   // distinct prefixes (pub/sub is not scoped by database number).
   std::string prefix = "herald";
@@ -45,7 +52,7 @@ struct RedisOptions {
 };
 
 // Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"
-// (keeping the other fields of `base`). "rediss://" (TLS) is refused: not supported yet.
+// (keeping the other fields of `base`); "rediss://…" also sets `tls`.
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base = {});
 
 }  // namespace herald::engine

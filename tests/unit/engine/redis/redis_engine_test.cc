@@ -3,7 +3,10 @@
 // ("nodes") on one Redis — and the behaviour while Redis is away.
 #include "server/engine/redis/redis_engine.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -357,6 +360,69 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   EXPECT_NE(seen.back().position.epoch, seen.front().position.epoch);
 }
 
+// Throwaway self-signed certificates (openssl CLI) for localhost, in a fresh directory.
+class TlsFiles {
+ public:
+  TlsFiles() {
+    char tmpl[] = "/tmp/herald-redis-tls-XXXXXX";
+    dir_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
+  }
+  ~TlsFiles() {
+    if (!dir_.empty()) std::system(absl::StrCat("rm -rf ", dir_).c_str());
+  }
+  // NAME.pem / NAME.key: a self-signed certificate for localhost and 127.0.0.1.
+  bool Make(const std::string& name) {
+    return std::system(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt "
+                                    "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=",
+                                    name, " -addext subjectAltName=DNS:localhost,IP:127.0.0.1",
+                                    " -keyout ", path(name + ".key"), " -out ", path(name + ".pem"),
+                                    " >/dev/null 2>&1")
+                           .c_str()) == 0;
+  }
+  std::string path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
+
+ private:
+  std::string dir_;
+};
+
+TEST(RedisEngineTls, WorksOverRedissAndRefusesAServerItCannotVerify) {
+  TlsFiles files;
+  ASSERT_TRUE(files.Make("redis"));
+  ASSERT_TRUE(files.Make("other"));
+  testing::RedisServer server(
+      {files.path("redis.pem"), files.path("redis.key"), files.path("redis.pem")});
+  ASSERT_TRUE(server.ok()) << server.Log();
+  absl::StatusOr<RedisOptions> options = ParseRedisUrl(server.tls_url());
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->tls);
+  options->prefix = FreshPrefix();
+  options->tls_ca_file = files.path("redis.pem");
+  {
+    RedisEngine publisher(TestLimits(), *options), subscriber(TestLimits(), *options);
+    ASSERT_TRUE(publisher.WaitReady(kWait).ok());
+    ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
+    Recorder recorder;
+    subscriber.broker().SetEventHandler(&recorder);
+    ASSERT_TRUE(Subscribe(subscriber, "secure").ok());
+    ASSERT_TRUE(Publish(publisher, "secure", "over tls").ok());
+    std::vector<core::Publication> seen = recorder.Wait(1);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(*seen[0].spec.data_json, "over tls");
+  }
+  // A CA that did not sign the server's certificate: never ready, operations fail fast.
+  RedisOptions wrong_ca = *options;
+  wrong_ca.tls_ca_file = files.path("other.pem");
+  RedisEngine refused(TestLimits(), wrong_ca);
+  absl::Status ready = refused.WaitReady(absl::Seconds(2));
+  EXPECT_EQ(ready.code(), absl::StatusCode::kUnavailable) << ready;
+  EXPECT_EQ(Publish(refused, "secure", "nope").status().code(), absl::StatusCode::kUnavailable);
+  // Plain redis:// to the TLS port is not Redis speaking: never ready either.
+  RedisOptions plain = *options;
+  plain.tls = false;
+  RedisEngine confused(TestLimits(), plain);
+  EXPECT_FALSE(confused.WaitReady(absl::Seconds(2)).ok());
+}
+
 TEST(RedisOptionsTest, ParsesUrls) {
   auto o = ParseRedisUrl("redis://:secret@db.local:6380/2");
   ASSERT_TRUE(o.ok()) << o.status();
@@ -374,7 +440,11 @@ TEST(RedisOptionsTest, ParsesUrls) {
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->host, "::1");
   EXPECT_EQ(o->port, 7000);
-  EXPECT_FALSE(ParseRedisUrl("rediss://h:6379").ok());
+  o = ParseRedisUrl("rediss://:pw@cache.example:6380");
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->tls);
+  EXPECT_EQ(o->host, "cache.example");
+  EXPECT_FALSE(ParseRedisUrl("redis://h").value().tls);
   EXPECT_FALSE(ParseRedisUrl("http://h").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://h:99999").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://h/x").ok());
