@@ -202,6 +202,16 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Comma-separated channel prefixes whose subscribers are tracked for Presence and "
                  "PresenceStats, e.g. chat:,room: (empty: none)")
       ->envname("HERALD_PRESENCE_PREFIXES");
+  std::string join_leave_prefixes;
+  app.add_option("--join-leave-prefixes", join_leave_prefixes,
+                 "Comma-separated channel prefixes whose subscribers get memberJoined/memberLeft "
+                 "frames when others subscribe and leave, e.g. room: (empty: none)")
+      ->envname("HERALD_JOIN_LEAVE_PREFIXES");
+  std::string client_publish_prefixes;
+  app.add_option("--client-publish-prefixes", client_publish_prefixes,
+                 "Comma-separated channel prefixes clients may publish to when they may subscribe "
+                 "to the channel, beside the token's publish claim (empty: none)")
+      ->envname("HERALD_CLIENT_PUBLISH_PREFIXES");
   app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
       ->envname("HERALD_THREADS")
       ->check(CLI::Range(0, 256))
@@ -224,10 +234,20 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->check(CLI::IsMember({"memory", "redis"}))
       ->capture_default_str();
   app.add_option("--redis-url", c.redis_url,
-                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db] "
-                 "(rediss:// TLS: not supported yet)")
+                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db], or "
+                 "rediss://… for TLS")
       ->envname("HERALD_REDIS_URL")
       ->capture_default_str();
+  app.add_option("--redis-tls-ca", c.redis_tls_ca,
+                 "PEM CA certificates a rediss:// server's certificate must verify against "
+                 "(empty: the system's CA store)")
+      ->envname("HERALD_REDIS_TLS_CA");
+  app.add_option("--redis-tls-cert", c.redis_tls_cert,
+                 "PEM client certificate for a rediss:// server that asks for one "
+                 "(with --redis-tls-key)")
+      ->envname("HERALD_REDIS_TLS_CERT");
+  app.add_option("--redis-tls-key", c.redis_tls_key, "PEM private key of --redis-tls-cert")
+      ->envname("HERALD_REDIS_TLS_KEY");
   app.add_option("--redis-prefix", c.redis_prefix,
                  "Prefix of every Redis key and pub/sub channel (distinct per deployment)")
       ->envname("HERALD_REDIS_PREFIX")
@@ -464,6 +484,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     out.exit_code = 2;
     return out;
   }
+  if (c.redis_tls_cert.empty() != c.redis_tls_key.empty()) {
+    std::cerr << "herald: --redis-tls-cert and --redis-tls-key go together" << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
   if (c.redis_prefix.empty()) {
     std::cerr << "herald: --redis-prefix must not be empty" << std::endl;
     out.exit_code = 2;
@@ -553,8 +578,13 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));
   }
-  for (absl::string_view p : absl::StrSplit(presence_prefixes, ',', absl::SkipWhitespace())) {
-    l.presence_prefixes.emplace_back(absl::StripAsciiWhitespace(p));
+  for (auto [list, out] : {std::pair<const std::string*, std::vector<std::string>*>{
+                               &presence_prefixes, &l.presence_prefixes},
+                           {&join_leave_prefixes, &l.join_leave_prefixes},
+                           {&client_publish_prefixes, &l.client_publish_prefixes}}) {
+    for (absl::string_view p : absl::StrSplit(*list, ',', absl::SkipWhitespace())) {
+      out->emplace_back(absl::StripAsciiWhitespace(p));
+    }
   }
   if (print_config) {
     // Effective values, after the defaults that follow other settings (soft send buffer).
@@ -573,6 +603,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"tls-client-ca", Quote(c.tls_client_ca)},
         {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
         {"presence-prefixes", Quote(absl::StrJoin(l.presence_prefixes, ","))},
+        {"join-leave-prefixes", Quote(absl::StrJoin(l.join_leave_prefixes, ","))},
+        {"client-publish-prefixes", Quote(absl::StrJoin(l.client_publish_prefixes, ","))},
         {"threads", Number(c.threads)},
         {"node", Quote(c.node)},
         {"log-level", Quote(c.log_level)},
@@ -580,6 +612,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"engine", Quote(c.engine)},
         {"redis-url", Quote(RedactUrl(c.redis_url))},
         {"redis-prefix", Quote(c.redis_prefix)},
+        {"redis-tls-ca", Quote(c.redis_tls_ca)},
+        {"redis-tls-cert", Quote(c.redis_tls_cert)},
+        {"redis-tls-key", Quote(c.redis_tls_key)},  // a file name: the key stays in the file
         {"max-frame-bytes", Number(l.max_frame_bytes)},
         {"max-json-depth", Number(l.max_json_depth)},
         {"close-timeout-ms", Number(l.close_timeout_ms)},

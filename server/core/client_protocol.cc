@@ -114,6 +114,10 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
     }
     case v1::ClientFrame::kMessage:
       return OnMessage(session, id, frame.message());
+    case v1::ClientFrame::kPublish:
+      return OnPublish(session, id, frame.publish());
+    case v1::ClientFrame::kPresence:
+      return OnPresence(session, id, frame.presence().channel());
     case v1::ClientFrame::kPing: {
       ServerFrame reply;
       reply.set_id(id);
@@ -171,6 +175,72 @@ void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t
   reply.set_id(id);
   reply.mutable_sent();
   node_->Reply(*session, reply);
+}
+
+void ClientProtocol::OnPublish(const std::shared_ptr<Session>& session, uint32_t id,
+                               const v1::ClientPublish& pub) {
+  if (absl::Status st = ValidateChannel("publish.channel", pub.channel(), limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  if (absl::Status st = CheckPublishPermission(*session, pub.channel()); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  absl::StatusOr<std::string> json = DataJson("publish.data", pub.has_data(), pub.data(), limits_);
+  if (!json.ok()) return node_->ReplyError(*session, id, json.status());
+  PublishSpec spec;
+  spec.data_json = std::make_shared<const std::string>(*std::move(json));
+  node_->Publish(pub.channel(), std::move(spec),
+                 [this, session, id, channel = pub.channel(),
+                  data = pub.data()](absl::StatusOr<StreamPosition> pos) {
+                   if (!pos.ok()) return node_->ReplyError(*session, id, pos.status());
+                   if (node_->events().has_watchers()) {
+                     v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_PUBLISH, *session);
+                     e.set_channel(channel);
+                     e.set_offset(pos->offset);
+                     *e.mutable_data() = data;
+                     node_->events().Emit(std::move(e));
+                   }
+                   ServerFrame reply;
+                   v1::Published* published = reply.mutable_published();
+                   published->set_channel(channel);
+                   published->set_epoch(pos->epoch);
+                   published->set_offset(pos->offset);
+                   ReplyEmpty(*session, id, std::move(reply));
+                 });
+}
+
+void ClientProtocol::OnPresence(const std::shared_ptr<Session>& session, uint32_t id,
+                                const std::string& channel) {
+  if (absl::Status st = ValidateChannel("presence.channel", channel, limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  if (!IsPresenceChannel(channel, limits_)) {
+    return node_->ReplyError(
+        *session, id,
+        absl::FailedPreconditionError(absl::StrCat(
+            "presence.channel: '", channel,
+            "' is not a presence channel (its prefix is not in --presence-prefixes)")));
+  }
+  if (absl::Status st = CheckChannelPermission(*session, "presence.channel", channel); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  node_->presence().Get(
+      channel, [this, session, id, channel](absl::StatusOr<std::vector<v1::ClientInfo>> clients) {
+        if (!clients.ok()) return node_->ReplyError(*session, id, clients.status());
+        ServerFrame reply;
+        reply.set_id(id);
+        v1::PresenceMembers* members = reply.mutable_presence();
+        members->set_channel(channel);
+        for (v1::ClientInfo& c : *clients) {
+          v1::Member* m = members->add_members();
+          m->set_connection_id(c.connection_id());
+          m->set_user(c.user());
+          m->set_node(c.node());
+          m->set_joined_at_ms(c.joined_at_ms());
+          if (c.has_info()) *m->mutable_info() = std::move(*c.mutable_info());
+        }
+        node_->Reply(*session, reply);
+      });
 }
 
 void ClientProtocol::OnAck(const std::shared_ptr<Session>& session, uint32_t id,

@@ -50,6 +50,12 @@ class ClientProtocol {
                    const v1::ClientSubscribe& sub);
   void OnMessage(const std::shared_ptr<Session>& session, uint32_t id,
                  const v1::ClientMessage& message);
+  // A client's publication, where CheckPublishPermission allows it: published like a backend's,
+  // answered with `published` (its position), and reported to watchers (PUBLISH).
+  void OnPublish(const std::shared_ptr<Session>& session, uint32_t id,
+                 const v1::ClientPublish& pub);
+  // Who is in a presence channel the connection may subscribe to.
+  void OnPresence(const std::shared_ptr<Session>& session, uint32_t id, const std::string& channel);
   void OnAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
   void OnNack(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientNack& nack);
   void OnJoinOrLeave(const std::shared_ptr<Session>& session, uint32_t id, bool join,
@@ -74,6 +80,9 @@ class ClientProtocol {
   // PERMISSION_DENIED (naming `field`) when the session's token does not allow `channel`.
   absl::Status CheckChannelPermission(const Session& session, absl::string_view field,
                                       absl::string_view channel) const;
+  // PERMISSION_DENIED unless the token's `publish` claim allows `channel`, or its prefix is in
+  // Limits::client_publish_prefixes and the connection may subscribe to it.
+  absl::Status CheckPublishPermission(const Session& session, absl::string_view channel) const;
 
   Node* const node_;
   const Limits& limits_;

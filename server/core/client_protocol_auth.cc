@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/client_protocol.h"
 #include "server/core/protocol.h"
+#include "server/core/validation.h"
 
 namespace herald::core {
 namespace {
@@ -156,6 +157,20 @@ absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
   return absl::PermissionDeniedError(
       absl::StrCat(field, ": '", channel, "' is not allowed by the token's channels claim"));
+}
+
+absl::Status ClientProtocol::CheckPublishPermission(const Session& session,
+                                                    absl::string_view channel) const {
+  std::shared_ptr<const auth::Claims> grant = session.grant();
+  if (grant != nullptr && auth::PublishAllowed(*grant, channel)) return absl::OkStatus();
+  if (HasPrefix(channel, limits_.client_publish_prefixes) &&
+      CheckChannelPermission(session, "publish.channel", channel).ok()) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("publish.channel: '", channel,
+                   "' is not allowed: clients publish only where the token's publish claim or "
+                   "--client-publish-prefixes allows it"));
 }
 
 }  // namespace herald::core

@@ -107,6 +107,12 @@ struct Limits {
   // those starting with one of these prefixes. Empty: none (presence costs a registry update
   // per subscribe and unsubscribe).
   std::vector<std::string> presence_prefixes;
+  // Channels whose subscribers are told when a member's subscription goes live and ends
+  // (memberJoined / memberLeft frames). Empty: none.
+  std::vector<std::string> join_leave_prefixes;
+  // Channels a client may publish to (`publish` frame) when it may subscribe to them, on top of
+  // the token's `publish` claim. Empty: none (clients publish only where a token allows it).
+  std::vector<std::string> client_publish_prefixes;
   // How long a control call waits for the other nodes' answers (ControlBus::Survey) before it
   // answers with the nodes that did.
   uint32_t control_timeout_ms = 2000;

@@ -90,23 +90,28 @@ MemoryBroker::Appended MemoryBroker::Append(const std::string& channel, core::Pu
   std::shared_ptr<ChannelState> state = StateFor(channel);
   const absl::Time now = clock_();
   core::MutexLock lock(&state->mu);
-  core::StreamPosition pos{state->epoch, ++state->offset};
-  core::StoredPublication stored{pos.offset, spec.data_json, now};
   state->last_used = now;
-  if (state->policy.size > 0) state->history.push_back(stored);
-  if (!spec.key.empty()) {
-    Keyed& keyed = state->keyed[spec.key];
-    keyed.publication = stored;
-    keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
+  // A member notice is handed on like data (through the same outbox, so one thread at a time)
+  // but neither retained nor given an offset.
+  if (spec.kind == core::PublicationKind::kData) {
+    ++state->offset;
+    core::StoredPublication stored{state->offset, spec.data_json, now};
+    if (state->policy.size > 0) state->history.push_back(stored);
+    if (!spec.key.empty()) {
+      Keyed& keyed = state->keyed[spec.key];
+      keyed.publication = stored;
+      keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
+    }
+    Prune(*state, now);
   }
-  Prune(*state, now);
-  Appended appended{pos, state, std::nullopt};
+  Appended appended{core::StreamPosition{state->epoch, state->offset}, state, std::nullopt};
   if (state->subscribed > 0) {
+    core::Publication p{channel, appended.position, std::move(spec)};
     if (state->delivering) {
-      state->outbox.push_back({channel, std::move(pos), std::move(spec)});
+      state->outbox.push_back(std::move(p));
     } else {
       state->delivering = true;
-      appended.deliver = core::Publication{channel, std::move(pos), std::move(spec)};
+      appended.deliver = std::move(p);
     }
   }
   return appended;

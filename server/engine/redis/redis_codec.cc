@@ -27,7 +27,9 @@ bool Number(absl::string_view* in, Int* out) {
 }  // namespace
 
 std::string EncodePublicationHead(const core::PublishSpec& spec) {
-  const int flags = (spec.ack_requested ? 1 : 0) | (spec.key_final ? 2 : 0);
+  const int flags = (spec.ack_requested ? 1 : 0) | (spec.key_final ? 2 : 0) |
+                    (spec.kind == core::PublicationKind::kMemberJoined ? 4 : 0) |
+                    (spec.kind == core::PublicationKind::kMemberLeft ? 8 : 0);
   return absl::StrCat(flags, " ", spec.ack_wait, " ", spec.origin_node.size(), " ", spec.key.size(),
                       " ", spec.origin_node, spec.key);
 }
@@ -50,6 +52,8 @@ std::optional<core::Publication> DecodePublicationMessage(const std::string& cha
   p.position.epoch = std::string(epoch);
   p.spec.ack_requested = (flags & 1) != 0;
   p.spec.key_final = (flags & 2) != 0;
+  if ((flags & 4) != 0) p.spec.kind = core::PublicationKind::kMemberJoined;
+  if ((flags & 8) != 0) p.spec.kind = core::PublicationKind::kMemberLeft;
   p.spec.origin_node = std::string(message.substr(0, origin_len));
   p.spec.key = std::string(message.substr(origin_len, key_len));
   p.spec.data_json = std::make_shared<const std::string>(message.substr(origin_len + key_len));

@@ -14,7 +14,8 @@ namespace herald::engine {
 //   "<epoch> <offset> <published ms> " + head + data
 // where the publish script prepends the first three and the head, written here, is
 //   "<flags> <ack_wait> <origin length> <key length> " + origin_node + key
-// (flags: 1 = ack_requested, 2 = key_final). Lengths make every field binary-safe.
+// (flags: 1 = ack_requested, 2 = key_final, 4 = member joined, 8 = member left). Lengths make
+// every field binary-safe. A member notice is published as is, with epoch "-" and offset 0.
 std::string EncodePublicationHead(const core::PublishSpec& spec);
 
 // The publication of a pub/sub message for `channel`; nullopt when it is malformed.
