@@ -1,5 +1,6 @@
 #include "server/engine/redis/redis_codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 
@@ -78,6 +79,14 @@ std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value)
   p.published_at = absl::FromUnixMillis(ms);
   p.data_json = std::make_shared<const std::string>(value);
   return p;
+}
+
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("redis: malformed ", what, " reply"));
 }
 
 }  // namespace herald::engine

@@ -4,7 +4,9 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/core/stream.h"
 #include "server/engine/redis/redis_reply.h"
 
@@ -27,6 +29,12 @@ std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entr
 
 // A latest-per-key hash value "<offset> <ms> <data>"; nullopt when malformed.
 std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value);
+
+// A duration as a script argument: whole milliseconds, at least 1.
+std::string Millis(absl::Duration d);
+
+// INTERNAL "redis: malformed <what> reply".
+absl::Status Malformed(absl::string_view what);
 
 }  // namespace herald::engine
 

@@ -8,16 +8,19 @@
 namespace herald::engine {
 namespace {
 
+// Redis' clock, which every node shares: the scripts' only time.
+constexpr char kNow[] = R"lua(
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)lua";
+
 // Shared by the scripts. A channel C has four keys (see RedisBroker): meta (hash e=epoch,
 // o=offset), hist (stream, entry id "<offset>-0", fields t=published ms, d=data), keyed (hash
 // key -> "<offset> <ms> <data>", the latest publication per key) and expiring (sorted set of
 // final keys by the ms they leave the snapshot).
 constexpr char kPrelude[] = R"lua(
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
 -- The channel's epoch and offset; a channel without meta (new, or expired) starts a new epoch
 -- (the caller's random candidate) and drops whatever is left of its old stream.
 local function meta_of(meta, hist, keyed, expiring, candidate, meta_ttl)
@@ -202,19 +205,19 @@ RedisScript::RedisScript(std::string body) : source(std::move(body)) {
 }
 
 const RedisScript& PublishScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kPublish));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kPublish));
   return *s;
 }
 const RedisScript& JoinScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kJoin));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kJoin));
   return *s;
 }
 const RedisScript& HistoryScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kHistory));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kHistory));
   return *s;
 }
 const RedisScript& ApplyOrderScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kApplyOrder));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kApplyOrder));
   return *s;
 }
 const RedisScript& SweepOrdersScript() {
