@@ -81,6 +81,7 @@ int Run(const herald::ServerConfig& config) {
       return 2;
     }
     options->prefix = config.redis_prefix;
+    options->node = node;
     auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
     redis = created.get();
     engine = std::move(created);
