@@ -79,8 +79,13 @@ void RedisTaskStore::Lease(const std::string& queue, std::vector<std::string> ho
     args.insert(args.end(), std::make_move_iterator(holders.begin()),
                 std::make_move_iterator(holders.end()));
     commands_->Eval(LeaseTasksScript(), {}, args,
-                    [this, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-                      if (!r.ok()) return done(r.status());
+                    [this, queue, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+                      if (!r.ok()) {
+                        // Its caller does not ask again by itself: the next sweep that reaches
+                        // Redis says the tasks wait.
+                        unleased_.insert(queue);
+                        return done(r.status());
+                      }
                       if (!r->is_array() || r->elements.size() != 2) {
                         return done(Malformed("lease"));
                       }
@@ -173,6 +178,7 @@ void RedisTaskStore::RunSweep() {
                       return;
                     }
                     Report(r->at(0));
+                    Announce(std::exchange(unleased_, {}));
                     if (r->at(1).number() == 1) return RunSweep();
                     sweeping_ = false;
                   });
@@ -194,11 +200,14 @@ void RedisTaskStore::OnPubSubReady(absl::AnyInvocable<void()> subscribed) {
                                                 absl::StatusOr<RedisReply> r) mutable {
     if (!r.ok()) return;
     subscribed();
-    if (handler_ == nullptr) return;
     // Notices published while the connection was away are lost: look again (may be spurious).
-    std::vector<std::string> queues(queues_.begin(), queues_.end());
-    for (const std::string& queue : queues) handler_->TasksWaiting(queue);
+    Announce(queues_);
   });
+}
+
+void RedisTaskStore::Announce(absl::flat_hash_set<std::string> queues) {
+  if (handler_ == nullptr) return;
+  for (const std::string& queue : queues) handler_->TasksWaiting(queue);
 }
 
 bool RedisTaskStore::OnMessage(const RedisReply& message) {

@@ -66,6 +66,8 @@ class RedisTaskStore : public core::TaskStore {
   void RunSweep();
   // Hands this node the timeouts in `reports` ("a <lease>" / "t <lease>").
   void Report(const RedisReply& reports);
+  // Tells this node that `queues` may have tasks waiting.
+  void Announce(absl::flat_hash_set<std::string> queues);
 
   const size_t max_queue_depth_;
   const RedisOptions options_;
@@ -81,6 +83,8 @@ class RedisTaskStore : public core::TaskStore {
   // Queues this node leased from: announced after the pub/sub connection comes back, as notices
   // may have been missed while it was away.
   absl::flat_hash_set<std::string> queues_;
+  // Queues whose Lease failed (Redis away): announced after the next sweep that reached Redis.
+  absl::flat_hash_set<std::string> unleased_;
 };
 
 }  // namespace herald::engine

@@ -3,6 +3,7 @@
 // ("nodes") on one Redis — and the behaviour while Redis is away.
 #include "server/engine/redis/redis_engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -323,6 +324,24 @@ TEST(RedisEngineExpiry, HistoryKeysOrdersAndIdempotencyKeysExpireInRedis) {
   EXPECT_EQ(publishes, 2);
 }
 
+// The queues a node was told have tasks waiting.
+class WaitingQueues : public core::TaskEventHandler {
+ public:
+  void TasksWaiting(const std::string& queue) override {
+    absl::MutexLock lock(&mu_);
+    queues_.push_back(queue);
+  }
+  void TaskTimedOut(const core::Lease&, core::TaskTimeout) override {}
+  size_t Count(const std::string& queue) {
+    absl::MutexLock lock(&mu_);
+    return std::count(queues_.begin(), queues_.end(), queue);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> queues_ ABSL_GUARDED_BY(mu_);
+};
+
 // Tasks that expire while waiting leave their ids in the queue's list (skipped by Lease); the
 // sweep drops them once they outnumber the live ones, so the list stays within twice the depth.
 TEST(RedisEngineTasks, IdsOfTasksThatExpiredWhileWaitingLeaveTheList) {
@@ -361,7 +380,10 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   RedisOptions options;
   options.port = server.port();
   options.prefix = FreshPrefix();
+  options.node = "n1";
+  WaitingQueues told;
   RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), options);
+  publisher.tasks().SetEventHandler(&told);
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
   ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
   Recorder recorder;
@@ -408,6 +430,12 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   ASSERT_GE(seen.size(), 2u);
   EXPECT_EQ(*seen.back().spec.data_json, "after");
   EXPECT_NE(seen.back().position.epoch, seen.front().position.epoch);
+  // Its worker's lease failed while Redis was away: once it is back, the node is told to look
+  // again (a worker never waits for a notice that was not sent).
+  EXPECT_TRUE(Eventually([&] {
+    publisher.tasks().Sweep(absl::Now());
+    return told.Count("q") > 0;
+  }));
 }
 
 TEST(RedisOptionsTest, ParsesUrls) {
