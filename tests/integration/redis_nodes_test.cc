@@ -389,9 +389,10 @@ TEST_F(RedisTaskNodes, TasksHeldOnANodeThatWasKilledAreRedeliveredOnAnotherAfter
   for (int n = 0; n < kTasks; ++n) {
     v1::DispatchTaskResponse resp;
     ASSERT_TRUE(Dispatch(*stub_a, "couriers", n, kDeadlineMs, &resp).ok());
-    EXPECT_EQ(resp.assigned_connection_id(), on_a.connection_id());
     ids.insert(resp.task_id());
   }
+  // Offered to it at once, or (while the lease its join started is out, its slots are reserved)
+  // a moment later through the queue: the only worker holds them all.
   ASSERT_TRUE(WaitFor([&] { return Tasks(on_a).size() == kTasks; }));
   EXPECT_EQ(Queue(1, "couriers").in_flight_size(), kTasks);  // seen from another node
   ASSERT_TRUE(on_b.Connect(nodes_[1]->ws_url()));
