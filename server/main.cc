@@ -84,6 +84,7 @@ int Run(const herald::ServerConfig& config) {
     options->tls_ca_file = config.redis_tls_ca;
     options->tls_cert_file = config.redis_tls_cert;
     options->tls_key_file = config.redis_tls_key;
+    options->node = node;
     auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
     redis = created.get();
     engine = std::move(created);

@@ -25,6 +25,11 @@ struct EngineUnderTest {
   // The node the engine serves: the task tests' holders are "<node>/<connection>", so that the
   // store's TaskTimedOut notices for them reach this engine's handler.
   std::string node = "n1";
+  // For an engine whose state several nodes share: an engine of another node, `node`, on the
+  // state of the engine `make` returned last. Unset for a single-node engine (the tests of
+  // several nodes are skipped).
+  std::function<std::unique_ptr<core::Engine>(const core::Limits& limits, const std::string& node)>
+      make_peer;
 };
 
 // ctest names and gtest messages show the engine's name, not its bytes.

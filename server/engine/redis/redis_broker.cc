@@ -11,14 +11,6 @@
 namespace herald::engine {
 namespace {
 
-std::string Millis(absl::Duration d) {
-  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
-}
-
-absl::Status Malformed(const char* what) {
-  return absl::InternalError(absl::StrCat("redis: malformed ", what, " reply"));
-}
-
 // {epoch, offset, recovered, missed, snapshot} of the join script.
 absl::StatusOr<core::JoinResult> ParseJoin(const RedisReply& r) {
   if (!r.is_array() || r.elements.size() != 5) return Malformed("join");

@@ -4,8 +4,11 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/core/stream.h"
+#include "server/core/task_store.h"
 #include "server/engine/redis/redis_reply.h"
 
 namespace herald::engine {
@@ -28,6 +31,19 @@ std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entr
 
 // A latest-per-key hash value "<offset> <ms> <data>"; nullopt when malformed.
 std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value);
+
+// A task lease as the task scripts write it (redis_scripts.cc, `encode`):
+//   "<attempt> <granted ms> <deadline ms> <queue len> <task id len> <holder len> <previous len> "
+//   + queue + task id + holder + previous holder + data
+// with data only in leases handed out (`with_data`; otherwise data_json stays unset). The
+// delivery id is "<task id>.<attempt>" (empty before a first delivery). nullopt when malformed.
+std::optional<core::Lease> DecodeLease(absl::string_view encoded, bool with_data);
+
+// A duration as a script argument: whole milliseconds, at least 1.
+std::string Millis(absl::Duration d);
+
+// INTERNAL "redis: malformed <what> reply".
+absl::Status Malformed(absl::string_view what);
 
 }  // namespace herald::engine
 

@@ -49,6 +49,12 @@ struct RedisOptions {
   absl::Duration repeat_wait = absl::Seconds(5);
   // OrderStore::Sweep runs its cleanup script at most this often (Hub ticks every 50 ms).
   absl::Duration sweep_interval = absl::Seconds(1);
+  // This node's name, as in its task holders ("<node>/<connection id>"): timeouts of leases of
+  // this node that another node's sweep found reach this node through it (RedisTaskStore).
+  std::string node;
+  // TaskStore::Sweep runs its script at most this often: how late past its deadline a lease is
+  // redelivered, at most (plus the Hub's tick).
+  absl::Duration task_sweep_interval = absl::Milliseconds(100);
 };
 
 // Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -43,17 +44,20 @@ std::string FreshPrefix() {
   return absl::StrCat("t", getpid(), "-", n.fetch_add(1));
 }
 
-engine::RedisOptions Options(const std::string& prefix) {
+engine::RedisOptions Options(const std::string& prefix, const std::string& node) {
   engine::RedisOptions options;
   options.port = Server()->port();
   options.prefix = prefix;
+  options.node = node;
   return options;
 }
 
+// An engine for node `node` (the node of its task holders).
 std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
-                                                const std::string& prefix) {
+                                                const std::string& prefix,
+                                                const std::string& node = "n1") {
   EXPECT_TRUE(Server()->ok()) << "redis-server did not start";
-  auto engine = std::make_unique<engine::RedisEngine>(limits, Options(prefix));
+  auto engine = std::make_unique<engine::RedisEngine>(limits, Options(prefix, node));
   absl::Status ready = engine->WaitReady(absl::Seconds(10));
   EXPECT_TRUE(ready.ok()) << ready;
   return engine;
@@ -64,11 +68,18 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
 namespace conformance {
 
 std::vector<EngineUnderTest> EnginesUnderTest() {
-  return {{"Redis",
-           [](const core::Limits& limits, std::function<absl::Time()>) {
-             return std::unique_ptr<core::Engine>(MakeEngine(limits, FreshPrefix()));
-           },
-           /*fake_clock=*/false}};
+  // The prefix of the engine made last: its peers (other nodes) share it.
+  static std::string* const last = new std::string;
+  EngineUnderTest redis{"Redis",
+                        [](const core::Limits& limits, std::function<absl::Time()>) {
+                          *last = FreshPrefix();
+                          return std::unique_ptr<core::Engine>(MakeEngine(limits, *last));
+                        },
+                        /*fake_clock=*/false};
+  redis.make_peer = [](const core::Limits& limits, const std::string& node) {
+    return std::unique_ptr<core::Engine>(MakeEngine(limits, *last, node));
+  };
+  return {redis};
 }
 
 }  // namespace conformance
@@ -136,8 +147,8 @@ class TwoNodes : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string prefix = FreshPrefix();
-    a_ = MakeEngine(TestLimits(), prefix);
-    b_ = MakeEngine(TestLimits(), prefix);
+    a_ = MakeEngine(TestLimits(), prefix, "a");
+    b_ = MakeEngine(TestLimits(), prefix, "b");
     a_->broker().SetEventHandler(&on_a_);
     b_->broker().SetEventHandler(&on_b_);
   }
@@ -316,13 +327,66 @@ TEST(RedisEngineExpiry, HistoryKeysOrdersAndIdempotencyKeysExpireInRedis) {
   EXPECT_EQ(publishes, 2);
 }
 
+// The queues a node was told have tasks waiting.
+class WaitingQueues : public core::TaskEventHandler {
+ public:
+  void TasksWaiting(const std::string& queue) override {
+    absl::MutexLock lock(&mu_);
+    queues_.push_back(queue);
+  }
+  void TaskTimedOut(const core::Lease&, core::TaskTimeout) override {}
+  size_t Count(const std::string& queue) {
+    absl::MutexLock lock(&mu_);
+    return std::count(queues_.begin(), queues_.end(), queue);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> queues_ ABSL_GUARDED_BY(mu_);
+};
+
+// Tasks that expire while waiting leave their ids in the queue's list (skipped by Lease); the
+// sweep drops them once they outnumber the live ones, so the list stays within twice the depth.
+TEST(RedisEngineTasks, IdsOfTasksThatExpiredWhileWaitingLeaveTheList) {
+  const std::string prefix = FreshPrefix();
+  auto engine = MakeEngine(TestLimits(), prefix);
+  auto enqueue = [&](absl::Duration ttl) {
+    core::TaskSpec spec{std::make_shared<const std::string>("1"), absl::Seconds(30), ttl};
+    return Await<core::Enqueued>(
+        [&](auto done) { engine->tasks().Enqueue("q", std::move(spec), "", std::move(done)); });
+  };
+  // 150 short-lived tasks with 50 long-lived ones among them (every fourth).
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(enqueue(i % 4 == 1 ? absl::Minutes(10) : absl::Milliseconds(300)).ok());
+  }
+  const std::string llen = absl::StrCat("LLEN ", prefix, ":tasks:w:q");
+  EXPECT_EQ(Server()->Command(llen), ":200");
+  auto waiting = [&] {
+    auto queues = Await<std::vector<core::QueueState>>(
+        [&](auto done) { engine->tasks().List(std::move(done)); });
+    return queues.ok() && queues->size() == 1 ? (*queues)[0].waiting : 0;
+  };
+  EXPECT_TRUE(Eventually([&] {
+    engine->tasks().Sweep(absl::Now());
+    return waiting() == 50 && Server()->Command(llen) == ":50";
+  }));
+  auto leased = Await<std::vector<core::Lease>>([&](auto done) {
+    engine->tasks().Lease("q", std::vector<std::string>(60, "n1/c1"), std::move(done));
+  });
+  ASSERT_TRUE(leased.ok());
+  EXPECT_EQ(leased->size(), 50u);
+}
+
 TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) {
   testing::RedisServer server;
   ASSERT_TRUE(server.ok());
   RedisOptions options;
   options.port = server.port();
   options.prefix = FreshPrefix();
+  options.node = "n1";
+  WaitingQueues told;
   RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), options);
+  publisher.tasks().SetEventHandler(&told);
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
   ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
   Recorder recorder;
@@ -342,6 +406,17 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   } while (failed.ok() && absl::Now() < deadline);
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
   EXPECT_FALSE(publisher.ready());
+  // Task operations too.
+  const absl::Time start = absl::Now();
+  auto enqueued = Await<core::Enqueued>([&](auto done) {
+    publisher.tasks().Enqueue("q", core::TaskSpec{std::make_shared<const std::string>("1")}, "",
+                              std::move(done));
+  });
+  EXPECT_EQ(enqueued.status().code(), absl::StatusCode::kUnavailable) << enqueued.status();
+  auto leased = Await<std::vector<core::Lease>>(
+      [&](auto done) { publisher.tasks().Lease("q", {"n1/c1"}, std::move(done)); });
+  EXPECT_EQ(leased.status().code(), absl::StatusCode::kUnavailable) << leased.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
 
   ASSERT_TRUE(server.Start());
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
@@ -358,6 +433,12 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   ASSERT_GE(seen.size(), 2u);
   EXPECT_EQ(*seen.back().spec.data_json, "after");
   EXPECT_NE(seen.back().position.epoch, seen.front().position.epoch);
+  // Its worker's lease failed while Redis was away: once it is back, the node is told to look
+  // again (a worker never waits for a notice that was not sent).
+  EXPECT_TRUE(Eventually([&] {
+    publisher.tasks().Sweep(absl::Now());
+    return told.Count("q") > 0;
+  }));
 }
 
 // Throwaway self-signed certificates (openssl CLI) for localhost, in a fresh directory.
