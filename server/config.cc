@@ -505,7 +505,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--proxy-secret", c.proxy_secret,
                  "Key of the HMAC-SHA256 signature (X-Herald-Signature) of every request to a "
-                 "backend; required with any --proxy-*-url or --webhook-url")
+                 "backend; required with any proxy or webhook URL")
       ->envname("HERALD_PROXY_SECRET");
   app.add_option("--proxy-timeout-ms", l.proxy_timeout_ms,
                  "How long a backend has to answer a request (DEADLINE_EXCEEDED to the client "

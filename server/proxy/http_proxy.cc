@@ -135,15 +135,17 @@ void HttpProxy::Call(ProxyEvent event, absl::string_view key, std::string body,
     return;
   }
   Job job{event, url, std::move(body), NextRequestId(), 1, absl::InfinitePast(), nullptr};
+  bool queued = false;
   {
     core::MutexLock lock(&mu_);
     if (!stopping_ && calls_pending_ < limits_.proxy_max_pending) {
       ++calls_pending_;
       job.done = std::move(done);
       inbox_.push_back(std::move(job));
+      queued = true;
     }
   }
-  if (done != nullptr) {  // not queued
+  if (!queued) {
     outcomes.rejected.fetch_add(1, std::memory_order_relaxed);
     done(absl::UnavailableError("backend busy: too many requests waiting"));
     return;
