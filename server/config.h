@@ -2,10 +2,12 @@
 #define HERALD_SERVER_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/auth/jwt.h"
 #include "server/core/limits.h"
+#include "server/proxy/route.h"
 
 namespace herald {
 
@@ -39,6 +41,10 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Webhooks (docs/api.md "Webhooks"): where each event goes (--proxy-*-url, --webhook-url) and
+  // the key every request is signed with. No routes: no proxy.
+  std::vector<proxy::Route> proxy_routes;
+  std::string proxy_secret;
   core::Limits limits;
 };
 

@@ -36,8 +36,12 @@ bool NamesUnknownFrameType(const std::vector<std::string>& keys) {
 
 }  // namespace
 
-ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier)
-    : node_(node), limits_(node->limits()), verifier_(verifier) {}
+ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier, Proxy* proxy)
+    : node_(node),
+      limits_(node->limits()),
+      verifier_(verifier),
+      proxy_(proxy),
+      connect_proxied_(proxy != nullptr && proxy->Routes(ProxyEvent::kConnect, "")) {}
 
 absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
@@ -90,6 +94,7 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
     node_->ReplyError(*session, top.id.value_or(0), st);
     return;
   }
+  if (HoldWhileConnecting(session, frame)) return;  // a proxied connect is on its way
   if (!AdmitFrame(session, frame)) return;
   Dispatch(session, frame);
 }
@@ -99,6 +104,7 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
   const uint32_t id = frame.id();
   switch (frame.kind_case()) {
     case v1::ClientFrame::kConnect:
+      if (ProxiesConnect(frame.connect())) return ProxyConnect(session, id, frame.connect());
       return OnConnect(session, id, frame.connect().token());
     case v1::ClientFrame::kRefresh:
       return OnRefresh(session, id, frame.refresh().token());
@@ -133,6 +139,8 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
       return OnJoinOrLeave(session, id, true, frame.join().queue());
     case v1::ClientFrame::kLeave:
       return OnJoinOrLeave(session, id, false, frame.leave().queue());
+    case v1::ClientFrame::kRpc:
+      return OnRpc(session, id, frame.rpc());
     case v1::ClientFrame::KIND_NOT_SET:
       node_->ReplyError(*session, id,
                         absl::InvalidArgumentError(
@@ -146,10 +154,17 @@ void ClientProtocol::OnSubscribe(const std::shared_ptr<Session>& session, uint32
   if (absl::Status st = ValidateChannel("subscribe.channel", sub.channel(), limits_); !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
+  // The backend decides instead of the token's channels claim.
+  if (ProxiesSubscribe(sub.channel())) return ProxySubscribe(session, id, sub);
   if (absl::Status st = CheckChannelPermission(*session, "subscribe.channel", sub.channel());
       !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
+  SubscribeNow(session, id, sub);
+}
+
+void ClientProtocol::SubscribeNow(const std::shared_ptr<Session>& session, uint32_t id,
+                                  const v1::ClientSubscribe& sub) {
   JoinSpec spec;
   if (sub.has_recover()) {
     spec.recover = StreamPosition{sub.recover().epoch(), sub.recover().offset()};
@@ -171,6 +186,7 @@ void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t
     *e.mutable_data() = message.data();
     node_->events().Emit(std::move(e));
   }
+  if (ProxiesMessage()) return ProxyMessage(session, id, message);  // `sent` once it took it
   ServerFrame reply;
   reply.set_id(id);
   reply.mutable_sent();

@@ -34,7 +34,7 @@ absl::StatusOr<auth::Claims> ClientProtocol::VerifyToken(absl::string_view token
 }
 
 void ClientProtocol::ArmAuthDeadline(Session& session) {
-  if (verifier_ == nullptr) return;
+  if (!auth_required()) return;
   std::shared_ptr<const auth::Claims> grant = session.grant();
   session.ScheduleAuthDeadline(grant != nullptr ? grant->expires_at
                                                 : session.meta().connected_at +
@@ -42,7 +42,7 @@ void ClientProtocol::ArmAuthDeadline(Session& session) {
 }
 
 void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
-  if (verifier_ == nullptr) return;
+  if (!auth_required()) return;
   const absl::Time now = node_->Now();
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
@@ -65,7 +65,7 @@ void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) 
 
 bool ClientProtocol::AdmitFrame(const std::shared_ptr<Session>& session,
                                 const v1::ClientFrame& frame) {
-  if (verifier_ == nullptr || frame.kind_case() == v1::ClientFrame::kConnect) return true;
+  if (!auth_required() || frame.kind_case() == v1::ClientFrame::kConnect) return true;
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
     node_->ReplyError(
@@ -152,7 +152,7 @@ void ClientProtocol::OnRefresh(const std::shared_ptr<Session>& session, uint32_t
 
 absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl::string_view field,
                                                     absl::string_view channel) const {
-  if (verifier_ == nullptr) return absl::OkStatus();
+  if (!auth_required()) return absl::OkStatus();
   std::shared_ptr<const auth::Claims> grant = session.grant();
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
   return absl::PermissionDeniedError(
