@@ -11,6 +11,9 @@ packages=(
   libcli11-dev libspdlog-dev rapidjson-dev
   # the Redis engine (server/engine/redis): hiredis' async API, and redis-server for its tests
   libhiredis-dev redis-server
+  # webhooks (server/proxy): libcurl's multi interface, with HTTP/1.1 keep-alive, TLS (OpenSSL,
+  # as the rest of Herald) and timeouts, driven by the proxy's own thread
+  libcurl4-openssl-dev
   clang-format
   # clang for the ASan+UBSan build with its thread-safety analysis (-Wthread-safety) and the
   # libFuzzer targets: clang-14 is Debian's clang; libclang-rt-14-dev holds the sanitizer and

@@ -14,8 +14,14 @@ run_dir=build/default/run
 mkdir -p "$run_dir"
 : >"$run_dir/herald.out"
 
+# The chat demo's room: channels (chat.html): browsers publish there and see who is here —
+# unless the arguments set these flags themselves.
+demo_flags=()
+for flag in --presence-prefixes --join-leave-prefixes --client-publish-prefixes; do
+  case " $* " in *" $flag "* | *" $flag="*) ;; *) demo_flags+=("$flag" room:) ;; esac
+done
 # herald's logs go to this terminal; its two "listening" lines to a file we wait on.
-"$bin" "$@" >"$run_dir/herald.out" &
+"$bin" "${demo_flags[@]}" "$@" >"$run_dir/herald.out" &
 herald_pid=$!
 sim_pid=""
 stop() {
@@ -57,6 +63,7 @@ Herald is running. $simulating
               http://$ws/board.html?store=42   merchant order board
               http://$ws/track.html?order=ID    customer tracking (ids are on the board)
               http://$ws/worker.html?queue=couriers
+              http://$ws/chat.html?room=lobby   chat room (open it in two tabs)
   WebSocket:  ws://$ws/ws    herald.js: http://$ws/herald.js
   Health:     http://$ws/healthz    Metrics: http://$ws/metrics
   gRPC:       $grpc (herald.v1.Broker; reflection on, so grpcurl works)

@@ -109,6 +109,73 @@ std::string RedactUrl(const std::string& url) {
   return absl::StrCat(url.substr(0, colon + 1), "****", url.substr(at));
 }
 
+// A TOML array of strings: ["a", "b"]; "" when empty, which CLI11 reads back as one empty value
+// (dropped after parsing), where it refuses `[]`.
+std::string QuoteList(const std::vector<std::string>& values) {
+  if (values.empty()) return Quote("");
+  std::vector<std::string> quoted;
+  for (const std::string& v : values) quoted.push_back(Quote(v));
+  return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
+}
+
+// The routes of the webhook flags (see proxy::ParseRoute); an error names the flag.
+absl::Status ParseProxyRoutes(const std::string& connect, const std::vector<std::string>& subscribe,
+                              const std::string& message, const std::vector<std::string>& rpc,
+                              const std::vector<std::string>& webhooks,
+                              const std::string& webhook_events,
+                              std::vector<proxy::Route>* routes) {
+  using core::ProxyEvent;
+  auto add = [&](const char* flag, ProxyEvent event, const std::string& spec) -> absl::Status {
+    absl::StatusOr<proxy::Route> route = proxy::ParseRoute(event, spec);
+    if (!route.ok())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", route.status().message()));
+    routes->push_back(*std::move(route));
+    return absl::OkStatus();
+  };
+  if (!connect.empty()) {
+    if (absl::Status st = add("--proxy-connect-url", ProxyEvent::kConnect, connect); !st.ok())
+      return st;
+  }
+  for (const std::string& spec : subscribe) {
+    if (absl::Status st = add("--proxy-subscribe-url", ProxyEvent::kSubscribe, spec); !st.ok())
+      return st;
+  }
+  if (!message.empty()) {
+    if (absl::Status st = add("--proxy-message-url", ProxyEvent::kMessage, message); !st.ok())
+      return st;
+  }
+  for (const std::string& spec : rpc) {
+    if (absl::Status st = add("--proxy-rpc-url", ProxyEvent::kRpc, spec); !st.ok()) return st;
+  }
+  std::vector<ProxyEvent> events;
+  for (absl::string_view e : absl::StrSplit(webhook_events, ',', absl::SkipWhitespace())) {
+    e = absl::StripAsciiWhitespace(e);
+    if (e == "disconnect") {
+      events.push_back(ProxyEvent::kDisconnect);
+    } else if (e == "join") {
+      events.push_back(ProxyEvent::kJoin);
+    } else if (e == "leave") {
+      events.push_back(ProxyEvent::kLeave);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--webhook-events: unknown event '", e,
+                                                     "'; expected disconnect, join or leave"));
+    }
+  }
+  for (const std::string& spec : webhooks) {
+    // Checked as a join route, which may have a prefix; disconnect takes only the URLs without.
+    absl::StatusOr<proxy::Route> checked = proxy::ParseRoute(ProxyEvent::kJoin, spec);
+    if (!checked.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--webhook-url: ", checked.status().message()));
+    }
+    for (ProxyEvent event : events) {
+      if (event == ProxyEvent::kDisconnect && !checked->prefix.empty()) continue;
+      routes->push_back({event, checked->prefix, checked->url});
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SplitHostPort(const std::string& field, const std::string& value, std::string* host,
@@ -202,6 +269,16 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "Comma-separated channel prefixes whose subscribers are tracked for Presence and "
                  "PresenceStats, e.g. chat:,room: (empty: none)")
       ->envname("HERALD_PRESENCE_PREFIXES");
+  std::string join_leave_prefixes;
+  app.add_option("--join-leave-prefixes", join_leave_prefixes,
+                 "Comma-separated channel prefixes whose subscribers get memberJoined/memberLeft "
+                 "frames when others subscribe and leave, e.g. room: (empty: none)")
+      ->envname("HERALD_JOIN_LEAVE_PREFIXES");
+  std::string client_publish_prefixes;
+  app.add_option("--client-publish-prefixes", client_publish_prefixes,
+                 "Comma-separated channel prefixes clients may publish to when they may subscribe "
+                 "to the channel, beside the token's publish claim (empty: none)")
+      ->envname("HERALD_CLIENT_PUBLISH_PREFIXES");
   app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
       ->envname("HERALD_THREADS")
       ->check(CLI::Range(0, 256))
@@ -224,10 +301,20 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->check(CLI::IsMember({"memory", "redis"}))
       ->capture_default_str();
   app.add_option("--redis-url", c.redis_url,
-                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db] "
-                 "(rediss:// TLS: not supported yet)")
+                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db], or "
+                 "rediss://… for TLS")
       ->envname("HERALD_REDIS_URL")
       ->capture_default_str();
+  app.add_option("--redis-tls-ca", c.redis_tls_ca,
+                 "PEM CA certificates a rediss:// server's certificate must verify against "
+                 "(empty: the system's CA store)")
+      ->envname("HERALD_REDIS_TLS_CA");
+  app.add_option("--redis-tls-cert", c.redis_tls_cert,
+                 "PEM client certificate for a rediss:// server that asks for one "
+                 "(with --redis-tls-key)")
+      ->envname("HERALD_REDIS_TLS_CERT");
+  app.add_option("--redis-tls-key", c.redis_tls_key, "PEM private key of --redis-tls-cert")
+      ->envname("HERALD_REDIS_TLS_KEY");
   app.add_option("--redis-prefix", c.redis_prefix,
                  "Prefix of every Redis key and pub/sub channel (distinct per deployment)")
       ->envname("HERALD_REDIS_PREFIX")
@@ -406,6 +493,90 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
           ->check(CLI::Range(size_t{1024}, size_t{1} << 34))
           ->capture_default_str();
 
+  // Webhooks: proxies to HTTP backends and notifications (docs/api.md "Webhooks").
+  std::string proxy_connect_url;
+  std::vector<std::string> proxy_subscribe_urls;
+  std::string proxy_message_url;
+  std::vector<std::string> proxy_rpc_urls;
+  std::vector<std::string> webhook_urls;
+  std::string webhook_events = "disconnect,join,leave";
+  std::string proxy_headers = absl::StrJoin(l.proxy_headers, ",");
+  app.add_option("--proxy-connect-url", proxy_connect_url,
+                 "Backend URL that accepts or refuses each connection's `connect` frame (and names "
+                 "its user); clients must then connect (empty: none)")
+      ->envname("HERALD_PROXY_CONNECT_URL");
+  app.add_option("--proxy-subscribe-url", proxy_subscribe_urls,
+                 "Backend URL that allows or refuses client subscribes: [PREFIX=]URL, per channel "
+                 "prefix (repeatable; longest prefix wins; 'PREFIX=' alone: not proxied)")
+      ->envname("HERALD_PROXY_SUBSCRIBE_URL")
+      ->delimiter(',');
+  app.add_option("--proxy-message-url", proxy_message_url,
+                 "Backend URL that client `message` frames are posted to; `sent` once it answers "
+                 "2xx (empty: none)")
+      ->envname("HERALD_PROXY_MESSAGE_URL");
+  app.add_option("--proxy-rpc-url", proxy_rpc_urls,
+                 "Backend URL that client `rpc` frames are posted to: [PREFIX=]URL, per method "
+                 "prefix (repeatable; longest prefix wins)")
+      ->envname("HERALD_PROXY_RPC_URL")
+      ->delimiter(',');
+  app.add_option("--webhook-url", webhook_urls,
+                 "Backend URL notified of --webhook-events, retried on failure: [PREFIX=]URL "
+                 "(repeatable; a PREFIX limits join/leave to those channels)")
+      ->envname("HERALD_WEBHOOK_URL")
+      ->delimiter(',');
+  app.add_option("--webhook-events", webhook_events,
+                 "Comma-separated notifications sent to --webhook-url: disconnect, join, leave "
+                 "(join/leave: channels of --presence-prefixes)")
+      ->envname("HERALD_WEBHOOK_EVENTS")
+      ->capture_default_str();
+  app.add_option("--proxy-secret", c.proxy_secret,
+                 "Key of the HMAC-SHA256 signature (X-Herald-Signature) of every request to a "
+                 "backend; required with any proxy or webhook URL")
+      ->envname("HERALD_PROXY_SECRET");
+  app.add_option("--proxy-timeout-ms", l.proxy_timeout_ms,
+                 "How long a backend has to answer a request (DEADLINE_EXCEEDED to the client "
+                 "above; a notification is retried)")
+      ->envname("HERALD_PROXY_TIMEOUT_MS")
+      ->check(CLI::Range(10u, 600000u))
+      ->capture_default_str();
+  app.add_option("--proxy-max-reply-bytes", l.proxy_max_reply_bytes,
+                 "Largest reply body read from a backend (INTERNAL to the client above)")
+      ->envname("HERALD_PROXY_MAX_REPLY_BYTES")
+      ->check(CLI::Range(size_t{256}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--proxy-max-pending", l.proxy_max_pending,
+                 "Connect, subscribe, message and rpc requests waiting for backends at once "
+                 "(UNAVAILABLE to the client above)")
+      ->envname("HERALD_PROXY_MAX_PENDING")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  app.add_option("--proxy-headers", proxy_headers,
+                 "Comma-separated WebSocket handshake headers sent to --proxy-connect-url")
+      ->envname("HERALD_PROXY_HEADERS")
+      ->capture_default_str();
+  app.add_option("--webhook-queue-size", l.webhook_queue_size,
+                 "Notifications queued (waiting, in flight, or waiting for a retry); more are "
+                 "dropped and counted")
+      ->envname("HERALD_WEBHOOK_QUEUE_SIZE")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  app.add_option("--webhook-attempts", l.webhook_attempts,
+                 "Attempts per notification (1: no retry) before it is dropped and counted")
+      ->envname("HERALD_WEBHOOK_ATTEMPTS")
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
+  app.add_option("--webhook-backoff-ms", l.webhook_backoff_ms,
+                 "Wait before the first retry of a notification, doubled for each next one "
+                 "(at most 30 s)")
+      ->envname("HERALD_WEBHOOK_BACKOFF_MS")
+      ->check(CLI::Range(1u, 600000u))
+      ->capture_default_str();
+  app.add_option("--webhook-concurrency", l.webhook_concurrency,
+                 "Notifications in flight at once (they are not ordered)")
+      ->envname("HERALD_WEBHOOK_CONCURRENCY")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ConfigError& e) {
@@ -467,6 +638,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   if (absl::StatusOr<engine::RedisOptions> redis = engine::ParseRedisUrl(c.redis_url);
       !redis.ok()) {
     std::cerr << "herald: --redis-url: " << redis.status().message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (c.redis_tls_cert.empty() != c.redis_tls_key.empty()) {
+    std::cerr << "herald: --redis-tls-cert and --redis-tls-key go together" << std::endl;
     out.exit_code = 2;
     return out;
   }
@@ -559,8 +735,35 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     l.allowed_origins.emplace_back(absl::StripAsciiWhitespace(o));
   }
-  for (absl::string_view p : absl::StrSplit(presence_prefixes, ',', absl::SkipWhitespace())) {
-    l.presence_prefixes.emplace_back(absl::StripAsciiWhitespace(p));
+  for (auto [list, out] : {std::pair<const std::string*, std::vector<std::string>*>{
+                               &presence_prefixes, &l.presence_prefixes},
+                           {&join_leave_prefixes, &l.join_leave_prefixes},
+                           {&client_publish_prefixes, &l.client_publish_prefixes}}) {
+    for (absl::string_view p : absl::StrSplit(*list, ',', absl::SkipWhitespace())) {
+      out->emplace_back(absl::StripAsciiWhitespace(p));
+    }
+  }
+  for (std::vector<std::string>* list : {&proxy_subscribe_urls, &proxy_rpc_urls, &webhook_urls}) {
+    list->erase(std::remove(list->begin(), list->end(), ""), list->end());  // "" in a file: none
+  }
+  if (absl::Status st =
+          ParseProxyRoutes(proxy_connect_url, proxy_subscribe_urls, proxy_message_url,
+                           proxy_rpc_urls, webhook_urls, webhook_events, &c.proxy_routes);
+      !st.ok()) {
+    std::cerr << "herald: " << st.message() << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  if (!c.proxy_routes.empty() && c.proxy_secret.empty()) {
+    std::cerr << "herald: --proxy-secret is required with --proxy-*-url and --webhook-url: every "
+                 "request to a backend is signed with it"
+              << std::endl;
+    out.exit_code = 2;
+    return out;
+  }
+  l.proxy_headers.clear();
+  for (absl::string_view h : absl::StrSplit(proxy_headers, ',', absl::SkipWhitespace())) {
+    l.proxy_headers.emplace_back(absl::StripAsciiWhitespace(h));
   }
   if (print_config) {
     // Effective values, after the defaults that follow other settings (soft send buffer).
@@ -579,6 +782,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"tls-client-ca", Quote(c.tls_client_ca)},
         {"allowed-origins", Quote(absl::StrJoin(l.allowed_origins, ","))},
         {"presence-prefixes", Quote(absl::StrJoin(l.presence_prefixes, ","))},
+        {"join-leave-prefixes", Quote(absl::StrJoin(l.join_leave_prefixes, ","))},
+        {"client-publish-prefixes", Quote(absl::StrJoin(l.client_publish_prefixes, ","))},
         {"threads", Number(c.threads)},
         {"node", Quote(c.node)},
         {"log-level", Quote(c.log_level)},
@@ -586,6 +791,9 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"engine", Quote(c.engine)},
         {"redis-url", Quote(RedactUrl(c.redis_url))},
         {"redis-prefix", Quote(c.redis_prefix)},
+        {"redis-tls-ca", Quote(c.redis_tls_ca)},
+        {"redis-tls-cert", Quote(c.redis_tls_cert)},
+        {"redis-tls-key", Quote(c.redis_tls_key)},  // a file name: the key stays in the file
         {"node-heartbeat-ms", Number(c.node_heartbeat_ms)},
         {"max-frame-bytes", Number(l.max_frame_bytes)},
         {"max-json-depth", Number(l.max_json_depth)},
@@ -618,6 +826,21 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"task-ttl", Decimal(task_ttl_s)},
         {"watcher-buffer", Number(l.watcher_buffer)},
         {"soft-send-buffer-bytes", Number(l.soft_send_buffer_bytes)},
+        {"proxy-connect-url", Quote(proxy_connect_url)},
+        {"proxy-subscribe-url", QuoteList(proxy_subscribe_urls)},
+        {"proxy-message-url", Quote(proxy_message_url)},
+        {"proxy-rpc-url", QuoteList(proxy_rpc_urls)},
+        {"webhook-url", QuoteList(webhook_urls)},
+        {"webhook-events", Quote(webhook_events)},
+        {"proxy-secret", Secret(c.proxy_secret)},
+        {"proxy-timeout-ms", Number(l.proxy_timeout_ms)},
+        {"proxy-max-reply-bytes", Number(l.proxy_max_reply_bytes)},
+        {"proxy-max-pending", Number(l.proxy_max_pending)},
+        {"proxy-headers", Quote(absl::StrJoin(l.proxy_headers, ","))},
+        {"webhook-queue-size", Number(l.webhook_queue_size)},
+        {"webhook-attempts", Number(l.webhook_attempts)},
+        {"webhook-backoff-ms", Number(l.webhook_backoff_ms)},
+        {"webhook-concurrency", Number(l.webhook_concurrency)},
     };
     const std::set<const CLI::Option*> flags(app.parse_order().begin(), app.parse_order().end());
     std::string text;

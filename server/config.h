@@ -2,10 +2,12 @@
 #define HERALD_SERVER_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/auth/jwt.h"
 #include "server/core/limits.h"
+#include "server/proxy/route.h"
 
 namespace herald {
 
@@ -24,6 +26,11 @@ struct ServerConfig {
   std::string engine = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::string redis_prefix = "herald";
+  // rediss:// (TLS): the CA the Redis server's certificate must verify against (empty: the
+  // system's store) and, when the server asks for one, this client certificate and key (PEM).
+  std::string redis_tls_ca;
+  std::string redis_tls_cert;
+  std::string redis_tls_key;
   // With --engine redis, each node refreshes its heartbeat this often; a node that stops is gone
   // from the cluster (surveys, presence) at most 3 intervals later (docs/scaling.md).
   int node_heartbeat_ms = 1000;
@@ -37,6 +44,10 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Webhooks (docs/api.md "Webhooks"): where each event goes (--proxy-*-url, --webhook-url) and
+  // the key every request is signed with. No routes: no proxy.
+  std::vector<proxy::Route> proxy_routes;
+  std::string proxy_secret;
   core::Limits limits;
 };
 

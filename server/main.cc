@@ -27,6 +27,7 @@
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
 #include "server/engine/redis/redis_engine.h"
+#include "server/proxy/http_proxy.h"
 #include "server/rpc/api_metrics.h"
 #include "server/rpc/broker_service.h"
 #include "server/rpc/http_api.h"
@@ -81,6 +82,9 @@ int Run(const herald::ServerConfig& config) {
       return 2;
     }
     options->prefix = config.redis_prefix;
+    options->tls_ca_file = config.redis_tls_ca;
+    options->tls_cert_file = config.redis_tls_cert;
+    options->tls_key_file = config.redis_tls_key;
     options->node = node;
     options->heartbeat_interval = absl::Milliseconds(config.node_heartbeat_ms);
     auto created = std::make_unique<engine::RedisEngine>(config.limits, *options);
@@ -109,7 +113,18 @@ int Run(const herald::ServerConfig& config) {
     }
     verifier = *std::move(created);
   }
-  core::Hub hub(config.limits, node, engine.get(), &frames, verifier.get());
+  // Webhooks: connect, subscribe, message and rpc frames to HTTP backends, and notifications, on
+  // the proxy's own thread (libcurl).
+  std::unique_ptr<proxy::HttpProxy> http_proxy;
+  if (!config.proxy_routes.empty()) {
+    http_proxy = std::make_unique<proxy::HttpProxy>(
+        proxy::ProxyOptions{config.proxy_routes, config.proxy_secret,
+                            absl::StrCat("herald/", ProjectVersion()), node},
+        config.limits);
+  }
+  core::Hub hub(
+      config.limits, node, engine.get(), &frames, verifier.get(), [] { return absl::Now(); },
+      http_proxy.get());
   hub.node().SetLoopExecutor(&io_threads);
   // Control API calls over both transports, counted and timed for /metrics.
   rpc::ApiMetrics api_metrics;
@@ -144,9 +159,10 @@ int Run(const herald::ServerConfig& config) {
         return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
       });
     }
-    endpoint.SetMetricsAppender([&build_info, &api_metrics](std::string* out) {
+    endpoint.SetMetricsAppender([&build_info, &api_metrics, &http_proxy](std::string* out) {
       out->append(build_info);
       api_metrics.AppendTo(out);
+      if (http_proxy != nullptr) out->append(core::RenderProxyMetrics(http_proxy->Stats()));
     });
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
@@ -203,7 +219,20 @@ int Run(const herald::ServerConfig& config) {
         "no API key configured: anyone who can reach the gRPC port or /api/v1/ controls Herald "
         "(set --api-key or HERALD_API_KEY)");
   }
-  if (verifier == nullptr) {
+  for (const proxy::Route& route : config.proxy_routes) {
+    spdlog::info("webhook {}{}: {}", std::string(core::ProxyEventName(route.event)),
+                 route.prefix.empty() ? "" : absl::StrCat(" ", route.prefix, "*"),
+                 route.url.empty() ? "(none)" : route.url);
+    if ((route.event == core::ProxyEvent::kJoin || route.event == core::ProxyEvent::kLeave) &&
+        config.limits.presence_prefixes.empty()) {
+      spdlog::warn("webhook {}: no --presence-prefixes, so no channel has joins and leaves",
+                   std::string(core::ProxyEventName(route.event)));
+    }
+  }
+  if (hub.protocol().connect_proxied()) {
+    spdlog::info("clients authenticate with a connect frame that {} accepts{}",
+                 "--proxy-connect-url", verifier != nullptr ? " (or a token)" : "");
+  } else if (verifier == nullptr) {
     spdlog::warn(
         "DEVELOPMENT MODE: no JWT key configured, so WebSocket clients connect anonymously and may "
         "subscribe to any channel (set --jwt-hs256-secret or --jwt-rs256-public-key)");
@@ -311,6 +340,16 @@ int Run(const herald::ServerConfig& config) {
   io_threads.Stop();
   // Pending engine operations complete (UNAVAILABLE) while the hub they call back into exists.
   if (redis != nullptr) redis->Shutdown();
+  // The same for backend calls; notifications of the last disconnects get what is left of the
+  // drain budget (at least 1 s, at most 5 s), then what is still queued is dropped and logged.
+  if (http_proxy != nullptr) {
+    http_proxy->Shutdown(std::clamp(deadline - absl::Now(), absl::Seconds(1), absl::Seconds(5)));
+    const core::ProxyStats stats = http_proxy->Stats();
+    if (stats.notifications_dropped_shutdown > 0) {
+      spdlog::warn("webhooks: {} notifications not delivered at shutdown",
+                   stats.notifications_dropped_shutdown);
+    }
+  }
   if (left > 0) spdlog::warn("drain timeout: {} connections did not finish closing", left);
   spdlog::info("stopped");
   return 0;

@@ -110,6 +110,22 @@ export interface ResyncEvent {
   snapshot: boolean;
 }
 
+/** One connection subscribed to a channel. */
+export interface Member {
+  connectionId: string;
+  /** Empty for an anonymous connection. */
+  user: string;
+  node: string;
+  /** Unix ms, decimal string ("0" in a `leave` event). */
+  joinedAtMs: string;
+  /** The `info` claim of the member's token. */
+  info?: Record<string, any>;
+}
+export interface MemberEvent {
+  channel: string;
+  member: Member;
+}
+
 /** Events of a Subscription, by name. */
 export interface SubscriptionEvents {
   subscribed: SubscribedEvent;
@@ -118,6 +134,10 @@ export interface SubscriptionEvents {
   resync: ResyncEvent;
   error: HeraldError;
   unsubscribed: UnsubscribedEvent;
+  /** A member's subscription went live (channels of the server's --join-leave-prefixes). */
+  join: MemberEvent;
+  /** A member's subscription ended. */
+  leave: MemberEvent;
 }
 
 /** Events of the client, by name. */
@@ -182,6 +202,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   ready(): Promise<Subscription>;
   /** Stops the subscription (also on the server when connected). */
   unsubscribe(): Promise<void>;
+  /** Who is in this channel (a channel of the server's --presence-prefixes). */
+  presence(): Promise<Member[]>;
+  /** Publishes to this channel where the token's publish claim or --client-publish-prefixes allows it. */
+  publish(data: unknown): Promise<StreamPosition>;
 }
 
 /** The Herald client. */
@@ -215,6 +239,10 @@ export class Herald extends Emitter<HeraldEvents> {
   unsubscribe(channel: string): Promise<void>;
   /** Acknowledges a publication that asked for it (`ackRequested`). */
   ackPublication(pub: Publication): Promise<void>;
+  /** Who is in a presence channel (--presence-prefixes) this connection may subscribe to. */
+  presence(channel: string): Promise<Member[]>;
+  /** Publishes to a channel (kept in history) where the token's publish claim or --client-publish-prefixes allows it. */
+  publish(channel: string, data: unknown): Promise<StreamPosition>;
   /** Becomes a worker of `queue` (`task` events); rejoined after every reconnect. */
   join(queue: string): Promise<void>;
   leave(queue: string): Promise<void>;

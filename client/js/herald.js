@@ -51,6 +51,15 @@
  */
 
 /**
+ * @typedef {object} Member one connection subscribed to a channel
+ * @property {string} connectionId
+ * @property {string} user empty for an anonymous connection
+ * @property {string} node
+ * @property {string} joinedAtMs decimal string (Unix ms; "0" in a `leave` event)
+ * @property {Record<string, unknown>} [info] the `info` claim of the member's token
+ */
+
+/**
  * @typedef {object} Publication
  * @property {string} channel
  * @property {string} offset decimal string
@@ -194,6 +203,24 @@ export class Subscription extends Emitter {
   async unsubscribe() {
     return this.client.unsubscribe(this.channel);
   }
+
+  /**
+   * Who is in this channel now (a channel of the server's --presence-prefixes).
+   * @returns {Promise<Member[]>} ordered by connection id
+   */
+  async presence() {
+    return this.client.presence(this.channel);
+  }
+
+  /**
+   * Publishes to this channel (where the token's `publish` claim or the server's
+   * --client-publish-prefixes allows it).
+   * @param {unknown} data any JSON value
+   * @returns {Promise<StreamPosition>} the publication's position
+   */
+  async publish(data) {
+    return this.client.publish(this.channel, data);
+  }
 }
 
 /**
@@ -201,7 +228,8 @@ export class Subscription extends Emitter {
  *   state {from, to}, connecting {attempt, delayMs}, connected {connectionId, node, user,
  *   expiresAtMs}, disconnected {code, reason, willReconnect}, subscribed, unsubscribed,
  *   publication, snapshot, resync, push {data}, task (Task), refreshed {expiresAtMs},
- *   error (HeraldError).
+ *   join {channel, member}, leave {channel, member} (channels of --join-leave-prefixes; also on
+ *   the Subscription), error (HeraldError).
  */
 export class Herald extends Emitter {
   /** @param {HeraldOptions} options */
@@ -448,6 +476,8 @@ export class Herald extends Emitter {
     else if (frame.task) this._onTask(frame.task);
     else if (frame.subscribed) this._onServerSubscribed(frame.subscribed);
     else if (frame.unsubscribed) this._onServerUnsubscribed(frame.unsubscribed.channel);
+    else if (frame.memberJoined) this._onMember("join", frame.memberJoined);
+    else if (frame.memberLeft) this._onMember("leave", frame.memberLeft);
     else if (frame.error) this._emit("error", new HeraldError(frame.error.code, frame.error.message));
   }
 
@@ -650,6 +680,34 @@ export class Herald extends Emitter {
     sub.state = "unsubscribed";
     sub._emit("unsubscribed", { channel, byServer: true });
     this._emit("unsubscribed", { channel, byServer: true });
+  }
+
+  _onMember(event, { channel, member }) {
+    const detail = { channel, member };
+    this.subscriptions.get(channel)?._emit(event, detail);
+    this._emit(event, detail);
+  }
+
+  /**
+   * Who is in a presence channel (--presence-prefixes) this connection may subscribe to.
+   * @param {string} channel
+   * @returns {Promise<Member[]>} ordered by connection id
+   */
+  async presence(channel) {
+    const reply = await this._request({ presence: { channel } });
+    return reply.presence?.members ?? [];
+  }
+
+  /**
+   * Publishes to a channel as a backend would (kept in history, recovered like any
+   * publication), where the token's `publish` claim or --client-publish-prefixes allows it.
+   * @param {string} channel
+   * @param {unknown} data any JSON value
+   * @returns {Promise<StreamPosition>} the publication's position
+   */
+  async publish(channel, data) {
+    const reply = await this._request({ publish: { channel, data } });
+    return { epoch: reply.published?.epoch ?? "", offset: reply.published?.offset ?? "0" };
   }
 
   _onPublication(pub, source) {

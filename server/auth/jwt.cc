@@ -202,18 +202,28 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
       return Unauthenticated("token.nbf", absl::StrCat("not valid before ", Rfc3339(not_before)));
     }
   }
-  if (auto channels = c.find("channels"); channels != c.end()) {
-    if (channels->second.kind_case() != pb::Value::kListValue) {
-      return Unauthenticated("token.channels", "must be an array of strings");
+  for (auto [name, out] :
+       {std::pair<const char*, std::vector<std::string>*>{"channels", &claims.channels},
+        {"publish", &claims.publish}}) {
+    auto patterns = c.find(name);
+    if (patterns == c.end()) continue;
+    if (patterns->second.kind_case() != pb::Value::kListValue) {
+      return Unauthenticated(absl::StrCat("token.", name), "must be an array of strings");
     }
-    const auto& list = channels->second.list_value().values();
+    const auto& list = patterns->second.list_value().values();
     for (int i = 0; i < list.size(); ++i) {
       if (list[i].kind_case() != pb::Value::kStringValue || list[i].string_value().empty()) {
-        return Unauthenticated(absl::StrCat("token.channels[", i, "]"),
+        return Unauthenticated(absl::StrCat("token.", name, "[", i, "]"),
                                "must be a non-empty string");
       }
-      claims.channels.push_back(list[i].string_value());
+      out->push_back(list[i].string_value());
     }
+  }
+  if (auto info = c.find("info"); info != c.end()) {
+    if (info->second.kind_case() != pb::Value::kStructValue) {
+      return Unauthenticated("token.info", "must be a JSON object");
+    }
+    claims.info = std::make_shared<const pb::Struct>(info->second.struct_value());
   }
   return claims;
 }
@@ -273,9 +283,10 @@ std::string ClaimsJson(absl::string_view sub, absl::Time expires_at,
   return json;
 }
 
-bool ChannelAllowed(const Claims& claims, absl::string_view channel) {
-  if (channel == absl::StrCat("customer:", claims.user)) return true;
-  for (const std::string& pattern : claims.channels) {
+namespace {
+
+bool MatchesAny(const std::vector<std::string>& patterns, absl::string_view channel) {
+  for (const std::string& pattern : patterns) {
     absl::string_view p = pattern;
     if (absl::ConsumeSuffix(&p, "*")) {
       if (absl::StartsWith(channel, p)) return true;
@@ -284,6 +295,16 @@ bool ChannelAllowed(const Claims& claims, absl::string_view channel) {
     }
   }
   return false;
+}
+
+}  // namespace
+
+bool ChannelAllowed(const Claims& claims, absl::string_view channel) {
+  return channel == absl::StrCat("customer:", claims.user) || MatchesAny(claims.channels, channel);
+}
+
+bool PublishAllowed(const Claims& claims, absl::string_view channel) {
+  return MatchesAny(claims.publish, channel);
 }
 
 }  // namespace herald::auth

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
 
 struct evp_pkey_st;  // OpenSSL's EVP_PKEY, kept out of this header.
 
@@ -39,13 +40,19 @@ struct Claims {
   // `channels`: channel names and patterns the holder may subscribe to; a trailing `*` matches
   // any suffix (`order:*`). `customer:<sub>` is always allowed on top of these.
   std::vector<std::string> channels;
+  // `publish`: channel names and patterns (as in `channels`) the holder may publish to with a
+  // `publish` frame. None by default.
+  std::vector<std::string> publish;
+  // `info`: a JSON object about the holder, shown with it in presence (null: none).
+  std::shared_ptr<const google::protobuf::Struct> info;
 };
 
 // Verifies compact JWS tokens (RFC 7519) signed with HS256 or RS256 and reads Herald's claims:
-// `sub` (required string), `exp` (required NumericDate), `nbf` (optional), `channels` (optional
-// array of strings). Refuses `alg: none`, any other algorithm, an algorithm whose key is not
-// configured, a `crit` header, malformed base64url or JSON, and bad signatures. Owns the parsed
-// keys; immutable after Create(), so Verify() is safe to call from any number of threads.
+// `sub` (required string), `exp` (required NumericDate), `nbf` (optional), `channels` and
+// `publish` (optional arrays of strings), `info` (optional object). Refuses `alg: none`, any other
+// algorithm, an algorithm whose key is not configured, a `crit` header, malformed base64url or
+// JSON, and bad signatures. Owns the parsed keys; immutable after Create(), so Verify() is safe to
+// call from any number of threads.
 class JwtVerifier {
  public:
   // Fails with INVALID_ARGUMENT naming the key when the keys are empty or the PEM is not an RSA
@@ -82,6 +89,8 @@ std::string Base64Url(absl::string_view bytes);
 // Whether `claims` allow subscribing to `channel`: an exact entry, a prefix pattern ending in
 // `*` (a lone `*` allows every channel), or the holder's own `customer:<sub>`.
 bool ChannelAllowed(const Claims& claims, absl::string_view channel);
+// Whether `claims` allow publishing to `channel`: an entry of `publish`, matched the same way.
+bool PublishAllowed(const Claims& claims, absl::string_view channel);
 
 }  // namespace herald::auth
 

@@ -27,20 +27,6 @@ bool WaitsForAck(const Req& req) {
 ApiExecutor::ApiExecutor(Node* node, Engine* engine)
     : node_(node), engine_(engine), limits_(node->limits()), started_at_(node->Now()) {}
 
-absl::StatusOr<std::string> ApiExecutor::DataJson(bool has_data,
-                                                  const google::protobuf::Message& data) const {
-  if (!has_data) return absl::InvalidArgumentError("data: required");
-  std::string json;
-  if (absl::Status st = ToJson(data, &json); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data: ", st.message()));
-  }
-  if (json.size() > limits_.max_publication_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data: larger than ", limits_.max_publication_bytes, " bytes"));
-  }
-  return json;
-}
-
 PublishSpec ApiExecutor::Spec(std::shared_ptr<const std::string> data_json,
                               const PublishOptions& options) const {
   PublishSpec spec;
@@ -188,7 +174,7 @@ void ApiExecutor::Publish(const v1::PublishRequest& req, Done<v1::PublishRespons
   if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
     return done(st);
   }
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
   if (!json.ok()) return done(json.status());
   if (req.idempotency_key().size() > 256) {
     return done(absl::InvalidArgumentError("idempotency_key: longer than 256 bytes"));
@@ -242,7 +228,7 @@ void ApiExecutor::Broadcast(const v1::BroadcastRequest& req, Done<v1::BroadcastR
       return done(st);
     }
   }
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
   if (!json.ok()) return done(json.status());
   PublishEach({req.channels().begin(), req.channels().end()},
               Spec(std::make_shared<const std::string>(*std::move(json)), PublishOptions()),
@@ -357,7 +343,8 @@ absl::Status ValidateTarget(absl::string_view connection_id, absl::string_view u
 
 void ApiExecutor::SendToUser(const v1::SendToUserRequest& req, Done<v1::SendResponse> done) {
   if (req.user().empty()) return done(absl::InvalidArgumentError("user: must not be empty"));
-  if (absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data()); !json.ok()) {
+  if (absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+      !json.ok()) {
     return done(json.status());
   }
   AskEveryNode("SendToUser", req, Summed<v1::SendResponse>(&AddQueued), std::move(done));
@@ -368,7 +355,8 @@ void ApiExecutor::SendToConnection(const v1::SendToConnectionRequest& req,
   if (req.connection_id().empty()) {
     return done(absl::InvalidArgumentError("connection_id: must not be empty"));
   }
-  if (absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data()); !json.ok()) {
+  if (absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+      !json.ok()) {
     return done(json.status());
   }
   AskEveryNode("SendToConnection", req, FromTheNodeWithIt<v1::SendResponse>(req.connection_id()),
@@ -594,7 +582,7 @@ void ApiExecutor::History(const v1::HistoryRequest& req, Done<v1::HistoryRespons
 void ApiExecutor::DispatchTask(const v1::DispatchTaskRequest& req,
                                Done<v1::DispatchTaskResponse> done) {
   if (absl::Status st = ValidateChannel("queue", req.queue(), limits_); !st.ok()) return done(st);
-  absl::StatusOr<std::string> json = DataJson(req.has_data(), req.data());
+  absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
   if (!json.ok()) return done(json.status());
   const absl::Duration deadline = req.ack_deadline_ms() == 0
                                       ? limits_.task_ack_deadline

@@ -114,7 +114,6 @@ class ApiExecutor {
   // OK for a valid presence channel; INVALID_ARGUMENT or FAILED_PRECONDITION (not a presence
   // channel) otherwise.
   absl::Status ValidatePresenceChannel(const std::string& channel) const;
-  absl::StatusOr<std::string> DataJson(bool has_data, const google::protobuf::Message& data) const;
   // Asks every node (ControlBus::Survey) to run its part of `method` (NodeControl) and answers
   // with `merge` of their answers.
   template <typename Req, typename Resp>

@@ -32,12 +32,16 @@ class Broker {
 
   // Assigns the next position of `channel`, retains the publication (history, latest per key)
   // and hands it to HandlePublication on every node subscribed to the channel. `done` gets the
-  // position, or an error when nothing was published (UNAVAILABLE: retry).
+  // position, or an error when nothing was published (UNAVAILABLE: retry). A member notice
+  // (PublicationKind::kMemberJoined/kMemberLeft) is only handed on: not retained, no new offset,
+  // not ordered with the channel's data, lost to nodes that are not subscribed at that moment.
   virtual void Publish(const std::string& channel, PublishSpec spec, Done<StreamPosition> done) = 0;
 
   // Node-level subscription, counted: from when `done` gets OK, every publication of `channel`
   // reaches HandlePublication while this node has more Subscribe than Unsubscribe calls for it
-  // (one per local subscriber: counting makes their order between threads irrelevant).
+  // (one per local subscriber: counting makes their order between threads irrelevant). A call
+  // counts even when `done` gets an error (the Redis subscription is retried on reconnect), so
+  // every Subscribe is balanced by one Unsubscribe, failed or not.
   virtual void Subscribe(const std::string& channel, StatusDone done) = 0;
   virtual void Unsubscribe(const std::string& channel) = 0;
 

@@ -36,8 +36,12 @@ bool NamesUnknownFrameType(const std::vector<std::string>& keys) {
 
 }  // namespace
 
-ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier)
-    : node_(node), limits_(node->limits()), verifier_(verifier) {}
+ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier, Proxy* proxy)
+    : node_(node),
+      limits_(node->limits()),
+      verifier_(verifier),
+      proxy_(proxy),
+      connect_proxied_(proxy != nullptr && proxy->Routes(ProxyEvent::kConnect, "")) {}
 
 absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
@@ -90,6 +94,7 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
     node_->ReplyError(*session, top.id.value_or(0), st);
     return;
   }
+  if (HoldWhileConnecting(session, frame)) return;  // a proxied connect is on its way
   if (!AdmitFrame(session, frame)) return;
   Dispatch(session, frame);
 }
@@ -99,6 +104,7 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
   const uint32_t id = frame.id();
   switch (frame.kind_case()) {
     case v1::ClientFrame::kConnect:
+      if (ProxiesConnect(frame.connect())) return ProxyConnect(session, id, frame.connect());
       return OnConnect(session, id, frame.connect().token());
     case v1::ClientFrame::kRefresh:
       return OnRefresh(session, id, frame.refresh().token());
@@ -114,6 +120,10 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
     }
     case v1::ClientFrame::kMessage:
       return OnMessage(session, id, frame.message());
+    case v1::ClientFrame::kPublish:
+      return OnPublish(session, id, frame.publish());
+    case v1::ClientFrame::kPresence:
+      return OnPresence(session, id, frame.presence().channel());
     case v1::ClientFrame::kPing: {
       ServerFrame reply;
       reply.set_id(id);
@@ -129,6 +139,8 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
       return OnJoinOrLeave(session, id, true, frame.join().queue());
     case v1::ClientFrame::kLeave:
       return OnJoinOrLeave(session, id, false, frame.leave().queue());
+    case v1::ClientFrame::kRpc:
+      return OnRpc(session, id, frame.rpc());
     case v1::ClientFrame::KIND_NOT_SET:
       node_->ReplyError(*session, id,
                         absl::InvalidArgumentError(
@@ -142,10 +154,17 @@ void ClientProtocol::OnSubscribe(const std::shared_ptr<Session>& session, uint32
   if (absl::Status st = ValidateChannel("subscribe.channel", sub.channel(), limits_); !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
+  // The backend decides instead of the token's channels claim.
+  if (ProxiesSubscribe(sub.channel())) return ProxySubscribe(session, id, sub);
   if (absl::Status st = CheckChannelPermission(*session, "subscribe.channel", sub.channel());
       !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
+  SubscribeNow(session, id, sub);
+}
+
+void ClientProtocol::SubscribeNow(const std::shared_ptr<Session>& session, uint32_t id,
+                                  const v1::ClientSubscribe& sub) {
   JoinSpec spec;
   if (sub.has_recover()) {
     spec.recover = StreamPosition{sub.recover().epoch(), sub.recover().offset()};
@@ -167,10 +186,77 @@ void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t
     *e.mutable_data() = message.data();
     node_->events().Emit(std::move(e));
   }
+  if (ProxiesMessage()) return ProxyMessage(session, id, message);  // `sent` once it took it
   ServerFrame reply;
   reply.set_id(id);
   reply.mutable_sent();
   node_->Reply(*session, reply);
+}
+
+void ClientProtocol::OnPublish(const std::shared_ptr<Session>& session, uint32_t id,
+                               const v1::ClientPublish& pub) {
+  if (absl::Status st = ValidateChannel("publish.channel", pub.channel(), limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  if (absl::Status st = CheckPublishPermission(*session, pub.channel()); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  absl::StatusOr<std::string> json = DataJson("publish.data", pub.has_data(), pub.data(), limits_);
+  if (!json.ok()) return node_->ReplyError(*session, id, json.status());
+  PublishSpec spec;
+  spec.data_json = std::make_shared<const std::string>(*std::move(json));
+  node_->Publish(pub.channel(), std::move(spec),
+                 [this, session, id, channel = pub.channel(),
+                  data = pub.data()](absl::StatusOr<StreamPosition> pos) {
+                   if (!pos.ok()) return node_->ReplyError(*session, id, pos.status());
+                   if (node_->events().has_watchers()) {
+                     v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_PUBLISH, *session);
+                     e.set_channel(channel);
+                     e.set_offset(pos->offset);
+                     *e.mutable_data() = data;
+                     node_->events().Emit(std::move(e));
+                   }
+                   ServerFrame reply;
+                   v1::Published* published = reply.mutable_published();
+                   published->set_channel(channel);
+                   published->set_epoch(pos->epoch);
+                   published->set_offset(pos->offset);
+                   ReplyEmpty(*session, id, std::move(reply));
+                 });
+}
+
+void ClientProtocol::OnPresence(const std::shared_ptr<Session>& session, uint32_t id,
+                                const std::string& channel) {
+  if (absl::Status st = ValidateChannel("presence.channel", channel, limits_); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  if (!IsPresenceChannel(channel, limits_)) {
+    return node_->ReplyError(
+        *session, id,
+        absl::FailedPreconditionError(absl::StrCat(
+            "presence.channel: '", channel,
+            "' is not a presence channel (its prefix is not in --presence-prefixes)")));
+  }
+  if (absl::Status st = CheckChannelPermission(*session, "presence.channel", channel); !st.ok()) {
+    return node_->ReplyError(*session, id, st);
+  }
+  node_->presence().Get(
+      channel, [this, session, id, channel](absl::StatusOr<std::vector<v1::ClientInfo>> clients) {
+        if (!clients.ok()) return node_->ReplyError(*session, id, clients.status());
+        ServerFrame reply;
+        reply.set_id(id);
+        v1::PresenceMembers* members = reply.mutable_presence();
+        members->set_channel(channel);
+        for (v1::ClientInfo& c : *clients) {
+          v1::Member* m = members->add_members();
+          m->set_connection_id(c.connection_id());
+          m->set_user(c.user());
+          m->set_node(c.node());
+          m->set_joined_at_ms(c.joined_at_ms());
+          if (c.has_info()) *m->mutable_info() = std::move(*c.mutable_info());
+        }
+        node_->Reply(*session, reply);
+      });
 }
 
 void ClientProtocol::OnAck(const std::shared_ptr<Session>& session, uint32_t id,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/client_protocol.h"
 #include "server/core/protocol.h"
+#include "server/core/validation.h"
 
 namespace herald::core {
 namespace {
@@ -33,7 +34,7 @@ absl::StatusOr<auth::Claims> ClientProtocol::VerifyToken(absl::string_view token
 }
 
 void ClientProtocol::ArmAuthDeadline(Session& session) {
-  if (verifier_ == nullptr) return;
+  if (!auth_required()) return;
   std::shared_ptr<const auth::Claims> grant = session.grant();
   session.ScheduleAuthDeadline(grant != nullptr ? grant->expires_at
                                                 : session.meta().connected_at +
@@ -41,7 +42,7 @@ void ClientProtocol::ArmAuthDeadline(Session& session) {
 }
 
 void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) {
-  if (verifier_ == nullptr) return;
+  if (!auth_required()) return;
   const absl::Time now = node_->Now();
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
@@ -64,7 +65,7 @@ void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) 
 
 bool ClientProtocol::AdmitFrame(const std::shared_ptr<Session>& session,
                                 const v1::ClientFrame& frame) {
-  if (verifier_ == nullptr || frame.kind_case() == v1::ClientFrame::kConnect) return true;
+  if (!auth_required() || frame.kind_case() == v1::ClientFrame::kConnect) return true;
   std::shared_ptr<const auth::Claims> grant = session->grant();
   if (grant == nullptr) {
     node_->ReplyError(
@@ -151,11 +152,25 @@ void ClientProtocol::OnRefresh(const std::shared_ptr<Session>& session, uint32_t
 
 absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl::string_view field,
                                                     absl::string_view channel) const {
-  if (verifier_ == nullptr) return absl::OkStatus();
+  if (!auth_required()) return absl::OkStatus();
   std::shared_ptr<const auth::Claims> grant = session.grant();
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
   return absl::PermissionDeniedError(
       absl::StrCat(field, ": '", channel, "' is not allowed by the token's channels claim"));
+}
+
+absl::Status ClientProtocol::CheckPublishPermission(const Session& session,
+                                                    absl::string_view channel) const {
+  std::shared_ptr<const auth::Claims> grant = session.grant();
+  if (grant != nullptr && auth::PublishAllowed(*grant, channel)) return absl::OkStatus();
+  if (HasPrefix(channel, limits_.client_publish_prefixes) &&
+      CheckChannelPermission(session, "publish.channel", channel).ok()) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("publish.channel: '", channel,
+                   "' is not allowed: clients publish only where the token's publish claim or "
+                   "--client-publish-prefixes allows it"));
 }
 
 }  // namespace herald::core

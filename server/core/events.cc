@@ -58,7 +58,7 @@ std::shared_ptr<EventWatcher> EventBus::Watch(EventWatcher::Filter filter, size_
     watchers_.push_back(watcher);
     count_.store(watchers_.size(), std::memory_order_relaxed);
   }
-  if (relay_ != nullptr) {
+  if (relay_ != nullptr && !watcher->this_node_only()) {
     relay_->Attach(on_attached ? std::move(on_attached) : [] {});
   } else if (on_attached) {
     on_attached();
@@ -67,17 +67,17 @@ std::shared_ptr<EventWatcher> EventBus::Watch(EventWatcher::Filter filter, size_
 }
 
 void EventBus::Unwatch(const EventWatcher* watcher) {
-  bool removed = false;
+  bool relayed = false;
   {
     core::MutexLock lock(&mu_);
-    const size_t before = watchers_.size();
-    watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
-                                   [&](const auto& w) { return w.get() == watcher; }),
-                    watchers_.end());
-    removed = watchers_.size() < before;
+    auto it = std::find_if(watchers_.begin(), watchers_.end(),
+                           [&](const auto& w) { return w.get() == watcher; });
+    if (it == watchers_.end()) return;
+    relayed = !(*it)->this_node_only();
+    watchers_.erase(it);
     count_.store(watchers_.size(), std::memory_order_relaxed);
   }
-  if (removed && relay_ != nullptr) relay_->Detach();
+  if (relayed && relay_ != nullptr) relay_->Detach();
 }
 
 void EventBus::Emit(v1::Event event) {
@@ -110,7 +110,7 @@ void EventBus::EmitRemote(const v1::Event& event) {
     watchers = watchers_;
   }
   for (const auto& w : watchers) {
-    if (w->Matches(event)) w->Push(event);
+    if (!w->this_node_only() && w->Matches(event)) w->Push(event);
   }
 }
 

@@ -28,11 +28,15 @@ class EventWatcher {
     absl::flat_hash_set<int> types;  // empty: all
     std::string channel;             // empty: any
     std::string user;                // empty: any
+    // Only this node's events (the node's own use, e.g. its webhooks), not other nodes' through
+    // the relay.
+    bool this_node_only = false;
   };
 
   EventWatcher(Filter filter, size_t capacity, std::function<void()> on_ready);
 
   bool Matches(const v1::Event& event) const;
+  bool this_node_only() const { return filter_.this_node_only; }
   // Queues the event and calls `on_ready`.
   void Push(const v1::Event& event);
   // Queues the event only; true when `on_ready` is owed (call Wake() once no lock is held).
@@ -83,7 +87,8 @@ class EventBus {
   // Set once, before any watcher attaches or event is emitted; must outlive the bus's use.
   void SetRelay(EventRelay* relay) { relay_ = relay; }
   // Attaches a watcher. `on_attached` (optional) is called, from any thread and possibly before
-  // this returns, once the watcher gets every node's events (at once without a relay).
+  // this returns, once the watcher gets every node's events (at once without a relay, or for a
+  // watcher of this node's events only).
   std::shared_ptr<EventWatcher> Watch(EventWatcher::Filter filter, size_t capacity,
                                       std::function<void()> on_ready,
                                       std::function<void()> on_attached = nullptr);
@@ -100,7 +105,7 @@ class EventBus {
   // The same, but the watchers it made ready are added to `to_wake` instead of woken now.
   void Emit(v1::Event event, WatchersToWake* to_wake);
   // An event another node emitted (it came through the relay): queued on this node's matching
-  // watchers only.
+  // watchers only (not those of this node's events only).
   void EmitRemote(const v1::Event& event);
 
  private:

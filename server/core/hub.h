@@ -2,6 +2,7 @@
 #define HERALD_SERVER_CORE_HUB_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -13,6 +14,8 @@
 #include "server/core/limits.h"
 #include "server/core/node.h"
 #include "server/core/node_control.h"
+#include "server/core/proxy.h"
+#include "server/core/webhooks.h"
 
 namespace herald::core {
 
@@ -20,15 +23,19 @@ namespace herald::core {
 // ClientProtocol the WebSocket edge hands client frames to, the ApiExecutor the control API
 // (gRPC and HTTP/JSON) runs its calls on, and the NodeControl that answers the engine's control
 // bus for this node and relays its events to other nodes' watchers. Owns the four and drives their
-// periodic work (Tick). Borrows the engine, the frame factory and the token verifier, which must
-// outlive it. Thread-safe as its parts are.
+// periodic work (Tick). With a proxy, also the node's webhook notifications (Webhooks), and the
+// client protocol sends what the proxy routes to HTTP backends. Borrows the engine, the frame
+// factory, the token verifier and the proxy, which must outlive it (the proxy must also have
+// stopped calling back before it goes). Thread-safe as its parts are.
 class Hub {
  public:
   using Clock = std::function<absl::Time()>;
   // With a `verifier`, every connection must authenticate with a token (see ClientProtocol).
   Hub(
       Limits limits, std::string node, Engine* engine, const FrameFactory* frames,
-      const auth::JwtVerifier* verifier = nullptr, Clock clock = [] { return absl::Now(); });
+      const auth::JwtVerifier* verifier = nullptr, Clock clock = [] { return absl::Now(); },
+      Proxy* proxy = nullptr);
+  ~Hub();
 
   const Limits& limits() const { return limits_; }
   // The hub's clock (injected; tests move it), for the transport's timestamps and timers.
@@ -49,6 +56,8 @@ class Hub {
   const Limits limits_;
   const Clock clock_;
   Engine* const engine_;
+  // Before the node, which keeps its presence in the registry the webhooks wrap.
+  const std::unique_ptr<Webhooks> webhooks_;
   Node node_;
   NodeControl control_;
   ClientProtocol protocol_;

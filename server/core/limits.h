@@ -107,6 +107,12 @@ struct Limits {
   // those starting with one of these prefixes. Empty: none (presence costs a registry update
   // per subscribe and unsubscribe).
   std::vector<std::string> presence_prefixes;
+  // Channels whose subscribers are told when a member's subscription goes live and ends
+  // (memberJoined / memberLeft frames). Empty: none.
+  std::vector<std::string> join_leave_prefixes;
+  // Channels a client may publish to (`publish` frame) when it may subscribe to them, on top of
+  // the token's `publish` claim. Empty: none (clients publish only where a token allows it).
+  std::vector<std::string> client_publish_prefixes;
   // How long a control call waits for the other nodes' answers (ControlBus::Survey) before it
   // answers with the nodes that did.
   uint32_t control_timeout_ms = 2000;
@@ -126,6 +132,27 @@ struct Limits {
   // Checked against Content-Length before the body is read; larger requests get HTTP 413.
   // Twice max_publication_bytes by default, so a maximal publication fits with JSON escaping.
   size_t max_http_body_bytes = 2 * 1024 * 1024;
+
+  // Webhooks and proxies to HTTP backends (docs/api.md, "Webhooks"; server/proxy).
+  // How long a backend has to answer one request (a connect, subscribe, message or rpc call, or
+  // one attempt of a notification); past it a call fails with DEADLINE_EXCEEDED.
+  uint32_t proxy_timeout_ms = 3000;
+  // Largest reply body read from a backend; a larger reply fails the call with INTERNAL.
+  size_t proxy_max_reply_bytes = 1024 * 1024;
+  // Calls (connect, subscribe, message, rpc) waiting for a backend at once; more fail at once
+  // with UNAVAILABLE.
+  size_t proxy_max_pending = 10000;
+  // WebSocket handshake headers sent to the connect proxy (ProxyRequest.headers), when present.
+  std::vector<std::string> proxy_headers = {"Cookie"};
+  // Notifications queued (waiting, in flight or waiting for a retry); more are dropped and
+  // counted.
+  size_t webhook_queue_size = 10000;
+  // Attempts per notification (1: no retry); when the last one fails it is dropped and counted.
+  uint32_t webhook_attempts = 5;
+  // Wait before the first retry of a notification, doubled for each next one (at most 30 s).
+  uint32_t webhook_backoff_ms = 500;
+  // Notifications in flight at once (so they may arrive out of order).
+  uint32_t webhook_concurrency = 8;
 };
 
 // The history policy that applies to `channel`.

@@ -109,6 +109,44 @@ std::string RenderMetrics(const herald::v1::StatsResponse& s,
   return out;
 }
 
+std::string RenderProxyMetrics(const ProxyStats& s) {
+  std::string out;
+  absl::StrAppend(&out,
+                  "# HELP herald_proxy_requests_total Requests to HTTP backends (proxies and "
+                  "webhooks), by event and outcome.\n"
+                  "# TYPE herald_proxy_requests_total counter\n");
+  for (int e = 0; e < kProxyEventCount; ++e) {
+    const ProxyStats::Outcomes& o = s.requests[e];
+    const std::pair<const char*, uint64_t> outcomes[] = {
+        {"ok", o.ok},           {"http_error", o.http_error}, {"unreachable", o.unreachable},
+        {"timeout", o.timeout}, {"too_large", o.too_large},   {"rejected", o.rejected},
+    };
+    const absl::string_view event = ProxyEventName(static_cast<ProxyEvent>(e));
+    for (const auto& [result, value] : outcomes) {
+      absl::StrAppend(&out, "herald_proxy_requests_total{event=\"", event, "\",result=\"", result,
+                      "\"} ", value, "\n");
+    }
+  }
+  Metric(&out, "herald_webhook_retries_total", "counter",
+         "Webhook notification attempts repeated after a failure.", s.notification_retries);
+  absl::StrAppend(&out,
+                  "# HELP herald_webhooks_dropped_total Webhook notifications given up, by "
+                  "reason.\n"
+                  "# TYPE herald_webhooks_dropped_total counter\n");
+  const std::pair<const char*, uint64_t> dropped[] = {
+      {"queue_full", s.notifications_dropped_queue_full},
+      {"failed", s.notifications_dropped_failed},
+      {"shutdown", s.notifications_dropped_shutdown},
+  };
+  for (const auto& [reason, value] : dropped) {
+    absl::StrAppend(&out, "herald_webhooks_dropped_total{reason=\"", reason, "\"} ", value, "\n");
+  }
+  Metric(&out, "herald_webhook_queue", "gauge",
+         "Webhook notifications queued: waiting, in flight or waiting for a retry.",
+         s.notifications_queued);
+  return out;
+}
+
 std::string RenderBuildInfo(absl::string_view version, absl::string_view revision) {
   return absl::StrCat(
       "# HELP herald_build_info The build answering: its version and git revision. Always 1.\n"

@@ -5,6 +5,7 @@
 
 #include "absl/strings/string_view.h"
 #include "herald/v1/broker.pb.h"
+#include "server/core/proxy.h"
 
 namespace herald::core {
 
@@ -14,6 +15,11 @@ namespace herald::core {
 std::string RenderMetrics(const herald::v1::StatsResponse& stats,
                           const herald::v1::ListQueuesResponse& queues =
                               herald::v1::ListQueuesResponse::default_instance());
+
+// The webhooks' counters (proxy::HttpProxy): herald_proxy_requests_total{event,result},
+// herald_webhook_retries_total, herald_webhooks_dropped_total{reason}, herald_webhook_queue.
+// Pure function.
+std::string RenderProxyMetrics(const ProxyStats& stats);
 
 // herald_build_info{version="0.1.0",revision="a609f88"} 1: which build answers. Pure function.
 std::string RenderBuildInfo(absl::string_view version, absl::string_view revision);

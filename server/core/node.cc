@@ -1,6 +1,7 @@
 #include "server/core/node.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -22,7 +23,8 @@ Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* ta
       events_(clock_),
       tasks_(limits_, name_, tasks, frames_, &events_),
       ip_quota_(limits_.max_connections_per_ip),
-      user_quota_(limits_.max_connections_per_user) {
+      user_quota_(limits_.max_connections_per_user),
+      online_(limits_.disconnect_grace) {
   broker_->SetEventHandler(this);
 }
 
@@ -72,11 +74,22 @@ void Node::ForgetHeldDisconnects(absl::string_view user) {
 void Node::Announce(const Session& s) {
   // The user came back within the grace period: their earlier disconnect is not news.
   ForgetHeldDisconnects(s.user());
+  const bool came_online = !s.user().empty() && online_.Connected(s.user());
   if (events_.has_watchers()) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
+    if (came_online) events_.Emit(SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s));
   }
+}
+
+void Node::EmitOffline(const std::string& user) {
+  if (!events_.has_watchers()) return;
+  v1::Event e;
+  e.set_type(v1::EVENT_TYPE_USER_OFFLINE);
+  e.set_time_ms(absl::ToUnixMillis(clock_()));
+  e.set_user(user);
+  events_.Emit(std::move(e));
 }
 
 bool Node::Remove(Session& session, int code, absl::string_view reason) {
@@ -88,7 +101,7 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     index_.Remove(channel, removed.get());
     DropJoins(channel, removed.get());
     broker_->Unsubscribe(channel);
-    if (IsPresenceChannel(channel, limits_)) RemovePresence(*removed, channel);
+    MemberLeft(*removed, channel);
   }
   const absl::Time now = clock_();
   tasks_.RemoveWorker(*removed);
@@ -103,6 +116,11 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     } else {
       events_.Emit(std::move(e));
     }
+  }
+  // After its DISCONNECT: the user went offline with this connection.
+  if (Announced(*removed) && !removed->user().empty() &&
+      online_.Disconnected(removed->user(), now)) {
+    EmitOffline(removed->user());
   }
   SessionCounters c = removed->counters();
   NodeCounters::Bump(counters_.closed_frames_in, c.frames_in);
@@ -242,24 +260,65 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
     ReplyError(session, failed->reply_id, joined.status());
     return;
   }
-  if (live != nullptr && IsPresenceChannel(channel, limits_)) AddPresence(live, channel);
+  if (live != nullptr) MemberJoined(live, channel);
 }
 
-void Node::AddPresence(const std::shared_ptr<Session>& session, const std::string& channel) {
-  v1::ClientInfo client;
-  client.set_connection_id(session->id());
-  client.set_user(session->user());
-  client.set_node(name_);
-  client.set_joined_at_ms(absl::ToUnixMillis(clock_()));
-  presence_->Add(channel, std::move(client), [this, session, channel](absl::Status) {
-    // Left while the entry was on its way: take it out again (the registry applies one
-    // connection's updates in order).
-    if (!session->IsSubscribed(channel)) RemovePresence(*session, channel);
-  });
+void Node::MemberJoined(const std::shared_ptr<Session>& session, const std::string& channel) {
+  const int64_t now_ms = absl::ToUnixMillis(clock_());
+  std::shared_ptr<const auth::Claims> grant = session->grant();
+  if (IsPresenceChannel(channel, limits_)) {
+    v1::ClientInfo client;
+    client.set_connection_id(session->id());
+    client.set_user(session->user());
+    client.set_node(name_);
+    client.set_joined_at_ms(now_ms);
+    if (grant != nullptr && grant->info != nullptr) *client.mutable_info() = *grant->info;
+    presence_->Add(channel, std::move(client), [this, session, channel](absl::Status) {
+      // Left while the entry was on its way: take it out again (the registry applies one
+      // connection's updates in order).
+      if (!session->IsSubscribed(channel)) {
+        presence_->Remove(channel, session->id(), [](absl::Status) {});
+      }
+    });
+  }
+  if (HasPrefix(channel, limits_.join_leave_prefixes)) {
+    NotifyMembers(PublicationKind::kMemberJoined, *session, channel, now_ms);
+  }
 }
 
-void Node::RemovePresence(const Session& session, const std::string& channel) {
-  presence_->Remove(channel, session.id(), [](absl::Status) {});
+void Node::MemberLeft(const Session& session, const std::string& channel) {
+  if (IsPresenceChannel(channel, limits_)) {
+    presence_->Remove(channel, session.id(), [](absl::Status) {});
+  }
+  if (HasPrefix(channel, limits_.join_leave_prefixes)) {
+    NotifyMembers(PublicationKind::kMemberLeft, session, channel, 0);
+  }
+}
+
+void Node::NotifyMembers(PublicationKind kind, const Session& session, const std::string& channel,
+                         int64_t joined_at_ms) {
+  v1::Member member;
+  member.set_connection_id(session.id());
+  member.set_user(session.user());
+  member.set_node(name_);
+  member.set_joined_at_ms(joined_at_ms);
+  std::shared_ptr<const auth::Claims> grant = session.grant();
+  if (grant != nullptr && grant->info != nullptr) *member.mutable_info() = *grant->info;
+  auto json = std::make_shared<std::string>();
+  ToJson(member, json.get(), /*print_defaults=*/true).IgnoreError();
+  PublishSpec spec;
+  spec.kind = kind;
+  spec.data_json = std::move(json);
+  // Best effort, like every presence notice: a broker that is down loses it.
+  broker_->Publish(channel, std::move(spec), [](absl::StatusOr<StreamPosition>) {});
+}
+
+void Node::Publish(const std::string& channel, PublishSpec spec, Done<StreamPosition> done) {
+  broker_->Publish(channel, std::move(spec),
+                   [this, done = std::move(done)](absl::StatusOr<StreamPosition> pos) mutable {
+                     if (pos.ok()) NodeCounters::Bump(counters_.publications);
+                     done(std::move(pos));
+                   });
 }
 
 void Node::DropJoins(const std::string& channel, const Session* session) {
@@ -281,7 +340,7 @@ bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::strin
   if (removed) {
     DropJoins(channel, session.get());
     broker_->Unsubscribe(channel);
-    if (IsPresenceChannel(channel, limits_)) RemovePresence(*session, channel);
+    MemberLeft(*session, channel);
   }
   if (removed || reply_id != 0) {
     v1::ServerFrame reply;
@@ -294,6 +353,15 @@ bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::strin
 }
 
 void Node::HandlePublication(const Publication& p) {
+  if (p.spec.kind != PublicationKind::kData) {
+    // A member notice, for the live subscribers only (no offset: every live one accepts it).
+    Subscribers subscribers = index_.Snapshot(p.channel);
+    if (subscribers->sessions.empty()) return;
+    FanOut(p.channel, std::numeric_limits<uint64_t>::max(), std::move(subscribers),
+           frames_->Make(EncodeMemberEvent(p.spec.kind == PublicationKind::kMemberJoined, p.channel,
+                                           *p.spec.data_json)));
+    return;
+  }
   // Registered before any frame is queued, so an ack can never arrive before its wait knows it.
   if (p.spec.ack_wait != 0 && p.spec.origin_node == name_) {
     acks_.AddTarget(p.spec.ack_wait, p.channel, p.position.offset);
@@ -381,6 +449,7 @@ void Node::Tick(absl::Time now) {
     held_disconnects_.erase(it, held_disconnects_.end());
   }
   for (v1::Event& e : due) events_.Emit(std::move(e));
+  for (const std::string& user : online_.Due(now)) EmitOffline(user);
 }
 
 }  // namespace herald::core

@@ -26,6 +26,7 @@
 #include "server/core/limits.h"
 #include "server/core/mutex.h"
 #include "server/core/node_counters.h"
+#include "server/core/online_users.h"
 #include "server/core/presence.h"
 #include "server/core/session.h"
 #include "server/core/task_store.h"
@@ -116,6 +117,9 @@ class Node : public BrokerEventHandler {
   // (a client's unsubscribe is answered even when it was not subscribed).
   bool Unsubscribe(const std::shared_ptr<Session>& session, const std::string& channel,
                    uint32_t reply_id);
+  // Publishes a client's publication (ClientProtocol) through the broker, counted like a
+  // backend's.
+  void Publish(const std::string& channel, PublishSpec spec, Done<StreamPosition> done);
   size_t SubscriberCount(absl::string_view channel) const {
     return index_.SubscriberCount(channel);
   }
@@ -142,6 +146,7 @@ class Node : public BrokerEventHandler {
   const EventBus& events() const { return events_; }
   AckWaiters& acks() { return acks_; }
   TaskDispatcher& tasks() { return tasks_; }
+  PresenceRegistry& presence() { return *presence_; }
   const TaskDispatcher& tasks() const { return tasks_; }
   NodeCounters& counters() { return counters_; }
   const NodeCounters& counters() const { return counters_; }
@@ -172,8 +177,16 @@ class Node : public BrokerEventHandler {
   void FinishJoin(const std::string& channel, uint64_t join_id, absl::StatusOr<JoinResult> joined);
   // Presence of a subscriber of a presence channel (Limits::presence_prefixes), kept when its
   // subscription goes live and ends.
-  void AddPresence(const std::shared_ptr<Session>& session, const std::string& channel);
-  void RemovePresence(const Session& session, const std::string& channel);
+  // A subscription went live / ended: the presence registry (Limits::presence_prefixes) and the
+  // member notices (Limits::join_leave_prefixes), where the channel has them.
+  void MemberJoined(const std::shared_ptr<Session>& session, const std::string& channel);
+  void MemberLeft(const Session& session, const std::string& channel);
+  // Publishes a memberJoined/memberLeft notice about `session` to `channel`'s subscribers on
+  // every node.
+  void NotifyMembers(PublicationKind kind, const Session& session, const std::string& channel,
+                     int64_t joined_at_ms);
+  // USER_OFFLINE for `user`.
+  void EmitOffline(const std::string& user);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
   // The `subscribed` reply to a join: the position, the snapshot, and, when the subscribe asked to
@@ -205,6 +218,7 @@ class Node : public BrokerEventHandler {
   ConnectionQuota ip_quota_;
   ConnectionQuota user_quota_;
   NodeCounters counters_;
+  OnlineUsers online_;
   std::atomic<uint64_t> next_connection_{0};
 
   // DISCONNECT events held back for Limits::disconnect_grace, by user.

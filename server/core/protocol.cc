@@ -34,6 +34,12 @@ std::string EncodePublication(absl::string_view channel, uint64_t offset,
   return out;
 }
 
+std::string EncodeMemberEvent(bool joined, absl::string_view channel,
+                              absl::string_view member_json) {
+  return absl::StrCat(joined ? R"({"memberJoined":{"channel":")" : R"({"memberLeft":{"channel":")",
+                      channel, R"(","member":)", member_json, "}}");
+}
+
 std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
                              std::optional<bool> recovered,
                              const std::vector<StoredPublication>& publications,
@@ -82,8 +88,9 @@ absl::Status FromCheckedJson(absl::string_view json, google::protobuf::Message* 
 
 std::string EncodeFrame(const herald::v1::ServerFrame& frame) {
   std::string out;
-  // Serialising a well-formed generated message cannot fail.
-  ToJson(frame, &out).IgnoreError();
+  // Serialising a well-formed generated message cannot fail. A reply (it has an id) carries its
+  // false and zero fields too (a member's empty user, `recovered: false`): clients test them.
+  ToJson(frame, &out, /*print_defaults=*/frame.id() != 0).IgnoreError();
   return out;
 }
 

@@ -37,6 +37,10 @@ inline constexpr int kCloseTooManyConnections = 4030;  // user over max_connecti
 std::string EncodePublication(absl::string_view channel, uint64_t offset,
                               absl::string_view data_json, bool ack_requested = false);
 std::string EncodePush(absl::string_view data_json);
+// {"memberJoined":{"channel":…,"member":<member_json>}} (or "memberLeft"); `channel` is a
+// validated name (nothing to escape), `member_json` a v1::Member.
+std::string EncodeMemberEvent(bool joined, absl::string_view channel,
+                              absl::string_view member_json);
 // The `subscribed` reply, composed around the stored publications' JSON (no parse, however many
 // are recovered or in the snapshot). `recovered` is printed, false included, when the subscribe
 // asked to recover; empty lists are omitted, as the protobuf JSON mapping does. `channel` must

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -61,6 +62,9 @@ struct ConnectionMeta {
   absl::Time connected_at;
   // The transport's I/O thread that owns the connection (see LoopExecutor); 0 without one.
   uint32_t loop = 0;
+  // Handshake headers for the connect proxy (Limits::proxy_headers; name as configured, value),
+  // kept only when connect frames go to a backend.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Runs work on the I/O thread (event loop) that owns a session, so that the node fans a publication

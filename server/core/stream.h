@@ -26,8 +26,14 @@ struct StoredPublication {
   absl::Time published_at;
 };
 
+// What a publication carries: channel data (retained, one offset each), or a notice for the
+// channel's live subscribers that a member's subscription went live or ended (neither retained nor
+// given an offset: its position is the channel's current one; `data_json` is the member).
+enum class PublicationKind { kData, kMemberJoined, kMemberLeft };
+
 // What a publisher hands the broker.
 struct PublishSpec {
+  PublicationKind kind = PublicationKind::kData;
   std::shared_ptr<const std::string> data_json;
   // When set, the broker keeps the latest publication per key for snapshots (order id).
   std::string key;

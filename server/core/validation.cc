@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/protocol.h"
 
 namespace herald::core {
 namespace {
@@ -110,11 +111,29 @@ bool IsTerminal(herald::v1::OrderStatus status) {
          status == herald::v1::ORDER_STATUS_REJECTED;
 }
 
-bool IsPresenceChannel(absl::string_view channel, const Limits& limits) {
-  for (const std::string& prefix : limits.presence_prefixes) {
+absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
+                                     const google::protobuf::Message& data, const Limits& limits) {
+  if (!has_data) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  std::string json;
+  if (absl::Status st = ToJson(data, &json); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", st.message()));
+  }
+  if (json.size() > limits.max_publication_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": larger than ", limits.max_publication_bytes, " bytes"));
+  }
+  return json;
+}
+
+bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes) {
+  for (const std::string& prefix : prefixes) {
     if (absl::StartsWith(channel, prefix)) return true;
   }
   return false;
+}
+
+bool IsPresenceChannel(absl::string_view channel, const Limits& limits) {
+  return HasPrefix(channel, limits.presence_prefixes);
 }
 
 }  // namespace herald::core

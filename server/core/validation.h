@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
 #include "herald/v1/order.pb.h"
 #include "server/core/limits.h"
 
@@ -30,6 +32,12 @@ bool OriginAllowed(absl::string_view origin, const std::vector<std::string>& all
 // The channels an order version is routed to, in this order: orders, store:<store_id>,
 // customer:<customer_id> (when set), order:<id>.
 std::vector<std::string> OrderChannels(const herald::v1::Order& order);
+// The JSON of a publication's `data` (`field` names it in errors): INVALID_ARGUMENT when it is
+// missing or longer than Limits::max_publication_bytes.
+absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
+                                     const google::protobuf::Message& data, const Limits& limits);
+// Whether `channel` starts with one of `prefixes`.
+bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes);
 // Whether `channel` is a presence channel (Limits::presence_prefixes).
 bool IsPresenceChannel(absl::string_view channel, const Limits& limits);
 // Whether `status` ends an order's lifecycle.

@@ -20,8 +20,9 @@ struct MemoryBroker::ChannelState {
   absl::Time last_used ABSL_GUARDED_BY(mu);
   // Node subscriptions (Subscribe minus Unsubscribe calls).
   int64_t subscribed ABSL_GUARDED_BY(mu) = 0;
-  // Publications waiting for delivery, in offset order, and whether a thread is delivering.
-  std::deque<core::Publication> outbox ABSL_GUARDED_BY(mu);
+  // Publications waiting for delivery, in offset order, and whether a thread is delivering
+  // (the outbox is empty whenever none is).
+  std::vector<core::Publication> outbox ABSL_GUARDED_BY(mu);
   bool delivering ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -89,45 +90,56 @@ MemoryBroker::Appended MemoryBroker::Append(const std::string& channel, core::Pu
   std::shared_ptr<ChannelState> state = StateFor(channel);
   const absl::Time now = clock_();
   core::MutexLock lock(&state->mu);
-  core::StreamPosition pos{state->epoch, ++state->offset};
-  core::StoredPublication stored{pos.offset, spec.data_json, now};
   state->last_used = now;
-  if (state->policy.size > 0) state->history.push_back(stored);
-  if (!spec.key.empty()) {
-    Keyed& keyed = state->keyed[spec.key];
-    keyed.publication = stored;
-    keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
+  // A member notice is handed on like data (through the same outbox, so one thread at a time)
+  // but neither retained nor given an offset.
+  if (spec.kind == core::PublicationKind::kData) {
+    ++state->offset;
+    core::StoredPublication stored{state->offset, spec.data_json, now};
+    if (state->policy.size > 0) state->history.push_back(stored);
+    if (!spec.key.empty()) {
+      Keyed& keyed = state->keyed[spec.key];
+      keyed.publication = stored;
+      keyed.expires_at = spec.key_final ? now + limits_.order_retention : absl::InfiniteFuture();
+    }
+    Prune(*state, now);
   }
-  Prune(*state, now);
-  if (state->subscribed > 0) state->outbox.push_back({channel, pos, std::move(spec)});
-  return Appended{std::move(pos), std::move(state)};
+  Appended appended{core::StreamPosition{state->epoch, state->offset}, state, std::nullopt};
+  if (state->subscribed > 0) {
+    core::Publication p{channel, appended.position, std::move(spec)};
+    if (state->delivering) {
+      state->outbox.push_back(std::move(p));
+    } else {
+      state->delivering = true;
+      appended.deliver = std::move(p);
+    }
+  }
+  return appended;
 }
 
-void MemoryBroker::Deliver(ChannelState& state) {
-  std::deque<core::Publication> batch;
-  {
-    core::MutexLock lock(&state.mu);
-    // Another thread is delivering: it will deliver what this one queued, in order.
-    if (state.delivering || state.outbox.empty()) return;
-    state.delivering = true;
-    batch.swap(state.outbox);
-  }
+void MemoryBroker::Deliver(Appended& appended) {
+  if (!appended.deliver.has_value()) return;  // queued for the thread delivering now
+  handler_->HandlePublication(*appended.deliver);
+  ChannelState& state = *appended.channel;
+  std::vector<core::Publication> batch;
   while (true) {
+    {
+      core::MutexLock lock(&state.mu);
+      if (state.outbox.empty()) {
+        state.delivering = false;
+        return;
+      }
+      batch.swap(state.outbox);
+    }
     for (const core::Publication& p : batch) handler_->HandlePublication(p);
     batch.clear();
-    core::MutexLock lock(&state.mu);
-    if (state.outbox.empty()) {
-      state.delivering = false;
-      return;
-    }
-    batch.swap(state.outbox);
   }
 }
 
 void MemoryBroker::Publish(const std::string& channel, core::PublishSpec spec,
                            core::Done<core::StreamPosition> done) {
   Appended appended = Append(channel, std::move(spec));
-  Deliver(*appended.channel);
+  Deliver(appended);
   done(std::move(appended.position));
 }
 

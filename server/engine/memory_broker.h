@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,15 +43,20 @@ class MemoryBroker : public core::Broker {
 
   // Publish() in two steps, for MemoryOrderStore, which must assign an order's positions in all
   // its channels while it holds the order's lock but deliver after releasing it. Append()
-  // assigns the position, retains the publication and queues it for delivery, under the
-  // channel's lock; Deliver() hands the channel's queued publications to the handler.
+  // assigns the position and retains the publication under the channel's lock; Deliver() hands
+  // it, and whatever other threads queued behind it meanwhile, to the handler. Call Deliver()
+  // once for every Append().
   struct ChannelState;
   struct Appended {
     core::StreamPosition position;
     std::shared_ptr<ChannelState> channel;
+    // Set when this call is the channel's deliverer: no other publication was on its way, so
+    // this one goes to the handler without a queue. Otherwise it waits in the channel's outbox
+    // for the thread delivering now.
+    std::optional<core::Publication> deliver;
   };
   Appended Append(const std::string& channel, core::PublishSpec spec);
-  void Deliver(ChannelState& channel);
+  void Deliver(Appended& appended);
 
   size_t channel_count() const;
 

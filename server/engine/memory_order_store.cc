@@ -35,7 +35,7 @@ void MemoryOrderStore::Apply(core::OrderUpdate update, core::Done<core::OrderDec
       }
     }
   }
-  for (MemoryBroker::Appended& a : appended) broker_->Deliver(*a.channel);
+  for (MemoryBroker::Appended& a : appended) broker_->Deliver(a);
   done(std::move(decision));
 }
 

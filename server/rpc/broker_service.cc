@@ -98,51 +98,57 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
     return true;
   }
 
-  void ApplyItem(std::function<void(absl::Status)> done) {
-    const std::string where = absl::StrCat("requests[", index_, "]");
-    if (!is_batch()) return ApplyOne(request_, where, std::move(done));
-    const std::string inner = absl::StrCat(where, ".batch.requests[", item_, "]");
-    const v1::PublishStreamRequest& one = request_.batch().requests(item_);
-    if (one.kind_case() == v1::PublishStreamRequest::kBatch) {
-      return done(absl::InvalidArgumentError(absl::StrCat(inner, ": batches do not nest")));
-    }
-    ApplyOne(one, inner, std::move(done));
+  // Names the current item in errors ("requests[3]", "requests[3].batch.requests[1]"). Built
+  // only for an error: index_ and item_ stay put until the item's completion has run.
+  std::string Where() const {
+    std::string where = absl::StrCat("requests[", index_, "]");
+    if (is_batch()) absl::StrAppend(&where, ".batch.requests[", item_, "]");
+    return where;
   }
 
-  // One publish or order request; `where` names it in errors ("requests[3]").
-  void ApplyOne(const v1::PublishStreamRequest& request, const std::string& where,
-                std::function<void(absl::Status)> done) {
+  void ApplyItem(core::StatusDone done) {
+    if (!is_batch()) return ApplyOne(request_, std::move(done));
+    const v1::PublishStreamRequest& one = request_.batch().requests(item_);
+    if (one.kind_case() == v1::PublishStreamRequest::kBatch) {
+      return done(absl::InvalidArgumentError(absl::StrCat(Where(), ": batches do not nest")));
+    }
+    ApplyOne(one, std::move(done));
+  }
+
+  // One publish or order request.
+  void ApplyOne(const v1::PublishStreamRequest& request, core::StatusDone done) {
     // A stream that goes on into a drain ends with UNAVAILABLE: what came before is applied.
     if (api_->draining()) return done(api_->RefuseDraining());
     switch (request.kind_case()) {
       case v1::PublishStreamRequest::kPublish:
-        api_->Publish(request.publish(),
-                      [this, where, done = std::move(done)](absl::StatusOr<v1::PublishResponse> r) {
-                        if (!r.ok()) return done(Prefixed(where, "publish", r.status()));
-                        summary_->set_publications(summary_->publications() + 1);
-                        summary_->set_queued(summary_->queued() + r->delivery().queued());
-                        done(absl::OkStatus());
-                      });
-        return;
-      case v1::PublishStreamRequest::kOrder:
-        api_->PublishOrder(request.order(), [this, where, done = std::move(done)](
-                                                absl::StatusOr<v1::PublishOrderResponse> r) {
-          if (!r.ok()) return done(Prefixed(where, "order", r.status()));
-          if (r->applied()) {
-            summary_->set_orders_applied(summary_->orders_applied() + 1);
-          } else {
-            summary_->set_orders_stale(summary_->orders_stale() + 1);
-          }
-          summary_->set_queued(summary_->queued() + r->queued());
+        api_->Publish(request.publish(), [this, done = std::move(done)](
+                                             absl::StatusOr<v1::PublishResponse> r) mutable {
+          if (!r.ok()) return done(Prefixed(Where(), "publish", r.status()));
+          summary_->set_publications(summary_->publications() + 1);
+          summary_->set_queued(summary_->queued() + r->delivery().queued());
           done(absl::OkStatus());
         });
+        return;
+      case v1::PublishStreamRequest::kOrder:
+        api_->PublishOrder(
+            request.order(),
+            [this, done = std::move(done)](absl::StatusOr<v1::PublishOrderResponse> r) mutable {
+              if (!r.ok()) return done(Prefixed(Where(), "order", r.status()));
+              if (r->applied()) {
+                summary_->set_orders_applied(summary_->orders_applied() + 1);
+              } else {
+                summary_->set_orders_stale(summary_->orders_stale() + 1);
+              }
+              summary_->set_queued(summary_->queued() + r->queued());
+              done(absl::OkStatus());
+            });
         return;
       case v1::PublishStreamRequest::kBatch:
       case v1::PublishStreamRequest::KIND_NOT_SET:
         break;
     }
     done(absl::InvalidArgumentError(
-        absl::StrCat(where, ": empty request: set publish, order or batch")));
+        absl::StrCat(Where(), ": empty request: set publish, order or batch")));
   }
 
   // "channel: …" -> "requests[3].publish.channel: …", so the caller knows which request failed.

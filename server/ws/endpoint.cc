@@ -281,6 +281,12 @@ void Endpoint::OnOpen(Server& server, connection_hdl hdl) {
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = hub_->Now();
   meta.loop = loop_;
+  if (hub_->protocol().connect_proxied()) {
+    for (const std::string& name : hub_->limits().proxy_headers) {
+      std::string value = con->get_request_header(name);
+      if (!value.empty()) meta.headers.emplace_back(name, std::move(value));
+    }
+  }
   // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
   // and must send `connect`.
   Admission admission = TakeAdmission(con.get());

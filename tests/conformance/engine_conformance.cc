@@ -91,6 +91,9 @@ class RecordingTaskHandler : public core::TaskEventHandler {
   void TaskTimedOut(const core::Lease& lease, core::TaskTimeout why) override {
     absl::MutexLock lock(&mu_);
     timed_out_.emplace_back(lease, why);
+    // Never before its deadline on the real clock (a fake clock's deadlines are long past).
+    if (lease.holder.empty() || why != core::TaskTimeout::kAckDeadline) return;
+    if (absl::Now() < lease.deadline) early_ = true;
   }
   // Waits (bounded) until `queue` was announced `n` times; how often it was.
   size_t Waiting(const std::string& queue, size_t n = 0) {
@@ -102,18 +105,25 @@ class RecordingTaskHandler : public core::TaskEventHandler {
     mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
     return count();
   }
-  // Waits (bounded) until `n` timeouts were reported; returns them all.
-  std::vector<std::pair<core::Lease, core::TaskTimeout>> TimedOut(size_t n = 0) {
+  // Waits (at most `wait`) until `n` timeouts were reported; returns them all.
+  std::vector<std::pair<core::Lease, core::TaskTimeout>> TimedOut(size_t n = 0,
+                                                                  absl::Duration wait = kWait) {
     absl::MutexLock lock(&mu_);
     auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return timed_out_.size() >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    mu_.AwaitWithTimeout(absl::Condition(&enough), wait);
     return timed_out_;
+  }
+  // A redelivery was reported before the real clock reached its deadline.
+  bool early() {
+    absl::MutexLock lock(&mu_);
+    return early_;
   }
 
  private:
   absl::Mutex mu_;
   std::vector<std::string> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<core::Lease, core::TaskTimeout>> timed_out_ ABSL_GUARDED_BY(mu_);
+  bool early_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
@@ -239,6 +249,36 @@ class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
   }
 
   // --- TaskStore helpers ---
+  // The store's time: the test's clock, or (an engine with its own clock) the real one.
+  absl::Time StoreNow() { return GetParam().fake_clock ? Now() : absl::Now(); }
+  // Lets the store's time reach `t` and sweeps `store` (this node's by default), as every node's
+  // tick does, until `done()`: the fake clock jumps to `t` for one sweep; with a real one, sweeps
+  // every 10 ms until `done()` holds (at most kWait past `t`).
+  template <typename Pred>
+  void SweepUntil(absl::Time t, Pred done, core::TaskStore* store = nullptr) {
+    if (store == nullptr) store = &tasks();
+    if (GetParam().fake_clock) {
+      Advance(t - Now());
+      store->Sweep(Now());
+      return;
+    }
+    const absl::Time give_up = t + kWait;
+    while (!done() && absl::Now() < give_up) {
+      store->Sweep(absl::Now());
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  // Another node on this engine's shared state (GetParam().make_peer), its task notices recorded
+  // in `events`; null (and the test skipped) for a single-node engine.
+  std::unique_ptr<core::Engine> Peer(const std::string& node, RecordingTaskHandler* events) {
+    if (!GetParam().make_peer) {
+      [] { GTEST_SKIP() << "a single-node engine"; }();
+      return nullptr;
+    }
+    std::unique_ptr<core::Engine> peer = GetParam().make_peer(MakeLimits(), node);
+    if (peer != nullptr) peer->tasks().SetEventHandler(events);
+    return peer;
+  }
   std::string Holder(const std::string& connection) {
     return absl::StrCat(GetParam().node, "/", connection);
   }
@@ -725,49 +765,66 @@ TEST_P(Conformance, AReleasedTaskGoesBackToTheFrontAndPrefersAnotherHolder) {
 }
 
 TEST_P(Conformance, ALeasePastItsDeadlineIsRedeliveredWithTheNextAttempt) {
-  if (SkipWithoutFakeClock()) return;
   ASSERT_TRUE(Enqueue("q", "x", "", absl::Seconds(1), absl::Seconds(60)).ok());
+  task_events_.Waiting("q", 1);  // the enqueue's announcement (with a remote store, later)
+  const absl::Time before = StoreNow();
   std::vector<core::Lease> first = Lease("q", {Holder("c1")});
   ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(first[0].deadline, Now() + absl::Seconds(1));
-  Advance(absl::Milliseconds(999));
-  tasks().Sweep(Now());
+  EXPECT_EQ(first[0].ack_deadline, absl::Seconds(1));
+  if (GetParam().fake_clock) {
+    EXPECT_EQ(first[0].deadline, Now() + absl::Seconds(1));
+    Advance(absl::Milliseconds(999));
+  } else {  // whole milliseconds
+    EXPECT_GE(first[0].deadline, before + absl::Seconds(1) - absl::Milliseconds(1));
+    EXPECT_LE(first[0].deadline, StoreNow() + absl::Seconds(1));
+  }
+  tasks().Sweep(StoreNow());
   EXPECT_TRUE(task_events_.TimedOut().empty());
   EXPECT_TRUE(Lease("q", {Holder("c2")}).empty());
   const size_t announced = task_events_.Waiting("q");
-  Advance(absl::Milliseconds(2));
-  tasks().Sweep(Now());
+  SweepUntil(first[0].deadline + absl::Milliseconds(1),
+             [&] { return !task_events_.TimedOut().empty(); });
   auto timed_out = task_events_.TimedOut(1);
   ASSERT_EQ(timed_out.size(), 1u);
   EXPECT_EQ(timed_out[0].second, core::TaskTimeout::kAckDeadline);
   EXPECT_EQ(timed_out[0].first.delivery_id, first[0].delivery_id);
   EXPECT_EQ(timed_out[0].first.holder, Holder("c1"));
+  EXPECT_EQ(timed_out[0].first.deadline, first[0].deadline);
+  EXPECT_FALSE(task_events_.early());
   EXPECT_EQ(task_events_.Waiting("q", announced + 1), announced + 1);
   EXPECT_EQ(Finish(first[0], Holder("c1")).code(), absl::StatusCode::kNotFound);  // too late
   std::vector<core::Lease> second = Lease("q", {Holder("c1"), Holder("c2")});
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].attempt, 2u);
   EXPECT_EQ(second[0].holder, Holder("c2"));
+  EXPECT_EQ(second[0].previous_holder, Holder("c1"));
   EXPECT_EQ(Queue("q").redelivered, 1u);
   EXPECT_TRUE(Finish(second[0], Holder("c2")).ok());
 }
 
 TEST_P(Conformance, TasksExpireAfterTheirTtlWaitingOrLeased) {
-  if (SkipWithoutFakeClock()) return;
   auto leased = Enqueue("q", "leased", Holder("c1"), absl::Seconds(30), absl::Milliseconds(500));
   ASSERT_TRUE(leased.ok() && leased->lease.has_value());
   // The TTL cuts the delivery's time short.
   EXPECT_EQ(leased->lease->ack_deadline, absl::Milliseconds(500));
-  ASSERT_TRUE(Enqueue("q", "waiting", "", absl::Seconds(30), absl::Milliseconds(500)).ok());
+  auto waiting = Enqueue("q", "waiting", "", absl::Seconds(30), absl::Milliseconds(500));
+  ASSERT_TRUE(waiting.ok());
   ASSERT_TRUE(Enqueue("q", "later", "", absl::Seconds(30), absl::Seconds(60)).ok());
-  Advance(absl::Milliseconds(501));
-  tasks().Sweep(Now());
+  SweepUntil(leased->lease->deadline + absl::Milliseconds(1),
+             [&] { return task_events_.TimedOut().size() >= 2; });
   auto timed_out = task_events_.TimedOut(2);
   ASSERT_EQ(timed_out.size(), 2u);
   int with_holder = 0;
   for (const auto& [lease, why] : timed_out) {
     EXPECT_EQ(why, core::TaskTimeout::kTtl);
-    if (lease.holder == Holder("c1")) ++with_holder;
+    if (lease.holder == Holder("c1")) {
+      ++with_holder;
+      EXPECT_EQ(lease.delivery_id, leased->lease->delivery_id);
+    } else {
+      EXPECT_EQ(lease.task_id, waiting->task_id);  // expired while waiting: never delivered
+      EXPECT_TRUE(lease.holder.empty());
+      EXPECT_EQ(lease.attempt, 0u);
+    }
   }
   EXPECT_EQ(with_holder, 1);
   EXPECT_EQ(Finish(*leased->lease, Holder("c1")).code(), absl::StatusCode::kNotFound);
@@ -874,6 +931,182 @@ TEST_P(Conformance, ListReportsEveryQueueByNameWithItsLeasesAndCounters) {
   EXPECT_EQ(queues[1].dispatched, 1u);
 }
 
+TEST_P(Conformance, OneSweepHandlesEverythingDueHoweverMany) {
+  // More than one batch of a store that sweeps in batches; 100 at a time (the depth limit).
+  constexpr size_t kTasks = 600;
+  absl::Time last_deadline;
+  for (size_t i = 0; i < kTasks; i += 100) {
+    std::vector<std::string> holders;
+    for (size_t j = i; j < i + 100; ++j) {
+      ASSERT_TRUE(Enqueue("q", absl::StrCat(j), "", absl::Seconds(1), absl::Seconds(60)).ok());
+      holders.push_back(Holder(absl::StrCat("c", j)));
+    }
+    std::vector<core::Lease> leases = Lease("q", holders);
+    ASSERT_EQ(leases.size(), 100u);
+    last_deadline = leases.back().deadline;
+  }
+  const absl::Time due = last_deadline + absl::Milliseconds(1);
+  if (GetParam().fake_clock) {
+    Advance(due - Now());
+  } else {
+    while (absl::Now() < due) absl::SleepFor(due - absl::Now());
+  }
+  tasks().Sweep(StoreNow());  // once
+  EXPECT_EQ(task_events_.TimedOut(kTasks).size(), kTasks);
+  core::QueueState q = Queue("q");
+  EXPECT_EQ(q.waiting, kTasks);
+  EXPECT_EQ(q.redelivered, kTasks);
+  EXPECT_TRUE(q.leased.empty());
+}
+
+// --- TaskStore across nodes (engines whose state nodes share) -------------------------------
+
+TEST_P(Conformance, TwoNodesNeverLeaseTheSameTaskAndEachHearsOfWaitingTasks) {
+  RecordingTaskHandler peer_events;
+  std::unique_ptr<core::Engine> peer = Peer("n2", &peer_events);
+  if (peer == nullptr) return;
+  const std::string peer_holder = "n2/c9";
+  constexpr int kEach = 40;
+  constexpr size_t kTotal = 2 * kEach;
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, int> leased_times;  // by task id
+  size_t leased_total = 0;
+  auto record = [&](const std::vector<core::Lease>& leases) {
+    absl::MutexLock lock(&mu);
+    for (const core::Lease& l : leases) {
+      ++leased_times[l.task_id];
+      ++leased_total;
+    }
+  };
+  // Each node enqueues (every other task offered to its own worker) and leases for its own
+  // workers, at once.
+  auto node = [&](core::TaskStore* store, std::string holder) {
+    for (int i = 0; i < kEach; ++i) {
+      core::TaskSpec spec{std::make_shared<const std::string>(absl::StrCat(i)), absl::Seconds(30),
+                          absl::Minutes(10)};
+      auto t = Await<core::Enqueued>([&](auto done) {
+        store->Enqueue("shared", std::move(spec), i % 2 == 0 ? holder : "", std::move(done));
+      });
+      ASSERT_TRUE(t.ok()) << t.status();
+      if (t->lease.has_value()) record({*t->lease});
+      auto leases = Await<std::vector<core::Lease>>([&](auto done) {
+        store->Lease("shared", {holder, holder}, std::move(done));
+      });
+      ASSERT_TRUE(leases.ok()) << leases.status();
+      record(*leases);
+    }
+    const absl::Time give_up = absl::Now() + kWait;
+    while (absl::Now() < give_up) {
+      {
+        absl::MutexLock lock(&mu);
+        if (leased_total >= kTotal) return;
+      }
+      auto leases = Await<std::vector<core::Lease>>(
+          [&](auto done) { store->Lease("shared", {holder}, std::move(done)); });
+      ASSERT_TRUE(leases.ok()) << leases.status();
+      record(*leases);
+    }
+  };
+  std::thread here(node, &tasks(), Holder("c1"));
+  std::thread there(node, &peer->tasks(), peer_holder);
+  here.join();
+  there.join();
+  EXPECT_EQ(leased_total, kTotal);
+  EXPECT_EQ(leased_times.size(), kTotal);
+  for (const auto& [id, times] : leased_times) EXPECT_EQ(times, 1) << id;
+  // A task that waited was announced to both nodes.
+  EXPECT_GE(task_events_.Waiting("shared", 1), 1u);
+  EXPECT_GE(peer_events.Waiting("shared", 1), 1u);
+  core::QueueState q = Queue("shared");
+  EXPECT_EQ(q.dispatched, kTotal);
+  EXPECT_EQ(q.leased.size(), kTotal);
+}
+
+TEST_P(Conformance, TheQueueDepthLimitHoldsAcrossNodes) {
+  RecordingTaskHandler peer_events;
+  std::unique_ptr<core::Engine> peer = Peer("n2", &peer_events);
+  if (peer == nullptr) return;
+  std::atomic<int> accepted{0}, refused{0};
+  auto fill = [&](core::TaskStore* store) {
+    for (int i = 0; i < 100; ++i) {  // MakeLimits: 100 per queue
+      core::TaskSpec spec{std::make_shared<const std::string>("1"), absl::Seconds(30),
+                          absl::Minutes(10)};
+      auto t = Await<core::Enqueued>(
+          [&](auto done) { store->Enqueue("q", std::move(spec), "", std::move(done)); });
+      if (t.ok()) {
+        ++accepted;
+      } else if (t.status().code() == absl::StatusCode::kResourceExhausted) {
+        ++refused;
+      }
+    }
+  };
+  std::thread here(fill, &tasks());
+  std::thread there(fill, &peer->tasks());
+  here.join();
+  there.join();
+  EXPECT_EQ(accepted.load(), 100);
+  EXPECT_EQ(refused.load(), 100);
+  EXPECT_EQ(Queue("q").waiting, 100u);
+}
+
+TEST_P(Conformance, ALeaseOfANodeThatVanishedIsRedeliveredToAnotherAfterItsDeadline) {
+  RecordingTaskHandler peer_events;
+  std::unique_ptr<core::Engine> peer = Peer("n2", &peer_events);
+  if (peer == nullptr) return;
+  ASSERT_TRUE(Enqueue("q", "x", "", absl::Seconds(1), absl::Seconds(60)).ok());
+  auto leased = Await<std::vector<core::Lease>>(
+      [&](auto done) { peer->tasks().Lease("q", {"n2/c1"}, std::move(done)); });
+  ASSERT_TRUE(leased.ok() && leased->size() == 1u);
+  const core::Lease first = (*leased)[0];
+  task_events_.Waiting("q", 1);  // the enqueue's announcement
+  peer.reset();                  // n2 is gone with its lease, before its deadline
+  const size_t announced = task_events_.Waiting("q");
+  SweepUntil(first.deadline + absl::Milliseconds(1),
+             [&] { return task_events_.Waiting("q", 0) > announced; });
+  EXPECT_GT(task_events_.Waiting("q", announced + 1), announced);  // the task is back
+  EXPECT_GE(absl::Now(), first.deadline);
+  // n2's lease is n2's to hear about, not this node's.
+  EXPECT_TRUE(task_events_.TimedOut().empty());
+  std::vector<core::Lease> again = Lease("q", {Holder("c2")});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].task_id, first.task_id);
+  EXPECT_EQ(again[0].attempt, 2u);
+  EXPECT_EQ(again[0].previous_holder, "n2/c1");
+  EXPECT_EQ(*again[0].data_json, "x");
+  EXPECT_EQ(Finish(first, "n2/c1").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Finish(again[0], Holder("c2")).ok());
+  EXPECT_EQ(Queue("q").redelivered, 1u);
+}
+
+TEST_P(Conformance, ATimeoutAnotherNodeFoundReachesTheHoldersNodeOnly) {
+  RecordingTaskHandler peer_events;
+  std::unique_ptr<core::Engine> peer = Peer("n2", &peer_events);
+  if (peer == nullptr) return;
+  ASSERT_TRUE(Enqueue("q", "x", "", absl::Seconds(1), absl::Seconds(60)).ok());
+  auto leased = Await<std::vector<core::Lease>>(
+      [&](auto done) { peer->tasks().Lease("q", {"n2/c1"}, std::move(done)); });
+  ASSERT_TRUE(leased.ok() && leased->size() == 1u);
+  const core::Lease first = (*leased)[0];
+  // Only this node sweeps: it redelivers n2's lease, and tells n2 (not itself).
+  task_events_.Waiting("q", 1);
+  const size_t announced = task_events_.Waiting("q");
+  SweepUntil(first.deadline + absl::Milliseconds(1),
+             [&] { return task_events_.Waiting("q", 0) > announced; });
+  EXPECT_GT(task_events_.Waiting("q", announced + 1), announced);
+  EXPECT_TRUE(task_events_.TimedOut().empty());
+  EXPECT_TRUE(peer_events.TimedOut(0, absl::ZeroDuration()).empty());  // not before n2 sweeps
+  SweepUntil(
+      StoreNow(), [&] { return !peer_events.TimedOut(0, absl::ZeroDuration()).empty(); },
+      &peer->tasks());
+  auto timed_out = peer_events.TimedOut(1);
+  ASSERT_EQ(timed_out.size(), 1u);
+  EXPECT_EQ(timed_out[0].second, core::TaskTimeout::kAckDeadline);
+  EXPECT_EQ(timed_out[0].first.delivery_id, first.delivery_id);
+  EXPECT_EQ(timed_out[0].first.holder, "n2/c1");
+  EXPECT_TRUE(task_events_.TimedOut().empty());
+  EXPECT_FALSE(peer_events.early());
+}
+
 // --- ControlBus --------------------------------------------------------------------------------
 
 // Answers a survey with its name (when it has one), the method and the request it got, later
@@ -974,8 +1207,8 @@ class Cluster : public Conformance {
   }
   // The engine goes before its handler does.
   void TearDown() override { engine_.reset(); }
-  std::unique_ptr<core::Engine> Peer(const std::string& node, EchoHandler* handler) {
-    std::unique_ptr<core::Engine> peer = GetParam().make_peer(*engine_, MakeLimits(), node);
+  std::unique_ptr<core::Engine> PeerNode(const std::string& node, EchoHandler* handler) {
+    std::unique_ptr<core::Engine> peer = GetParam().make_peer(MakeLimits(), node);
     peer->control().SetHandler(handler);
     return peer;
   }
@@ -1027,8 +1260,8 @@ class Cluster : public Conformance {
 
 TEST_P(Cluster, ASurveyReachesEveryLiveNodeAndEachAnswersOnce) {
   EchoHandler n2("n2"), n3("n3");
-  auto b = Peer("n2", &n2);
-  auto c = Peer("n3", &n3);
+  auto b = PeerNode("n2", &n2);
+  auto c = PeerNode("n3", &n3);
   n3.defer = true;
   for (core::Engine* asker : {engine_.get(), b.get(), c.get()}) {
     Surveyed s = SurveyFrom(asker->control());
@@ -1045,7 +1278,7 @@ TEST_P(Cluster, ASurveyReachesEveryLiveNodeAndEachAnswersOnce) {
 
 TEST_P(Cluster, ANodeThatStopsIsMissingThenGoneWithinTheDeadNodeBound) {
   EchoHandler n2("n2");
-  auto b = Peer("n2", &n2);
+  auto b = PeerNode("n2", &n2);
   ASSERT_EQ(SurveyFrom(engine_->control()).replies.size(), 2u);
   GetParam().kill(*b);
   const absl::Time killed = absl::Now();
@@ -1067,8 +1300,8 @@ TEST_P(Cluster, ANodeThatStopsIsMissingThenGoneWithinTheDeadNodeBound) {
 
 TEST_P(Cluster, PresenceCoversEveryNodeAndADeadNodesEntriesVanish) {
   EchoHandler n2("n2"), n3("n3");
-  auto b = Peer("n2", &n2);
-  auto c = Peer("n3", &n3);
+  auto b = PeerNode("n2", &n2);
+  auto c = PeerNode("n3", &n3);
   AddPresence(*engine_, "chat:1", "n1-1", "alice", "n1");
   AddPresence(*b, "chat:1", "n2-1", "alice", "n2");
   AddPresence(*b, "chat:1", "n2-2", "bob", "n2");
@@ -1100,7 +1333,7 @@ TEST_P(Cluster, PresenceCoversEveryNodeAndADeadNodesEntriesVanish) {
 
 TEST_P(Cluster, EventsReachTheNodesThatWatchFromTheMomentTheirWatcherIsAttached) {
   EchoHandler n2("n2");
-  auto b = Peer("n2", &n2);
+  auto b = PeerNode("n2", &n2);
   EXPECT_FALSE(b->control().OthersWatch());
   absl::Notification attached;
   engine_->control().AttachWatcher([&] { attached.Notify(); });

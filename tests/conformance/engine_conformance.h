@@ -25,19 +25,15 @@ struct EngineUnderTest {
   // The node the engine serves: the task tests' holders are "<node>/<connection>", so that the
   // store's TaskTimedOut notices for them reach this engine's handler.
   std::string node = "n1";
-
-  // For a shared engine, whose instances on the same shared state are the nodes of one cluster
-  // (the ControlBus and PresenceRegistry tests across nodes); left empty for a one-node engine,
-  // and those tests are skipped.
-  //
-  // Another node named `node`, on the same shared state as `first` (an engine `make` returned).
-  std::function<std::unique_ptr<core::Engine>(core::Engine& first, const core::Limits& limits,
-                                              const std::string& node)>
+  // For an engine whose state several nodes share: an engine of another node, `node`, on the
+  // state of the engine `make` returned last. Unset for a single-node engine (the tests of
+  // several nodes are skipped).
+  std::function<std::unique_ptr<core::Engine>(const core::Limits& limits, const std::string& node)>
       make_peer;
-  // Stops `engine` as a node that died: no goodbye, its heartbeats just stop.
+  // With make_peer: stops `engine` as a node that died, without a word: its heartbeats stop.
   std::function<void(core::Engine& engine)> kill;
-  // A node that stopped is gone (not counted as missing by surveys, its presence entries gone
-  // from reads) at most this long after it stopped.
+  // With make_peer: a node that stopped is gone (not counted as missing by surveys, its presence
+  // entries gone from reads) at most this long after it stopped.
   absl::Duration dead_node_bound = absl::ZeroDuration();
 };
 

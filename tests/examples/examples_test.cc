@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/background_process.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/ws_client.h"
 
@@ -142,6 +144,75 @@ TEST_F(ExamplesTest, PhpTwoLinePublishFromAnyPage) {
                  {HERALD_PHP, kSource + "/client/examples/php/publish.php"});
   EXPECT_THAT(r.out, HasSubstr(R"("code":"UNAUTHENTICATED")"));
   EXPECT_EQ(reader.Publications().size(), 1u);
+}
+
+// client/examples/php/webhooks.php under `php -S`: the backend of every webhook, with the
+// signature checked, as the migration guide shows it.
+TEST(ExamplesWebhooksTest, PhpBackendAnswersConnectSubscribeRpcAndHearsDisconnect) {
+  ASSERT_STRNE(HERALD_PHP, "") << "php not found: run scripts/deps.sh";
+  const std::string secret = "examples-webhook-secret";
+  const int port = FreePort();
+  BackgroundProcess php({"/usr/bin/env", "HERALD_PROXY_SECRET=" + secret, HERALD_PHP, "-S",
+                         absl::StrCat("127.0.0.1:", port),
+                         kSource + "/client/examples/php/webhooks.php"});
+  ASSERT_TRUE(WaitForPort(port)) << php.Output();
+  const std::string base = absl::StrCat("http://127.0.0.1:", port);
+  HeraldProcess herald({"--proxy-secret", secret, "--proxy-connect-url", base + "/connect",
+                        "--proxy-subscribe-url", "order:=" + base + "/subscribe", "--proxy-rpc-url",
+                        base + "/rpc", "--webhook-url", base + "/events", "--webhook-events",
+                        "disconnect"});
+  ASSERT_TRUE(herald.ok());
+
+  std::string alice_id;
+  {
+    WsClient alice;
+    ASSERT_TRUE(alice.Connect(herald.ws_url(), {{"Cookie", "lang=en; PHPSESSID=sess-alice"}}));
+    alice_id = alice.connection_id();
+    alice.Send(R"({"id":1,"connect":{}})");
+    v1::ServerFrame connected = alice.WaitReply(1);
+    ASSERT_TRUE(connected.has_connected()) << connected.DebugString() << php.Output();
+    EXPECT_EQ(connected.connected().user(), "alice");
+    EXPECT_EQ(connected.connected().data().struct_value().fields().at("greeting").string_value(),
+              "Hello, alice");
+    EXPECT_EQ(alice
+                  .WaitFrame([](const v1::ServerFrame& f) { return f.has_subscribed(); },
+                             "customer:alice")
+                  .subscribed()
+                  .channel(),
+              "customer:alice");
+    EXPECT_TRUE(alice.Subscribe("order:o-1", 2));
+    alice.Send(R"({"id":3,"subscribe":{"channel":"order:o-2"}})");
+    v1::ServerFrame denied = alice.WaitReply(3);
+    EXPECT_EQ(denied.error().code(), "PERMISSION_DENIED");
+    EXPECT_EQ(denied.error().message(), "order o-2 is not yours");
+    alice.Send(R"({"id":4,"rpc":{"method":"order.cancel","data":{"orderId":"o-1"}}})");
+    v1::ServerFrame cancelled = alice.WaitReply(4);
+    ASSERT_TRUE(cancelled.has_rpc_result()) << cancelled.DebugString();
+    EXPECT_TRUE(cancelled.rpc_result().data().struct_value().fields().at("cancelled").bool_value());
+    alice.Send(R"({"id":5,"rpc":{"method":"order.cancel","data":{"orderId":"o-2"}}})");
+    EXPECT_EQ(alice.WaitReply(5).error().code(), "NOT_FOUND");
+  }
+  // Ratchet's onClose: the backend hears of it.
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(php.Output(), "webhooks: disconnect alice " + alice_id);
+  })) << php.Output();
+
+  WsClient stranger;  // no session cookie
+  ASSERT_TRUE(stranger.Connect(herald.ws_url()));
+  stranger.Send(R"({"id":1,"connect":{}})");
+  EXPECT_EQ(stranger.WaitReply(1).error().message(), "log in first");
+  ASSERT_TRUE(stranger.WaitClosed());
+  EXPECT_EQ(stranger.close_code(), 4003);
+
+  // Signed with another secret: the script refuses it, and the client is told the backend failed.
+  HeraldProcess forged(
+      {"--proxy-secret", "not-the-secret", "--proxy-connect-url", base + "/connect"});
+  ASSERT_TRUE(forged.ok());
+  WsClient c;
+  ASSERT_TRUE(c.Connect(forged.ws_url(), {{"Cookie", "PHPSESSID=sess-alice"}}));
+  c.Send(R"({"id":1,"connect":{}})");
+  EXPECT_EQ(c.WaitReply(1).error().message(), "connect: backend answered HTTP 401");
+  EXPECT_THAT(php.Output(), HasSubstr("refused a request with a bad signature"));
 }
 
 TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {

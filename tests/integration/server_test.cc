@@ -234,7 +234,7 @@ TEST_F(BadInputTest, MalformedJsonGetsAnErrorFrame) {
 TEST_F(BadInputTest, UnknownFrameGetsAnErrorReplyWithItsId) {
   WsClient c;
   ASSERT_TRUE(c.Connect(herald_.ws_url()));
-  c.Send(R"({"id":77,"publish":{"channel":"x"}})");
+  c.Send(R"({"id":77,"teleport":{"channel":"x"}})");  // (publish is a frame type now)
   v1::ServerFrame err = c.WaitReply(77);
   EXPECT_EQ(err.error().code(), "INVALID_ARGUMENT");
   EXPECT_THAT(err.error().message(), HasSubstr("unknown frame type"));

@@ -273,3 +273,80 @@ describe("herald.js with JWT auth (HS256)", () => {
     assert.equal(d.detail.willReconnect, true);
   });
 });
+
+describe("herald.js, both ways: presence, join/leave, client publish", () => {
+  let herald;
+  before(async () => {
+    herald = await Herald.start({
+      args: ["--presence-prefixes", "room:", "--join-leave-prefixes", "room:", "--client-publish-prefixes", "room:"],
+    });
+  });
+  after(() => herald.stop());
+
+  test("sub.presence() lists the members and join/leave reach the others", async (t) => {
+    const a = client(t, { url: herald.wsUrl });
+    const b = client(t, { url: herald.wsUrl });
+    await a.connect();
+    await b.connect();
+    const subA = a.subscribe("room:p1");
+    await subA.ready();
+    const joins = [];
+    const leaves = [];
+    subA.on("join", (e) => joins.push(e));
+    subA.on("leave", (e) => leaves.push(e));
+    await b.subscribe("room:p1").ready();
+    await waitFor(() => joins.some((e) => e.member.connectionId === b.connectionId), "b's join");
+    assert.equal(joins.at(-1).channel, "room:p1");
+    const members = await subA.presence();
+    assert.deepEqual(members.map((m) => m.connectionId).sort(), [a.connectionId, b.connectionId].sort());
+    await b.unsubscribe("room:p1");
+    await waitFor(() => leaves.some((e) => e.member.connectionId === b.connectionId), "b's leave");
+    assert.equal((await subA.presence()).length, 1);
+  });
+
+  test("a client publishes where allowed, is refused elsewhere, and a reconnect recovers it", async (t) => {
+    const writer = client(t, { url: herald.wsUrl });
+    const reader = client(t, { url: herald.wsUrl });
+    await writer.connect();
+    await reader.connect();
+    const got = [];
+    const sub = reader.subscribe("room:chat", { onPublication: (p) => got.push(p.data) });
+    await sub.ready();
+    const pos = await writer.publish("room:chat", { text: "hello" });
+    assert.equal(pos.offset, "1");
+    await waitFor(() => got.length === 1, "the live publication");
+    await assert.rejects(writer.publish("news", { text: "no" }), (err) => err.code === "PERMISSION_DENIED");
+    // Published while the reader is away: recovered on its reconnect.
+    reader.reconnect();
+    await writer.publish("room:chat", { text: "while away" });
+    await waitFor(() => got.length === 2, "the recovered publication");
+    assert.deepEqual(got, [{ text: "hello" }, { text: "while away" }]);
+  });
+});
+
+describe("raw frames: documented false and zero fields are on the wire", () => {
+  let herald;
+  before(async () => {
+    herald = await Herald.start({ args: ["--presence-prefixes", "room:"] });
+  });
+  after(() => herald.stop());
+
+  test("recovered:false, and an anonymous member's empty user, read from the socket", async () => {
+    const ws = new WebSocket(herald.wsUrl);
+    const texts = [];
+    ws.on("message", (m) => texts.push(String(m)));
+    await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+    try {
+      ws.send(JSON.stringify({ id: 1, subscribe: { channel: "room:raw", recover: { epoch: "gone", offset: "3" } } }));
+      await waitFor(() => texts.some((t) => t.startsWith('{"id":1,')), "the subscribe reply");
+      const subscribed = texts.find((t) => t.startsWith('{"id":1,'));
+      assert.match(subscribed, /"recovered":false/, subscribed);
+      ws.send(JSON.stringify({ id: 2, presence: { channel: "room:raw" } }));
+      await waitFor(() => texts.some((t) => t.startsWith('{"id":2,')), "the presence reply");
+      const presence = texts.find((t) => t.startsWith('{"id":2,'));
+      assert.match(presence, /"members":\[\{"connectionId":"[^"]+","user":"","node":"[^"]+","joinedAtMs":"\d+"\}\]/, presence);
+    } finally {
+      ws.close();
+    }
+  });
+});

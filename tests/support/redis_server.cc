@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -83,11 +84,14 @@ bool Ping(uint16_t port) {
 
 }  // namespace
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer() : RedisServer(Tls{}) {}
+
+RedisServer::RedisServer(Tls tls) : tls_(std::move(tls)) {
   char tmpl[] = "/tmp/herald-redis-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return;
   dir_ = tmpl;
   port_ = FreePort();
+  if (!tls_.cert_file.empty()) tls_port_ = FreePort();
   Start();
 }
 
@@ -106,6 +110,15 @@ bool RedisServer::Start() {
   std::vector<std::string> args = {binary, "--port",       port, "--bind", "127.0.0.1", "--save",
                                    "",     "--appendonly", "no", "--dir",  dir_,        "--logfile",
                                    log,    "--daemonize",  "no"};
+  if (tls_port_ != 0) {
+    for (const std::string& a :
+         {std::string("--tls-port"), std::to_string(tls_port_), std::string("--tls-cert-file"),
+          tls_.cert_file, std::string("--tls-key-file"), tls_.key_file,
+          std::string("--tls-ca-cert-file"), tls_.ca_file, std::string("--tls-auth-clients"),
+          std::string("optional")}) {
+      args.push_back(a);
+    }
+  }
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {

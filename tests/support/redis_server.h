@@ -13,8 +13,15 @@ namespace herald::testing {
 // removes at the end. The server dies with the test process (PR_SET_PDEATHSIG). Not thread-safe.
 class RedisServer {
  public:
-  // Starts the server; ok() tells whether it answered PING within 10 s.
+  // PEM files for a TLS port beside the plain one (rediss://, tls_url()).
+  struct Tls {
+    std::string cert_file, key_file, ca_file;
+  };
+
+  // Starts the server; ok() tells whether it answered PING within 10 s. With `tls`, it also
+  // listens for TLS on tls_port() (client certificates optional).
   RedisServer();
+  explicit RedisServer(Tls tls);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -22,6 +29,8 @@ class RedisServer {
   bool ok() const { return pid_ > 0; }
   uint16_t port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+  uint16_t tls_port() const { return tls_port_; }
+  std::string tls_url() const { return "rediss://localhost:" + std::to_string(tls_port_) + "/0"; }
   // Stops the server (SIGTERM, then SIGKILL) and waits for it; its data is gone (no persistence).
   void Stop();
   // Starts it again on the same port; true when it answers PING.
@@ -34,6 +43,8 @@ class RedisServer {
 
  private:
   uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
+  Tls tls_;
   pid_t pid_ = -1;
   std::string dir_;
 };

@@ -11,14 +11,6 @@
 namespace herald::engine {
 namespace {
 
-std::string Millis(absl::Duration d) {
-  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
-}
-
-absl::Status Malformed(const char* what) {
-  return absl::InternalError(absl::StrCat("redis: malformed ", what, " reply"));
-}
-
 // {epoch, offset, recovered, missed, snapshot} of the join script.
 absl::StatusOr<core::JoinResult> ParseJoin(const RedisReply& r) {
   if (!r.is_array() || r.elements.size() != 5) return Malformed("join");
@@ -76,6 +68,17 @@ void RedisBroker::AppendChannel(const std::string& channel, std::vector<std::str
 void RedisBroker::Publish(const std::string& channel, core::PublishSpec spec,
                           core::Done<core::StreamPosition> done) {
   asio::post(*io_, [this, channel, spec = std::move(spec), done = std::move(done)]() mutable {
+    if (spec.kind != core::PublicationKind::kData) {
+      // A member notice: straight to the nodes subscribed now, nothing retained.
+      commands_->Command({"PUBLISH", PubSubChannel(channel),
+                          absl::StrCat("- 0 ", absl::ToUnixMillis(absl::Now()), " ",
+                                       EncodePublicationHead(spec), *spec.data_json)},
+                         [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+                           if (!r.ok()) return done(r.status());
+                           done(core::StreamPosition{});
+                         });
+      return;
+    }
     std::vector<std::string> keys, args;
     AppendChannel(channel, &keys, &args);
     const core::HistoryPolicy& policy = core::HistoryFor(limits_, channel);
@@ -242,6 +245,11 @@ void RedisBroker::OnMessage(RedisReply message) {
   std::optional<core::Publication> p =
       DecodePublicationMessage(channel, message.at(2).str, nullptr);
   if (!p.has_value()) return;
+  if (p->spec.kind != core::PublicationKind::kData) {
+    // A member notice has no offset to order or replay by.
+    if (handler_ != nullptr) handler_->HandlePublication(*p);
+    return;
+  }
   if (it->second.filling) {
     it->second.buffered.push_back(*std::move(p));
     return;

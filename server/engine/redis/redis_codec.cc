@@ -1,5 +1,6 @@
 #include "server/engine/redis/redis_codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 
@@ -27,7 +28,9 @@ bool Number(absl::string_view* in, Int* out) {
 }  // namespace
 
 std::string EncodePublicationHead(const core::PublishSpec& spec) {
-  const int flags = (spec.ack_requested ? 1 : 0) | (spec.key_final ? 2 : 0);
+  const int flags = (spec.ack_requested ? 1 : 0) | (spec.key_final ? 2 : 0) |
+                    (spec.kind == core::PublicationKind::kMemberJoined ? 4 : 0) |
+                    (spec.kind == core::PublicationKind::kMemberLeft ? 8 : 0);
   return absl::StrCat(flags, " ", spec.ack_wait, " ", spec.origin_node.size(), " ", spec.key.size(),
                       " ", spec.origin_node, spec.key);
 }
@@ -50,6 +53,8 @@ std::optional<core::Publication> DecodePublicationMessage(const std::string& cha
   p.position.epoch = std::string(epoch);
   p.spec.ack_requested = (flags & 1) != 0;
   p.spec.key_final = (flags & 2) != 0;
+  if ((flags & 4) != 0) p.spec.kind = core::PublicationKind::kMemberJoined;
+  if ((flags & 8) != 0) p.spec.kind = core::PublicationKind::kMemberLeft;
   p.spec.origin_node = std::string(message.substr(0, origin_len));
   p.spec.key = std::string(message.substr(origin_len, key_len));
   p.spec.data_json = std::make_shared<const std::string>(message.substr(origin_len + key_len));
@@ -78,6 +83,41 @@ std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value)
   p.published_at = absl::FromUnixMillis(ms);
   p.data_json = std::make_shared<const std::string>(value);
   return p;
+}
+
+std::optional<core::Lease> DecodeLease(absl::string_view encoded, bool with_data) {
+  core::Lease lease;
+  int64_t granted_ms = 0, deadline_ms = 0;
+  size_t queue_len = 0, id_len = 0, holder_len = 0, previous_len = 0;
+  if (!Number(&encoded, &lease.attempt) || !Number(&encoded, &granted_ms) ||
+      !Number(&encoded, &deadline_ms) || !Number(&encoded, &queue_len) ||
+      !Number(&encoded, &id_len) || !Number(&encoded, &holder_len) ||
+      !Number(&encoded, &previous_len) ||
+      encoded.size() < queue_len + id_len + holder_len + previous_len) {
+    return std::nullopt;
+  }
+  auto take = [&encoded](size_t n) {
+    std::string out(encoded.substr(0, n));
+    encoded.remove_prefix(n);
+    return out;
+  };
+  lease.queue = take(queue_len);
+  lease.task_id = take(id_len);
+  lease.holder = take(holder_len);
+  lease.previous_holder = take(previous_len);
+  if (lease.attempt > 0) lease.delivery_id = absl::StrCat(lease.task_id, ".", lease.attempt);
+  if (with_data) lease.data_json = std::make_shared<const std::string>(encoded);
+  lease.ack_deadline = absl::Milliseconds(granted_ms);
+  lease.deadline = absl::FromUnixMillis(deadline_ms);
+  return lease;
+}
+
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("redis: malformed ", what, " reply"));
 }
 
 namespace {

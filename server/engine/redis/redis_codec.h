@@ -5,10 +5,13 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "herald/v1/broker.pb.h"
 #include "server/core/stream.h"
+#include "server/core/task_store.h"
 #include "server/engine/redis/redis_reply.h"
 
 namespace herald::engine {
@@ -17,7 +20,8 @@ namespace herald::engine {
 //   "<epoch> <offset> <published ms> " + head + data
 // where the publish script prepends the first three and the head, written here, is
 //   "<flags> <ack_wait> <origin length> <key length> " + origin_node + key
-// (flags: 1 = ack_requested, 2 = key_final). Lengths make every field binary-safe.
+// (flags: 1 = ack_requested, 2 = key_final, 4 = member joined, 8 = member left). Lengths make
+// every field binary-safe. A member notice is published as is, with epoch "-" and offset 0.
 std::string EncodePublicationHead(const core::PublishSpec& spec);
 
 // The publication of a pub/sub message for `channel`; nullopt when it is malformed.
@@ -31,6 +35,18 @@ std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entr
 // A latest-per-key hash value "<offset> <ms> <data>"; nullopt when malformed.
 std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value);
 
+// A task lease as the task scripts write it (redis_scripts.cc, `encode`):
+//   "<attempt> <granted ms> <deadline ms> <queue len> <task id len> <holder len> <previous len> "
+//   + queue + task id + holder + previous holder + data
+// with data only in leases handed out (`with_data`; otherwise data_json stays unset). The
+// delivery id is "<task id>.<attempt>" (empty before a first delivery). nullopt when malformed.
+std::optional<core::Lease> DecodeLease(absl::string_view encoded, bool with_data);
+
+// A duration as a script argument: whole milliseconds, at least 1.
+std::string Millis(absl::Duration d);
+
+// INTERNAL "redis: malformed <what> reply".
+absl::Status Malformed(absl::string_view what);
 // The control bus's messages (RedisControlBus). Lengths make every field binary-safe.
 //   survey, on the control channel:  "<id> <asker length> <method length> " + asker + method +
 //                                    request

@@ -57,7 +57,30 @@ RedisConnection::RedisConnection(asio::io_context* io, RedisOptions options, std
       reconnect_timer_(*io),
       watchdog_(*io),
       backoff_(options_.reconnect_min),
-      read_buffer_(64 * 1024) {}
+      read_buffer_(64 * 1024) {
+  if (!options_.tls) return;
+  // TLS 1.2 or later, the peer verified against the CA and by name (checked per attempt).
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1);
+  context->set_verify_mode(asio::ssl::verify_peer);
+  asio::error_code ec;
+  if (options_.tls_ca_file.empty()) {
+    context->set_default_verify_paths(ec);
+  } else {
+    context->load_verify_file(options_.tls_ca_file, ec);
+  }
+  if (!ec && !options_.tls_cert_file.empty()) {
+    context->use_certificate_chain_file(options_.tls_cert_file, ec);
+    if (!ec) context->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem, ec);
+  }
+  if (ec) {
+    tls_error_ = absl::StrCat("tls: ", ec.message());
+    return;
+  }
+  tls_context_ = std::move(context);
+}
 
 RedisConnection::~RedisConnection() {
   if (reader_ != nullptr) redisReaderFree(reader_);
@@ -101,35 +124,55 @@ void RedisConnection::Connect() {
             [this, gen](const asio::error_code& ec, const asio::ip::tcp::endpoint&) {
               if (gen != generation_ || state_ != State::kConnecting) return;
               if (ec) return Fail(absl::StrCat("connect: ", ec.message()));
-              connect_timer_.cancel();
               asio::error_code ignored;
               socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-              state_ = State::kHandshake;
-              Read();
-              std::vector<Argv> steps;
-              if (!options_.password.empty()) {
-                if (options_.username.empty()) {
-                  steps.push_back({"AUTH", options_.password});
-                } else {
-                  steps.push_back({"AUTH", options_.username, options_.password});
-                }
+              if (!options_.tls) {
+                connect_timer_.cancel();
+                return StartHandshake(gen);
               }
-              if (options_.db != 0) steps.push_back({"SELECT", std::to_string(options_.db)});
-              for (const Argv& a : handshake_) steps.push_back(a);
-              steps.push_back({"PING"});
-              handshake_left_ = steps.size();
-              for (const Argv& step : steps) {
-                Send(step, [this, gen, what = step[0]](absl::StatusOr<RedisReply> r) {
-                  if (gen != generation_ || state_ != State::kHandshake) return;
-                  if (!r.ok()) return Fail(absl::StrCat(what, ": ", r.status().message()));
-                  if (--handshake_left_ > 0) return;
-                  state_ = State::kReady;
-                  backoff_ = options_.reconnect_min;
-                  if (handlers_.on_ready) handlers_.on_ready();
-                });
-              }
+              if (tls_context_ == nullptr) return Fail(tls_error_);
+              tls_ = std::make_shared<TlsStream>(socket_, *tls_context_);
+              // SNI, and the certificate must name the host of the URL.
+              SSL_set_tlsext_host_name(tls_->native_handle(), options_.host.c_str());
+              tls_->set_verify_callback(asio::ssl::host_name_verification(options_.host));
+              tls_->async_handshake(TlsStream::client,
+                                    [this, gen, tls = tls_](const asio::error_code& ec) {
+                                      if (gen != generation_ || state_ != State::kConnecting)
+                                        return;
+                                      if (ec)
+                                        return Fail(absl::StrCat("tls handshake: ", ec.message()));
+                                      connect_timer_.cancel();
+                                      StartHandshake(gen);
+                                    });
             });
       });
+}
+
+void RedisConnection::StartHandshake(uint64_t gen) {
+  state_ = State::kHandshake;
+  Read();
+  std::vector<Argv> steps;
+  if (!options_.password.empty()) {
+    if (options_.username.empty()) {
+      steps.push_back({"AUTH", options_.password});
+    } else {
+      steps.push_back({"AUTH", options_.username, options_.password});
+    }
+  }
+  if (options_.db != 0) steps.push_back({"SELECT", std::to_string(options_.db)});
+  for (const Argv& a : handshake_) steps.push_back(a);
+  steps.push_back({"PING"});
+  handshake_left_ = steps.size();
+  for (const Argv& step : steps) {
+    Send(step, [this, gen, what = step[0]](absl::StatusOr<RedisReply> r) {
+      if (gen != generation_ || state_ != State::kHandshake) return;
+      if (!r.ok()) return Fail(absl::StrCat(what, ": ", r.status().message()));
+      if (--handshake_left_ > 0) return;
+      state_ = State::kReady;
+      backoff_ = options_.reconnect_min;
+      if (handlers_.on_ready) handlers_.on_ready();
+    });
+  }
 }
 
 void RedisConnection::Command(Argv argv, ReplyFn done) {
@@ -173,38 +216,45 @@ void RedisConnection::Write() {
   out_.clear();
   write_in_flight_ = true;
   const uint64_t gen = generation_;
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [this, gen](const asio::error_code& ec, size_t) {
-                      if (gen != generation_) return;
-                      write_in_flight_ = false;
-                      writing_.clear();
-                      if (ec) return Fail(absl::StrCat("write: ", ec.message()));
-                      Write();
-                    });
+  auto done = [this, gen, tls = tls_](const asio::error_code& ec, size_t) {
+    if (gen != generation_) return;
+    write_in_flight_ = false;
+    writing_.clear();
+    if (ec) return Fail(absl::StrCat("write: ", ec.message()));
+    Write();
+  };
+  if (tls_ != nullptr) {
+    asio::async_write(*tls_, asio::buffer(writing_), std::move(done));
+  } else {
+    asio::async_write(socket_, asio::buffer(writing_), std::move(done));
+  }
 }
 
 void RedisConnection::Read() {
   const uint64_t gen = generation_;
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [this, gen](const asio::error_code& ec, size_t n) {
-                            if (gen != generation_) return;
-                            if (ec) return Fail(absl::StrCat("read: ", ec.message()));
-                            if (redisReaderFeed(reader_, read_buffer_.data(), n) != REDIS_OK) {
-                              return Fail("protocol error");
-                            }
-                            while (gen == generation_) {
-                              void* raw = nullptr;
-                              if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
-                                return Fail("protocol error");
-                              if (raw == nullptr) break;
-                              auto* reply = static_cast<redisReply*>(raw);
-                              const bool is_error = reply->type == REDIS_REPLY_ERROR;
-                              RedisReply converted = Convert(*reply);
-                              freeReplyObject(reply);
-                              OnReply(std::move(converted), is_error);
-                            }
-                            if (gen == generation_) Read();
-                          });
+  auto done = [this, gen, tls = tls_](const asio::error_code& ec, size_t n) {
+    if (gen != generation_) return;
+    if (ec) return Fail(absl::StrCat("read: ", ec.message()));
+    if (redisReaderFeed(reader_, read_buffer_.data(), n) != REDIS_OK) {
+      return Fail("protocol error");
+    }
+    while (gen == generation_) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return Fail("protocol error");
+      if (raw == nullptr) break;
+      auto* reply = static_cast<redisReply*>(raw);
+      const bool is_error = reply->type == REDIS_REPLY_ERROR;
+      RedisReply converted = Convert(*reply);
+      freeReplyObject(reply);
+      OnReply(std::move(converted), is_error);
+    }
+    if (gen == generation_) Read();
+  };
+  if (tls_ != nullptr) {
+    tls_->async_read_some(asio::buffer(read_buffer_), std::move(done));
+  } else {
+    socket_.async_read_some(asio::buffer(read_buffer_), std::move(done));
+  }
 }
 
 void RedisConnection::OnReply(RedisReply reply, bool is_error) {
@@ -232,6 +282,7 @@ void RedisConnection::Fail(const std::string& why) {
   ++generation_;
   asio::error_code ignored;
   socket_.close(ignored);
+  tls_.reset();  // its pending operations keep it alive until they end (aborted)
   connect_timer_.cancel();
   out_.clear();
   std::deque<Pending> failed;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -21,14 +22,15 @@ struct redisReader;
 
 namespace herald::engine {
 
-// One TCP connection to Redis, driven by the engine's io_context: commands are written in RESP
+// One TCP (or, with RedisOptions::tls, TLS) connection to Redis, driven by the engine's
+// io_context: commands are written in RESP
 // (every command queued while a write is in flight leaves in the next write: pipelining), and
 // replies are parsed by hiredis' reader and matched to their callbacks in order. Connects, runs
 // its handshake (AUTH, SELECT, then the owner's commands, e.g. SCRIPT LOAD) and reconnects with
 // backoff after any failure; while it is not ready, commands fail at once with UNAVAILABLE
 // (never queued for later). On a pub/sub connection, pushed "message" replies go to `on_message`
-// instead of a callback. Owns the socket, reader and timers. Not thread-safe: every call, and
-// every callback, on the io_context's one thread.
+// instead of a callback. Owns the socket, the TLS context and stream, reader and timers. Not
+// thread-safe: every call, and every callback, on the io_context's one thread.
 class RedisConnection {
  public:
   using Argv = std::vector<std::string>;
@@ -63,7 +65,11 @@ class RedisConnection {
     std::chrono::steady_clock::time_point sent;
   };
 
+  using TlsStream = asio::ssl::stream<asio::ip::tcp::socket&>;
+
   void Connect();
+  // After the TCP (and TLS) connect: AUTH, SELECT, the owner's handshake, PING.
+  void StartHandshake(uint64_t gen);
   void Send(const Argv& argv, ReplyFn done);
   void Write();
   void Read();
@@ -82,6 +88,12 @@ class RedisConnection {
   uint64_t generation_ = 0;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
+  // With TLS: the context (verifies the server against the CA, and its name), or why it could
+  // not be made (then every attempt fails with it); the stream of the current attempt, shared
+  // with its pending operations so that a reconnect never frees it under them.
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::string tls_error_;
+  std::shared_ptr<TlsStream> tls_;
   asio::steady_timer connect_timer_;
   asio::steady_timer reconnect_timer_;
   asio::steady_timer watchdog_;

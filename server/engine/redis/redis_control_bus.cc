@@ -113,10 +113,9 @@ void RedisControlBus::RequestHeartbeat(absl::AnyInvocable<void()> then) {
 void RedisControlBus::SendHeartbeat() {
   heartbeat_in_flight_ = true;
   const uint64_t seq = ++heartbeats_sent_;
-  const int64_t ttl_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(DeadNodeBound()));
   commands_->Eval(HeartbeatScript(), {NodesKey(), InstancesKey(), WatchingKey(), GoneKey()},
-                  {options_.node, instance_, absl::StrCat(ttl_ms), local_watchers_ > 0 ? "1" : "0",
-                   options_.prefix},
+                  {options_.node, instance_, Millis(DeadNodeBound()),
+                   local_watchers_ > 0 ? "1" : "0", options_.prefix},
                   [this, seq](absl::StatusOr<RedisReply> r) { OnHeartbeat(seq, std::move(r)); });
 }
 
@@ -175,22 +174,21 @@ void RedisControlBus::StartSurvey(const std::string& method, std::string request
   survey.timer->async_wait([this, id](const asio::error_code& ec) {
     if (!ec) CompleteSurvey(id);
   });
-  commands_->Eval(
-      SurveyScript(), {NodesKey()},
-      {ControlChannel(), EncodeSurvey({id, options_.node, method, std::move(request)})},
-      [this, id](absl::StatusOr<RedisReply> r) {
-        auto it = surveys_.find(id);
-        if (it == surveys_.end()) return;
-        if (!r.ok() || !r->is_array()) {
-          core::Done<Answers> failed = std::move(it->second.done);
-          surveys_.erase(it);
-          return failed(r.ok() ? absl::InternalError("redis: malformed survey reply") : r.status());
-        }
-        std::vector<std::string> live;
-        for (const RedisReply& node : r->elements) live.push_back(node.str);
-        it->second.expected = std::move(live);
-        CheckSurvey(id);
-      });
+  commands_->Eval(SurveyScript(), {NodesKey()},
+                  {ControlChannel(), EncodeSurvey({id, options_.node, method, std::move(request)})},
+                  [this, id](absl::StatusOr<RedisReply> r) {
+                    auto it = surveys_.find(id);
+                    if (it == surveys_.end()) return;
+                    if (!r.ok() || !r->is_array()) {
+                      core::Done<Answers> failed = std::move(it->second.done);
+                      surveys_.erase(it);
+                      return failed(r.ok() ? Malformed("survey") : r.status());
+                    }
+                    std::vector<std::string> live;
+                    for (const RedisReply& node : r->elements) live.push_back(node.str);
+                    it->second.expected = std::move(live);
+                    CheckSurvey(id);
+                  });
 }
 
 void RedisControlBus::CheckSurvey(uint64_t id) {

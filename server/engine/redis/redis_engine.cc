@@ -8,12 +8,12 @@
 namespace herald::engine {
 
 RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
-    : options_(std::move(options)),
-      work_(asio::make_work_guard(io_)),
-      tasks_(limits, [] { return absl::Now(); }) {
+    : options_(std::move(options)), work_(asio::make_work_guard(io_)) {
   std::vector<RedisConnection::Argv> load;
-  for (const RedisScript* s : {&PublishScript(), &JoinScript(), &HistoryScript(),
-                               &ApplyOrderScript(), &SweepOrdersScript()}) {
+  for (const RedisScript* s :
+       {&PublishScript(), &JoinScript(), &HistoryScript(), &ApplyOrderScript(),
+        &SweepOrdersScript(), &EnqueueTaskScript(), &LeaseTasksScript(), &AckTaskScript(),
+        &ReleaseTaskScript(), &ListTasksScript(), &SweepTasksScript()}) {
     load.push_back({"SCRIPT", "LOAD", s->source});
   }
   for (const RedisScript* s :
@@ -30,9 +30,10 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
                                                 std::move(command_handlers));
   RedisConnection::Handlers pubsub_handlers;
   pubsub_handlers.on_ready = [this] {
-    pubsub_up_ = true;
     broker_->OnPubSubReady();
     control_->OnPubSubReady();
+    // Ready once task notices flow: a task enqueued after WaitReady is announced to this node.
+    tasks_->OnPubSubReady([this] { pubsub_up_ = true; });
   };
   pubsub_handlers.on_down = [this] {
     pubsub_up_ = false;
@@ -40,7 +41,7 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
     control_->OnPubSubDown();
   };
   pubsub_handlers.on_message = [this](RedisReply m) {
-    if (!control_->OnMessage(m)) broker_->OnMessage(std::move(m));
+    if (!control_->OnMessage(m) && !tasks_->OnMessage(m)) broker_->OnMessage(std::move(m));
   };
   pubsub_ = std::make_unique<RedisConnection>(
       &io_, options_, "pub/sub", std::vector<RedisConnection::Argv>{}, std::move(pubsub_handlers));
@@ -48,6 +49,7 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
   orders_ = std::make_unique<RedisOrderStore>(limits, &io_, broker_.get(), commands_.get());
   idempotency_ = std::make_unique<RedisIdempotencyStore>(limits.idempotency_window, options_, &io_,
                                                          commands_.get());
+  tasks_ = std::make_unique<RedisTaskStore>(limits, options_, &io_, commands_.get(), pubsub_.get());
   control_ =
       std::make_unique<RedisControlBus>(options_, absl::Milliseconds(limits.control_timeout_ms),
                                         &io_, commands_.get(), pubsub_.get());

@@ -12,7 +12,6 @@
 #include "absl/time/time.h"
 #include "server/core/engine.h"
 #include "server/core/limits.h"
-#include "server/engine/memory_task_store.h"
 #include "server/engine/redis/redis_broker.h"
 #include "server/engine/redis/redis_connection.h"
 #include "server/engine/redis/redis_control_bus.h"
@@ -20,19 +19,19 @@
 #include "server/engine/redis/redis_options.h"
 #include "server/engine/redis/redis_order_store.h"
 #include "server/engine/redis/redis_presence.h"
+#include "server/engine/redis/redis_task_store.h"
 
 namespace herald::engine {
 
 // The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
-// RedisBroker, RedisOrderStore, RedisIdempotencyStore, RedisControlBus and RedisPresence over two
-// connections (and, not shared through Redis yet, this node's own MemoryTaskStore), one for
-// commands (pipelined) and one for pub/sub, both driven by one io_context on a thread the engine
-// owns, so no Herald I/O thread ever waits for Redis. Owns the io_context, its thread, the
-// connections and the parts. `options.node` names this node. The constructor starts connecting
-// and returns at once;
-// operations fail with UNAVAILABLE until the connections are ready (WaitReady) and whenever one is
-// down. Thread-safe as its parts are; the destructor stops the thread (pending operations complete
-// with UNAVAILABLE before it returns).
+// RedisBroker, RedisOrderStore, RedisIdempotencyStore, RedisTaskStore, RedisControlBus and
+// RedisPresence over two connections, one for commands (pipelined) and one for pub/sub, both driven
+// by one io_context on a thread the engine owns, so no Herald I/O thread ever waits for Redis. Owns
+// the io_context, its thread, the connections and the parts. RedisOptions::node must be the node's
+// name (its task holders', its connections' prefix). The constructor starts connecting and returns
+// at once; operations fail with UNAVAILABLE until the connections are ready (WaitReady) and
+// whenever one is down. Thread-safe as its parts are; the destructor stops the thread (pending
+// operations complete with UNAVAILABLE before it returns).
 class RedisEngine : public core::Engine {
  public:
   RedisEngine(const core::Limits& limits, RedisOptions options);
@@ -41,8 +40,7 @@ class RedisEngine : public core::Engine {
   core::Broker& broker() override { return *broker_; }
   core::OrderStore& orders() override { return *orders_; }
   core::IdempotencyStore& idempotency() override { return *idempotency_; }
-  // Not shared through Redis yet (docs/scaling.md): task queues cover this node only.
-  core::TaskStore& tasks() override { return tasks_; }
+  core::TaskStore& tasks() override { return *tasks_; }
   core::ControlBus& control() override { return *control_; }
   core::PresenceRegistry& presence() override { return *presence_; }
 
@@ -76,7 +74,7 @@ class RedisEngine : public core::Engine {
   std::unique_ptr<RedisBroker> broker_;
   std::unique_ptr<RedisOrderStore> orders_;
   std::unique_ptr<RedisIdempotencyStore> idempotency_;
-  MemoryTaskStore tasks_;
+  std::unique_ptr<RedisTaskStore> tasks_;
   std::unique_ptr<RedisControlBus> control_;
   std::unique_ptr<RedisPresence> presence_;
   std::thread thread_;

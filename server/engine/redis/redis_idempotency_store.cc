@@ -4,15 +4,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/engine/redis/redis_codec.h"
 
 namespace herald::engine {
 namespace {
 
 constexpr char kRunning[] = "r";
-
-std::string Millis(absl::Duration d) {
-  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
-}
 
 }  // namespace
 

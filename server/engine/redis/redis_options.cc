@@ -11,13 +11,10 @@ namespace herald::engine {
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base) {
   RedisOptions out = std::move(base);
   absl::string_view rest = url;
-  if (absl::ConsumePrefix(&rest, "rediss://")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("redis URL \"", url, "\": rediss:// (TLS) is not supported yet"));
-  }
-  if (!absl::ConsumePrefix(&rest, "redis://")) {
+  out.tls = absl::ConsumePrefix(&rest, "rediss://");
+  if (!out.tls && !absl::ConsumePrefix(&rest, "redis://")) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "redis URL \"", url, "\": expected redis://[[user]:password@]host[:port][/db]"));
+        "redis URL \"", url, "\": expected redis[s]://[[user]:password@]host[:port][/db]"));
   }
   if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
     absl::string_view auth = rest.substr(0, at);

@@ -19,6 +19,13 @@ struct RedisOptions {
   std::string username;
   std::string password;
   int db = 0;
+  // TLS (a rediss:// URL): the server's certificate must verify against `tls_ca_file` (empty:
+  // the system's CA store) and name `host`; `tls_cert_file` / `tls_key_file` (PEM) are the
+  // client certificate for servers that ask for one (tls-auth-clients).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Every key and pub/sub channel starts with "<prefix>:". Deployments sharing one Redis need
   // distinct prefixes (pub/sub is not scoped by database number).
   std::string prefix = "herald";
@@ -42,15 +49,20 @@ struct RedisOptions {
   absl::Duration repeat_wait = absl::Seconds(5);
   // OrderStore::Sweep runs its cleanup script at most this often (Hub ticks every 50 ms).
   absl::Duration sweep_interval = absl::Seconds(1);
-  // This node's name (the Hub's, --node): unique among the live nodes of the cluster.
+  // This node's name (the Hub's, --node): unique among the live nodes of the cluster; its task
+  // holders are "<node>/<connection id>": timeouts of leases of this node that another node's
+  // sweep found reach this node through it (RedisTaskStore).
   std::string node = "n1";
   // Each node refreshes its heartbeat this often (--node-heartbeat-ms); a node whose heartbeat
   // lapses is gone. See RedisControlBus::DeadNodeBound.
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // TaskStore::Sweep runs its script at most this often: how late past its deadline a lease is
+  // redelivered, at most (plus the Hub's tick).
+  absl::Duration task_sweep_interval = absl::Milliseconds(100);
 };
 
 // Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"
-// (keeping the other fields of `base`). "rediss://" (TLS) is refused: not supported yet.
+// (keeping the other fields of `base`); "rediss://…" also sets `tls`.
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base = {});
 
 }  // namespace herald::engine

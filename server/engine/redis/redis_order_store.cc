@@ -24,22 +24,21 @@ void RedisOrderStore::Apply(core::OrderUpdate update, core::Done<core::OrderDeci
     for (const std::string& channel : update.channels) {
       meta_ttl = std::max(meta_ttl, core::HistoryFor(limits_, channel).ttl);
     }
-    std::vector<std::string> args = {
-        update.order_id,
-        absl::StrFormat("%020u", update.version),
-        update.final ? "1" : "0",
-        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(limits_.order_retention))),
-        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(meta_ttl))),
-        update.spec.key,
-        EncodePublicationHead(update.spec),
-        *update.spec.data_json};
+    std::vector<std::string> args = {update.order_id,
+                                     absl::StrFormat("%020u", update.version),
+                                     update.final ? "1" : "0",
+                                     Millis(limits_.order_retention),
+                                     Millis(meta_ttl),
+                                     update.spec.key,
+                                     EncodePublicationHead(update.spec),
+                                     *update.spec.data_json};
     for (const std::string& channel : update.channels)
       broker_->AppendChannel(channel, &keys, &args);
     commands_->Eval(ApplyOrderScript(), keys, args,
                     [this, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) return done(r.status());
                       if (!r->is_array() || r->elements.size() < 3 || r->elements.size() % 2 == 0) {
-                        return done(absl::InternalError("redis: malformed order reply"));
+                        return done(Malformed("order"));
                       }
                       core::OrderDecision decision;
                       decision.applied = r->at(0).number() == 1;

@@ -116,7 +116,7 @@ void RedisPresence::Count(const std::string& channel, core::Done<Counts> done) {
                     {"1"}, [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) return done(r.status());
                       if (!r->is_array() || r->elements.size() != 2) {
-                        return done(absl::InternalError("redis: malformed presence reply"));
+                        return done(Malformed("presence"));
                       }
                       Counts counts;
                       counts.connections = static_cast<uint32_t>(r->at(0).number());

@@ -8,16 +8,19 @@
 namespace herald::engine {
 namespace {
 
+// Redis' clock, which every node shares: the scripts' only time.
+constexpr char kNow[] = R"lua(
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)lua";
+
 // Shared by the scripts. A channel C has four keys (see RedisBroker): meta (hash e=epoch,
 // o=offset), hist (stream, entry id "<offset>-0", fields t=published ms, d=data), keyed (hash
 // key -> "<offset> <ms> <data>", the latest publication per key) and expiring (sorted set of
 // final keys by the ms they leave the snapshot).
 constexpr char kPrelude[] = R"lua(
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
 -- The channel's epoch and offset; a channel without meta (new, or expired) starts a new epoch
 -- (the caller's random candidate) and drops whatever is left of its old stream.
 local function meta_of(meta, hist, keyed, expiring, candidate, meta_ttl)
@@ -324,6 +327,244 @@ if ARGV[1] == '1' then return {connections, distinct} end
 return out
 )lua";
 
+// Task queues (RedisTaskStore). ARGV[1] is the key root "<prefix>:tasks:"; the keys under it:
+//   seq         string: the last task number (ids "t<n>")
+//   queues      set: every queue that ever had a task
+//   c:<queue>   hash: w waiting, d dispatched, a acked, r redelivered, e expired
+//   w:<queue>   list: waiting task ids, front first; may hold ids of tasks that expired while
+//               waiting (skipped, and dropped in bulk once they outnumber the live ones)
+//   l:<queue>   hash: delivery id -> task id, the queue's leases
+//   t:<id>      hash: the task: q queue, d data, a ack deadline ms, x expiry (ms, Redis clock),
+//               n attempt, h holder ('' while waiting), p previous holder, g time granted to the
+//               current or last delivery (ms), l its deadline (ms)
+//   due         sorted set: task id -> when it is next due (leased: its deadline, which is at
+//               most its expiry; waiting: its expiry), one entry per live task
+//   o:<node>    list: timeouts of that node's leases found by another node's sweep, until that
+//               node's sweep takes them (PEXPIRE: a node that is gone leaves nothing behind)
+// Keys are named from data (a queue, a task id), so these scripts need a single Redis.
+constexpr char kTaskPrelude[] = R"lua(
+local R = ARGV[1]
+
+local function load(id)
+  local v = redis.call('HMGET', R .. 't:' .. id, 'q', 'a', 'x', 'n', 'h', 'p', 'g', 'l')
+  if not v[1] then return nil end
+  return {id = id, q = v[1], a = tonumber(v[2]), x = tonumber(v[3]), n = tonumber(v[4]),
+          h = v[5], p = v[6], g = tonumber(v[7]), l = tonumber(v[8])}
+end
+
+-- A lease as DecodeLease (redis_codec.h) reads it.
+local function encode(t, data)
+  return t.n .. ' ' .. t.g .. ' ' .. t.l .. ' ' .. #t.q .. ' ' .. #t.id .. ' ' .. #t.h .. ' ' ..
+         #t.p .. ' ' .. t.q .. t.id .. t.h .. t.p .. (data or '')
+end
+
+-- Leases waiting (and popped) task t to `holder`: the task's ack deadline, cut short by its TTL.
+local function grant(t, holder, now)
+  local key = R .. 't:' .. t.id
+  t.n, t.h = t.n + 1, holder
+  t.g = math.min(t.a, t.x - now)
+  t.l = now + t.g
+  redis.call('HSET', key, 'n', t.n, 'h', t.h, 'g', t.g, 'l', t.l)
+  redis.call('HSET', R .. 'l:' .. t.q, t.id .. '.' .. t.n, t.id)
+  redis.call('ZADD', R .. 'due', t.l, t.id)
+  return encode(t, redis.call('HGET', key, 'd'))
+end
+
+-- Takes leased task t from its holder and puts it at the front of its queue, counted redelivered.
+local function give_back(t)
+  redis.call('HDEL', R .. 'l:' .. t.q, t.id .. '.' .. t.n)
+  t.p, t.h = t.h, ''
+  redis.call('HSET', R .. 't:' .. t.id, 'h', '', 'p', t.p)
+  redis.call('LPUSH', R .. 'w:' .. t.q, t.id)
+  redis.call('HINCRBY', R .. 'c:' .. t.q, 'w', 1)
+  redis.call('HINCRBY', R .. 'c:' .. t.q, 'r', 1)
+  redis.call('ZADD', R .. 'due', t.x, t.id)
+end
+
+-- Forgets task t, past its TTL: leased, or waiting (its id stays in the list, skipped).
+local function expire(t)
+  if t.h ~= '' then
+    redis.call('HDEL', R .. 'l:' .. t.q, t.id .. '.' .. t.n)
+  else
+    redis.call('HINCRBY', R .. 'c:' .. t.q, 'w', -1)
+  end
+  redis.call('HINCRBY', R .. 'c:' .. t.q, 'e', 1)
+  redis.call('DEL', R .. 't:' .. t.id)
+  redis.call('ZREM', R .. 'due', t.id)
+end
+
+-- Whether list entry `id` is a waiting task (not one that expired meanwhile).
+local function waiting(id)
+  return redis.call('HGET', R .. 't:' .. id, 'h') == ''
+end
+
+-- Drops ids of expired tasks from the list of queue q: at the front (where expiry usually
+-- happens), and everywhere once they outnumber the live ones, so each costs O(1) amortized.
+local function tidy(q)
+  local list = R .. 'w:' .. q
+  while true do
+    local id = redis.call('LINDEX', list, 0)
+    if not id or waiting(id) then break end
+    redis.call('LPOP', list)
+  end
+  local len = redis.call('LLEN', list)
+  if len > 64 and len > 2 * tonumber(redis.call('HGET', R .. 'c:' .. q, 'w') or '0') then
+    local keep = {}
+    for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      if waiting(id) then keep[#keep + 1] = id end
+    end
+    redis.call('DEL', list)
+    for i = 1, #keep, 1000 do
+      redis.call('RPUSH', list, unpack(keep, i, math.min(i + 999, #keep)))
+    end
+  end
+end
+)lua";
+
+// ARGV: root, queue, data, ack deadline ms, ttl ms, offer to ('' for none), max depth, notice
+// channel. Returns {0, waiting} when the queue is full, else {1, waiting after, task id[, lease]}.
+constexpr char kEnqueueTask[] = R"lua(
+local now, q = now_ms(), ARGV[2]
+local counters = R .. 'c:' .. q
+local depth = tonumber(redis.call('HGET', counters, 'w') or '0')
+if depth >= tonumber(ARGV[7]) then return {0, depth} end
+redis.call('SADD', R .. 'queues', q)
+redis.call('HINCRBY', counters, 'd', 1)
+local t = {id = 't' .. redis.call('INCR', R .. 'seq'), q = q, a = tonumber(ARGV[4]),
+           x = now + tonumber(ARGV[5]), n = 0, h = '', p = '', g = 0, l = 0}
+redis.call('HSET', R .. 't:' .. t.id, 'q', q, 'd', ARGV[3], 'a', t.a, 'x', t.x, 'n', 0, 'h', '',
+           'p', '', 'g', 0, 'l', 0)
+if ARGV[6] ~= '' and depth == 0 then
+  return {1, 0, t.id, grant(t, ARGV[6], now)}
+end
+redis.call('RPUSH', R .. 'w:' .. q, t.id)
+redis.call('HINCRBY', counters, 'w', 1)
+redis.call('ZADD', R .. 'due', t.x, t.id)
+redis.call('PUBLISH', ARGV[8], q)
+return {1, depth + 1, t.id}
+)lua";
+
+// ARGV: root, queue, holders... (one entry per task wanted, best first).
+// Returns {leases, tasks found expired (reports "t <lease>")}.
+constexpr char kLeaseTasks[] = R"lua(
+local now, q = now_ms(), ARGV[2]
+local holders, leases, expired = {}, {}, {}
+for i = 3, #ARGV do holders[#holders + 1] = ARGV[i] end
+while #holders > 0 do
+  local id = redis.call('LPOP', R .. 'w:' .. q)
+  if not id then break end
+  local t = load(id)
+  if t and t.h == '' then
+    if t.x <= now then
+      expire(t)
+      expired[#expired + 1] = 't ' .. encode(t)
+    else
+      redis.call('HINCRBY', R .. 'c:' .. q, 'w', -1)
+      local to = 1
+      for i, h in ipairs(holders) do
+        if h ~= t.p then
+          to = i
+          break
+        end
+      end
+      leases[#leases + 1] = grant(t, table.remove(holders, to), now)
+    end
+  end
+end
+return {leases, expired}
+)lua";
+
+// The task of delivery ARGV[2] when ARGV[3] holds it now, or nil.
+constexpr char kHeldTask[] = R"lua(
+local function held()
+  local id = string.match(ARGV[2], '^(.+)%.%d+$')
+  if not id or ARGV[3] == '' then return nil end
+  local t = load(id)
+  if not t or t.h ~= ARGV[3] or ARGV[2] ~= t.id .. '.' .. t.n then return nil end
+  return t
+end
+)lua";
+
+// ARGV: root, delivery id, holder. Returns 1, or 0 when the holder does not hold that lease.
+constexpr char kAckTask[] = R"lua(
+local t = held()
+if not t then return 0 end
+redis.call('HDEL', R .. 'l:' .. t.q, ARGV[2])  -- = t.id .. '.' .. t.n (held)
+redis.call('DEL', R .. 't:' .. t.id)
+redis.call('ZREM', R .. 'due', t.id)
+redis.call('HINCRBY', R .. 'c:' .. t.q, 'a', 1)
+return 1
+)lua";
+
+// ARGV: root, delivery id, holder, notice channel. Returns 1, or 0 as for ack.
+constexpr char kReleaseTask[] = R"lua(
+local t = held()
+if not t then return 0 end
+give_back(t)
+redis.call('PUBLISH', ARGV[4], t.q)
+return 1
+)lua";
+
+// ARGV: root. Returns per queue {name, waiting, dispatched, acked, redelivered, expired, leases}.
+constexpr char kListTasks[] = R"lua(
+local out = {}
+for _, q in ipairs(redis.call('SMEMBERS', R .. 'queues')) do
+  local c = redis.call('HMGET', R .. 'c:' .. q, 'w', 'd', 'a', 'r', 'e')
+  local leased = {}
+  local l = redis.call('HGETALL', R .. 'l:' .. q)
+  for i = 2, #l, 2 do
+    local t = load(l[i])
+    if t then leased[#leased + 1] = encode(t) end
+  end
+  out[#out + 1] = {q, c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0', c[5] or '0', leased}
+end
+return out
+)lua";
+
+// ARGV: root, this node, batch, notice channel, outbox ttl ms.
+// Redelivers up to `batch` due leases and expires tasks past their TTL, of any node; a timeout
+// of a lease of another node goes to that node's outbox, and this node takes its own outbox.
+// Returns {reports for this node ("a <lease>": ack deadline, "t <lease>": TTL), more (0|1)}.
+constexpr char kSweepTasks[] = R"lua(
+local now, node, batch = now_ms(), ARGV[2], tonumber(ARGV[3])
+local here, announce, untidy = {}, {}, {}
+local function report(t, why)
+  local entry = why .. ' ' .. encode(t)
+  local owner = string.match(t.h, '^([^/]*)/')
+  if t.h == '' or not owner or owner == node then
+    here[#here + 1] = entry
+  else
+    local box = R .. 'o:' .. owner
+    redis.call('RPUSH', box, entry)
+    redis.call('PEXPIRE', box, ARGV[5])
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', R .. 'due', '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(due) do
+  local t = load(id)
+  if not t then
+    redis.call('ZREM', R .. 'due', id)
+  elseif t.x <= now then
+    if t.h == '' then untidy[t.q] = true end
+    expire(t)
+    report(t, 't')
+  elseif t.h ~= '' and t.l <= now then
+    report(t, 'a')
+    give_back(t)
+    announce[t.q] = true
+  else
+    redis.call('ZADD', R .. 'due', t.h ~= '' and t.l or t.x, id)
+  end
+end
+for q in pairs(untidy) do tidy(q) end
+for q in pairs(announce) do redis.call('PUBLISH', ARGV[4], q) end
+local box = R .. 'o:' .. node
+local mine = redis.call('LRANGE', box, 0, batch - 1)
+if #mine > 0 then redis.call('LTRIM', box, #mine, -1) end
+for _, entry in ipairs(mine) do here[#here + 1] = entry end
+return {here, (#due == batch or #mine == batch) and 1 or 0}
+)lua";
+
 }  // namespace
 
 RedisScript::RedisScript(std::string body) : source(std::move(body)) {
@@ -334,19 +575,19 @@ RedisScript::RedisScript(std::string body) : source(std::move(body)) {
 }
 
 const RedisScript& PublishScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kPublish));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kPublish));
   return *s;
 }
 const RedisScript& JoinScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kJoin));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kJoin));
   return *s;
 }
 const RedisScript& HistoryScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kHistory));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kHistory));
   return *s;
 }
 const RedisScript& ApplyOrderScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kApplyOrder));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPrelude, kApplyOrder));
   return *s;
 }
 const RedisScript& SweepOrdersScript() {
@@ -355,7 +596,7 @@ const RedisScript& SweepOrdersScript() {
 }
 
 const RedisScript& HeartbeatScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kPresenceHead, kHeartbeat));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPresenceHead, kHeartbeat));
   return *s;
 }
 const RedisScript& LeaveScript() {
@@ -363,12 +604,36 @@ const RedisScript& LeaveScript() {
   return *s;
 }
 const RedisScript& SurveyScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kPrelude, kSurvey));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kSurvey));
   return *s;
 }
 const RedisScript& PresenceReadScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPresenceHead, kPresenceRead));
+  return *s;
+}
+const RedisScript& EnqueueTaskScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kTaskPrelude, kEnqueueTask));
+  return *s;
+}
+const RedisScript& LeaseTasksScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kTaskPrelude, kLeaseTasks));
+  return *s;
+}
+const RedisScript& AckTaskScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kTaskPrelude, kHeldTask, kAckTask));
+  return *s;
+}
+const RedisScript& ReleaseTaskScript() {
   static const RedisScript* s =
-      new RedisScript(absl::StrCat(kPrelude, kPresenceHead, kPresenceRead));
+      new RedisScript(absl::StrCat(kTaskPrelude, kHeldTask, kReleaseTask));
+  return *s;
+}
+const RedisScript& ListTasksScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kTaskPrelude, kListTasks));
+  return *s;
+}
+const RedisScript& SweepTasksScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kTaskPrelude, kSweepTasks));
   return *s;
 }
 

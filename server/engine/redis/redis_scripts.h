@@ -21,6 +21,13 @@ const RedisScript& JoinScript();
 const RedisScript& HistoryScript();
 const RedisScript& ApplyOrderScript();
 const RedisScript& SweepOrdersScript();
+// The task queues' (RedisTaskStore): one script per TaskStore operation.
+const RedisScript& EnqueueTaskScript();
+const RedisScript& LeaseTasksScript();
+const RedisScript& AckTaskScript();
+const RedisScript& ReleaseTaskScript();
+const RedisScript& ListTasksScript();
+const RedisScript& SweepTasksScript();
 // The control bus's and presence's (RedisControlBus, RedisPresence).
 const RedisScript& HeartbeatScript();
 const RedisScript& LeaveScript();

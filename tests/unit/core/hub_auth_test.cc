@@ -98,10 +98,18 @@ TEST_F(HubAuthTest, ConnectEventWaitsForTheConnectFrameAndNamesTheUser) {
   EXPECT_EQ(e->type(), v1::EVENT_TYPE_CONNECT);
   EXPECT_EQ(e->user(), "u1");
   EXPECT_EQ(e->connection_id(), s->id());
+  e = watcher->Pop();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->type(), v1::EVENT_TYPE_USER_ONLINE);
+  EXPECT_EQ(e->user(), "u1");
   hub_.Unregister(*s, 1000, "bye");
   e = watcher->Pop();
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->type(), v1::EVENT_TYPE_DISCONNECT);
+  EXPECT_EQ(e->user(), "u1");
+  e = watcher->Pop();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->type(), v1::EVENT_TYPE_USER_OFFLINE);  // no grace period here
   EXPECT_EQ(e->user(), "u1");
   // One that never authenticates comes and goes unannounced.
   auto anonymous = Connect();

@@ -460,7 +460,11 @@ TEST_F(TaskTest, TaskEventsWakeWatchersWithNoDispatcherLockHeld) {
 }
 
 TEST_F(ReliabilityTest, WatchersSeeFilteredEventsAndAreToldWhatTheyDropped) {
-  v1::WatchEventsRequest all;
+  v1::WatchEventsRequest all;  // the session events (not USER_ONLINE)
+  for (v1::EventType t : {v1::EVENT_TYPE_CONNECT, v1::EVENT_TYPE_SUBSCRIBE, v1::EVENT_TYPE_MESSAGE,
+                          v1::EVENT_TYPE_UNSUBSCRIBE}) {
+    all.add_types(t);
+  }
   all.set_buffer(3);
   auto watcher = hub_.Watch(all, nullptr);
   ASSERT_TRUE(watcher.ok());

@@ -3,7 +3,11 @@
 // ("nodes") on one Redis — and the behaviour while Redis is away.
 #include "server/engine/redis/redis_engine.h"
 
+#include <stdlib.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,19 +44,20 @@ std::string FreshPrefix() {
   return absl::StrCat("t", getpid(), "-", n.fetch_add(1));
 }
 
-engine::RedisOptions Options(const std::string& prefix) {
+engine::RedisOptions Options(const std::string& prefix, const std::string& node) {
   engine::RedisOptions options;
   options.port = Server()->port();
   options.prefix = prefix;
+  options.node = node;
   return options;
 }
 
+// An engine for node `node` (the node of its task holders).
 std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
                                                 const std::string& prefix,
                                                 const std::string& node = "n1") {
   EXPECT_TRUE(Server()->ok()) << "redis-server did not start";
-  engine::RedisOptions options = Options(prefix);
-  options.node = node;
+  engine::RedisOptions options = Options(prefix, node);
   // Short, so that the dead-node bound (3 intervals) is quick to test.
   options.heartbeat_interval = absl::Milliseconds(200);
   auto engine = std::make_unique<engine::RedisEngine>(limits, options);
@@ -66,15 +71,16 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
 namespace conformance {
 
 std::vector<EngineUnderTest> EnginesUnderTest() {
+  // The prefix of the engine made last: its peers (other nodes) share it.
+  static std::string* const last = new std::string;
   EngineUnderTest redis{"Redis",
                         [](const core::Limits& limits, std::function<absl::Time()>) {
-                          return std::unique_ptr<core::Engine>(MakeEngine(limits, FreshPrefix()));
+                          *last = FreshPrefix();
+                          return std::unique_ptr<core::Engine>(MakeEngine(limits, *last));
                         },
                         /*fake_clock=*/false};
-  // Each engine is one node; another on the same prefix is another node of its cluster.
-  redis.make_peer = [](core::Engine& first, const core::Limits& limits, const std::string& node) {
-    return std::unique_ptr<core::Engine>(
-        MakeEngine(limits, static_cast<engine::RedisEngine&>(first).options().prefix, node));
+  redis.make_peer = [](const core::Limits& limits, const std::string& node) {
+    return std::unique_ptr<core::Engine>(MakeEngine(limits, *last, node));
   };
   redis.kill = [](core::Engine& engine) {
     static_cast<engine::RedisEngine&>(engine).Shutdown(engine::RedisEngine::Departure::kVanish);
@@ -328,16 +334,72 @@ TEST(RedisEngineExpiry, HistoryKeysOrdersAndIdempotencyKeysExpireInRedis) {
   EXPECT_EQ(publishes, 2);
 }
 
+// The queues a node was told have tasks waiting.
+class WaitingQueues : public core::TaskEventHandler {
+ public:
+  void TasksWaiting(const std::string& queue) override {
+    absl::MutexLock lock(&mu_);
+    queues_.push_back(queue);
+  }
+  void TaskTimedOut(const core::Lease&, core::TaskTimeout) override {}
+  size_t Count(const std::string& queue) {
+    absl::MutexLock lock(&mu_);
+    return std::count(queues_.begin(), queues_.end(), queue);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> queues_ ABSL_GUARDED_BY(mu_);
+};
+
+// Tasks that expire while waiting leave their ids in the queue's list (skipped by Lease); the
+// sweep drops them once they outnumber the live ones, so the list stays within twice the depth.
+TEST(RedisEngineTasks, IdsOfTasksThatExpiredWhileWaitingLeaveTheList) {
+  const std::string prefix = FreshPrefix();
+  auto engine = MakeEngine(TestLimits(), prefix);
+  auto enqueue = [&](absl::Duration ttl) {
+    core::TaskSpec spec{std::make_shared<const std::string>("1"), absl::Seconds(30), ttl};
+    return Await<core::Enqueued>(
+        [&](auto done) { engine->tasks().Enqueue("q", std::move(spec), "", std::move(done)); });
+  };
+  // 150 short-lived tasks with 50 long-lived ones among them (every fourth). The short TTL leaves
+  // room for 200 enqueues on a loaded machine before the first count.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(enqueue(i % 4 == 1 ? absl::Minutes(10) : absl::Seconds(3)).ok());
+  }
+  const std::string llen = absl::StrCat("LLEN ", prefix, ":tasks:w:q");
+  EXPECT_EQ(Server()->Command(llen), ":200");
+  auto waiting = [&] {
+    auto queues = Await<std::vector<core::QueueState>>(
+        [&](auto done) { engine->tasks().List(std::move(done)); });
+    return queues.ok() && queues->size() == 1 ? (*queues)[0].waiting : 0;
+  };
+  EXPECT_TRUE(Eventually(
+      [&] {
+        engine->tasks().Sweep(absl::Now());
+        return waiting() == 50 && Server()->Command(llen) == ":50";
+      },
+      absl::Seconds(10)));
+  auto leased = Await<std::vector<core::Lease>>([&](auto done) {
+    engine->tasks().Lease("q", std::vector<std::string>(60, "n1/c1"), std::move(done));
+  });
+  ASSERT_TRUE(leased.ok());
+  EXPECT_EQ(leased->size(), 50u);
+}
+
 TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) {
   testing::RedisServer server;
   ASSERT_TRUE(server.ok());
   RedisOptions options;
   options.port = server.port();
   options.prefix = FreshPrefix();
+  options.node = "n1";
+  // Another node: a name of its own.
   RedisOptions subscriber_options = options;
-  options.node = "publisher";
   subscriber_options.node = "subscriber";
+  WaitingQueues told;
   RedisEngine publisher(TestLimits(), options), subscriber(TestLimits(), subscriber_options);
+  publisher.tasks().SetEventHandler(&told);
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
   ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
   Recorder recorder;
@@ -366,13 +428,21 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   } while (failed.ok() && absl::Now() < deadline);
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
   EXPECT_FALSE(publisher.ready());
-  // A survey of the nodes fails fast too.
-  const absl::Time survey_start = absl::Now();
+  // Task operations too, and a survey of the nodes.
+  const absl::Time start = absl::Now();
+  auto enqueued = Await<core::Enqueued>([&](auto done) {
+    publisher.tasks().Enqueue("q", core::TaskSpec{std::make_shared<const std::string>("1")}, "",
+                              std::move(done));
+  });
+  EXPECT_EQ(enqueued.status().code(), absl::StatusCode::kUnavailable) << enqueued.status();
+  auto leased = Await<std::vector<core::Lease>>(
+      [&](auto done) { publisher.tasks().Lease("q", {"n1/c1"}, std::move(done)); });
+  EXPECT_EQ(leased.status().code(), absl::StatusCode::kUnavailable) << leased.status();
   auto survey = Await<core::ControlBus::Answers>([&](auto done) {
     publisher.control().Survey("ListConnections", "", absl::Seconds(5), std::move(done));
   });
   EXPECT_EQ(survey.status().code(), absl::StatusCode::kUnavailable) << survey.status();
-  EXPECT_LT(absl::Now() - survey_start, absl::Seconds(1));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
 
   ASSERT_TRUE(server.Start());
   ASSERT_TRUE(publisher.WaitReady(kWait).ok());
@@ -397,6 +467,78 @@ TEST(RedisEngineFaults, PublishFailsFastWhileRedisIsDownAndWorksAfterItReturns) 
   ASSERT_GE(seen.size(), 2u);
   EXPECT_EQ(*seen.back().spec.data_json, "after");
   EXPECT_NE(seen.back().position.epoch, seen.front().position.epoch);
+  // Its worker's lease failed while Redis was away: once it is back, the node is told to look
+  // again (a worker never waits for a notice that was not sent).
+  EXPECT_TRUE(Eventually([&] {
+    publisher.tasks().Sweep(absl::Now());
+    return told.Count("q") > 0;
+  }));
+}
+
+// Throwaway self-signed certificates (openssl CLI) for localhost, in a fresh directory.
+class TlsFiles {
+ public:
+  TlsFiles() {
+    char tmpl[] = "/tmp/herald-redis-tls-XXXXXX";
+    dir_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
+  }
+  ~TlsFiles() {
+    if (!dir_.empty()) std::system(absl::StrCat("rm -rf ", dir_).c_str());
+  }
+  // NAME.pem / NAME.key: a self-signed certificate for localhost and 127.0.0.1.
+  bool Make(const std::string& name) {
+    return std::system(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt "
+                                    "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=",
+                                    name, " -addext subjectAltName=DNS:localhost,IP:127.0.0.1",
+                                    " -keyout ", path(name + ".key"), " -out ", path(name + ".pem"),
+                                    " >/dev/null 2>&1")
+                           .c_str()) == 0;
+  }
+  std::string path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
+
+ private:
+  std::string dir_;
+};
+
+TEST(RedisEngineTls, WorksOverRedissAndRefusesAServerItCannotVerify) {
+  TlsFiles files;
+  ASSERT_TRUE(files.Make("redis"));
+  ASSERT_TRUE(files.Make("other"));
+  testing::RedisServer server(
+      {files.path("redis.pem"), files.path("redis.key"), files.path("redis.pem")});
+  ASSERT_TRUE(server.ok()) << server.Log();
+  absl::StatusOr<RedisOptions> options = ParseRedisUrl(server.tls_url());
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->tls);
+  options->prefix = FreshPrefix();
+  options->tls_ca_file = files.path("redis.pem");
+  {
+    // Two nodes: a name each.
+    RedisOptions subscriber_options = *options;
+    subscriber_options.node = "subscriber";
+    RedisEngine publisher(TestLimits(), *options), subscriber(TestLimits(), subscriber_options);
+    ASSERT_TRUE(publisher.WaitReady(kWait).ok());
+    ASSERT_TRUE(subscriber.WaitReady(kWait).ok());
+    Recorder recorder;
+    subscriber.broker().SetEventHandler(&recorder);
+    ASSERT_TRUE(Subscribe(subscriber, "secure").ok());
+    ASSERT_TRUE(Publish(publisher, "secure", "over tls").ok());
+    std::vector<core::Publication> seen = recorder.Wait(1);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(*seen[0].spec.data_json, "over tls");
+  }
+  // A CA that did not sign the server's certificate: never ready, operations fail fast.
+  RedisOptions wrong_ca = *options;
+  wrong_ca.tls_ca_file = files.path("other.pem");
+  RedisEngine refused(TestLimits(), wrong_ca);
+  absl::Status ready = refused.WaitReady(absl::Seconds(2));
+  EXPECT_EQ(ready.code(), absl::StatusCode::kUnavailable) << ready;
+  EXPECT_EQ(Publish(refused, "secure", "nope").status().code(), absl::StatusCode::kUnavailable);
+  // Plain redis:// to the TLS port is not Redis speaking: never ready either.
+  RedisOptions plain = *options;
+  plain.tls = false;
+  RedisEngine confused(TestLimits(), plain);
+  EXPECT_FALSE(confused.WaitReady(absl::Seconds(2)).ok());
 }
 
 TEST(RedisOptionsTest, ParsesUrls) {
@@ -416,7 +558,11 @@ TEST(RedisOptionsTest, ParsesUrls) {
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->host, "::1");
   EXPECT_EQ(o->port, 7000);
-  EXPECT_FALSE(ParseRedisUrl("rediss://h:6379").ok());
+  o = ParseRedisUrl("rediss://:pw@cache.example:6380");
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->tls);
+  EXPECT_EQ(o->host, "cache.example");
+  EXPECT_FALSE(ParseRedisUrl("redis://h").value().tls);
   EXPECT_FALSE(ParseRedisUrl("http://h").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://h:99999").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://h/x").ok());

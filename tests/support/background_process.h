@@ -1,0 +1,38 @@
+#ifndef HERALD_TESTS_SUPPORT_BACKGROUND_PROCESS_H_
+#define HERALD_TESTS_SUPPORT_BACKGROUND_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace herald::testing {
+
+// A helper process a test runs beside herald (an HTTP backend: tests/support/webhook_backend.py,
+// `php -S`), killed on destruction. Its stdout and stderr go to one file (Output()). Not
+// thread-safe.
+class BackgroundProcess {
+ public:
+  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  bool running() const;
+  std::string Output() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string output_path_;
+};
+
+// A TCP port of 127.0.0.1 that nothing listens on now (bound to port 0 and released).
+int FreePort();
+// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+bool WaitForPort(int port, absl::Duration timeout = absl::Seconds(20));
+
+}  // namespace herald::testing
+
+#endif  // HERALD_TESTS_SUPPORT_BACKGROUND_PROCESS_H_
