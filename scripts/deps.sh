@@ -11,6 +11,9 @@ packages=(
   libcli11-dev libspdlog-dev rapidjson-dev
   # the Redis engine (server/engine/redis): hiredis' async API, and redis-server for its tests
   libhiredis-dev redis-server
+  # the HTTP/1.1 server of the control API (server/http): Node's http-parser 2.9, a small C
+  # request parser that allocates nothing and has been fuzzed for years
+  libhttp-parser-dev
   clang-format
   # clang for the ASan+UBSan build with its thread-safety analysis (-Wthread-safety) and the
   # libFuzzer targets: clang-14 is Debian's clang; libclang-rt-14-dev holds the sanitizer and
