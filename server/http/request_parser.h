@@ -95,7 +95,6 @@ class RequestParser {
   size_t request_bytes_ = 0;  // bytes of the current request taken so far
   int error_status_ = 0;
   std::string error_message_;
-  bool callback_error_ = false;
 };
 
 }  // namespace herald::http
