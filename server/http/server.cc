@@ -9,6 +9,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "asio/dispatch.hpp"
 #include "asio/post.hpp"
@@ -127,6 +128,11 @@ std::string JsonEscape(absl::string_view s) {
 std::string Head(const Slot& slot, int status, const Headers& headers, int64_t body_length) {
   std::string out = absl::StrCat("HTTP/1.1 ", status, " ", Reason(status), "\r\n");
   for (const auto& [name, value] : headers) {
+    // A reply to HEAD states the length of the body it does not carry.
+    if (body_length == 0 && absl::EqualsIgnoreCase(name, "Content-Length")) {
+      if (!absl::SimpleAtoi(value, &body_length)) body_length = 0;
+      continue;
+    }
     if (absl::EqualsIgnoreCase(name, "Content-Length") ||
         absl::EqualsIgnoreCase(name, "Connection") ||
         absl::EqualsIgnoreCase(name, "Transfer-Encoding")) {
@@ -164,6 +170,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         remote_address_(std::move(remote_address)),
         parser_(shared_->options.parser),
         read_buffer_(kReadBytes) {}
+
+  // A stream's on_closed holds its consumer, which holds the exchange, which holds the slot:
+  // a connection torn down with its io_context (shutdown) breaks that cycle here.
+  ~Connection() {
+    for (const std::shared_ptr<Slot>& slot : slots_) slot->on_closed = nullptr;
+  }
 
   void Start() {
     shared_->connections[this] = weak_from_this();
