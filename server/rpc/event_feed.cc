@@ -284,6 +284,9 @@ void EventFeed::Open(const EventFeedRequest& request, std::shared_ptr<EventStrea
                              "\",\"oldestEventId\":\"", oldest, "\"}\n\n");
       }
     }
+    // The first pump is the one posted below, after the stream's first bytes: until it runs,
+    // events only move the log on (a Pump posted earlier would write them before a reset).
+    stream->scheduled.store(true);
     state_->streams.push_back(stream);
   }
   std::weak_ptr<State> weak = state_;
