@@ -287,7 +287,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const bool waiting_on_us =
         absl::c_any_of(slots_, [](const auto& s) { return !s->done && !s->streaming; }) ||
         (!slots_.empty() && slots_.front()->streaming && !writing_);
-    const Clock::duration elapsed = Clock::now() - last_activity_;
+    Clock::duration elapsed = Clock::now() - last_activity_;
+    // A head gets the timeout as a whole, not per byte: one that trickles in (slowloris) does
+    // not keep its connection for ever.
+    if (parser_.in_request() && !parser_.head_complete()) {
+      elapsed = std::max(elapsed, Clock::now() - head_started_);
+    }
     if (!waiting_on_us && elapsed >= idle) return Abort();
     ArmTimer(waiting_on_us ? idle : idle - elapsed);
   }
@@ -339,6 +344,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         parse_paused_ = true;  // Flush() resumes once replies have gone out
         return;
       }
+      if (!parser_.in_request()) head_started_ = Clock::now();
       size_t used = 0;
       const RequestParser::Event event =
           parser_.Feed(absl::string_view(in_).substr(in_pos_), &used);
@@ -488,6 +494,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::string> out_;              // bytes to write, in order
   size_t out_bytes_ = 0;
   Clock::time_point last_activity_;
+  Clock::time_point head_started_;  // when the bytes of the request being read began
   bool reading_ = false;
   bool writing_ = false;
   bool in_parse_ = false;

@@ -28,7 +28,8 @@ struct Response {
 struct ServerOptions {
   ParserLimits parser;
   // A keep-alive connection with no request in progress, or a request that stops arriving
-  // half-way, is closed after this long without a byte.
+  // half-way, is closed after this long without a byte; a request head must arrive whole
+  // within it.
   absl::Duration idle_timeout = absl::Seconds(30);
   // Unsent bytes past which a connection is closed (a streamed response whose reader is slow).
   size_t max_buffered_bytes = 8 * 1024 * 1024;

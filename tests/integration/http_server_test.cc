@@ -259,6 +259,26 @@ TEST_F(HttpServerTest, AHalfSentRequestStallsNoOtherConnectionAndTimesOut) {
   EXPECT_EQ(stalled.buffer(), "");
 }
 
+TEST_F(HttpServerTest, AHeadTricklingInIsClosedTheTimeoutAfterItsStart) {
+  RawHttpConnection c(herald_.ws_address());
+  const std::string head = Post("Stats", "{}");
+  const absl::Time start = absl::Now();
+  // The request line's start at once (so the port routes it to the HTTP/1.1 server), then a
+  // byte every 200 ms: never idle for the 1.5 s timeout, but the head takes far longer.
+  ASSERT_TRUE(c.Send(head.substr(0, 16)));
+  bool closed = false;
+  for (size_t i = 16; i < head.size() && !closed; ++i) {
+    ASSERT_LT(absl::Now() - start, absl::Seconds(8)) << "still open";
+    if (!c.Send(head.substr(i, 1))) break;
+    closed = !c.QuietFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(closed || c.WaitClosed(absl::Seconds(1)));
+  EXPECT_EQ(c.buffer(), "");  // no reply: the request never completed
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(1400));
+  EXPECT_LT(took, absl::Milliseconds(4000));
+}
+
 TEST_F(HttpServerTest, OtherPathsOnAKeptAliveConnectionAreServedToo) {
   RawHttpConnection c(herald_.ws_address());
   ASSERT_TRUE(c.Send(absl::StrCat(Post("Stats", "{}"), "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
