@@ -200,10 +200,24 @@ int Run(const herald::ServerConfig& config) {
         return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
       });
     }
-    endpoint.SetMetricsAppender([&build_info, &api_metrics](std::string* out) {
-      out->append(build_info);
-      api_metrics.AppendTo(out);
-    });
+    endpoint.SetMetricsAppender(
+        [&build_info, &api_metrics, &http_servers, &event_feed](std::string* out) {
+          out->append(build_info);
+          api_metrics.AppendTo(out);
+          size_t http_connections = 0;
+          for (const auto& server : http_servers) http_connections += server->connection_count();
+          absl::StrAppend(out,
+                          "# HELP herald_http_connections HTTP/1.1 connections of the control "
+                          "API kept open (keep-alive, event streams).\n"
+                          "# TYPE herald_http_connections gauge\n"
+                          "herald_http_connections ",
+                          http_connections,
+                          "\n# HELP herald_event_streams Server-Sent Events streams open "
+                          "(GET /api/v1/events).\n"
+                          "# TYPE herald_event_streams gauge\n"
+                          "herald_event_streams ",
+                          event_feed.stream_count(), "\n");
+        });
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
       if (req.path == rpc::EventFeed::kPath) {

@@ -285,6 +285,19 @@ TEST(SseTest, FiltersAreThoseOfWatchEvents) {
   EXPECT_THAT(events[0].data, HasSubstr(R"("type":"EVENT_TYPE_SUBSCRIBE")"));
 }
 
+// The value of a gauge in /metrics (-1 when absent).
+int64_t Gauge(const HeraldProcess& herald, const std::string& name) {
+  RawHttpConnection c(herald.ws_address());
+  if (!c.Send("GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n")) return -1;
+  std::optional<RawResponse> r = c.ReadResponse();
+  if (!r.has_value()) return -1;
+  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+    int64_t value = 0;
+    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtoi(line, &value)) return value;
+  }
+  return -1;
+}
+
 TEST(SseTest, ASlowReaderIsDisconnected) {
   HeraldProcess herald({"--api-key", kApiKey, "--max-send-buffer-bytes", "65536",
                         "--max-frame-rate", "100000", "--frame-burst", "100000"});
@@ -292,16 +305,22 @@ TEST(SseTest, ASlowReaderIsDisconnected) {
   // Reads nothing, with a small receive buffer.
   SseStream slow(herald.ws_address(), "?type=message", "", 4096);
   ASSERT_THAT(slow.head(), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Gauge(herald, "herald_event_streams"), 1);
   WsClient sender;
   ASSERT_TRUE(sender.Connect(herald.ws_url()));
   const std::string data(8000, 'x');
-  // MESSAGE events of ~8 KB each, 12 MB: more than the socket buffers and the 64 KB bound hold.
+  // 1500 MESSAGE events of ~8 KB: 12 MB, more than the socket buffers and the 64 KB bound hold.
   for (int i = 0; i < 1500; ++i) {
     sender.Send(absl::StrCat(R"({"message":{"data":")", data, R"("}})"));
   }
-  EXPECT_TRUE(slow.connection().WaitClosed(absl::Seconds(20)))
-      << "still open after " << slow.connection().buffer().size() << " bytes";
-  // What it got is less than what was sent: it was cut off, not buffered.
+  sender.Send(R"({"id":9,"message":{"data":"last"}})");
+  ASSERT_TRUE(sender.WaitReply(9, absl::Seconds(30)).has_sent());
+  // Cut off while it still has read nothing.
+  EXPECT_TRUE(
+      WaitFor([&] { return Gauge(herald, "herald_event_streams") == 0; }, absl::Seconds(20)));
+  EXPECT_TRUE(slow.Events().empty());  // (only the stream's first bytes were read)
+  // What reaches it is what the kernel buffers held, not the 12 MB: it was not buffered for it.
+  EXPECT_TRUE(slow.connection().WaitClosed(absl::Seconds(20)));
   EXPECT_LT(slow.connection().buffer().size(), 1500u * 8000u);
   // The node is fine.
   SseStream fresh(herald.ws_address(), "?type=connect");
