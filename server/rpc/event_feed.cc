@@ -17,6 +17,7 @@
 #include "server/core/events.h"
 #include "server/core/mutex.h"
 #include "server/core/protocol.h"
+#include "server/http/percent_decode.h"
 #include "server/json/json_check.h"
 #include "server/rpc/methods.h"
 
@@ -53,20 +54,6 @@ std::string TypeName(v1::EventType type) {
   absl::string_view name = v1::EventType_Name(type);
   absl::ConsumePrefix(&name, "EVENT_TYPE_");
   return absl::AsciiStrToLower(name);
-}
-
-std::string PercentDecode(absl::string_view raw) {
-  std::string value;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    int byte = 0;
-    if (raw[i] == '%' && i + 2 < raw.size() && absl::SimpleHexAtoi(raw.substr(i + 1, 2), &byte)) {
-      value.push_back(static_cast<char>(byte));
-      i += 2;
-    } else {
-      value.push_back(raw[i] == '+' ? ' ' : raw[i]);
-    }
-  }
-  return value;
 }
 
 std::optional<v1::EventType> ParseType(absl::string_view text) {
@@ -222,8 +209,8 @@ void EventFeed::Open(const EventFeedRequest& request, std::shared_ptr<EventStrea
     for (absl::string_view pair : absl::StrSplit(request.query, '&', absl::SkipEmpty())) {
       std::pair<absl::string_view, absl::string_view> kv =
           absl::StrSplit(pair, absl::MaxSplits('=', 1));
-      const std::string name = PercentDecode(kv.first);
-      const std::string value = PercentDecode(kv.second);
+      const std::string name = http::PercentDecode(kv.first);
+      const std::string value = http::PercentDecode(kv.second);
       if (name == "type" || name == "types") {
         for (absl::string_view one : absl::StrSplit(value, ',', absl::SkipEmpty())) {
           std::optional<v1::EventType> type = ParseType(one);

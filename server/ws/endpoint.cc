@@ -23,6 +23,7 @@
 #include "server/core/metrics.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
+#include "server/http/percent_decode.h"
 #include "server/ws/ws_session.h"
 
 namespace herald::ws {
@@ -43,18 +44,7 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
   for (absl::string_view pair : absl::StrSplit(absl::string_view(resource).substr(q + 1), '&')) {
     const size_t eq = pair.find('=');
     if (pair.substr(0, eq) != name || eq == absl::string_view::npos) continue;
-    std::string value;
-    absl::string_view raw = pair.substr(eq + 1);
-    for (size_t i = 0; i < raw.size(); ++i) {
-      int byte = 0;
-      if (raw[i] == '%' && i + 2 < raw.size() && absl::SimpleHexAtoi(raw.substr(i + 1, 2), &byte)) {
-        value.push_back(static_cast<char>(byte));
-        i += 2;
-      } else {
-        value.push_back(raw[i] == '+' ? ' ' : raw[i]);
-      }
-    }
-    return value;
+    return ::herald::http::PercentDecode(pair.substr(eq + 1));
   }
   return "";
 }
