@@ -9,8 +9,9 @@
 #      ASan+UBSan (with the committed fuzz seeds replayed), then each fuzzer for 60 s;
 #   4. build herald and the core's concurrency test with TSan; run the concurrency test and the
 #      integration tests of the WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
-#      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) against
-#      the TSan-built herald; any report fails the run.
+#      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) and of the
+#      HTTP/1.1 server (http_server_test, sse_test: replies completed on other threads, event
+#      streams) against the TSan-built herald; any report fails the run.
 # scripts/test.sh --quick runs steps 1 and 2 only. FUZZ_SECONDS overrides the 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +63,8 @@ if [ "$quick" -eq 0 ]; then
   # TSan-built. A report makes herald exit (halt_on_error) and is written under
   # build/tsan/reports/, which must stay empty. tests/tsan.supp lists third-party frames only
   # (see there); history_size=7 keeps both stacks of a report, which that file's entries need.
-  tsan_tests=(server_test reliability_test hostile_input_test ack_wait_test liveness_test)
+  tsan_tests=(server_test reliability_test hostile_input_test ack_wait_test liveness_test
+              http_server_test sse_test)
   reports="$PWD/build/tsan/reports"
   rm -rf "$reports" && mkdir -p "$reports"
   status=0

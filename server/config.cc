@@ -415,6 +415,26 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_MAX_HTTP_BODY_BYTES")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
+  app.add_option("--max-http-head-bytes", l.max_http_head_bytes,
+                 "Largest HTTP request head, request line and headers (431 above)")
+      ->envname("HERALD_MAX_HTTP_HEAD_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{65536}))
+      ->capture_default_str();
+  app.add_option("--http-idle-timeout-ms", l.http_idle_timeout_ms,
+                 "Close a keep-alive HTTP API connection idle (or mid-request) this long")
+      ->envname("HERALD_HTTP_IDLE_TIMEOUT_MS")
+      ->check(CLI::Range(100u, 3600000u))
+      ->capture_default_str();
+  app.add_option("--sse-replay-events", l.sse_replay_events,
+                 "Events kept to resume GET /api/v1/events with Last-Event-ID")
+      ->envname("HERALD_SSE_REPLAY_EVENTS")
+      ->check(CLI::Range(size_t{0}, size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--sse-heartbeat-ms", l.sse_heartbeat_ms,
+                 "Interval of comment heartbeats on GET /api/v1/events streams")
+      ->envname("HERALD_SSE_HEARTBEAT_MS")
+      ->check(CLI::Range(100u, 3600000u))
+      ->capture_default_str();
   app.add_option("--ping-interval-ms", l.ping_interval_ms,
                  "Client ping interval advertised in welcome; Herald pings a connection silent "
                  "this long")
@@ -812,6 +832,10 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"api-burst", Decimal(l.api_burst)},
         {"max-publication-bytes", Number(l.max_publication_bytes)},
         {"max-http-body-bytes", Number(l.max_http_body_bytes)},
+        {"max-http-head-bytes", Number(l.max_http_head_bytes)},
+        {"http-idle-timeout-ms", Number(l.http_idle_timeout_ms)},
+        {"sse-replay-events", Number(l.sse_replay_events)},
+        {"sse-heartbeat-ms", Number(l.sse_heartbeat_ms)},
         {"ping-interval-ms", Number(l.ping_interval_ms)},
         {"idle-timeout-ms", Number(l.idle_timeout_ms)},
         {"history-size", Number(history_size)},

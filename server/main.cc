@@ -27,9 +27,11 @@
 #include "server/core/protocol.h"
 #include "server/engine/memory_engine.h"
 #include "server/engine/redis/redis_engine.h"
+#include "server/http/server.h"
 #include "server/proxy/http_proxy.h"
 #include "server/rpc/api_metrics.h"
 #include "server/rpc/broker_service.h"
+#include "server/rpc/event_feed.h"
 #include "server/rpc/http_api.h"
 #include "server/version.h"
 #include "server/ws/endpoint.h"
@@ -38,6 +40,26 @@
 #include "server/ws/ws_session.h"
 
 namespace {
+
+// An event stream (GET /api/v1/events) on a connection of the HTTP/1.1 server.
+class HttpEventSink : public herald::rpc::EventStreamSink {
+ public:
+  explicit HttpEventSink(std::shared_ptr<herald::http::Exchange> exchange)
+      : exchange_(std::move(exchange)) {}
+  void Refuse(herald::rpc::HttpReply reply) override {
+    exchange_->Respond({reply.status, std::move(reply.headers), std::move(reply.body)});
+  }
+  void Start(std::vector<std::pair<std::string, std::string>> headers,
+             std::function<void()> on_closed) override {
+    exchange_->StartStream(200, std::move(headers), std::move(on_closed));
+  }
+  void Post(std::function<void()> work) override { exchange_->Post(std::move(work)); }
+  bool Write(absl::string_view bytes) override { return exchange_->Write(bytes); }
+  void Close() override { exchange_->EndStream(); }
+
+ private:
+  const std::shared_ptr<herald::http::Exchange> exchange_;
+};
 
 // SIGINT and SIGTERM, which start the drain.
 sigset_t DrainSignals() {
@@ -148,24 +170,90 @@ int Run(const herald::ServerConfig& config) {
       return 2;
     }
   }
-  // One WebSocket listener per I/O thread, all on one port.
+  // Server-Sent Events of the node's events (GET /api/v1/events), on the HTTP/1.1 server.
+  rpc::EventFeed event_feed(&hub.api(), config.api_key);
+  http::ServerOptions http_options;
+  http_options.parser.max_head_bytes = config.limits.max_http_head_bytes;
+  http_options.parser.max_body_bytes = config.limits.max_http_body_bytes;
+  http_options.idle_timeout = absl::Milliseconds(config.limits.http_idle_timeout_ms);
+  // A slow SSE reader is cut off like a slow WebSocket consumer.
+  http_options.max_buffered_bytes = config.limits.max_send_buffer_bytes;
+  // One WebSocket listener per I/O thread, all on one port; on a plain port each also hands the
+  // connections that start with an /api/ request to its thread's HTTP/1.1 server (keep-alive,
+  // pipelining, SSE).
   std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
+  std::vector<std::unique_ptr<http::Server>> http_servers;
   for (int i = 0; i < threads; ++i) {
     auto& endpoint = *endpoints.emplace_back(std::make_unique<ws::Endpoint>(
         &hub, &io_threads.context(i), static_cast<uint32_t>(i), tls.get()));
+    if (tls == nullptr) {
+      auto& http_server = *http_servers.emplace_back(std::make_unique<http::Server>(
+          &io_threads.context(i), http_options,
+          [&endpoint, &event_feed](const http::Request& req,
+                                   std::shared_ptr<http::Exchange> exchange) {
+            if (req.Path() == rpc::EventFeed::kPath) {
+              const std::string authorization = req.Header("Authorization");
+              const std::string last_event_id = req.Header("Last-Event-ID");
+              event_feed.Open({req.method, req.Query(), authorization, last_event_id},
+                              std::make_shared<HttpEventSink>(std::move(exchange)));
+              return;
+            }
+            // Every other path is served as on websocketpp's connections (a kept-alive
+            // connection may ask for /healthz or a static file after an API call).
+            ws::HttpRequest request;
+            request.method = req.method;
+            request.path = req.Path();
+            request.query = req.Query();
+            request.body = req.body;
+            request.remote_address = req.remote_address;
+            request.header = [&req](const std::string& name) { return req.Header(name); };
+            endpoint.ServeHttp(request, [exchange](ws::HttpResponse reply) {
+              exchange->Respond({reply.status, std::move(reply.headers), std::move(reply.body)});
+            });
+          }));
+      endpoint.SetApiHandoff([&http_server](asio::ip::tcp::socket socket, std::string remote) {
+        http_server.Adopt(std::move(socket), std::move(remote));
+      });
+    }
     if (!config.static_dir.empty()) endpoint.ServeStaticFiles(config.static_dir);
     if (redis != nullptr) {
       endpoint.SetHealthCheck([redis] {
         return redis->ready() ? absl::OkStatus() : absl::UnavailableError("redis unreachable");
       });
     }
-    endpoint.SetMetricsAppender([&build_info, &api_metrics, &http_proxy](std::string* out) {
-      out->append(build_info);
-      api_metrics.AppendTo(out);
-      if (http_proxy != nullptr) out->append(core::RenderProxyMetrics(http_proxy->Stats()));
-    });
+    endpoint.SetMetricsAppender(
+        [&build_info, &api_metrics, &http_proxy, &http_servers, &event_feed](std::string* out) {
+          out->append(build_info);
+          api_metrics.AppendTo(out);
+          if (http_proxy != nullptr) out->append(core::RenderProxyMetrics(http_proxy->Stats()));
+          size_t http_connections = 0;
+          for (const auto& server : http_servers) http_connections += server->connection_count();
+          absl::StrAppend(out,
+                          "# HELP herald_http_connections HTTP/1.1 connections of the control "
+                          "API kept open (keep-alive, event streams).\n"
+                          "# TYPE herald_http_connections gauge\n"
+                          "herald_http_connections ",
+                          http_connections,
+                          "\n# HELP herald_event_streams Server-Sent Events streams open "
+                          "(GET /api/v1/events).\n"
+                          "# TYPE herald_event_streams gauge\n"
+                          "herald_event_streams ",
+                          event_feed.stream_count(), "\n");
+        });
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
+      if (req.path == rpc::EventFeed::kPath) {
+        // websocketpp cannot stream a response: on a wss:// port (or a connection whose first
+        // request was not for /api/) there is no event stream.
+        respond(ws::HttpResponse{
+            501,
+            {{"Content-Type", "application/json"}},
+            rpc::HttpErrorBody(absl::UnimplementedError(
+                "events: Server-Sent Events are served on a plain-HTTP port only, on a "
+                "connection whose first request is for /api/ (behind a TLS-terminating proxy "
+                "for https); see docs/api.md"))});
+        return true;
+      }
       const std::string content_type = req.header("Content-Type");
       const std::string authorization = req.header("Authorization");
       const std::string transfer_encoding = req.header("Transfer-Encoding");
@@ -295,6 +383,7 @@ int Run(const herald::ServerConfig& config) {
         }
       }
       hub.Tick();
+      event_feed.Tick(absl::Now());
       schedule_tick();
     });
   };
@@ -320,6 +409,9 @@ int Run(const herald::ServerConfig& config) {
   // with CANCELLED by the server's shutdown.
   hub.api().BeginDrain();
   rpc_server.BeginDrain();
+  // Keep-alive HTTP connections close after their current reply; event streams end.
+  event_feed.Shutdown();
+  for (auto& http_server : http_servers) http_server->BeginDrain();
   hub.node().CloseAll(core::kCloseGoingAway, "server shutting down");
   // The ticker is stopped and the clients are leaving: publish calls still waiting for an ack
   // answer acked=false now, so in-flight calls can finish.

@@ -677,9 +677,8 @@ void ApiExecutor::Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResp
       std::move(done));
 }
 
-absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(
-    const v1::WatchEventsRequest& req, std::function<void()> on_ready,
-    std::function<void()> on_attached) {
+absl::StatusOr<EventWatcher::Filter> ApiExecutor::WatchFilter(
+    const v1::WatchEventsRequest& req) const {
   EventWatcher::Filter filter;
   for (int i = 0; i < req.types_size(); ++i) {
     if (req.types(i) == v1::EVENT_TYPE_UNSPECIFIED || !v1::EventType_IsValid(req.types(i))) {
@@ -692,9 +691,17 @@ absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(
   }
   filter.channel = req.channel();
   filter.user = req.user();
+  return filter;
+}
+
+absl::StatusOr<std::shared_ptr<EventWatcher>> ApiExecutor::Watch(
+    const v1::WatchEventsRequest& req, std::function<void()> on_ready,
+    std::function<void()> on_attached) {
+  absl::StatusOr<EventWatcher::Filter> filter = WatchFilter(req);
+  if (!filter.ok()) return filter.status();
   if (req.buffer() > 1000000) return absl::InvalidArgumentError("buffer: at most 1000000");
   const size_t capacity = req.buffer() == 0 ? limits_.watcher_buffer : req.buffer();
-  return node_->events().Watch(std::move(filter), capacity, std::move(on_ready),
+  return node_->events().Watch(*std::move(filter), capacity, std::move(on_ready),
                                std::move(on_attached));
 }
 

@@ -63,6 +63,8 @@ class ApiExecutor {
   void Presence(const v1::PresenceRequest& req, Done<v1::PresenceResponse> done);
   void PresenceStats(const v1::PresenceStatsRequest& req, Done<v1::PresenceStatsResponse> done);
   void Channels(const v1::ChannelsRequest& req, Done<v1::ChannelsResponse> done);
+  // The filter of a WatchEvents request (types, channel, user), validated.
+  absl::StatusOr<EventWatcher::Filter> WatchFilter(const v1::WatchEventsRequest& req) const;
   // Attaches a WatchEvents watcher (validated request); detach with Unwatch(). `on_attached`
   // (optional) is called, from any thread and possibly before this returns, once the watcher gets
   // the events of every node of the cluster.

@@ -153,6 +153,16 @@ struct Limits {
   uint32_t webhook_backoff_ms = 500;
   // Notifications in flight at once (so they may arrive out of order).
   uint32_t webhook_concurrency = 8;
+  // Largest HTTP request head (request line and headers) the HTTP/1.1 server of the API reads;
+  // a larger one gets 431 and its connection is closed.
+  size_t max_http_head_bytes = 16 * 1024;
+  // A keep-alive HTTP connection with no request in progress, or whose request stopped arriving
+  // half-way, is closed after this long without a byte.
+  uint32_t http_idle_timeout_ms = 30000;
+  // Server-Sent Events (GET /api/v1/events): the newest events kept for resuming a stream with
+  // Last-Event-ID, and the interval of its comment heartbeats.
+  size_t sse_replay_events = 10000;
+  uint32_t sse_heartbeat_ms = 15000;
 };
 
 // The history policy that applies to `channel`.

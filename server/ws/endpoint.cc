@@ -3,6 +3,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <utility>
@@ -16,9 +19,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
 #include "server/core/metrics.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
+#include "server/http/percent_decode.h"
 #include "server/ws/ws_session.h"
 
 namespace herald::ws {
@@ -39,18 +44,7 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
   for (absl::string_view pair : absl::StrSplit(absl::string_view(resource).substr(q + 1), '&')) {
     const size_t eq = pair.find('=');
     if (pair.substr(0, eq) != name || eq == absl::string_view::npos) continue;
-    std::string value;
-    absl::string_view raw = pair.substr(eq + 1);
-    for (size_t i = 0; i < raw.size(); ++i) {
-      int byte = 0;
-      if (raw[i] == '%' && i + 2 < raw.size() && absl::SimpleHexAtoi(raw.substr(i + 1, 2), &byte)) {
-        value.push_back(static_cast<char>(byte));
-        i += 2;
-      } else {
-        value.push_back(raw[i] == '+' ? ' ' : raw[i]);
-      }
-    }
-    return value;
+    return ::herald::http::PercentDecode(pair.substr(eq + 1));
   }
   return "";
 }
@@ -82,13 +76,33 @@ void WriteDeferred(Connection& con, const HttpResponse& reply) {
   // has already been torn down (shutdown), and then there is nobody to answer.
   try {
     con.set_status(static_cast<http::status_code::value>(reply.status));
-    for (const auto& [name, value] : reply.headers) con.replace_header(name, value);
+    // The body first: set_body sets Content-Length, which a HEAD reply's header then overrides.
     con.set_body(reply.body);
+    for (const auto& [name, value] : reply.headers) con.replace_header(name, value);
   } catch (const websocketpp::exception&) {
     return;
   }
   websocketpp::lib::error_code ec;
   con.send_http_response(ec);
+}
+
+// The first bytes of a connection decide who serves it (Endpoint::SetApiHandoff).
+enum class FirstLine { kApi, kOther, kUndecided };
+
+// "POST /api/v1/Publish HTTP/1.1": a request line whose target starts with /api/ goes to the
+// HTTP/1.1 server; anything else (an upgrade to /ws, /healthz, static files, not HTTP at all)
+// to websocketpp. Undecided while the bytes so far could still be either.
+FirstLine ClassifyFirstLine(absl::string_view bytes) {
+  constexpr absl::string_view kApiPrefix = "/api/";
+  size_t i = 0;
+  while (i < bytes.size() && absl::ascii_isupper(static_cast<unsigned char>(bytes[i]))) ++i;
+  if (i == bytes.size()) return i < 16 ? FirstLine::kUndecided : FirstLine::kOther;
+  if (i == 0 || bytes[i] != ' ') return FirstLine::kOther;
+  absl::string_view target = bytes.substr(i + 1);
+  if (target.size() < kApiPrefix.size()) {
+    return absl::StartsWith(kApiPrefix, target) ? FirstLine::kUndecided : FirstLine::kOther;
+  }
+  return absl::StartsWith(target, kApiPrefix) ? FirstLine::kApi : FirstLine::kOther;
 }
 
 }  // namespace
@@ -150,20 +164,7 @@ void Endpoint::Init(Server& server) {
     websocketpp::lib::error_code ec;
     typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
     if (ec) return;
-    asio::ip::tcp::socket::lowest_layer_type& socket = con->get_raw_socket();
-    asio::error_code aec;
-    socket.set_option(asio::ip::tcp::no_delay(true), aec);
-    // A peer that vanished without a FIN (a phone off the network) is found by the kernel even
-    // where no WebSocket ping would find it: idle_timeout_ms 0, or a socket that never finishes
-    // its handshake.
-    const core::Limits& limits = hub_->limits();
-    using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
-    using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
-    using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
-    socket.set_option(asio::socket_base::keep_alive(true), aec);
-    socket.set_option(KeepIdle(static_cast<int>(limits.tcp_keepalive_idle_s)), aec);
-    socket.set_option(KeepInterval(static_cast<int>(limits.tcp_keepalive_interval_s)), aec);
-    socket.set_option(KeepCount(static_cast<int>(limits.tcp_keepalive_count)), aec);
+    SetTcpOptions(con->get_raw_socket());
   });
 }
 
@@ -186,6 +187,7 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
       }
     }
   }
+  if (plain_ != nullptr && api_handoff_) return ListenAndRoute(host, port);
   WithServer([&](auto& server) { server.listen(host, port, ec); });
   if (ec) {
     return absl::UnavailableError(
@@ -205,8 +207,143 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
 }
 
 void Endpoint::StopListening() {
+  if (acceptor_ != nullptr) {
+    asio::error_code aec;
+    acceptor_->close(aec);
+    return;
+  }
   websocketpp::lib::error_code ec;
   WithServer([&](auto& server) { server.stop_listening(ec); });
+}
+
+void Endpoint::SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const {
+  asio::error_code aec;
+  socket.set_option(asio::ip::tcp::no_delay(true), aec);
+  // A peer that vanished without a FIN (a phone off the network) is found by the kernel even
+  // where no WebSocket ping would find it: idle_timeout_ms 0, or a socket that never finishes
+  // its handshake.
+  const core::Limits& limits = hub_->limits();
+  using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+  using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+  using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+  socket.set_option(asio::socket_base::keep_alive(true), aec);
+  socket.set_option(KeepIdle(static_cast<int>(limits.tcp_keepalive_idle_s)), aec);
+  socket.set_option(KeepInterval(static_cast<int>(limits.tcp_keepalive_interval_s)), aec);
+  socket.set_option(KeepCount(static_cast<int>(limits.tcp_keepalive_count)), aec);
+}
+
+absl::Status Endpoint::ListenAndRoute(const std::string& host, const std::string& port) {
+  asio::error_code ec;
+  asio::ip::tcp::resolver resolver(*io_);
+  auto results = resolver.resolve(host, port, ec);
+  if (ec || results.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", ec ? ec.message() : "no address"));
+  }
+  const asio::ip::tcp::endpoint ep = results.begin()->endpoint();
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(*io_);
+  using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->set_option(ReusePort(true), ec);
+  if (!ec) acceptor_->bind(ep, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    acceptor_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
+  }
+  const asio::ip::tcp::endpoint local = acceptor_->local_endpoint(ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot read bound port: ", ec.message()));
+  local_port_ = local.port();
+  std::string addr = local.address().to_string();
+  local_address_ = local.address().is_v6() ? absl::StrCat("[", addr, "]:", local.port())
+                                           : absl::StrCat(addr, ":", local.port());
+  AcceptNext();
+  return absl::OkStatus();
+}
+
+void Endpoint::AcceptNext() {
+  acceptor_->async_accept(*io_, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || acceptor_ == nullptr || !acceptor_->is_open()) {
+      return;
+    }
+    if (!ec) Route(std::move(socket));
+    AcceptNext();
+  });
+}
+
+// A connection being routed: its socket until the first request line shows who serves it.
+struct Endpoint::PendingRoute {
+  PendingRoute(asio::ip::tcp::socket s, asio::io_context& io)
+      : socket(std::move(s)), deadline(io), retry(io) {}
+  asio::ip::tcp::socket socket;
+  asio::steady_timer deadline;  // nothing decided by then: websocketpp's (it has its timeouts)
+  asio::steady_timer retry;     // a request line that arrives in pieces is looked at again
+  bool decided = false;
+};
+
+void Endpoint::Route(asio::ip::tcp::socket socket) {
+  SetTcpOptions(socket);
+  auto pending = std::make_shared<PendingRoute>(std::move(socket), *io_);
+  pending->deadline.expires_after(kRouteTimeout);
+  pending->deadline.async_wait([this, pending](const asio::error_code& ec) {
+    if (ec || pending->decided) return;
+    pending->decided = true;
+    pending->retry.cancel();
+    asio::error_code cancel_ec;
+    pending->socket.cancel(cancel_ec);
+    ToWebsocketpp(std::move(pending->socket));
+  });
+  Peek(pending);
+}
+
+void Endpoint::Peek(const std::shared_ptr<PendingRoute>& pending) {
+  pending->socket.async_wait(
+      asio::socket_base::wait_read, [this, pending](const asio::error_code& ec) {
+        if (pending->decided) return;
+        if (ec) {
+          pending->decided = true;
+          pending->deadline.cancel();
+          return;  // the socket closes with `pending`
+        }
+        char bytes[kRoutePeekBytes];
+        const ssize_t n =
+            ::recv(pending->socket.native_handle(), bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          return Peek(pending);
+        }
+        if (n <= 0) {  // closed before a byte, or reset
+          pending->decided = true;
+          pending->deadline.cancel();
+          return;
+        }
+        const FirstLine line = ClassifyFirstLine(absl::string_view(bytes, static_cast<size_t>(n)));
+        if (line == FirstLine::kUndecided) {
+          pending->retry.expires_after(std::chrono::milliseconds(5));
+          pending->retry.async_wait([this, pending](const asio::error_code& retry_ec) {
+            if (!retry_ec && !pending->decided) Peek(pending);
+          });
+          return;
+        }
+        pending->decided = true;
+        pending->deadline.cancel();
+        if (line == FirstLine::kOther) return ToWebsocketpp(std::move(pending->socket));
+        asio::error_code rec;
+        const asio::ip::tcp::endpoint remote = pending->socket.remote_endpoint(rec);
+        std::string address = remote.address().to_string();
+        if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
+        api_handoff_(std::move(pending->socket), absl::StrCat(address, ":", remote.port()));
+      });
+}
+
+void Endpoint::ToWebsocketpp(asio::ip::tcp::socket socket) {
+  WsServer::connection_ptr con = plain_->get_connection();
+  if (con == nullptr) return;  // the socket closes
+  // The connection was made with a socket of this io_context; it takes over the accepted one
+  // and starts as if websocketpp had accepted it (tcp init, handshake timeout, ...).
+  con->get_raw_socket() = std::move(socket);
+  con->start();
 }
 
 Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
@@ -370,46 +507,43 @@ void Endpoint::ServeStaticFiles(const std::string& dir) {
   static_files_ = std::make_unique<const StaticFiles>(dir);
 }
 
-template <typename ConnectionPtr>
-bool Endpoint::ServeFile(const ConnectionPtr& con, absl::string_view path) {
-  const std::string& method = con->get_request().get_method();
+std::optional<HttpResponse> Endpoint::StaticFile(const HttpRequest& request) const {
+  const absl::string_view method = request.method;
   if (static_files_ == nullptr || (method != "GET" && method != "HEAD" && method != "OPTIONS")) {
-    return false;
+    return std::nullopt;
   }
-  std::optional<StaticFiles::Response> file = static_files_->Get(path);
-  if (!file.has_value()) return false;
+  std::optional<StaticFiles::Response> file = static_files_->Get(request.path);
+  if (!file.has_value()) return std::nullopt;
+  HttpResponse reply;
   // herald.js and the demo assets are public and carry no credentials: any page may load them
   // (`import … from "https://herald.example/herald.js"`), whatever --allowed-origins says about
   // who may then open a WebSocket.
-  con->replace_header("Access-Control-Allow-Origin", "*");
+  reply.headers.emplace_back("Access-Control-Allow-Origin", "*");
   if (method == "OPTIONS") {  // a CORS preflight
-    con->set_status(http::status_code::no_content);
-    con->replace_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
-    const std::string& asked = con->get_request().get_header("Access-Control-Request-Headers");
-    if (!asked.empty()) con->replace_header("Access-Control-Allow-Headers", asked);
-    con->replace_header("Access-Control-Max-Age", "86400");
-    return true;
+    reply.status = 204;
+    reply.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    const std::string asked = request.header("Access-Control-Request-Headers");
+    if (!asked.empty()) reply.headers.emplace_back("Access-Control-Allow-Headers", asked);
+    reply.headers.emplace_back("Access-Control-Max-Age", "86400");
+    return reply;
   }
   if (!file->redirect.empty()) {  // "/admin" -> "/admin/", keeping the query
-    const std::string& resource = con->get_resource();
-    const size_t query = resource.find('?');
-    con->set_status(http::status_code::moved_permanently);
-    con->replace_header(
-        "Location",
-        absl::StrCat(file->redirect,
-                     query == std::string::npos ? "" : absl::string_view(resource).substr(query)));
-    return true;
+    reply.status = 301;
+    reply.headers.emplace_back("Location", request.query.empty()
+                                               ? file->redirect
+                                               : absl::StrCat(file->redirect, "?", request.query));
+    return reply;
   }
-  con->set_status(http::status_code::ok);
-  con->replace_header("Content-Type", file->content_type);
-  con->replace_header("X-Content-Type-Options", "nosniff");
-  con->replace_header("Cache-Control", "no-cache");
+  reply.status = 200;
+  reply.headers.emplace_back("Content-Type", file->content_type);
+  reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  reply.headers.emplace_back("Cache-Control", "no-cache");
   if (method == "HEAD") {
-    con->replace_header("Content-Length", absl::StrCat(file->body.size()));
+    reply.headers.emplace_back("Content-Length", absl::StrCat(file->body.size()));
   } else {
-    con->set_body(std::move(file->body));
+    reply.body = std::move(file->body);
   }
-  return true;
+  return reply;
 }
 
 template <typename Server>
@@ -417,7 +551,6 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
   if (ec) return;
-  absl::string_view path = PathOf(con->get_resource());
   // websocketpp closes the connection after each HTTP response; say so, or keep-alive clients
   // (browsers, Node's http agent) send their next request on a socket that is closing.
   con->replace_header("Connection", "close");
@@ -426,43 +559,46 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
     con->replace_header("Content-Type", "application/json");
     con->set_body(absl::StrCat(R"({"code":"INVALID_ARGUMENT","message":"request framing: )", *error,
                                "\"}\n"));
-  } else if (path == "/healthz") {
-    const absl::Status health = health_check_ ? health_check_() : absl::OkStatus();
-    con->set_status(health.ok() ? http::status_code::ok : http::status_code::service_unavailable);
-    con->replace_header("Content-Type", "application/json");
-    con->set_body(absl::StrCat(R"({"status":")", health.ok() ? "ok" : "unavailable",
-                               R"(","node":")", hub_->node().name(), R"(","connections":)",
-                               hub_->node().connection_count(), "}\n"));
-  } else if (path == "/metrics") {
-    ServeMetrics(con);
-  } else if (path == "/ws") {
-    con->set_status(http::status_code::upgrade_required);
-    con->replace_header("Upgrade", "websocket");
-    con->set_body("this endpoint speaks WebSocket\n");
-  } else if (CallFallback(con, path)) {
-    // Answered by the fallback, now or later (a deferred response).
-  } else if (ServeFile(con, path)) {
-    // A static file (demo pages, herald.js) from --static-dir.
-  } else {
-    con->set_status(http::status_code::not_found);
-    con->set_body("not found\n");
+    return;
   }
-}
-
-template <typename ConnectionPtr>
-bool Endpoint::CallFallback(const ConnectionPtr& con, absl::string_view path) {
-  if (!http_fallback_) return false;
   const websocketpp::http::parser::request& request = con->get_request();
+  const std::string& resource = con->get_resource();
+  const size_t q = resource.find('?');
+  const std::string remote_address = con->get_remote_endpoint();
   HttpRequest req;
   req.method = request.get_method();
-  req.path = path;
+  req.path = PathOf(resource);
+  req.query =
+      q == std::string::npos ? absl::string_view() : absl::string_view(resource).substr(q + 1);
   req.body = request.get_body();
-  const std::string remote_address = con->get_remote_endpoint();
   req.remote_address = remote_address;
   req.header = [&request](const std::string& name) { return request.get_header(name); };
-  if (!http_fallback_(req, DeferredResponder(con))) return false;
+  // Every reply is written by a task on the connection's strand, after this handler returns.
+  ServeHttp(req, DeferredResponder(con));
   con->defer_http_response();
-  return true;
+}
+
+void Endpoint::ServeHttp(const HttpRequest& request, HttpRespond respond) {
+  const absl::string_view path = request.path;
+  if (path == "/healthz") {
+    const absl::Status health = health_check_ ? health_check_() : absl::OkStatus();
+    respond(HttpResponse{health.ok() ? 200 : 503,
+                         {{"Content-Type", "application/json"}},
+                         absl::StrCat(R"({"status":")", health.ok() ? "ok" : "unavailable",
+                                      R"(","node":")", hub_->node().name(), R"(","connections":)",
+                                      hub_->node().connection_count(), "}\n")});
+  } else if (path == "/metrics") {
+    ServeMetrics(std::move(respond));
+  } else if (path == "/ws") {
+    respond(HttpResponse{426, {{"Upgrade", "websocket"}}, "this endpoint speaks WebSocket\n"});
+  } else if (http_fallback_ && http_fallback_(request, respond)) {
+    // Answered by the fallback, now or later.
+  } else if (std::optional<HttpResponse> file = StaticFile(request)) {
+    // A static file (demo pages, herald.js) from --static-dir.
+    respond(*std::move(file));
+  } else {
+    respond(HttpResponse{404, {}, "not found\n"});
+  }
 }
 
 template <typename ConnectionPtr>
@@ -475,12 +611,11 @@ HttpRespond Endpoint::DeferredResponder(const ConnectionPtr& con) {
   };
 }
 
-template <typename ConnectionPtr>
-void Endpoint::ServeMetrics(const ConnectionPtr& con) {
+void Endpoint::ServeMetrics(HttpRespond respond) {
   // Task queues come from the engine, which may answer later; the node's counters are read now.
   hub_->api().ListQueues(
       {}, [stats = hub_->api().LocalStats(), append = metrics_appender_,
-           respond = DeferredResponder(con)](absl::StatusOr<v1::ListQueuesResponse> queues) {
+           respond = std::move(respond)](absl::StatusOr<v1::ListQueuesResponse> queues) {
         HttpResponse reply;
         reply.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
         reply.body = core::RenderMetrics(
@@ -488,7 +623,6 @@ void Endpoint::ServeMetrics(const ConnectionPtr& con) {
         if (append) append(&reply.body);
         respond(std::move(reply));
       });
-  con->defer_http_response();
 }
 
 }  // namespace herald::ws

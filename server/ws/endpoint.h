@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_WS_ENDPOINT_H_
 #define HERALD_SERVER_WS_ENDPOINT_H_
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "asio/io_context.hpp"
+#include "asio/ip/tcp.hpp"
 #include "server/core/hub.h"
 #include "server/ws/liveness.h"
 #include "server/ws/static_files.h"
@@ -28,6 +30,7 @@ namespace herald::ws {
 struct HttpRequest {
   absl::string_view method;  // "POST"
   absl::string_view path;    // the resource without its query string
+  absl::string_view query;   // the query string without '?' ("" when none)
   absl::string_view body;
   absl::string_view remote_address;  // the client's "ip:port"
   // The value of a request header ("" when absent); names are case-insensitive.
@@ -83,6 +86,23 @@ class Endpoint {
     metrics_appender_ = std::move(append);
   }
 
+  // Where a plain (ws://) listener hands the connections whose first request is for `/api/`
+  // (main.cc: the HTTP/1.1 server of this I/O thread, which keeps them alive): the accepted
+  // socket of this endpoint's io_context and the client's "ip:port". With it, the endpoint
+  // accepts plain connections itself and peeks (MSG_PEEK, at most kRoutePeekBytes, for at most
+  // kRouteTimeout) at the request line of each; every other connection goes to websocketpp
+  // unchanged. A TLS endpoint ignores it. Call before Listen().
+  using ApiHandoff = std::function<void(asio::ip::tcp::socket socket, std::string remote_address)>;
+  void SetApiHandoff(ApiHandoff handoff) { api_handoff_ = std::move(handoff); }
+  static constexpr size_t kRoutePeekBytes = 32;
+  static constexpr std::chrono::milliseconds kRouteTimeout{1000};
+
+  // Serves a plain HTTP request (not a WebSocket upgrade), whichever transport read it:
+  // /healthz, /metrics, /ws (426), the HttpFallback's paths, static files, else 404. Answers
+  // through `respond`, now or later. On I/O threads, concurrently; main.cc also routes the
+  // requests the HTTP/1.1 server reads here, so a kept-alive connection may ask for any path.
+  void ServeHttp(const HttpRequest& request, HttpRespond respond);
+
   // Binds host:port (port "0" picks a free one) and starts accepting. Loop 0 first checks that
   // no other process listens there (SO_REUSEPORT would otherwise share the port silently); the
   // other loops then join its port.
@@ -107,20 +127,21 @@ class Endpoint {
   void OnOpen(Server& server, websocketpp::connection_hdl hdl);
   template <typename Server>
   void OnHttp(Server& server, websocketpp::connection_hdl hdl);
-  // Hands the request to the fallback, deferring the response until it answers; false when the
-  // fallback does not serve `path` (nothing was deferred then).
-  template <typename ConnectionPtr>
-  bool CallFallback(const ConnectionPtr& con, absl::string_view path);
-  // Answers a GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one,
-  // with `Access-Control-Allow-Origin: *`; false when there is no such file.
-  // Answers /metrics once the engine has answered ListQueues (the response is deferred).
-  template <typename ConnectionPtr>
-  void ServeMetrics(const ConnectionPtr& con);
+  // Answers /metrics once the engine has answered ListQueues.
+  void ServeMetrics(HttpRespond respond);
   // Answers a deferred HTTP response of `con`, from any thread.
   template <typename ConnectionPtr>
   HttpRespond DeferredResponder(const ConnectionPtr& con);
-  template <typename ConnectionPtr>
-  bool ServeFile(const ConnectionPtr& con, absl::string_view path);
+  // A GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one, with
+  // `Access-Control-Allow-Origin: *`; nullopt when there is no such file.
+  std::optional<HttpResponse> StaticFile(const HttpRequest& request) const;
+  struct PendingRoute;
+  absl::Status ListenAndRoute(const std::string& host, const std::string& port);
+  void AcceptNext();
+  void Route(asio::ip::tcp::socket socket);
+  void Peek(const std::shared_ptr<PendingRoute>& pending);
+  void ToWebsocketpp(asio::ip::tcp::socket socket);
+  void SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const;
   template <typename Fn>
   decltype(auto) WithServer(Fn&& fn) {
     return tls_ != nullptr ? fn(*tls_) : fn(*plain_);
@@ -150,6 +171,9 @@ class Endpoint {
   absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);
   Admission TakeAdmission(const void* connection);
   std::unique_ptr<const StaticFiles> static_files_;
+  ApiHandoff api_handoff_;
+  // The listener of a plain endpoint with an ApiHandoff (websocketpp's own otherwise).
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
   Liveness liveness_;
 };

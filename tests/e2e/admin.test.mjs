@@ -124,6 +124,9 @@ test("with the key: stats, channels, queues, kick a client, publish and publish 
   const [code, reason] = await closed;
   assert.equal(code, 4321);
   assert.equal(String(reason), "kicked from the admin page");
+  // The live event feed (GET /api/v1/events) shows the kick.
+  const kicked = page.locator("#events li.disconnect", { hasText: "code=4321 kicked from the admin page" });
+  await kicked.waitFor();
   await waitFor(async () => /No connection matches/.test(await page.textContent("#conns tbody")), "the kicked row gone");
   await page.fill("#conn-filter [name=user]", "nobody");
   await page.fill("#conn-filter [name=channel]", "");
@@ -135,6 +138,6 @@ test("with the key: stats, channels, queues, kick a client, publish and publish 
   await page.reload();
   await page.locator("#app").waitFor({ state: "visible" });
   assert.equal(await page.locator("#banner").isHidden(), true);
-  assert.match(await page.textContent("#events-note"), /gRPC only/);
+  await waitFor(text("#events-note", /GET \/api\/v1\/events/), "the event stream attached again");
   other.close();
 });

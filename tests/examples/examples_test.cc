@@ -215,6 +215,53 @@ TEST(ExamplesWebhooksTest, PhpBackendAnswersConnectSubscribeRpcAndHearsDisconnec
   EXPECT_THAT(php.Output(), HasSubstr("refused a request with a bad signature"));
 }
 
+TEST_F(ExamplesTest, PhpFollowsEventsOverServerSentEventsAndResumes) {
+  ASSERT_STRNE(HERALD_PHP, "") << "php not found: run scripts/deps.sh";
+  const std::vector<std::string> env = {"HERALD_URL=" + HttpUrl(),
+                                        absl::StrCat("HERALD_API_KEY=", kApiKey)};
+  const std::string script = kSource + "/client/examples/php/events.php";
+  auto stub = herald_.Stub();
+  std::future<CommandResult> follower = std::async(std::launch::async, [&] {
+    return RunWithEnv(env, {HERALD_PHP, script, "--count", "3", "--seconds", "60"});
+  });
+  // Attached once Herald counts the event stream's watcher.
+  ASSERT_TRUE(WaitFor([&] { return Stats(*stub).watchers() == 1; }, absl::Seconds(30)))
+      << "the stream never attached";
+  WsClient courier;
+  ASSERT_TRUE(courier.Connect(herald_.ws_url()));
+  ASSERT_TRUE(courier.Subscribe("store:42"));
+  courier.Send(R"({"id":2,"message":{"data":{"text":"courier is here"}}})");
+  ASSERT_TRUE(courier.WaitReply(2).has_sent());
+  CommandResult r = follower.get();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string id = courier.connection_id();
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0], absl::StrCat("1 connect ", id));
+  EXPECT_EQ(lines[1], absl::StrCat("2 subscribe ", id, " channel=store:42"));
+  EXPECT_EQ(lines[2], absl::StrCat("3 message ", id, R"( data={"text":"courier is here"})"));
+
+  // Away meanwhile: another message and the disconnect. Resuming after event 3 gets exactly
+  // those two.
+  courier.Send(R"({"id":3,"message":{"data":"while away"}})");
+  ASSERT_TRUE(courier.WaitReply(3).has_sent());
+  courier.Close(4000, "shift over");
+  ASSERT_TRUE(courier.WaitClosed());
+  ASSERT_TRUE(WaitFor([&] { return Stats(*stub).connections() == 0; }, absl::Seconds(10)));
+  std::vector<std::string> resume_env = env;
+  resume_env.push_back("HERALD_LAST_EVENT_ID=3");
+  r = RunWithEnv(resume_env, {HERALD_PHP, script, "--count", "2", "--seconds", "30"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, absl::StrCat("4 message ", id, " data=\"while away\"\n", "5 disconnect ", id,
+                                " code=4000 reason=\"shift over\"\n"));
+
+  // Without the key: Herald's error, exit 1.
+  r = RunWithEnv({"HERALD_URL=" + HttpUrl(), "HERALD_API_KEY=wrong"},
+                 {HERALD_PHP, script, "--count", "1", "--seconds", "5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("HTTP 401 authorization: wrong API key"));
+}
+
 TEST_F(ExamplesTest, PythonPublishesOrdersAndMessagesOverGrpc) {
   ASSERT_STRNE(HERALD_PYTHON, "") << "python3 with grpcio and grpc_tools: run scripts/deps.sh";
   WsClient dashboard, news;

@@ -268,6 +268,7 @@ async function poll() {
 function stop() {
   clearTimeout(timer);
   timer = "stopped";
+  stopEvents();
 }
 
 function start() {
@@ -277,6 +278,75 @@ function start() {
   previous = null;
   for (const s of Object.values(series)) s.length = 0;
   poll();
+  followEvents(generation);
+}
+
+// Live events: GET /api/v1/events (Server-Sent Events), read with fetch because EventSource
+// cannot send the API key. A dropped stream is resumed with Last-Event-ID.
+const MAX_EVENTS = 100;
+let events = null; // the AbortController of the stream being read
+let lastEventId = "";
+
+function stopEvents() {
+  events?.abort();
+  events = null;
+}
+
+function showEvent(id, type, event) {
+  const li = document.createElement("li");
+  li.className = type;
+  li.dataset.id = id;
+  const kind = Object.assign(document.createElement("span"), { className: "type", textContent: type });
+  const time = event.timeMs ? new Date(n(event.timeMs)).toLocaleTimeString() : "";
+  const parts = [time, event.connectionId, event.user && `user=${event.user}`, event.channel && `channel=${event.channel}`];
+  if (type === "message") parts.push(`data=${JSON.stringify(event.data)}`);
+  if (type === "ack") parts.push(`offset=${n(event.offset)}`);
+  if (type === "disconnect") parts.push(`code=${event.code} ${event.reason ?? ""}`);
+  if (event.queue) parts.push(`queue=${event.queue} task=${event.taskId} attempt=${event.attempt}`);
+  if (type === "reset") parts.push(`events after ${event.lastEventId} were lost`);
+  li.append(kind, parts.filter(Boolean).join(" "));
+  $("events").prepend(li);
+  while ($("events").children.length > MAX_EVENTS) $("events").lastElementChild.remove();
+}
+
+async function followEvents(mine) {
+  stopEvents();
+  const abort = new AbortController();
+  events = abort;
+  const headers = { Accept: "text/event-stream" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+  try {
+    const res = await fetch("/api/v1/events", { headers, signal: abort.signal });
+    if (!res.ok) {
+      const reply = await res.json().catch(() => ({}));
+      $("events-note").textContent = `The event stream is not available: ${reply.message ?? res.status}`;
+      if (res.status === 401 || res.status === 501) return; // the key form, or no stream here
+    } else {
+      $("events-note").textContent = "This node's events as they happen (GET /api/v1/events), newest first.";
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const field = (name) => block.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+          const id = field("id");
+          if (id) lastEventId = id;
+          const type = field("event");
+          if (type) showEvent(id ?? "", type, JSON.parse(field("data") ?? "{}"));
+        }
+      }
+    }
+  } catch (err) {
+    if (abort.signal.aborted) return;
+    $("events-note").textContent = `The event stream dropped (${err.message}); reconnecting…`;
+  }
+  if (events === abort && mine === generation) setTimeout(() => mine === generation && followEvents(mine), 1000);
 }
 
 $("key-form").addEventListener("submit", (e) => {

@@ -1,0 +1,102 @@
+#ifndef HERALD_SERVER_HTTP_REQUEST_PARSER_H_
+#define HERALD_SERVER_HTTP_REQUEST_PARSER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace herald::http {
+
+// One HTTP/1.x request as read from the wire.
+struct Request {
+  std::string method;     // "POST"
+  std::string target;     // the request-target as sent: "/api/v1/Publish?x=1"
+  int version_minor = 1;  // HTTP/1.<minor>
+  std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
+  std::string body;                                          // decoded (a chunked body is joined)
+  bool chunked = false;  // the body came with Transfer-Encoding: chunked
+  // HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
+  bool keep_alive = true;
+  std::string remote_address;  // "ip:port", set by the server
+
+  // The target without its query string.
+  absl::string_view Path() const;
+  // The query string without '?' ("" when none).
+  absl::string_view Query() const;
+  // The value of a header, repeated ones joined with ", " (RFC 9110 §5.3); "" when absent.
+  // Names are case-insensitive.
+  std::string Header(absl::string_view name) const;
+};
+
+// The bounds of one request. The parser never holds more than max_head_bytes of a head, nor a
+// body over max_body_bytes: a Content-Length over it is refused before any of the body is read.
+struct ParserLimits {
+  size_t max_head_bytes = 16 * 1024;
+  size_t max_body_bytes = 2 * 1024 * 1024;
+};
+
+// An HTTP/1.x request parser over Node's http-parser: feeds bytes as they arrive and yields one
+// request at a time (it stops after each, so pipelined requests are taken in order and the
+// caller decides when to go on). Refuses, with the status to answer before closing: a head over
+// max_head_bytes (431), a body over max_body_bytes (413), a body whose length is ambiguous
+// (RFC 9112 §6.3: two Content-Lengths, Content-Length with Transfer-Encoding, a
+// Transfer-Encoding other than `chunked`; 400 "request framing"), and malformed requests
+// (400). Not thread-safe; one per connection.
+class RequestParser {
+ public:
+  enum class Event {
+    kNeedMore,      // every byte given was taken; feed more
+    kHeadComplete,  // the head is complete and asks for `Expect: 100-continue`; call Feed again
+    kRequest,       // a whole request: TakeRequest()
+    kError,         // error_status()/error_message(); the connection must close after answering
+  };
+
+  explicit RequestParser(ParserLimits limits);
+  ~RequestParser();
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // Parses a prefix of `data`; `*consumed` is how many bytes were taken (the rest belongs to the
+  // next request, or to the next call after kHeadComplete).
+  Event Feed(absl::string_view data, size_t* consumed);
+  // The request completed by the last kRequest; the parser then starts the next one.
+  Request TakeRequest();
+  // True between the first byte of a request and its end.
+  bool in_request() const { return started_; }
+  // The head has arrived (the body is being read).
+  bool head_complete() const { return head_complete_; }
+  // The head of the request being read (method, target, headers), after kHeadComplete.
+  const Request& current() const { return request_; }
+  int error_status() const { return error_status_; }
+  const std::string& error_message() const { return error_message_; }
+
+ private:
+  struct Impl;
+  friend struct Impl;
+  void Reset();
+  Event Fail(int status, std::string message);
+
+  const ParserLimits limits_;
+  std::unique_ptr<Impl> impl_;
+  Request request_;
+  std::string field_;  // the header name being read
+  bool in_value_ = false;
+  bool started_ = false;
+  bool head_complete_ = false;
+  bool message_complete_ = false;
+  bool expect_continue_ = false;
+  bool continue_reported_ = false;
+  size_t head_bytes_ = 0;     // bytes of the current head taken so far
+  size_t request_bytes_ = 0;  // bytes of the current request taken so far
+  int error_status_ = 0;
+  std::string error_message_;
+};
+
+}  // namespace herald::http
+
+#endif  // HERALD_SERVER_HTTP_REQUEST_PARSER_H_

@@ -1,0 +1,141 @@
+// http::RequestParser: requests one at a time, pipelined, in pieces; the head and body bounds
+// and the framing refusals, decided before the bytes past them are looked at.
+#include "server/http/request_parser.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace herald::http {
+namespace {
+
+using ::testing::HasSubstr;
+using Event = RequestParser::Event;
+
+constexpr ParserLimits kLimits{/*max_head_bytes=*/256, /*max_body_bytes=*/64};
+
+TEST(RequestParserTest, ReadsOneRequestAndStopsAtItsEnd) {
+  RequestParser parser(kLimits);
+  const std::string bytes =
+      "POST /api/v1/Publish?x=1 HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+      "Content-Length: 2\r\nX-A: one\r\nx-a: two\r\n\r\n{}GET /next HTTP/1.1\r\n";
+  size_t used = 0;
+  ASSERT_EQ(parser.Feed(bytes, &used), Event::kRequest);
+  EXPECT_EQ(bytes.substr(used), "GET /next HTTP/1.1\r\n");
+  Request r = parser.TakeRequest();
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.Path(), "/api/v1/Publish");
+  EXPECT_EQ(r.Query(), "x=1");
+  EXPECT_EQ(r.body, "{}");
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  EXPECT_EQ(r.Header("X-A"), "one, two");
+  EXPECT_EQ(r.Header("Missing"), "");
+  // The rest is the next request, incomplete.
+  EXPECT_EQ(parser.Feed(bytes.substr(used), &used), Event::kNeedMore);
+  EXPECT_TRUE(parser.in_request());
+}
+
+TEST(RequestParserTest, PipelinedRequestsComeOutInOrderAlsoByteByByte) {
+  const std::string bytes =
+      "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"
+      "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n1;e=1\r\n!\r\n0\r\n\r\n"
+      "GET /d HTTP/1.0\r\n\r\nGET /e HTTP/1.1\r\nConnection: close\r\n\r\n";
+  for (size_t piece : {bytes.size(), size_t{1}, size_t{7}}) {
+    SCOPED_TRACE(piece);
+    RequestParser parser(kLimits);
+    std::vector<std::string> seen;
+    std::string pending;
+    for (size_t off = 0; off < bytes.size(); off += piece) {
+      pending += bytes.substr(off, piece);
+      for (;;) {
+        size_t used = 0;
+        const Event e = parser.Feed(pending, &used);
+        pending.erase(0, used);
+        ASSERT_NE(e, Event::kError) << parser.error_message();
+        if (e == Event::kNeedMore) break;
+        if (e == Event::kRequest) {
+          Request r = parser.TakeRequest();
+          seen.push_back(absl::StrCat(r.method, " ", r.target, " ", r.body,
+                                      r.keep_alive ? " keep" : " close",
+                                      r.chunked ? " chunked" : ""));
+        }
+      }
+    }
+    EXPECT_THAT(
+        seen, ::testing::ElementsAre("GET /a  keep", "POST /b xyz keep", "POST /c hi! keep chunked",
+                                     "GET /d  close", "GET /e  close"));
+  }
+}
+
+TEST(RequestParserTest, ExpectContinueStopsAfterTheHead) {
+  RequestParser parser(kLimits);
+  const std::string bytes =
+      "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+  size_t used = 0;
+  ASSERT_EQ(parser.Feed(bytes, &used), Event::kHeadComplete);
+  // (http-parser may leave the head's last byte to the next call)
+  EXPECT_THAT(bytes.substr(used), ::testing::EndsWith("ok"));
+  EXPECT_EQ(parser.current().method, "POST");
+  size_t more = 0;
+  ASSERT_EQ(parser.Feed(bytes.substr(used), &more), Event::kRequest);
+  EXPECT_EQ(parser.TakeRequest().body, "ok");
+}
+
+struct Refusal {
+  std::string what;
+  std::string bytes;
+  int status;
+  std::string message;
+};
+
+TEST(RequestParserTest, RefusesWhatItMustBeforeReadingFurther) {
+  const std::vector<Refusal> cases = {
+      {"head over the bound", absl::StrCat("GET / HTTP/1.1\r\nX: ", std::string(300, 'a')), 431,
+       "request head: more than 256 bytes"},
+      {"body over the bound (only its length sent)",
+       "POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n", 413,
+       "body: Content-Length 65 is more than the limit of 64"},
+      {"chunked body over the bound",
+       absl::StrCat("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n",
+                    std::string(65, 'b'), "\r\n0\r\n\r\n"),
+       413, "body: more than the limit of 64 bytes"},
+      {"two lengths", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400,
+       "request framing: "},
+      {"length and chunked",
+       "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+       "request framing: "},
+      {"a coding before chunked",
+       "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400,
+       "request framing: Transfer-Encoding other than chunked"},
+      {"a signed length", "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na", 400,
+       "request framing: "},
+      {"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "request: "},
+  };
+  for (const Refusal& c : cases) {
+    SCOPED_TRACE(c.what);
+    RequestParser parser(kLimits);
+    size_t used = 0;
+    ASSERT_EQ(parser.Feed(c.bytes, &used), Event::kError);
+    EXPECT_EQ(parser.error_status(), c.status);
+    EXPECT_THAT(parser.error_message(), HasSubstr(c.message));
+    // It stays refused.
+    EXPECT_EQ(parser.Feed("GET / HTTP/1.1\r\n\r\n", &used), Event::kError);
+  }
+}
+
+TEST(RequestParserTest, AHeadExactlyAtTheBoundIsRead) {
+  const std::string start = "GET / HTTP/1.1\r\nX: ";
+  const std::string head =
+      absl::StrCat(start, std::string(kLimits.max_head_bytes - start.size() - 4, 'a'), "\r\n\r\n");
+  ASSERT_EQ(head.size(), kLimits.max_head_bytes);
+  RequestParser parser(kLimits);
+  size_t used = 0;
+  EXPECT_EQ(parser.Feed(head, &used), Event::kRequest) << parser.error_message();
+}
+
+}  // namespace
+}  // namespace herald::http
