@@ -68,6 +68,13 @@ struct Options {
   bool no_subscribe = false;  // herald: count ready at welcome (connect storm)
   bool tls = false;           // wss://: a full TLS handshake per connection (no resumption)
   std::string pub_ca;         // gRPC publishers: TLS, verifying the server with these CAs
+  // Several nodes: subscriber i connects to ports[i % ports.size()] (on the --url host).
+  std::vector<int> ports;
+  // Listener of another process' publisher: no publisher here; every subscriber expects this
+  // many publications per channel (hb:<monotonic ns>:<seq> payloads, one machine's clock).
+  uint64_t expect = 0;
+  std::string ready_file;                // created once every subscriber is ready
+  std::vector<std::string> start_after;  // publish only once these files exist
 };
 
 [[noreturn]] void Usage(const char* msg) {
@@ -78,7 +85,8 @@ struct Options {
                "  [--publish none|grpc|grpc-stream|http|udp --pub-target HOST:PORT]\n"
                "  [--rate MSGS_PER_S] [--duration S] [--payload BYTES] [--drain S] [--hold S]\n"
                "  [--slow-fraction F] [--server-pids P1,P2] [--label L] [--cdf FILE]\n"
-               "  [--no-subscribe] [--pub-ca CA_PEM]\n");
+               "  [--no-subscribe] [--pub-ca CA_PEM] [--ports P1,P2] [--expect N]\n"
+               "  [--ready-file F] [--start-after F1,F2]\n");
   std::exit(2);
 }
 
@@ -145,12 +153,27 @@ Options Parse(int argc, char** argv) {
       o.pub_ca = next();
     } else if (a == "--no-subscribe") {
       o.no_subscribe = true;
+    } else if (a == "--ports") {
+      for (int pid : ParsePids(next())) o.ports.push_back(pid);
+    } else if (a == "--expect") {
+      o.expect = std::stoull(next());
+    } else if (a == "--ready-file") {
+      o.ready_file = next();
+    } else if (a == "--start-after") {
+      std::string list = next();
+      for (size_t b = 0; b <= list.size();) {
+        size_t e = list.find(',', b);
+        if (e == std::string::npos) e = list.size();
+        if (e > b) o.start_after.push_back(list.substr(b, e - b));
+        b = e + 1;
+      }
     } else {
       Usage(("unknown option " + a).c_str());
     }
   }
   if (o.publish != "none" && o.pub_target.empty()) Usage("--publish needs --pub-target");
   if (o.payload > 3000) Usage("--payload at most 3000");
+  if (o.expect > 0 && o.publish != "none") Usage("--expect listens to another publisher");
   return o;
 }
 
@@ -212,6 +235,7 @@ struct ThreadResult {
   Histogram latency;
   Histogram handshake;
   uint64_t distinct = 0, duplicates = 0, reordered = 0, closed = 0, closed_4008 = 0;
+  uint64_t first_recv_ns = 0;
   uint64_t last_recv_ns = 0;
   uint64_t frames_other = 0;
 };
@@ -402,7 +426,10 @@ void Worker::StartConnect(Conn& c, int idx) {
   }
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<uint16_t>(opt_.port));
+  const int port = opt_.ports.empty()
+                       ? opt_.port
+                       : opt_.ports[static_cast<size_t>(first_ + idx) % opt_.ports.size()];
+  dst.sin_port = htons(static_cast<uint16_t>(port));
   inet_pton(AF_INET, opt_.host.c_str(), &dst.sin_addr);
   if (connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS) {
     Fail(c);
@@ -450,6 +477,7 @@ void Worker::OnText(Conn& c, const char* p, size_t n, uint64_t now) {
       return;
     }
     result_.latency.Record(now > t ? now - t : 0);
+    if (result_.first_recv_ns == 0) result_.first_recv_ns = now;
     result_.last_recv_ns = now;
     Accept(c, seq);
     return;
@@ -895,11 +923,17 @@ int Main(int argc, char** argv) {
   const uint64_t rss_ready = ProcRssBytes(opt.server_pids);
   const double server_cpu_connect = ProcCpuSeconds(opt.server_pids) - server_cpu_connect0;
 
+  if (!opt.ready_file.empty()) std::ofstream(opt.ready_file) << ready << "\n";
+  for (const std::string& f : opt.start_after) {
+    while (access(f.c_str(), F_OK) != 0 && NowNs() < connect_deadline) usleep(10000);
+  }
+
   const double server_cpu0 = ProcCpuSeconds(opt.server_pids);
   const double gen_cpu1 = SelfCpuSeconds();
   PublishResult pr;
   std::unique_ptr<Publisher> pub = MakePublisher(opt);
   if (pub != nullptr) pr = RunPublisher(opt, sh, *pub);
+  if (opt.expect > 0) pr.per_channel.assign(opt.channels, opt.expect);
 
   // Wait for the stragglers: until the fast subscribers have everything (estimated), the count
   // stops growing for 300 ms, or the drain time is over.
@@ -909,14 +943,22 @@ int Main(int argc, char** argv) {
     const int every = std::max(1, static_cast<int>(1.0 / opt.slow_fraction + 0.5));
     slow_ready = ready_now.load() / every;
   }
+  const uint64_t per_channel = opt.expect > 0 ? opt.expect * opt.channels : pr.published;
   const uint64_t estimate =
-      pr.published * static_cast<uint64_t>(ready_now.load() - slow_ready) / opt.channels;
-  const uint64_t drain_deadline = NowNs() + static_cast<uint64_t>(opt.drain_s * 1e9);
+      per_channel * static_cast<uint64_t>(ready_now.load() - slow_ready) / opt.channels;
+  // A listener waits for another process' publisher: all of its drain time, unless all arrived.
+  const uint64_t drain_deadline =
+      NowNs() +
+      static_cast<uint64_t>((opt.expect > 0 ? opt.duration_s + opt.drain_s : opt.drain_s) * 1e9);
   uint64_t last_count = sh.received.load();
   uint64_t last_change = NowNs();
-  while (pub != nullptr && NowNs() < drain_deadline) {
+  while ((pub != nullptr || opt.expect > 0) && NowNs() < drain_deadline) {
     const uint64_t got = sh.received.load();
     if (got >= estimate) break;
+    if (opt.expect > 0) {
+      usleep(1000);
+      continue;
+    }
     if (got != last_count) {
       last_count = got;
       last_change = NowNs();
@@ -941,13 +983,17 @@ int Main(int argc, char** argv) {
     total.closed_4008 += w->result().closed_4008;
     total.frames_other += w->result().frames_other;
     total.last_recv_ns = std::max(total.last_recv_ns, w->result().last_recv_ns);
+    if (w->result().first_recv_ns != 0 &&
+        (total.first_recv_ns == 0 || w->result().first_recv_ns < total.first_recv_ns)) {
+      total.first_recv_ns = w->result().first_recv_ns;
+    }
     for (const Conn& c : w->conns()) {
       if (!c.was_ready) continue;
       if (c.slow) {
         ++slow;
         continue;
       }
-      const uint64_t want = pub != nullptr ? pr.per_channel[c.chan] : 0;
+      const uint64_t want = pr.per_channel.empty() ? 0 : pr.per_channel[c.chan];
       expected += want;
       distinct += c.distinct;
       duplicates += c.duplicates;
@@ -955,10 +1001,13 @@ int Main(int argc, char** argv) {
       if (want > c.distinct) lost += want - c.distinct;
     }
   }
+  // A listener's window: its first delivery to its last.
   const double window_s =
-      pub == nullptr
-          ? 0
-          : static_cast<double>(std::max(total.last_recv_ns, pr.end_ns) - pr.start_ns) / 1e9;
+      pub != nullptr
+          ? static_cast<double>(std::max(total.last_recv_ns, pr.end_ns) - pr.start_ns) / 1e9
+      : opt.expect > 0 && total.first_recv_ns != 0
+          ? static_cast<double>(total.last_recv_ns - total.first_recv_ns) / 1e9
+          : 0;
   const double server_cpu = server_cpu1 - server_cpu0;
 
   JsonObject out;
