@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "server/core/member.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
 #include "server/json/json_check.h"
@@ -205,15 +206,18 @@ void ClientProtocol::OnPublish(const std::shared_ptr<Session>& session, uint32_t
   if (!json.ok()) return node_->ReplyError(*session, id, json.status());
   PublishSpec spec;
   spec.data_json = std::make_shared<const std::string>(*std::move(json));
+  // The event's copy of the data only while someone watches events.
+  std::optional<google::protobuf::Value> data;
+  if (node_->events().has_watchers()) data = pub.data();
   node_->Publish(pub.channel(), std::move(spec),
                  [this, session, id, channel = pub.channel(),
-                  data = pub.data()](absl::StatusOr<StreamPosition> pos) {
+                  data = std::move(data)](absl::StatusOr<StreamPosition> pos) {
                    if (!pos.ok()) return node_->ReplyError(*session, id, pos.status());
-                   if (node_->events().has_watchers()) {
+                   if (data.has_value() && node_->events().has_watchers()) {
                      v1::Event e = node_->SessionEvent(v1::EVENT_TYPE_PUBLISH, *session);
                      e.set_channel(channel);
                      e.set_offset(pos->offset);
-                     *e.mutable_data() = data;
+                     *e.mutable_data() = *data;
                      node_->events().Emit(std::move(e));
                    }
                    ServerFrame reply;
@@ -247,14 +251,7 @@ void ClientProtocol::OnPresence(const std::shared_ptr<Session>& session, uint32_
         reply.set_id(id);
         v1::PresenceMembers* members = reply.mutable_presence();
         members->set_channel(channel);
-        for (v1::ClientInfo& c : *clients) {
-          v1::Member* m = members->add_members();
-          m->set_connection_id(c.connection_id());
-          m->set_user(c.user());
-          m->set_node(c.node());
-          m->set_joined_at_ms(c.joined_at_ms());
-          if (c.has_info()) *m->mutable_info() = std::move(*c.mutable_info());
-        }
+        for (v1::ClientInfo& c : *clients) *members->add_members() = ToMember(std::move(c));
         node_->Reply(*session, reply);
       });
 }

@@ -6,6 +6,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/member.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
 
@@ -264,26 +265,22 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
 }
 
 void Node::MemberJoined(const std::shared_ptr<Session>& session, const std::string& channel) {
-  const int64_t now_ms = absl::ToUnixMillis(clock_());
-  std::shared_ptr<const auth::Claims> grant = session->grant();
-  if (IsPresenceChannel(channel, limits_)) {
-    v1::ClientInfo client;
-    client.set_connection_id(session->id());
-    client.set_user(session->user());
-    client.set_node(name_);
-    client.set_joined_at_ms(now_ms);
-    if (grant != nullptr && grant->info != nullptr) *client.mutable_info() = *grant->info;
-    presence_->Add(channel, std::move(client), [this, session, channel](absl::Status) {
-      // Left while the entry was on its way: take it out again (the registry applies one
-      // connection's updates in order).
-      if (!session->IsSubscribed(channel)) {
-        presence_->Remove(channel, session->id(), [](absl::Status) {});
-      }
-    });
+  const bool presence = IsPresenceChannel(channel, limits_);
+  const bool notify = HasPrefix(channel, limits_.join_leave_prefixes);
+  if (!presence && !notify) return;
+  v1::ClientInfo client = DescribeMember(*session, name_, absl::ToUnixMillis(clock_()));
+  if (presence) {
+    // Listed before the others hear of the join.
+    presence_->Add(channel, notify ? client : std::move(client),
+                   [this, session, channel](absl::Status) {
+                     // Left while the entry was on its way: take it out again (the registry
+                     // applies one connection's updates in order).
+                     if (!session->IsSubscribed(channel)) {
+                       presence_->Remove(channel, session->id(), [](absl::Status) {});
+                     }
+                   });
   }
-  if (HasPrefix(channel, limits_.join_leave_prefixes)) {
-    NotifyMembers(PublicationKind::kMemberJoined, *session, channel, now_ms);
-  }
+  if (notify) NotifyMembers(PublicationKind::kMemberJoined, client, channel);
 }
 
 void Node::MemberLeft(const Session& session, const std::string& channel) {
@@ -291,21 +288,14 @@ void Node::MemberLeft(const Session& session, const std::string& channel) {
     presence_->Remove(channel, session.id(), [](absl::Status) {});
   }
   if (HasPrefix(channel, limits_.join_leave_prefixes)) {
-    NotifyMembers(PublicationKind::kMemberLeft, session, channel, 0);
+    NotifyMembers(PublicationKind::kMemberLeft, DescribeMember(session, name_, 0), channel);
   }
 }
 
-void Node::NotifyMembers(PublicationKind kind, const Session& session, const std::string& channel,
-                         int64_t joined_at_ms) {
-  v1::Member member;
-  member.set_connection_id(session.id());
-  member.set_user(session.user());
-  member.set_node(name_);
-  member.set_joined_at_ms(joined_at_ms);
-  std::shared_ptr<const auth::Claims> grant = session.grant();
-  if (grant != nullptr && grant->info != nullptr) *member.mutable_info() = *grant->info;
+void Node::NotifyMembers(PublicationKind kind, const v1::ClientInfo& client,
+                         const std::string& channel) {
   auto json = std::make_shared<std::string>();
-  ToJson(member, json.get(), /*print_defaults=*/true).IgnoreError();
+  ToJson(ToMember(client), json.get(), /*print_defaults=*/true).IgnoreError();
   PublishSpec spec;
   spec.kind = kind;
   spec.data_json = std::move(json);

@@ -181,10 +181,10 @@ class Node : public BrokerEventHandler {
   // member notices (Limits::join_leave_prefixes), where the channel has them.
   void MemberJoined(const std::shared_ptr<Session>& session, const std::string& channel);
   void MemberLeft(const Session& session, const std::string& channel);
-  // Publishes a memberJoined/memberLeft notice about `session` to `channel`'s subscribers on
+  // Publishes a memberJoined/memberLeft notice about `client` to `channel`'s subscribers on
   // every node.
-  void NotifyMembers(PublicationKind kind, const Session& session, const std::string& channel,
-                     int64_t joined_at_ms);
+  void NotifyMembers(PublicationKind kind, const v1::ClientInfo& client,
+                     const std::string& channel);
   // USER_OFFLINE for `user`.
   void EmitOffline(const std::string& user);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
