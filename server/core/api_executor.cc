@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/order_json.h"
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
 
@@ -131,8 +132,7 @@ void ApiExecutor::PublishOrder(const v1::PublishOrderRequest& req,
   if (!req.has_order()) return done(absl::InvalidArgumentError("order: required"));
   const v1::Order& order = req.order();
   if (absl::Status st = ValidateOrder("order", order, limits_); !st.ok()) return done(st);
-  auto json = std::make_shared<std::string>();
-  if (absl::Status st = ToJson(order, json.get()); !st.ok()) return done(st);
+  auto json = std::make_shared<std::string>(OrderJson(order));
   if (json->size() > limits_.max_publication_bytes) {
     return done(absl::InvalidArgumentError(
         absl::StrCat("order: larger than ", limits_.max_publication_bytes, " bytes")));
