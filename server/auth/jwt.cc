@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "rapidjson/document.h"
 #include "server/json/json_check.h"
 
 namespace herald::auth {
@@ -50,14 +51,45 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
   return absl::WebSafeBase64Unescape(in, out);
 }
 
-// A JWT's header and claims are flat objects; deeper nesting is refused before protobuf's parser
-// (whose time grows far faster than the depth) sees it, since the header is read before the
-// signature is checked.
+// A JWT's header and claims are flat objects; deeper nesting is refused before the parser sees
+// it, since the header is read before the signature is checked. RapidJSON's DOM reads them
+// (protobuf's JSON parser cost a handshake several times more, for two small objects).
 constexpr size_t kMaxJwtJsonDepth = 16;
 
-bool ParseObject(absl::string_view json, pb::Struct* out) {
+bool ParseObject(absl::string_view json, rapidjson::Document* out) {
   if (!json::CheckJson(json, kMaxJwtJsonDepth).ok()) return false;
-  return pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), out).ok();
+  out->Parse(json.data(), json.size());
+  return !out->HasParseError() && out->IsObject();
+}
+
+const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string String(const rapidjson::Value& v) {
+  return std::string(v.GetString(), v.GetStringLength());
+}
+
+// The `info` claim as the google.protobuf.Value presence entries carry (numbers as doubles, as
+// protobuf's JSON mapping reads them). Depth is bounded by kMaxJwtJsonDepth.
+void ToProto(const rapidjson::Value& in, pb::Value* out) {
+  if (in.IsNull()) {
+    out->set_null_value(pb::NULL_VALUE);
+  } else if (in.IsBool()) {
+    out->set_bool_value(in.GetBool());
+  } else if (in.IsNumber()) {
+    out->set_number_value(in.GetDouble());
+  } else if (in.IsString()) {
+    out->set_string_value(String(in));
+  } else if (in.IsArray()) {
+    pb::ListValue* list = out->mutable_list_value();
+    for (const rapidjson::Value& item : in.GetArray()) ToProto(item, list->add_values());
+  } else {
+    pb::Struct* object = out->mutable_struct_value();
+    for (const auto& m : in.GetObject())
+      ToProto(m.value, &(*object->mutable_fields())[String(m.name)]);
+  }
 }
 
 PkeyPtr ReadRsaKey(absl::string_view pem, bool private_key) {
@@ -128,16 +160,15 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
     return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
   }
   std::string header_json, payload_json, signature;
-  pb::Struct header, payload;
+  rapidjson::Document header, payload;
   if (!DecodeSegment(parts[0], &header_json) || !ParseObject(header_json, &header)) {
     return Unauthenticated("token.header", "malformed: not a base64url JSON object");
   }
-  const auto& h = header.fields();
-  auto alg_it = h.find("alg");
-  if (alg_it == h.end() || alg_it->second.kind_case() != pb::Value::kStringValue) {
+  const rapidjson::Value* alg_value = Member(header, "alg");
+  if (alg_value == nullptr || !alg_value->IsString()) {
     return Unauthenticated("token.header.alg", "required");
   }
-  const std::string& alg = alg_it->second.string_value();
+  const std::string alg = String(*alg_value);
   if (absl::EqualsIgnoreCase(alg, "none")) {
     return Unauthenticated("token.header.alg", "'none' is not accepted: tokens must be signed");
   }
@@ -153,7 +184,8 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
     return Unauthenticated("token.header.alg",
                            "RS256 is not accepted by this server (no RS256 public key configured)");
   }
-  if (h.contains("crit")) return Unauthenticated("token.header.crit", "not supported");
+  if (Member(header, "crit") != nullptr)
+    return Unauthenticated("token.header.crit", "not supported");
   if (parts[2].empty() || !DecodeSegment(parts[2], &signature)) {
     return Unauthenticated("token.signature", "malformed: not base64url");
   }
@@ -172,32 +204,30 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   if (!DecodeSegment(parts[1], &payload_json) || !ParseObject(payload_json, &payload)) {
     return Unauthenticated("token.payload", "malformed: not a base64url JSON object");
   }
-  const auto& c = payload.fields();
   Claims claims;
-  auto sub = c.find("sub");
-  if (sub == c.end()) return Unauthenticated("token.sub", "required");
-  if (sub->second.kind_case() != pb::Value::kStringValue || sub->second.string_value().empty()) {
+  const rapidjson::Value* sub = Member(payload, "sub");
+  if (sub == nullptr) return Unauthenticated("token.sub", "required");
+  if (!sub->IsString() || sub->GetStringLength() == 0) {
     return Unauthenticated("token.sub", "must be a non-empty string");
   }
-  if (sub->second.string_value().size() > kMaxUserBytes) {
+  if (sub->GetStringLength() > kMaxUserBytes) {
     return Unauthenticated("token.sub", absl::StrCat("longer than ", kMaxUserBytes, " bytes"));
   }
-  claims.user = sub->second.string_value();
-  auto exp = c.find("exp");
-  if (exp == c.end()) return Unauthenticated("token.exp", "required");
-  if (exp->second.kind_case() != pb::Value::kNumberValue ||
-      !std::isfinite(exp->second.number_value())) {
+  claims.user = String(*sub);
+  const rapidjson::Value* exp = Member(payload, "exp");
+  if (exp == nullptr) return Unauthenticated("token.exp", "required");
+  if (!exp->IsNumber() || !std::isfinite(exp->GetDouble())) {
     return Unauthenticated("token.exp", "must be a number (seconds since the Unix epoch)");
   }
-  claims.expires_at = FromNumericDate(exp->second.number_value());
+  claims.expires_at = FromNumericDate(exp->GetDouble());
   if (now >= claims.expires_at) {
     return Unauthenticated("token.exp", absl::StrCat("expired at ", Rfc3339(claims.expires_at)));
   }
-  if (auto nbf = c.find("nbf"); nbf != c.end()) {
-    if (nbf->second.kind_case() != pb::Value::kNumberValue) {
+  if (const rapidjson::Value* nbf = Member(payload, "nbf"); nbf != nullptr) {
+    if (!nbf->IsNumber()) {
       return Unauthenticated("token.nbf", "must be a number (seconds since the Unix epoch)");
     }
-    const absl::Time not_before = FromNumericDate(nbf->second.number_value());
+    const absl::Time not_before = FromNumericDate(nbf->GetDouble());
     if (now < not_before) {
       return Unauthenticated("token.nbf", absl::StrCat("not valid before ", Rfc3339(not_before)));
     }
@@ -205,32 +235,32 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   for (auto [name, out] :
        {std::pair<const char*, std::vector<std::string>*>{"channels", &claims.channels},
         {"publish", &claims.publish}}) {
-    auto patterns = c.find(name);
-    if (patterns == c.end()) continue;
-    if (patterns->second.kind_case() != pb::Value::kListValue) {
+    const rapidjson::Value* patterns = Member(payload, name);
+    if (patterns == nullptr) continue;
+    if (!patterns->IsArray()) {
       return Unauthenticated(absl::StrCat("token.", name), "must be an array of strings");
     }
-    const auto& list = patterns->second.list_value().values();
-    for (int i = 0; i < list.size(); ++i) {
-      if (list[i].kind_case() != pb::Value::kStringValue || list[i].string_value().empty()) {
+    const auto list = patterns->GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      if (!list[i].IsString() || list[i].GetStringLength() == 0) {
         return Unauthenticated(absl::StrCat("token.", name, "[", i, "]"),
                                "must be a non-empty string");
       }
-      out->push_back(list[i].string_value());
+      out->push_back(String(list[i]));
     }
   }
-  if (auto info = c.find("info"); info != c.end()) {
-    if (info->second.kind_case() != pb::Value::kStructValue) {
-      return Unauthenticated("token.info", "must be a JSON object");
-    }
-    claims.info = std::make_shared<const pb::Struct>(info->second.struct_value());
+  if (const rapidjson::Value* info = Member(payload, "info"); info != nullptr) {
+    if (!info->IsObject()) return Unauthenticated("token.info", "must be a JSON object");
+    pb::Value value;
+    ToProto(*info, &value);
+    claims.info = std::make_shared<const pb::Struct>(std::move(*value.mutable_struct_value()));
   }
   return claims;
 }
 
 absl::StatusOr<std::string> SignJwt(absl::string_view alg, absl::string_view key,
                                     absl::string_view claims_json) {
-  pb::Struct check;
+  rapidjson::Document check;
   if (!ParseObject(claims_json, &check)) {
     return absl::InvalidArgumentError("claims: not a JSON object");
   }
