@@ -90,8 +90,9 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
   // Ends the call on a failed item; otherwise moves to the next one.
   bool Advance() {
     if (!item_status_.ok()) {
+      grpc::Status status = ToGrpcStatus(item_status_);  // read before the hand-off
       HandOff(this);
-      Finish(ToGrpcStatus(item_status_));
+      Finish(std::move(status));
       return false;
     }
     ++item_;
