@@ -136,7 +136,11 @@ void Node::CloseAll(int code, absl::string_view reason) {
 }
 
 void Node::Reply(Session& session, const v1::ServerFrame& frame) {
-  session.Send(frames_->Make(EncodeFrame(frame)));
+  Send(session, EncodeFrame(frame));
+}
+
+void Node::Send(Session& session, std::string frame_json) {
+  session.Send(frames_->Make(std::move(frame_json)));
 }
 
 void Node::ReplyError(Session& session, uint32_t id, const absl::Status& status) {

@@ -138,6 +138,8 @@ class Node : public BrokerEventHandler {
   // --- Replies and events ---------------------------------------------------------------------
   OutFramePtr MakeFrame(std::string payload) const { return frames_->Make(std::move(payload)); }
   void Reply(Session& session, const v1::ServerFrame& frame);
+  // Sends a frame already encoded (a protocol.h encoder's output).
+  void Send(Session& session, std::string frame_json);
   void ReplyError(Session& session, uint32_t id, const absl::Status& status);
   // An event about `session`, stamped with the node's clock.
   v1::Event SessionEvent(v1::EventType type, const Session& session) const;

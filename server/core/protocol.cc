@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace herald::core {
 
@@ -55,6 +57,32 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
   AppendPublications(&out, "snapshot", channel, snapshot);
   out.append("}}");
   return out;
+}
+
+std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  auto string = [&w](const char* name, const std::string& value) {
+    if (value.empty()) return;
+    w.Key(name);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  auto number = [&w](const char* name, uint32_t value) {
+    if (value == 0) return;
+    w.Key(name);
+    w.Uint(value);
+  };
+  w.StartObject();
+  w.Key("welcome");
+  w.StartObject();
+  string("connectionId", welcome.connection_id());
+  string("node", welcome.node());
+  number("pingIntervalMs", welcome.ping_interval_ms());
+  number("maxFrameBytes", welcome.max_frame_bytes());
+  number("maxSubscriptions", welcome.max_subscriptions());
+  w.EndObject();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -49,6 +49,9 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
                              std::optional<bool> recovered,
                              const std::vector<StoredPublication>& publications,
                              const std::vector<StoredPublication>& snapshot);
+// The `welcome` frame (one per connection), written with RapidJSON's writer: the same JSON
+// EncodeFrame prints for a ServerFrame holding `welcome`, without its reflection printer.
+std::string EncodeWelcome(const herald::v1::Welcome& welcome);
 std::string EncodeFrame(const herald::v1::ServerFrame& frame);
 std::string EncodeError(uint32_t id, const absl::Status& status);
 
