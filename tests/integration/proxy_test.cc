@@ -247,6 +247,7 @@ TEST_F(ProxyTest, WithAConnectProxyTheFirstFrameMustBeConnect) {
   ASSERT_TRUE(herald.ok());
   WsClient c;
   ASSERT_TRUE(c.Connect(herald.ws_url()));
+  EXPECT_TRUE(c.Frames().at(0).welcome().connect_required());  // what herald.js goes by
   EXPECT_EQ(Reply(c, 1, R"({"id":1,"subscribe":{"channel":"room:1"}})").error().code(),
             "UNAUTHENTICATED");
   ASSERT_TRUE(c.WaitClosed());
