@@ -401,6 +401,11 @@ TEST_F(ProxyTest, StartRefusedWithoutASecret) {
   r = RunCommand({HeraldBinary(), "--proxy-connect-url", "chat:=http://x", "--proxy-secret", "s"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--proxy-connect-url: expected an http:// or https:// URL"));
+  r = RunCommand({HeraldBinary(), "--webhook-url", "http://x", "--webhook-events", "online,gone",
+                  "--proxy-secret", "s"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--webhook-events: unknown event 'gone'; expected disconnect, "
+                               "join, leave, online or offline"));
 }
 
 // --- notifications ------------------------------------------------------------------------------
@@ -428,8 +433,9 @@ TEST_F(ProxyTest, DisconnectNotificationArrives) {
 }
 
 TEST_F(ProxyTest, DisconnectOfAUserWaitsForTheGracePeriodAndIsDroppedOnReconnect) {
-  HeraldProcess herald(Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url",
-                             backend_.Url("/hook"), "--disconnect-grace", "1"}));
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "disconnect", "--disconnect-grace", "1"}));
   ASSERT_TRUE(herald.ok());
   auto connect = [&](WsClient& c, const std::string& token) {
     ASSERT_TRUE(c.Connect(herald.ws_url()));
@@ -461,6 +467,71 @@ TEST_F(ProxyTest, DisconnectOfAUserWaitsForTheGracePeriodAndIsDroppedOnReconnect
   EXPECT_EQ(got[1].Field("user"), "u-carol");
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_THAT(backend_.Requests("/hook"), SizeIs(2));  // carol's reload sent none
+}
+
+TEST_F(ProxyTest, UserOfflineAfterTheLastTabAndTheGraceNotAfterOneOfTwo) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "online,offline", "--disconnect-grace", "1"}));
+  ASSERT_TRUE(herald.ok());
+  auto connect = [&](WsClient& c, const std::string& token) {
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, absl::StrCat(R"({"id":1,"connect":{"token":")", token, R"("}})"))
+                    .has_connected());
+  };
+  WsClient tab1;
+  connect(tab1, "erin");
+  std::vector<Received> got = backend_.WaitRequests("/hook", 1);
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_TRUE(got[0].verified);
+  EXPECT_EQ(got[0].Header("X-Herald-Event"), "online");
+  EXPECT_EQ(got[0].Field("event"), "online");
+  EXPECT_EQ(got[0].Field("user"), "u-erin");
+  EXPECT_EQ(got[0].Field("connectionId"), tab1.connection_id());  // the tab that did it
+  WsClient tab2;
+  connect(tab2, "erin");  // a second tab: erin was online already
+  // One of the two tabs closes: erin stays online, however long we wait.
+  tab1.Close();
+  ASSERT_TRUE(tab1.WaitClosed());
+  absl::SleepFor(absl::Milliseconds(1500));  // past the grace period
+  EXPECT_THAT(backend_.Requests("/hook"), SizeIs(1));
+  // The last tab closes: offline once the grace period passed, signed like every request.
+  const absl::Time closed = absl::Now();
+  tab2.Close();
+  ASSERT_TRUE(tab2.WaitClosed());
+  got = backend_.WaitRequests("/hook", 2);
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_GE(absl::Now() - closed, absl::Milliseconds(900));
+  EXPECT_TRUE(got[1].verified);
+  EXPECT_EQ(got[1].Header("X-Herald-Event"), "offline");
+  EXPECT_EQ(got[1].Field("event"), "offline");
+  EXPECT_EQ(got[1].Field("user"), "u-erin");
+  EXPECT_FALSE(got[1].Field("node").empty());
+  EXPECT_FALSE(got[1].Field("timeMs").empty());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_THAT(backend_.Requests("/hook"), SizeIs(2));  // one offline, no more
+}
+
+TEST_F(ProxyTest, AReloadWithinTheGraceIsNeitherOfflineNorOnlineAgain) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "online,offline", "--disconnect-grace", "1"}));
+  ASSERT_TRUE(herald.ok());
+  auto connect = [&](WsClient& c) {
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, R"({"id":1,"connect":{"token":"fay"}})").has_connected());
+  };
+  {
+    WsClient page;
+    connect(page);
+    backend_.WaitRequests("/hook", 1);
+  }
+  WsClient reloaded;  // back within the grace period
+  connect(reloaded);
+  absl::SleepFor(absl::Milliseconds(1500));
+  std::vector<Received> got = backend_.Requests("/hook");
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].Field("event"), "online");
 }
 
 TEST_F(ProxyTest, NotificationRetriedAfterA500IsDeliveredOnce) {
