@@ -507,7 +507,14 @@ export class Herald extends Emitter {
         if (this._token) connect.token = this._token;
         if (hasData) {
           const data = this.options.connectData;
-          connect.data = typeof data === "function" ? await data() : data;
+          try {
+            connect.data = typeof data === "function" ? await data() : data;
+          } catch (err) {
+            // Like a failed getToken: this socket cannot authenticate; try again with backoff.
+            this._log("warn", "connectData failed", err);
+            if (ws === this._ws) ws.close(CloseCode.CLIENT_RECONNECT, "connectData failed");
+            throw new HeraldError("UNAUTHENTICATED", `connectData failed: ${err}`);
+          }
           if (ws !== this._ws) return; // closed meanwhile
         }
         const reply = await this._request({ connect });

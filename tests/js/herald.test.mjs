@@ -374,6 +374,26 @@ describe("herald.js with a connect proxy and an rpc proxy (a real HTTP backend)"
     assert.equal(c.user, "u-ann");
   });
 
+  test("a connectData function that fails is retried with backoff on a new socket", async (t) => {
+    let calls = 0;
+    const c = client(t, {
+      url: herald.wsUrl,
+      connectData: () => {
+        calls += 1;
+        if (calls === 1) throw new Error("session store down");
+        return { login: "cid" };
+      },
+    });
+    await c.connect();
+    assert.equal(calls, 2);
+    assert.equal(c.user, "u-cid");
+    const error = c.events.find((e) => e.name === "error");
+    assert.equal(error.detail.code, "UNAUTHENTICATED");
+    assert.match(error.detail.message, /connectData failed: Error: session store down/);
+    const disconnected = c.events.find((e) => e.name === "disconnected");
+    assert.equal(disconnected.detail.willReconnect, true);
+  });
+
   test("with neither token nor data the server still gets connect; the backend's refusal is final", async (t) => {
     const c = client(t, { url: herald.wsUrl });
     await assert.rejects(c.connect(), (err) => err.code === "UNAUTHENTICATED" && /4003 unauthorized: not logged in/.test(err.message));
