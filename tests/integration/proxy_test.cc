@@ -562,6 +562,27 @@ TEST_F(ProxyTest, AReloadWithinTheGraceIsNeitherOfflineNorOnlineAgain) {
   EXPECT_EQ(got[0].Field("event"), "online");
 }
 
+TEST_F(ProxyTest, AnOfflineRefusedWithA500IsRetried) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url",
+            backend_.Url("/flaky"), "--webhook-events", "offline", "--webhook-backoff-ms", "50"}));
+  ASSERT_TRUE(herald.ok());
+  {
+    WsClient c;
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, R"({"id":1,"connect":{"token":"hal"}})").has_connected());
+  }
+  std::vector<Received> got = backend_.WaitRequests("/flaky", 2);
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[0].status, 500);
+  EXPECT_EQ(got[1].status, 200);
+  EXPECT_EQ(got[1].Header("X-Herald-Attempt"), "2");
+  EXPECT_EQ(got[0].Header("X-Herald-Request-Id"), got[1].Header("X-Herald-Request-Id"));
+  EXPECT_EQ(got[1].Field("event"), "offline");
+  EXPECT_EQ(got[1].Field("user"), "u-hal");
+  EXPECT_TRUE(got[1].verified);
+}
+
 TEST_F(ProxyTest, NotificationRetriedAfterA500IsDeliveredOnce) {
   HeraldProcess herald(
       Args({"--webhook-url", backend_.Url("/flaky"), "--webhook-backoff-ms", "50"}));
