@@ -156,20 +156,27 @@ absl::Status ParseProxyRoutes(const std::string& connect, const std::vector<std:
       events.push_back(ProxyEvent::kJoin);
     } else if (e == "leave") {
       events.push_back(ProxyEvent::kLeave);
+    } else if (e == "online") {
+      events.push_back(ProxyEvent::kOnline);
+    } else if (e == "offline") {
+      events.push_back(ProxyEvent::kOffline);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--webhook-events: unknown event '", e,
-                                                     "'; expected disconnect, join or leave"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--webhook-events: unknown event '", e,
+                       "'; expected disconnect, join, leave, online or offline"));
     }
   }
   for (const std::string& spec : webhooks) {
-    // Checked as a join route, which may have a prefix; disconnect takes only the URLs without.
+    // Checked as a join route, which may have a prefix; only join and leave are per channel, the
+    // others take the URLs without one.
     absl::StatusOr<proxy::Route> checked = proxy::ParseRoute(ProxyEvent::kJoin, spec);
     if (!checked.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--webhook-url: ", checked.status().message()));
     }
     for (ProxyEvent event : events) {
-      if (event == ProxyEvent::kDisconnect && !checked->prefix.empty()) continue;
+      const bool per_channel = event == ProxyEvent::kJoin || event == ProxyEvent::kLeave;
+      if (!per_channel && !checked->prefix.empty()) continue;
       routes->push_back({event, checked->prefix, checked->url});
     }
   }
@@ -519,7 +526,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   std::string proxy_message_url;
   std::vector<std::string> proxy_rpc_urls;
   std::vector<std::string> webhook_urls;
-  std::string webhook_events = "disconnect,join,leave";
+  std::string webhook_events = "disconnect,join,leave,online,offline";
   std::string proxy_headers = absl::StrJoin(l.proxy_headers, ",");
   app.add_option("--proxy-connect-url", proxy_connect_url,
                  "Backend URL that accepts or refuses each connection's `connect` frame (and names "
@@ -546,7 +553,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--webhook-events", webhook_events,
                  "Comma-separated notifications sent to --webhook-url: disconnect, join, leave "
-                 "(join/leave: channels of --presence-prefixes)")
+                 "(join/leave: channels of --presence-prefixes), online, offline (a user's first "
+                 "connection opened / last one closed, after --disconnect-grace)")
       ->envname("HERALD_WEBHOOK_EVENTS")
       ->capture_default_str();
   app.add_option("--proxy-secret", c.proxy_secret,

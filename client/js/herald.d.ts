@@ -37,6 +37,12 @@ export interface HeraldOptions {
   getToken?: () => string | Promise<string>;
   /** Send the token in a first `connect` frame (default) or as `?token=` in the URL. */
   tokenIn?: "connect" | "query";
+  /**
+   * Any JSON value sent as `connect.data` to the server's connect proxy, whose backend decides
+   * the user; a function is called before each connect. Without a token, `connect` is sent when
+   * the server asks for it (`welcome.connectRequired`) or when this is set.
+   */
+  connectData?: unknown | (() => unknown | Promise<unknown>);
   /** Backoff settings; `false` disables reconnects. */
   reconnect?: ReconnectOptions | false;
   /** Overrides the server's advertised ping interval. */
@@ -144,7 +150,14 @@ export interface SubscriptionEvents {
 export interface HeraldEvents extends SubscriptionEvents {
   state: { from: ClientState; to: ClientState };
   connecting: { attempt: number; delayMs?: number };
-  connected: { connectionId: string; node: string; user: string; expiresAtMs: number };
+  connected: {
+    connectionId: string;
+    node: string;
+    user: string;
+    expiresAtMs: number;
+    /** The connect proxy's `data` for this connection (undefined without one). */
+    data: unknown;
+  };
   disconnected: { code: number; reason: string; willReconnect: boolean };
   push: { data: any };
   task: Task;
@@ -217,6 +230,8 @@ export class Herald extends Emitter<HeraldEvents> {
   user: string;
   /** Unix ms; 0 without a token. */
   expiresAtMs: number;
+  /** The connect proxy's `data` for this connection (undefined without one). */
+  data: unknown;
   readonly subscriptions: Map<string, Subscription>;
   /** Task queues joined (rejoined after a reconnect). */
   readonly queues: Set<string>;
@@ -229,6 +244,11 @@ export class Herald extends Emitter<HeraldEvents> {
   reconnect(): void;
   /** Sends a message to the backends (gRPC WatchEvents); resolves when Herald accepted it. */
   send(data: unknown): Promise<void>;
+  /**
+   * Calls `method` on the backend (--proxy-rpc-url) and resolves with its `result`; rejects with
+   * a HeraldError carrying the error frame's code and message. Not retried.
+   */
+  rpc(method: string, data?: unknown): Promise<unknown>;
   /** Round trip to the server; resolves with the latency in ms. */
   ping(): Promise<number>;
   /** Subscribes to a channel; the subscription survives reconnects (with recovery). */

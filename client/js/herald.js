@@ -10,7 +10,8 @@
  * @typedef {"disconnected" | "connecting" | "connected" | "closed"} ClientState
  *   - disconnected: not connected; a reconnect is scheduled (or connect() was not called yet)
  *   - connecting: opening the socket and authenticating
- *   - connected: welcome (and, with a token, `connected`) received; subscriptions are live
+ *   - connected: welcome (and, when `connect` was sent, `connected`) received; subscriptions
+ *     are live
  *   - closed: close() was called, or the server refused us for good; no reconnect
  */
 
@@ -30,6 +31,10 @@
  *   each connect and before the token expires (refresh). Wins over `token`.
  * @property {"connect" | "query"} [tokenIn="connect"] send the token in a first `connect`
  *   frame (keeps it out of URLs and access logs) or as `?token=` in the URL
+ * @property {unknown | (() => unknown | Promise<unknown>)} [connectData] any JSON value sent as
+ *   `connect.data` to the server's connect proxy (its backend decides the user; docs/api.md
+ *   "Webhooks"); a function is called before each connect. Without a token the client sends
+ *   `connect` when the server asks for it (`welcome.connectRequired`) or when this is set.
  * @property {ReconnectOptions | false} [reconnect] backoff settings; false disables reconnects
  * @property {number} [pingIntervalMs] override the server's advertised ping interval
  * @property {number} [pongTimeoutMs=10000] reconnect when a ping is not answered in time
@@ -226,7 +231,7 @@ export class Subscription extends Emitter {
 /**
  * The Herald client. Events (client.on(name, fn)):
  *   state {from, to}, connecting {attempt, delayMs}, connected {connectionId, node, user,
- *   expiresAtMs}, disconnected {code, reason, willReconnect}, subscribed, unsubscribed,
+ *   expiresAtMs, data}, disconnected {code, reason, willReconnect}, subscribed, unsubscribed,
  *   publication, snapshot, resync, push {data}, task (Task), refreshed {expiresAtMs},
  *   join {channel, member}, leave {channel, member} (channels of --join-leave-prefixes; also on
  *   the Subscription), error (HeraldError).
@@ -262,6 +267,8 @@ export class Herald extends Emitter {
     this.user = "";
     /** @type {number} Unix ms; 0 without a token */
     this.expiresAtMs = 0;
+    /** @type {unknown} the connect proxy's `data` for this connection (undefined without) */
+    this.data = undefined;
     /** @type {Map<string, Subscription>} */
     this.subscriptions = new Map();
     /** @type {Set<string>} task queues joined (rejoined after a reconnect) */
@@ -487,14 +494,37 @@ export class Herald extends Emitter {
     this.node = welcome.node ?? "";
     this._pingIntervalMs = this.options.pingIntervalMs ?? welcome.pingIntervalMs ?? 25000;
     const ws = this._ws;
+    // A token in the URL authenticated the connection already. Otherwise `connect` carries the
+    // token, or, without one, goes to the server's connect proxy, whose backend names the user
+    // (from the handshake's cookies or `connectData`).
+    const tokenInUrl = Boolean(this._token) && this.options.tokenIn === "query";
+    const hasData = this.options.connectData !== undefined;
+    const sendConnect =
+      !tokenInUrl && (Boolean(this._token) || hasData || Boolean(welcome.connectRequired));
     try {
-      if (this._token && this.options.tokenIn !== "query") {
-        const reply = await this._request({ connect: { token: this._token } });
+      if (sendConnect) {
+        const connect = {};
+        if (this._token) connect.token = this._token;
+        if (hasData) {
+          const data = this.options.connectData;
+          try {
+            connect.data = typeof data === "function" ? await data() : data;
+          } catch (err) {
+            // Like a failed getToken: this socket cannot authenticate; try again with backoff.
+            this._log("warn", "connectData failed", err);
+            if (ws === this._ws) ws.close(CloseCode.CLIENT_RECONNECT, "connectData failed");
+            throw new HeraldError("UNAUTHENTICATED", `connectData failed: ${err}`);
+          }
+          if (ws !== this._ws) return; // closed meanwhile
+        }
+        const reply = await this._request({ connect });
         this.user = reply.connected?.user ?? "";
         this.expiresAtMs = Number(reply.connected?.expiresAtMs ?? 0);
+        this.data = reply.connected?.data;
       } else {
         this.user = "";
         this.expiresAtMs = 0;
+        this.data = undefined;
       }
     } catch (err) {
       // The server closes the socket after a refused connect; _onClose decides what follows.
@@ -511,6 +541,7 @@ export class Herald extends Emitter {
       node: this.node,
       user: this.user,
       expiresAtMs: this.expiresAtMs,
+      data: this.data,
     });
     for (const sub of this.subscriptions.values()) {
       if (!sub.serverSide) this._sendSubscribe(sub, true);
@@ -559,6 +590,22 @@ export class Herald extends Emitter {
    */
   async send(data) {
     await this._request({ message: { data } });
+  }
+
+  /**
+   * Calls `method` on the backend (the server's rpc proxy, --proxy-rpc-url) and resolves with
+   * its result. Rejects with a HeraldError carrying the error frame's code and message: the
+   * backend's refusal, UNIMPLEMENTED when no backend serves the method, UNAVAILABLE or
+   * DEADLINE_EXCEEDED when it failed. Not retried: call again if you want to.
+   * @param {string} method letters, digits and `_ : . @ / = -`
+   * @param {unknown} [data] any JSON value
+   * @returns {Promise<unknown>} the backend's `result` (undefined when it gave none)
+   */
+  async rpc(method, data) {
+    const rpc = { method };
+    if (data !== undefined) rpc.data = data;
+    const reply = await this._request({ rpc });
+    return reply.rpcResult?.data;
   }
 
   /**

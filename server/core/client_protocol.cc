@@ -53,6 +53,8 @@ absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
   welcome.set_ping_interval_ms(limits_.ping_interval_ms);
   welcome.set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
   welcome.set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+  // A `?token=` already authenticated it; otherwise the client must send `connect` first.
+  welcome.set_connect_required(auth_required() && s.grant() == nullptr);
   node_->Send(s, EncodeWelcome(welcome));
   ArmAuthDeadline(s);
   return absl::OkStatus();

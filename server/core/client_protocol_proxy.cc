@@ -70,7 +70,14 @@ void ClientProtocol::ProxyConnect(const std::shared_ptr<Session>& session, uint3
   if (connect.has_data()) *request.mutable_data() = connect.data();
   proxy_->Call(ProxyEvent::kConnect, "", EncodeProxyRequest(request),
                [this, session, id](absl::StatusOr<std::string> body) {
-                 FinishConnect(session, id, std::move(body));
+                 // Finished on the session's I/O thread, which reads its frames: `connected`
+                 // and the replies to the held frames then go out before the replies to frames
+                 // read after it (a frame sent from another thread is posted to that thread,
+                 // one sent on it is queued at once, so the proxy thread's would come late).
+                 node_->RunOnLoop(session->loop(),
+                                  [this, session, id, body = std::move(body)]() mutable {
+                                    FinishConnect(session, id, std::move(body));
+                                  });
                });
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +57,15 @@ class Node : public BrokerEventHandler {
   // Fans publications out on the transport's I/O threads (see LoopExecutor) instead of the
   // delivering thread. Call before serving; `loops` must outlive the node.
   void SetLoopExecutor(LoopExecutor* loops) { loops_ = loops; }
+  // Runs `work` on the I/O thread of `loop` (a session's loop()), after what was posted there
+  // before; at once without a LoopExecutor (unit tests).
+  void RunOnLoop(uint32_t loop, std::function<void()> work) {
+    if (loops_ == nullptr) {
+      work();
+    } else {
+      loops_->Post(loop, std::move(work));
+    }
+  }
 
   // --- Sessions -------------------------------------------------------------------------------
   // A fresh, unique, sortable connection id ("<node>-<hex counter>").

@@ -80,6 +80,10 @@ std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
   number("pingIntervalMs", welcome.ping_interval_ms());
   number("maxFrameBytes", welcome.max_frame_bytes());
   number("maxSubscriptions", welcome.max_subscriptions());
+  if (welcome.connect_required()) {
+    w.Key("connectRequired");
+    w.Bool(true);
+  }
   w.EndObject();
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());

@@ -25,6 +25,10 @@ absl::string_view ProxyEventName(ProxyEvent event) {
       return "join";
     case ProxyEvent::kLeave:
       return "leave";
+    case ProxyEvent::kOnline:
+      return "online";
+    case ProxyEvent::kOffline:
+      return "offline";
   }
   return "unknown";
 }

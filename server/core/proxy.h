@@ -24,9 +24,11 @@ enum class ProxyEvent {
   kDisconnect,  // a connection closed (after --disconnect-grace for a user, as WatchEvents)
   kJoin,        // a subscription to a presence channel went live
   kLeave,       // ... and ended
+  kOnline,      // a user's first connection opened (USER_ONLINE)
+  kOffline,     // a user's last connection closed and the grace period passed (USER_OFFLINE)
 };
-inline constexpr int kProxyEventCount = 7;
-// "connect", "subscribe", "message", "rpc", "disconnect", "join", "leave".
+inline constexpr int kProxyEventCount = 9;
+// "connect", "subscribe", "message", "rpc", "disconnect", "join", "leave", "online", "offline".
 absl::string_view ProxyEventName(ProxyEvent event);
 inline bool IsNotification(ProxyEvent event) { return event >= ProxyEvent::kDisconnect; }
 

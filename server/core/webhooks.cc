@@ -23,6 +23,18 @@ v1::ProxyRequest MemberRequest(ProxyEvent event, const std::string& node,
   return request;
 }
 
+// The notification of an event the watcher takes (DISCONNECT, USER_ONLINE, USER_OFFLINE).
+ProxyEvent NotificationOf(v1::EventType type) {
+  switch (type) {
+    case v1::EVENT_TYPE_USER_ONLINE:
+      return ProxyEvent::kOnline;
+    case v1::EVENT_TYPE_USER_OFFLINE:
+      return ProxyEvent::kOffline;
+    default:
+      return ProxyEvent::kDisconnect;
+  }
+}
+
 }  // namespace
 
 Webhooks::Webhooks(std::string node, Proxy* proxy, PresenceRegistry* presence, Clock clock)
@@ -31,10 +43,13 @@ Webhooks::Webhooks(std::string node, Proxy* proxy, PresenceRegistry* presence, C
 Webhooks::~Webhooks() { Stop(); }
 
 void Webhooks::Watch(EventBus* events) {
-  if (!proxy_->Routes(ProxyEvent::kDisconnect, "")) return;  // no watcher: events stay free
   EventWatcher::Filter filter;
-  filter.types.insert(v1::EVENT_TYPE_DISCONNECT);
-  // Each node notifies its own disconnects: no other node's through the control bus.
+  for (v1::EventType type :
+       {v1::EVENT_TYPE_DISCONNECT, v1::EVENT_TYPE_USER_ONLINE, v1::EVENT_TYPE_USER_OFFLINE}) {
+    if (proxy_->Routes(NotificationOf(type), "")) filter.types.insert(type);
+  }
+  if (filter.types.empty()) return;  // no watcher: events stay free
+  // Each node notifies the events it emits: none of another node's through the control bus.
   filter.this_node_only = true;
   std::shared_ptr<EventWatcher> watcher =
       events->Watch(std::move(filter), kWatcherCapacity, [this] { OnEvents(); });
@@ -64,16 +79,21 @@ void Webhooks::OnEvents() {
   // Not set yet only for an event emitted while Watch() was returning; the next one takes it.
   if (watcher == nullptr) return;
   while (std::optional<v1::Event> e = watcher->Pop()) {
+    const ProxyEvent event = NotificationOf(e->type());
     v1::ProxyRequest request;
-    request.set_event(std::string(ProxyEventName(ProxyEvent::kDisconnect)));
+    request.set_event(std::string(ProxyEventName(event)));
     request.set_node(node_);
+    // online: the connection that brought the user online; offline: none (the user's last one
+    // closed a grace period ago).
     request.set_connection_id(e->connection_id());
     request.set_user(e->user());
     request.set_time_ms(e->time_ms());
-    request.set_remote_address(e->remote_address());
-    request.set_code(e->code());
-    request.set_reason(e->reason());
-    proxy_->Notify(ProxyEvent::kDisconnect, "", EncodeProxyRequest(request));
+    if (event == ProxyEvent::kDisconnect) {
+      request.set_remote_address(e->remote_address());
+      request.set_code(e->code());
+      request.set_reason(e->reason());
+    }
+    proxy_->Notify(event, "", EncodeProxyRequest(request));
   }
 }
 

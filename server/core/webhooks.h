@@ -18,9 +18,11 @@ namespace herald::core {
 
 // The webhook notifications of one node (docs/api.md, "Webhooks"), built from what the node
 // already does, so the node itself has no webhook code:
-// - disconnect: a watcher on the node's EventBus for DISCONNECT events, which the node emits
-//   when a connection closes, or after --disconnect-grace for a user (dropped when the user came
-//   back in time), exactly as WatchEvents sees them;
+// - disconnect, online, offline: a watcher on the node's EventBus for the DISCONNECT,
+//   USER_ONLINE and USER_OFFLINE events this node emits (a DISCONNECT when a connection closes,
+//   or after --disconnect-grace for a user, dropped when the user came back in time; a user's
+//   first connection, and their last one closed with the grace passed), exactly as WatchEvents
+//   sees them; events relayed from other nodes are theirs to notify;
 // - join / leave: presence(), the registry the node keeps its presence channels' subscribers in
 //   (it adds a subscriber when its subscription goes live and removes it when it ends, however
 //   it ends), wrapping the engine's.
@@ -34,8 +36,8 @@ class Webhooks {
 
   // The registry to give the node: the engine's, telling the backend about joins and leaves.
   PresenceRegistry& presence() { return presence_; }
-  // Starts the disconnect notifications from `events` (the node's), which must outlive this or
-  // be detached first with Stop().
+  // Starts the disconnect, online and offline notifications (those with a route) from `events`
+  // (the node's), which must outlive this or be detached first with Stop().
   void Watch(EventBus* events);
   void Stop();
 

@@ -160,7 +160,7 @@ TEST(ExamplesWebhooksTest, PhpBackendAnswersConnectSubscribeRpcAndHearsDisconnec
   HeraldProcess herald({"--proxy-secret", secret, "--proxy-connect-url", base + "/connect",
                         "--proxy-subscribe-url", "order:=" + base + "/subscribe", "--proxy-rpc-url",
                         base + "/rpc", "--webhook-url", base + "/events", "--webhook-events",
-                        "disconnect"});
+                        "disconnect,online,offline"});
   ASSERT_TRUE(herald.ok());
 
   std::string alice_id;
@@ -192,10 +192,14 @@ TEST(ExamplesWebhooksTest, PhpBackendAnswersConnectSubscribeRpcAndHearsDisconnec
     alice.Send(R"({"id":5,"rpc":{"method":"order.cancel","data":{"orderId":"o-2"}}})");
     EXPECT_EQ(alice.WaitReply(5).error().code(), "NOT_FOUND");
   }
-  // Ratchet's onClose: the backend hears of it.
+  // Ratchet's onClose: the backend hears of it, and that alice, whose only tab it was, is offline.
   EXPECT_TRUE(WaitFor([&] {
     return absl::StrContains(php.Output(), "webhooks: disconnect alice " + alice_id);
   })) << php.Output();
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(php.Output(), "webhooks: alice is offline");
+  })) << php.Output();
+  EXPECT_THAT(php.Output(), HasSubstr("webhooks: alice is online"));
 
   WsClient stranger;  // no session cookie
   ASSERT_TRUE(stranger.Connect(herald.ws_url()));

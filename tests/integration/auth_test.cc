@@ -66,6 +66,7 @@ class AuthTest : public ::testing::Test {
 TEST_F(AuthTest, ValidHandshakeTokenMakesSubTheConnectionsUser) {
   WsClient c;
   ASSERT_TRUE(c.Connect(herald_.ws_url("?token=" + Token("u-hand"))));
+  EXPECT_FALSE(c.Frames().at(0).welcome().connect_required());  // the URL's token did it
   EXPECT_EQ(ListedUsers(herald_, "u-hand"), 1);
   EXPECT_TRUE(c.Subscribe("store:42"));
   // Already authenticated: a second connect is refused, the connection stays.
@@ -129,6 +130,7 @@ TEST_F(AuthTest, BadHandshakeTokensGetHttp401) {
 TEST_F(AuthTest, ConnectFrameAuthenticates) {
   WsClient c;
   ASSERT_TRUE(c.Connect(herald_.ws_url()));
+  EXPECT_TRUE(c.Frames().at(0).welcome().connect_required());
   const absl::Time before = absl::Now();
   v1::ServerFrame reply = Connect(c, Token("u-frame", absl::Minutes(10)));
   ASSERT_TRUE(reply.has_connected()) << reply.DebugString();
@@ -330,6 +332,7 @@ TEST(DevModeTest, WithoutAKeyClientsAreAnonymousAndConnectIsAccepted) {
   })) << h.Stderr();
   WsClient c;
   ASSERT_TRUE(c.Connect(h.ws_url("?token=whatever")));
+  EXPECT_FALSE(c.Frames().at(0).welcome().connect_required());
   v1::ServerFrame reply = Connect(c, "anything");
   ASSERT_TRUE(reply.has_connected());
   EXPECT_EQ(reply.connected().user(), "");

@@ -247,6 +247,7 @@ TEST_F(ProxyTest, WithAConnectProxyTheFirstFrameMustBeConnect) {
   ASSERT_TRUE(herald.ok());
   WsClient c;
   ASSERT_TRUE(c.Connect(herald.ws_url()));
+  EXPECT_TRUE(c.Frames().at(0).welcome().connect_required());  // what herald.js goes by
   EXPECT_EQ(Reply(c, 1, R"({"id":1,"subscribe":{"channel":"room:1"}})").error().code(),
             "UNAUTHENTICATED");
   ASSERT_TRUE(c.WaitClosed());
@@ -400,6 +401,11 @@ TEST_F(ProxyTest, StartRefusedWithoutASecret) {
   r = RunCommand({HeraldBinary(), "--proxy-connect-url", "chat:=http://x", "--proxy-secret", "s"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--proxy-connect-url: expected an http:// or https:// URL"));
+  r = RunCommand({HeraldBinary(), "--webhook-url", "http://x", "--webhook-events", "online,gone",
+                  "--proxy-secret", "s"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--webhook-events: unknown event 'gone'; expected disconnect, "
+                               "join, leave, online or offline"));
 }
 
 // --- notifications ------------------------------------------------------------------------------
@@ -427,8 +433,9 @@ TEST_F(ProxyTest, DisconnectNotificationArrives) {
 }
 
 TEST_F(ProxyTest, DisconnectOfAUserWaitsForTheGracePeriodAndIsDroppedOnReconnect) {
-  HeraldProcess herald(Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url",
-                             backend_.Url("/hook"), "--disconnect-grace", "1"}));
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "disconnect", "--disconnect-grace", "1"}));
   ASSERT_TRUE(herald.ok());
   auto connect = [&](WsClient& c, const std::string& token) {
     ASSERT_TRUE(c.Connect(herald.ws_url()));
@@ -460,6 +467,120 @@ TEST_F(ProxyTest, DisconnectOfAUserWaitsForTheGracePeriodAndIsDroppedOnReconnect
   EXPECT_EQ(got[1].Field("user"), "u-carol");
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_THAT(backend_.Requests("/hook"), SizeIs(2));  // carol's reload sent none
+}
+
+// Two users with two tabs each in a room: one tab closing is a leave but not an offline; the
+// last tab closing is a leave to the others at once and one offline webhook after the grace.
+TEST_F(ProxyTest, UserOfflineAfterTheLastTabAndTheGraceNotAfterOneOfTwo) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "online,offline", "--disconnect-grace", "1", "--presence-prefixes",
+            "room:", "--join-leave-prefixes", "room:"}));
+  ASSERT_TRUE(herald.ok());
+  auto open = [&](WsClient& c, const std::string& token) {
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, absl::StrCat(R"({"id":1,"connect":{"token":")", token, R"("}})"))
+                    .has_connected());
+    ASSERT_TRUE(c.Subscribe("room:1", 2));
+  };
+  auto left = [](WsClient& c, const std::string& connection_id) {
+    return c
+        .WaitFrame(
+            [&](const v1::ServerFrame& f) {
+              return f.has_member_left() &&
+                     f.member_left().member().connection_id() == connection_id;
+            },
+            "memberLeft of " + connection_id)
+        .member_left();
+  };
+  WsClient erin1, erin2, gus1, gus2;
+  open(erin1, "erin");
+  std::vector<Received> got = backend_.WaitRequests("/hook", 1);
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_TRUE(got[0].verified);
+  EXPECT_EQ(got[0].Header("X-Herald-Event"), "online");
+  EXPECT_EQ(got[0].Field("event"), "online");
+  EXPECT_EQ(got[0].Field("user"), "u-erin");
+  EXPECT_EQ(got[0].Field("connectionId"), erin1.connection_id());  // the tab that did it
+  open(erin2, "erin");  // a second tab: erin was online already
+  open(gus1, "gus");
+  open(gus2, "gus");
+  got = backend_.WaitRequests("/hook", 2);
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[1].Field("user"), "u-gus");
+
+  // One of erin's tabs closes: the others see that connection leave, but erin stays online.
+  const std::string erin1_id = erin1.connection_id();
+  erin1.Close();
+  ASSERT_TRUE(erin1.WaitClosed());
+  EXPECT_EQ(left(gus1, erin1_id).member().user(), "u-erin");
+  EXPECT_EQ(left(erin2, erin1_id).member().user(), "u-erin");
+  absl::SleepFor(absl::Milliseconds(1500));  // past the grace period
+  EXPECT_THAT(backend_.Requests("/hook"), SizeIs(2));
+
+  // Her last tab closes: a leave to the others at once, offline once the grace period passed.
+  const std::string erin2_id = erin2.connection_id();
+  const absl::Time closed = absl::Now();
+  erin2.Close();
+  ASSERT_TRUE(erin2.WaitClosed());
+  EXPECT_EQ(left(gus1, erin2_id).member().user(), "u-erin");
+  EXPECT_EQ(left(gus2, erin2_id).member().user(), "u-erin");
+  EXPECT_THAT(backend_.Requests("/hook"), SizeIs(2));  // the leave is not held back: no offline yet
+  got = backend_.WaitRequests("/hook", 3);
+  ASSERT_THAT(got, SizeIs(3));
+  EXPECT_GE(absl::Now() - closed, absl::Milliseconds(900));
+  EXPECT_TRUE(got[2].verified);
+  EXPECT_EQ(got[2].Header("X-Herald-Event"), "offline");
+  EXPECT_EQ(got[2].Field("event"), "offline");
+  EXPECT_EQ(got[2].Field("user"), "u-erin");
+  EXPECT_EQ(got[2].Field("connectionId"), "");
+  EXPECT_FALSE(got[2].Field("node").empty());
+  EXPECT_FALSE(got[2].Field("timeMs").empty());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_THAT(backend_.Requests("/hook"), SizeIs(3));  // one offline, and none for gus
+}
+
+TEST_F(ProxyTest, AReloadWithinTheGraceIsNeitherOfflineNorOnlineAgain) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url", backend_.Url("/hook"),
+            "--webhook-events", "online,offline", "--disconnect-grace", "1"}));
+  ASSERT_TRUE(herald.ok());
+  auto connect = [&](WsClient& c) {
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, R"({"id":1,"connect":{"token":"fay"}})").has_connected());
+  };
+  {
+    WsClient page;
+    connect(page);
+    backend_.WaitRequests("/hook", 1);
+  }
+  WsClient reloaded;  // back within the grace period
+  connect(reloaded);
+  absl::SleepFor(absl::Milliseconds(1500));
+  std::vector<Received> got = backend_.Requests("/hook");
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].Field("event"), "online");
+}
+
+TEST_F(ProxyTest, AnOfflineRefusedWithA500IsRetried) {
+  HeraldProcess herald(
+      Args({"--proxy-connect-url", backend_.Url("/connect"), "--webhook-url",
+            backend_.Url("/flaky"), "--webhook-events", "offline", "--webhook-backoff-ms", "50"}));
+  ASSERT_TRUE(herald.ok());
+  {
+    WsClient c;
+    ASSERT_TRUE(c.Connect(herald.ws_url()));
+    ASSERT_TRUE(Reply(c, 1, R"({"id":1,"connect":{"token":"hal"}})").has_connected());
+  }
+  std::vector<Received> got = backend_.WaitRequests("/flaky", 2);
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[0].status, 500);
+  EXPECT_EQ(got[1].status, 200);
+  EXPECT_EQ(got[1].Header("X-Herald-Attempt"), "2");
+  EXPECT_EQ(got[0].Header("X-Herald-Request-Id"), got[1].Header("X-Herald-Request-Id"));
+  EXPECT_EQ(got[1].Field("event"), "offline");
+  EXPECT_EQ(got[1].Field("user"), "u-hal");
+  EXPECT_TRUE(got[1].verified);
 }
 
 TEST_F(ProxyTest, NotificationRetriedAfterA500IsDeliveredOnce) {

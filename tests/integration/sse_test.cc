@@ -119,7 +119,7 @@ std::string ConnectAndLeave(HeraldProcess& herald) {
   return id;
 }
 
-TEST(SseTest, CurlFollowsEventsAsTheyHappen) {
+TEST(SseTest, CurlFollowsEventsAsTheyHappenAndResumesWithLastEventId) {
   HeraldProcess herald({"--api-key", kApiKey});
   ASSERT_TRUE(herald.ok());
   int out[2];
@@ -166,6 +166,23 @@ TEST(SseTest, CurlFollowsEventsAsTheyHappen) {
   uint64_t second = 0;
   ASSERT_TRUE(absl::SimpleAtoi(events[0].id, &first) && absl::SimpleAtoi(events[1].id, &second));
   EXPECT_EQ(second, first + 1);
+
+  // Two clients come and go while nobody follows; curl resumes from the last id it had and gets
+  // exactly those four events (then live ones, until --max-time ends it: exit 28).
+  const std::string missed1 = ConnectAndLeave(herald);
+  const std::string missed2 = ConnectAndLeave(herald);
+  CommandResult resumed = RunCommand(
+      {"/usr/bin/curl", "-sN", "--max-time", "2", "-H",
+       absl::StrCat("Authorization: Bearer ", kApiKey), "-H",
+       absl::StrCat("Last-Event-ID: ", events[1].id),
+       absl::StrCat("http://", herald.ws_address(), "/api/v1/events?type=connect,disconnect")});
+  EXPECT_EQ(resumed.exit_code, 28) << resumed.err;
+  std::vector<SseEvent> replayed = ParseEvents(resumed.out);
+  ASSERT_THAT(Types(replayed), ElementsAre("connect", "disconnect", "connect", "disconnect"))
+      << resumed.out;
+  EXPECT_THAT(replayed[0].data, HasSubstr(missed1));
+  EXPECT_THAT(replayed[3].data, HasSubstr(missed2));
+  EXPECT_EQ(replayed[0].id, absl::StrCat(second + 1));
 }
 
 TEST(SseTest, TheStreamIsChunkedEventStreamAndHasHeartbeats) {

@@ -129,6 +129,12 @@ TEST_F(TlsTest, WssSubscribeAndPublishOverTlsEverywhere) {
   EXPECT_TRUE(ReadUntil(ws, R"("n":2)"));
   r = Curl({base + "/metrics"});
   EXPECT_THAT(r.out, HasSubstr("herald_"));
+  // No event stream on a TLS port (docs/api.md, "TLS"): a 501 that says where to get one.
+  r = Curl({"-w", "\n%{http_code}", base + "/api/v1/events"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("code":"UNIMPLEMENTED")"));
+  EXPECT_THAT(r.out, HasSubstr("TLS-terminating proxy"));
+  EXPECT_THAT(r.out, ::testing::EndsWith("\n501"));
 }
 
 TEST_F(TlsTest, PlainClientsAreRefusedQuickly) {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
 import { CloseCode, Herald as Client, HeraldError } from "../../client/js/herald.js";
-import { Herald, mintToken, publishOrder, signHs256, waitFor } from "./support/herald.mjs";
+import { Herald, mintToken, publishOrder, signHs256, waitFor, WebhookBackend } from "./support/herald.mjs";
 
 const SECRET = "test-secret-0123456789abcdef";
 
@@ -68,6 +68,8 @@ describe("herald.js, development mode (anonymous)", () => {
     await assert.rejects(bad.ready(), (err) => err instanceof HeraldError && err.code === "INVALID_ARGUMENT" && /subscribe\.channel/.test(err.message));
     assert.equal(bad.state, "failed");
     assert.equal(c.subscriptions.has("no spaces allowed"), false);
+    // No --proxy-rpc-url: the server's error frame rejects the call.
+    await assert.rejects(c.rpc("order.cancel", { orderId: "o-1" }), (err) => err instanceof HeraldError && err.code === "UNIMPLEMENTED" && /no backend serves 'order\.cancel'/.test(err.message));
   });
 
   test("reconnects after a kick and recovers what was published meanwhile, with no resync", async (t) => {
@@ -229,6 +231,13 @@ describe("herald.js with JWT auth (HS256)", () => {
     assert.match(error.detail.message, /connect\.token\.signature: does not verify/);
   });
 
+  test("without a token on a server that requires one, connect() fails for good", async (t) => {
+    // The server asks for `connect` (welcome.connectRequired): sent without a token, refused.
+    const c = client(t, { url: herald.wsUrl });
+    await assert.rejects(c.connect(), (err) => err.code === "UNAUTHENTICATED" && /4003/.test(err.message));
+    assert.equal(c.state, "closed");
+  });
+
   test("refreshes the token before it expires and keeps the connection", async (t) => {
     let minted = 0;
     const getToken = () => {
@@ -321,6 +330,88 @@ describe("herald.js, both ways: presence, join/leave, client publish", () => {
     await writer.publish("room:chat", { text: "while away" });
     await waitFor(() => got.length === 2, "the recovered publication");
     assert.deepEqual(got, [{ text: "hello" }, { text: "while away" }]);
+  });
+});
+
+describe("herald.js with a connect proxy and an rpc proxy (a real HTTP backend)", () => {
+  const PROXY_SECRET = "proxy-secret-for-herald-js";
+  let backend;
+  let herald;
+  before(async () => {
+    backend = await WebhookBackend.start(PROXY_SECRET);
+    herald = await Herald.start({
+      args: ["--proxy-connect-url", backend.url("/connect"), "--proxy-rpc-url", backend.url("/rpc"), "--proxy-secret", PROXY_SECRET],
+    });
+  });
+  after(async () => {
+    await herald.stop();
+    await backend.stop();
+  });
+
+  test("without a token, connect goes to the backend, which names the user", async (t) => {
+    const c = client(t, { url: herald.wsUrl, connectData: async () => ({ login: "ann" }) });
+    const connected = c.once("connected");
+    await c.connect();
+    assert.equal(c.user, "u-ann");
+    assert.equal(c.expiresAtMs, 0);
+    const detail = await connected;
+    assert.equal(detail.user, "u-ann");
+    assert.deepEqual(detail.data, c.data);
+    assert.equal(c.data.plan, "gold");
+    assert.deepEqual(c.data.echo, { login: "ann" });
+    // The backend's channels are subscribed by the server.
+    await waitFor(() => c.subscriptions.get("user:u-ann")?.state === "subscribed", "the server-side subscription");
+    const got = await backend.requests("/connect");
+    const mine = got.filter((r) => r.body.connectionId === c.connectionId);
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0].verified, true);
+    assert.equal(mine[0].body.token, undefined);
+    assert.deepEqual(mine[0].body.data, { login: "ann" });
+    // Reconnects authenticate the same way.
+    const first = c.connectionId;
+    c.reconnect();
+    await waitFor(() => c.state === "connected" && c.connectionId !== first, "the reconnect");
+    assert.equal(c.user, "u-ann");
+  });
+
+  test("a connectData function that fails is retried with backoff on a new socket", async (t) => {
+    let calls = 0;
+    const c = client(t, {
+      url: herald.wsUrl,
+      connectData: () => {
+        calls += 1;
+        if (calls === 1) throw new Error("session store down");
+        return { login: "cid" };
+      },
+    });
+    await c.connect();
+    assert.equal(calls, 2);
+    assert.equal(c.user, "u-cid");
+    const error = c.events.find((e) => e.name === "error");
+    assert.equal(error.detail.code, "UNAUTHENTICATED");
+    assert.match(error.detail.message, /connectData failed: Error: session store down/);
+    const disconnected = c.events.find((e) => e.name === "disconnected");
+    assert.equal(disconnected.detail.willReconnect, true);
+  });
+
+  test("with neither token nor data the server still gets connect; the backend's refusal is final", async (t) => {
+    const c = client(t, { url: herald.wsUrl });
+    await assert.rejects(c.connect(), (err) => err.code === "UNAUTHENTICATED" && /4003 unauthorized: not logged in/.test(err.message));
+    assert.equal(c.state, "closed");
+    const error = c.events.find((e) => e.name === "error");
+    assert.equal(error.detail.code, "PERMISSION_DENIED");
+  });
+
+  test("rpc() resolves with the backend's result and rejects with the error frame's code and message", async (t) => {
+    const c = client(t, { url: herald.wsUrl, connectData: { login: "bob" } });
+    await c.connect();
+    assert.deepEqual(await c.rpc("echo", { orderId: "o-1001" }), { echo: { orderId: "o-1001" }, user: "u-bob" });
+    await assert.rejects(c.rpc("refuse", {}), (err) => err instanceof HeraldError && err.code === "NOT_FOUND" && err.detail === "no such order");
+    await assert.rejects(c.rpc("fail"), (err) => err.code === "UNAVAILABLE" && err.detail === "rpc: backend answered HTTP 500");
+    // The connection is unharmed by refused calls.
+    assert.equal(c.state, "connected");
+    // Without data the backend gets none (its echo is null).
+    assert.deepEqual(await c.rpc("echo"), { echo: null, user: "u-bob" });
   });
 });
 

@@ -3,12 +3,13 @@
 
     webhook_backend.py PORT SECRET
 
-Serves 127.0.0.1:PORT (HTTP/1.1 keep-alive, one thread per connection). Every POST is checked
-like a real backend should: X-Herald-Signature must be "sha256=" + hex HMAC-SHA256(SECRET,
-X-Herald-Timestamp + "." + body), else 401. Each request is recorded; GET /_requests returns them
-as JSON: [{"path", "headers" (the X-Herald-*, Content-Type and User-Agent ones), "body" (parsed),
-"status" (what it answered), "verified"}]. What it answers depends on the path and the body (see
-the handlers below), so one backend serves every test scenario.
+Serves 127.0.0.1:PORT (0: a free one; it prints "listening on <port>"), HTTP/1.1 keep-alive, one
+thread per connection. Every POST is checked like a real backend should: X-Herald-Signature must
+be "sha256=" + hex HMAC-SHA256(SECRET, X-Herald-Timestamp + "." + body), else 401. Each request
+is recorded; GET /_requests returns them as JSON: [{"path", "headers" (the X-Herald-*,
+Content-Type and User-Agent ones), "body" (parsed), "status" (what it answered), "verified"}].
+What it answers depends on the path and the body (see the handlers below), so one backend serves
+every test scenario.
 """
 import hashlib
 import hmac
@@ -27,6 +28,13 @@ SEEN_IDS = set()  # request ids /flaky has failed once
 
 def connect(body):
     token = body.get("token", "")
+    data = body.get("data")
+    if not token:
+        # No token: the page says who it is in `data` (a real backend reads its session cookie).
+        login = data.get("login", "") if isinstance(data, dict) else ""
+        if not login:
+            return 200, {"error": {"code": "PERMISSION_DENIED", "message": "not logged in"}}
+        token = login
     if token == "reject":
         return 200, {"error": {"code": "PERMISSION_DENIED", "message": "banned user"}}
     if token == "kick":
@@ -153,5 +161,5 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
     server.daemon_threads = True
-    print("listening on", PORT, flush=True)
+    print("listening on", server.server_address[1], flush=True)
     server.serve_forever()

@@ -95,5 +95,14 @@ switch ($req['event'] ?? '') {
         error_log("webhooks: {$req['event']} $user {$req['connectionId']}");
         reply(200, []);
         return;
+
+    case 'online':
+    case 'offline':
+        // The user level: online at their first tab, offline when the last one closed and
+        // --disconnect-grace passed (a user who closes one of two tabs stays online). Where a
+        // Ratchet server kept a user => connections map to "notify when offline".
+        error_log("webhooks: $user is {$req['event']}");
+        reply(200, []);
+        return;
 }
 reply(400, ['error' => ['code' => 'INVALID_ARGUMENT', 'message' => 'unknown event']]);

@@ -107,3 +107,47 @@ export async function publishOrder(herald, { id, version, status = "created", st
   if (r.code !== 0) throw new Error(`publish-order failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
+
+/**
+ * tests/support/webhook_backend.py, a real HTTP backend for herald's proxies and webhooks that
+ * checks every signature with `secret`, on a free port. `requests(path)` lists what it received.
+ */
+export class WebhookBackend {
+  static async start(secret) {
+    const b = new WebhookBackend();
+    b.proc = spawn("python3", [path.join(root, "tests/support/webhook_backend.py"), "0", secret], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    b.exited = once(b.proc, "exit");
+    let out = "";
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("webhook_backend.py did not start")), 10000);
+      b.proc.on("exit", (code) => reject(new Error(`webhook_backend.py exited with ${code}`)));
+      b.proc.stdout.on("data", (d) => {
+        out += d;
+        const m = /listening on (\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+    });
+    b.base = `http://127.0.0.1:${port}`;
+    return b;
+  }
+
+  url(p) {
+    return this.base + p;
+  }
+
+  async requests(p) {
+    const all = await (await fetch(this.url("/_requests"))).json();
+    return p ? all.filter((r) => r.path === p) : all;
+  }
+
+  async stop() {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill("SIGTERM");
+    await this.exited;
+  }
+}

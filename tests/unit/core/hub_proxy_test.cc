@@ -284,15 +284,23 @@ TEST_F(HubProxyTest, SubscribeRpcAndMessageWaitForTheBackend) {
   hub_.OnClientFrame(s, R"({"id":5,"subscribe":{"channel":"chat:2"}})");
   proxy_.Answer(R"({"result":{}})");
   EXPECT_EQ(Sent(*s).back(), std::pair(5u, Kind::kSubscribed));
-  ASSERT_THAT(proxy_.notified(), ::testing::SizeIs(1));
-  EXPECT_EQ(proxy_.notified()[0].event(), "join");
+  // The user came online with the connect; the join followed.
+  ASSERT_THAT(proxy_.notified(), ::testing::SizeIs(2));
+  EXPECT_EQ(proxy_.notified()[0].event(), "online");
   EXPECT_EQ(proxy_.notified()[0].user(), "u1");
+  EXPECT_EQ(proxy_.notified()[0].connection_id(), s->id());
+  EXPECT_EQ(proxy_.notified()[1].event(), "join");
+  EXPECT_EQ(proxy_.notified()[1].user(), "u1");
   hub_.Unregister(*s, 1000, "bye");
-  ASSERT_THAT(proxy_.notified(), ::testing::SizeIs(3));
-  EXPECT_EQ(proxy_.notified()[1].event(), "leave");
-  EXPECT_EQ(proxy_.notified()[1].channel(), "chat:2");
-  EXPECT_EQ(proxy_.notified()[2].event(), "disconnect");
-  EXPECT_EQ(proxy_.notified()[2].code(), 1000u);
+  // No grace period here: the leave, the disconnect and the user's offline at once.
+  ASSERT_THAT(proxy_.notified(), ::testing::SizeIs(5));
+  EXPECT_EQ(proxy_.notified()[2].event(), "leave");
+  EXPECT_EQ(proxy_.notified()[2].channel(), "chat:2");
+  EXPECT_EQ(proxy_.notified()[3].event(), "disconnect");
+  EXPECT_EQ(proxy_.notified()[3].code(), 1000u);
+  EXPECT_EQ(proxy_.notified()[4].event(), "offline");
+  EXPECT_EQ(proxy_.notified()[4].user(), "u1");
+  EXPECT_EQ(proxy_.notified()[4].connection_id(), "");
 }
 
 }  // namespace

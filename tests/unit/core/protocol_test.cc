@@ -25,6 +25,8 @@ TEST(EncodeWelcome, PrintsWhatEncodeFramePrints) {
   w->set_max_frame_bytes(65536);
   w->set_max_subscriptions(128);
   EXPECT_EQ(EncodeWelcome(*w), EncodeFrame(frame));
+  w->set_connect_required(true);
+  EXPECT_EQ(EncodeWelcome(*w), EncodeFrame(frame));
 }
 
 TEST(EncodeWelcome, EscapesNodeNamesAndLeavesOutZeros) {
