@@ -21,6 +21,7 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       api_(&node_, engine) {
   control_.SetLocalStats([this] { return api_.LocalStats(); });
   node_.events().SetRelay(&control_);
+  node_.acks().SetRelay(&control_);
   engine->control().SetHandler(&control_);
   if (webhooks_ != nullptr) webhooks_->Watch(&node_.events());
 }

@@ -365,6 +365,10 @@ void Node::HandlePublication(const Publication& p) {
   // Registered before any frame is queued, so an ack can never arrive before its wait knows it.
   if (p.spec.ack_wait != 0 && p.spec.origin_node == name_) {
     acks_.AddTarget(p.spec.ack_wait, p.channel, p.position.offset);
+  } else if (p.spec.ack_wait != 0 && !p.spec.origin_node.empty()) {
+    // Another node's publish call waits: this node's clients' acks go to it.
+    acks_.AddRemoteTarget(p.spec.origin_node, p.spec.ack_wait, p.channel, p.position.offset,
+                          clock_() + limits_.max_ack_wait);
   }
   Subscribers subscribers;
   {

@@ -3,8 +3,9 @@
 // node recovers exactly what it missed, the stale-version guard holds across nodes, and (three
 // nodes) tasks dispatched on any node reach exactly one worker anywhere, also under worker churn
 // and when a node holding leases is killed; the control API covers the cluster — listings,
-// Disconnect and SendToUser by user, Stats, Presence, WatchEvents — and a killed node drops out
-// within the dead-node bound.
+// Disconnect and SendToUser by user, Stats, Presence, WatchEvents — a publish call waiting for an
+// ack ends with the ack of a subscriber on any node, and a killed node drops out within the
+// dead-node bound.
 #include <signal.h>
 
 #include <algorithm>
@@ -686,6 +687,110 @@ TEST_F(ThreeNodes, WatchEventsOnOneNodeSeesEveryNodesEventsOnceAndHeldDisconnect
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, on_a->connection_id()), 1u);
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, moved_id), 1u);
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_MESSAGE, on_b->connection_id()), 1u);
+}
+
+// A Publish through node `i` that waits `wait_ms` for an ack (of `user`, any when empty), on its
+// own thread; response() waits for the reply.
+class WaitingPublish {
+ public:
+  WaitingPublish(HeraldProcess& node, const std::string& channel, uint32_t wait_ms,
+                 const std::string& user = "")
+      : stub_(node.Stub()) {
+    req_.set_channel(channel);
+    EXPECT_TRUE(
+        google::protobuf::util::JsonStringToMessage(R"({"n":1})", req_.mutable_data()).ok());
+    req_.mutable_ack()->set_wait_ms(wait_ms);
+    req_.mutable_ack()->set_user(user);
+    started_ = absl::Now();
+    thread_ = std::thread([this] {
+      status_ = stub_->Publish(&ctx_, req_, &resp_);
+      elapsed_ = absl::Now() - started_;
+    });
+  }
+  ~WaitingPublish() {
+    if (thread_.joinable()) thread_.join();
+  }
+  const v1::PublishResponse& response() {
+    if (thread_.joinable()) thread_.join();
+    EXPECT_TRUE(status_.ok()) << status_.error_message();
+    return resp_;
+  }
+  absl::Duration elapsed() {
+    if (thread_.joinable()) thread_.join();
+    return elapsed_;
+  }
+
+ private:
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  grpc::ClientContext ctx_;
+  v1::PublishRequest req_;
+  v1::PublishResponse resp_;
+  grpc::Status status_;
+  absl::Time started_;
+  absl::Duration elapsed_;
+  std::thread thread_;
+};
+
+// Sends an ack of the publication `pub` (with `id`).
+void Ack(WsClient& ws, const v1::ServerFrame& pub, uint32_t id) {
+  ws.Send(absl::StrCat(R"({"id":)", id, R"(,"ack":{"channel":")", pub.pub().channel(),
+                       R"(","offset":")", pub.pub().offset(), R"("}})"));
+}
+
+// The publication at `offset`, which must ask for an ack.
+v1::ServerFrame AckRequested(WsClient& ws, uint64_t offset = 1) {
+  v1::ServerFrame f = ws.WaitFrame(
+      [&](const v1::ServerFrame& f) { return f.has_pub() && f.pub().offset() == offset; },
+      absl::StrCat("publication ", offset));
+  EXPECT_TRUE(f.pub().ack_requested());
+  return f;
+}
+
+TEST_F(ThreeNodes, APublishWaitingForAnAckOnOneNodeEndsWithTheAckOfASubscriberOnAnother) {
+  // Nobody on node a subscribes: the ack comes from node b; node c's subscriber never acks.
+  auto on_b = Client(1, "u-ack");
+  auto silent = Client(2, "u-silent");
+  ASSERT_TRUE(on_b->Subscribe("news"));
+  ASSERT_TRUE(silent->Subscribe("news"));
+  WaitingPublish call(node(0), "news", 10000);
+  v1::ServerFrame pub = AckRequested(*on_b);
+  AckRequested(*silent);
+  Ack(*on_b, pub, 7);
+  EXPECT_TRUE(on_b->WaitReply(7).has_acked());
+  const v1::PublishResponse& resp = call.response();
+  EXPECT_TRUE(resp.ack().acked());
+  EXPECT_EQ(resp.ack().connection_id(), on_b->connection_id());
+  EXPECT_EQ(resp.ack().user(), "u-ack");
+  EXPECT_EQ(resp.ack().channel(), "news");
+  EXPECT_EQ(resp.ack().offset(), pub.pub().offset());
+  EXPECT_LT(call.elapsed(), absl::Seconds(5)) << "the ack, not the deadline, ended the wait";
+
+  // A wait for a user: another user's ack on node c does not end it, the user's on node b does.
+  WaitingPublish for_user(node(0), "news", 10000, "u-ack");
+  v1::ServerFrame second = AckRequested(*silent, 2);
+  Ack(*silent, second, 8);
+  EXPECT_TRUE(silent->WaitReply(8).has_acked());
+  v1::ServerFrame mine = AckRequested(*on_b, 2);
+  Ack(*on_b, mine, 9);
+  const v1::PublishResponse& user_resp = for_user.response();
+  EXPECT_TRUE(user_resp.ack().acked());
+  EXPECT_EQ(user_resp.ack().user(), "u-ack");
+  EXPECT_EQ(user_resp.ack().connection_id(), on_b->connection_id());
+}
+
+TEST_F(ThreeNodes, APublishWaitingForAnAckThatNoNodeSendsReportsItNotAcked) {
+  auto on_b = Client(1, "u-ack");  // receives the publication and never acks
+  ASSERT_TRUE(on_b->Subscribe("news"));
+  WaitingPublish call(node(0), "news", 400);
+  AckRequested(*on_b);
+  const v1::PublishResponse& resp = call.response();
+  EXPECT_FALSE(resp.ack().acked());
+  EXPECT_TRUE(resp.ack().connection_id().empty());
+  EXPECT_GE(call.elapsed(), absl::Milliseconds(400));
+  EXPECT_LT(call.elapsed(), absl::Seconds(5));
+  // An ack after the deadline changes nothing, and the next wait is answered as before.
+  Ack(*on_b, on_b->Publications().back(), 3);
+  EXPECT_TRUE(on_b->WaitReply(3).has_acked());
 }
 
 TEST_F(ThreeNodes, AKilledNodesConnectionsAndPresenceLeaveWithinTheDeadNodeBound) {
