@@ -12,7 +12,8 @@
 namespace herald::core {
 
 Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* tasks,
-           PresenceRegistry* presence, const FrameFactory* frames, bool auth_required, Clock clock)
+           PresenceRegistry* presence, OnlineRegistry* online, const FrameFactory* frames,
+           bool auth_required, Clock clock)
     : limits_(limits),
       name_(std::move(name)),
       broker_(broker),
@@ -24,7 +25,7 @@ Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* ta
       tasks_(limits_, name_, tasks, frames_, &events_),
       ip_quota_(limits_.max_connections_per_ip),
       user_quota_(limits_.max_connections_per_user),
-      online_(limits_.disconnect_grace) {
+      online_(online) {
   broker_->SetEventHandler(this);
 }
 
@@ -74,13 +75,19 @@ void Node::ForgetHeldDisconnects(absl::string_view user) {
 void Node::Announce(const Session& s) {
   // The user came back within the grace period: their earlier disconnect is not news.
   ForgetHeldDisconnects(s.user());
-  const bool came_online = !s.user().empty() && online_.Connected(s.user());
   if (events_.has_watchers()) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
-    if (came_online) events_.Emit(SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s));
   }
+  if (s.user().empty()) return;
+  // After CONNECT; with a shared registry, once it answered (Redis unreachable: no USER_ONLINE).
+  online_->Connected(s.user(), [this, online = SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s)](
+                                   absl::StatusOr<bool> came_online) mutable {
+    if (came_online.ok() && *came_online && events_.has_watchers()) {
+      events_.Emit(std::move(online));
+    }
+  });
 }
 
 void Node::EmitOffline(const std::string& user) {
@@ -118,9 +125,11 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     }
   }
   // After its DISCONNECT: the user went offline with this connection.
-  if (Announced(*removed) && !removed->user().empty() &&
-      online_.Disconnected(removed->user(), now)) {
-    EmitOffline(removed->user());
+  if (Announced(*removed) && !removed->user().empty()) {
+    online_->Disconnected(removed->user(), now,
+                          [this, user = removed->user()](absl::StatusOr<bool> offline) {
+                            if (offline.ok() && *offline) EmitOffline(user);
+                          });
   }
   SessionCounters c = removed->counters();
   NodeCounters::Bump(counters_.closed_frames_in, c.frames_in);
@@ -453,7 +462,10 @@ void Node::Tick(absl::Time now) {
     held_disconnects_.erase(it, held_disconnects_.end());
   }
   for (v1::Event& e : due) events_.Emit(std::move(e));
-  for (const std::string& user : online_.Due(now)) EmitOffline(user);
+  online_->Due(now, [this](absl::StatusOr<std::vector<std::string>> offline) {
+    if (!offline.ok()) return;
+    for (const std::string& user : *offline) EmitOffline(user);
+  });
 }
 
 }  // namespace herald::core

@@ -469,6 +469,19 @@ class EventReader {
       return e.type() == type && e.connection_id() == connection_id;
     });
   }
+  // The events of `type` about `user`.
+  std::vector<v1::Event> OfUser(v1::EventType type, const std::string& user) {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::Event> out;
+    for (const v1::Event& e : events_) {
+      if (e.type() == type && e.user() == user) out.push_back(e);
+    }
+    return out;
+  }
+  bool WaitForUser(v1::EventType type, const std::string& user,
+                   absl::Duration timeout = absl::Seconds(10)) {
+    return testing::WaitFor([&] { return !OfUser(type, user).empty(); }, timeout);
+  }
 
  private:
   template <typename Fn>
@@ -791,6 +804,71 @@ TEST_F(ThreeNodes, APublishWaitingForAnAckThatNoNodeSendsReportsItNotAcked) {
   // An ack after the deadline changes nothing, and the next wait is answered as before.
   Ack(*on_b, on_b->Publications().back(), 3);
   EXPECT_TRUE(on_b->WaitReply(3).has_acked());
+}
+
+TEST_F(ThreeNodes,
+       AUserWithTabsOnTwoNodesIsOnlineOnceAndGoesOfflineOnceAfterTheLastTabAndTheGrace) {
+  // Watchers on nodes a and b; the user's tabs on b and c.
+  auto stub_a = node(0).Stub();
+  auto stub_b = node(1).Stub();
+  EventReader on_a(*stub_a), on_b(*stub_b);
+  auto tab_b = Client(1, "u-tabs2");
+  auto tab_c = Client(2, "u-tabs2");
+  ASSERT_TRUE(on_a.WaitFor(v1::EVENT_TYPE_CONNECT, tab_c->connection_id()));
+  ASSERT_TRUE(on_b.WaitFor(v1::EVENT_TYPE_CONNECT, tab_c->connection_id()));
+  ASSERT_TRUE(on_a.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs2"));
+
+  // One tab closes: its DISCONNECT follows the grace period (2 s), the user stays online.
+  const std::string first_id = tab_b->connection_id();
+  tab_b->Close();
+  ASSERT_TRUE(tab_b->WaitClosed());
+  ASSERT_TRUE(on_a.WaitFor(v1::EVENT_TYPE_DISCONNECT, first_id));
+  // The last one closes: one USER_OFFLINE, after the grace period, for watchers on every node.
+  const absl::Time last_closed = absl::Now();
+  tab_c->Close();
+  ASSERT_TRUE(tab_c->WaitClosed());
+  for (EventReader* events : {&on_a, &on_b}) {
+    ASSERT_TRUE(events->WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs2"));
+  }
+  // A second node reporting it would do so at the same moment; give it time to (absence check).
+  absl::SleepFor(absl::Milliseconds(500));
+  for (EventReader* events : {&on_a, &on_b}) {
+    std::vector<v1::Event> offline = events->OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs2");
+    ASSERT_EQ(offline.size(), 1u);
+    // Not after the first close: only once the last tab's grace period ended.
+    EXPECT_GE(absl::FromUnixMillis(offline[0].time_ms()),
+              last_closed + absl::Seconds(2) - absl::Milliseconds(50));
+    EXPECT_EQ(events->OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs2").size(), 1u);
+  }
+
+  // Back within the grace period on another node: neither offline nor online again.
+  auto tab_a = Client(0, "u-tabs3");
+  ASSERT_TRUE(on_b.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs3"));
+  tab_a->Close();
+  ASSERT_TRUE(tab_a->WaitClosed());
+  auto again = Client(2, "u-tabs3");
+  ASSERT_TRUE(on_b.WaitFor(v1::EVENT_TYPE_CONNECT, again->connection_id()));
+  absl::SleepFor(absl::Seconds(3));  // past the first tab's grace period (absence check)
+  EXPECT_TRUE(on_b.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs3").empty());
+  EXPECT_EQ(on_b.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs3").size(), 1u);
+}
+
+TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGrace) {
+  auto stub_a = node(0).Stub();
+  EventReader events(*stub_a);
+  auto only_on_c = Client(2, "u-killed");
+  auto also_on_b = Client(2, "u-both");
+  auto tab_b = Client(1, "u-both");
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-killed"));
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-both"));
+  ASSERT_FALSE(node(2).Stop(SIGKILL).has_value());
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-killed", absl::Seconds(15)));
+  EXPECT_LE(absl::Now() - killed, kDeadNodeBound + absl::Seconds(2) + absl::Milliseconds(800));
+  EXPECT_GE(absl::Now() - killed, absl::Seconds(2));
+  absl::SleepFor(absl::Milliseconds(500));  // absence check: once, and not u-both (tab on b)
+  EXPECT_EQ(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-killed").size(), 1u);
+  EXPECT_TRUE(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-both").empty());
 }
 
 TEST_F(ThreeNodes, AKilledNodesConnectionsAndPresenceLeaveWithinTheDeadNodeBound) {

@@ -81,6 +81,9 @@ class RedisControlBus : public core::ControlBus {
   std::string InstancesKey() const;
   // The set listing this process's presence entries.
   std::string PresenceSetKey() const;
+  // The set of the instances of dead node processes whose presence entries and online counts
+  // are still in Redis (RedisPresence, RedisOnline).
+  std::string GoneKey() const;
 
   // Engine thread only.
   // Starts the heartbeat timer.
@@ -115,7 +118,6 @@ class RedisControlBus : public core::ControlBus {
   std::string ConnectChannel() const;
   std::string AcksChannel(const std::string& node) const;
   std::string WatchingKey() const;
-  std::string GoneKey() const;
 
   void Tick();
   // Sends a heartbeat now, or right after the one in flight; `then` (may be empty) runs once a
