@@ -361,6 +361,24 @@ bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::strin
   return removed;
 }
 
+void Node::HandleGap(const std::string& channel) {
+  Subscribers subscribers = index_.Snapshot(channel);
+  v1::ServerFrame notice;
+  notice.mutable_unsubscribed()->set_channel(channel);
+  notice.mutable_unsubscribed()->set_resubscribe(true);
+  OutFramePtr frame = frames_->Make(EncodeFrame(notice));
+  for (const std::shared_ptr<Session>& session : subscribers->sessions) {
+    if (!session->RemoveSubscription(channel, [&] { index_.Remove(channel, session.get()); })) {
+      continue;
+    }
+    DropJoins(channel, session.get());
+    broker_->Unsubscribe(channel);
+    MemberLeft(*session, channel);
+    session->Send(frame);
+    EmitSessionEvent(v1::EVENT_TYPE_UNSUBSCRIBE, *session, channel);
+  }
+}
+
 void Node::HandlePublication(const Publication& p) {
   if (p.spec.kind != PublicationKind::kData) {
     // A member notice, for the live subscribers only (no offset: every live one accepts it).

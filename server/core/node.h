@@ -135,6 +135,10 @@ class Node : public BrokerEventHandler {
   // publication to joins in progress, and queues its frame (encoded and framed once) on every
   // live local subscriber, on their I/O threads.
   void HandlePublication(const Publication& publication) override;
+  // From the broker: the channel's live subscribers may have missed publications. Ends their
+  // subscriptions with an `unsubscribed` push that says `resubscribe`: they subscribe again with
+  // recovery and get what they missed or `recovered: false` — never a silent gap.
+  void HandleGap(const std::string& channel) override;
 
   // --- Replies and events ---------------------------------------------------------------------
   OutFramePtr MakeFrame(std::string payload) const { return frames_->Make(std::move(payload)); }

@@ -202,6 +202,76 @@ TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) 
 }
 
 // Three nodes (na, nb, nc) on one Redis, for the task queues.
+TEST_F(RedisNodes, ASubscriberIsToldToResubscribeWhenRedisRestartedWithoutItsStreamMidStream) {
+  WsClient ws;
+  ASSERT_TRUE(ws.Connect(b_->ws_url()));
+  ws.Send(R"({"id":1,"subscribe":{"channel":"feed"}})");
+  v1::ServerFrame subscribed = ws.WaitReply(1);
+  ASSERT_TRUE(subscribed.has_subscribed());
+  const std::string epoch = subscribed.subscribed().epoch();
+  auto stub_a = a_->Stub();
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":1})", &resp).ok());
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":2})", &resp).ok());
+  ws.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub() && f.pub().offset() == 2; },
+               "offset 2");
+
+  // Redis restarts without persistence: the stream, and what is published right after, start
+  // over in a new epoch. The subscriber cannot be handed that as if nothing happened.
+  redis_.Stop();
+  ASSERT_TRUE(redis_.Start());
+  ASSERT_TRUE(Eventually([&] { return Publish(*stub_a, "feed", R"({"n":3})", &resp).ok(); }));
+  v1::ServerFrame notice = ws.WaitFrame(
+      [](const v1::ServerFrame& f) { return f.has_unsubscribed(); }, "unsubscribed notice");
+  EXPECT_EQ(notice.unsubscribed().channel(), "feed");
+  EXPECT_TRUE(notice.unsubscribed().resubscribe());
+  EXPECT_EQ(notice.id(), 0u);
+  // Nothing of the new epoch reached it as if it continued the old stream.
+  for (const v1::ServerFrame& f : ws.Publications()) EXPECT_LE(f.pub().offset(), 2u);
+  const size_t before = ws.Publications().size();
+
+  // Resubscribing with recovery says what happened: recovered false, a new epoch.
+  ws.Send(absl::StrCat(R"({"id":2,"subscribe":{"channel":"feed","recover":{"epoch":")", epoch,
+                       R"(","offset":"2"}}})"));
+  v1::ServerFrame again = ws.WaitReply(2);
+  ASSERT_TRUE(again.has_subscribed()) << again.DebugString();
+  EXPECT_FALSE(again.subscribed().recovered());
+  EXPECT_NE(again.subscribed().epoch(), epoch);
+  // And live again.
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":4})", &resp).ok());
+  ASSERT_TRUE(WaitFor([&] { return ws.publication_count() == before + 1; }));
+  const v1::Publication last = ws.Publications().back().pub();
+  EXPECT_EQ(last.offset(), resp.delivery().offset());
+  EXPECT_EQ(last.data().struct_value().fields().at("n").number_value(), 4);
+}
+
+TEST_F(RedisNodes, AQuietSubscriberIsToldToResubscribeAfterRedisWasUnreachableAndRecoversTheGap) {
+  // Node b has had no publication of the channel when Redis goes: it cannot know what its
+  // subscriber missed, so the subscriber resubscribes with recovery and gets exactly that.
+  WsClient ws;
+  ASSERT_TRUE(ws.Connect(b_->ws_url()));
+  ws.Send(R"({"id":1,"subscribe":{"channel":"quiet"}})");
+  v1::ServerFrame subscribed = ws.WaitReply(1);
+  ASSERT_TRUE(subscribed.has_subscribed());
+  // Only the pub/sub connections drop: the stream stays in Redis.
+  ASSERT_EQ(redis_.Command("CLIENT KILL TYPE pubsub").substr(0, 1), ":");
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*a_->Stub(), "quiet", R"({"n":1})", &resp).ok());
+  // (b's subscription was gone before the publish: the publication cannot come first.)
+  v1::ServerFrame notice =
+      ws.WaitFrame([](const v1::ServerFrame& f) { return f.has_unsubscribed() || f.has_pub(); },
+                   "unsubscribed notice or the publication");
+  ASSERT_TRUE(notice.has_unsubscribed());
+  EXPECT_TRUE(notice.unsubscribed().resubscribe());
+  ws.Send(absl::StrCat(R"({"id":2,"subscribe":{"channel":"quiet","recover":{"epoch":")",
+                       subscribed.subscribed().epoch(), R"(","offset":"0"}}})"));
+  v1::ServerFrame again = ws.WaitReply(2);
+  ASSERT_TRUE(again.has_subscribed());
+  EXPECT_TRUE(again.subscribed().recovered());
+  ASSERT_EQ(again.subscribed().publications_size(), 1);
+  EXPECT_EQ(again.subscribed().publications(0).offset(), 1u);
+}
+
 class RedisTaskNodes : public ::testing::Test {
  protected:
   void SetUp() override {
