@@ -2,11 +2,14 @@
 # The whole test suite, as CI runs it (.ci/run):
 #   1. install what is missing (Debian packages, npm test tooling), build (RelWithDebInfo), run
 #      every test in parallel: C++ unit and integration tests, herald.js tests (node --test) and
-#      the end-to-end tests in headless Chromium (screenshots in build/*/test-artifacts);
+#      the end-to-end tests in headless Chromium (screenshots in build/*/test-artifacts), and the
+#      integration tests once more on the Redis engine (label redis-suite: each binary with
+#      $TEST_REDIS_URL on a redis-server of its own, tests/integration/redis_suite.cc);
 #   2. clang-format check of every C++ file;
 #   3. build every target with clang (preset clang-asan): ASan+UBSan, the thread-safety analysis
 #      as errors (-Werror=thread-safety) and the libFuzzer targets; run every test again under
-#      ASan+UBSan (with the committed fuzz seeds replayed), then each fuzzer for 60 s;
+#      ASan+UBSan (with the committed fuzz seeds replayed; the redis-suite re-run is left out: the
+#      same tests ran under ASan in their memory-engine form), then each fuzzer for 60 s;
 #   4. build herald and the core's concurrency test with TSan; run the concurrency test and the
 #      integration tests of the WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
 #      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) and of the
@@ -46,7 +49,7 @@ if [ "$quick" -eq 0 ]; then
   step "build: clang-asan (every target; ASan+UBSan, -Werror=thread-safety, fuzzers)"
   scripts/build.sh clang-asan
   step "test: clang-asan (ASan+UBSan)"
-  ctest --preset clang-asan -j "$jobs"
+  ctest --preset clang-asan -j "$jobs" -LE redis-suite
   step "fuzz: each fuzzer ${FUZZ_SECONDS:-60}s, $(nproc) at a time"
   scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 

@@ -482,7 +482,7 @@ export class Herald extends Emitter {
     else if (frame.push) this._emit("push", { data: frame.push.data });
     else if (frame.task) this._onTask(frame.task);
     else if (frame.subscribed) this._onServerSubscribed(frame.subscribed);
-    else if (frame.unsubscribed) this._onServerUnsubscribed(frame.unsubscribed.channel);
+    else if (frame.unsubscribed) this._onServerUnsubscribed(frame.unsubscribed);
     else if (frame.memberJoined) this._onMember("join", frame.memberJoined);
     else if (frame.memberLeft) this._onMember("leave", frame.memberLeft);
     else if (frame.error) this._emit("error", new HeraldError(frame.error.code, frame.error.message));
@@ -720,9 +720,15 @@ export class Herald extends Emitter {
     this._applySubscribed(sub, s, false, false);
   }
 
-  _onServerUnsubscribed(channel) {
+  _onServerUnsubscribed({ channel, resubscribe }) {
     const sub = this.subscriptions.get(channel);
     if (!sub) return;
+    if (resubscribe) {
+      // The node lost track of the stream (e.g. its Redis restarted): subscribe again, recovering
+      // from the last position ("resync" follows when the missed publications are gone).
+      this._sendSubscribe(sub, false);
+      return;
+    }
     this.subscriptions.delete(channel);
     sub.state = "unsubscribed";
     sub._emit("unsubscribed", { channel, byServer: true });

@@ -1,12 +1,18 @@
 #include "server/core/acks.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "absl/random/random.h"
 
 namespace herald::core {
 
+AckWaiters::AckWaiters() : next_id_(absl::Uniform<WaitId>(absl::BitGen()) >> 2) {}
+
 AckWaiters::WaitId AckWaiters::Start(std::string user, absl::Time now, absl::Duration timeout) {
   core::MutexLock lock(&mu_);
-  const WaitId id = ++next_id_;
+  WaitId id = ++next_id_;
+  if (id == 0) id = ++next_id_;  // 0 means "no wait"
   Wait& wait = waits_[id];
   wait.user = std::move(user);
   wait.started = now;
@@ -56,30 +62,67 @@ void AckWaiters::Cancel(WaitId id) {
 void AckWaiters::OnAck(const Session& session, const std::string& channel, uint64_t offset,
                        absl::Time now) {
   Ready ready;
+  std::optional<Forward> forward;
   {
     core::MutexLock lock(&mu_);
-    auto target = by_target_.find(std::make_pair(channel, offset));
-    if (target == by_target_.end()) return;
-    // Copied: ending a wait edits by_target_.
-    const std::vector<WaitId> ids = target->second;
-    for (WaitId id : ids) {
-      auto it = waits_.find(id);
-      if (it == waits_.end()) continue;
-      Wait& wait = it->second;
-      if (wait.outcome.acked()) continue;
-      if (!wait.user.empty() && wait.user != session.user()) continue;
-      wait.outcome.set_acked(true);
-      wait.outcome.set_connection_id(session.id());
-      wait.outcome.set_user(session.user());
-      wait.outcome.set_channel(channel);
-      wait.outcome.set_offset(offset);
-      wait.outcome.set_latency_ms(static_cast<uint32_t>(
-          std::max<int64_t>(0, absl::ToInt64Milliseconds(now - wait.started))));
-      // A wait whose publish is still running keeps the outcome until Await.
-      if (wait.awaited) EndLocked(it, ready);
+    v1::AckOutcome ack;
+    ack.set_acked(true);
+    ack.set_connection_id(session.id());
+    ack.set_user(session.user());
+    ack.set_channel(channel);
+    ack.set_offset(offset);
+    if (auto target = by_target_.find(std::make_pair(channel, offset));
+        target != by_target_.end()) {
+      // Copied: ending a wait edits by_target_.
+      const std::vector<WaitId> ids = target->second;
+      for (WaitId id : ids) {
+        auto it = waits_.find(id);
+        if (it != waits_.end()) AnswerLocked(it, ack, now, ready);
+      }
+    }
+    if (auto remote = remote_.find(std::make_pair(channel, offset));
+        remote != remote_.end() && remote->second.forwarded.insert(session.user()).second) {
+      forward = Forward{remote->second.origin, remote->second.wait, std::move(ack)};
     }
   }
   Run(std::move(ready));
+  if (forward.has_value() && relay_ != nullptr) {
+    relay_->ForwardAck(forward->node, forward->wait, forward->ack);
+  }
+}
+
+void AckWaiters::AddRemoteTarget(const std::string& origin, WaitId wait, const std::string& channel,
+                                 uint64_t offset, absl::Time until) {
+  core::MutexLock lock(&mu_);
+  Target target(channel, offset);
+  auto [it, added] = remote_.try_emplace(target);
+  if (!added) return;
+  it->second.origin = origin;
+  it->second.wait = wait;
+  remote_expiry_.emplace_back(until, std::move(target));
+}
+
+void AckWaiters::OnRemoteAck(WaitId wait, const v1::AckOutcome& ack, absl::Time now) {
+  Ready ready;
+  {
+    core::MutexLock lock(&mu_);
+    auto it = waits_.find(wait);
+    if (it != waits_.end()) AnswerLocked(it, ack, now, ready);
+  }
+  Run(std::move(ready));
+}
+
+void AckWaiters::AnswerLocked(Waits::iterator it, const v1::AckOutcome& ack, absl::Time now,
+                              Ready& ready) {
+  Wait& wait = it->second;
+  if (wait.outcome.acked()) return;
+  if (!wait.user.empty() && wait.user != ack.user()) return;
+  wait.outcome = ack;
+  wait.outcome.set_acked(true);
+  wait.outcome.set_latency_ms(
+      static_cast<uint32_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(now - wait.started))));
+  // A wait whose publish is still running keeps the outcome until Await.
+  if (wait.awaited) EndLocked(it, ready);
 }
 
 void AckWaiters::Expire(absl::Time now) {
@@ -94,6 +137,10 @@ void AckWaiters::Expire(absl::Time now) {
         continue;
       }
       EndLocked(it, ready);
+    }
+    while (!remote_expiry_.empty() && remote_expiry_.front().first <= now) {
+      remote_.erase(remote_expiry_.front().second);
+      remote_expiry_.pop_front();
     }
   }
   Run(std::move(ready));

@@ -17,6 +17,10 @@ class BrokerEventHandler {
   // Called for one channel in offset order and never concurrently for one channel (different
   // channels may be handled concurrently on different threads), with no broker lock held.
   virtual void HandlePublication(const Publication& publication) = 0;
+  // The node may have missed publications of `channel`, which it is subscribed to (a remote
+  // broker lost its connection and could not replay the gap). Later publications follow through
+  // HandlePublication. Called in order with them, never concurrently for one channel.
+  virtual void HandleGap(const std::string& /*channel*/) {}
 };
 
 // Orders, retains, replays and carries the publications of every channel, between the nodes of

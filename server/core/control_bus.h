@@ -22,6 +22,9 @@ class ControlHandler {
   // An event another node emitted (a serialized v1::Event), for this node: see
   // ControlBus::ShareEvent. None arrive on a one-node bus.
   virtual void HandleEvent(const std::string& /*event*/) {}
+  // An ack a client of another node sent for a publication whose publish call waits on this
+  // node: see ControlBus::ForwardAck. None arrive on a one-node bus.
+  virtual void HandleAck(const std::string& /*ack*/) {}
 };
 
 // Carries control calls between the nodes of a cluster: a survey asks every node (this one
@@ -67,6 +70,11 @@ class ControlBus {
   virtual void AttachWatcher(absl::AnyInvocable<void()> attached) { attached(); }
   // A watcher detached; with the last one, other nodes stop sharing with this one.
   virtual void DetachWatcher() {}
+
+  // Hands `ack` (opaque bytes) to node `node`'s handler (ControlHandler::HandleAck), at most
+  // once, in the order forwarded; dropped when that node or Redis is unreachable (the wait then
+  // ends at its deadline). Never called on a one-node bus: every publication starts there.
+  virtual void ForwardAck(const std::string& /*node*/, std::string /*ack*/) {}
 };
 
 }  // namespace herald::core

@@ -13,7 +13,8 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
                     ? std::make_unique<Webhooks>(node, proxy, &engine->presence(), clock_)
                     : nullptr),
       node_(limits_, std::move(node), &engine->broker(), &engine->tasks(),
-            webhooks_ != nullptr ? &webhooks_->presence() : &engine->presence(), frames,
+            webhooks_ != nullptr ? &webhooks_->presence() : &engine->presence(), &engine->online(),
+            frames,
             verifier != nullptr || (proxy != nullptr && proxy->Routes(ProxyEvent::kConnect, "")),
             clock_),
       control_(&node_, &engine->control()),
@@ -21,6 +22,7 @@ Hub::Hub(Limits limits, std::string node, Engine* engine, const FrameFactory* fr
       api_(&node_, engine) {
   control_.SetLocalStats([this] { return api_.LocalStats(); });
   node_.events().SetRelay(&control_);
+  node_.acks().SetRelay(&control_);
   engine->control().SetHandler(&control_);
   if (webhooks_ != nullptr) webhooks_->Watch(&node_.events());
 }

@@ -13,7 +13,8 @@
 namespace herald::core {
 
 Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* tasks,
-           PresenceRegistry* presence, const FrameFactory* frames, bool auth_required, Clock clock)
+           PresenceRegistry* presence, OnlineRegistry* online, const FrameFactory* frames,
+           bool auth_required, Clock clock)
     : limits_(limits),
       name_(std::move(name)),
       broker_(broker),
@@ -25,7 +26,7 @@ Node::Node(const Limits& limits, std::string name, Broker* broker, TaskStore* ta
       tasks_(limits_, name_, tasks, frames_, &events_),
       ip_quota_(limits_.max_connections_per_ip),
       user_quota_(limits_.max_connections_per_user),
-      online_(limits_.disconnect_grace) {
+      online_(online) {
   broker_->SetEventHandler(this);
 }
 
@@ -75,13 +76,19 @@ void Node::ForgetHeldDisconnects(absl::string_view user) {
 void Node::Announce(const Session& s) {
   // The user came back within the grace period: their earlier disconnect is not news.
   ForgetHeldDisconnects(s.user());
-  const bool came_online = !s.user().empty() && online_.Connected(s.user());
   if (events_.has_watchers()) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
-    if (came_online) events_.Emit(SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s));
   }
+  if (s.user().empty()) return;
+  // After CONNECT; with a shared registry, once it answered (Redis unreachable: no USER_ONLINE).
+  online_->Connected(s.user(), [this, online = SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s)](
+                                   absl::StatusOr<bool> came_online) mutable {
+    if (came_online.ok() && *came_online && events_.has_watchers()) {
+      events_.Emit(std::move(online));
+    }
+  });
 }
 
 void Node::EmitOffline(const std::string& user) {
@@ -119,9 +126,11 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
     }
   }
   // After its DISCONNECT: the user went offline with this connection.
-  if (Announced(*removed) && !removed->user().empty() &&
-      online_.Disconnected(removed->user(), now)) {
-    EmitOffline(removed->user());
+  if (Announced(*removed) && !removed->user().empty()) {
+    online_->Disconnected(removed->user(), now,
+                          [this, user = removed->user()](absl::StatusOr<bool> offline) {
+                            if (offline.ok() && *offline) EmitOffline(user);
+                          });
   }
   SessionCounters c = removed->counters();
   NodeCounters::Bump(counters_.closed_frames_in, c.frames_in);
@@ -346,6 +355,24 @@ bool Node::Unsubscribe(const std::shared_ptr<Session>& session, const std::strin
   return removed;
 }
 
+void Node::HandleGap(const std::string& channel) {
+  Subscribers subscribers = index_.Snapshot(channel);
+  v1::ServerFrame notice;
+  notice.mutable_unsubscribed()->set_channel(channel);
+  notice.mutable_unsubscribed()->set_resubscribe(true);
+  OutFramePtr frame = frames_->Make(EncodeFrame(notice));
+  for (const std::shared_ptr<Session>& session : subscribers->sessions) {
+    if (!session->RemoveSubscription(channel, [&] { index_.Remove(channel, session.get()); })) {
+      continue;
+    }
+    DropJoins(channel, session.get());
+    broker_->Unsubscribe(channel);
+    MemberLeft(*session, channel);
+    session->Send(frame);
+    EmitSessionEvent(v1::EVENT_TYPE_UNSUBSCRIBE, *session, channel);
+  }
+}
+
 void Node::HandlePublication(const Publication& p) {
   if (p.spec.kind != PublicationKind::kData) {
     // A member notice, for the live subscribers only (no offset: every live one accepts it).
@@ -359,6 +386,10 @@ void Node::HandlePublication(const Publication& p) {
   // Registered before any frame is queued, so an ack can never arrive before its wait knows it.
   if (p.spec.ack_wait != 0 && p.spec.origin_node == name_) {
     acks_.AddTarget(p.spec.ack_wait, p.channel, p.position.offset);
+  } else if (p.spec.ack_wait != 0 && !p.spec.origin_node.empty()) {
+    // Another node's publish call waits: this node's clients' acks go to it.
+    acks_.AddRemoteTarget(p.spec.origin_node, p.spec.ack_wait, p.channel, p.position.offset,
+                          clock_() + limits_.max_ack_wait);
   }
   Subscribers subscribers;
   {
@@ -443,7 +474,10 @@ void Node::Tick(absl::Time now) {
     held_disconnects_.erase(it, held_disconnects_.end());
   }
   for (v1::Event& e : due) events_.Emit(std::move(e));
-  for (const std::string& user : online_.Due(now)) EmitOffline(user);
+  online_->Due(now, [this](absl::StatusOr<std::vector<std::string>> offline) {
+    if (!offline.ok()) return;
+    for (const std::string& user : *offline) EmitOffline(user);
+  });
 }
 
 }  // namespace herald::core

@@ -27,7 +27,7 @@
 #include "server/core/limits.h"
 #include "server/core/mutex.h"
 #include "server/core/node_counters.h"
-#include "server/core/online_users.h"
+#include "server/core/online_registry.h"
 #include "server/core/presence.h"
 #include "server/core/session.h"
 #include "server/core/task_store.h"
@@ -41,15 +41,16 @@ namespace herald::core {
 // distributed broker, other nodes'). Also owns what lives and dies with its sessions: the event
 // bus and held-back DISCONNECT events, the ack waiters of publish calls made on this node, the
 // task workers (TaskDispatcher: the queues themselves are the TaskStore's), connection quotas
-// and counters. Borrows the broker, the task store, the presence registry and the frame factory,
-// which must outlive it. Every method is thread-safe and performs no network I/O: sending only
-// queues frames on sessions.
+// and counters. Borrows the broker, the task store, the presence and online registries and the
+// frame factory, which must outlive it. Every method is thread-safe and performs no network I/O:
+// sending only queues frames on sessions.
 class Node : public BrokerEventHandler {
  public:
   using Clock = std::function<absl::Time()>;
   // `auth_required`: sessions are announced (CONNECT) once they have a user (see Announced()).
   Node(const Limits& limits, std::string name, Broker* broker, TaskStore* tasks,
-       PresenceRegistry* presence, const FrameFactory* frames, bool auth_required, Clock clock);
+       PresenceRegistry* presence, OnlineRegistry* online, const FrameFactory* frames,
+       bool auth_required, Clock clock);
 
   const std::string& name() const { return name_; }
   const Limits& limits() const { return limits_; }
@@ -144,6 +145,10 @@ class Node : public BrokerEventHandler {
   // publication to joins in progress, and queues its frame (encoded and framed once) on every
   // live local subscriber, on their I/O threads.
   void HandlePublication(const Publication& publication) override;
+  // From the broker: the channel's live subscribers may have missed publications. Ends their
+  // subscriptions with an `unsubscribed` push that says `resubscribe`: they subscribe again with
+  // recovery and get what they missed or `recovered: false` — never a silent gap.
+  void HandleGap(const std::string& channel) override;
 
   // --- Replies and events ---------------------------------------------------------------------
   OutFramePtr MakeFrame(std::string payload) const { return frames_->Make(std::move(payload)); }
@@ -166,7 +171,7 @@ class Node : public BrokerEventHandler {
   SessionCounters Traffic() const;
   v1::Connection Describe(const Session& session) const;
 
-  // Periodic work: ack-wait deadlines, held-back DISCONNECT events.
+  // Periodic work: ack-wait deadlines, held-back DISCONNECT events, users whose grace ended.
   void Tick(absl::Time now);
 
  private:
@@ -230,7 +235,7 @@ class Node : public BrokerEventHandler {
   ConnectionQuota ip_quota_;
   ConnectionQuota user_quota_;
   NodeCounters counters_;
-  OnlineUsers online_;
+  OnlineRegistry* const online_;
   std::atomic<uint64_t> next_connection_{0};
 
   // DISCONNECT events held back for Limits::disconnect_grace, by user.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/protocol.h"
 
@@ -68,6 +69,22 @@ void NodeControl::HandleEvent(const std::string& bytes) {
   // The user is back, on another node: a DISCONNECT held back here is not news any more.
   if (event.type() == v1::EVENT_TYPE_CONNECT) node_->ForgetHeldDisconnects(event.user());
   node_->events().EmitRemote(event);
+}
+
+// A forwarded ack is "<wait id> " + serialized v1::AckOutcome.
+void NodeControl::ForwardAck(const std::string& node, uint64_t wait, const v1::AckOutcome& ack) {
+  bus_->ForwardAck(node, absl::StrCat(wait, " ", ack.SerializeAsString()));
+}
+
+void NodeControl::HandleAck(const std::string& bytes) {
+  const size_t space = bytes.find(' ');
+  uint64_t wait = 0;
+  v1::AckOutcome ack;
+  if (space == std::string::npos || !absl::SimpleAtoi(bytes.substr(0, space), &wait) ||
+      !ack.ParseFromArray(bytes.data() + space + 1, static_cast<int>(bytes.size() - space - 1))) {
+    return;
+  }
+  node_->acks().OnRemoteAck(wait, ack, node_->Now());
 }
 
 void NodeControl::Relay(const v1::Event& event) {

@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "herald/v1/broker.pb.h"
+#include "server/core/acks.h"
 #include "server/core/control_bus.h"
 #include "server/core/events.h"
 #include "server/core/node.h"
@@ -24,9 +25,11 @@ namespace herald::core {
 // Stats (this node's). A connection target this node does not have answers NOT_FOUND (the caller
 // looks for the node that has it). Requests arrive validated. It is also the node's EventRelay:
 // it shares the node's events with other nodes' watchers through the bus, and hands their events
-// to this node's (dropping a user's held-back DISCONNECTs when the user connected elsewhere).
+// to this node's (dropping a user's held-back DISCONNECTs when the user connected elsewhere). And
+// it is the node's AckRelay: acks of publications whose publish call waits on another node go to
+// that node, and the acks other nodes forward end this node's waits.
 // Borrows the node and the bus, which must outlive it; thread-safe.
-class NodeControl : public ControlHandler, public EventRelay {
+class NodeControl : public ControlHandler, public EventRelay, public AckRelay {
  public:
   NodeControl(Node* node, ControlBus* bus);
   // Where the Stats survey gets this node's figures (ApiExecutor::LocalStats). Set once, before
@@ -38,6 +41,10 @@ class NodeControl : public ControlHandler, public EventRelay {
   void HandleSurvey(const std::string& method, const std::string& request,
                     Done<std::string> done) override;
   void HandleEvent(const std::string& event) override;
+  void HandleAck(const std::string& ack) override;
+
+  // AckRelay
+  void ForwardAck(const std::string& node, uint64_t wait, const v1::AckOutcome& ack) override;
 
   // EventRelay
   bool others_watch() const override { return bus_->OthersWatch(); }

@@ -10,17 +10,24 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "server/core/mutex.h"
+#include "server/core/online_registry.h"
 
 namespace herald::core {
 
-// Decides when a user goes online and offline on this node (USER_ONLINE / USER_OFFLINE events):
-// online when their first connection is announced, offline when their last one has closed and
-// none came back within the grace period — a user with two tabs, or one who reloads the page,
-// stays online. Owns the per-user connection counts and the pending offlines (in due order: the
-// grace period is one constant). Thread-safe; one mutex, no callbacks.
-class OnlineUsers {
+// The OnlineRegistry of one node (MemoryEngine): online when a user's first connection is
+// announced, offline when their last one has closed and none came back within the grace period
+// — a user with two tabs, or one who reloads the page, stays online. Owns the per-user connection
+// counts and the pending offlines (in due order: the grace period is one constant). Thread-safe;
+// one mutex; completions run at once, after it is released.
+class OnlineUsers : public OnlineRegistry {
  public:
   explicit OnlineUsers(absl::Duration grace) : grace_(grace) {}
+
+  void Connected(const std::string& user, Done<bool> done) override { done(Connected(user)); }
+  void Disconnected(const std::string& user, absl::Time now, Done<bool> done) override {
+    done(Disconnected(user, now));
+  }
+  void Due(absl::Time now, Done<std::vector<std::string>> done) override { done(Due(now)); }
 
   // An announced connection of `user` opened. True when the user came online with it (no other
   // connection, and none closed within the grace period).

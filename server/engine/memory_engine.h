@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "server/core/engine.h"
 #include "server/core/limits.h"
+#include "server/core/online_users.h"
 #include "server/engine/memory_broker.h"
 #include "server/engine/memory_control_bus.h"
 #include "server/engine/memory_idempotency_store.h"
@@ -16,8 +17,8 @@
 namespace herald::engine {
 
 // The single-node engine (the default): MemoryBroker, MemoryOrderStore, MemoryIdempotencyStore,
-// MemoryTaskStore, MemoryControlBus and MemoryPresence, all in this process, on one injected
-// clock. Owns them;
+// MemoryTaskStore, MemoryControlBus, MemoryPresence and core::OnlineUsers, all in this process,
+// on one injected clock. Owns them;
 // thread-safe as they are.
 class MemoryEngine : public core::Engine {
  public:
@@ -27,7 +28,8 @@ class MemoryEngine : public core::Engine {
       : broker_(limits, clock),
         orders_(limits, &broker_, clock),
         idempotency_(limits.idempotency_window, clock),
-        tasks_(limits, clock) {}
+        tasks_(limits, clock),
+        online_(limits.disconnect_grace) {}
 
   MemoryBroker& broker() override { return broker_; }
   core::OrderStore& orders() override { return orders_; }
@@ -35,6 +37,7 @@ class MemoryEngine : public core::Engine {
   MemoryTaskStore& tasks() override { return tasks_; }
   core::ControlBus& control() override { return control_; }
   core::PresenceRegistry& presence() override { return presence_; }
+  core::OnlineRegistry& online() override { return online_; }
 
  private:
   MemoryBroker broker_;
@@ -43,6 +46,7 @@ class MemoryEngine : public core::Engine {
   MemoryTaskStore tasks_;
   MemoryControlBus control_;
   MemoryPresence presence_;
+  core::OnlineUsers online_;
 };
 
 }  // namespace herald::engine

@@ -185,9 +185,16 @@ void WsSession::Ping() {
 }
 
 bool WsSession::DoSend(const core::OutFramePtr& frame) {
-  if (OnIoThread()) return SendHere(frame);
+  // On the I/O thread, at once — unless frames another thread queued are still on their way
+  // here: then behind them, so that a session's frames go out in the order they were queued
+  // (a `connected` a backend's answer queued stays ahead of the `pong` to a frame sent after it).
+  if (OnIoThread() && posted_sends_.load(std::memory_order_acquire) == 0) return SendHere(frame);
   // Another thread (a gRPC handler, the hub's ticker): the socket belongs to the I/O thread.
-  asio::post(*io_, [self = shared_from_this(), frame] { self->SendHere(frame); });
+  posted_sends_.fetch_add(1, std::memory_order_acq_rel);
+  asio::post(*io_, [self = shared_from_this(), frame] {
+    self->posted_sends_.fetch_sub(1, std::memory_order_acq_rel);
+    self->SendHere(frame);
+  });
   return true;
 }
 

@@ -132,7 +132,8 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   const size_t hard_limit_;
   const long close_timeout_ms_;
 
-  std::atomic<size_t> buffered_{0};  // out_bytes_ + held_bytes_, for BufferedBytes()
+  std::atomic<size_t> buffered_{0};      // out_bytes_ + held_bytes_, for BufferedBytes()
+  std::atomic<size_t> posted_sends_{0};  // DoSend calls posted to the I/O thread, not yet run
   bool slow_ = false;
   // Frames for the socket: out_[out_head_] is written from byte out_offset_ on.
   std::vector<core::OutFramePtr> out_;

@@ -174,6 +174,10 @@ class World {
   }
 
   const HeraldProcess& herald() const { return herald_; }
+  // Waits (bounded) until client `i` has at least `n` frames since construction.
+  bool WaitForFrames(int i, size_t n) {
+    return WaitFor([&] { return clients_[i].Frames().size() >= seen_[i] + n; });
+  }
 
   // Frames since construction, once every client has either closed or answered a ping: a reply
   // is queued after everything the call queued before it.
@@ -296,6 +300,10 @@ TEST(HttpApiParityTest, ParityRequestsHaveVisibleEffects) {
         CallHttp(world.herald(), *rpc::FindUnaryMethod(name), ParityRequests().at(name));
     EXPECT_EQ(out.code, "OK") << name << ": " << out.message;
   }
+  // Publications and server-side subscriptions may follow the calls' replies (with --engine
+  // redis they come back through Redis): wait for them before the ping that ends the collection.
+  EXPECT_TRUE(world.WaitForFrames(0, 1));
+  EXPECT_TRUE(world.WaitForFrames(1, 3));
   Effect effect = world.CollectEffect();
   // Client 1: the publication and a pong. Client 2: publication, push, subscribed, pong.
   ASSERT_EQ(effect.frames.size(), 2u);

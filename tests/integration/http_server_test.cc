@@ -109,7 +109,10 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(replies[3].status, 404);
   EXPECT_THAT(replies[3].body, HasSubstr("no unary method 'NoSuchMethod'"));
   EXPECT_EQ(replies[4].status, 200);
-  EXPECT_THAT(replies[4].body, HasSubstr(R"("publications":"2")"));
+  // Requests run as they are read; on the memory engine each publish is done when the next is
+  // read. With --engine redis they overlap their Redis round trips (only the replies' order is
+  // promised), so Stats may count fewer.
+  if (!OnRedisEngine()) EXPECT_THAT(replies[4].body, HasSubstr(R"("publications":"2")"));
   EXPECT_TRUE(c.buffer().empty());
 }
 
@@ -134,8 +137,9 @@ TEST_F(HttpServerTest, APipelinedReplyWaitsForAnEarlierPublishWaitingForItsAck) 
   ASSERT_TRUE(first.has_value() && second.has_value() && third.has_value()) << c.buffer();
   EXPECT_EQ(first->status, 200);
   EXPECT_THAT(first->body, HasSubstr(R"("acked":true)"));
-  // Stats ran second: after the first publish, before the third request's.
-  EXPECT_THAT(second->body, HasSubstr(R"("publications":"1")"));
+  // Stats ran second: after the first publish, before the third request's (with --engine redis
+  // the requests overlap their Redis round trips, so only the replies' order is checked).
+  if (!OnRedisEngine()) EXPECT_THAT(second->body, HasSubstr(R"("publications":"1")"));
   EXPECT_THAT(third->body, HasSubstr(R"("offset":"2")"));
 }
 

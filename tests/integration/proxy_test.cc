@@ -233,11 +233,15 @@ TEST_F(ProxyTest, FramesSentBeforeTheConnectAnswerAreServedAfterItInOrder) {
   EXPECT_TRUE(c.WaitReply(4).has_pong());
   EXPECT_TRUE(c.WaitReply(3).has_rpc_result());
   EXPECT_TRUE(c.WaitReply(2).has_subscribed());
+  // Handled in order; rpc 3 answers when its backend answers, and, with --engine redis,
+  // subscribe 2 when Redis does (a round trip; the memory engine answers at once).
   std::vector<uint32_t> order;
   for (const v1::ServerFrame& f : c.Frames()) {
-    if (f.id() != 0 && f.id() != 3) order.push_back(f.id());  // rpc 3 answers when it answers
+    if (f.id() != 0 && f.id() != 3 && !(OnRedisEngine() && f.id() == 2)) order.push_back(f.id());
   }
-  EXPECT_THAT(order, ::testing::ElementsAre(1, 2, 4));
+  const std::vector<uint32_t> expected =
+      OnRedisEngine() ? std::vector<uint32_t>{1, 4} : std::vector<uint32_t>{1, 2, 4};
+  EXPECT_EQ(order, expected);
   // The rpc ran as the user the backend named.
   EXPECT_EQ(StructField(c.WaitReply(3).rpc_result().data(), "user"), "u-bob");
 }

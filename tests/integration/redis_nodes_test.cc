@@ -3,8 +3,9 @@
 // node recovers exactly what it missed, the stale-version guard holds across nodes, and (three
 // nodes) tasks dispatched on any node reach exactly one worker anywhere, also under worker churn
 // and when a node holding leases is killed; the control API covers the cluster — listings,
-// Disconnect and SendToUser by user, Stats, Presence, WatchEvents — and a killed node drops out
-// within the dead-node bound.
+// Disconnect and SendToUser by user, Stats, Presence, WatchEvents — a publish call waiting for an
+// ack ends with the ack of a subscriber on any node, and a killed node drops out within the
+// dead-node bound.
 #include <signal.h>
 
 #include <algorithm>
@@ -201,6 +202,76 @@ TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) 
 }
 
 // Three nodes (na, nb, nc) on one Redis, for the task queues.
+TEST_F(RedisNodes, ASubscriberIsToldToResubscribeWhenRedisRestartedWithoutItsStreamMidStream) {
+  WsClient ws;
+  ASSERT_TRUE(ws.Connect(b_->ws_url()));
+  ws.Send(R"({"id":1,"subscribe":{"channel":"feed"}})");
+  v1::ServerFrame subscribed = ws.WaitReply(1);
+  ASSERT_TRUE(subscribed.has_subscribed());
+  const std::string epoch = subscribed.subscribed().epoch();
+  auto stub_a = a_->Stub();
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":1})", &resp).ok());
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":2})", &resp).ok());
+  ws.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub() && f.pub().offset() == 2; },
+               "offset 2");
+
+  // Redis restarts without persistence: the stream, and what is published right after, start
+  // over in a new epoch. The subscriber cannot be handed that as if nothing happened.
+  redis_.Stop();
+  ASSERT_TRUE(redis_.Start());
+  ASSERT_TRUE(Eventually([&] { return Publish(*stub_a, "feed", R"({"n":3})", &resp).ok(); }));
+  v1::ServerFrame notice = ws.WaitFrame(
+      [](const v1::ServerFrame& f) { return f.has_unsubscribed(); }, "unsubscribed notice");
+  EXPECT_EQ(notice.unsubscribed().channel(), "feed");
+  EXPECT_TRUE(notice.unsubscribed().resubscribe());
+  EXPECT_EQ(notice.id(), 0u);
+  // Nothing of the new epoch reached it as if it continued the old stream.
+  for (const v1::ServerFrame& f : ws.Publications()) EXPECT_LE(f.pub().offset(), 2u);
+  const size_t before = ws.Publications().size();
+
+  // Resubscribing with recovery says what happened: recovered false, a new epoch.
+  ws.Send(absl::StrCat(R"({"id":2,"subscribe":{"channel":"feed","recover":{"epoch":")", epoch,
+                       R"(","offset":"2"}}})"));
+  v1::ServerFrame again = ws.WaitReply(2);
+  ASSERT_TRUE(again.has_subscribed()) << again.DebugString();
+  EXPECT_FALSE(again.subscribed().recovered());
+  EXPECT_NE(again.subscribed().epoch(), epoch);
+  // And live again.
+  ASSERT_TRUE(Publish(*stub_a, "feed", R"({"n":4})", &resp).ok());
+  ASSERT_TRUE(WaitFor([&] { return ws.publication_count() == before + 1; }));
+  const v1::Publication last = ws.Publications().back().pub();
+  EXPECT_EQ(last.offset(), resp.delivery().offset());
+  EXPECT_EQ(last.data().struct_value().fields().at("n").number_value(), 4);
+}
+
+TEST_F(RedisNodes, AQuietSubscriberIsToldToResubscribeAfterRedisWasUnreachableAndRecoversTheGap) {
+  // Node b has had no publication of the channel when Redis goes: it cannot know what its
+  // subscriber missed, so the subscriber resubscribes with recovery and gets exactly that.
+  WsClient ws;
+  ASSERT_TRUE(ws.Connect(b_->ws_url()));
+  ws.Send(R"({"id":1,"subscribe":{"channel":"quiet"}})");
+  v1::ServerFrame subscribed = ws.WaitReply(1);
+  ASSERT_TRUE(subscribed.has_subscribed());
+  // Only the pub/sub connections drop: the stream stays in Redis.
+  ASSERT_EQ(redis_.Command("CLIENT KILL TYPE pubsub").substr(0, 1), ":");
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*a_->Stub(), "quiet", R"({"n":1})", &resp).ok());
+  // (b's subscription was gone before the publish: the publication cannot come first.)
+  v1::ServerFrame notice =
+      ws.WaitFrame([](const v1::ServerFrame& f) { return f.has_unsubscribed() || f.has_pub(); },
+                   "unsubscribed notice or the publication");
+  ASSERT_TRUE(notice.has_unsubscribed());
+  EXPECT_TRUE(notice.unsubscribed().resubscribe());
+  ws.Send(absl::StrCat(R"({"id":2,"subscribe":{"channel":"quiet","recover":{"epoch":")",
+                       subscribed.subscribed().epoch(), R"(","offset":"0"}}})"));
+  v1::ServerFrame again = ws.WaitReply(2);
+  ASSERT_TRUE(again.has_subscribed());
+  EXPECT_TRUE(again.subscribed().recovered());
+  ASSERT_EQ(again.subscribed().publications_size(), 1);
+  EXPECT_EQ(again.subscribed().publications(0).offset(), 1u);
+}
+
 class RedisTaskNodes : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -468,6 +539,19 @@ class EventReader {
       return e.type() == type && e.connection_id() == connection_id;
     });
   }
+  // The events of `type` about `user`.
+  std::vector<v1::Event> OfUser(v1::EventType type, const std::string& user) {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::Event> out;
+    for (const v1::Event& e : events_) {
+      if (e.type() == type && e.user() == user) out.push_back(e);
+    }
+    return out;
+  }
+  bool WaitForUser(v1::EventType type, const std::string& user,
+                   absl::Duration timeout = absl::Seconds(10)) {
+    return testing::WaitFor([&] { return !OfUser(type, user).empty(); }, timeout);
+  }
 
  private:
   template <typename Fn>
@@ -686,6 +770,175 @@ TEST_F(ThreeNodes, WatchEventsOnOneNodeSeesEveryNodesEventsOnceAndHeldDisconnect
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, on_a->connection_id()), 1u);
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_CONNECT, moved_id), 1u);
   EXPECT_EQ(events.Count(v1::EVENT_TYPE_MESSAGE, on_b->connection_id()), 1u);
+}
+
+// A Publish through node `i` that waits `wait_ms` for an ack (of `user`, any when empty), on its
+// own thread; response() waits for the reply.
+class WaitingPublish {
+ public:
+  WaitingPublish(HeraldProcess& node, const std::string& channel, uint32_t wait_ms,
+                 const std::string& user = "")
+      : stub_(node.Stub()) {
+    req_.set_channel(channel);
+    EXPECT_TRUE(
+        google::protobuf::util::JsonStringToMessage(R"({"n":1})", req_.mutable_data()).ok());
+    req_.mutable_ack()->set_wait_ms(wait_ms);
+    req_.mutable_ack()->set_user(user);
+    started_ = absl::Now();
+    thread_ = std::thread([this] {
+      status_ = stub_->Publish(&ctx_, req_, &resp_);
+      elapsed_ = absl::Now() - started_;
+    });
+  }
+  ~WaitingPublish() {
+    if (thread_.joinable()) thread_.join();
+  }
+  const v1::PublishResponse& response() {
+    if (thread_.joinable()) thread_.join();
+    EXPECT_TRUE(status_.ok()) << status_.error_message();
+    return resp_;
+  }
+  absl::Duration elapsed() {
+    if (thread_.joinable()) thread_.join();
+    return elapsed_;
+  }
+
+ private:
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  grpc::ClientContext ctx_;
+  v1::PublishRequest req_;
+  v1::PublishResponse resp_;
+  grpc::Status status_;
+  absl::Time started_;
+  absl::Duration elapsed_;
+  std::thread thread_;
+};
+
+// Sends an ack of the publication `pub` (with `id`).
+void Ack(WsClient& ws, const v1::ServerFrame& pub, uint32_t id) {
+  ws.Send(absl::StrCat(R"({"id":)", id, R"(,"ack":{"channel":")", pub.pub().channel(),
+                       R"(","offset":")", pub.pub().offset(), R"("}})"));
+}
+
+// The publication at `offset`, which must ask for an ack.
+v1::ServerFrame AckRequested(WsClient& ws, uint64_t offset = 1) {
+  v1::ServerFrame f = ws.WaitFrame(
+      [&](const v1::ServerFrame& f) { return f.has_pub() && f.pub().offset() == offset; },
+      absl::StrCat("publication ", offset));
+  EXPECT_TRUE(f.pub().ack_requested());
+  return f;
+}
+
+TEST_F(ThreeNodes, APublishWaitingForAnAckOnOneNodeEndsWithTheAckOfASubscriberOnAnother) {
+  // Nobody on node a subscribes: the ack comes from node b; node c's subscriber never acks.
+  auto on_b = Client(1, "u-ack");
+  auto silent = Client(2, "u-silent");
+  ASSERT_TRUE(on_b->Subscribe("news"));
+  ASSERT_TRUE(silent->Subscribe("news"));
+  WaitingPublish call(node(0), "news", 10000);
+  v1::ServerFrame pub = AckRequested(*on_b);
+  AckRequested(*silent);
+  Ack(*on_b, pub, 7);
+  EXPECT_TRUE(on_b->WaitReply(7).has_acked());
+  const v1::PublishResponse& resp = call.response();
+  EXPECT_TRUE(resp.ack().acked());
+  EXPECT_EQ(resp.ack().connection_id(), on_b->connection_id());
+  EXPECT_EQ(resp.ack().user(), "u-ack");
+  EXPECT_EQ(resp.ack().channel(), "news");
+  EXPECT_EQ(resp.ack().offset(), pub.pub().offset());
+  EXPECT_LT(call.elapsed(), absl::Seconds(5)) << "the ack, not the deadline, ended the wait";
+
+  // A wait for a user: another user's ack on node c does not end it, the user's on node b does.
+  WaitingPublish for_user(node(0), "news", 10000, "u-ack");
+  v1::ServerFrame second = AckRequested(*silent, 2);
+  Ack(*silent, second, 8);
+  EXPECT_TRUE(silent->WaitReply(8).has_acked());
+  v1::ServerFrame mine = AckRequested(*on_b, 2);
+  Ack(*on_b, mine, 9);
+  const v1::PublishResponse& user_resp = for_user.response();
+  EXPECT_TRUE(user_resp.ack().acked());
+  EXPECT_EQ(user_resp.ack().user(), "u-ack");
+  EXPECT_EQ(user_resp.ack().connection_id(), on_b->connection_id());
+}
+
+TEST_F(ThreeNodes, APublishWaitingForAnAckThatNoNodeSendsReportsItNotAcked) {
+  auto on_b = Client(1, "u-ack");  // receives the publication and never acks
+  ASSERT_TRUE(on_b->Subscribe("news"));
+  WaitingPublish call(node(0), "news", 400);
+  AckRequested(*on_b);
+  const v1::PublishResponse& resp = call.response();
+  EXPECT_FALSE(resp.ack().acked());
+  EXPECT_TRUE(resp.ack().connection_id().empty());
+  EXPECT_GE(call.elapsed(), absl::Milliseconds(400));
+  EXPECT_LT(call.elapsed(), absl::Seconds(5));
+  // An ack after the deadline changes nothing, and the next wait is answered as before.
+  Ack(*on_b, on_b->Publications().back(), 3);
+  EXPECT_TRUE(on_b->WaitReply(3).has_acked());
+}
+
+TEST_F(ThreeNodes,
+       AUserWithTabsOnTwoNodesIsOnlineOnceAndGoesOfflineOnceAfterTheLastTabAndTheGrace) {
+  // Watchers on nodes a and b; the user's tabs on b and c.
+  auto stub_a = node(0).Stub();
+  auto stub_b = node(1).Stub();
+  EventReader on_a(*stub_a), on_b(*stub_b);
+  auto tab_b = Client(1, "u-tabs2");
+  auto tab_c = Client(2, "u-tabs2");
+  ASSERT_TRUE(on_a.WaitFor(v1::EVENT_TYPE_CONNECT, tab_c->connection_id()));
+  ASSERT_TRUE(on_b.WaitFor(v1::EVENT_TYPE_CONNECT, tab_c->connection_id()));
+  ASSERT_TRUE(on_a.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs2"));
+
+  // One tab closes: its DISCONNECT follows the grace period (2 s), the user stays online.
+  const std::string first_id = tab_b->connection_id();
+  tab_b->Close();
+  ASSERT_TRUE(tab_b->WaitClosed());
+  ASSERT_TRUE(on_a.WaitFor(v1::EVENT_TYPE_DISCONNECT, first_id));
+  // The last one closes: one USER_OFFLINE, after the grace period, for watchers on every node.
+  const absl::Time last_closed = absl::Now();
+  tab_c->Close();
+  ASSERT_TRUE(tab_c->WaitClosed());
+  for (EventReader* events : {&on_a, &on_b}) {
+    ASSERT_TRUE(events->WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs2"));
+  }
+  // A second node reporting it would do so at the same moment; give it time to (absence check).
+  absl::SleepFor(absl::Milliseconds(500));
+  for (EventReader* events : {&on_a, &on_b}) {
+    std::vector<v1::Event> offline = events->OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs2");
+    ASSERT_EQ(offline.size(), 1u);
+    // Not after the first close: only once the last tab's grace period ended.
+    EXPECT_GE(absl::FromUnixMillis(offline[0].time_ms()),
+              last_closed + absl::Seconds(2) - absl::Milliseconds(50));
+    EXPECT_EQ(events->OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs2").size(), 1u);
+  }
+
+  // Back within the grace period on another node: neither offline nor online again.
+  auto tab_a = Client(0, "u-tabs3");
+  ASSERT_TRUE(on_b.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs3"));
+  tab_a->Close();
+  ASSERT_TRUE(tab_a->WaitClosed());
+  auto again = Client(2, "u-tabs3");
+  ASSERT_TRUE(on_b.WaitFor(v1::EVENT_TYPE_CONNECT, again->connection_id()));
+  absl::SleepFor(absl::Seconds(3));  // past the first tab's grace period (absence check)
+  EXPECT_TRUE(on_b.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-tabs3").empty());
+  EXPECT_EQ(on_b.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs3").size(), 1u);
+}
+
+TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGrace) {
+  auto stub_a = node(0).Stub();
+  EventReader events(*stub_a);
+  auto only_on_c = Client(2, "u-killed");
+  auto also_on_b = Client(2, "u-both");
+  auto tab_b = Client(1, "u-both");
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-killed"));
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-both"));
+  ASSERT_FALSE(node(2).Stop(SIGKILL).has_value());
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-killed", absl::Seconds(15)));
+  EXPECT_LE(absl::Now() - killed, kDeadNodeBound + absl::Seconds(2) + absl::Milliseconds(800));
+  EXPECT_GE(absl::Now() - killed, absl::Seconds(2));
+  absl::SleepFor(absl::Milliseconds(500));  // absence check: once, and not u-both (tab on b)
+  EXPECT_EQ(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-killed").size(), 1u);
+  EXPECT_TRUE(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-both").empty());
 }
 
 TEST_F(ThreeNodes, AKilledNodesConnectionsAndPresenceLeaveWithinTheDeadNodeBound) {

@@ -363,7 +363,10 @@ TEST(TaskTest, ATaskIsRedeliveredWhenItsWorkerDies) {
       .set_string_value("store 42");
   v1::DispatchTaskResponse resp;
   ASSERT_TRUE(stub->DispatchTask(&ctx, req, &resp).ok());
-  EXPECT_EQ(resp.assigned_connection_id(), w1->connection_id());
+  // With --engine redis the worker's join leases from the queue first (a Redis round trip), so
+  // the task may reach it through the queue a moment later, and the reply names no worker then
+  // (api.md, DispatchTask).
+  if (!OnRedisEngine()) EXPECT_EQ(resp.assigned_connection_id(), w1->connection_id());
   v1::ServerFrame task =
       w1->WaitFrame([](const v1::ServerFrame& f) { return f.has_task(); }, "task on worker 1");
   EXPECT_EQ(task.task().attempt(), 1u);

@@ -95,6 +95,11 @@ std::string HeraldBinary() {
 }
 std::string HeraldctlBinary() { return HERALDCTL_BIN; }
 
+bool OnRedisEngine() {
+  const char* url = std::getenv("TEST_REDIS_URL");
+  return url != nullptr && *url != '\0';
+}
+
 HeraldProcess::HeraldProcess(std::vector<std::string> args) {
   std::vector<std::string> argv = {HeraldBinary(),
                                    "--ws-listen",

@@ -62,6 +62,10 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(30));
 
+// True when $TEST_REDIS_URL runs the suite on the Redis engine (tests/integration/redis_suite.cc).
+// A test of what only the memory engine does skips itself then: GTEST_SKIP() with the reason.
+bool OnRedisEngine();
+
 // Path of a binary built by this project (set by CMake); HeraldBinary() prefers $HERALD_BIN.
 std::string HeraldBinary();
 std::string HeraldctlBinary();

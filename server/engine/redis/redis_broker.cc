@@ -1,6 +1,7 @@
 #include "server/engine/redis/redis_broker.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <utility>
 
@@ -140,10 +141,15 @@ void RedisBroker::OnSubscribed(const std::string& channel, uint64_t generation,
   waiting.swap(sub.waiting);
   if (status.ok()) {
     sub.live = true;
+    const bool resubscribed = sub.was_live;
+    sub.was_live = true;
     // Back after a lost connection: replay what was published while it was down.
     if (sub.last.has_value()) {
       Fill(channel, generation);
     } else {
+      // Nothing reached this node since it subscribed, so it cannot tell what its subscribers
+      // missed meanwhile: they resubscribe with recovery (their own positions).
+      if (resubscribed && handler_ != nullptr) handler_->HandleGap(channel);
       FinishFill(sub, status);
     }
   } else {
@@ -172,8 +178,20 @@ void RedisBroker::Fill(const std::string& channel, uint64_t generation) {
                     ChannelSub& sub = it->second;
                     absl::StatusOr<core::JoinResult> joined =
                         r.ok() ? ParseJoin(*r) : absl::StatusOr<core::JoinResult>(r.status());
+                    if (!r.ok()) {
+                      // The command connection is not back yet: try again shortly (live
+                      // messages keep waiting), unless the subscription went meanwhile.
+                      RetryFill(channel, generation);
+                      return;
+                    }
                     sub.filling = false;
-                    if (joined.ok() && joined->recovered) {
+                    if (!joined.ok() || !joined->recovered) {
+                      // The gap cannot be replayed (history trimmed, or a new epoch after a
+                      // Redis restart): the subscribers are told to resubscribe with recovery,
+                      // before anything published after the gap reaches them.
+                      sub.last.reset();
+                      if (handler_ != nullptr) handler_->HandleGap(channel);
+                    } else {
                       for (core::StoredPublication& missed : joined->missed) {
                         core::Publication p;
                         p.channel = channel;
@@ -182,13 +200,24 @@ void RedisBroker::Fill(const std::string& channel, uint64_t generation) {
                         Deliver(sub, std::move(p));
                       }
                     }
-                    // Not recovered: the gap stays (subscribers see the offsets jump, or the
-                    // epoch change, and can resubscribe with recovery).
                     std::vector<core::Publication> buffered;
                     buffered.swap(sub.buffered);
                     for (core::Publication& p : buffered) Deliver(sub, std::move(p));
                     FinishFill(sub, absl::OkStatus());
                   });
+}
+
+void RedisBroker::RetryFill(const std::string& channel, uint64_t generation) {
+  auto timer = std::make_shared<asio::steady_timer>(*io_, std::chrono::milliseconds(100));
+  timer->async_wait([this, channel, generation, timer](const asio::error_code& ec) {
+    auto it = subs_.find(channel);
+    // Not while the pub/sub connection is down (or stopped): its return starts a new fill.
+    if (ec || it == subs_.end() || it->second.generation != generation || !it->second.live ||
+        !pubsub_->ready()) {
+      return;
+    }
+    Fill(channel, generation);
+  });
 }
 
 void RedisBroker::Unsubscribe(const std::string& channel) {

@@ -74,6 +74,7 @@ class RedisBroker : public core::Broker {
     bool subscribing = false;               // a SUBSCRIBE is in flight
     std::vector<core::StatusDone> waiting;  // Subscribe calls until live
     std::optional<core::StreamPosition> last;  // last publication handed to the handler
+    bool was_live = false;                     // live before: a SUBSCRIBE now is a resubscription
     // Replaying the gap after a resubscription: live messages wait here. Joins (and Subscribe
     // calls) that arrive while the channel is being resubscribed or replayed wait in
     // `after_fill`, completed with OK when it is live and replayed, or with the error.
@@ -85,6 +86,8 @@ class RedisBroker : public core::Broker {
   void SendSubscribe(const std::string& channel, ChannelSub& sub);
   void OnSubscribed(const std::string& channel, uint64_t generation, absl::Status status);
   void Fill(const std::string& channel, uint64_t generation);
+  // Runs Fill again in 100 ms, when `generation` is still the channel's live subscription.
+  void RetryFill(const std::string& channel, uint64_t generation);
   void Deliver(ChannelSub& sub, core::Publication p);
   static void FinishFill(ChannelSub& sub, const absl::Status& status);
   // Completes `done` once everything published up to now has been handled (see class comment).

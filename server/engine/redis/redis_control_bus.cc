@@ -58,6 +58,9 @@ std::string RedisControlBus::NodeChannel(const std::string& node) const {
 std::string RedisControlBus::EventsChannel() const {
   return absl::StrCat(options_.prefix, ":events");
 }
+std::string RedisControlBus::AcksChannel(const std::string& node) const {
+  return absl::StrCat(options_.prefix, ":acks:", node);
+}
 std::string RedisControlBus::ConnectChannel() const {
   return absl::StrCat(options_.prefix, ":events:connect");
 }
@@ -269,9 +272,9 @@ void RedisControlBus::OnAnswerMessage(absl::string_view payload) {
 void RedisControlBus::OnPubSubReady() {
   const uint64_t generation = ++pubsub_generation_;
   listening_ = false;
-  auto left = std::make_shared<int>(3);
-  for (const std::string& channel :
-       {ControlChannel(), NodeChannel(options_.node), ConnectChannel()}) {
+  auto left = std::make_shared<int>(4);
+  for (const std::string& channel : {ControlChannel(), NodeChannel(options_.node),
+                                     AcksChannel(options_.node), ConnectChannel()}) {
     pubsub_->Command({"SUBSCRIBE", channel},
                      [this, generation, left](absl::StatusOr<RedisReply> r) {
                        if (generation != pubsub_generation_ || !r.ok()) return;
@@ -298,6 +301,9 @@ bool RedisControlBus::OnMessage(const RedisReply& message) {
     OnSurveyMessage(payload);
   } else if (channel == NodeChannel(options_.node)) {
     OnAnswerMessage(payload);
+  } else if (channel == AcksChannel(options_.node)) {
+    core::ControlHandler* handler = handler_.load();
+    if (handler != nullptr) handler->HandleAck(payload);
   } else if (channel == EventsChannel() || channel == ConnectChannel()) {
     std::optional<EventMessage> event = DecodeEvent(payload);
     // This node's own events reached its watchers when they happened.
@@ -321,6 +327,14 @@ void RedisControlBus::ShareEvent(std::string event, EventAudience audience) {
         {"PUBLISH", audience == EventAudience::kEveryNode ? ConnectChannel() : EventsChannel(),
          EncodeEvent(options_.node, event)},
         [](absl::StatusOr<RedisReply>) {});
+  });
+}
+
+void RedisControlBus::ForwardAck(const std::string& node, std::string ack) {
+  asio::post(*io_, [this, node, ack = std::move(ack)] {
+    // Unreachable: the asker's wait ends at its deadline.
+    if (stopped_ || !commands_->ready()) return;
+    commands_->Command({"PUBLISH", AcksChannel(node), ack}, [](absl::StatusOr<RedisReply>) {});
   });
 }
 

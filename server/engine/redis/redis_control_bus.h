@@ -40,6 +40,9 @@ namespace herald::engine {
 //   whose end means "attached"): on "<prefix>:events", which only nodes with watchers listen to,
 //   and CONNECT events with a user on "<prefix>:events:connect", which every node listens to, so
 //   the user's DISCONNECTs held back for the grace period on any node are dropped.
+// - Acks. A client's ack of a publication whose publish call waits on another node goes to that
+//   node's "<prefix>:acks:<name>" (ForwardAck): one PUBLISH per user and publication, only for
+//   publications that asked to wait.
 //
 // Thread rules: the ControlBus methods may be called from any thread and post to the engine's
 // io_context; everything else, all state, and every completion and handler call, is on that
@@ -61,6 +64,7 @@ class RedisControlBus : public core::ControlBus {
   void ShareEvent(std::string event, EventAudience audience) override;
   void AttachWatcher(absl::AnyInvocable<void()> attached) override;
   void DetachWatcher() override;
+  void ForwardAck(const std::string& node, std::string ack) override;
 
   // A node that stops (killed, hung, cut off from Redis) is no longer live, counted as missing by
   // surveys nor present in presence, at most this long after it stopped: kLapseIntervals
@@ -77,6 +81,9 @@ class RedisControlBus : public core::ControlBus {
   std::string InstancesKey() const;
   // The set listing this process's presence entries.
   std::string PresenceSetKey() const;
+  // The set of the instances of dead node processes whose presence entries and online counts
+  // are still in Redis (RedisPresence, RedisOnline).
+  std::string GoneKey() const;
 
   // Engine thread only.
   // Starts the heartbeat timer.
@@ -109,8 +116,8 @@ class RedisControlBus : public core::ControlBus {
   std::string NodeChannel(const std::string& node) const;
   std::string EventsChannel() const;
   std::string ConnectChannel() const;
+  std::string AcksChannel(const std::string& node) const;
   std::string WatchingKey() const;
-  std::string GoneKey() const;
 
   void Tick();
   // Sends a heartbeat now, or right after the one in flight; `then` (may be empty) runs once a
@@ -157,7 +164,7 @@ class RedisControlBus : public core::ControlBus {
   uint64_t watch_notice_seq_ = 0;
   std::vector<absl::AnyInvocable<void()>> after_this_heartbeat_;
   std::vector<absl::AnyInvocable<void()>> after_next_heartbeat_;
-  // The pub/sub connection listens to the control, answer and connect channels.
+  // The pub/sub connection listens to the control, answer, acks and connect channels.
   bool listening_ = false;
   uint64_t pubsub_generation_ = 0;
   uint64_t next_survey_id_;

@@ -17,7 +17,9 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
     load.push_back({"SCRIPT", "LOAD", s->source});
   }
   for (const RedisScript* s :
-       {&HeartbeatScript(), &LeaveScript(), &SurveyScript(), &PresenceReadScript()}) {
+       {&HeartbeatScript(), &LeaveScript(), &SurveyScript(), &PresenceReadScript(),
+        &OnlineConnectScript(), &OnlineDisconnectScript(), &OnlineDueScript(),
+        &OnlineRestoreScript()}) {
     load.push_back({"SCRIPT", "LOAD", s->source});
   }
   RedisConnection::Handlers command_handlers;
@@ -55,7 +57,12 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
                                         &io_, commands_.get(), pubsub_.get());
   presence_ = std::make_unique<RedisPresence>(options_.node, &io_, broker_.get(), control_.get(),
                                               commands_.get());
-  control_->SetRejoinHandler([this] { presence_->Restore(); });
+  online_ = std::make_unique<RedisOnline>(options_, limits.disconnect_grace, &io_, control_.get(),
+                                          commands_.get());
+  control_->SetRejoinHandler([this] {
+    presence_->Restore();
+    online_->Restore();
+  });
   asio::post(io_, [this] {
     commands_->Start();
     pubsub_->Start();

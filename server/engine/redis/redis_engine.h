@@ -16,6 +16,7 @@
 #include "server/engine/redis/redis_connection.h"
 #include "server/engine/redis/redis_control_bus.h"
 #include "server/engine/redis/redis_idempotency_store.h"
+#include "server/engine/redis/redis_online.h"
 #include "server/engine/redis/redis_options.h"
 #include "server/engine/redis/redis_order_store.h"
 #include "server/engine/redis/redis_presence.h"
@@ -25,13 +26,13 @@ namespace herald::engine {
 
 // The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
 // RedisBroker, RedisOrderStore, RedisIdempotencyStore, RedisTaskStore, RedisControlBus and
-// RedisPresence over two connections, one for commands (pipelined) and one for pub/sub, both driven
-// by one io_context on a thread the engine owns, so no Herald I/O thread ever waits for Redis. Owns
-// the io_context, its thread, the connections and the parts. RedisOptions::node must be the node's
-// name (its task holders', its connections' prefix). The constructor starts connecting and returns
-// at once; operations fail with UNAVAILABLE until the connections are ready (WaitReady) and
-// whenever one is down. Thread-safe as its parts are; the destructor stops the thread (pending
-// operations complete with UNAVAILABLE before it returns).
+// RedisPresence and RedisOnline over two connections, one for commands (pipelined) and one for
+// pub/sub, both driven by one io_context on a thread the engine owns, so no Herald I/O thread ever
+// waits for Redis. Owns the io_context, its thread, the connections and the parts.
+// RedisOptions::node must be the node's name (its task holders', its connections' prefix). The
+// constructor starts connecting and returns at once; operations fail with UNAVAILABLE until the
+// connections are ready (WaitReady) and whenever one is down. Thread-safe as its parts are; the
+// destructor stops the thread (pending operations complete with UNAVAILABLE before it returns).
 class RedisEngine : public core::Engine {
  public:
   RedisEngine(const core::Limits& limits, RedisOptions options);
@@ -43,6 +44,7 @@ class RedisEngine : public core::Engine {
   core::TaskStore& tasks() override { return *tasks_; }
   core::ControlBus& control() override { return *control_; }
   core::PresenceRegistry& presence() override { return *presence_; }
+  core::OnlineRegistry& online() override { return *online_; }
 
   // Blocks the calling thread (never an I/O thread: main, tests) until both connections are
   // ready and the node is live (its first heartbeat), or `timeout` passes (UNAVAILABLE). When
@@ -77,6 +79,7 @@ class RedisEngine : public core::Engine {
   std::unique_ptr<RedisTaskStore> tasks_;
   std::unique_ptr<RedisControlBus> control_;
   std::unique_ptr<RedisPresence> presence_;
+  std::unique_ptr<RedisOnline> online_;
   std::thread thread_;
   std::atomic<bool> commands_up_{false};
   std::atomic<bool> pubsub_up_{false};

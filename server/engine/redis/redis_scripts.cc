@@ -264,7 +264,11 @@ if g then
       end
     end
   end
-  if redis.call('EXISTS', set) == 0 then redis.call('SREM', gone, g) end
+  -- Gone for good once RedisOnline also took its users' connections out (OnlineDueScript).
+  if redis.call('EXISTS', set) == 0 and
+      redis.call('EXISTS', ARGV[5] .. ':online:i:' .. g) == 0 then
+    redis.call('SREM', gone, g)
+  end
 end
 local others = redis.call('ZCOUNT', watching, '(' .. now, '+inf')
 if watches then others = others - 1 end
@@ -565,6 +569,85 @@ for _, entry in ipairs(mine) do here[#here + 1] = entry end
 return {here, (#due == batch or #mine == batch) and 1 or 0}
 )lua";
 
+// RedisOnline. Per user U, the hash "<prefix>:online:u:U": instance -> its connections of U; per
+// instance, the set "<prefix>:online:i:<instance>" of its users; the sorted set
+// "<prefix>:online:due": user -> when their grace period ends (Redis ms).
+//
+// KEYS user hash, instance set, due; ARGV instance, user. 1 when the user came online (no
+// connection anywhere and no grace period running), else 0.
+constexpr char kOnlineConnect[] = R"lua(
+local before = redis.call('HLEN', KEYS[1])
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('SADD', KEYS[2], ARGV[2])
+local pending = redis.call('ZREM', KEYS[3], ARGV[2])
+if before == 0 and pending == 0 then return 1 end
+return 0
+)lua";
+// KEYS as above; ARGV instance, user, grace ms. 1 when the user is offline at once (no grace
+// period), else 0 (the grace period runs, or connections remain).
+constexpr char kOnlineDisconnect[] = R"lua(
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+end
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+local grace = tonumber(ARGV[3])
+if grace <= 0 then return 1 end
+redis.call('ZADD', KEYS[3], now_ms() + grace, ARGV[2])
+return 0
+)lua";
+// KEYS due, gone instances (RedisControlBus); ARGV prefix, grace ms. First takes the connections
+// of dead instances out of their users' hashes (256 users a call), starting the grace period of
+// the users left with none; then returns the users whose grace period ended, removed from the
+// due set (so only the caller reports them).
+constexpr char kOnlineDue[] = R"lua(
+local now = now_ms()
+local grace = tonumber(ARGV[2])
+local budget = 256
+for _, g in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if budget <= 0 then break end
+  local set = ARGV[1] .. ':online:i:' .. g
+  for _, u in ipairs(redis.call('SPOP', set, budget)) do
+    budget = budget - 1
+    local key = ARGV[1] .. ':online:u:' .. u
+    redis.call('HDEL', key, g)
+    if redis.call('HLEN', key) == 0 and not redis.call('ZSCORE', KEYS[1], u) then
+      redis.call('ZADD', KEYS[1], now + grace, u)
+    end
+  end
+end
+local out = {}
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 256)) do
+  redis.call('ZREM', KEYS[1], u)
+  if redis.call('EXISTS', ARGV[1] .. ':online:u:' .. u) == 0 then out[#out + 1] = u end
+end
+return out
+)lua";
+// KEYS instance set, due; ARGV prefix, instance, grace ms, then user, count pairs: this
+// instance's connections as it counts them (after Redis lost them, or missed updates). Users it
+// no longer has lose its entry (their grace period starts when none is left).
+constexpr char kOnlineRestore[] = R"lua(
+local now = now_ms()
+local mine = {}
+for i = 4, #ARGV, 2 do mine[ARGV[i]] = ARGV[i + 1] end
+for _, u in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not mine[u] then
+    local key = ARGV[1] .. ':online:u:' .. u
+    redis.call('HDEL', key, ARGV[2])
+    redis.call('SREM', KEYS[1], u)
+    if redis.call('HLEN', key) == 0 then
+      redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), u)
+    end
+  end
+end
+for u, n in pairs(mine) do
+  redis.call('HSET', ARGV[1] .. ':online:u:' .. u, ARGV[2], n)
+  redis.call('SADD', KEYS[1], u)
+  redis.call('ZREM', KEYS[2], u)
+end
+return 1
+)lua";
+
 }  // namespace
 
 RedisScript::RedisScript(std::string body) : source(std::move(body)) {
@@ -630,6 +713,22 @@ const RedisScript& ReleaseTaskScript() {
 }
 const RedisScript& ListTasksScript() {
   static const RedisScript* s = new RedisScript(absl::StrCat(kTaskPrelude, kListTasks));
+  return *s;
+}
+const RedisScript& OnlineConnectScript() {
+  static const RedisScript* s = new RedisScript(kOnlineConnect);
+  return *s;
+}
+const RedisScript& OnlineDisconnectScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kOnlineDisconnect));
+  return *s;
+}
+const RedisScript& OnlineDueScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kOnlineDue));
+  return *s;
+}
+const RedisScript& OnlineRestoreScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kOnlineRestore));
   return *s;
 }
 const RedisScript& SweepTasksScript() {

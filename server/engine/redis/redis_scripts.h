@@ -33,6 +33,11 @@ const RedisScript& HeartbeatScript();
 const RedisScript& LeaveScript();
 const RedisScript& SurveyScript();
 const RedisScript& PresenceReadScript();
+// Which users are online (RedisOnline).
+const RedisScript& OnlineConnectScript();
+const RedisScript& OnlineDisconnectScript();
+const RedisScript& OnlineDueScript();
+const RedisScript& OnlineRestoreScript();
 
 }  // namespace herald::engine
 

@@ -39,6 +39,7 @@ class SlowJoinEngine : public Engine, public Broker, public BrokerEventHandler {
   TaskStore& tasks() override { return memory_.tasks(); }
   ControlBus& control() override { return memory_.control(); }
   PresenceRegistry& presence() override { return memory_.presence(); }
+  OnlineRegistry& online() override { return memory_.online(); }
 
   void SetEventHandler(BrokerEventHandler* h) override {
     node_ = h;

@@ -37,6 +37,7 @@ class LateTaskEngine : public Engine, public TaskStore {
   TaskStore& tasks() override { return *this; }
   ControlBus& control() override { return memory_.control(); }
   PresenceRegistry& presence() override { return memory_.presence(); }
+  OnlineRegistry& online() override { return memory_.online(); }
 
   void SetEventHandler(TaskEventHandler* handler) override {
     memory_.tasks().SetEventHandler(handler);
