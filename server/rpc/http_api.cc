@@ -18,6 +18,7 @@
 #include "server/core/protocol.h"
 #include "server/json/json_check.h"
 #include "server/rpc/methods.h"
+#include "server/rpc/publish_json.h"
 
 namespace herald::rpc {
 namespace {
@@ -114,6 +115,10 @@ absl::Status ParseBody(absl::string_view body, pb::Message* in, const core::Limi
   const auto [begin, end] = top.value_spans[*found];
   // Too large to publish: the general way refuses it as "data: larger than …", as documented.
   if (end - begin > limits.max_publication_bytes) return core::FromCheckedJson(body, in);
+  if (type == v1::PublishRequest::descriptor() &&
+      ReadPlainPublish(body, top, static_cast<v1::PublishRequest*>(in))) {
+    return absl::OkStatus();
+  }
   // The rest of the body with `null` in place of the data: protobuf checks every other field
   // (unknown names, types) exactly as before.
   std::string rest;
@@ -218,7 +223,12 @@ void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
     reply.headers.emplace_back("Content-Type", kJson);
     // Zero values are printed too, so callers in dynamic languages can read every
     // field.
-    if (absl::Status st = core::ToJson(*out, &reply.body, /*print_defaults=*/true); !st.ok()) {
+    const bool plain =
+        out->GetDescriptor() == v1::PublishResponse::descriptor() &&
+        WritePlainPublishResponse(static_cast<const v1::PublishResponse&>(*out), &reply.body);
+    if (absl::Status st =
+            plain ? absl::OkStatus() : core::ToJson(*out, &reply.body, /*print_defaults=*/true);
+        !st.ok()) {
       return respond(ErrorReply(st));
     }
     reply.body.push_back('\n');
