@@ -34,20 +34,27 @@ def rows(which):
         for line in open(path):
             j = json.loads(line)
             key = (j["scenario"], j.get("subs", j.get("mode", "")), j.get("target_deliveries", j.get("batch", "")))
+            # Rows that differ in how they publish: requests in flight, the gRPC data's form.
+            if "inflight" in j: key += (f"inflight={j['inflight']}",)
+            if j.get("data", "value") != "value" or j.get("payload", "short") != "short":
+                key += (f"{j.get('data', 'value')},{j.get('payload', 'short')}",)
             m = {}
-            for k in ("deliveries_per_s", "server_cpu_us_per_delivery", "calls_per_s", "server_cpu_us_per_call"):
+            for k in ("deliveries_per_s", "server_cpu_us_per_delivery", "calls_per_s", "server_cpu_us_per_call",
+                      "publish_rate", "errors", "publish_errors"):
                 if k in j: m[k] = j[k]
+            if j["scenario"] == "http_publish" and j.get("published"):
+                m["server_cpu_us_per_publish"] = j["server_cpu_s"] * 1e6 / j["published"]
             if isinstance(j.get("latency"), dict):
                 for p in ("p50_us", "p99_us"):
                     if p in j["latency"]: m["latency_" + p] = j["latency"][p]
             for k, v in m.items(): acc.setdefault(key, {}).setdefault(k, []).append(v)
     return acc
 new, old = rows("new"), rows("old")
-print(f"{'scenario':<28}{'metric':<30}{'new':>12}{'old':>12}{'new/old':>9}")
+print(f"{'scenario':<44}{'metric':<30}{'new':>12}{'old':>12}{'new/old':>9}")
 for key in sorted(new, key=str):
     for k in sorted(new[key]):
         if key not in old or k not in old[key]: continue
         a, b = statistics.median(new[key][k]), statistics.median(old[key][k])
         ratio = a / b if b else float("nan")
-        print(f"{str(key):<28}{k:<30}{a:>12.2f}{b:>12.2f}{ratio:>9.2f}")
+        print(f"{str(key):<44}{k:<30}{a:>12.2f}{b:>12.2f}{ratio:>9.2f}")
 PY

@@ -6,6 +6,10 @@
 //   --mode stream-order   PublishStream of order updates, one stream per thread
 //   --mode stream-publish PublishStream of channel publications, one stream per thread
 //                         (--batch N: N per stream message, as a PublishBatch)
+//   --data value|json     publications carry their data as a google.protobuf.Value (`data`,
+//                         the default) or as JSON text (`data_json`, passed through unparsed)
+//   --payload short|object  a 42-byte JSON string (default), or a 200-byte JSON object like an
+//                         order event (nested, numbers, an array)
 //
 // Orders cycle over 1000 ids per thread with increasing versions (so none is stale and the order
 // book stays bounded); publications go to channels nobody subscribes to, so the figure is the
@@ -23,6 +27,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "bench/common.h"
 #include "herald/v1/broker.grpc.pb.h"
 
@@ -39,7 +45,29 @@ struct Options {
   double duration_s = 5;
   std::vector<int> server_pids;
   std::string label;
+  std::string data = "value";     // value | json
+  std::string payload = "short";  // short | object
 };
+
+constexpr char kShortPayload[] = R"("hello from grpc_bench, a short publication")";
+constexpr char kObjectPayload[] =
+    R"({"type":"order.updated","orderId":"o-1001","store":"s-42","status":"accepted",)"
+    R"("items":[{"sku":"sku-1","name":"Margherita","qty":2,"price":950}],)"
+    R"("total":{"minor":1900,"currency":"EUR"},"at":1764490000000,"eta":900})";
+
+// A publication of the chosen payload, in the chosen form.
+v1::PublishRequest MakePublication(const Options& opt, const std::string& channel) {
+  v1::PublishRequest pub;
+  pub.set_channel(channel);
+  const char* json = opt.payload == "object" ? kObjectPayload : kShortPayload;
+  if (opt.data == "json") {
+    pub.set_data_json(json);
+  } else if (!google::protobuf::util::JsonStringToMessage(json, pub.mutable_data()).ok()) {
+    std::fprintf(stderr, "grpc_bench: bad built-in payload\n");
+    std::exit(1);
+  }
+  return pub;
+}
 
 v1::Order MakeOrder(int thread, uint64_t k) {
   v1::Order o;
@@ -78,9 +106,7 @@ struct UnaryCall {
 void RunUnary(const Options& opt, v1::Broker::Stub* stub, int t, std::atomic<bool>* stop,
               ThreadStats* st) {
   const bool order = opt.mode.find("order") != std::string::npos;
-  v1::PublishRequest pub;
-  pub.set_channel("bench-nosub-" + std::to_string(t));
-  pub.mutable_data()->set_string_value("hello from grpc_bench, a short publication");
+  const v1::PublishRequest pub = MakePublication(opt, "bench-nosub-" + std::to_string(t));
   grpc::CompletionQueue cq;
   std::vector<UnaryCall> calls(static_cast<size_t>(opt.window));
   uint64_t k = 0;
@@ -128,11 +154,7 @@ void RunThread(const Options& opt, v1::Broker::Stub* stub, int t, std::atomic<bo
   std::unique_ptr<grpc::ClientWriter<v1::PublishStreamRequest>> writer =
       stub->PublishStream(&ctx, &summary);
   v1::PublishStreamRequest one;
-  if (!order) {
-    one.mutable_publish()->set_channel(channel);
-    one.mutable_publish()->mutable_data()->set_string_value(
-        "hello from grpc_bench, a short publication");
-  }
+  if (!order) *one.mutable_publish() = MakePublication(opt, channel);
   v1::PublishStreamRequest batch;
   for (int i = 0; i < opt.batch; ++i) *batch.mutable_batch()->add_requests() = one;
   v1::PublishStreamRequest& req = opt.batch > 1 ? batch : one;
@@ -181,11 +203,16 @@ int Main(int argc, char** argv) {
       opt.server_pids = ParsePids(v);
     } else if (a == "--label") {
       opt.label = v;
+    } else if (a == "--data" && (v == "value" || v == "json")) {
+      opt.data = v;
+    } else if (a == "--payload" && (v == "short" || v == "object")) {
+      opt.payload = v;
     } else {
       std::fprintf(stderr,
                    "usage: grpc_bench --target HOST:PORT --mode "
                    "unary-order|unary-publish|stream-order|stream-publish [--threads T] "
-                   "[--connections C] [--window W] [--batch B] [--duration S] [--server-pids P]\n");
+                   "[--connections C] [--window W] [--batch B] [--duration S] [--server-pids P]\n"
+                   "  [--data value|json] [--payload short|object]\n");
       return 2;
     }
   }
@@ -237,6 +264,8 @@ int Main(int argc, char** argv) {
                           .Int("connections", opt.connections)
                           .Int("window", opt.mode.rfind("unary", 0) == 0 ? opt.window : 1)
                           .Int("batch", opt.mode.rfind("stream", 0) == 0 ? opt.batch : 1)
+                          .Str("data", opt.data)
+                          .Str("payload", opt.payload)
                           .Int("calls", ok)
                           .Int("errors", errors)
                           .Str("first_error", first_error)

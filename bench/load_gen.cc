@@ -54,9 +54,14 @@ struct Options {
   int max_inflight = 512;
   double connect_rate = 0;  // connections per second, 0: as fast as max_inflight allows
   double connect_timeout_s = 60;
-  std::string publish = "none";  // none | grpc | grpc-stream | http | udp
-  std::string pub_target;        // host:port
-  double rate = 100;             // publications per second
+  // none | grpc | grpc-stream (Herald) | http (nchan's POST /pub/<channel>) | http-api (Herald's
+  // POST /api/v1/Publish) | udp (the baseline server's trigger)
+  std::string publish = "none";
+  std::string pub_target;  // host:port
+  int pub_inflight = 1;    // http, http-api: requests in flight (pipelined) on the connection
+  std::string pub_data = "value";  // grpc, grpc-stream: "value" (data) or "json" (data_json)
+  std::string api_key;             // http-api: Authorization: Bearer
+  double rate = 100;               // publications per second; 0: as fast as possible
   double duration_s = 5;
   int payload = 100;  // bytes of the publication data
   double drain_s = 3;
@@ -82,7 +87,8 @@ struct Options {
   std::fprintf(stderr,
                "usage: herald_load --url ws[s]://HOST:PORT/PATH [--raw] [--subs N] [--channels K]\n"
                "  [--threads T] [--src-count S] [--max-inflight M] [--connect-rate R]\n"
-               "  [--publish none|grpc|grpc-stream|http|udp --pub-target HOST:PORT]\n"
+               "  [--publish none|grpc|grpc-stream|http|http-api|udp --pub-target HOST:PORT]\n"
+               "  [--pub-inflight N] [--pub-data value|json] [--api-key KEY]\n"
                "  [--rate MSGS_PER_S] [--duration S] [--payload BYTES] [--drain S] [--hold S]\n"
                "  [--slow-fraction F] [--server-pids P1,P2] [--label L] [--cdf FILE]\n"
                "  [--no-subscribe] [--pub-ca CA_PEM] [--ports P1,P2] [--expect N]\n"
@@ -131,6 +137,13 @@ Options Parse(int argc, char** argv) {
       o.publish = next();
     } else if (a == "--pub-target") {
       o.pub_target = next();
+    } else if (a == "--pub-inflight") {
+      o.pub_inflight = std::max(1, std::stoi(next()));
+    } else if (a == "--pub-data") {
+      o.pub_data = next();
+      if (o.pub_data != "value" && o.pub_data != "json") Usage("--pub-data: value or json");
+    } else if (a == "--api-key") {
+      o.api_key = next();
     } else if (a == "--rate") {
       o.rate = std::stod(next());
     } else if (a == "--duration") {
@@ -661,8 +674,13 @@ void Worker::Run() {
 class Publisher {
  public:
   virtual ~Publisher() = default;
+  // True when the publication was sent (and, with one request in flight, accepted).
   virtual bool Publish(const std::string& channel, const std::string& payload) = 0;
   virtual void Finish() {}
+  // Publications found to have failed after Publish() returned (pipelined HTTP).
+  virtual uint64_t LateErrors() const { return 0; }
+  // Connections the publisher opened (HTTP: 1 when it kept its connection alive throughout).
+  virtual uint64_t Connects() const { return 0; }
 };
 
 std::pair<std::string, int> SplitHostPort(const std::string& hp) {
@@ -681,13 +699,26 @@ std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target, const std:
   return grpc::CreateChannel(target, grpc::SslCredentials(options));
 }
 
+// The payload as `data` (a google.protobuf.Value string) or, with --pub-data json, as the JSON
+// text of that string in `data_json` (no Value on either side).
+void SetData(v1::PublishRequest* req, const std::string& payload, bool raw_json) {
+  if (raw_json) {
+    std::string* json = req->mutable_data_json();
+    json->assign(1, '"');
+    json->append(payload);  // "hb:<digits>:<digits>:x…": nothing to escape
+    json->push_back('"');
+  } else {
+    req->mutable_data()->set_string_value(payload);
+  }
+}
+
 class GrpcPublisher : public Publisher {
  public:
-  GrpcPublisher(const std::string& target, const std::string& ca_file)
-      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))) {}
+  GrpcPublisher(const std::string& target, const std::string& ca_file, bool raw_json)
+      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))), raw_json_(raw_json) {}
   bool Publish(const std::string& channel, const std::string& payload) override {
     req_.set_channel(channel);
-    req_.mutable_data()->set_string_value(payload);
+    SetData(&req_, payload, raw_json_);
     grpc::ClientContext ctx;
     v1::PublishResponse resp;
     return stub_->Publish(&ctx, req_, &resp).ok();
@@ -695,19 +726,20 @@ class GrpcPublisher : public Publisher {
 
  private:
   std::unique_ptr<v1::Broker::Stub> stub_;
+  const bool raw_json_;
   v1::PublishRequest req_;
 };
 
 class GrpcStreamPublisher : public Publisher {
  public:
-  GrpcStreamPublisher(const std::string& target, const std::string& ca_file)
-      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))) {
+  GrpcStreamPublisher(const std::string& target, const std::string& ca_file, bool raw_json)
+      : stub_(v1::Broker::NewStub(GrpcChannel(target, ca_file))), raw_json_(raw_json) {
     writer_ = stub_->PublishStream(&ctx_, &summary_);
   }
   bool Publish(const std::string& channel, const std::string& payload) override {
     v1::PublishRequest* p = req_.mutable_publish();
     p->set_channel(channel);
-    p->mutable_data()->set_string_value(payload);
+    SetData(p, payload, raw_json_);
     return writer_->Write(req_);
   }
   void Finish() override {
@@ -719,16 +751,24 @@ class GrpcStreamPublisher : public Publisher {
 
  private:
   std::unique_ptr<v1::Broker::Stub> stub_;
+  const bool raw_json_;
   grpc::ClientContext ctx_;
   v1::PublishStreamSummary summary_;
   std::unique_ptr<grpc::ClientWriter<v1::PublishStreamRequest>> writer_;
   v1::PublishStreamRequest req_;
 };
 
-// HTTP/1.1 keep-alive POST /pub/<channel> (nchan's publisher location).
+// One HTTP POST per publication on one keep-alive connection, with up to `window` requests in
+// flight (pipelined; 1: each request waits for its reply). Two request shapes, one client:
+// nchan's publisher location (`POST /pub/<channel>`, the payload as text/plain) and Herald's
+// control API (`POST /api/v1/Publish`, `{"channel":…,"data":"<payload>"}`). Replies are read in
+// order (both servers answer pipelined requests in order); a reply with `Connection: close`, or a
+// broken connection, fails what is still in flight and the next publication reconnects.
 class HttpPublisher : public Publisher {
  public:
-  explicit HttpPublisher(const std::string& target) {
+  enum class Shape { kNchan, kHeraldApi };
+  HttpPublisher(const std::string& target, Shape shape, int window, std::string api_key)
+      : shape_(shape), window_(std::max(1, window)), api_key_(std::move(api_key)) {
     auto [host, port] = SplitHostPort(target);
     host_ = host;
     port_ = port;
@@ -739,37 +779,87 @@ class HttpPublisher : public Publisher {
   }
   bool Publish(const std::string& channel, const std::string& payload) override {
     if (fd_ < 0 && !Connect()) return false;
+    while (inflight_ >= window_) {
+      if (!ReadReply()) return false;
+    }
     req_.clear();
-    req_ += "POST /pub/";
-    req_ += channel;
-    req_ += " HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: ";
-    req_ += std::to_string(payload.size());
-    req_ += "\r\n\r\n";
-    req_ += payload;
-    if (write(fd_, req_.data(), req_.size()) != static_cast<ssize_t>(req_.size())) return Reset();
-    // Read one response: headers, then Content-Length bytes (nchan always sends one).
-    size_t have = 0;
-    for (;;) {
-      ssize_t n = read(fd_, resp_ + have, sizeof resp_ - have);
-      if (n <= 0) return Reset();
-      have += static_cast<size_t>(n);
-      char* end = static_cast<char*>(memmem(resp_, have, "\r\n\r\n", 4));
-      if (end == nullptr) continue;
-      const size_t head = static_cast<size_t>(end - resp_) + 4;
-      size_t body = 0;
-      char* cl = static_cast<char*>(memmem(resp_, head, "Content-Length:", 15));
-      if (cl == nullptr) cl = static_cast<char*>(memmem(resp_, head, "content-length:", 15));
-      if (cl != nullptr) body = std::strtoul(cl + 15, nullptr, 10);
-      while (have < head + body) {
-        n = read(fd_, resp_ + have, sizeof resp_ - have);
-        if (n <= 0) return Reset();
-        have += static_cast<size_t>(n);
-      }
-      return resp_[9] == '2';
+    if (shape_ == Shape::kNchan) {
+      req_ += "POST /pub/";
+      req_ += channel;
+      req_ += " HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: ";
+      req_ += std::to_string(payload.size());
+      req_ += "\r\n\r\n";
+      req_ += payload;
+    } else {
+      // The payload is "hb:<digits>:<digits>:x…": nothing in it needs escaping in JSON.
+      body_ = "{\"channel\":\"" + channel + "\",\"data\":\"" + payload + "\"}";
+      req_ += "POST /api/v1/Publish HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n";
+      if (!api_key_.empty()) req_ += "Authorization: Bearer " + api_key_ + "\r\n";
+      req_ += "Content-Length: ";
+      req_ += std::to_string(body_.size());
+      req_ += "\r\n\r\n";
+      req_ += body_;
+    }
+    if (!WriteAll(req_.data(), req_.size())) return Reset();
+    ++inflight_;
+    if (window_ == 1) return ReadReply() && last_ok_;
+    return true;
+  }
+  void Finish() override {
+    while (fd_ >= 0 && inflight_ > 0 && ReadReply()) {
     }
   }
+  // Replies that were not 2xx, and requests lost with their connection (window > 1 only: with
+  // one request in flight Publish() reports its own).
+  uint64_t LateErrors() const override { return late_errors_; }
+  uint64_t Connects() const override { return connects_; }
 
  private:
+  bool WriteAll(const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t w = write(fd_, p, n);
+      if (w <= 0) return false;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+  // Reads one whole reply (head, then Content-Length bytes; both servers always send one).
+  bool ReadReply() {
+    for (;;) {
+      char* const begin = buf_ + pos_;
+      const size_t have = end_ - pos_;
+      char* head_end = static_cast<char*>(memmem(begin, have, "\r\n\r\n", 4));
+      if (head_end != nullptr) {
+        const size_t head = static_cast<size_t>(head_end - begin) + 4;
+        size_t body = 0;
+        const char* cl = static_cast<const char*>(memmem(begin, head, "Content-Length:", 15));
+        if (cl == nullptr)
+          cl = static_cast<const char*>(memmem(begin, head, "content-length:", 15));
+        if (cl != nullptr) body = std::strtoul(cl + 15, nullptr, 10);
+        if (head + body > sizeof buf_) return Reset();
+        if (have >= head + body) {
+          last_ok_ = have > 9 && begin[9] == '2';
+          const bool close_after = memmem(begin, head, "Connection: close", 17) != nullptr ||
+                                   memmem(begin, head, "connection: close", 17) != nullptr;
+          pos_ += head + body;
+          --inflight_;
+          if (!last_ok_ && window_ > 1) ++late_errors_;
+          if (close_after) Reset();
+          return true;
+        }
+      }
+      if (pos_ > 0) {  // keep the partial reply at the front
+        std::memmove(buf_, buf_ + pos_, end_ - pos_);
+        end_ -= pos_;
+        pos_ = 0;
+      }
+      if (end_ == sizeof buf_) return Reset();
+      const ssize_t n = read(fd_, buf_ + end_, sizeof buf_ - end_);
+      if (n <= 0) return Reset();
+      end_ += static_cast<size_t>(n);
+    }
+  }
   bool Connect() {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -779,18 +869,32 @@ class HttpPublisher : public Publisher {
     dst.sin_port = htons(static_cast<uint16_t>(port_));
     inet_pton(AF_INET, host_.c_str(), &dst.sin_addr);
     if (connect(fd_, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) return Reset();
+    ++connects_;
     return true;
   }
   bool Reset() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+    if (window_ > 1) late_errors_ += static_cast<uint64_t>(inflight_);
+    inflight_ = 0;
+    pos_ = end_ = 0;
     return false;
   }
+  const Shape shape_;
+  const int window_;
+  const std::string api_key_;
   std::string host_;
   int port_ = 0;
   int fd_ = -1;
+  int inflight_ = 0;
+  bool last_ok_ = false;
+  uint64_t late_errors_ = 0;
+  uint64_t connects_ = 0;
   std::string req_;
-  char resp_[16384];
+  std::string body_;
+  char buf_[65536];
+  size_t pos_ = 0;
+  size_t end_ = 0;
 };
 
 // One datagram per publication to the ceiling server's trigger port.
@@ -815,11 +919,19 @@ class UdpPublisher : public Publisher {
 };
 
 std::unique_ptr<Publisher> MakePublisher(const Options& o) {
-  if (o.publish == "grpc") return std::make_unique<GrpcPublisher>(o.pub_target, o.pub_ca);
+  const bool raw_json = o.pub_data == "json";
+  if (o.publish == "grpc") return std::make_unique<GrpcPublisher>(o.pub_target, o.pub_ca, raw_json);
   if (o.publish == "grpc-stream") {
-    return std::make_unique<GrpcStreamPublisher>(o.pub_target, o.pub_ca);
+    return std::make_unique<GrpcStreamPublisher>(o.pub_target, o.pub_ca, raw_json);
   }
-  if (o.publish == "http") return std::make_unique<HttpPublisher>(o.pub_target);
+  if (o.publish == "http") {
+    return std::make_unique<HttpPublisher>(o.pub_target, HttpPublisher::Shape::kNchan,
+                                           o.pub_inflight, o.api_key);
+  }
+  if (o.publish == "http-api") {
+    return std::make_unique<HttpPublisher>(o.pub_target, HttpPublisher::Shape::kHeraldApi,
+                                           o.pub_inflight, o.api_key);
+  }
   if (o.publish == "udp") return std::make_unique<UdpPublisher>(o.pub_target);
   return nullptr;
 }
@@ -836,7 +948,8 @@ struct PublishResult {
 PublishResult RunPublisher(const Options& o, Shared& sh, Publisher& pub) {
   PublishResult r;
   r.per_channel.assign(o.channels, 0);
-  const uint64_t period = static_cast<uint64_t>(1e9 / o.rate);
+  // --rate 0: as fast as the publisher's round trips allow, for --duration.
+  const uint64_t period = o.rate > 0 ? static_cast<uint64_t>(1e9 / o.rate) : 0;
   const uint64_t duration = static_cast<uint64_t>(o.duration_s * 1e9);
   std::string payload;
   payload.reserve(o.payload + 64);
@@ -845,6 +958,9 @@ PublishResult RunPublisher(const Options& o, Shared& sh, Publisher& pub) {
     const uint64_t target = r.start_ns + k * period;
     if (target - r.start_ns >= duration) break;
     uint64_t now = NowNs();
+    // A publisher that cannot keep up stops at twice the duration: the rate it reached is the
+    // result (deliveries/s and publish_rate say so), not a longer run.
+    if (now - r.start_ns >= (period > 0 ? 2 : 1) * duration) break;
     if (now < target) {
       timespec ts{static_cast<time_t>(target / 1000000000ull),
                   static_cast<long>(target % 1000000000ull)};
@@ -866,6 +982,7 @@ PublishResult RunPublisher(const Options& o, Shared& sh, Publisher& pub) {
     }
   }
   pub.Finish();
+  r.errors += pub.LateErrors();
   r.end_ns = NowNs();
   return r;
 }
@@ -1023,6 +1140,8 @@ int Main(int argc, char** argv) {
       .Num("server_cpu_connect_s", server_cpu_connect)
       .Num("server_cpu_us_per_connect", ready > 0 ? server_cpu_connect * 1e6 / ready : 0)
       .Str("publish", opt.publish)
+      .Int("pub_inflight", opt.pub_inflight)
+      .Int("pub_connects", pub != nullptr ? pub->Connects() : 0)
       .Num("rate_target", pub != nullptr ? opt.rate : 0)
       .Int("published", pr.published)
       .Int("publish_errors", pr.errors)

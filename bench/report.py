@@ -13,6 +13,16 @@ import sys
 from collections import defaultdict
 
 SERVERS = ["herald", "nchan", "ceiling"]
+# The "ceiling" server writes each frame to each socket as it comes (no coalescing per loop turn,
+# which Herald does), so it is no ceiling for Herald: shown as the baseline it is.
+NAMES = {"ceiling": "baseline"}
+
+
+def label(server):
+    return NAMES.get(server, server)
+
+
+NAMED = [label(s) for s in SERVERS]
 
 
 def fmt(v, digits=3):
@@ -57,12 +67,17 @@ def main():
             if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
                 ref[k] = r
         subs_list = sorted({r["subs"] for r in fan})
-        md.append("### Fan-out: highest delivered/s without loss\n")
+        md.append("### Fan-out, Herald fed by one gRPC stream (not like for like): highest "
+                  "delivered/s without loss\n")
+        md.append("Herald gets its publications over one `PublishStream` (no reply awaited per "
+                  "message), nchan one HTTP POST at a time (each waits for its reply), the "
+                  "baseline one UDP datagram each. See the like-for-like rows below for the same "
+                  "publishing method for every server.\n")
         md.append("One channel, N subscribers, offered rate raised step by step until a publication "
                   "is lost or fewer than 90% of the offered deliveries/s arrive; the figure is the "
                   "highest delivered/s of a step without loss (– : every step lost publications).\n")
-        md.append("| subscribers | " + " | ".join(f"{s} deliveries/s" for s in SERVERS) +
-                  " | herald/nchan | herald/ceiling |")
+        md.append("| subscribers | " + " | ".join(f"{label(s)} deliveries/s" for s in SERVERS) +
+                  " | herald/nchan | herald/baseline |")
         md.append("|---|" + "---|" * (len(SERVERS) + 2))
         for n in subs_list:
             v = {s: best.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
@@ -71,7 +86,7 @@ def main():
         md.append("")
         md.append("Stricter: highest delivered/s of a step that had no loss **and** delivered at "
                   "least 90% of what was offered (latency stayed bounded):\n")
-        md.append("| subscribers | " + " | ".join(SERVERS) + " | herald/nchan | herald/ceiling |")
+        md.append("| subscribers | " + " | ".join(NAMED) + " | herald/nchan | herald/baseline |")
         md.append("|---|" + "---|" * (len(SERVERS) + 2))
         for n in subs_list:
             v = {s: sustained.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
@@ -80,7 +95,7 @@ def main():
         md.append("")
         md.append("### Fan-out: server CPU per delivery (µs), at the lowest step (100k deliveries/s "
                   "offered)\n")
-        md.append("| subscribers | " + " | ".join(SERVERS) + " | herald/nchan | herald/ceiling |")
+        md.append("| subscribers | " + " | ".join(NAMED) + " | herald/nchan | herald/baseline |")
         md.append("|---|" + "---|" * (len(SERVERS) + 2))
         for n in subs_list:
             v = {s: ref.get((s, n), {}).get("server_cpu_us_per_delivery") for s in SERVERS}
@@ -94,7 +109,7 @@ def main():
         for r in sorted(fan, key=lambda r: (r["subs"], SERVERS.index(r["server"]),
                                             r["target_deliveries"])):
             L = r["latency"]
-            md.append(f"| {r['server']} | {r['subs']} | {fmt(r['target_deliveries'])} | "
+            md.append(f"| {label(r['server'])} | {r['subs']} | {fmt(r['target_deliveries'])} | "
                       f"{fmt(r['deliveries_per_s'])} | {r['lost']} | {fmt(L['p50_us'])} | "
                       f"{fmt(L['p99_us'])} | {fmt(L['p999_us'])} | {fmt(L['max_us'])} | "
                       f"{fmt(r['server_cpu_us_per_delivery'])} | {fmt(r['gen_cpu_publish_s'])} |")
@@ -104,6 +119,79 @@ def main():
             for n in subs_list:
                 f.write(f"{n} " + " ".join(
                     str(best.get((s, n), {}).get("deliveries_per_s", "NaN")) for s in SERVERS) + "\n")
+
+    # --- fan-out over HTTP, like for like -------------------------------------------------------
+    fh = by.get("fanout_http", [])
+    if fh:
+        md.append("### Fan-out, like for like: one HTTP POST per publication, keep-alive\n")
+        md.append("Every server gets each publication as one HTTP POST on one keep-alive "
+                  "connection (Herald `POST /api/v1/Publish` with `{\"channel\",\"data\"}`, nchan "
+                  "`POST /pub/<channel>`), with the same number of requests in flight (pipelined); "
+                  "the offered rate rises step by step as in the streamed rows. Highest "
+                  "delivered/s of a step without loss, and server CPU per delivery at the lowest "
+                  "step. The baseline server takes UDP triggers only and is not in these rows.\n")
+        best, ref = {}, {}
+        for r in fh:
+            k = (r["server"], r["subs"], r["inflight"])
+            if r["lost"] == 0 and r["ready"] == r["subs"] and r.get("publish_errors", 0) == 0 and (
+                    k not in best or r["deliveries_per_s"] > best[k]["deliveries_per_s"]):
+                best[k] = r
+            if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
+                ref[k] = r
+        md.append("| subscribers | in flight | herald deliveries/s | nchan deliveries/s | "
+                  "herald/nchan | herald CPU µs/delivery | nchan CPU µs/delivery | herald/nchan |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for n, w in sorted({(r["subs"], r["inflight"]) for r in fh}):
+            d = {s: best.get((s, n, w), {}).get("deliveries_per_s") for s in ("herald", "nchan")}
+            c = {s: ref.get((s, n, w), {}).get("server_cpu_us_per_delivery")
+                 for s in ("herald", "nchan")}
+            md.append(f"| {n} | {w} | {fmt(d['herald'])} | {fmt(d['nchan'])} | "
+                      f"{ratio(d['herald'], d['nchan'])} | {fmt(c['herald'])} | {fmt(c['nchan'])} | "
+                      f"{ratio(c['herald'], c['nchan'])} |")
+        md.append("")
+        md.append("Every step:\n")
+        md.append("| server | subs | in flight | offered/s | delivered/s | publishes/s | lost | "
+                  "publish errors | p50 µs | p99 µs | server CPU µs/delivery | publisher "
+                  "connections |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(fh, key=lambda r: (r["subs"], r["inflight"], SERVERS.index(r["server"]),
+                                           r["target_deliveries"])):
+            L = r["latency"]
+            md.append(f"| {label(r['server'])} | {r['subs']} | {r['inflight']} | "
+                      f"{fmt(r['target_deliveries'])} | {fmt(r['deliveries_per_s'])} | "
+                      f"{fmt(r['publish_rate'])} | {r['lost']} | {r.get('publish_errors', 0)} | "
+                      f"{fmt(L['p50_us'])} | {fmt(L['p99_us'])} | "
+                      f"{fmt(r['server_cpu_us_per_delivery'])} | {r.get('pub_connects', '–')} |")
+        md.append("")
+
+    hp = defaultdict(list)
+    for r in by.get("http_publish", []):
+        hp[(r["inflight"], r["server"])].append(r)
+    if hp:
+        md.append("### Publishes/s over one keep-alive HTTP connection\n")
+        md.append("One publisher connection, as fast as the replies allow, one subscriber checking "
+                  "every publication; servers alternate. Median of the runs (range).\n")
+        md.append("| in flight | server | runs | publishes/s | server CPU µs/publish | lost | "
+                  "publish errors | publisher connections |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        med = {}
+        for (w, server), runs in sorted(hp.items()):
+            for r in runs:
+                r["_cpu_per_pub"] = (r["server_cpu_s"] * 1e6 / r["published"]
+                                     if r["published"] else 0)
+            v = sorted(r["publish_rate"] for r in runs)
+            med[(w, server)] = statistics.median(v)
+            rng = "" if len(v) == 1 else f" ({fmt(v[0])}–{fmt(v[-1])})"
+            cpu = statistics.median(r["_cpu_per_pub"] for r in runs)
+            md.append(f"| {w} | {label(server)} | {len(runs)} | {fmt(med[(w, server)])}{rng} | "
+                      f"{fmt(cpu)} | {sum(r['lost'] for r in runs)} | "
+                      f"{sum(r.get('publish_errors', 0) for r in runs)} | "
+                      f"{max(r.get('pub_connects', 0) for r in runs)} |")
+        md.append("")
+        for w in sorted({w for w, _ in hp}):
+            md.append(f"- {w} in flight: herald/nchan "
+                      f"{ratio(med.get((w, 'herald')), med.get((w, 'nchan')))}")
+        md.append("")
 
     # --- latency ---------------------------------------------------------------------------------
     for scenario, title, note in (
@@ -123,12 +211,12 @@ def main():
         for s in SERVERS:
             if s in lat:
                 L = lat[s]["latency"]
-                md.append(f"| {s} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
+                md.append(f"| {label(s)} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
                           f"{fmt(L['p999_us'])} | {fmt(L['max_us'])} | {lat[s]['lost']} | "
                           f"{fmt(lat[s]['server_cpu_us_per_delivery'])} |")
         p = {s: lat[s]["latency"]["p99_us"] for s in lat}
         md.append(f"\np99 herald/nchan: {ratio(p.get('herald'), p.get('nchan'))}, "
-                  f"herald/ceiling: {ratio(p.get('herald'), p.get('ceiling'))}\n")
+                  f"herald/baseline: {ratio(p.get('herald'), p.get('ceiling'))}\n")
 
     # --- channels --------------------------------------------------------------------------------
     ch = {r["server"]: r for r in by.get("channels", [])}
@@ -151,11 +239,13 @@ def main():
         md.append("Unary: each client thread keeps `window` calls in flight. Stream: one stream per "
                   "thread, `batch` requests per stream message (a `PublishBatch` when > 1); "
                   "calls/s counts publications (orders) applied.\n")
-        md.append("| mode | client threads | window | batch | calls/s | errors | "
+        md.append("| mode | data | client threads | window | batch | calls/s | errors | "
                   "server CPU µs/call | client CPU s |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        md.append("|---|---|---|---|---|---|---|---|---|")
         for r in g:
-            md.append(f"| {r['mode']} | {r['threads']} | {r.get('window', 1)} | "
+            data = r.get("data", "value") + ("" if r.get("payload", "short") == "short"
+                                             else f", {r['payload']}")
+            md.append(f"| {r['mode']} | {data} | {r['threads']} | {r.get('window', 1)} | "
                       f"{r.get('batch', 1)} | {fmt(r['calls_per_s'])} | {r['errors']} | "
                       f"{fmt(r['server_cpu_us_per_call'])} | {fmt(r['client_cpu_s'])} |")
         md.append("")
@@ -170,11 +260,11 @@ def main():
             if s in st:
                 r = st[s]
                 h = r["handshake_latency"]
-                md.append(f"| {s} | {r['subs']} | {r['ready']} | {r['connect_failed']} | "
+                md.append(f"| {label(s)} | {r['subs']} | {r['ready']} | {r['connect_failed']} | "
                           f"{fmt(r['connect_per_s'])} | {fmt(h['p50_us'] / 1000)} | "
                           f"{fmt(h['p99_us'] / 1000)} |")
         v = {s: st[s]["connect_per_s"] for s in st}
-        md.append(f"\nherald/nchan: {ratio(v.get('herald'), v.get('nchan'))}, herald/ceiling: "
+        md.append(f"\nherald/nchan: {ratio(v.get('herald'), v.get('nchan'))}, herald/baseline: "
                   f"{ratio(v.get('herald'), v.get('ceiling'))}, herald with JWT/nchan: "
                   f"{ratio(v.get('herald-jwt'), v.get('nchan'))} (herald-jwt: every handshake "
                   "carries an HS256 `?token=`)\n")
@@ -186,7 +276,7 @@ def main():
         for s in SERVERS:
             if s in idle:
                 r = idle[s]
-                md.append(f"| {s} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
+                md.append(f"| {label(s)} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
                           f"{r['server_rss_ready'] / 2**20:.1f} MiB | "
                           f"{fmt(r['server_rss_per_conn'])} |")
         md.append("")
@@ -199,7 +289,7 @@ def main():
         for s in SERVERS:
             if s in slow:
                 r = slow[s]
-                md.append(f"| {s} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
+                md.append(f"| {label(s)} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
                           f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
                           f"{r['server_rss_ready'] / 2**20:.1f} | {r['server_rss_end'] / 2**20:.1f} |")
         md.append("")
@@ -257,7 +347,7 @@ def main():
         for s in ["herald", "herald-tls"]:
             if s in ti:
                 r = ti[s]
-                md.append(f"| {s} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
+                md.append(f"| {label(s)} | {r['ready']} | {r['server_rss_before'] / 2**20:.1f} MiB | "
                           f"{r['server_rss_ready'] / 2**20:.1f} MiB | "
                           f"{fmt(r['server_rss_per_conn'])} |")
         md.append("")

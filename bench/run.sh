@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark scenarios: Herald against nchan and the ceiling server, in the same run.
 #
-#   bench/run.sh SCENARIO...    fanout latency channels grpc storm idle slow tls | all
+#   bench/run.sh SCENARIO...    fanout fanout_http http_publish latency channels grpc storm idle
+#                               slow tls | all
 #   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
 #
 # Environment: SERVERS="herald nchan ceiling" (which to run), OUT=DIR (results; default
@@ -17,7 +18,7 @@ quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 scenarios=("$@")
-[ "${scenarios[0]}" = "all" ] && scenarios=(fanout latency channels grpc storm idle slow tls)
+[ "${scenarios[0]}" = "all" ] && scenarios=(fanout fanout_http http_publish latency channels grpc storm idle slow tls)
 SERVERS=${SERVERS:-"herald nchan ceiling"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 DURATION=${DURATION:-$([ $quick = 1 ] && echo 3 || echo 5)}
@@ -92,6 +93,9 @@ http {
   uwsgi_temp_path $tmp/nginx/uwsgi;
   scgi_temp_path $tmp/nginx/scgi;
   nchan_shared_memory_size 256m;
+  # One publisher connection for the whole run, as Herald keeps it (nginx's default closes a
+  # keep-alive connection after 1000 requests).
+  keepalive_requests 100000000;
   server {
     listen 127.0.0.1:${WS_NCHAN#*:} backlog=4096;
     location ~ ^/sub/(\w+)$ { nchan_subscriber websocket; nchan_channel_id \$1; }
@@ -124,8 +128,18 @@ stop_server() {
   server_pid="" server_pids=""
 }
 
-# The generator's flags for the running server.
+# The generator's flags for the running server. PUBLISH_VIA=http: every server that takes HTTP
+# publishes gets one POST per publication on one keep-alive connection (Herald: POST
+# /api/v1/Publish; nchan: POST /pub/<channel>), PUB_INFLIGHT requests in flight (pipelined).
 target_args() {
+  if [ "${PUBLISH_VIA:-}" = http ]; then
+    case $server_name in
+      herald) echo "--url ws://$WS_HERALD/ws --pub-target $WS_HERALD --publish http-api --pub-inflight ${PUB_INFLIGHT:-1}" ;;
+      nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http --pub-inflight ${PUB_INFLIGHT:-1}" ;;
+      *) echo "bench: $server_name takes no HTTP publishes" >&2; return 1 ;;
+    esac
+    return 0
+  fi
   case $server_name in
     herald) echo "--url ws://$WS_HERALD/ws --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
     herald-tls) echo "--url wss://$WS_HERALD/ws --pub-target $GRPC_HERALD --pub-ca $tmp/tls.pem --publish ${HERALD_PUBLISH:-grpc}" ;;
@@ -178,6 +192,60 @@ scenario_fanout() {
   done
 }
 
+# Fan-out fed like for like: every server gets one HTTP POST per publication on one keep-alive
+# connection, first with one request in flight (each waits for its reply), then with
+# HTTP_INFLIGHT (default 16) pipelined, the same for every server. The baseline server is left
+# out: it takes publications as UDP datagrams only. Herald runs with --api-rate 0 (its per-IP
+# limit on the HTTP API, 1000 requests/s by default; nchan has none).
+scenario_fanout_http() {
+  local subs_list=(100 1000 9000) ladder=(100000 200000 400000 800000 1600000)
+  [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
+  local inflights=(1 "${HTTP_INFLIGHT:-16}")
+  for subs in "${subs_list[@]}"; do
+    for inflight in "${inflights[@]}"; do
+      for s in $SERVERS; do
+        [ "$s" = ceiling ] && continue
+        start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+        for target in "${ladder[@]}"; do
+          local rate=$(( target / subs ))
+          log "fanout_http $s subs=$subs inflight=$inflight rate=$rate/s (target $target deliveries/s)"
+          PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load fanout_http \
+            "target_deliveries=$target" "inflight=$inflight" -- \
+            --subs "$subs" --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
+          local lost dps
+          lost=$(field lost)
+          dps=$(field deliveries_per_s)
+          if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+            log "fanout_http $s subs=$subs inflight=$inflight saturated at $target"
+            break
+          fi
+        done
+        stop_server
+      done
+    done
+  done
+}
+
+# Publishes/s over one keep-alive HTTP connection, as fast as the replies come back (--rate 0),
+# one request in flight and then HTTP_INFLIGHT pipelined; one subscriber checks every
+# publication arrives. Servers alternate, HTTP_REPEAT times (default 2).
+scenario_http_publish() {
+  local repeat=${HTTP_REPEAT:-2}
+  [ $quick = 1 ] && repeat=1
+  for _ in $(seq "$repeat"); do
+    for inflight in 1 "${HTTP_INFLIGHT:-16}"; do
+      for s in $SERVERS; do
+        [ "$s" = ceiling ] && continue
+        start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+        log "http_publish $s inflight=$inflight"
+        PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load http_publish "inflight=$inflight" -- \
+          --subs 1 --threads 1 --src-count 1 --rate 0 --duration "$DURATION" --drain 3
+        stop_server
+      done
+    done
+  done
+}
+
 scenario_latency() {
   for s in $SERVERS; do
     start_server "$s"
@@ -207,15 +275,21 @@ scenario_channels() {
 scenario_grpc() {
   start_server herald
   # Unary: 2 threads x 32 calls in flight (async API). Streams: 2 streams, one publication per
-  # message and then 16 per message (PublishBatch).
+  # message and then 16 per message (PublishBatch). Then publications of a 200-byte JSON object,
+  # its data as a google.protobuf.Value (`data`) and as JSON text (`data_json`), in turn.
   for run in "unary-order 1" "unary-publish 1" "stream-order 1" "stream-order 16" \
-             "stream-publish 1" "stream-publish 16"; do
-    local mode=${run% *} batch=${run#* }
-    log "grpc $mode batch=$batch"
+             "stream-publish 1" "stream-publish 16" \
+             "unary-publish 1 value object" "unary-publish 1 json object" \
+             "stream-publish 1 value object" "stream-publish 1 json object"; do
+    local mode batch data payload
+    read -r mode batch data payload <<<"$run"
+    log "grpc $mode batch=$batch data=${data:-value} payload=${payload:-short}"
     local json
     json=$("$GRPC_BENCH" --target $GRPC_HERALD --mode "$mode" --threads 2 --connections 2 \
-      --window 32 --batch "$batch" --duration "$DURATION" --server-pids "$server_pids" \
-      --label herald)
+      --window 32 --batch "$batch" --data "${data:-value}" --payload "${payload:-short}" \
+      --duration "$DURATION" --server-pids "$server_pids" --label herald) || true
+    # Every call failed (an older herald that has no data_json, in an A/B run): recorded as such.
+    [ -n "$json" ] || continue
     echo "{\"scenario\":\"grpc\",\"server\":\"herald\",${json#\{}" | tee -a "$OUT/results.jsonl" >&2
   done
   stop_server

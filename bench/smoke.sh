@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark suite (ctest -L bench): herald only, 50 subscribers, 2 s at
-# 200 publications/s through gRPC, then 1 s of PublishStream. Fails when a subscriber cannot
+# 200 publications/s through gRPC, 1 s through pipelined HTTP, then 1 s each of PublishStream,
+# unary PublishOrder and unary Publish with data_json. Fails when a subscriber cannot
 # connect, a publication is lost, or a tool breaks. Figures are not checked: CI machines vary.
 #   bench/smoke.sh HERALD_BIN HERALD_LOAD_BIN GRPC_BENCH_BIN
 set -euo pipefail
@@ -27,7 +28,16 @@ check '"lost":0,'
 check '"duplicates":0,'
 echo "$result" | grep -q '"deliveries":0,' && { echo "smoke: nothing delivered"; exit 1; }
 
-for mode in "stream-publish --batch 8" "unary-order --window 4"; do
+# The like-for-like publisher: HTTP POST /api/v1/Publish on one keep-alive connection,
+# pipelined (--api-rate 0 is not needed at 200/s).
+result=$("$load" --url "ws://$ws/ws" --subs 10 --threads 1 --src-count 0 --publish http-api \
+  --pub-inflight 4 --pub-target "$ws" --rate 200 --duration 1 --drain 3 --label smoke-http)
+echo "$result"
+check '"lost":0,'
+check '"publish_errors":0,'
+check '"pub_connects":1,'
+
+for mode in "stream-publish --batch 8" "unary-order --window 4" "unary-publish --data json"; do
   # shellcheck disable=SC2086
   out=$("$grpc_bench" --target "$grpc" --mode $mode --threads 1 --connections 1 \
     --duration 1 --server-pids "$pid" --label smoke)

@@ -174,7 +174,8 @@ void ApiExecutor::Publish(const v1::PublishRequest& req, Done<v1::PublishRespons
   if (absl::Status st = ValidateChannel("channel", req.channel(), limits_); !st.ok()) {
     return done(st);
   }
-  absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+  absl::StatusOr<std::string> json =
+      DataJson("data", req.has_data(), req.data(), req.data_json(), limits_);
   if (!json.ok()) return done(json.status());
   if (req.idempotency_key().size() > 256) {
     return done(absl::InvalidArgumentError("idempotency_key: longer than 256 bytes"));
@@ -228,7 +229,8 @@ void ApiExecutor::Broadcast(const v1::BroadcastRequest& req, Done<v1::BroadcastR
       return done(st);
     }
   }
-  absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+  absl::StatusOr<std::string> json =
+      DataJson("data", req.has_data(), req.data(), req.data_json(), limits_);
   if (!json.ok()) return done(json.status());
   PublishEach({req.channels().begin(), req.channels().end()},
               Spec(std::make_shared<const std::string>(*std::move(json)), PublishOptions()),
@@ -343,7 +345,8 @@ absl::Status ValidateTarget(absl::string_view connection_id, absl::string_view u
 
 void ApiExecutor::SendToUser(const v1::SendToUserRequest& req, Done<v1::SendResponse> done) {
   if (req.user().empty()) return done(absl::InvalidArgumentError("user: must not be empty"));
-  if (absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+  if (absl::StatusOr<std::string> json =
+          DataJson("data", req.has_data(), req.data(), req.data_json(), limits_);
       !json.ok()) {
     return done(json.status());
   }
@@ -355,7 +358,8 @@ void ApiExecutor::SendToConnection(const v1::SendToConnectionRequest& req,
   if (req.connection_id().empty()) {
     return done(absl::InvalidArgumentError("connection_id: must not be empty"));
   }
-  if (absl::StatusOr<std::string> json = DataJson("data", req.has_data(), req.data(), limits_);
+  if (absl::StatusOr<std::string> json =
+          DataJson("data", req.has_data(), req.data(), req.data_json(), limits_);
       !json.ok()) {
     return done(json.status());
   }

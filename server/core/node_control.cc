@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/protocol.h"
@@ -108,11 +109,12 @@ absl::StatusOr<std::vector<std::shared_ptr<Session>>> NodeControl::Targets(
   return node_->FindUser(user);
 }
 
-uint32_t NodeControl::Push(const google::protobuf::Value& data,
+uint32_t NodeControl::Push(const google::protobuf::Value& data, absl::string_view data_json,
                            const std::vector<std::shared_ptr<Session>>& sessions) const {
   if (sessions.empty()) return 0;
-  std::string json;
-  ToJson(data, &json).IgnoreError();  // it was encoded once already to be validated
+  // Validated once already, by the ApiExecutor that asked every node.
+  std::string json(absl::StripAsciiWhitespace(data_json));
+  if (json.empty()) ToJson(data, &json).IgnoreError();
   OutFramePtr frame = node_->MakeFrame(EncodePush(json));
   uint32_t queued = 0;
   for (const auto& s : sessions) queued += s->Send(frame) ? 1 : 0;
@@ -122,7 +124,7 @@ uint32_t NodeControl::Push(const google::protobuf::Value& data,
 
 absl::StatusOr<v1::SendResponse> NodeControl::SendToUser(const v1::SendToUserRequest& req) const {
   v1::SendResponse resp;
-  resp.set_queued(Push(req.data(), node_->FindUser(req.user())));
+  resp.set_queued(Push(req.data(), req.data_json(), node_->FindUser(req.user())));
   return resp;
 }
 
@@ -131,7 +133,7 @@ absl::StatusOr<v1::SendResponse> NodeControl::SendToConnection(
   std::shared_ptr<Session> s = node_->Find(req.connection_id());
   if (s == nullptr) return NoConnection(req.connection_id());
   v1::SendResponse resp;
-  resp.set_queued(Push(req.data(), {s}));
+  resp.set_queued(Push(req.data(), req.data_json(), {s}));
   return resp;
 }
 

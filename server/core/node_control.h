@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "herald/v1/broker.pb.h"
 #include "server/core/acks.h"
 #include "server/core/control_bus.h"
@@ -74,7 +75,8 @@ class NodeControl : public ControlHandler, public EventRelay, public AckRelay {
   absl::StatusOr<std::vector<std::shared_ptr<Session>>> Targets(absl::string_view connection_id,
                                                                 absl::string_view user) const;
   // Queues a `push` frame with `data` on `sessions`; how many took it.
-  uint32_t Push(const google::protobuf::Value& data,
+  // `data_json` when it is set, else `data` as JSON (the request's two forms of its data).
+  uint32_t Push(const google::protobuf::Value& data, absl::string_view data_json,
                 const std::vector<std::shared_ptr<Session>>& sessions) const;
 
   Node* const node_;

@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/protocol.h"
+#include "server/json/json_check.h"
 
 namespace herald::core {
 namespace {
@@ -123,6 +124,25 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
         absl::StrCat(field, ": larger than ", limits.max_publication_bytes, " bytes"));
   }
   return json;
+}
+
+absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
+                                     const google::protobuf::Message& data,
+                                     absl::string_view data_json, const Limits& limits) {
+  if (data_json.empty()) return DataJson(field, has_data, data, limits);
+  if (has_data) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, "_json: set ", field, " or ", field, "_json, not both"));
+  }
+  // Bounded before any work; the same bound as for `data`, whose JSON is what is published.
+  if (data_json.size() > limits.max_publication_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, "_json: larger than ", limits.max_publication_bytes, " bytes"));
+  }
+  if (absl::Status st = json::CheckJson(data_json, limits.max_json_depth); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, "_json: not valid JSON: ", st.message()));
+  }
+  return std::string(absl::StripAsciiWhitespace(data_json));
 }
 
 bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes) {

@@ -36,6 +36,14 @@ std::vector<std::string> OrderChannels(const herald::v1::Order& order);
 // missing or longer than Limits::max_publication_bytes.
 absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
                                      const google::protobuf::Message& data, const Limits& limits);
+// The same for a request that may give its data as JSON text instead (`data_json`, named
+// "<field>_json" in errors): exactly one of the two must be set. The text is bounded by
+// Limits::max_publication_bytes before it is read, then checked by json::CheckJson (one value,
+// UTF-8, at most Limits::max_json_depth levels) and returned without its surrounding
+// whitespace, byte for byte: no google.protobuf.Value is built.
+absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
+                                     const google::protobuf::Message& data,
+                                     absl::string_view data_json, const Limits& limits);
 // Whether `channel` starts with one of `prefixes`.
 bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes);
 // Whether `channel` is a presence channel (Limits::presence_prefixes).

@@ -10,10 +10,13 @@
 namespace herald::json {
 namespace {
 
-// RapidJSON SAX handler: counts depth (refusing past the limit) and notes the top level.
+// RapidJSON SAX handler: counts depth (refusing past the limit) and notes the top level. In
+// iterative mode RapidJSON calls StartObject/StartArray and EndObject/EndArray with the stream
+// at the bracket, and a scalar's handler right after the scalar, which is what the spans use.
 class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthHandler> {
  public:
-  DepthHandler(size_t max_depth, JsonTopLevel* top) : max_depth_(max_depth), top_(top) {}
+  DepthHandler(size_t max_depth, JsonTopLevel* top, const rapidjson::MemoryStream* stream)
+      : max_depth_(max_depth), top_(top), stream_(stream) {}
 
   bool too_deep() const { return too_deep_; }
 
@@ -25,29 +28,41 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
   bool Key(const char* str, rapidjson::SizeType length, bool) {
     if (depth_ == 1 && top_ != nullptr) {
       top_->keys.emplace_back(str, length);
+      // The value starts after this point, past whitespace and the colon (see CheckJson).
+      top_->value_spans.emplace_back(stream_->Tell(), 0);
       in_id_ = top_->keys.back() == "id";
     }
     return true;
   }
   bool Uint(unsigned value) {
     if (AtTopLevelId()) top_->id = value;
-    return true;
+    return Scalar();
   }
   bool String(const char* str, rapidjson::SizeType length, bool) {
     uint32_t value = 0;
     if (AtTopLevelId() && absl::SimpleAtoi(absl::string_view(str, length), &value)) {
       top_->id = value;
     }
-    return true;
+    return Scalar();
   }
-  // Every other scalar: nothing to note.
-  bool Default() { return true; }
+  // Every other scalar: nothing to note but where it ends.
+  bool Default() {
+    in_id_ = false;
+    return Scalar();
+  }
 
  private:
   bool AtTopLevelId() {
     const bool at = depth_ == 1 && in_id_ && top_ != nullptr;
     in_id_ = false;
     return at;
+  }
+  // A scalar member of the top-level object ends here.
+  bool Scalar() {
+    if (depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
+      top_->value_spans.back().second = stream_->Tell();
+    }
+    return true;
   }
   bool Enter() {
     in_id_ = false;
@@ -58,12 +73,16 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
     return true;
   }
   bool Leave() {
-    --depth_;
+    // An object or array member of the top-level object ends after this bracket.
+    if (--depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
+      top_->value_spans.back().second = stream_->Tell() + 1;
+    }
     return true;
   }
 
   const size_t max_depth_;
   JsonTopLevel* const top_;
+  const rapidjson::MemoryStream* const stream_;
   size_t depth_ = 0;
   bool in_id_ = false;
   bool too_deep_ = false;
@@ -73,8 +92,8 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
 
 absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top) {
   if (top != nullptr) *top = JsonTopLevel();
-  DepthHandler handler(max_depth, top);
   rapidjson::MemoryStream stream(json.data(), json.size());
+  DepthHandler handler(max_depth, top, &stream);
   rapidjson::Reader reader;
   // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
   constexpr unsigned kFlags =
@@ -87,6 +106,15 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
   if (result.IsError()) {
     return absl::InvalidArgumentError(
         absl::StrCat(rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
+  }
+  if (top != nullptr) {
+    // A span starts where its key ended: step over whitespace and the colon.
+    for (auto& [begin, end] : top->value_spans) {
+      while (begin < end && (json[begin] == ' ' || json[begin] == '\t' || json[begin] == '\n' ||
+                             json[begin] == '\r' || json[begin] == ':')) {
+        ++begin;
+      }
+    }
   }
   return absl::OkStatus();
 }

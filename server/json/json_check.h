@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -18,6 +19,9 @@ namespace herald::json {
 struct JsonTopLevel {
   std::optional<uint32_t> id;
   std::vector<std::string> keys;
+  // Where the value of each key in `keys` lies in the document: [first byte, one past the last),
+  // without surrounding whitespace; lets a caller take a member's JSON text as it was sent.
+  std::vector<std::pair<size_t, size_t>> value_spans;
 };
 
 // Checks, in one linear pass and before any expensive parser sees it, that `json` is one

@@ -18,6 +18,7 @@
 #include "server/core/protocol.h"
 #include "server/json/json_check.h"
 #include "server/rpc/methods.h"
+#include "server/rpc/publish_json.h"
 
 namespace herald::rpc {
 namespace {
@@ -82,6 +83,52 @@ absl::Status CheckContentType(absl::string_view content_type, bool body_empty) {
 absl::string_view MethodName(absl::string_view path) {
   absl::ConsumePrefix(&path, HttpApi::kPathPrefix);
   return path;
+}
+
+// A request whose data may come as JSON text (`data_json` beside the google.protobuf.Value
+// `data`): the `data` member of `body` is handed on as that text, as the client sent it, and
+// only the rest of the body goes through protobuf's JSON parser. So a publication's data is
+// read once (by the bounding pass every body gets anyway) and copied once, where building the
+// Value tree and printing it again cost two more passes and an allocation per node.
+absl::Status ParseBody(absl::string_view body, pb::Message* in, const core::Limits& limits) {
+  const size_t max_depth = limits.max_json_depth;
+  const pb::Descriptor* type = in->GetDescriptor();
+  const pb::FieldDescriptor* data = type->FindFieldByName("data");
+  const pb::FieldDescriptor* data_json = type->FindFieldByName("data_json");
+  if (data == nullptr || data_json == nullptr ||
+      data_json->type() != pb::FieldDescriptor::TYPE_STRING) {
+    return core::FromJson(body, in, max_depth);
+  }
+  json::JsonTopLevel top;
+  if (absl::Status st = json::CheckJson(body, max_depth, &top); !st.ok()) return st;
+  // Only a plain {"data": …} with neither a second "data" nor a "dataJson"/"data_json" beside it;
+  // anything else goes the general way, which reports what is wrong with it.
+  std::optional<size_t> found;
+  for (size_t i = 0; i < top.keys.size(); ++i) {
+    const std::string& key = top.keys[i];
+    if (key == "dataJson" || key == "data_json") return core::FromCheckedJson(body, in);
+    if (key != "data") continue;
+    if (found.has_value()) return core::FromCheckedJson(body, in);
+    found = i;
+  }
+  if (!found.has_value()) return core::FromCheckedJson(body, in);
+  const auto [begin, end] = top.value_spans[*found];
+  // Too large to publish: the general way refuses it as "data: larger than …", as documented.
+  if (end - begin > limits.max_publication_bytes) return core::FromCheckedJson(body, in);
+  if (type == v1::PublishRequest::descriptor() &&
+      ReadPlainPublish(body, top, static_cast<v1::PublishRequest*>(in))) {
+    return absl::OkStatus();
+  }
+  // The rest of the body with `null` in place of the data: protobuf checks every other field
+  // (unknown names, types) exactly as before.
+  std::string rest;
+  rest.reserve(body.size() - (end - begin) + 4);
+  absl::StrAppend(&rest, body.substr(0, begin), "null", body.substr(end));
+  if (absl::Status st = core::FromCheckedJson(rest, in); !st.ok()) return st;
+  const pb::Reflection* reflection = in->GetReflection();
+  reflection->ClearField(in, data);
+  reflection->SetString(in, data_json, std::string(body.substr(begin, end - begin)));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -162,7 +209,7 @@ void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
   pb::MessageFactory* factory = pb::MessageFactory::generated_factory();
   std::unique_ptr<pb::Message> in(factory->GetPrototype(method->descriptor->input_type())->New());
   absl::string_view body = request.body.empty() ? absl::string_view("{}") : request.body;
-  if (absl::Status st = core::FromJson(body, in.get(), api_->limits().max_json_depth); !st.ok()) {
+  if (absl::Status st = ParseBody(body, in.get(), api_->limits()); !st.ok()) {
     respond(ErrorReply(absl::InvalidArgumentError(absl::StrCat(
         "body: not a valid ", in->GetDescriptor()->full_name(), " in JSON: ", st.message()))));
     return;
@@ -176,7 +223,12 @@ void HttpApi::Handle(const HttpApiRequest& request, HttpRespond respond) const {
     reply.headers.emplace_back("Content-Type", kJson);
     // Zero values are printed too, so callers in dynamic languages can read every
     // field.
-    if (absl::Status st = core::ToJson(*out, &reply.body, /*print_defaults=*/true); !st.ok()) {
+    const bool plain =
+        out->GetDescriptor() == v1::PublishResponse::descriptor() &&
+        WritePlainPublishResponse(static_cast<const v1::PublishResponse&>(*out), &reply.body);
+    if (absl::Status st =
+            plain ? absl::OkStatus() : core::ToJson(*out, &reply.body, /*print_defaults=*/true);
+        !st.ok()) {
       return respond(ErrorReply(st));
     }
     reply.body.push_back('\n');

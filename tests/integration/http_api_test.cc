@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -541,6 +542,143 @@ TEST_F(HttpApiBadInputTest, OtherHttpRoutesAreUnchanged) {
   EXPECT_EQ(Http(call).status, 200);
   call.url = absl::StrCat("http://", herald_.ws_address(), "/nothing-here");
   EXPECT_EQ(Http(call).status, 404);
+}
+
+// --- Raw JSON data
+// --------------------------------------------------------------------------------
+
+// A publication's data is carried as the client wrote it, over HTTP (`data` or `dataJson`) and
+// over gRPC (`data_json`): the subscriber's frame holds the same bytes.
+class HttpApiRawDataTest : public ::testing::Test {
+ protected:
+  static constexpr size_t kMaxPublication = 256;
+
+  void SetUp() override {
+    ASSERT_TRUE(herald_.ok());
+    ASSERT_TRUE(subscriber_.Connect(herald_.ws_url()));
+    ASSERT_TRUE(subscriber_.Subscribe("raw"));
+  }
+
+  // The text of the next publication frame the subscriber gets.
+  std::string NextPublicationText() {
+    const size_t want = ++taken_;
+    std::string found;
+    EXPECT_TRUE(WaitFor([&] {
+      size_t n = 0;
+      for (const std::string& text : subscriber_.Texts()) {
+        if (absl::StartsWith(text, R"({"pub":)") && ++n == want) {
+          found = text;
+          return true;
+        }
+      }
+      return false;
+    })) << "publication "
+        << want;
+    return found;
+  }
+
+  std::string Frame(int offset, const std::string& data) {
+    return absl::StrCat(R"({"pub":{"channel":"raw","offset":")", offset, R"(","data":)", data,
+                        "}}");
+  }
+
+  HeraldProcess herald_{{"--api-key", kApiKey, "--max-json-depth", "8", "--max-publication-bytes",
+                         std::to_string(kMaxPublication)}};
+  WsClient subscriber_;
+  size_t taken_ = 0;
+};
+
+// Digits a double cannot hold, key order, spacing and escapes: a google.protobuf.Value would
+// change every one of them.
+constexpr char kData[] = R"({"z": 12345678901234567890, "a":[1.50,"\u00e9", {}]})";
+
+TEST_F(HttpApiRawDataTest, HttpDataReachesSubscribersByteForByte) {
+  HttpResult r = PostJson(herald_.ws_address(), "/api/v1/Publish",
+                          absl::StrCat(R"({"channel":"raw", "data" :  )", kData, " }"), kApiKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(NextPublicationText(), Frame(1, kData));
+  // dataJson: the same text as a JSON string.
+  std::string quoted;
+  for (const char* p = kData; *p != 0; ++p) {
+    if (*p == '"' || *p == '\\') quoted.push_back('\\');
+    quoted.push_back(*p);
+  }
+  r = PostJson(herald_.ws_address(), "/api/v1/Publish",
+               absl::StrCat(R"({"channel":"raw","dataJson":")", quoted, R"("})"), kApiKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(NextPublicationText(), Frame(2, kData));
+  // Broadcast takes the same way.
+  r = PostJson(herald_.ws_address(), "/api/v1/Broadcast",
+               absl::StrCat(R"({"data":)", kData, R"(,"channels":["raw"]})"), kApiKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(NextPublicationText(), Frame(3, kData));
+}
+
+TEST_F(HttpApiRawDataTest, GrpcDataJsonReachesSubscribersByteForByte) {
+  auto stub = herald_.Stub();
+  v1::PublishRequest req;
+  req.set_channel("raw");
+  req.set_data_json(kData);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  v1::PublishResponse resp;
+  grpc::Status st = stub->Publish(&ctx, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(NextPublicationText(), Frame(1, kData));
+  // Both forms at once, and text that is not JSON: INVALID_ARGUMENT naming the field.
+  for (const char* bad : {"{\"a\":", "[[[[[[[[[1]]]]]]]]]"}) {
+    grpc::ClientContext c;
+    c.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+    req.set_data_json(bad);
+    st = stub->Publish(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("data_json: not valid JSON")) << bad;
+  }
+  grpc::ClientContext c;
+  c.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey));
+  req.set_data_json("1");
+  req.mutable_data()->set_number_value(1);
+  st = stub->Publish(&c, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("data_json: set data or data_json, not both"));
+}
+
+TEST_F(HttpApiRawDataTest, BadDataGetsItsDocumentedErrorAndNothingIsPublished) {
+  struct Case {
+    std::string body;
+    std::string message_has;
+  };
+  const std::string deep = std::string(9, '[') + std::string(9, ']');
+  const Case cases[] = {
+      {R"({"channel":"raw","data":[1,]})", "body: not a valid herald.v1.PublishRequest in JSON: "},
+      {absl::StrCat(R"({"channel":"raw","data":)", deep, "}"),
+       "body: not a valid herald.v1.PublishRequest in JSON: nested deeper than 8 levels"},
+      {R"({"channel":"raw","dataJson":"{\"a\":"})", "data_json: not valid JSON: "},
+      {absl::StrCat(R"({"channel":"raw","dataJson":")", deep, R"("})"),
+       "data_json: not valid JSON: nested deeper than 8 levels"},
+      {R"({"channel":"raw","data":1,"dataJson":"1"})", "data_json: set data or data_json"},
+      {absl::StrCat(R"({"channel":"raw","data":")", std::string(kMaxPublication, 'x'), R"("})"),
+       absl::StrCat("data: larger than ", kMaxPublication, " bytes")},
+      {absl::StrCat(R"({"channel":"raw","dataJson":")", std::string(kMaxPublication + 1, '['),
+                    R"("})"),
+       absl::StrCat("data_json: larger than ", kMaxPublication, " bytes")},
+      {R"({"channel":"raw","data":1,"colour":1})", "colour"},
+      {R"({"channel":"no spaces","data":1})", "channel: "},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    HttpResult r = PostJson(herald_.ws_address(), "/api/v1/Publish", c.body, kApiKey);
+    EXPECT_EQ(r.status, 400) << r.body;
+    v1::Error error;
+    ASSERT_TRUE(pb::util::JsonStringToMessage(r.body, &error).ok()) << r.body;
+    EXPECT_EQ(error.code(), "INVALID_ARGUMENT");
+    EXPECT_THAT(error.message(), HasSubstr(c.message_has));
+  }
+  // Then a good one: it is the first publication the subscriber sees.
+  HttpResult r =
+      PostJson(herald_.ws_address(), "/api/v1/Publish", R"({"channel":"raw","data":7})", kApiKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(NextPublicationText(), Frame(1, "7"));
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ WsClient::WsClient() {
     absl::MutexLock lock(&mu_);
     if (frame.has_pub()) ++publication_count_;
     frames_.push_back(std::move(frame));
+    texts_.push_back(msg->get_payload());
   });
   auto ended = [this](websocketpp::connection_hdl hdl) {
     websocketpp::lib::error_code ec;
@@ -140,6 +141,11 @@ bool WsClient::WaitClosed(absl::Duration timeout) {
 std::vector<v1::ServerFrame> WsClient::Frames() const {
   absl::MutexLock lock(&mu_);
   return frames_;
+}
+
+std::vector<std::string> WsClient::Texts() const {
+  absl::MutexLock lock(&mu_);
+  return texts_;
 }
 
 std::vector<v1::ServerFrame> WsClient::Publications() const {

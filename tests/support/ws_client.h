@@ -51,6 +51,8 @@ class WsClient {
   bool WaitClosed(absl::Duration timeout = absl::Seconds(10));
 
   std::vector<v1::ServerFrame> Frames() const;
+  // Every text frame as it came, byte for byte (Frames() holds them parsed).
+  std::vector<std::string> Texts() const;
   std::vector<v1::ServerFrame> Publications() const;
   size_t publication_count() const;  // cheap: no copy
   std::string connection_id() const;
@@ -68,6 +70,7 @@ class WsClient {
 
   mutable absl::Mutex mu_;
   std::vector<v1::ServerFrame> frames_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> texts_ ABSL_GUARDED_BY(mu_);
   size_t publication_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool opened_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 #include "server/json/json_check.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -47,6 +48,23 @@ TEST(CheckJsonTest, NotesTheTopLevelKeysAndId) {
   // What was read before a problem is still noted.
   EXPECT_FALSE(CheckJson(R"({"id":4,"message":{"data":)" + Nested(100) + "}}", 32, &top).ok());
   EXPECT_EQ(top.id, 4u);
+}
+
+TEST(CheckJsonTest, NotesWhereEachTopLevelValueLies) {
+  const std::string doc =
+      "{ \"a\" : 12 ,\"b\":\"s\\\"t\",\"c\":[1,{\"x\":[]}],\"d\":{} ,\"e\":null,\"f\":-1.5e3,"
+      "\"g\"\n:\ttrue}";
+  JsonTopLevel top;
+  ASSERT_TRUE(CheckJson(doc, 32, &top).ok());
+  ASSERT_THAT(top.keys, ElementsAre("a", "b", "c", "d", "e", "f", "g"));
+  ASSERT_EQ(top.value_spans.size(), top.keys.size());
+  std::vector<std::string> values;
+  for (const auto& [begin, end] : top.value_spans) values.push_back(doc.substr(begin, end - begin));
+  EXPECT_THAT(values,
+              ElementsAre("12", R"("s\"t")", R"([1,{"x":[]}])", "{}", "null", "-1.5e3", "true"));
+  // Not an object: no keys, no spans.
+  ASSERT_TRUE(CheckJson(R"([{"a":1}])", 32, &top).ok());
+  EXPECT_TRUE(top.value_spans.empty());
 }
 
 TEST(CheckJsonTest, WorkIsLinearInTheInput) {
