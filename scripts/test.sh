@@ -11,10 +11,12 @@
 #      ASan+UBSan (with the committed fuzz seeds replayed; the redis-suite re-run is left out: the
 #      same tests ran under ASan in their memory-engine form), then each fuzzer for 60 s;
 #   4. build herald and the core's concurrency test with TSan; run the concurrency test and the
-#      integration tests of the WebSocket layer (server_test, reliability_test, hostile_input_test, ack_wait_test,
-#      liveness_test: cross-loop fan-out, closes during writes, recovery under churn) and of the
-#      HTTP/1.1 server (http_server_test, sse_test: replies completed on other threads, event
-#      streams) against the TSan-built herald; any report fails the run.
+#      integration tests of the WebSocket layer (server_test, reliability_test, hostile_input_test,
+#      ack_wait_test, liveness_test: cross-loop fan-out, closes during writes, recovery under
+#      churn), of the HTTP/1.1 server (http_server_test, sse_test: replies completed on other
+#      threads, event streams) and of the APIs (auth_test_integration, publish_stream_test,
+#      http_api_test, proxy_test, limits_test, metrics_test) against the TSan-built herald; any
+#      report fails the run.
 # scripts/test.sh --quick runs steps 1 and 2 only. FUZZ_SECONDS overrides the 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
