@@ -46,13 +46,14 @@ ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier, Pr
 absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
   if (absl::Status st = node_->Add(std::move(session)); !st.ok()) return st;
-  v1::Welcome welcome;
-  welcome.set_connection_id(s.id());
-  welcome.set_node(node_->name());
-  welcome.set_ping_interval_ms(limits_.ping_interval_ms);
-  welcome.set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
-  welcome.set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
-  s.Send(node_->MakeFrame(EncodeWelcome(welcome)));
+  ServerFrame frame;
+  v1::Welcome* welcome = frame.mutable_welcome();
+  welcome->set_connection_id(s.id());
+  welcome->set_node(node_->name());
+  welcome->set_ping_interval_ms(limits_.ping_interval_ms);
+  welcome->set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
+  welcome->set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+  node_->Reply(s, frame);
   ArmAuthDeadline(s);
   return absl::OkStatus();
 }

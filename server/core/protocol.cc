@@ -1,6 +1,5 @@
 #include "server/core/protocol.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -60,49 +59,6 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
 
 std::string EncodePush(absl::string_view data_json) {
   return absl::StrCat(R"({"push":{"data":)", data_json, "}}");
-}
-
-namespace {
-// Printed as they are by protobuf's JSON printer (and by JSON.stringify).
-bool NeedsNoEscaping(absl::string_view s) {
-  for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.' &&
-        c != ':' && c != '@' && c != '/' && c != '=') {
-      return false;
-    }
-  }
-  return true;
-}
-
-// `,"name":value` for a non-zero uint32 (the mapping omits zeros in a frame without an id).
-void AppendNonZero(std::string* out, bool* first, absl::string_view name, uint32_t value) {
-  if (value == 0) return;
-  absl::StrAppend(out, *first ? "\"" : ",\"", name, "\":", value);
-  *first = false;
-}
-}  // namespace
-
-std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
-  if (!NeedsNoEscaping(welcome.connection_id()) || !NeedsNoEscaping(welcome.node())) {
-    herald::v1::ServerFrame frame;
-    *frame.mutable_welcome() = welcome;
-    return EncodeFrame(frame);
-  }
-  std::string out = R"({"welcome":{)";
-  bool first = true;
-  if (!welcome.connection_id().empty()) {
-    absl::StrAppend(&out, R"("connectionId":")", welcome.connection_id(), "\"");
-    first = false;
-  }
-  if (!welcome.node().empty()) {
-    absl::StrAppend(&out, first ? "" : ",", R"("node":")", welcome.node(), "\"");
-    first = false;
-  }
-  AppendNonZero(&out, &first, "pingIntervalMs", welcome.ping_interval_ms());
-  AppendNonZero(&out, &first, "maxFrameBytes", welcome.max_frame_bytes());
-  AppendNonZero(&out, &first, "maxSubscriptions", welcome.max_subscriptions());
-  out.append("}}");
-  return out;
 }
 
 absl::Status ToJson(const google::protobuf::Message& message, std::string* out,

@@ -49,10 +49,6 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
                              std::optional<bool> recovered,
                              const std::vector<StoredPublication>& publications,
                              const std::vector<StoredPublication>& snapshot);
-// The `welcome` frame every connection gets first, composed by hand when its connection id and
-// node name need no escaping (else through EncodeFrame): the same bytes, without protobuf's JSON
-// printer in every handshake.
-std::string EncodeWelcome(const herald::v1::Welcome& welcome);
 std::string EncodeFrame(const herald::v1::ServerFrame& frame);
 std::string EncodeError(uint32_t id, const absl::Status& status);
 
