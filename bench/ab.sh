@@ -34,6 +34,7 @@ def rows(which):
         for line in open(path):
             j = json.loads(line)
             key = (j["scenario"], j.get("subs", j.get("mode", "")), j.get("target_deliveries", j.get("batch", "")))
+            if j.get("server", "herald") != "herald": key += (j["server"],)  # herald-jwt
             # Rows that differ in how they publish: requests in flight, the gRPC data's form.
             if "inflight" in j: key += (f"inflight={j['inflight']}",)
             if j.get("data", "value") != "value" or j.get("payload", "short") != "short":
@@ -42,6 +43,9 @@ def rows(which):
             for k in ("deliveries_per_s", "server_cpu_us_per_delivery", "calls_per_s", "server_cpu_us_per_call",
                       "publish_rate", "errors", "publish_errors"):
                 if k in j: m[k] = j[k]
+            if j["scenario"] == "storm":
+                for k in ("connect_per_s", "server_cpu_us_per_connect"):
+                    if k in j: m[k] = j[k]
             if j["scenario"] == "http_publish" and j.get("published"):
                 m["server_cpu_us_per_publish"] = j["server_cpu_s"] * 1e6 / j["published"]
             if isinstance(j.get("latency"), dict):

@@ -310,7 +310,8 @@ scenario_storm() {
   # With JWT: every handshake carries ?token= (HS256), verified before the upgrade.
   local secret=bench-secret-0123456789abcdef
   TOKEN=$("$bin/client/cli/heraldctl" token --secret $secret --sub bench-user --ttl 3600)
-  start_server herald --jwt-hs256-secret $secret
+  # Every token names the same user: no per-user limit (100 by default), or all but 100 fail.
+  start_server herald --jwt-hs256-secret $secret --max-connections-per-user 0
   server_name=herald-jwt
   log "connect storm herald with JWT: $n connections"
   run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
