@@ -1,9 +1,13 @@
 #include "server/core/validation.h"
 
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/struct.pb.h"
 #include "server/core/protocol.h"
+#include "server/core/value_json.h"
 #include "server/json/json_check.h"
 
 namespace herald::core {
@@ -116,7 +120,10 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
                                      const google::protobuf::Message& data, const Limits& limits) {
   if (!has_data) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
   std::string json;
-  if (absl::Status st = ToJson(data, &json); !st.ok()) {
+  const auto* value = google::protobuf::DynamicCastToGenerated<google::protobuf::Value>(&data);
+  if (std::optional<std::string> fast = value != nullptr ? ValueJson(*value) : std::nullopt) {
+    json = *std::move(fast);
+  } else if (absl::Status st = ToJson(data, &json); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", st.message()));
   }
   if (json.size() > limits.max_publication_bytes) {
