@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/protocol.h"
+#include "tests/support/event_reader.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/raw_ws.h"
 #include "tests/support/ws_client.h"
@@ -48,44 +49,6 @@ std::vector<std::string> LivenessArgs() {
           "--idle-timeout-ms",  absl::StrCat(absl::ToInt64Milliseconds(kIdleTimeout)),
           "--close-timeout-ms", "500"};
 }
-
-// Collects every event of a WatchEvents stream on its own thread.
-class EventReader {
- public:
-  explicit EventReader(v1::Broker::Stub& stub) {
-    reader_ = stub.WatchEvents(&ctx_, v1::WatchEventsRequest());
-    reader_->WaitForInitialMetadata();  // attached: no later event is missed
-    thread_ = std::thread([this] {
-      v1::Event e;
-      while (reader_->Read(&e)) {
-        absl::MutexLock lock(&mu_);
-        events_.push_back(e);
-      }
-    });
-  }
-  ~EventReader() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-  std::optional<v1::Event> WaitFor(v1::EventType type, const std::string& connection_id) {
-    std::optional<v1::Event> found;
-    herald::testing::WaitFor([&] {
-      absl::MutexLock lock(&mu_);
-      for (const v1::Event& e : events_) {
-        if (e.type() == type && e.connection_id() == connection_id) found = e;
-      }
-      return found.has_value();
-    });
-    return found;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<v1::Event> events_;
-};
 
 bool Listed(v1::Broker::Stub& stub, const std::string& id) {
   grpc::ClientContext ctx;

@@ -31,6 +31,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/auth/jwt.h"
+#include "tests/support/event_reader.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -509,62 +510,6 @@ std::string Token(const std::string& user) {
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *t : "";
 }
-
-// Reads a WatchEvents stream on its own thread.
-class EventReader {
- public:
-  explicit EventReader(v1::Broker::Stub& stub) {
-    reader_ = stub.WatchEvents(&ctx_, v1::WatchEventsRequest());
-    // The server sends its headers once the watcher gets every node's events.
-    reader_->WaitForInitialMetadata();
-    thread_ = std::thread([this] {
-      v1::Event e;
-      while (reader_->Read(&e)) {
-        absl::MutexLock lock(&mu_);
-        events_.push_back(e);
-      }
-    });
-  }
-  ~EventReader() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-  // Waits (bounded) for an event of `type` about `connection_id`.
-  bool WaitFor(v1::EventType type, const std::string& connection_id) {
-    return WaitFor([&] { return Count(type, connection_id) > 0; });
-  }
-  size_t Count(v1::EventType type, const std::string& connection_id) {
-    absl::MutexLock lock(&mu_);
-    return std::count_if(events_.begin(), events_.end(), [&](const v1::Event& e) {
-      return e.type() == type && e.connection_id() == connection_id;
-    });
-  }
-  // The events of `type` about `user`.
-  std::vector<v1::Event> OfUser(v1::EventType type, const std::string& user) {
-    absl::MutexLock lock(&mu_);
-    std::vector<v1::Event> out;
-    for (const v1::Event& e : events_) {
-      if (e.type() == type && e.user() == user) out.push_back(e);
-    }
-    return out;
-  }
-  bool WaitForUser(v1::EventType type, const std::string& user,
-                   absl::Duration timeout = absl::Seconds(10)) {
-    return testing::WaitFor([&] { return !OfUser(type, user).empty(); }, timeout);
-  }
-
- private:
-  template <typename Fn>
-  static bool WaitFor(Fn fn) {
-    return testing::WaitFor(fn);
-  }
-
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
-};
 
 class ThreeNodes : public ::testing::Test {
  protected:

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/protocol.h"
+#include "tests/support/event_reader.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/raw_ws.h"
 #include "tests/support/ws_client.h"
@@ -297,54 +298,11 @@ TEST(SlowConsumerTest, AClientOverTheHardLimitIsClosedWith4008AndOthersAreUnaffe
   EXPECT_THAT(reason, HasSubstr("slow consumer"));
 }
 
-// Reads a WatchEvents stream on its own thread.
-class EventReader {
- public:
-  EventReader(v1::Broker::Stub& stub, const v1::WatchEventsRequest& req) {
-    reader_ = stub.WatchEvents(&ctx_, req);
-    // Attached once the server has sent its initial metadata (before any Read).
-    reader_->WaitForInitialMetadata();
-    thread_ = std::thread([this] {
-      v1::Event e;
-      while (reader_->Read(&e)) {
-        absl::MutexLock lock(&mu_);
-        events_.push_back(e);
-      }
-    });
-  }
-  ~EventReader() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-  v1::Event WaitFor(v1::EventType type, const std::string& connection_id) {
-    v1::Event found;
-    bool ok = herald::testing::WaitFor([&] {
-      absl::MutexLock lock(&mu_);
-      for (const auto& e : events_) {
-        if (e.type() == type && (connection_id.empty() || e.connection_id() == connection_id)) {
-          found = e;
-          return true;
-        }
-      }
-      return false;
-    });
-    EXPECT_TRUE(ok) << "no event " << v1::EventType_Name(type) << " for " << connection_id;
-    return found;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<v1::Event> events_;
-};
-
 TEST(TaskTest, ATaskIsRedeliveredWhenItsWorkerDies) {
   HeraldProcess herald;
   ASSERT_TRUE(herald.ok());
   auto stub = herald.Stub();
-  EventReader events(*stub, v1::WatchEventsRequest());
+  EventReader events(*stub);
   auto w1 = std::make_unique<WsClient>();
   WsClient w2;
   ASSERT_TRUE(w1->Connect(herald.ws_url()));
@@ -382,9 +340,9 @@ TEST(TaskTest, ATaskIsRedeliveredWhenItsWorkerDies) {
   w2.Send(absl::StrCat(R"({"id":2,"ack":{"deliveryId":")", again.task().delivery_id(), R"("}})"));
   EXPECT_TRUE(w2.WaitReply(2).has_acked());
 
-  EXPECT_EQ(events.WaitFor(v1::EVENT_TYPE_TASK_ASSIGNED, dead).task_id(), resp.task_id());
-  EXPECT_EQ(events.WaitFor(v1::EVENT_TYPE_TASK_REDELIVERED, dead).attempt(), 1u);
-  v1::Event acked = events.WaitFor(v1::EVENT_TYPE_TASK_ACKED, w2.connection_id());
+  EXPECT_EQ(events.Expect(v1::EVENT_TYPE_TASK_ASSIGNED, dead).task_id(), resp.task_id());
+  EXPECT_EQ(events.Expect(v1::EVENT_TYPE_TASK_REDELIVERED, dead).attempt(), 1u);
+  v1::Event acked = events.Expect(v1::EVENT_TYPE_TASK_ACKED, w2.connection_id());
   EXPECT_EQ(acked.task_id(), resp.task_id());
   EXPECT_EQ(acked.delivery_id(), again.task().delivery_id());
 
@@ -401,7 +359,7 @@ TEST(WatchEventsTest, AWatcherSeesConnectMessageAckAndDisconnectWithTheirFields)
   HeraldProcess herald;
   ASSERT_TRUE(herald.ok());
   auto stub = herald.Stub();
-  EventReader events(*stub, v1::WatchEventsRequest());
+  EventReader events(*stub);
   v1::WatchEventsRequest only_messages;
   only_messages.add_types(v1::EVENT_TYPE_MESSAGE);
   EventReader messages(*stub, only_messages);
@@ -431,20 +389,20 @@ TEST(WatchEventsTest, AWatcherSeesConnectMessageAckAndDisconnectWithTheirFields)
   EXPECT_EQ(resp.ack().connection_id(), id);
   EXPECT_EQ(resp.ack().channel(), "order:o9");
 
-  v1::Event connect = events.WaitFor(v1::EVENT_TYPE_CONNECT, id);
+  v1::Event connect = events.Expect(v1::EVENT_TYPE_CONNECT, id);
   EXPECT_THAT(connect.remote_address(), ::testing::StartsWith("127.0.0.1:"));
   EXPECT_GT(connect.time_ms(), 0);
-  EXPECT_EQ(events.WaitFor(v1::EVENT_TYPE_SUBSCRIBE, id).channel(), "order:o9");
-  v1::Event message = messages.WaitFor(v1::EVENT_TYPE_MESSAGE, id);
+  EXPECT_EQ(events.Expect(v1::EVENT_TYPE_SUBSCRIBE, id).channel(), "order:o9");
+  v1::Event message = messages.Expect(v1::EVENT_TYPE_MESSAGE, id);
   EXPECT_EQ(message.data().struct_value().fields().at("rating").number_value(), 5);
-  v1::Event ack = events.WaitFor(v1::EVENT_TYPE_ACK, id);
+  v1::Event ack = events.Expect(v1::EVENT_TYPE_ACK, id);
   EXPECT_EQ(ack.channel(), "order:o9");
   ASSERT_EQ(resp.deliveries_size(), 3);  // orders, store:4, order:o9 (no customer)
   EXPECT_EQ(resp.deliveries(2).channel(), "order:o9");
   EXPECT_EQ(ack.offset(), resp.deliveries(2).offset());
   c->Close(4000, "done for today");
   ASSERT_TRUE(c->WaitClosed());
-  v1::Event gone = events.WaitFor(v1::EVENT_TYPE_DISCONNECT, id);
+  v1::Event gone = events.Expect(v1::EVENT_TYPE_DISCONNECT, id);
   EXPECT_EQ(gone.code(), 4000u);
   EXPECT_EQ(gone.reason(), "done for today");
   EXPECT_EQ(Stats(*stub).watchers(), 2u);
