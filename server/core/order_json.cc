@@ -3,29 +3,14 @@
 #include <cstdint>
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
+#include "server/core/json_writer.h"
 
 namespace herald::core {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void String(Writer& w, const char* name, const std::string& value) {
-  if (value.empty()) return;
-  w.Key(name);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-// protobuf's JSON mapping prints 64-bit integers as decimal strings.
-template <typename Int>
-void Int64(Writer& w, const char* name, Int value) {
-  if (value == 0) return;
-  const absl::AlphaNum digits(value);
-  w.Key(name);
-  w.String(digits.data(), static_cast<rapidjson::SizeType>(digits.size()));
-}
+using json_writer::Int64;
+using json_writer::String;
+using json_writer::Writer;
 
 void Money(Writer& w, const char* name, const v1::Money& money) {
   w.Key(name);
@@ -60,10 +45,7 @@ std::string OrderJson(const v1::Order& order) {
       w.StartObject();
       String(w, "sku", item.sku());
       String(w, "name", item.name());
-      if (item.quantity() != 0) {
-        w.Key("quantity");
-        w.Uint(item.quantity());
-      }
+      json_writer::Uint32(w, "quantity", item.quantity());
       if (item.has_unit_price()) Money(w, "unitPrice", item.unit_price());
       w.EndObject();
     }
@@ -82,7 +64,7 @@ std::string OrderJson(const v1::Order& order) {
     w.EndObject();
   }
   w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return json_writer::Text(buffer);
 }
 
 }  // namespace herald::core

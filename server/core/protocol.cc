@@ -2,8 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
+#include "server/core/json_writer.h"
 
 namespace herald::core {
 
@@ -61,32 +60,19 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
 
 std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
   rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  auto string = [&w](const char* name, const std::string& value) {
-    if (value.empty()) return;
-    w.Key(name);
-    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-  };
-  auto number = [&w](const char* name, uint32_t value) {
-    if (value == 0) return;
-    w.Key(name);
-    w.Uint(value);
-  };
+  json_writer::Writer w(buffer);
   w.StartObject();
   w.Key("welcome");
   w.StartObject();
-  string("connectionId", welcome.connection_id());
-  string("node", welcome.node());
-  number("pingIntervalMs", welcome.ping_interval_ms());
-  number("maxFrameBytes", welcome.max_frame_bytes());
-  number("maxSubscriptions", welcome.max_subscriptions());
-  if (welcome.connect_required()) {
-    w.Key("connectRequired");
-    w.Bool(true);
-  }
+  json_writer::String(w, "connectionId", welcome.connection_id());
+  json_writer::String(w, "node", welcome.node());
+  json_writer::Uint32(w, "pingIntervalMs", welcome.ping_interval_ms());
+  json_writer::Uint32(w, "maxFrameBytes", welcome.max_frame_bytes());
+  json_writer::Uint32(w, "maxSubscriptions", welcome.max_subscriptions());
+  json_writer::Bool(w, "connectRequired", welcome.connect_required());
   w.EndObject();
   w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return json_writer::Text(buffer);
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -3,14 +3,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
+#include "server/core/json_writer.h"
 
 namespace herald::core {
 namespace {
 
 namespace pb = google::protobuf;
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using json_writer::Writer;
 
 bool Write(Writer& w, const pb::Value& v) {
   switch (v.kind_case()) {
@@ -63,7 +62,7 @@ std::optional<std::string> ValueJson(const pb::Value& value) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   if (!Write(w, value)) return std::nullopt;
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return json_writer::Text(buffer);
 }
 
 }  // namespace herald::core
