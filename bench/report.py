@@ -12,17 +12,26 @@ import subprocess
 import sys
 from collections import defaultdict
 
-SERVERS = ["herald", "nchan", "ceiling"]
+SERVERS = ["herald", "nchan", "uws", "ceiling"]
 # The "ceiling" server writes each frame to each socket as it comes (no coalescing per loop turn,
 # which Herald does), so it is no ceiling for Herald: shown as the baseline it is.
-NAMES = {"ceiling": "baseline"}
+NAMES = {"ceiling": "baseline", "uws": "uWS"}
 
 
 def label(server):
     return NAMES.get(server, server)
 
 
-NAMED = [label(s) for s in SERVERS]
+def ratio_head(peers):
+    return " | ".join(f"herald/{label(p)}" for p in peers)
+
+
+def ratio_cells(v, peers):
+    return " | ".join(ratio(v.get("herald"), v.get(p)) for p in peers)
+
+
+def ratio_line(v, peers):
+    return ", ".join(f"herald/{label(p)}: {ratio(v.get('herald'), v.get(p))}" for p in peers)
 
 
 def fmt(v, digits=3):
@@ -49,6 +58,10 @@ def main():
     for r in rows:
         by[r["scenario"]].append(r)
     md = []
+    # The servers of this run, in SERVERS' order, and Herald's peers among them.
+    present = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    peers = [s for s in present if s != "herald"]
+    named = [label(s) for s in present]
 
     # --- fan-out ---------------------------------------------------------------------------------
     fan = by.get("fanout", [])
@@ -76,31 +89,31 @@ def main():
         md.append("One channel, N subscribers, offered rate raised step by step until a publication "
                   "is lost or fewer than 90% of the offered deliveries/s arrive; the figure is the "
                   "highest delivered/s of a step without loss (– : every step lost publications).\n")
-        md.append("| subscribers | " + " | ".join(f"{label(s)} deliveries/s" for s in SERVERS) +
-                  " | herald/nchan | herald/baseline |")
-        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        md.append("| subscribers | " + " | ".join(f"{label(s)} deliveries/s" for s in present) +
+                  " | " + ratio_head(peers) + " |")
+        md.append("|---|" + "---|" * (len(present) + len(peers)))
         for n in subs_list:
-            v = {s: best.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
-            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
-                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+            v = {s: best.get((s, n), {}).get("deliveries_per_s") for s in present}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in present) +
+                      f" | {ratio_cells(v, peers)} |")
         md.append("")
         md.append("Stricter: highest delivered/s of a step that had no loss **and** delivered at "
                   "least 90% of what was offered (latency stayed bounded):\n")
-        md.append("| subscribers | " + " | ".join(NAMED) + " | herald/nchan | herald/baseline |")
-        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        md.append("| subscribers | " + " | ".join(named) + " | " + ratio_head(peers) + " |")
+        md.append("|---|" + "---|" * (len(present) + len(peers)))
         for n in subs_list:
-            v = {s: sustained.get((s, n), {}).get("deliveries_per_s") for s in SERVERS}
-            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
-                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+            v = {s: sustained.get((s, n), {}).get("deliveries_per_s") for s in present}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in present) +
+                      f" | {ratio_cells(v, peers)} |")
         md.append("")
         md.append("### Fan-out: server CPU per delivery (µs), at the lowest step (100k deliveries/s "
                   "offered)\n")
-        md.append("| subscribers | " + " | ".join(NAMED) + " | herald/nchan | herald/baseline |")
-        md.append("|---|" + "---|" * (len(SERVERS) + 2))
+        md.append("| subscribers | " + " | ".join(named) + " | " + ratio_head(peers) + " |")
+        md.append("|---|" + "---|" * (len(present) + len(peers)))
         for n in subs_list:
-            v = {s: ref.get((s, n), {}).get("server_cpu_us_per_delivery") for s in SERVERS}
-            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in SERVERS) +
-                      f" | {ratio(v['herald'], v['nchan'])} | {ratio(v['herald'], v['ceiling'])} |")
+            v = {s: ref.get((s, n), {}).get("server_cpu_us_per_delivery") for s in present}
+            md.append(f"| {n} | " + " | ".join(fmt(v[s]) for s in present) +
+                      f" | {ratio_cells(v, peers)} |")
         md.append("")
         md.append("### Fan-out: every step\n")
         md.append("| server | subs | offered/s | delivered/s | lost | p50 µs | p99 µs | p99.9 µs | "
@@ -115,10 +128,10 @@ def main():
                       f"{fmt(r['server_cpu_us_per_delivery'])} | {fmt(r['gen_cpu_publish_s'])} |")
         md.append("")
         with open(os.path.join(out, "fanout.dat"), "w") as f:
-            f.write("subs " + " ".join(SERVERS) + "\n")
+            f.write("subs " + " ".join(present) + "\n")
             for n in subs_list:
                 f.write(f"{n} " + " ".join(
-                    str(best.get((s, n), {}).get("deliveries_per_s", "NaN")) for s in SERVERS) + "\n")
+                    str(best.get((s, n), {}).get("deliveries_per_s", "NaN")) for s in present) + "\n")
 
     # --- fan-out over HTTP, like for like -------------------------------------------------------
     fh = by.get("fanout_http", [])
@@ -127,7 +140,8 @@ def main():
         md.append("Every server gets each publication as one HTTP POST on one keep-alive "
                   "connection (Herald `POST /api/v1/Publish` with `{\"channel\",\"data\"}`, nchan "
                   "`POST /pub/<channel>`), with the same number of requests in flight (pipelined); "
-                  "the offered rate rises step by step as in the streamed rows. Highest "
+                  "the offered rate rises step by step as in the streamed rows (uWS: "
+                  "`POST /pub/<channel>` as nchan). Highest "
                   "delivered/s of a step without loss, and server CPU per delivery at the lowest "
                   "step. The baseline server takes UDP triggers only and is not in these rows.\n")
         best, ref = {}, {}
@@ -138,16 +152,21 @@ def main():
                 best[k] = r
             if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
                 ref[k] = r
-        md.append("| subscribers | in flight | herald deliveries/s | nchan deliveries/s | "
-                  "herald/nchan | herald CPU µs/delivery | nchan CPU µs/delivery | herald/nchan |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        http_servers = [x for x in present if x != "ceiling"]
+        http_peers = [x for x in http_servers if x != "herald"]
+        md.append("| subscribers | in flight | " +
+                  " | ".join(f"{label(x)} deliveries/s" for x in http_servers) + " | " +
+                  ratio_head(http_peers) + " | " +
+                  " | ".join(f"{label(x)} CPU µs/delivery" for x in http_servers) + " | " +
+                  ratio_head(http_peers) + " |")
+        md.append("|---|---|" + "---|" * 2 * (len(http_servers) + len(http_peers)))
         for n, w in sorted({(r["subs"], r["inflight"]) for r in fh}):
-            d = {s: best.get((s, n, w), {}).get("deliveries_per_s") for s in ("herald", "nchan")}
-            c = {s: ref.get((s, n, w), {}).get("server_cpu_us_per_delivery")
-                 for s in ("herald", "nchan")}
-            md.append(f"| {n} | {w} | {fmt(d['herald'])} | {fmt(d['nchan'])} | "
-                      f"{ratio(d['herald'], d['nchan'])} | {fmt(c['herald'])} | {fmt(c['nchan'])} | "
-                      f"{ratio(c['herald'], c['nchan'])} |")
+            d = {x: best.get((x, n, w), {}).get("deliveries_per_s") for x in http_servers}
+            c = {x: ref.get((x, n, w), {}).get("server_cpu_us_per_delivery") for x in http_servers}
+            md.append(f"| {n} | {w} | " + " | ".join(fmt(d[x]) for x in http_servers) +
+                      f" | {ratio_cells(d, http_peers)} | " +
+                      " | ".join(fmt(c[x]) for x in http_servers) +
+                      f" | {ratio_cells(c, http_peers)} |")
         md.append("")
         md.append("Every step:\n")
         md.append("| server | subs | in flight | offered/s | delivered/s | publishes/s | lost | "
@@ -189,8 +208,8 @@ def main():
                       f"{max(r.get('pub_connects', 0) for r in runs)} |")
         md.append("")
         for w in sorted({w for w, _ in hp}):
-            md.append(f"- {w} in flight: herald/nchan "
-                      f"{ratio(med.get((w, 'herald')), med.get((w, 'nchan')))}")
+            md.append(f"- {w} in flight: " +
+                      ratio_line({x: med.get((w, x)) for x in present}, peers))
         md.append("")
 
     # --- latency ---------------------------------------------------------------------------------
@@ -215,8 +234,7 @@ def main():
                           f"{fmt(L['p999_us'])} | {fmt(L['max_us'])} | {lat[s]['lost']} | "
                           f"{fmt(lat[s]['server_cpu_us_per_delivery'])} |")
         p = {s: lat[s]["latency"]["p99_us"] for s in lat}
-        md.append(f"\np99 herald/nchan: {ratio(p.get('herald'), p.get('nchan'))}, "
-                  f"herald/baseline: {ratio(p.get('herald'), p.get('ceiling'))}\n")
+        md.append(f"\np99 {ratio_line(p, peers)}\n")
 
     # --- channels --------------------------------------------------------------------------------
     ch = {r["server"]: r for r in by.get("channels", [])}
@@ -256,7 +274,7 @@ def main():
         md.append("### Connect storm\n")
         md.append("| server | connections | ready | failed | handshakes/s | handshake p50 ms | p99 ms |")
         md.append("|---|---|---|---|---|---|---|")
-        for s in ["herald", "herald-jwt", "nchan", "ceiling"]:
+        for s in ["herald", "herald-jwt", "nchan", "uws", "ceiling"]:
             if s in st:
                 r = st[s]
                 h = r["handshake_latency"]
@@ -264,8 +282,7 @@ def main():
                           f"{fmt(r['connect_per_s'])} | {fmt(h['p50_us'] / 1000)} | "
                           f"{fmt(h['p99_us'] / 1000)} |")
         v = {s: st[s]["connect_per_s"] for s in st}
-        md.append(f"\nherald/nchan: {ratio(v.get('herald'), v.get('nchan'))}, herald/baseline: "
-                  f"{ratio(v.get('herald'), v.get('ceiling'))}, herald with JWT/nchan: "
+        md.append(f"\n{ratio_line(v, peers)}, herald with JWT/nchan: "
                   f"{ratio(v.get('herald-jwt'), v.get('nchan'))} (herald-jwt: every handshake "
                   "carries an HS256 `?token=`)\n")
     idle = {r["server"]: r for r in by.get("idle", [])}

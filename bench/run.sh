@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark scenarios: Herald against nchan and the ceiling server, in the same run.
+# Benchmark scenarios: Herald against nchan, uWebSockets (uWebSockets.js, bench/uws_server.mjs) and
+# the baseline ("ceiling") server, in the same run.
 #
 #   bench/run.sh SCENARIO...    fanout fanout_http http_publish latency channels grpc storm idle
 #                               slow tls | all
 #   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
 #
-# Environment: SERVERS="herald nchan ceiling" (which to run), OUT=DIR (results; default
+# Environment: SERVERS="herald nchan uws ceiling" (which to run), OUT=DIR (results; default
 # bench/results/<UTC time>), DURATION=S (seconds per measured run), HERALD=PATH (another herald
 # binary, e.g. an older build, to compare two builds run by run).
 # Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
@@ -19,7 +20,7 @@ if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 scenarios=("$@")
 [ "${scenarios[0]}" = "all" ] && scenarios=(fanout fanout_http http_publish latency channels grpc storm idle slow tls)
-SERVERS=${SERVERS:-"herald nchan ceiling"}
+SERVERS=${SERVERS:-"herald nchan uws ceiling"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 DURATION=${DURATION:-$([ $quick = 1 ] && echo 3 || echo 5)}
 mkdir -p "$OUT"
@@ -30,6 +31,10 @@ OUT=$(cd "$OUT" && pwd)
 if [ "${scenarios[*]}" != tls ]; then
   scripts/deps.sh nginx-light libnginx-mod-nchan gnuplot-nox python3
 fi
+# uWebSockets.js from npm (bench/package-lock.json pins it), for the uws peer.
+case " $SERVERS " in
+  *" uws "*) [ -d bench/node_modules/uws-pack ] || npm ci --prefix bench --no-audit --no-fund >&2 ;;
+esac
 scripts/build.sh default herald heraldctl herald_load grpc_bench ceiling_server >/dev/null
 
 bin=$root/build/default
@@ -43,6 +48,7 @@ ulimit -n 20000
 WS_HERALD=${WS_HERALD:-127.0.0.1:18080} GRPC_HERALD=${GRPC_HERALD:-127.0.0.1:18051}
 WS_NCHAN=${WS_NCHAN:-127.0.0.1:18081}
 WS_CEILING=${WS_CEILING:-127.0.0.1:18082} UDP_CEILING=${UDP_CEILING:-127.0.0.1:18083}
+WS_UWS=${WS_UWS:-127.0.0.1:18084}
 
 tmp=$(mktemp -d)
 server_pid="" server_pids="" server_name=""
@@ -109,6 +115,12 @@ EOF
       sleep 0.3
       server_pids=$(echo $server_pid $(pgrep -P $server_pid) | tr ' ' ',')
       ;;
+    uws)
+      node bench/uws_server.mjs "$WS_UWS" >"$tmp/uws.out" 2>&1 &
+      server_pid=$!
+      wait_port $WS_UWS
+      server_pids=$server_pid
+      ;;
     ceiling)
       "$CEILING" --port ${WS_CEILING#*:} --trigger-port ${UDP_CEILING#*:} >"$tmp/ceiling.out" 2>&1 &
       server_pid=$!
@@ -130,12 +142,14 @@ stop_server() {
 
 # The generator's flags for the running server. PUBLISH_VIA=http: every server that takes HTTP
 # publishes gets one POST per publication on one keep-alive connection (Herald: POST
-# /api/v1/Publish; nchan: POST /pub/<channel>), PUB_INFLIGHT requests in flight (pipelined).
+# /api/v1/Publish; nchan and uws: POST /pub/<channel>), PUB_INFLIGHT requests in flight
+# (pipelined).
 target_args() {
   if [ "${PUBLISH_VIA:-}" = http ]; then
     case $server_name in
       herald) echo "--url ws://$WS_HERALD/ws --pub-target $WS_HERALD --publish http-api --pub-inflight ${PUB_INFLIGHT:-1}" ;;
       nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http --pub-inflight ${PUB_INFLIGHT:-1}" ;;
+      uws) echo "--url ws://$WS_UWS/sub/{c} --raw --pub-target $WS_UWS --publish http --pub-inflight ${PUB_INFLIGHT:-1}" ;;
       *) echo "bench: $server_name takes no HTTP publishes" >&2; return 1 ;;
     esac
     return 0
@@ -145,6 +159,7 @@ target_args() {
     herald-tls) echo "--url wss://$WS_HERALD/ws --pub-target $GRPC_HERALD --pub-ca $tmp/tls.pem --publish ${HERALD_PUBLISH:-grpc}" ;;
     herald-jwt) echo "--url ws://$WS_HERALD/ws?token=$TOKEN --pub-target $GRPC_HERALD --publish ${HERALD_PUBLISH:-grpc}" ;;
     nchan) echo "--url ws://$WS_NCHAN/sub/{c} --raw --pub-target $WS_NCHAN --publish http" ;;
+    uws) echo "--url ws://$WS_UWS/sub/{c} --raw --pub-target $WS_UWS --publish http" ;;
     ceiling) echo "--url ws://$WS_CEILING/ws --raw --pub-target $UDP_CEILING --publish udp" ;;
   esac
 }
