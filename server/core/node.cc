@@ -91,10 +91,10 @@ void Node::Announce(const Session& s) {
   });
 }
 
-void Node::EmitOffline(const std::string& user) {
+void Node::EmitUserEvent(v1::EventType type, const std::string& user) {
   if (!events_.has_watchers()) return;
   v1::Event e;
-  e.set_type(v1::EVENT_TYPE_USER_OFFLINE);
+  e.set_type(type);
   e.set_time_ms(absl::ToUnixMillis(clock_()));
   e.set_user(user);
   events_.Emit(std::move(e));
@@ -129,7 +129,8 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
   if (Announced(*removed) && !removed->user().empty()) {
     online_->Disconnected(removed->user(), now,
                           [this, user = removed->user()](absl::StatusOr<bool> offline) {
-                            if (offline.ok() && *offline) EmitOffline(user);
+                            if (offline.ok() && *offline)
+                              EmitUserEvent(v1::EVENT_TYPE_USER_OFFLINE, user);
                           });
   }
   SessionCounters c = removed->counters();
@@ -474,9 +475,12 @@ void Node::Tick(absl::Time now) {
     held_disconnects_.erase(it, held_disconnects_.end());
   }
   for (v1::Event& e : due) events_.Emit(std::move(e));
-  online_->Due(now, [this](absl::StatusOr<std::vector<std::string>> offline) {
-    if (!offline.ok()) return;
-    for (const std::string& user : *offline) EmitOffline(user);
+  online_->Due(now, [this](absl::StatusOr<OnlineChanges> changes) {
+    if (!changes.ok()) return;
+    for (const std::string& user : changes->online) EmitUserEvent(v1::EVENT_TYPE_USER_ONLINE, user);
+    for (const std::string& user : changes->offline) {
+      EmitUserEvent(v1::EVENT_TYPE_USER_OFFLINE, user);
+    }
   });
 }
 

@@ -202,8 +202,8 @@ class Node : public BrokerEventHandler {
   // every node.
   void NotifyMembers(PublicationKind kind, const v1::ClientInfo& client,
                      const std::string& channel);
-  // USER_OFFLINE for `user`.
-  void EmitOffline(const std::string& user);
+  // A USER_ONLINE or USER_OFFLINE event about `user` that no connection of this node brought.
+  void EmitUserEvent(v1::EventType type, const std::string& user);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
   // The `subscribed` reply to a join: the position, the snapshot, and, when the subscribe asked to

@@ -9,6 +9,13 @@
 
 namespace herald::core {
 
+// What OnlineRegistry::Due reports: users now offline, and users online again without a new
+// connection (a node that the others had counted gone came back with their connections).
+struct OnlineChanges {
+  std::vector<std::string> online;
+  std::vector<std::string> offline;
+};
+
 // Decides when a user goes online and offline in the cluster (USER_ONLINE / USER_OFFLINE
 // events): online when their first connection on any node is announced, offline when their last
 // one anywhere has closed and none opened anywhere within the grace period
@@ -27,8 +34,10 @@ class OnlineRegistry {
   // otherwise Due reports it later, unless the user connects again first.
   virtual void Disconnected(const std::string& user, absl::Time now, Done<bool> done) = 0;
   // Called periodically: `done` gets the users whose grace period ended by `now` with no
-  // connection anywhere (each of them given to one node only). Costs what is due.
-  virtual void Due(absl::Time now, Done<std::vector<std::string>> done) = 0;
+  // connection anywhere, and the users that came online again with connections this node had
+  // all along (after the other nodes counted it gone and its users offline); each change is given
+  // to one node only. Costs what is due.
+  virtual void Due(absl::Time now, Done<OnlineChanges> done) = 0;
 };
 
 }  // namespace herald::core

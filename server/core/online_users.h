@@ -27,7 +27,9 @@ class OnlineUsers : public OnlineRegistry {
   void Disconnected(const std::string& user, absl::Time now, Done<bool> done) override {
     done(Disconnected(user, now));
   }
-  void Due(absl::Time now, Done<std::vector<std::string>> done) override { done(Due(now)); }
+  void Due(absl::Time now, Done<OnlineChanges> done) override {
+    done(OnlineChanges{{}, Due(now)});  // one node: never counted gone by another
+  }
 
   // An announced connection of `user` opened. True when the user came online with it (no other
   // connection, and none closed within the grace period).

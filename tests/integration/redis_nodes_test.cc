@@ -886,6 +886,30 @@ TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGra
   EXPECT_TRUE(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-both").empty());
 }
 
+// A node that hangs (SIGSTOP) past the dead-node bound is counted gone: its users go offline
+// after the grace period. When it resumes, their connections are still there: they are online
+// again, and watchers hear it.
+TEST_F(ThreeNodes, TheUsersOfANodeThatHungAreOnlineAgainWhenItResumes) {
+  auto stub_a = node(0).Stub();
+  EventReader events(*stub_a);
+  auto on_c = Client(2, "u-hung");
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-hung"));
+  ASSERT_EQ(kill(node(2).pid(), SIGSTOP), 0);
+  const bool offline = events.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-hung", absl::Seconds(15));
+  ASSERT_EQ(kill(node(2).pid(), SIGCONT), 0);
+  ASSERT_TRUE(offline);
+  ASSERT_TRUE(
+      WaitFor([&] { return events.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-hung").size() == 2; }));
+  std::vector<v1::Event> online = events.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-hung");
+  EXPECT_GE(online[1].time_ms(), events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-hung")[0].time_ms());
+  // Still connected, and counted so: no second offline past the grace period (absence check),
+  // and the connection is listed again.
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_EQ(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-hung").size(), 1u);
+  EXPECT_EQ(events.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-hung").size(), 2u);
+  EXPECT_TRUE(on_c->Subscribe("chat:back"));
+}
+
 TEST_F(ThreeNodes, AKilledNodesConnectionsAndPresenceLeaveWithinTheDeadNodeBound) {
   auto on_a = Client(0, "u-a");
   auto on_b = Client(1, "u-b");

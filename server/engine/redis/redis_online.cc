@@ -11,6 +11,9 @@ namespace {
 
 // How often a node asks Redis for the users whose grace period ended.
 constexpr absl::Duration kDueInterval = absl::Milliseconds(100);
+// How long the users taken from a node counted gone are remembered, should it come back (then
+// they are reported online again).
+constexpr absl::Duration kTakenTtl = absl::Hours(1);
 
 }  // namespace
 
@@ -51,21 +54,27 @@ void RedisOnline::Disconnected(const std::string& user, absl::Time /*now*/, core
   });
 }
 
-void RedisOnline::Due(absl::Time now, core::Done<std::vector<std::string>> done) {
+void RedisOnline::Due(absl::Time now, core::Done<core::OnlineChanges> done) {
   asio::post(*io_, [this, now, done = std::move(done)]() mutable {
+    core::OnlineChanges changes;
+    changes.online = std::exchange(back_online_, {});
     if (due_in_flight_ || now < last_due_ + kDueInterval || !commands_->ready()) {
-      return done(std::vector<std::string>());
+      return done(std::move(changes));
     }
     due_in_flight_ = true;
     last_due_ = now;
     commands_->Eval(OnlineDueScript(), {DueKey(), bus_->GoneKey()},
-                    {prefix_, absl::StrCat(absl::ToInt64Milliseconds(grace_))},
-                    [this, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+                    {prefix_, absl::StrCat(absl::ToInt64Milliseconds(grace_)),
+                     absl::StrCat(absl::ToInt64Milliseconds(kTakenTtl))},
+                    [this, changes = std::move(changes),
+                     done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       due_in_flight_ = false;
-                      if (!r.ok()) return done(r.status());
-                      std::vector<std::string> offline;
-                      for (const RedisReply& user : r->elements) offline.push_back(user.str);
-                      done(std::move(offline));
+                      if (r.ok()) {
+                        for (const RedisReply& user : r->elements) {
+                          changes.offline.push_back(user.str);
+                        }
+                      }
+                      done(std::move(changes));
                     });
   });
 }
@@ -77,8 +86,13 @@ void RedisOnline::Restore() {
     args.push_back(user);
     args.push_back(absl::StrCat(count));
   }
-  commands_->Eval(OnlineRestoreScript(), {InstanceKey(), DueKey()}, args,
-                  [](absl::StatusOr<RedisReply>) {});
+  commands_->Eval(
+      OnlineRestoreScript(),
+      {InstanceKey(), DueKey(), absl::StrCat(prefix_, ":online:taken:", bus_->instance())}, args,
+      [this](absl::StatusOr<RedisReply> r) {
+        if (!r.ok()) return;
+        for (const RedisReply& user : r->elements) back_online_.push_back(user.str);
+      });
 }
 
 }  // namespace herald::engine

@@ -24,8 +24,9 @@ namespace herald::engine {
 // processes (the control bus's gone instances) out, so the users of a killed node go offline at
 // most RedisControlBus::DeadNodeBound() + 100 ms + the grace period after it died. This node's
 // own counts are also kept here and written again when Redis lost them or missed updates
-// (Restore). Redis unreachable: Connected and Disconnected fail with UNAVAILABLE (no event), Due
-// reports nobody.
+// (Restore), and the users that brings back online are reported
+// online again by this node. Redis unreachable: Connected and Disconnected fail with UNAVAILABLE
+// (no event), Due reports nobody.
 //
 // Thread rules: the OnlineRegistry methods may be called from any thread and post to the
 // engine's io_context; everything else and every completion is on that thread. Borrows the bus
@@ -37,9 +38,11 @@ class RedisOnline : public core::OnlineRegistry {
 
   void Connected(const std::string& user, core::Done<bool> done) override;
   void Disconnected(const std::string& user, absl::Time now, core::Done<bool> done) override;
-  void Due(absl::Time now, core::Done<std::vector<std::string>> done) override;
+  void Due(absl::Time now, core::Done<core::OnlineChanges> done) override;
 
-  // Engine thread only. Writes this node's counts again (RedisControlBus::SetRejoinHandler).
+  // Engine thread only. Writes this node's counts again (RedisControlBus::SetRejoinHandler); the
+  // users this brings back online (the other nodes had counted this node gone and them offline)
+  // go out with the next Due.
   void Restore();
 
  private:
@@ -55,6 +58,8 @@ class RedisOnline : public core::OnlineRegistry {
   // Engine thread only: this node's connections per user; when Due last ran, and whether its
   // call is in flight.
   absl::flat_hash_map<std::string, int64_t> mine_;
+  // Engine thread only: users online again after Restore, until Due reports them.
+  std::vector<std::string> back_online_;
   absl::Time last_due_ = absl::InfinitePast();
   bool due_in_flight_ = false;
 };

@@ -596,10 +596,11 @@ if grace <= 0 then return 1 end
 redis.call('ZADD', KEYS[3], now_ms() + grace, ARGV[2])
 return 0
 )lua";
-// KEYS due, gone instances (RedisControlBus); ARGV prefix, grace ms. First takes the connections
-// of dead instances out of their users' hashes (256 users a call), starting the grace period of
-// the users left with none; then returns the users whose grace period ended, removed from the
-// due set (so only the caller reports them).
+// KEYS due, gone instances (RedisControlBus); ARGV prefix, grace ms, taken-set TTL ms. First
+// takes the connections of dead instances out of their users' hashes (256 users a call),
+// starting the grace period of the users left with none, and notes the users taken from each in
+// "<prefix>:online:taken:<instance>" (for kOnlineRestore, should it come back); then returns the
+// users whose grace period ended, removed from the due set (so only the caller reports them).
 constexpr char kOnlineDue[] = R"lua(
 local now = now_ms()
 local grace = tonumber(ARGV[2])
@@ -607,8 +608,11 @@ local budget = 256
 for _, g in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if budget <= 0 then break end
   local set = ARGV[1] .. ':online:i:' .. g
+  local taken = ARGV[1] .. ':online:taken:' .. g
   for _, u in ipairs(redis.call('SPOP', set, budget)) do
     budget = budget - 1
+    redis.call('SADD', taken, u)
+    redis.call('PEXPIRE', taken, ARGV[3])
     local key = ARGV[1] .. ':online:u:' .. u
     redis.call('HDEL', key, g)
     if redis.call('HLEN', key) == 0 and not redis.call('ZSCORE', KEYS[1], u) then
@@ -623,9 +627,11 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
 end
 return out
 )lua";
-// KEYS instance set, due; ARGV prefix, instance, grace ms, then user, count pairs: this
-// instance's connections as it counts them (after Redis lost them, or missed updates). Users it
-// no longer has lose its entry (their grace period starts when none is left).
+// KEYS instance set, due, taken set; ARGV prefix, instance, grace ms, then user, count pairs:
+// this instance's connections as it counts them (after Redis lost them, or missed updates).
+// Users it no longer has lose its entry (their grace period starts when none is left). Returns
+// the users that are online again: taken from this instance while it was counted gone, reported
+// offline since (no connection anywhere, no grace period running), and still connected here.
 constexpr char kOnlineRestore[] = R"lua(
 local now = now_ms()
 local mine = {}
@@ -640,12 +646,19 @@ for _, u in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
   end
 end
+local back = {}
 for u, n in pairs(mine) do
-  redis.call('HSET', ARGV[1] .. ':online:u:' .. u, ARGV[2], n)
+  local key = ARGV[1] .. ':online:u:' .. u
+  local before = redis.call('HLEN', key)
+  redis.call('HSET', key, ARGV[2], n)
   redis.call('SADD', KEYS[1], u)
-  redis.call('ZREM', KEYS[2], u)
+  local pending = redis.call('ZREM', KEYS[2], u)
+  if before == 0 and pending == 0 and redis.call('SISMEMBER', KEYS[3], u) == 1 then
+    back[#back + 1] = u
+  end
 end
-return 1
+redis.call('DEL', KEYS[3])
+return back
 )lua";
 
 }  // namespace
