@@ -54,7 +54,7 @@ std::string QueryParam(const std::string& resource, absl::string_view name) {
 // (request smuggling). websocketpp joins repeated headers with ", " and reads the body by
 // strtoul() of Content-Length, so "5, 10" would read 5 bytes: that and every other value that is
 // not one plain decimal number is refused here, before any route sees the request.
-std::optional<absl::string_view> FramingError(const websocketpp::http::parser::request& request) {
+std::optional<absl::string_view> FramingError(const ReleasableRequest& request) {
   const std::string& length = request.get_header("Content-Length");
   const std::string& encoding = request.get_header("Transfer-Encoding");
   if (!length.empty() && !encoding.empty()) {
@@ -143,10 +143,11 @@ void Endpoint::Init(Server& server) {
   websocketpp::lib::error_code ec;
   server.init_asio(io_, ec);  // Only fails when called twice.
   server.set_reuse_addr(true);
-  server.set_tcp_pre_bind_handler([](typename Server::transport_type::acceptor_ptr acceptor) {
+  server.set_tcp_pre_bind_handler([this](typename Server::transport_type::acceptor_ptr acceptor) {
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
     asio::error_code aec;
     acceptor->set_option(ReusePort(true), aec);
+    if (!aec) SetListenerTcpOptions(*acceptor);
     return websocketpp::lib::error_code(aec.value(), aec.category());
   });
   server.set_max_message_size(hub_->limits().max_frame_bytes);
@@ -158,13 +159,41 @@ void Endpoint::Init(Server& server) {
       [this, &server](connection_hdl hdl) { return OnValidate(server, hdl); });
   server.set_open_handler([this, &server](connection_hdl hdl) { OnOpen(server, hdl); });
   server.set_http_handler([this, &server](connection_hdl hdl) { OnHttp(server, hdl); });
-  // Before open (OnOpen installs the connection's own): drop a grant OnValidate left.
-  server.set_fail_handler([this](connection_hdl hdl) { TakeAdmission(hdl.lock().get()); });
+  // The handlers of open connections, endpoint-wide: websocketpp copies them into each
+  // connection, and a lambda of two pointers is stored there without an allocation. Each finds
+  // its session in sessions_ (one map entry per connection).
+  server.set_message_handler([this](connection_hdl hdl, WsMessagePtr msg) {
+    std::shared_ptr<WsSession> s = SessionOf(hdl);
+    if (s == nullptr) return;  // already unregistered: closing
+    liveness_.Heard(*s);
+    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+      s->Close(core::kCloseUnsupportedData,
+               "binary frames are not supported: send JSON text frames");
+      return;
+    }
+    hub_->protocol().OnClientFrame(s, msg->get_payload());
+  });
+  // Pongs go through the session's queue too: websocketpp's own would bypass it.
+  server.set_ping_handler([this](connection_hdl hdl, std::string payload) {
+    if (std::shared_ptr<WsSession> s = SessionOf(hdl)) {
+      liveness_.Heard(*s);
+      s->Pong(std::move(payload));
+    }
+    return false;
+  });
+  // The answer to Liveness's ping (or any unsolicited pong: it still shows the peer is there).
+  server.set_pong_handler([this](connection_hdl hdl, std::string) {
+    if (std::shared_ptr<WsSession> s = SessionOf(hdl)) liveness_.Heard(*s);
+  });
+  server.set_close_handler([this, &server](connection_hdl hdl) { OnClose(server, hdl); });
+  server.set_fail_handler([this](connection_hdl hdl) { OnFail(hdl); });
   server.set_tcp_post_init_handler([this, &server](connection_hdl hdl) {
+    // A socket this endpoint accepted itself got its options in Route.
+    if (acceptor_ != nullptr) return;
     websocketpp::lib::error_code ec;
     typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
     if (ec) return;
-    SetTcpOptions(con->get_raw_socket());
+    EnsureTcpOptions(con->get_raw_socket());
   });
 }
 
@@ -216,20 +245,55 @@ void Endpoint::StopListening() {
   WithServer([&](auto& server) { server.stop_listening(ec); });
 }
 
-void Endpoint::SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const {
+namespace {
+
+using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+
+// TCP_NODELAY, and keepalive with the configured timing: a peer that vanished without a FIN (a
+// phone off the network) is found by the kernel even where no WebSocket ping would find it:
+// idle_timeout_ms 0, or a socket that never finishes its handshake.
+template <typename Socket>
+void SetTcpOptionsOn(Socket& socket, const core::Limits& limits) {
   asio::error_code aec;
   socket.set_option(asio::ip::tcp::no_delay(true), aec);
-  // A peer that vanished without a FIN (a phone off the network) is found by the kernel even
-  // where no WebSocket ping would find it: idle_timeout_ms 0, or a socket that never finishes
-  // its handshake.
-  const core::Limits& limits = hub_->limits();
-  using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
-  using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
-  using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
   socket.set_option(asio::socket_base::keep_alive(true), aec);
   socket.set_option(KeepIdle(static_cast<int>(limits.tcp_keepalive_idle_s)), aec);
   socket.set_option(KeepInterval(static_cast<int>(limits.tcp_keepalive_interval_s)), aec);
   socket.set_option(KeepCount(static_cast<int>(limits.tcp_keepalive_count)), aec);
+}
+
+}  // namespace
+
+void Endpoint::SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const {
+  SetTcpOptionsOn(socket, hub_->limits());
+}
+
+void Endpoint::SetListenerTcpOptions(asio::ip::tcp::acceptor& acceptor) const {
+  SetTcpOptionsOn(acceptor, hub_->limits());
+}
+
+void Endpoint::EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) {
+  if (tcp_options_inherited_ == Inherit::kUnknown) {
+    // Linux copies these from the listener into every socket it accepts: five setsockopt calls
+    // fewer per connection. Checked once, on the first socket, in case a kernel does not.
+    const core::Limits& limits = hub_->limits();
+    asio::error_code aec;
+    asio::ip::tcp::no_delay no_delay;
+    asio::socket_base::keep_alive keep_alive;
+    KeepIdle idle;
+    KeepCount count;
+    socket.get_option(no_delay, aec);
+    if (!aec) socket.get_option(keep_alive, aec);
+    if (!aec) socket.get_option(idle, aec);
+    if (!aec) socket.get_option(count, aec);
+    const bool inherited = !aec && no_delay.value() && keep_alive.value() &&
+                           idle.value() == static_cast<int>(limits.tcp_keepalive_idle_s) &&
+                           count.value() == static_cast<int>(limits.tcp_keepalive_count);
+    tcp_options_inherited_ = inherited ? Inherit::kYes : Inherit::kNo;
+  }
+  if (tcp_options_inherited_ == Inherit::kNo) SetTcpOptions(socket);
 }
 
 absl::Status Endpoint::ListenAndRoute(const std::string& host, const std::string& port) {
@@ -246,6 +310,7 @@ absl::Status Endpoint::ListenAndRoute(const std::string& host, const std::string
   acceptor_->open(ep.protocol(), ec);
   if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_->set_option(ReusePort(true), ec);
+  if (!ec) SetListenerTcpOptions(*acceptor_);
   if (!ec) acceptor_->bind(ep, ec);
   if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
@@ -283,8 +348,34 @@ struct Endpoint::PendingRoute {
   bool decided = false;
 };
 
+Endpoint::RouteStep Endpoint::RouteByFirstBytes(asio::ip::tcp::socket& socket) {
+  char bytes[kRoutePeekBytes];
+  const ssize_t n = ::recv(socket.native_handle(), bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    return RouteStep::kWaitReadable;
+  }
+  // Closed before a byte, or reset: the socket closes with its owner.
+  if (n <= 0) return RouteStep::kDone;
+  const FirstLine line = ClassifyFirstLine(absl::string_view(bytes, static_cast<size_t>(n)));
+  if (line == FirstLine::kUndecided) return RouteStep::kRetryLater;
+  if (line == FirstLine::kOther) {
+    ToWebsocketpp(std::move(socket));
+    return RouteStep::kDone;
+  }
+  asio::error_code rec;
+  const asio::ip::tcp::endpoint remote = socket.remote_endpoint(rec);
+  std::string address = remote.address().to_string();
+  if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
+  api_handoff_(std::move(socket), absl::StrCat(address, ":", remote.port()));
+  return RouteStep::kDone;
+}
+
 void Endpoint::Route(asio::ip::tcp::socket socket) {
-  SetTcpOptions(socket);
+  EnsureTcpOptions(socket);
+  // Under load the request is often there by the time the connection is accepted: routed at
+  // once, with no wait on the socket and no timer.
+  const RouteStep first = RouteByFirstBytes(socket);
+  if (first == RouteStep::kDone) return;
   auto pending = std::make_shared<PendingRoute>(std::move(socket), *io_);
   pending->deadline.expires_after(kRouteTimeout);
   pending->deadline.async_wait([this, pending](const asio::error_code& ec) {
@@ -295,51 +386,50 @@ void Endpoint::Route(asio::ip::tcp::socket socket) {
     pending->socket.cancel(cancel_ec);
     ToWebsocketpp(std::move(pending->socket));
   });
+  if (first == RouteStep::kRetryLater) return RetryPeek(pending);
   Peek(pending);
 }
 
 void Endpoint::Peek(const std::shared_ptr<PendingRoute>& pending) {
   pending->socket.async_wait(
-      asio::socket_base::wait_read, [this, pending](const asio::error_code& ec) {
-        if (pending->decided) return;
-        if (ec) {
-          pending->decided = true;
-          pending->deadline.cancel();
-          return;  // the socket closes with `pending`
-        }
-        char bytes[kRoutePeekBytes];
-        const ssize_t n =
-            ::recv(pending->socket.native_handle(), bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          return Peek(pending);
-        }
-        if (n <= 0) {  // closed before a byte, or reset
-          pending->decided = true;
-          pending->deadline.cancel();
-          return;
-        }
-        const FirstLine line = ClassifyFirstLine(absl::string_view(bytes, static_cast<size_t>(n)));
-        if (line == FirstLine::kUndecided) {
-          pending->retry.expires_after(std::chrono::milliseconds(5));
-          pending->retry.async_wait([this, pending](const asio::error_code& retry_ec) {
-            if (!retry_ec && !pending->decided) Peek(pending);
-          });
-          return;
-        }
-        pending->decided = true;
-        pending->deadline.cancel();
-        if (line == FirstLine::kOther) return ToWebsocketpp(std::move(pending->socket));
-        asio::error_code rec;
-        const asio::ip::tcp::endpoint remote = pending->socket.remote_endpoint(rec);
-        std::string address = remote.address().to_string();
-        if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
-        api_handoff_(std::move(pending->socket), absl::StrCat(address, ":", remote.port()));
-      });
+      asio::socket_base::wait_read,
+      [this, pending](const asio::error_code& ec) { Readable(pending, ec); });
+}
+
+void Endpoint::Readable(const std::shared_ptr<PendingRoute>& pending, const asio::error_code& ec) {
+  if (pending->decided) return;
+  if (ec) {
+    pending->decided = true;
+    pending->deadline.cancel();
+    return;  // the socket closes with `pending`
+  }
+  switch (RouteByFirstBytes(pending->socket)) {
+    case RouteStep::kDone:
+      pending->decided = true;
+      pending->deadline.cancel();
+      return;
+    case RouteStep::kWaitReadable:  // a spurious wake-up
+      return Peek(pending);
+    case RouteStep::kRetryLater:
+      return RetryPeek(pending);
+  }
+}
+
+void Endpoint::RetryPeek(const std::shared_ptr<PendingRoute>& pending) {
+  // Part of a request line: looked at again shortly.
+  pending->retry.expires_after(std::chrono::milliseconds(5));
+  pending->retry.async_wait([this, pending](const asio::error_code& retry_ec) {
+    if (!retry_ec && !pending->decided) Peek(pending);
+  });
 }
 
 void Endpoint::ToWebsocketpp(asio::ip::tcp::socket socket) {
   WsServer::connection_ptr con = plain_->get_connection();
   if (con == nullptr) return;  // the socket closes
+  // The session writes to the socket itself (non-blocking, from this thread). Set now, asio
+  // does not switch it again (one ioctl per connection, not two) for websocketpp's reads.
+  asio::error_code nb_ec;
+  socket.non_blocking(true, nb_ec);
   // The connection was made with a socket of this io_context; it takes over the accepted one
   // and starts as if websocketpp had accepted it (tcp init, handshake timeout, ...).
   con->get_raw_socket() = std::move(socket);
@@ -391,8 +481,9 @@ bool Endpoint::OnValidate(Server& server, connection_hdl hdl) {
   // --max-connections: 503, the server is full (RFC 9110 §15.6.4). Per IP and per user: 429,
   // this client has too many (RFC 6585 §4), so a load balancer does not take it for an unhealthy
   // server.
+  std::string remote_address = con->get_remote_endpoint();
   absl::StatusOr<core::Node::ConnectionSlots> slots =
-      hub_->node().AdmitConnection(con->get_remote_endpoint(), grant != nullptr ? grant->user : "");
+      hub_->node().AdmitConnection(remote_address, grant != nullptr ? grant->user : "");
   if (!slots.ok()) {
     con->set_status(slots.status().code() == absl::StatusCode::kUnavailable
                         ? http::status_code::service_unavailable
@@ -402,8 +493,52 @@ bool Endpoint::OnValidate(Server& server, connection_hdl hdl) {
   }
   // Kept for OnOpen only once the upgrade is accepted: a refused handshake leaves nothing.
   absl::MutexLock lock(&grants_mu_);
-  grants_[con.get()] = Admission{std::move(grant), *std::move(slots)};
+  grants_[con.get()] = Admission{std::move(grant), *std::move(slots), std::move(remote_address)};
   return true;
+}
+
+std::shared_ptr<WsSession> Endpoint::SessionOf(const connection_hdl& hdl) const {
+  auto it = sessions_.find(hdl.lock().get());
+  return it == sessions_.end() ? nullptr : it->second.lock();
+}
+
+std::shared_ptr<WsSession> Endpoint::TakeSession(const connection_hdl& hdl) {
+  auto it = sessions_.find(hdl.lock().get());
+  if (it == sessions_.end()) return nullptr;
+  std::shared_ptr<WsSession> s = it->second.lock();
+  sessions_.erase(it);
+  return s;
+}
+
+template <typename Server>
+void Endpoint::OnClose(Server& server, connection_hdl hdl) {
+  std::shared_ptr<WsSession> s = TakeSession(hdl);
+  if (s == nullptr) return;
+  liveness_.Remove(*s);
+  s->CancelTimers();
+  // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
+  // also when the peer never answered it (websocketpp then reports 1006).
+  if (s->close_code() != 0)
+    return hub_->protocol().Unregister(*s, s->close_code(), s->close_reason());
+  websocketpp::lib::error_code ec;
+  typename Server::connection_ptr c = server.get_con_from_hdl(hdl, ec);
+  if (ec) return hub_->protocol().Unregister(*s);
+  // Whoever sent the first close frame decided how the connection ended.
+  const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
+                     c->get_local_close_code() != websocketpp::close::status::no_status;
+  hub_->protocol().Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
+                              local ? c->get_local_close_reason() : c->get_remote_close_reason());
+}
+
+void Endpoint::OnFail(connection_hdl hdl) {
+  // Before open: drop what OnValidate admitted (its slots go back). After: unregister.
+  TakeAdmission(hdl.lock().get());
+  if (std::shared_ptr<WsSession> s = TakeSession(hdl)) {
+    liveness_.Remove(*s);
+    s->CancelTimers();
+    hub_->protocol().Unregister(*s, websocketpp::close::status::abnormal_close,
+                                "connection failed");
+  }
 }
 
 template <typename Server>
@@ -411,9 +546,13 @@ void Endpoint::OnOpen(Server& server, connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
   if (ec) return;
+  // What OnValidate admitted: the claims of a `?token=` (without one the connection is anonymous
+  // and must send `connect`), the connection-count slots, the remote address.
+  Admission admission = TakeAdmission(con.get());
   core::ConnectionMeta meta;
   meta.id = hub_->node().NextConnectionId();
-  meta.remote_address = con->get_remote_endpoint();
+  meta.remote_address = !admission.remote_address.empty() ? std::move(admission.remote_address)
+                                                          : con->get_remote_endpoint();
   meta.origin = con->get_request_header("Origin");
   meta.user_agent = con->get_request_header("User-Agent");
   meta.connected_at = hub_->Now();
@@ -424,77 +563,28 @@ void Endpoint::OnOpen(Server& server, connection_hdl hdl) {
       if (!value.empty()) meta.headers.emplace_back(name, std::move(value));
     }
   }
-  // The claims of a `?token=` verified in OnValidate; without one the connection is anonymous
-  // and must send `connect`.
-  Admission admission = TakeAdmission(con.get());
   std::shared_ptr<const auth::Claims> grant = std::move(admission.grant);
   if (grant != nullptr) meta.user = grant->user;
   // The handshake request and response (header maps, body) stay inside the connection for its
   // whole life but are not read again after open: what Herald needs is copied into `meta` (and
-  // the token's claims into `grant`). Dropping them saves about 0.9 KB per idle connection.
-  const_cast<WsConfig::request_type&>(con->get_request()) = WsConfig::request_type();
-  const_cast<WsConfig::response_type&>(con->get_response()) = WsConfig::response_type();
+  // the token's claims into `grant`). Releasing them (ReleasableMessage) frees about 1 KB per
+  // idle connection.
+  con->get_request().Release();
+  con->get_response().Release();
   if constexpr (std::is_same_v<Server, WsServer>) {
-    // The session writes to the socket itself (non-blocking, from this thread).
-    asio::error_code nb_ec;
-    con->get_raw_socket().non_blocking(true, nb_ec);
+    // The session writes to the socket itself (non-blocking, from this thread). A socket this
+    // endpoint accepted is already (ToWebsocketpp).
+    if (acceptor_ == nullptr) {
+      asio::error_code nb_ec;
+      con->get_raw_socket().non_blocking(true, nb_ec);
+    }
   }
   auto session = std::make_shared<WsSession>(std::move(meta), WsConnectionPtr(con), hub_, io_);
   if (grant != nullptr) session->SetGrant(std::move(grant));
   for (core::ConnectionQuota::Slot& slot : admission.slots) session->HoldSlot(std::move(slot));
-  // The hub's table owns the session (which holds the connection); the connection's handlers
-  // hold only a weak reference, so there is no ownership cycle. They run on this connection's
-  // strand, in order.
-  std::weak_ptr<WsSession> weak = session;
-  con->set_message_handler([this, weak](connection_hdl, WsMessagePtr msg) {
-    std::shared_ptr<WsSession> s = weak.lock();
-    if (s == nullptr) return;  // already unregistered: closing
-    liveness_.Heard(*s);
-    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
-      s->Close(core::kCloseUnsupportedData,
-               "binary frames are not supported: send JSON text frames");
-      return;
-    }
-    hub_->protocol().OnClientFrame(s, msg->get_payload());
-  });
-  // Pongs go through the session's queue too: websocketpp's own would bypass it.
-  con->set_ping_handler([this, weak](connection_hdl, std::string payload) {
-    if (std::shared_ptr<WsSession> s = weak.lock()) {
-      liveness_.Heard(*s);
-      s->Pong(std::move(payload));
-    }
-    return false;
-  });
-  // The answer to Liveness's ping (or any unsolicited pong: it still shows the peer is there).
-  con->set_pong_handler([this, weak](connection_hdl, std::string) {
-    if (std::shared_ptr<WsSession> s = weak.lock()) liveness_.Heard(*s);
-  });
-  con->set_close_handler([this, weak, &server](connection_hdl hdl) {
-    std::shared_ptr<WsSession> s = weak.lock();
-    if (s == nullptr) return;
-    liveness_.Remove(*s);
-    s->CancelTimers();
-    // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
-    // also when the peer never answered it (websocketpp then reports 1006).
-    if (s->close_code() != 0)
-      return hub_->protocol().Unregister(*s, s->close_code(), s->close_reason());
-    websocketpp::lib::error_code ec;
-    typename Server::connection_ptr c = server.get_con_from_hdl(hdl, ec);
-    if (ec) return hub_->protocol().Unregister(*s);
-    // Whoever sent the first close frame decided how the connection ended.
-    const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
-                       c->get_local_close_code() != websocketpp::close::status::no_status;
-    hub_->protocol().Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
-                                local ? c->get_local_close_reason() : c->get_remote_close_reason());
-  });
-  con->set_fail_handler([this, weak](connection_hdl) {
-    if (std::shared_ptr<WsSession> s = weak.lock()) {
-      liveness_.Remove(*s);
-      s->CancelTimers();
-      hub_->protocol().Unregister(*s, websocketpp::close::status::abnormal_close,
-                                  "connection failed");
-    }
-  });
+  // The hub's table owns the session (which holds the connection); the endpoint's handlers find
+  // it in sessions_, weakly, so there is no ownership cycle. They run on this thread, in order.
+  sessions_[con.get()] = session;
   if (absl::Status st = hub_->protocol().Register(session); !st.ok()) {
     session->Close(core::kClosePolicyViolation, st.message());
     return;
@@ -561,7 +651,7 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
                                "\"}\n"));
     return;
   }
-  const websocketpp::http::parser::request& request = con->get_request();
+  const ReleasableRequest& request = con->get_request();
   const std::string& resource = con->get_resource();
   const size_t q = resource.find('?');
   const std::string remote_address = con->get_remote_endpoint();
@@ -573,7 +663,7 @@ void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
   req.body = request.get_body();
   req.remote_address = remote_address;
   req.header = [&request](const std::string& name) { return request.get_header(name); };
-  // Every reply is written by a task on the connection's strand, after this handler returns.
+  // Every reply is written by a task on the connection's I/O thread, after this handler returns.
   ServeHttp(req, DeferredResponder(con));
   con->defer_http_response();
 }
@@ -603,11 +693,11 @@ void Endpoint::ServeHttp(const HttpRequest& request, HttpRespond respond) {
 
 template <typename ConnectionPtr>
 HttpRespond Endpoint::DeferredResponder(const ConnectionPtr& con) {
-  // The reply is written by a task on the connection's strand, which the HTTP handler holds: it
-  // runs after the handler has deferred the response, whichever thread answers and when.
+  // The reply is written by a task on the connection's I/O thread (the one thread that runs
+  // `io`): it runs after the handler has deferred the response, whichever thread answers and
+  // when.
   return [con, io = io_](HttpResponse reply) {
-    asio::post(*io, con->get_strand()->wrap(
-                        [con, reply = std::move(reply)] { WriteDeferred(*con, reply); }));
+    asio::post(*io, [con, reply = std::move(reply)] { WriteDeferred(*con, reply); });
   };
 }
 

@@ -58,12 +58,15 @@ using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond 
 // The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
 // the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
 // HttpFallback) on the same port; with a TlsContext, all of it over TLS only (wss://, https://).
-// Owns the websocketpp server; runs on the caller's io_context (any number of threads may run it).
-// Several endpoints (one per IoThreads context, `loop` = its index) may listen on the same port:
-// the listener sets SO_REUSEPORT and the kernel spreads connections over them; sessions carry the
-// loop. Each endpoint watches its connections for silence (Liveness: pings, then close 4010) and
-// turns on TCP keepalive on every accepted socket. Listen() and StopListening() must be called from
-// one control thread; handlers run on connection strands.
+// Owns the websocketpp server and its connections' sessions; runs on the caller's io_context,
+// which exactly one thread runs (websocketpp's per-connection strands are compiled out,
+// ws_config.h). Several endpoints (one per IoThreads context, `loop` = its index) may listen on
+// the same port: the listener sets SO_REUSEPORT and the kernel spreads connections over them, so
+// every I/O thread accepts and handshakes its own; sessions carry the loop. Each endpoint watches
+// its connections for silence (Liveness: pings, then close 4010) and turns on TCP keepalive and
+// TCP_NODELAY on every accepted socket (set once on the listener, which accepted sockets inherit
+// on Linux; per socket where they do not). Listen() and StopListening() must be called from one
+// control thread; everything else runs on the endpoint's I/O thread.
 class Endpoint {
  public:
   // With `tls`, the port speaks only TLS (wss://, https://), with tls->Current()'s certificate;
@@ -127,6 +130,13 @@ class Endpoint {
   void OnOpen(Server& server, websocketpp::connection_hdl hdl);
   template <typename Server>
   void OnHttp(Server& server, websocketpp::connection_hdl hdl);
+  template <typename Server>
+  void OnClose(Server& server, websocketpp::connection_hdl hdl);
+  void OnFail(websocketpp::connection_hdl hdl);
+  // The open session of a connection (null before open and after close or fail).
+  std::shared_ptr<WsSession> SessionOf(const websocketpp::connection_hdl& hdl) const;
+  // Removes and returns it.
+  std::shared_ptr<WsSession> TakeSession(const websocketpp::connection_hdl& hdl);
   // Answers /metrics once the engine has answered ListQueues.
   void ServeMetrics(HttpRespond respond);
   // Answers a deferred HTTP response of `con`, from any thread.
@@ -140,8 +150,19 @@ class Endpoint {
   void AcceptNext();
   void Route(asio::ip::tcp::socket socket);
   void Peek(const std::shared_ptr<PendingRoute>& pending);
+  void Readable(const std::shared_ptr<PendingRoute>& pending, const asio::error_code& ec);
+  // Hands `socket` on (or lets it close) when its first bytes decide who serves it (kDone);
+  // otherwise says what to wait for: any bytes, or more of a request line.
+  enum class RouteStep { kDone, kWaitReadable, kRetryLater };
+  RouteStep RouteByFirstBytes(asio::ip::tcp::socket& socket);
+  void RetryPeek(const std::shared_ptr<PendingRoute>& pending);
   void ToWebsocketpp(asio::ip::tcp::socket socket);
   void SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const;
+  // Sets the TCP options on a listening socket, for the sockets it accepts to inherit.
+  void SetListenerTcpOptions(asio::ip::tcp::acceptor& acceptor) const;
+  // Sets them on an accepted socket unless it inherited them from the listener (checked on the
+  // first accepted socket: TCP_KEEPIDLE as configured).
+  void EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket);
   template <typename Fn>
   decltype(auto) WithServer(Fn&& fn) {
     return tls_ != nullptr ? fn(*tls_) : fn(*plain_);
@@ -166,6 +187,7 @@ class Endpoint {
   struct Admission {
     std::shared_ptr<const auth::Claims> grant;
     core::Node::ConnectionSlots slots;
+    std::string remote_address;  // "ip:port", read once (getpeername) for both handlers
   };
   absl::Mutex grants_mu_;
   absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);
@@ -176,6 +198,14 @@ class Endpoint {
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
   Liveness liveness_;
+  // The open sessions by connection, for the endpoint-wide message, ping, pong, close and fail
+  // handlers: one map entry per connection instead of five handlers (each a heap-allocated
+  // std::function) set on every connection. Weak: the hub's table owns the sessions. Touched
+  // only on the I/O thread.
+  absl::flat_hash_map<const void*, std::weak_ptr<WsSession>> sessions_;
+  // Whether accepted sockets inherit the listener's TCP options (unknown until the first).
+  enum class Inherit : uint8_t { kUnknown, kYes, kNo };
+  Inherit tcp_options_inherited_ = Inherit::kUnknown;
 };
 
 }  // namespace herald::ws

@@ -7,23 +7,37 @@
 
 #include <type_traits>
 
+#include "server/ws/releasable_message.h"
+
 namespace herald::ws {
 
 // websocketpp configuration over `Base` (websocketpp::config::asio for ws://, asio_tls for
-// wss://): a small per-connection read buffer and library logging compiled out (Herald logs
-// through spdlog at its own levels). The read buffer lives inside every connection object, so it
-// is most of an idle connection's memory: client frames are small (subscribe, ping), and a larger
-// frame just takes more reads. Measured (bench/run.sh idle, 18,000 connections): 4096 -> 512
-// bytes, together with dropping the handshake objects after open (endpoint.cc), took server RSS
-// per connection from 12.5 to 7.7 KB.
+// wss://): a small per-connection read buffer, no per-connection strand, and library logging
+// compiled out (Herald logs through spdlog at its own levels).
+// - The read buffer lives inside every connection object: client frames are small (subscribe,
+//   ping), and a larger frame or handshake just takes more reads. Measured (bench/run.sh idle,
+//   18,000 connections): 4096 -> 512 bytes, together with dropping the handshake objects after
+//   open (endpoint.cc), took server RSS per connection from 12.5 to 7.7 KB; 512 -> 256 saves
+//   another 256 bytes (a bench handshake, ~140 bytes, still arrives in one read; a browser's,
+//   400-600 bytes, in two or three).
+// - enable_multithreading = false: websocketpp then gives a connection no asio strand (a
+//   heap-allocated strand per connection, and every handler of the handshake and of every read
+//   and write dispatched through it). One thread runs each endpoint's io_context (IoThreads), so
+//   the strand ordered nothing; work for a connection from another thread is posted to that
+//   io_context (WsSession, Endpoint::DeferredResponder).
+// - No post-init timer on ws:// (below).
+// - The handshake request and response are ReleasableMessages: websocketpp keeps both inside
+//   every connection for its whole life; Endpoint::OnOpen frees them (about 1 KB, measured
+//   7,266 -> 6,673 bytes of RSS per idle connection) without reaching into websocketpp.
 template <typename Base>
 struct ServerConfig : public Base {
   typedef ServerConfig type;
   typedef Base base;
 
   typedef typename base::concurrency_type concurrency_type;
-  typedef typename base::request_type request_type;
-  typedef typename base::response_type response_type;
+  // The handshake request and response, freed after open (endpoint.cc).
+  typedef ReleasableRequest request_type;
+  typedef ReleasableResponse response_type;
   typedef typename base::message_type message_type;
   typedef typename base::con_msg_manager_type con_msg_manager_type;
   typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
@@ -39,10 +53,17 @@ struct ServerConfig : public Base {
     typedef typename type::response_type response_type;
     // basic_socket (plain TCP) or tls_socket (an asio::ssl::stream over TCP).
     typedef typename base::transport_config::socket_type socket_type;
+    static const bool enable_multithreading = false;
+    // The "post init" step is the TLS handshake on wss:// (bounded by websocketpp's 5 s) and
+    // nothing on ws://, where websocketpp would still arm and cancel a timer per connection.
+    static const long timeout_socket_post_init =
+        std::is_same_v<socket_type, websocketpp::transport::asio::basic_socket::endpoint>
+            ? 0
+            : base::transport_config::timeout_socket_post_init;
   };
   typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 
-  static const size_t connection_read_buffer_size = 512;
+  static const size_t connection_read_buffer_size = 256;
   static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
   static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
 };

@@ -14,6 +14,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -453,6 +455,63 @@ TEST(ListenTest, WebSocketPortInUseIsRefused) {
   WsClient a, b;
   ASSERT_TRUE(a.Connect(first.ws_url()));
   ASSERT_TRUE(b.Connect(first.ws_url()));
+}
+
+// Every I/O thread accepts its own connections (SO_REUSEPORT) and serves them with the
+// endpoint-wide handlers (message, ping, pong, close), which find each session in their thread's
+// table. Many connections from many source ports land on both threads; every one of them must
+// subscribe, receive, and close cleanly (the close handler unregisters it).
+TEST(IoThreadsTest, ConnectionsOnEveryThreadSubscribeReceiveAndClose) {
+  HeraldProcess herald({"--threads", "2"});
+  ASSERT_TRUE(herald.ok());
+  constexpr int kClients = 32;
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<WsClient>());
+    ASSERT_TRUE(clients.back()->Connect(herald.ws_url()));
+    ASSERT_TRUE(clients.back()->Subscribe("spread"));
+  }
+  auto stub = herald.Stub();
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*stub, "spread", R"({"n":1})", &resp).ok());
+  for (auto& c : clients) {
+    v1::ServerFrame pub =
+        c->WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+    EXPECT_EQ(pub.pub().data().struct_value().fields().at("n").number_value(), 1);
+  }
+  for (auto& c : clients) {
+    c->Close(1000, "done");
+    EXPECT_TRUE(c->WaitClosed());
+  }
+  // Every close reached its session: none is left in the node.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::string health;
+  while (absl::Now() < deadline) {
+    health = RunCommand({"/usr/bin/curl", "-s", "http://" + herald.ws_address() + "/healthz"}).out;
+    if (absl::StrContains(health, R"("connections":0)")) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(health, HasSubstr(R"("connections":0)"));
+}
+
+// websocketpp reads into a per-connection buffer of WsConfig::connection_read_buffer_size
+// (256 bytes, ws_config.h): a handshake and a frame longer than that arrive in several reads and
+// must still be whole.
+TEST(ReadBufferTest, HandshakeAndFrameLongerThanTheReadBufferArriveWhole) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  WsClient c;
+  // A handshake of well over 256 bytes, as browsers send (cookies, a long User-Agent).
+  ASSERT_TRUE(c.Connect(herald.ws_url(), {{"User-Agent", std::string(400, 'u')},
+                                          {"Cookie", "session=" + std::string(300, 'c')}}));
+  const std::string channel(250, 'x');  // the subscribe frame is ~290 bytes
+  ASSERT_TRUE(c.Subscribe(channel, 7));
+  auto stub = herald.Stub();
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*stub, channel, R"({"n":2})", &resp).ok());
+  v1::ServerFrame pub =
+      c.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  EXPECT_EQ(pub.pub().channel(), channel);
 }
 
 }  // namespace
