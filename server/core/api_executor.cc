@@ -42,13 +42,12 @@ PublishSpec ApiExecutor::Spec(std::shared_ptr<const std::string> data_json,
   return spec;
 }
 
-v1::ChannelDelivery ApiExecutor::Delivery(const std::string& channel,
-                                          const StreamPosition& position) {
+v1::ChannelDelivery ApiExecutor::Delivery(std::string channel, StreamPosition position) {
   v1::ChannelDelivery delivery;
-  delivery.set_channel(channel);
-  delivery.set_epoch(position.epoch);
-  delivery.set_offset(position.offset);
   delivery.set_queued(static_cast<uint32_t>(node_->SubscriberCount(channel)));
+  delivery.set_channel(std::move(channel));
+  delivery.set_epoch(std::move(position.epoch));
+  delivery.set_offset(position.offset);
   NodeCounters::Bump(node_->counters().publications);
   return delivery;
 }
@@ -59,7 +58,7 @@ void ApiExecutor::PublishJson(const std::string& channel, PublishSpec spec,
       channel, std::move(spec),
       [this, channel, done = std::move(done)](absl::StatusOr<StreamPosition> pos) mutable {
         if (!pos.ok()) return done(pos.status());
-        done(Delivery(channel, *pos));
+        done(Delivery(std::move(channel), *std::move(pos)));
       });
 }
 
@@ -161,9 +160,11 @@ void ApiExecutor::PublishOrder(const v1::PublishOrderRequest& req,
         resp.set_stale(!d->applied);
         resp.set_latest_version(d->latest_version);
         if (!d->applied) NodeCounters::Bump(node_->counters().stale_orders);
-        for (size_t i = 0; i < d->positions.size() && i < channels.size(); ++i) {
+        const size_t n = std::min(d->positions.size(), channels.size());
+        resp.mutable_deliveries()->Reserve(static_cast<int>(n));
+        for (size_t i = 0; i < n; ++i) {
           v1::ChannelDelivery* delivery = resp.add_deliveries();
-          *delivery = Delivery(channels[i], d->positions[i]);
+          *delivery = Delivery(std::move(channels[i]), std::move(d->positions[i]));
           resp.set_queued(resp.queued() + delivery->queued());
         }
         FinishPublish(wait, d->applied, absl::OkStatus(), std::move(resp), std::move(done));

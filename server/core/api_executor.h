@@ -104,7 +104,7 @@ class ApiExecutor {
   void PublishEach(std::vector<std::string> channels, PublishSpec spec,
                    Done<std::vector<v1::ChannelDelivery>> done);
   // Where a publication landed, with the node's subscriber count.
-  v1::ChannelDelivery Delivery(const std::string& channel, const StreamPosition& position);
+  v1::ChannelDelivery Delivery(std::string channel, StreamPosition position);
   // Starts an ack wait for a publish request (0 when it did not ask to wait).
   absl::StatusOr<AckWaiters::WaitId> StartAckWait(const v1::AckRequest& ack, bool has_ack);
   // Ends a publish call: with `status` when it failed; otherwise with `resp`, at once or, when

@@ -12,30 +12,34 @@ namespace herald::core::json_writer {
 
 // Fields of protobuf's JSON mapping written with RapidJSON's writer, for the few messages Herald
 // writes on hot paths (orders, the welcome frame): each helper leaves a field out when it holds
-// its default value, as protobuf's printer does. Stateless functions.
+// its default value, as protobuf's printer does. The helpers take any RapidJSON writer; Writer is
+// the usual one. Stateless functions.
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-inline void String(Writer& w, const char* name, const std::string& value) {
+template <typename W>
+void String(W& w, const char* name, const std::string& value) {
   if (value.empty()) return;
   w.Key(name);
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
-inline void Uint32(Writer& w, const char* name, uint32_t value) {
+template <typename W>
+void Uint32(W& w, const char* name, uint32_t value) {
   if (value == 0) return;
   w.Key(name);
   w.Uint(value);
 }
 
-inline void Bool(Writer& w, const char* name, bool value) {
+template <typename W>
+void Bool(W& w, const char* name, bool value) {
   if (!value) return;
   w.Key(name);
   w.Bool(true);
 }
 
 // 64-bit integers are printed as decimal strings.
-template <typename Int>
-void Int64(Writer& w, const char* name, Int value) {
+template <typename W, typename Int>
+void Int64(W& w, const char* name, Int value) {
   if (value == 0) return;
   const absl::AlphaNum digits(value);
   w.Key(name);

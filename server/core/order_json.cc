@@ -1,16 +1,41 @@
 #include "server/core/order_json.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "rapidjson/allocators.h"
+#include "rapidjson/writer.h"
 #include "server/core/json_writer.h"
 
 namespace herald::core {
 namespace {
 
+// RapidJSON's output stream over the std::string that becomes the publication, reserved once, so
+// the JSON is written where it stays (a StringBuffer would grow past its 256 bytes and then be
+// copied out).
+class StringOutput {
+ public:
+  using Ch = char;
+  explicit StringOutput(std::string* out) : out_(out) {}
+  void Put(char c) { out_->push_back(c); }
+  void Flush() {}
+
+ private:
+  std::string* out_;
+};
+
+// The writer's stack of open objects and arrays lives in a pool on the caller's stack (an order
+// nests four deep), not in two heap allocations per order.
+using StackPool = rapidjson::MemoryPoolAllocator<>;
+using Writer = rapidjson::Writer<StringOutput, rapidjson::UTF8<>, rapidjson::UTF8<>, StackPool>;
+constexpr size_t kLevels = 8;
+
+// Room for a typical order (one or two items) without growing.
+constexpr size_t kReserve = 512;
+
 using json_writer::Int64;
 using json_writer::String;
-using json_writer::Writer;
 
 void Money(Writer& w, const char* name, const v1::Money& money) {
   w.Key(name);
@@ -23,8 +48,12 @@ void Money(Writer& w, const char* name, const v1::Money& money) {
 }  // namespace
 
 std::string OrderJson(const v1::Order& order) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
+  std::string json;
+  json.reserve(kReserve);
+  StringOutput out(&json);
+  alignas(std::max_align_t) char stack[512];
+  StackPool pool(stack, sizeof(stack));
+  Writer w(out, &pool, kLevels);
   w.StartObject();
   String(w, "id", order.id());
   Int64(w, "version", order.version());
@@ -64,7 +93,7 @@ std::string OrderJson(const v1::Order& order) {
     w.EndObject();
   }
   w.EndObject();
-  return json_writer::Text(buffer);
+  return json;
 }
 
 }  // namespace herald::core

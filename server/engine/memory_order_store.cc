@@ -29,6 +29,8 @@ void MemoryOrderStore::Apply(core::OrderUpdate update, core::Done<core::OrderDec
       if (update.final) stripe.ended.emplace_back(now, update.order_id);
       decision.applied = true;
       decision.latest_version = update.version;
+      appended.reserve(update.channels.size());
+      decision.positions.reserve(update.channels.size());
       for (const std::string& channel : update.channels) {
         appended.push_back(broker_->Append(channel, update.spec));
         decision.positions.push_back(appended.back().position);

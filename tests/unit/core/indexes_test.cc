@@ -110,6 +110,27 @@ TEST(ValidationTest, OrderChannelsAndIds) {
               ::testing::StartsWith("order.customer_id:"));
 }
 
+// The field names in ValidateOrder's messages are built only on an error; pin them exactly.
+TEST(ValidationTest, OrderErrorsNameTheField) {
+  herald::v1::Order o;
+  o.set_store_id("s1");
+  o.set_version(1);
+  o.set_status(herald::v1::ORDER_STATUS_ACCEPTED);
+  EXPECT_EQ(ValidateOrder("order", o, Limits()).message(), "order.id: must not be empty");
+  Limits limits;
+  limits.max_channel_length = 20;  // ids get 20 - 9 ("customer:") = 11 bytes
+  o.set_id("o-123456789");
+  EXPECT_TRUE(ValidateOrder("order", o, limits).ok());
+  o.set_id("o-1234567890");
+  EXPECT_EQ(ValidateOrder("requests[2].order", o, limits).message(),
+            "requests[2].order.id: longer than 11 bytes");
+  o.set_id("o1");
+  o.set_store_id("s 1");
+  EXPECT_EQ(ValidateOrder("order", o, limits).message(),
+            "order.store_id: invalid character; allowed are letters, digits and _ : . @ / = -");
+  EXPECT_EQ(ValidateChannel("channel", "", Limits()).message(), "channel: must not be empty");
+}
+
 TEST(ValidationTest, CloseAndOrigins) {
   EXPECT_TRUE(ValidateClose(1000, "").ok());
   EXPECT_TRUE(ValidateClose(4999, "x").ok());

@@ -70,6 +70,26 @@ TEST(OrderJson, AStatusThisBuildDoesNotKnowIsItsNumber) {
   ExpectSameJson(o);
 }
 
+// OrderJson writes into a string reserved for a typical order and keeps the writer's stack in a
+// small pool: an order far larger than both grows them and still prints as protobuf does.
+TEST(OrderJson, AnOrderLargerThanItsReservedRoom) {
+  v1::Order o;
+  o.set_id("o-big");
+  o.set_version(7);
+  o.set_status(v1::ORDER_STATUS_ACCEPTED);
+  for (int i = 0; i < 100; ++i) {
+    v1::OrderItem* item = o.add_items();
+    item->set_sku("sku-" + std::to_string(i));
+    item->set_name(std::string(30, 'x'));
+    item->set_quantity(i + 1);
+    item->mutable_unit_price()->set_minor_units(100 + i);
+    item->mutable_unit_price()->set_currency("EUR");
+  }
+  for (int i = 0; i < 20; ++i) (*o.mutable_attributes())["k" + std::to_string(i)] = "v";
+  ASSERT_GT(OrderJson(o).size(), 4096u);
+  ExpectSameJson(o);
+}
+
 TEST(OrderJson, RandomOrdersMatchProtobuf) {
   std::mt19937_64 rng(20261130);
   auto text = [&rng]() {
