@@ -170,11 +170,7 @@ class PublishStreamReactor final : public grpc::ServerReadReactor<v1::PublishStr
 }  // namespace
 
 BrokerService::BrokerService(core::ApiExecutor* api, std::string api_key, ApiMetrics* metrics)
-    : api_(api), api_key_(std::move(api_key)), metrics_(metrics) {
-#define HERALD_SET_ALLOCATOR(Name, Req, Resp) SetMessageAllocatorFor_##Name(&Name##_allocator_);
-  HERALD_UNARY_METHODS(HERALD_SET_ALLOCATOR)
-#undef HERALD_SET_ALLOCATOR
-}
+    : api_(api), api_key_(std::move(api_key)), metrics_(metrics) {}
 
 absl::Status BrokerService::Authorize(grpc::CallbackServerContext* ctx) const {
   absl::string_view authorization;

@@ -13,29 +13,8 @@
 #include "herald/v1/broker.grpc.pb.h"
 #include "server/core/api_executor.h"
 #include "server/rpc/api_metrics.h"
-#include "server/rpc/arena_allocator.h"
 
 namespace herald::rpc {
-
-// Every unary method of the Broker service: X(Name, Request, Response).
-#define HERALD_UNARY_METHODS(X)                                       \
-  X(PublishOrder, PublishOrderRequest, PublishOrderResponse)          \
-  X(Publish, PublishRequest, PublishResponse)                         \
-  X(Broadcast, BroadcastRequest, BroadcastResponse)                   \
-  X(SendToUser, SendToUserRequest, SendResponse)                      \
-  X(SendToConnection, SendToConnectionRequest, SendResponse)          \
-  X(ListConnections, ListConnectionsRequest, ListConnectionsResponse) \
-  X(GetConnection, GetConnectionRequest, Connection)                  \
-  X(Disconnect, DisconnectRequest, DisconnectResponse)                \
-  X(Subscribe, SubscribeRequest, SubscribeResponse)                   \
-  X(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse)             \
-  X(Stats, StatsRequest, StatsResponse)                               \
-  X(History, HistoryRequest, HistoryResponse)                         \
-  X(DispatchTask, DispatchTaskRequest, DispatchTaskResponse)          \
-  X(ListQueues, ListQueuesRequest, ListQueuesResponse)                \
-  X(Presence, PresenceRequest, PresenceResponse)                      \
-  X(PresenceStats, PresenceStatsRequest, PresenceStatsResponse)       \
-  X(Channels, ChannelsRequest, ChannelsResponse)
 
 // gRPC adapter of the Broker service: checks the API key, runs the method's UnaryMethod handler
 // and maps absl::Status to grpc::Status; with ApiMetrics, counts and times each unary call.
@@ -52,7 +31,23 @@ class BrokerService final : public v1::Broker::CallbackService {
                                  v1::Resp* response) override {                            \
     return Handle(ctx, #Name, *request, response);                                         \
   }
-  HERALD_UNARY_METHODS(HERALD_UNARY)
+  HERALD_UNARY(PublishOrder, PublishOrderRequest, PublishOrderResponse)
+  HERALD_UNARY(Publish, PublishRequest, PublishResponse)
+  HERALD_UNARY(Broadcast, BroadcastRequest, BroadcastResponse)
+  HERALD_UNARY(SendToUser, SendToUserRequest, SendResponse)
+  HERALD_UNARY(SendToConnection, SendToConnectionRequest, SendResponse)
+  HERALD_UNARY(ListConnections, ListConnectionsRequest, ListConnectionsResponse)
+  HERALD_UNARY(GetConnection, GetConnectionRequest, Connection)
+  HERALD_UNARY(Disconnect, DisconnectRequest, DisconnectResponse)
+  HERALD_UNARY(Subscribe, SubscribeRequest, SubscribeResponse)
+  HERALD_UNARY(Unsubscribe, UnsubscribeRequest, UnsubscribeResponse)
+  HERALD_UNARY(Stats, StatsRequest, StatsResponse)
+  HERALD_UNARY(History, HistoryRequest, HistoryResponse)
+  HERALD_UNARY(DispatchTask, DispatchTaskRequest, DispatchTaskResponse)
+  HERALD_UNARY(ListQueues, ListQueuesRequest, ListQueuesResponse)
+  HERALD_UNARY(Presence, PresenceRequest, PresenceResponse)
+  HERALD_UNARY(PresenceStats, PresenceStatsRequest, PresenceStatsResponse)
+  HERALD_UNARY(Channels, ChannelsRequest, ChannelsResponse)
 #undef HERALD_UNARY
 
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* ctx,
@@ -73,11 +68,6 @@ class BrokerService final : public v1::Broker::CallbackService {
   core::ApiExecutor* const api_;
   const std::string api_key_;
   ApiMetrics* const metrics_;
-  // Each method's requests parsed into pooled arenas (arena_allocator.h).
-#define HERALD_ALLOCATOR(Name, Req, Resp) \
-  ArenaMessageAllocator<v1::Req, v1::Resp> Name##_allocator_;
-  HERALD_UNARY_METHODS(HERALD_ALLOCATOR)
-#undef HERALD_ALLOCATOR
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
