@@ -13,7 +13,10 @@
 namespace herald::engine {
 namespace {
 
-constexpr int kMaxRedirections = 5;
+// Tries of one command: MOVED and ASK retry at once, TRYAGAIN (a multi-key command on a slot
+// being migrated, some of its keys not there yet) and CLUSTERDOWN after kRetryWait, so a command
+// waits up to about 2 s for a migration or a failover to end.
+constexpr int kMaxTries = 40;
 constexpr auto kRetryWait = std::chrono::milliseconds(50);
 constexpr auto kRefreshRetry = std::chrono::milliseconds(200);
 
@@ -202,7 +205,7 @@ void RedisClusterClient::Route(int slot, std::shared_ptr<const Op> op, ReplyFn d
   if (it == nodes_.end() || !it->second->ready()) {
     // A redirection to a node we are still connecting to waits for it; a first attempt fails
     // at once (Redis unreachable: fail fast, like RedisConnection).
-    if (attempt > 0 && attempt < kMaxRedirections && !target.empty()) {
+    if (attempt > 0 && attempt < kMaxTries && !target.empty()) {
       return RouteLater(slot, std::move(op), std::move(done), attempt + 1, std::move(target),
                         asking);
     }
@@ -213,11 +216,19 @@ void RedisClusterClient::Route(int slot, std::shared_ptr<const Op> op, ReplyFn d
   RedisConnection* c = it->second.get();
   if (asking) c->Command({"ASKING"}, [](absl::StatusOr<RedisReply>) {});
   (*op)(c, [this, slot, op, attempt, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-    if (r.ok() || r.status().code() != absl::StatusCode::kInternal ||
-        attempt + 1 >= kMaxRedirections || stopped_) {
+    if (r.ok() || r.status().code() != absl::StatusCode::kInternal || stopped_) {
       return done(std::move(r));
     }
     const absl::string_view message = r.status().message();
+    const bool redirected = absl::StartsWith(message, "redis: MOVED ") ||
+                            absl::StartsWith(message, "redis: ASK ") ||
+                            absl::StartsWith(message, "redis: TRYAGAIN") ||
+                            absl::StartsWith(message, "redis: CLUSTERDOWN");
+    if (!redirected) return done(std::move(r));
+    if (attempt + 1 >= kMaxTries) {
+      return done(absl::UnavailableError(absl::StrCat(
+          "redis cluster: slot ", slot, " still moving after ", kMaxTries, " tries: ", message)));
+    }
     // "redis: MOVED <slot> <host:port>", "redis: ASK <slot> <host:port>".
     const std::vector<std::string> words = absl::StrSplit(message, ' ');
     const bool moved = absl::StartsWith(message, "redis: MOVED ");

@@ -25,8 +25,9 @@ RedisOptions ClusterNodeOptions(const RedisOptions& base, const std::string& add
 // (each running the handshake, e.g. SCRIPT LOAD) and sends every command to the master of its
 // slot — the slot of argv[1], or of a script's first key (a script must touch one slot only).
 // PUBLISH becomes SPUBLISH, and scripts run in their Sharded() variant. A MOVED reply updates
-// the slot, asks for a fresh map and retries there; ASK retries once on the named node after
-// ASKING; TRYAGAIN and CLUSTERDOWN retry after a short wait (at most 5 redirections a command).
+// the slot, asks for a fresh map and retries there; ASK retries on the named node after ASKING;
+// TRYAGAIN (a slot mid-migration) and CLUSTERDOWN retry after 50 ms; a command still redirected
+// after 40 tries (about 2 s) fails with UNAVAILABLE.
 // Ready while the map is known and every master's connection is ready; otherwise commands fail
 // at once with UNAVAILABLE, as RedisConnection's. Owns the connections and the map. Not
 // thread-safe: every call, and every callback, on the io_context's thread.

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/engine/redis/redis_slot.h"
 
@@ -10,7 +11,11 @@ namespace herald::engine {
 
 RedisClusterPubSub::RedisClusterPubSub(asio::io_context* io, RedisOptions options,
                                        RedisClusterClient* map, Handlers handlers)
-    : io_(io), options_(std::move(options)), map_(map), handlers_(std::move(handlers)) {}
+    : io_(io),
+      options_(std::move(options)),
+      map_(map),
+      handlers_(std::move(handlers)),
+      follow_timer_(*io) {}
 
 RedisClusterPubSub::~RedisClusterPubSub() = default;
 
@@ -21,6 +26,7 @@ void RedisClusterPubSub::Start() {
 
 void RedisClusterPubSub::Stop() {
   stopped_ = true;
+  follow_timer_.cancel();
   const bool was_ready = ready_;
   ready_ = false;
   for (auto& [address, node] : nodes_) node->Stop();
@@ -45,6 +51,7 @@ RedisConnection* RedisClusterPubSub::Node(const std::string& address) {
 
 void RedisClusterPubSub::OnMap() {
   if (stopped_) return;
+  following_ = false;
   for (const std::string& m : map_->masters()) Node(m);
   bool moved = false;
   for (const auto& [channel, owner] : subscribed_) {
@@ -63,9 +70,30 @@ void RedisClusterPubSub::OnPush(RedisReply push) {
   if (push.at(0).str == "sunsubscribe") {
     // The channel's slot migrated: follow it once the map says where.
     subscribed_.erase(push.at(1).str);
-    map_->RefreshMap();
-    Bounce();
+    Follow();
   }
+}
+
+void RedisClusterPubSub::Follow() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!following_) {
+    following_ = true;
+    follow_since_ = now;
+  }
+  if (ready_) {
+    ready_ = false;
+    if (handlers_.on_down) handlers_.on_down();
+  }
+  map_->RefreshMap();
+  follow_timer_.expires_after(std::chrono::milliseconds(100));
+  follow_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || stopped_ || !following_) return;
+    if (std::chrono::steady_clock::now() - follow_since_ > std::chrono::seconds(2)) {
+      following_ = false;  // the map did not change: resubscribe where it says
+      return UpdateReady();
+    }
+    Follow();
+  });
 }
 
 void RedisClusterPubSub::Bounce() {
@@ -79,7 +107,7 @@ void RedisClusterPubSub::Bounce() {
 void RedisClusterPubSub::UpdateReady() {
   if (stopped_) return;
   const std::set<std::string>& masters = map_->masters();
-  bool ready = !masters.empty();
+  bool ready = !masters.empty() && !following_;
   for (const std::string& m : masters) {
     auto it = nodes_.find(m);
     ready = ready && it != nodes_.end() && it->second->ready();
@@ -100,7 +128,16 @@ void RedisClusterPubSub::Command(Argv argv, ReplyFn done) {
           absl::StrCat("redis cluster pub/sub: no ready master for ", argv[1])));
     }
     subscribed_[argv[1]] = owner;
-    return it->second->Command({"SSUBSCRIBE", argv[1]}, std::move(done));
+    return it->second->Command(
+        {"SSUBSCRIBE", argv[1]},
+        [this, channel = argv[1], done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+          const bool moved = !r.ok() && absl::StrContains(r.status().message(), "MOVED");
+          done(std::move(r));
+          if (moved && !stopped_) {
+            subscribed_.erase(channel);
+            Follow();
+          }
+        });
   }
   if (argv.size() == 2 && argv[0] == "UNSUBSCRIBE") {
     auto sub = subscribed_.find(argv[1]);

@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_ENGINE_REDIS_REDIS_CLUSTER_PUBSUB_H_
 #define HERALD_SERVER_ENGINE_REDIS_REDIS_CLUSTER_PUBSUB_H_
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,7 +22,8 @@ namespace herald::engine {
 // all shards). Pushed "smessage"s reach `on_message` as "message"s. When a channel's slot moved
 // (a new map, or the "sunsubscribe" Redis pushes when it migrates a slot) it reports down, then
 // ready again: the parts resubscribe (now on the new owner) and recover what they missed from
-// the history, as after a reconnect. Ready while every master's connection is. Owns its
+// the history, as after a reconnect. Ready while every master's connection is (and no moved slot
+// is being followed). Owns its
 // connections; `map` must outlive it. Not thread-safe: the io_context's thread only.
 class RedisClusterPubSub : public RedisClient {
  public:
@@ -43,6 +45,9 @@ class RedisClusterPubSub : public RedisClient {
   void OnPush(RedisReply push);
   // Down, then ready again when it is: the parts resubscribe every channel.
   void Bounce();
+  // A channel's slot moved (an unsolicited "sunsubscribe", or MOVED to an SSUBSCRIBE): down
+  // until the slot map changed (asked every 100 ms, at most 2 s), then ready again.
+  void Follow();
   void UpdateReady();
 
   asio::io_context* const io_;
@@ -53,6 +58,9 @@ class RedisClusterPubSub : public RedisClient {
   std::map<std::string, std::string> subscribed_;                  // channel -> its master
   bool ready_ = false;
   bool stopped_ = false;
+  bool following_ = false;
+  std::chrono::steady_clock::time_point follow_since_;
+  asio::steady_timer follow_timer_;
 };
 
 }  // namespace herald::engine

@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -320,6 +322,84 @@ TEST_F(TwoNodes, ConcurrentVersionsOfAnOrderInChannelsOnTwoMastersAreNeverOutOfO
   ASSERT_TRUE(d.ok());
   EXPECT_FALSE(d->applied);
   EXPECT_EQ(d->latest_version, kVersions);
+}
+
+// Moves `slot` from the master on `from` to the one on `to` as `redis-cli --cluster reshard`
+// does: IMPORTING / MIGRATING, MIGRATE of its keys, then `between()` (the slot is migrating),
+// then SETSLOT NODE on every master.
+template <typename Between>
+void MoveSlot(int slot, uint16_t from, uint16_t to, Between between) {
+  const std::string from_id = RedisClusterServers::Cli(from, "CLUSTER MYID");
+  const std::string to_id = RedisClusterServers::Cli(to, "CLUSTER MYID");
+  EXPECT_EQ(
+      RedisClusterServers::Cli(to, absl::StrCat("CLUSTER SETSLOT ", slot, " IMPORTING ", from_id)),
+      "OK");
+  EXPECT_EQ(
+      RedisClusterServers::Cli(from, absl::StrCat("CLUSTER SETSLOT ", slot, " MIGRATING ", to_id)),
+      "OK");
+  const std::string keys =
+      RedisClusterServers::Cli(from, absl::StrCat("CLUSTER GETKEYSINSLOT ", slot, " 100"));
+  std::string quoted;
+  for (absl::string_view key : absl::StrSplit(keys, '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&quoted, " '", key, "'");
+  }
+  ASSERT_FALSE(quoted.empty());
+  EXPECT_EQ(RedisClusterServers::Cli(
+                from, absl::StrCat("MIGRATE 127.0.0.1 ", to, " \"\" 0 5000 KEYS", quoted)),
+            "OK");
+  between();
+  for (uint16_t port : Cluster()->ports()) {
+    EXPECT_EQ(
+        RedisClusterServers::Cli(port, absl::StrCat("CLUSTER SETSLOT ", slot, " NODE ", to_id)),
+        "OK");
+  }
+}
+
+TEST_F(TwoNodes, AChannelWhoseSlotMovesKeepsItsStreamAndItsSubscribers) {
+  const std::string channel = "moving";
+  const std::string pubsub = absl::StrCat(prefix_, ":{", channel, "}:p");
+  const int slot = Cluster()->KeySlot(pubsub);
+  const uint16_t from = Cluster()->OwnerOf(pubsub);
+  uint16_t to = 0;
+  for (uint16_t port : Cluster()->ports()) {
+    if (port != from) to = port;
+  }
+  ASSERT_TRUE(Subscribe(*b_, channel).ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(Publish(*a_, channel, absl::StrCat(i)).ok());
+  ASSERT_EQ(on_b_.Wait(channel, 3).size(), 3u);
+  // Mid-migration the old master answers ASK; the new one, after ASKING, TRYAGAIN (the script
+  // names keys that do not exist yet): the publish retries until the slot has moved.
+  std::optional<absl::StatusOr<core::StreamPosition>> mid;
+  std::thread publisher;
+  MoveSlot(slot, from, to, [&] {
+    publisher = std::thread([&] { mid = Publish(*a_, channel, "4"); });
+    absl::SleepFor(absl::Milliseconds(200));
+  });
+  publisher.join();
+  ASSERT_TRUE(mid.has_value());
+  ASSERT_TRUE(mid->ok()) << mid->status();
+  EXPECT_EQ((*mid)->offset, 4u);
+  // Moved: the old master answers MOVED; the publications keep their one stream.
+  for (int i = 5; i <= 6; ++i) {
+    auto pos = Publish(*a_, channel, absl::StrCat(i));
+    ASSERT_TRUE(pos.ok()) << pos.status();
+    EXPECT_EQ(pos->offset, static_cast<uint64_t>(i));
+  }
+  EXPECT_EQ(Cluster()->OwnerOf(pubsub), to);
+  // The subscriber followed the slot (Redis unsubscribed it from the old master) and got what
+  // was published meanwhile from the history: no gap, no duplicate.
+  std::vector<uint64_t> offsets;
+  ASSERT_TRUE(Eventually([&] {
+    offsets.clear();
+    for (const auto& p : on_b_.Wait(channel, 6)) offsets.push_back(p.position.offset);
+    return offsets.size() >= 6;
+  })) << ::testing::PrintToString(offsets);
+  EXPECT_THAT(offsets, ElementsAre(1, 2, 3, 4, 5, 6));
+  EXPECT_EQ(RedisClusterServers::Cli(to, absl::StrCat("PUBSUB SHARDNUMSUB '", pubsub, "'")),
+            absl::StrCat(pubsub, "\n1"));
+  // And live again on the new master.
+  ASSERT_TRUE(Publish(*b_, channel, "7").ok());
+  EXPECT_EQ(on_b_.Wait(channel, 7).size(), 7u);
 }
 
 TEST(RedisClusterOptions, ParsesClusterUrls) {
