@@ -201,8 +201,10 @@ TEST_F(ClusterNodes, AStaleOrderVersionIsRefusedAndNeverDeliveredAfterANewerOne)
     }
     return out;
   };
-  for (auto [ws, channel] : std::vector<std::pair<WsClient*, std::string>>{
+  for (const auto& [client, name] : std::vector<std::pair<WsClient*, std::string>>{
            {&on_b, store_channel}, {&on_c, "order:o-1"}, {&on_c, "orders"}}) {
+    WsClient* ws = client;
+    const std::string channel = name;
     WaitFor([&] { return versions(*ws, channel).size() >= 2; }, absl::Seconds(10));
     EXPECT_THAT(versions(*ws, channel), ::testing::ElementsAre("5", "6")) << channel;
   }
