@@ -119,6 +119,9 @@ void RedisClusterPubSub::UpdateReady() {
 }
 
 void RedisClusterPubSub::Command(Argv argv, ReplyFn done) {
+  // Forgotten even when it cannot be sent: a subscription left behind would make a later map
+  // change look like a move of it.
+  if (!ready_ && argv.size() == 2 && argv[0] == "UNSUBSCRIBE") subscribed_.erase(argv[1]);
   if (!ready_) return done(absl::UnavailableError("redis cluster pub/sub is not ready"));
   if (argv.size() == 2 && argv[0] == "SUBSCRIBE") {
     const std::string owner = map_->OwnerOf(KeySlot(argv[1]));
