@@ -308,8 +308,8 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->check(CLI::IsMember({"memory", "redis"}))
       ->capture_default_str();
   app.add_option("--redis-url", c.redis_url,
-                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db], or "
-                 "rediss://… for TLS")
+                 "Redis of --engine redis: redis://[[user]:password@]host[:port][/db], "
+                 "rediss://… for TLS, or a Redis Cluster: redis+cluster://host:port[,host:port…]")
       ->envname("HERALD_REDIS_URL")
       ->capture_default_str();
   app.add_option("--redis-tls-ca", c.redis_tls_ca,

@@ -86,7 +86,10 @@ bool Ping(uint16_t port) {
 
 RedisServer::RedisServer() : RedisServer(Tls{}) {}
 
-RedisServer::RedisServer(Tls tls) : tls_(std::move(tls)) {
+RedisServer::RedisServer(Tls tls) : RedisServer(std::move(tls), {}) {}
+
+RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
+    : tls_(std::move(tls)), extra_args_(std::move(extra_args)) {
   char tmpl[] = "/tmp/herald-redis-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return;
   dir_ = tmpl;
@@ -119,6 +122,7 @@ bool RedisServer::Start() {
       args.push_back(a);
     }
   }
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {

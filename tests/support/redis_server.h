@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace herald::testing {
 
@@ -22,6 +23,8 @@ class RedisServer {
   // listens for TLS on tls_port() (client certificates optional).
   RedisServer();
   explicit RedisServer(Tls tls);
+  // With more redis-server arguments (e.g. --cluster-enabled yes: RedisClusterServers).
+  RedisServer(Tls tls, std::vector<std::string> extra_args);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -40,11 +43,14 @@ class RedisServer {
   std::string Command(const std::string& inline_command) const;
   // Everything the server logged (for failure messages).
   std::string Log() const;
+  // Its temporary directory (removed with it).
+  const std::string& dir() const { return dir_; }
 
  private:
   uint16_t port_ = 0;
   uint16_t tls_port_ = 0;
   Tls tls_;
+  std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::string dir_;
 };

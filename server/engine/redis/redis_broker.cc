@@ -36,7 +36,7 @@ absl::StatusOr<core::JoinResult> ParseJoin(const RedisReply& r) {
 }  // namespace
 
 RedisBroker::RedisBroker(core::Limits limits, RedisOptions options, asio::io_context* io,
-                         RedisConnection* commands, RedisConnection* pubsub)
+                         RedisClient* commands, RedisClient* pubsub)
     : limits_(std::move(limits)),
       options_(std::move(options)),
       io_(io),

@@ -13,7 +13,7 @@
 #include "absl/random/random.h"
 #include "server/core/broker.h"
 #include "server/core/limits.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_options.h"
 
 namespace herald::engine {
@@ -37,7 +37,7 @@ namespace herald::engine {
 class RedisBroker : public core::Broker {
  public:
   RedisBroker(core::Limits limits, RedisOptions options, asio::io_context* io,
-              RedisConnection* commands, RedisConnection* pubsub);
+              RedisClient* commands, RedisClient* pubsub);
 
   void SetEventHandler(core::BrokerEventHandler* handler) override { handler_ = handler; }
   void Publish(const std::string& channel, core::PublishSpec spec,
@@ -100,8 +100,8 @@ class RedisBroker : public core::Broker {
   const core::Limits limits_;
   const RedisOptions options_;
   asio::io_context* const io_;
-  RedisConnection* const commands_;
-  RedisConnection* const pubsub_;
+  RedisClient* const commands_;
+  RedisClient* const pubsub_;
   core::BrokerEventHandler* handler_ = nullptr;
   // Engine thread only.
   absl::flat_hash_map<std::string, ChannelSub> subs_;

@@ -206,7 +206,8 @@ void RedisConnection::Eval(const RedisScript& script, const Argv& keys, const Ar
 
 void RedisConnection::Send(const Argv& argv, ReplyFn done) {
   AppendCommand(argv, &out_);
-  pending_.push_back(Pending{std::move(done), std::chrono::steady_clock::now()});
+  pending_.push_back(
+      Pending{std::move(done), argv[0] == "SUNSUBSCRIBE", std::chrono::steady_clock::now()});
   if (!write_in_flight_) Write();
 }
 
@@ -258,12 +259,16 @@ void RedisConnection::Read() {
 }
 
 void RedisConnection::OnReply(RedisReply reply, bool is_error) {
-  // A pushed pub/sub message: ["message", channel, payload]. Everything else answers the oldest
-  // command (SUBSCRIBE, UNSUBSCRIBE and PING each get exactly one reply here).
-  if (handlers_.on_message && reply.is_array() && reply.elements.size() == 3 &&
-      reply.elements[0].str == "message") {
-    handlers_.on_message(std::move(reply));
-    return;
+  // A pushed pub/sub message: ["message" or "smessage", channel, payload], or a "sunsubscribe"
+  // Redis Cluster sends when the channel's slot moved away. Everything else answers the oldest
+  // command ((S)SUBSCRIBE, (S)UNSUBSCRIBE of one channel and PING each get exactly one reply).
+  if (handlers_.on_message && reply.is_array() && reply.elements.size() == 3) {
+    const std::string& kind = reply.elements[0].str;
+    if (kind == "message" || kind == "smessage" ||
+        (kind == "sunsubscribe" && (pending_.empty() || !pending_.front().sunsubscribe))) {
+      handlers_.on_message(std::move(reply));
+      return;
+    }
   }
   if (pending_.empty()) return Fail("reply without a command");
   ReplyFn done = std::move(pending_.front().done);

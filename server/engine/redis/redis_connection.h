@@ -14,6 +14,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_options.h"
 #include "server/engine/redis/redis_reply.h"
 #include "server/engine/redis/redis_scripts.h"
@@ -28,40 +29,34 @@ namespace herald::engine {
 // replies are parsed by hiredis' reader and matched to their callbacks in order. Connects, runs
 // its handshake (AUTH, SELECT, then the owner's commands, e.g. SCRIPT LOAD) and reconnects with
 // backoff after any failure; while it is not ready, commands fail at once with UNAVAILABLE
-// (never queued for later). On a pub/sub connection, pushed "message" replies go to `on_message`
-// instead of a callback. Owns the socket, the TLS context and stream, reader and timers. Not
+// (never queued for later). On a pub/sub connection, pushed "message" and "smessage" replies, and
+// "sunsubscribe" pushes nobody asked for (a Redis Cluster slot moved), go to `on_message` instead
+// of a callback. Owns the socket, the TLS context and stream, reader and timers. Not
 // thread-safe: every call, and every callback, on the io_context's one thread.
-class RedisConnection {
+class RedisConnection : public RedisClient {
  public:
-  using Argv = std::vector<std::string>;
-  using ReplyFn = absl::AnyInvocable<void(absl::StatusOr<RedisReply>)>;
-  struct Handlers {
-    absl::AnyInvocable<void()> on_ready;              // connected, handshake done
-    absl::AnyInvocable<void()> on_down;               // after the pending callbacks failed
-    absl::AnyInvocable<void(RedisReply)> on_message;  // pub/sub only
-  };
-
   RedisConnection(asio::io_context* io, RedisOptions options, std::string name,
                   std::vector<Argv> handshake, Handlers handlers);
-  ~RedisConnection();
+  ~RedisConnection() override;
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
 
-  void Start();
+  void Start() override;
   // Closes the connection for good; pending callbacks get UNAVAILABLE.
-  void Stop();
-  bool ready() const { return state_ == State::kReady; }
+  void Stop() override;
+  bool ready() const override { return state_ == State::kReady; }
   // Sends `argv`; `done` gets the reply, an error reply as INTERNAL (its message kept), or
   // UNAVAILABLE when the connection is not ready or fails before the reply.
-  void Command(Argv argv, ReplyFn done);
+  void Command(Argv argv, ReplyFn done) override;
   // EVALSHA of `script`, or EVAL when Redis answers NOSCRIPT (its script cache was flushed; the
   // handshake loads every script, so this is rare).
-  void Eval(const RedisScript& script, const Argv& keys, const Argv& args, ReplyFn done);
+  void Eval(const RedisScript& script, const Argv& keys, const Argv& args, ReplyFn done) override;
 
  private:
   enum class State { kDown, kConnecting, kHandshake, kReady, kStopped };
   struct Pending {
     ReplyFn done;
+    bool sunsubscribe = false;  // a SUNSUBSCRIBE: its confirmation is a reply, not a push
     std::chrono::steady_clock::time_point sent;
   };
 

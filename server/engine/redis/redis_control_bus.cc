@@ -21,8 +21,7 @@ std::chrono::steady_clock::duration Chrono(absl::Duration d) {
 }  // namespace
 
 RedisControlBus::RedisControlBus(RedisOptions options, absl::Duration watch_timeout,
-                                 asio::io_context* io, RedisConnection* commands,
-                                 RedisConnection* pubsub)
+                                 asio::io_context* io, RedisClient* commands, RedisClient* pubsub)
     : options_(std::move(options)),
       watch_timeout_(watch_timeout),
       io_(io),
@@ -36,33 +35,35 @@ RedisControlBus::RedisControlBus(RedisOptions options, absl::Duration watch_time
 
 RedisControlBus::~RedisControlBus() = default;
 
-std::string RedisControlBus::NodesKey() const { return absl::StrCat(options_.prefix, ":nodes"); }
+std::string RedisControlBus::NodesKey() const {
+  return absl::StrCat("{", options_.prefix, "}", ":nodes");
+}
 std::string RedisControlBus::InstancesKey() const {
-  return absl::StrCat(options_.prefix, ":nodes:instance");
+  return absl::StrCat("{", options_.prefix, "}", ":nodes:instance");
 }
 std::string RedisControlBus::WatchingKey() const {
-  return absl::StrCat(options_.prefix, ":nodes:watching");
+  return absl::StrCat("{", options_.prefix, "}", ":nodes:watching");
 }
 std::string RedisControlBus::GoneKey() const {
-  return absl::StrCat(options_.prefix, ":nodes:gone");
+  return absl::StrCat("{", options_.prefix, "}", ":nodes:gone");
 }
 std::string RedisControlBus::PresenceSetKey() const {
-  return absl::StrCat(options_.prefix, ":presence:", instance_);
+  return absl::StrCat("{", options_.prefix, "}", ":presence:", instance_);
 }
 std::string RedisControlBus::ControlChannel() const {
-  return absl::StrCat(options_.prefix, ":control");
+  return absl::StrCat("{", options_.prefix, "}", ":control");
 }
 std::string RedisControlBus::NodeChannel(const std::string& node) const {
-  return absl::StrCat(options_.prefix, ":node:", node);
+  return absl::StrCat("{", options_.prefix, "}", ":node:", node);
 }
 std::string RedisControlBus::EventsChannel() const {
-  return absl::StrCat(options_.prefix, ":events");
+  return absl::StrCat("{", options_.prefix, "}", ":events");
 }
 std::string RedisControlBus::AcksChannel(const std::string& node) const {
-  return absl::StrCat(options_.prefix, ":acks:", node);
+  return absl::StrCat("{", options_.prefix, "}", ":acks:", node);
 }
 std::string RedisControlBus::ConnectChannel() const {
-  return absl::StrCat(options_.prefix, ":events:connect");
+  return absl::StrCat("{", options_.prefix, "}", ":events:connect");
 }
 
 absl::Status RedisControlBus::joined() const {
@@ -118,7 +119,7 @@ void RedisControlBus::SendHeartbeat() {
   const uint64_t seq = ++heartbeats_sent_;
   commands_->Eval(HeartbeatScript(), {NodesKey(), InstancesKey(), WatchingKey(), GoneKey()},
                   {options_.node, instance_, Millis(DeadNodeBound()),
-                   local_watchers_ > 0 ? "1" : "0", options_.prefix},
+                   local_watchers_ > 0 ? "1" : "0", absl::StrCat("{", options_.prefix, "}")},
                   [this, seq](absl::StatusOr<RedisReply> r) { OnHeartbeat(seq, std::move(r)); });
 }
 

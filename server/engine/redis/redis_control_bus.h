@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/core/control_bus.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_options.h"
 
 namespace herald::engine {
@@ -54,7 +54,7 @@ class RedisControlBus : public core::ControlBus {
 
   // `watch_timeout` bounds the survey that attaches a first watcher (--control-timeout-ms).
   RedisControlBus(RedisOptions options, absl::Duration watch_timeout, asio::io_context* io,
-                  RedisConnection* commands, RedisConnection* pubsub);
+                  RedisClient* commands, RedisClient* pubsub);
   ~RedisControlBus() override;
 
   void SetHandler(core::ControlHandler* handler) override { handler_.store(handler); }
@@ -143,8 +143,8 @@ class RedisControlBus : public core::ControlBus {
   const RedisOptions options_;
   const absl::Duration watch_timeout_;
   asio::io_context* const io_;
-  RedisConnection* const commands_;
-  RedisConnection* const pubsub_;
+  RedisClient* const commands_;
+  RedisClient* const pubsub_;
   const std::string instance_;
   // Set by the Hub while the engine thread may already read it.
   std::atomic<core::ControlHandler*> handler_{nullptr};

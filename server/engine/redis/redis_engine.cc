@@ -3,6 +3,9 @@
 #include <utility>
 #include <vector>
 
+#include "server/engine/redis/redis_cluster_client.h"
+#include "server/engine/redis/redis_cluster_pubsub.h"
+#include "server/engine/redis/redis_connection.h"
 #include "server/engine/redis/redis_scripts.h"
 
 namespace herald::engine {
@@ -14,13 +17,13 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
        {&PublishScript(), &JoinScript(), &HistoryScript(), &ApplyOrderScript(),
         &SweepOrdersScript(), &EnqueueTaskScript(), &LeaseTasksScript(), &AckTaskScript(),
         &ReleaseTaskScript(), &ListTasksScript(), &SweepTasksScript()}) {
-    load.push_back({"SCRIPT", "LOAD", s->source});
+    load.push_back({"SCRIPT", "LOAD", (options_.cluster ? Sharded(*s) : *s).source});
   }
   for (const RedisScript* s :
        {&HeartbeatScript(), &LeaveScript(), &SurveyScript(), &PresenceReadScript(),
         &OnlineConnectScript(), &OnlineDisconnectScript(), &OnlineDueScript(),
         &OnlineRestoreScript()}) {
-    load.push_back({"SCRIPT", "LOAD", s->source});
+    load.push_back({"SCRIPT", "LOAD", (options_.cluster ? Sharded(*s) : *s).source});
   }
   RedisConnection::Handlers command_handlers;
   command_handlers.on_ready = [this] {
@@ -28,8 +31,16 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
     control_->OnCommandsReady();
   };
   command_handlers.on_down = [this] { commands_up_ = false; };
-  commands_ = std::make_unique<RedisConnection>(&io_, options_, "command", std::move(load),
-                                                std::move(command_handlers));
+  RedisClusterClient* cluster = nullptr;
+  if (options_.cluster) {
+    auto client = std::make_unique<RedisClusterClient>(&io_, options_, "command", std::move(load),
+                                                       std::move(command_handlers));
+    cluster = client.get();
+    commands_ = std::move(client);
+  } else {
+    commands_ = std::make_unique<RedisConnection>(&io_, options_, "command", std::move(load),
+                                                  std::move(command_handlers));
+  }
   RedisConnection::Handlers pubsub_handlers;
   pubsub_handlers.on_ready = [this] {
     broker_->OnPubSubReady();
@@ -45,8 +56,14 @@ RedisEngine::RedisEngine(const core::Limits& limits, RedisOptions options)
   pubsub_handlers.on_message = [this](RedisReply m) {
     if (!control_->OnMessage(m) && !tasks_->OnMessage(m)) broker_->OnMessage(std::move(m));
   };
-  pubsub_ = std::make_unique<RedisConnection>(
-      &io_, options_, "pub/sub", std::vector<RedisConnection::Argv>{}, std::move(pubsub_handlers));
+  if (cluster != nullptr) {
+    pubsub_ =
+        std::make_unique<RedisClusterPubSub>(&io_, options_, cluster, std::move(pubsub_handlers));
+  } else {
+    pubsub_ = std::make_unique<RedisConnection>(&io_, options_, "pub/sub",
+                                                std::vector<RedisConnection::Argv>{},
+                                                std::move(pubsub_handlers));
+  }
   broker_ = std::make_unique<RedisBroker>(limits, options_, &io_, commands_.get(), pubsub_.get());
   orders_ = std::make_unique<RedisOrderStore>(limits, &io_, broker_.get(), commands_.get());
   idempotency_ = std::make_unique<RedisIdempotencyStore>(limits.idempotency_window, options_, &io_,

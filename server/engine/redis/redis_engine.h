@@ -13,7 +13,7 @@
 #include "server/core/engine.h"
 #include "server/core/limits.h"
 #include "server/engine/redis/redis_broker.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_control_bus.h"
 #include "server/engine/redis/redis_idempotency_store.h"
 #include "server/engine/redis/redis_online.h"
@@ -27,12 +27,14 @@ namespace herald::engine {
 // The engine of a cluster of nodes sharing one Redis (docs/architecture.md, "RedisEngine"):
 // RedisBroker, RedisOrderStore, RedisIdempotencyStore, RedisTaskStore, RedisControlBus and
 // RedisPresence and RedisOnline over two connections, one for commands (pipelined) and one for
-// pub/sub, both driven by one io_context on a thread the engine owns, so no Herald I/O thread ever
-// waits for Redis. Owns the io_context, its thread, the connections and the parts.
-// RedisOptions::node must be the node's name (its task holders', its connections' prefix). The
-// constructor starts connecting and returns at once; operations fail with UNAVAILABLE until the
-// connections are ready (WaitReady) and whenever one is down. Thread-safe as its parts are; the
-// destructor stops the thread (pending operations complete with UNAVAILABLE before it returns).
+// pub/sub (with a Redis Cluster, RedisOptions::cluster: two routers, each with one connection per
+// master; docs/scaling.md, "Redis Cluster"), all driven by one io_context on a thread the engine
+// owns, so no Herald I/O thread ever waits for Redis. Owns the io_context, its thread, the
+// connections and the parts. RedisOptions::node must be the node's name (its task holders', its
+// connections' prefix). The constructor starts connecting and returns at once; operations fail with
+// UNAVAILABLE until the connections are ready (WaitReady) and whenever one is down. Thread-safe as
+// its parts are; the destructor stops the thread (pending operations complete with UNAVAILABLE
+// before it returns).
 class RedisEngine : public core::Engine {
  public:
   RedisEngine(const core::Limits& limits, RedisOptions options);
@@ -71,8 +73,10 @@ class RedisEngine : public core::Engine {
   const RedisOptions options_;
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::unique_ptr<RedisConnection> commands_;
-  std::unique_ptr<RedisConnection> pubsub_;
+  // One Redis: a RedisConnection each. A Redis Cluster: RedisClusterClient and
+  // RedisClusterPubSub (connections per master).
+  std::unique_ptr<RedisClient> commands_;
+  std::unique_ptr<RedisClient> pubsub_;
   std::unique_ptr<RedisBroker> broker_;
   std::unique_ptr<RedisOrderStore> orders_;
   std::unique_ptr<RedisIdempotencyStore> idempotency_;

@@ -24,7 +24,7 @@ struct RedisIdempotencyStore::Attempt {
 };
 
 RedisIdempotencyStore::RedisIdempotencyStore(absl::Duration window, RedisOptions options,
-                                             asio::io_context* io, RedisConnection* commands)
+                                             asio::io_context* io, RedisClient* commands)
     : window_(window), options_(std::move(options)), io_(io), commands_(commands) {}
 
 void RedisIdempotencyStore::Run(const std::string& channel, const std::string& key,

@@ -8,7 +8,7 @@
 
 #include "absl/time/time.h"
 #include "server/core/idempotency_store.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_options.h"
 
 namespace herald::engine {
@@ -23,7 +23,7 @@ namespace herald::engine {
 class RedisIdempotencyStore : public core::IdempotencyStore {
  public:
   RedisIdempotencyStore(absl::Duration window, RedisOptions options, asio::io_context* io,
-                        RedisConnection* commands);
+                        RedisClient* commands);
 
   void Run(const std::string& channel, const std::string& key, PublishFn publish,
            core::Done<Result> done) override;
@@ -39,7 +39,7 @@ class RedisIdempotencyStore : public core::IdempotencyStore {
   const absl::Duration window_;
   const RedisOptions options_;
   asio::io_context* const io_;
-  RedisConnection* const commands_;
+  RedisClient* const commands_;
 };
 
 }  // namespace herald::engine

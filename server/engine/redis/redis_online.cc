@@ -18,8 +18,12 @@ constexpr absl::Duration kTakenTtl = absl::Hours(1);
 }  // namespace
 
 RedisOnline::RedisOnline(const RedisOptions& options, absl::Duration grace, asio::io_context* io,
-                         RedisControlBus* bus, RedisConnection* commands)
-    : prefix_(options.prefix), grace_(grace), io_(io), bus_(bus), commands_(commands) {}
+                         RedisControlBus* bus, RedisClient* commands)
+    : prefix_(absl::StrCat("{", options.prefix, "}")),
+      grace_(grace),
+      io_(io),
+      bus_(bus),
+      commands_(commands) {}
 
 std::string RedisOnline::UserKey(const std::string& user) const {
   return absl::StrCat(prefix_, ":online:u:", user);

@@ -9,7 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "server/core/online_registry.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_control_bus.h"
 #include "server/engine/redis/redis_options.h"
 
@@ -34,7 +34,7 @@ namespace herald::engine {
 class RedisOnline : public core::OnlineRegistry {
  public:
   RedisOnline(const RedisOptions& options, absl::Duration grace, asio::io_context* io,
-              RedisControlBus* bus, RedisConnection* commands);
+              RedisControlBus* bus, RedisClient* commands);
 
   void Connected(const std::string& user, core::Done<bool> done) override;
   void Disconnected(const std::string& user, absl::Time now, core::Done<bool> done) override;
@@ -54,7 +54,7 @@ class RedisOnline : public core::OnlineRegistry {
   const absl::Duration grace_;
   asio::io_context* const io_;
   RedisControlBus* const bus_;
-  RedisConnection* const commands_;
+  RedisClient* const commands_;
   // Engine thread only: this node's connections per user; when Due last ran, and whether its
   // call is in flight.
   absl::flat_hash_map<std::string, int64_t> mine_;

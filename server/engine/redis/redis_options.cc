@@ -2,8 +2,10 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace herald::engine {
@@ -11,10 +13,18 @@ namespace herald::engine {
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base) {
   RedisOptions out = std::move(base);
   absl::string_view rest = url;
-  out.tls = absl::ConsumePrefix(&rest, "rediss://");
-  if (!out.tls && !absl::ConsumePrefix(&rest, "redis://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "redis URL \"", url, "\": expected redis[s]://[[user]:password@]host[:port][/db]"));
+  out.cluster = absl::ConsumePrefix(&rest, "rediss+cluster://") ||
+                absl::ConsumePrefix(&rest, "redis+cluster://");
+  if (out.cluster) {
+    out.tls = absl::StartsWith(url, "rediss");
+  } else {
+    out.tls = absl::ConsumePrefix(&rest, "rediss://");
+    if (!out.tls && !absl::ConsumePrefix(&rest, "redis://")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis URL \"", url,
+                       "\": expected redis[s]://[[user]:password@]host[:port][/db] or "
+                       "redis[s]+cluster://[[user]:password@]host:port[,host:port...]"));
+    }
   }
   if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
     absl::string_view auth = rest.substr(0, at);
@@ -35,6 +45,28 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions b
       return absl::InvalidArgumentError(
           absl::StrCat("redis URL \"", url, "\": database \"", db, "\" is not a number"));
     }
+  }
+  if (out.cluster) {
+    if (out.db != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis URL \"", url, "\": a Redis Cluster has database 0 only"));
+    }
+    out.cluster_nodes.clear();
+    RedisOptions first;
+    for (absl::string_view node : absl::StrSplit(hostport, ',')) {
+      absl::StatusOr<RedisOptions> one = ParseRedisUrl(absl::StrCat("redis://", node));
+      if (!one.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("redis URL \"", url, "\": node \"", node, "\": ", one.status().message()));
+      }
+      if (out.cluster_nodes.empty()) first = *one;
+      out.cluster_nodes.push_back(absl::StrContains(one->host, ':')
+                                      ? absl::StrCat("[", one->host, "]:", one->port)
+                                      : absl::StrCat(one->host, ":", one->port));
+    }
+    out.host = first.host;
+    out.port = first.port;
+    return out;
   }
   absl::string_view host = hostport;
   const size_t colon = hostport.rfind(':');

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -19,6 +20,11 @@ struct RedisOptions {
   std::string username;
   std::string password;
   int db = 0;
+  // Redis Cluster (a redis+cluster:// URL): the nodes to learn the slot map from ("host:port"),
+  // host and port being the first. Commands go to the master of their slot, pub/sub is sharded
+  // (SSUBSCRIBE/SPUBLISH, Redis 7 or later); `db` must be 0.
+  bool cluster = false;
+  std::vector<std::string> cluster_nodes;
   // TLS (a rediss:// URL): the server's certificate must verify against `tls_ca_file` (empty:
   // the system's CA store) and name `host`; `tls_cert_file` / `tls_key_file` (PEM) are the
   // client certificate for servers that ask for one (tls-auth-clients).
@@ -62,7 +68,9 @@ struct RedisOptions {
 };
 
 // Fills host, port, username, password and db from "redis://[[user]:password@]host[:port][/db]"
-// (keeping the other fields of `base`); "rediss://…" also sets `tls`.
+// (keeping the other fields of `base`); "rediss://…" also sets `tls`. A Redis Cluster:
+// "redis+cluster://[[user]:password@]host:port[,host:port…]" (or "rediss+cluster://") sets
+// `cluster` and `cluster_nodes`.
 absl::StatusOr<RedisOptions> ParseRedisUrl(absl::string_view url, RedisOptions base = {});
 
 }  // namespace herald::engine

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/engine/redis/redis_codec.h"
 #include "server/engine/redis/redis_scripts.h"
+#include "server/engine/redis/redis_slot.h"
 
 namespace herald::engine {
 namespace {
@@ -26,8 +27,12 @@ struct Gather {
 }  // namespace
 
 RedisPresence::RedisPresence(std::string node, asio::io_context* io, RedisBroker* broker,
-                             RedisControlBus* bus, RedisConnection* commands)
+                             RedisControlBus* bus, RedisClient* commands)
     : node_(std::move(node)), io_(io), broker_(broker), bus_(bus), commands_(commands) {}
+
+std::string RedisPresence::PresenceKey(const std::string& channel) const {
+  return ClusterWideKey(broker_->options().prefix, absl::StrCat("presence:c:", channel));
+}
 
 std::string RedisPresence::Member(const std::string& hash, const std::string& connection_id) {
   return absl::StrCat(hash.size(), " ", hash, connection_id);
@@ -55,7 +60,7 @@ void RedisPresence::Remove(const std::string& channel, const std::string& connec
 
 void RedisPresence::Write(const std::string& channel, const v1::ClientInfo& client,
                           core::StatusDone done) {
-  const std::string hash = broker_->Key(channel, "presence");
+  const std::string hash = PresenceKey(channel);
   auto gather = std::make_shared<Gather>(Gather{2, absl::OkStatus(), std::move(done)});
   auto reply = [gather](absl::StatusOr<RedisReply> r) { gather->Reply(r.status()); };
   commands_->Command(
@@ -66,7 +71,7 @@ void RedisPresence::Write(const std::string& channel, const v1::ClientInfo& clie
 
 void RedisPresence::Erase(const std::string& channel, const std::string& connection_id,
                           core::StatusDone done) {
-  const std::string hash = broker_->Key(channel, "presence");
+  const std::string hash = PresenceKey(channel);
   auto gather = std::make_shared<Gather>(Gather{
       2, absl::OkStatus(),
       [this, channel, connection_id, done = std::move(done)](absl::Status st) mutable {
@@ -93,8 +98,8 @@ void RedisPresence::Restore() {
 void RedisPresence::Get(const std::string& channel, core::Done<std::vector<v1::ClientInfo>> done) {
   asio::post(*io_, [this, channel, done = std::move(done)]() mutable {
     commands_->Eval(PresenceReadScript(),
-                    {broker_->Key(channel, "presence"), bus_->NodesKey(), bus_->InstancesKey()},
-                    {"0"}, [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+                    {PresenceKey(channel), bus_->NodesKey(), bus_->InstancesKey()}, {"0"},
+                    [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) return done(r.status());
                       std::vector<v1::ClientInfo> clients;
                       for (const RedisReply& value : r->elements) {
@@ -112,8 +117,8 @@ void RedisPresence::Get(const std::string& channel, core::Done<std::vector<v1::C
 void RedisPresence::Count(const std::string& channel, core::Done<Counts> done) {
   asio::post(*io_, [this, channel, done = std::move(done)]() mutable {
     commands_->Eval(PresenceReadScript(),
-                    {broker_->Key(channel, "presence"), bus_->NodesKey(), bus_->InstancesKey()},
-                    {"1"}, [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+                    {PresenceKey(channel), bus_->NodesKey(), bus_->InstancesKey()}, {"1"},
+                    [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) return done(r.status());
                       if (!r->is_array() || r->elements.size() != 2) {
                         return done(Malformed("presence"));

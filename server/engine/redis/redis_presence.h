@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "server/core/presence.h"
 #include "server/engine/redis/redis_broker.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_control_bus.h"
 
 namespace herald::engine {
@@ -33,7 +33,7 @@ namespace herald::engine {
 class RedisPresence : public core::PresenceRegistry {
  public:
   RedisPresence(std::string node, asio::io_context* io, RedisBroker* broker, RedisControlBus* bus,
-                RedisConnection* commands);
+                RedisClient* commands);
 
   void Add(const std::string& channel, v1::ClientInfo client, core::StatusDone done) override;
   void Remove(const std::string& channel, const std::string& connection_id,
@@ -49,13 +49,16 @@ class RedisPresence : public core::PresenceRegistry {
   void Write(const std::string& channel, const v1::ClientInfo& client, core::StatusDone done);
   void Erase(const std::string& channel, const std::string& connection_id, core::StatusDone done);
   // The member of this process's set naming one entry.
+  // The channel's presence hash: in the cluster-wide slot (ClusterWideKey), beside the nodes the
+  // heartbeat script reaps it by.
+  std::string PresenceKey(const std::string& channel) const;
   static std::string Member(const std::string& hash, const std::string& connection_id);
 
   const std::string node_;
   asio::io_context* const io_;
   RedisBroker* const broker_;
   RedisControlBus* const bus_;
-  RedisConnection* const commands_;
+  RedisClient* const commands_;
   // Engine thread only: this node's entries (channel -> connection id -> client), and the
   // removals Redis did not confirm.
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, v1::ClientInfo>> mine_;

@@ -2,8 +2,13 @@
 
 #include <openssl/sha.h>
 
+#include <map>
+#include <memory>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 
 namespace herald::engine {
 namespace {
@@ -668,6 +673,18 @@ RedisScript::RedisScript(std::string body) : source(std::move(body)) {
   SHA1(reinterpret_cast<const unsigned char*>(source.data()), source.size(), digest);
   sha1 = absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+const RedisScript& Sharded(const RedisScript& script) {
+  static absl::Mutex* const mu = new absl::Mutex;
+  static auto* const variants = new std::map<std::string, std::unique_ptr<RedisScript>>;
+  absl::MutexLock lock(mu);
+  std::unique_ptr<RedisScript>& v = (*variants)[script.sha1];
+  if (v == nullptr) {
+    v = std::make_unique<RedisScript>(
+        absl::StrReplaceAll(script.source, {{"'PUBLISH'", "'SPUBLISH'"}}));
+  }
+  return *v;
 }
 
 const RedisScript& PublishScript() {

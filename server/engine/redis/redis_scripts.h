@@ -13,6 +13,10 @@ struct RedisScript {
   std::string sha1;  // hex, as SCRIPT LOAD returns it
 };
 
+// `script` for Redis Cluster: the same body with PUBLISH replaced by the sharded SPUBLISH (its
+// channel in the hash slot of the script's keys). Any thread; the reference stays valid.
+const RedisScript& Sharded(const RedisScript& script);
+
 // The engine's scripts (server/engine/redis/redis_scripts.cc documents their keys and
 // arguments). Each runs atomically in Redis: that is what orders a channel's publications and
 // makes the order version check and its publications one step across all nodes.

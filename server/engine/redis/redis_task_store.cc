@@ -29,11 +29,10 @@ absl::StatusOr<std::vector<core::Lease>> Leases(const RedisReply& encoded, bool 
 }  // namespace
 
 RedisTaskStore::RedisTaskStore(const core::Limits& limits, RedisOptions options,
-                               asio::io_context* io, RedisConnection* commands,
-                               RedisConnection* pubsub)
+                               asio::io_context* io, RedisClient* commands, RedisClient* pubsub)
     : max_queue_depth_(limits.max_queue_depth),
       options_(std::move(options)),
-      root_(absl::StrCat(options_.prefix, ":tasks:")),
+      root_(absl::StrCat("{", options_.prefix, "}:tasks:")),
       channel_(absl::StrCat(root_, "waiting")),
       io_(io),
       commands_(commands),
@@ -44,7 +43,7 @@ void RedisTaskStore::Enqueue(const std::string& queue, core::TaskSpec spec, std:
   asio::post(*io_, [this, queue, spec = std::move(spec), offer_to = std::move(offer_to),
                     done = std::move(done)]() mutable {
     if (!offer_to.empty()) queues_.insert(queue);
-    commands_->Eval(EnqueueTaskScript(), {},
+    commands_->Eval(EnqueueTaskScript(), {root_},
                     {root_, queue, spec.data_json != nullptr ? *spec.data_json : "null",
                      Millis(spec.ack_deadline), Millis(spec.ttl), offer_to,
                      absl::StrCat(max_queue_depth_), channel_},
@@ -78,7 +77,7 @@ void RedisTaskStore::Lease(const std::string& queue, std::vector<std::string> ho
     std::vector<std::string> args = {root_, queue};
     args.insert(args.end(), std::make_move_iterator(holders.begin()),
                 std::make_move_iterator(holders.end()));
-    commands_->Eval(LeaseTasksScript(), {}, args,
+    commands_->Eval(LeaseTasksScript(), {root_}, args,
                     [this, queue, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) {
                         // Its caller does not ask again by itself: the next sweep that reaches
@@ -99,7 +98,7 @@ void RedisTaskStore::Finish(const RedisScript& script, const std::string& delive
                             const std::string& holder, core::StatusDone done) {
   asio::post(*io_, [this, &script, delivery_id, holder, done = std::move(done)]() mutable {
     commands_->Eval(
-        script, {}, {root_, delivery_id, holder, channel_},
+        script, {root_}, {root_, delivery_id, holder, channel_},
         [delivery_id, holder, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
           if (!r.ok()) return done(r.status());
           if (r->number() == 1) return done(absl::OkStatus());
@@ -123,7 +122,7 @@ void RedisTaskStore::Release(const std::string& delivery_id, const std::string& 
 void RedisTaskStore::List(core::Done<std::vector<core::QueueState>> done) {
   asio::post(*io_, [this, done = std::move(done)]() mutable {
     commands_->Eval(
-        ListTasksScript(), {}, {root_},
+        ListTasksScript(), {root_}, {root_},
         [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
           if (!r.ok()) return done(r.status());
           std::vector<core::QueueState> out;
@@ -170,7 +169,7 @@ void RedisTaskStore::Sweep(absl::Time now) {
 }
 
 void RedisTaskStore::RunSweep() {
-  commands_->Eval(SweepTasksScript(), {},
+  commands_->Eval(SweepTasksScript(), {root_},
                   {root_, options_.node, absl::StrCat(kSweepBatch), channel_, Millis(kOutboxTtl)},
                   [this](absl::StatusOr<RedisReply> r) {
                     if (!r.ok() || !r->is_array() || r->elements.size() != 2) {

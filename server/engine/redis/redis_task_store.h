@@ -12,7 +12,7 @@
 #include "absl/functional/any_invocable.h"
 #include "server/core/limits.h"
 #include "server/core/task_store.h"
-#include "server/engine/redis/redis_connection.h"
+#include "server/engine/redis/redis_client.h"
 #include "server/engine/redis/redis_options.h"
 #include "server/engine/redis/redis_reply.h"
 
@@ -37,7 +37,7 @@ namespace herald::engine {
 class RedisTaskStore : public core::TaskStore {
  public:
   RedisTaskStore(const core::Limits& limits, RedisOptions options, asio::io_context* io,
-                 RedisConnection* commands, RedisConnection* pubsub);
+                 RedisClient* commands, RedisClient* pubsub);
 
   void SetEventHandler(core::TaskEventHandler* handler) override { handler_ = handler; }
   void Enqueue(const std::string& queue, core::TaskSpec spec, std::string offer_to,
@@ -74,8 +74,8 @@ class RedisTaskStore : public core::TaskStore {
   const std::string root_;     // "<prefix>:tasks:", every key's start (ARGV[1] of the scripts)
   const std::string channel_;  // "<prefix>:tasks:waiting"
   asio::io_context* const io_;
-  RedisConnection* const commands_;
-  RedisConnection* const pubsub_;
+  RedisClient* const commands_;
+  RedisClient* const pubsub_;
   core::TaskEventHandler* handler_ = nullptr;
   std::atomic<int64_t> next_sweep_ms_{0};
   // Engine thread only.

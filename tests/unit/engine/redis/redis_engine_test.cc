@@ -369,7 +369,7 @@ TEST(RedisEngineTasks, IdsOfTasksThatExpiredWhileWaitingLeaveTheList) {
   }
   const absl::Time all_short_ones_expired =
       absl::Now() + absl::Seconds(3) + absl::Milliseconds(200);
-  const std::string llen = absl::StrCat("LLEN ", prefix, ":tasks:w:q");
+  const std::string llen = absl::StrCat("LLEN {", prefix, "}:tasks:w:q");
   EXPECT_EQ(Server()->Command(llen), ":200");
   // The first sweep comes once every short-lived task is past its TTL, so that one sweep finds all
   // 150 and drops every dead id. (Sweeps that each found a few would only keep the list within
