@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/binary_scoped.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/ws_client.h"
@@ -23,16 +24,7 @@ namespace herald::testing {
 namespace {
 
 // One cluster for the binary (forming one takes about a second), a key prefix per test.
-RedisClusterServers* Cluster() {
-  static RedisClusterServers* cluster = new RedisClusterServers();
-  return cluster;
-}
-
-class StopCluster : public ::testing::Environment {
- public:
-  void TearDown() override { delete Cluster(); }
-};
-const auto* const kStopCluster = ::testing::AddGlobalTestEnvironment(new StopCluster);
+RedisClusterServers* Cluster() { return BinaryScoped<RedisClusterServers>(); }
 
 grpc::Status Publish(v1::Broker::Stub& stub, const std::string& channel, const std::string& json,
                      v1::PublishResponse* resp) {

@@ -22,6 +22,7 @@
 #include "tests/conformance/engine_conformance.h"
 #include "tests/support/await.h"
 #include "tests/support/background_process.h"
+#include "tests/support/binary_scoped.h"
 #include "tests/support/redis_cluster.h"
 
 namespace herald {
@@ -30,16 +31,7 @@ namespace {
 using testing::RedisClusterServers;
 
 // One cluster for the whole binary, stopped at the end.
-RedisClusterServers* Cluster() {
-  static RedisClusterServers* cluster = new RedisClusterServers();
-  return cluster;
-}
-
-class StopCluster : public ::testing::Environment {
- public:
-  void TearDown() override { delete Cluster(); }
-};
-const auto* const kStopCluster = ::testing::AddGlobalTestEnvironment(new StopCluster);
+RedisClusterServers* Cluster() { return testing::BinaryScoped<RedisClusterServers>(); }
 
 std::string FreshPrefix() {
   static std::atomic<int> n{0};

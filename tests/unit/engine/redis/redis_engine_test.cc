@@ -21,22 +21,14 @@
 #include "gtest/gtest.h"
 #include "tests/conformance/engine_conformance.h"
 #include "tests/support/await.h"
+#include "tests/support/binary_scoped.h"
 #include "tests/support/redis_server.h"
 
 namespace herald {
 namespace {
 
 // One redis-server for the whole binary, stopped at the end.
-testing::RedisServer* Server() {
-  static testing::RedisServer* server = new testing::RedisServer();
-  return server;
-}
-
-class StopServer : public ::testing::Environment {
- public:
-  void TearDown() override { Server()->Stop(); }
-};
-const auto* const kStopServer = ::testing::AddGlobalTestEnvironment(new StopServer);
+testing::RedisServer* Server() { return testing::BinaryScoped<testing::RedisServer>(); }
 
 // A fresh key prefix per engine group, so tests never see each other's channels.
 std::string FreshPrefix() {
