@@ -343,7 +343,7 @@ struct Endpoint::PendingRoute {
   PendingRoute(asio::ip::tcp::socket s, asio::io_context& io)
       : socket(std::move(s)), deadline(io), retry(io) {}
   asio::ip::tcp::socket socket;
-  asio::steady_timer deadline;  // nothing decided by then: websocketpp's (it has its timeouts)
+  asio::steady_timer deadline;  // nothing decided by then: closed
   asio::steady_timer retry;     // a request line that arrives in pieces is looked at again
   bool decided = false;
 };
@@ -378,13 +378,15 @@ void Endpoint::Route(asio::ip::tcp::socket socket) {
   if (first == RouteStep::kDone) return;
   auto pending = std::make_shared<PendingRoute>(std::move(socket), *io_);
   pending->deadline.expires_after(kRouteTimeout);
-  pending->deadline.async_wait([this, pending](const asio::error_code& ec) {
+  pending->deadline.async_wait([pending](const asio::error_code& ec) {
     if (ec || pending->decided) return;
+    // No request line in time: closed, as websocketpp closes a silent connection. Never handed
+    // to websocketpp unread: a browser's preconnected socket sends its first request late, and
+    // an /api/ request there must still reach the HTTP/1.1 server (an event stream needs it).
     pending->decided = true;
     pending->retry.cancel();
-    asio::error_code cancel_ec;
-    pending->socket.cancel(cancel_ec);
-    ToWebsocketpp(std::move(pending->socket));
+    asio::error_code close_ec;
+    pending->socket.close(close_ec);
   });
   if (first == RouteStep::kRetryLater) return RetryPeek(pending);
   Peek(pending);

@@ -92,13 +92,14 @@ class Endpoint {
   // Where a plain (ws://) listener hands the connections whose first request is for `/api/`
   // (main.cc: the HTTP/1.1 server of this I/O thread, which keeps them alive): the accepted
   // socket of this endpoint's io_context and the client's "ip:port". With it, the endpoint
-  // accepts plain connections itself and peeks (MSG_PEEK, at most kRoutePeekBytes, for at most
-  // kRouteTimeout) at the request line of each; every other connection goes to websocketpp
-  // unchanged. A TLS endpoint ignores it. Call before Listen().
+  // accepts plain connections itself and peeks (MSG_PEEK, at most kRoutePeekBytes) at the
+  // request line of each; every other connection goes to websocketpp unchanged. One that has not
+  // shown its request target within kRouteTimeout (websocketpp's open-handshake timeout) is
+  // closed. A TLS endpoint ignores it. Call before Listen().
   using ApiHandoff = std::function<void(asio::ip::tcp::socket socket, std::string remote_address)>;
   void SetApiHandoff(ApiHandoff handoff) { api_handoff_ = std::move(handoff); }
   static constexpr size_t kRoutePeekBytes = 32;
-  static constexpr std::chrono::milliseconds kRouteTimeout{1000};
+  static constexpr std::chrono::milliseconds kRouteTimeout{5000};
 
   // Serves a plain HTTP request (not a WebSocket upgrade), whichever transport read it:
   // /healthz, /metrics, /ws (426), the HttpFallback's paths, static files, else 404. Answers

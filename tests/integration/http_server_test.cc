@@ -283,6 +283,28 @@ TEST_F(HttpServerTest, AHeadTricklingInIsClosedTheTimeoutAfterItsStart) {
   EXPECT_LT(took, absl::Milliseconds(4000));
 }
 
+TEST_F(HttpServerTest, AConnectionThatSendsNothingIsClosedAfterTheHandshakeTimeout) {
+  RawHttpConnection c(herald_.ws_address());
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(c.WaitClosed(absl::Seconds(15)));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(4900));  // websocketpp's open-handshake timeout: 5 s
+  EXPECT_LT(took, absl::Milliseconds(9000));
+  EXPECT_EQ(c.buffer(), "");
+}
+
+TEST_F(HttpServerTest, AConnectionSilentForSecondsKeepsItsFirstRequestsServer) {
+  RawHttpConnection c(herald_.ws_address());
+  ASSERT_TRUE(c.QuietFor(absl::Milliseconds(2500)));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(c.Send(Post("Stats", "{}")));
+    std::optional<RawResponse> r = c.ReadResponse();
+    ASSERT_TRUE(r.has_value()) << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->header("connection"), "close");  // the HTTP/1.1 server's keep-alive
+  }
+}
+
 TEST_F(HttpServerTest, OtherPathsOnAKeptAliveConnectionAreServedToo) {
   RawHttpConnection c(herald_.ws_address());
   ASSERT_TRUE(c.Send(absl::StrCat(Post("Stats", "{}"), "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",

@@ -260,6 +260,20 @@ TEST(SseTest, AnIdOlderThanTheBufferGetsResetFirst) {
   EXPECT_THAT(Types(future.WaitEvents(1)), ElementsAre("reset"));
 }
 
+// A browser opens sockets ahead of its requests (preconnect) and may send the first one seconds
+// later: the port still routes it by its request line, so the stream opens (not websocketpp's
+// 501 for a connection it took over).
+TEST(SseTest, AStreamOpensOnAConnectionThatWasSilentForSeconds) {
+  HeraldProcess herald({"--api-key", kApiKey});
+  ASSERT_TRUE(herald.ok());
+  RawHttpConnection c(herald.ws_address());
+  ASSERT_TRUE(c.QuietFor(absl::Milliseconds(2500)));
+  ASSERT_TRUE(c.Send(EventsRequest("")));
+  ASSERT_TRUE(c.ReadUntil([](const std::string& b) { return absl::StrContains(b, "\r\n\r\n"); }));
+  EXPECT_THAT(c.buffer(), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(c.buffer(), HasSubstr("Content-Type: text/event-stream\r\n"));
+}
+
 TEST(SseTest, AStreamNeedsTheApiKey) {
   HeraldProcess herald({"--api-key", kApiKey});
   ASSERT_TRUE(herald.ok());
