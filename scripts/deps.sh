@@ -11,6 +11,8 @@ packages=(
   libcli11-dev libspdlog-dev rapidjson-dev
   # the Redis engine (server/engine/redis): hiredis' async API, and redis-server for its tests
   libhiredis-dev redis-server
+  # the herald executable's allocator (docs/operations.md "Memory allocator")
+  libmimalloc-dev
   # webhooks (server/proxy): libcurl's multi interface, with HTTP/1.1 keep-alive, TLS (OpenSSL,
   # as the rest of Herald) and timeouts, driven by the proxy's own thread
   libcurl4-openssl-dev

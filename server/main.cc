@@ -21,6 +21,7 @@
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
+#include "server/allocator.h"
 #include "server/config.h"
 #include "server/core/hub.h"
 #include "server/core/metrics.h"
@@ -152,7 +153,8 @@ int Run(const herald::ServerConfig& config) {
   rpc::ApiMetrics api_metrics;
   // The HTTP/JSON control API shares the WebSocket port and runs the gRPC handlers.
   const rpc::HttpApi http_api(&hub.api(), config.api_key, &api_metrics);
-  const std::string build_info = core::RenderBuildInfo(ProjectVersion(), GitDescribe());
+  const std::string build_info =
+      core::RenderBuildInfo(ProjectVersion(), GitDescribe(), AllocatorInUse());
   // With --tls-cert, every listener serves this certificate (SIGHUP reloads it).
   std::unique_ptr<ws::TlsContext> tls;
   if (!config.tls_cert.empty()) {

@@ -147,12 +147,15 @@ std::string RenderProxyMetrics(const ProxyStats& s) {
   return out;
 }
 
-std::string RenderBuildInfo(absl::string_view version, absl::string_view revision) {
+std::string RenderBuildInfo(absl::string_view version, absl::string_view revision,
+                            absl::string_view allocator) {
   return absl::StrCat(
-      "# HELP herald_build_info The build answering: its version and git revision. Always 1.\n"
+      "# HELP herald_build_info The build answering: its version, git revision and the allocator "
+      "serving malloc. Always 1.\n"
       "# TYPE herald_build_info gauge\n"
       "herald_build_info{version=\"",
-      LabelValue(version), "\",revision=\"", LabelValue(revision), "\"} 1\n");
+      LabelValue(version), "\",revision=\"", LabelValue(revision), "\",allocator=\"",
+      LabelValue(allocator), "\"} 1\n");
 }
 
 }  // namespace herald::core

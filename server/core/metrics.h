@@ -21,8 +21,10 @@ std::string RenderMetrics(const herald::v1::StatsResponse& stats,
 // Pure function.
 std::string RenderProxyMetrics(const ProxyStats& stats);
 
-// herald_build_info{version="0.1.0",revision="a609f88"} 1: which build answers. Pure function.
-std::string RenderBuildInfo(absl::string_view version, absl::string_view revision);
+// herald_build_info{version="0.1.0",revision="a609f88",allocator="mimalloc 2.0.9"} 1: which
+// build answers, and the allocator serving its malloc. Pure function.
+std::string RenderBuildInfo(absl::string_view version, absl::string_view revision,
+                            absl::string_view allocator);
 
 }  // namespace herald::core
 

@@ -3,6 +3,7 @@
 // would fold into one (a gauge `x` beside a counter `x_total`), well-formed labels and histograms;
 // and the control API, build and task-queue metrics it carries.
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -240,6 +241,16 @@ grpc::Status CallStats(const HeraldProcess& h, const std::string& key) {
   return stub->Stats(&ctx, v1::StatsRequest(), &resp);
 }
 
+// Whether process `pid` has a shared library whose file name contains `name` mapped.
+bool MapsLibrary(pid_t pid, const std::string& name) {
+  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (absl::StrContains(line, name)) return true;
+  }
+  return false;
+}
+
 TEST(MetricsTest, ExpositionIsStrictlyWellFormedWithApiBuildAndQueueMetrics) {
   HeraldProcess herald({"--api-key", kApiKey});
   ASSERT_TRUE(herald.ok());
@@ -283,6 +294,13 @@ TEST(MetricsTest, ExpositionIsStrictlyWellFormedWithApiBuildAndQueueMetrics) {
     found = true;
     EXPECT_EQ(s.labels.at("version"), words[1]);
     EXPECT_EQ(s.value, 1);
+    // The allocator serving malloc: mimalloc when the process has it loaded (the default
+    // build), glibc's otherwise (sanitizer builds).
+    if (MapsLibrary(herald.pid(), "libmimalloc")) {
+      EXPECT_THAT(s.labels.at("allocator"), ::testing::StartsWith("mimalloc 2."));
+    } else {
+      EXPECT_EQ(s.labels.at("allocator"), "glibc");
+    }
     if (absl::StrContains(version.out, "(git ")) {
       EXPECT_THAT(version.out, ::testing::HasSubstr(s.labels.at("revision")));
     }
