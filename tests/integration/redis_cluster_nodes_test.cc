@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/binary_scoped.h"
+#include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/ws_client.h"
@@ -25,15 +25,6 @@ namespace {
 
 // One cluster for the binary (forming one takes about a second), a key prefix per test.
 RedisClusterServers* Cluster() { return BinaryScoped<RedisClusterServers>(); }
-
-grpc::Status Publish(v1::Broker::Stub& stub, const std::string& channel, const std::string& json,
-                     v1::PublishResponse* resp) {
-  grpc::ClientContext ctx;
-  v1::PublishRequest req;
-  req.set_channel(channel);
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, req.mutable_data()).ok());
-  return stub.Publish(&ctx, req, resp);
-}
 
 std::vector<uint64_t> Offsets(const WsClient& ws, const std::string& channel) {
   std::vector<uint64_t> out;
