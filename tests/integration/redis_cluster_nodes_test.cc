@@ -5,7 +5,6 @@
 // version is refused and never delivered after a newer one; a task dispatched on one node reaches
 // a worker on another.
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -51,14 +50,7 @@ class ClusterNodes : public ::testing::Test {
   // Channels whose slots (their keys' and shard channel's: "<prefix>:{<channel>}:…") are on
   // three different masters.
   std::vector<std::string> ChannelsOnEveryMaster() const {
-    std::vector<std::string> out;
-    std::set<uint16_t> masters;
-    for (int i = 0; out.size() < 3 && i < 1000; ++i) {
-      const std::string channel = absl::StrCat("news", i);
-      const uint16_t owner = Cluster()->OwnerOf(absl::StrCat(prefix_, ":{", channel, "}:p"));
-      if (owner != 0 && masters.insert(owner).second) out.push_back(channel);
-    }
-    return out;
+    return Cluster()->ChannelsOnEveryMaster(prefix_, "news");
   }
 
   std::string prefix_;

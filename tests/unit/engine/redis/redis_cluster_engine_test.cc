@@ -7,7 +7,6 @@
 #include <atomic>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,14 +76,7 @@ absl::StatusOr<core::StreamPosition> Publish(core::Engine& e, const std::string&
 // Channels whose keys land on three different masters (their pub/sub channel's slot is the
 // keys' slot: "<prefix>:{<channel>}:p").
 std::vector<std::string> ChannelsOnEveryMaster(const std::string& prefix) {
-  std::vector<std::string> out;
-  std::set<uint16_t> masters;
-  for (int i = 0; out.size() < 3 && i < 1000; ++i) {
-    const std::string channel = absl::StrCat("ch", i);
-    const uint16_t owner = Cluster()->OwnerOf(absl::StrCat(prefix, ":{", channel, "}:p"));
-    if (owner != 0 && masters.insert(owner).second) out.push_back(channel);
-  }
-  return out;
+  return Cluster()->ChannelsOnEveryMaster(prefix, "ch");
 }
 
 TEST(RedisSlot, MatchesClusterKeyslot) {
