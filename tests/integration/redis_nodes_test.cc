@@ -31,6 +31,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/auth/jwt.h"
+#include "tests/support/await.h"
 #include "tests/support/event_reader.h"
 #include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
@@ -154,12 +155,7 @@ TEST_F(RedisNodes, AStaleOrderVersionIsRefusedOnTheOtherNode) {
 // Waits (bounded) until `pred` holds; false on timeout.
 template <typename Pred>
 bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return PollUntil(std::move(pred), timeout, absl::Milliseconds(20));
 }
 
 TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) {

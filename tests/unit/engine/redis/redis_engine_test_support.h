@@ -12,7 +12,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/engine.h"
 #include "server/core/limits.h"
@@ -41,12 +40,7 @@ absl::StatusOr<T> Await(Start start) {
 // Waits (bounded) until `pred` holds.
 template <typename Pred>
 bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  return true;
+  return testing::PollUntil(std::move(pred), timeout, absl::Milliseconds(25));
 }
 
 // A RedisEngine with `limits` and `options` (its heartbeat set to kHeartbeatInterval), awaited
