@@ -5,17 +5,16 @@
 // version is refused and never delivered after a newer one; a task dispatched on one node reaches
 // a worker on another.
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/binary_scoped.h"
+#include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/ws_client.h"
@@ -25,15 +24,6 @@ namespace {
 
 // One cluster for the binary (forming one takes about a second), a key prefix per test.
 RedisClusterServers* Cluster() { return BinaryScoped<RedisClusterServers>(); }
-
-grpc::Status Publish(v1::Broker::Stub& stub, const std::string& channel, const std::string& json,
-                     v1::PublishResponse* resp) {
-  grpc::ClientContext ctx;
-  v1::PublishRequest req;
-  req.set_channel(channel);
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, req.mutable_data()).ok());
-  return stub.Publish(&ctx, req, resp);
-}
 
 std::vector<uint64_t> Offsets(const WsClient& ws, const std::string& channel) {
   std::vector<uint64_t> out;
@@ -60,14 +50,7 @@ class ClusterNodes : public ::testing::Test {
   // Channels whose slots (their keys' and shard channel's: "<prefix>:{<channel>}:…") are on
   // three different masters.
   std::vector<std::string> ChannelsOnEveryMaster() const {
-    std::vector<std::string> out;
-    std::set<uint16_t> masters;
-    for (int i = 0; out.size() < 3 && i < 1000; ++i) {
-      const std::string channel = absl::StrCat("news", i);
-      const uint16_t owner = Cluster()->OwnerOf(absl::StrCat(prefix_, ":{", channel, "}:p"));
-      if (owner != 0 && masters.insert(owner).second) out.push_back(channel);
-    }
-    return out;
+    return Cluster()->ChannelsOnEveryMaster(prefix_, "news");
   }
 
   std::string prefix_;

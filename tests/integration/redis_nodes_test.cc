@@ -31,7 +31,9 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/auth/jwt.h"
+#include "tests/support/await.h"
 #include "tests/support/event_reader.h"
+#include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -39,15 +41,6 @@
 
 namespace herald::testing {
 namespace {
-
-grpc::Status Publish(v1::Broker::Stub& stub, const std::string& channel, const std::string& json,
-                     v1::PublishResponse* resp) {
-  grpc::ClientContext ctx;
-  v1::PublishRequest req;
-  req.set_channel(channel);
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, req.mutable_data()).ok());
-  return stub.Publish(&ctx, req, resp);
-}
 
 std::vector<uint64_t> Offsets(const std::vector<v1::ServerFrame>& pubs) {
   std::vector<uint64_t> out;
@@ -162,12 +155,7 @@ TEST_F(RedisNodes, AStaleOrderVersionIsRefusedOnTheOtherNode) {
 // Waits (bounded) until `pred` holds; false on timeout.
 template <typename Pred>
 bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return PollUntil(std::move(pred), timeout, absl::Milliseconds(20));
 }
 
 TEST_F(RedisNodes, WhileRedisIsDownHealthSaysSoAndPublishesFailThenBothRecover) {

@@ -17,9 +17,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
 #include "tests/support/ws_client.h"
 
@@ -48,15 +48,6 @@ grpc::Status PublishOrder(v1::Broker::Stub& stub, const v1::Order& order,
   v1::PublishOrderRequest req;
   *req.mutable_order() = order;
   return stub.PublishOrder(&ctx, req, resp);
-}
-
-grpc::Status Publish(v1::Broker::Stub& stub, const std::string& channel, const std::string& json,
-                     v1::PublishResponse* resp) {
-  grpc::ClientContext ctx;
-  v1::PublishRequest req;
-  req.set_channel(channel);
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, req.mutable_data()).ok());
-  return stub.Publish(&ctx, req, resp);
 }
 
 class ServerTest : public ::testing::Test {

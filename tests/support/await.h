@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace herald::testing {
@@ -32,6 +33,18 @@ absl::StatusOr<T> Await(Start start, absl::Duration timeout = absl::Seconds(5)) 
         absl::StrCat("no completion within ", absl::FormatDuration(timeout)));
   }
   return *std::move(state->result);
+}
+
+// Calls `pred` every `interval` until it holds (true) or `timeout` passes (false): the loop behind
+// the tests' Eventually helpers. For tests only: it blocks the caller.
+template <typename Pred>
+bool PollUntil(Pred pred, absl::Duration timeout, absl::Duration interval) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(interval);
+  }
+  return true;
 }
 
 }  // namespace herald::testing

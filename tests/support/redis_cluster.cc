@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
@@ -125,6 +126,18 @@ uint16_t RedisClusterServers::OwnerOf(const std::string& key) const {
     }
   }
   return 0;
+}
+
+std::vector<std::string> RedisClusterServers::ChannelsOnEveryMaster(const std::string& prefix,
+                                                                    const std::string& stem) const {
+  std::vector<std::string> out;
+  std::set<uint16_t> masters;
+  for (int i = 0; out.size() < 3 && i < 1000; ++i) {
+    const std::string channel = absl::StrCat(stem, i);
+    const uint16_t owner = OwnerOf(absl::StrCat(prefix, ":{", channel, "}:p"));
+    if (owner != 0 && masters.insert(owner).second) out.push_back(channel);
+  }
+  return out;
 }
 
 }  // namespace herald::testing

@@ -32,6 +32,11 @@ class RedisClusterServers {
   // The port of the master that serves `key`'s slot (CLUSTER KEYSLOT, CLUSTER SLOTS).
   uint16_t OwnerOf(const std::string& key) const;
   int KeySlot(const std::string& key) const;
+  // Three channels, `stem` and a number, whose keys under `prefix` land on three different
+  // masters: the slot of "<prefix>:{<channel>}:p", which is also that of the channel's shard
+  // channel. Fewer if the first 1000 names do not cover every master.
+  std::vector<std::string> ChannelsOnEveryMaster(const std::string& prefix,
+                                                 const std::string& stem) const;
 
  private:
   std::vector<std::unique_ptr<RedisServer>> servers_;

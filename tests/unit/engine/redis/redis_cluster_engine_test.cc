@@ -7,23 +7,21 @@
 #include <atomic>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/engine/redis/redis_engine.h"
 #include "server/engine/redis/redis_slot.h"
 #include "tests/conformance/engine_conformance.h"
-#include "tests/support/await.h"
 #include "tests/support/background_process.h"
 #include "tests/support/binary_scoped.h"
 #include "tests/support/redis_cluster.h"
+#include "tests/unit/engine/redis/redis_engine_test_support.h"
 
 namespace herald {
 namespace {
@@ -46,11 +44,7 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
   EXPECT_TRUE(options.ok()) << options.status();
   options->prefix = prefix;
   options->node = node;
-  options->heartbeat_interval = absl::Milliseconds(200);
-  auto engine = std::make_unique<engine::RedisEngine>(limits, *options);
-  absl::Status ready = engine->WaitReady(absl::Seconds(10));
-  EXPECT_TRUE(ready.ok()) << ready;
-  return engine;
+  return testing::redis_engine::StartEngine(limits, *options);
 }
 
 }  // namespace
@@ -58,21 +52,7 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
 namespace conformance {
 
 std::vector<EngineUnderTest> EnginesUnderTest() {
-  static std::string* const last = new std::string;
-  EngineUnderTest redis{"RedisCluster",
-                        [](const core::Limits& limits, std::function<absl::Time()>) {
-                          *last = FreshPrefix();
-                          return std::unique_ptr<core::Engine>(MakeEngine(limits, *last));
-                        },
-                        /*fake_clock=*/false};
-  redis.make_peer = [](const core::Limits& limits, const std::string& node) {
-    return std::unique_ptr<core::Engine>(MakeEngine(limits, *last, node));
-  };
-  redis.kill = [](core::Engine& engine) {
-    static_cast<engine::RedisEngine&>(engine).Shutdown(engine::RedisEngine::Departure::kVanish);
-  };
-  redis.dead_node_bound = absl::Milliseconds(200) * engine::RedisControlBus::kLapseIntervals;
-  return {redis};
+  return {testing::redis_engine::RedisEngineUnderTest("RedisCluster", FreshPrefix, MakeEngine)};
 }
 
 }  // namespace conformance
@@ -81,90 +61,22 @@ namespace engine {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::redis_engine::Await;
+using testing::redis_engine::Eventually;
+using testing::redis_engine::Recorder;
+using testing::redis_engine::Subscribe;
+using testing::redis_engine::TestLimits;
 
-constexpr absl::Duration kWait = absl::Seconds(10);
-
-template <typename T, typename Start>
-absl::StatusOr<T> Await(Start start) {
-  return testing::Await<T>(std::move(start), kWait);
-}
-
-class Recorder : public core::BrokerEventHandler {
- public:
-  void HandlePublication(const core::Publication& p) override {
-    absl::MutexLock lock(&mu_);
-    seen_.push_back(p);
-  }
-  // The publications of `channel` once there are `n`, or what there is after kWait.
-  std::vector<core::Publication> Wait(const std::string& channel, size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Of(channel).size() >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
-    return Of(channel);
-  }
-
- private:
-  std::vector<core::Publication> Of(const std::string& channel) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<core::Publication> out;
-    for (const core::Publication& p : seen_) {
-      if (p.channel == channel) out.push_back(p);
-    }
-    return out;
-  }
-  absl::Mutex mu_;
-  std::vector<core::Publication> seen_ ABSL_GUARDED_BY(mu_);
-};
-
-core::Limits TestLimits() {
-  core::Limits limits;
-  limits.history.size = 10;
-  limits.history.ttl = absl::Seconds(60);
-  return limits;
-}
-
+// Publishes as node "a", no ack asked for.
 absl::StatusOr<core::StreamPosition> Publish(core::Engine& e, const std::string& channel,
                                              const std::string& data) {
-  core::PublishSpec spec;
-  spec.data_json = std::make_shared<const std::string>(data);
-  spec.origin_node = "a";
-  return Await<core::StreamPosition>(
-      [&](auto done) { e.broker().Publish(channel, spec, std::move(done)); });
-}
-
-absl::Status Subscribe(core::Engine& e, const std::string& channel) {
-  struct Ok {};
-  return Await<Ok>([&](auto done) {
-           e.broker().Subscribe(channel, [done = std::move(done)](absl::Status s) mutable {
-             if (s.ok()) return done(Ok{});
-             done(s);
-           });
-         })
-      .status();
-}
-
-// Waits (bounded) until `pred` holds.
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  return true;
+  return testing::redis_engine::Publish(e, channel, data, /*ack_requested=*/false);
 }
 
 // Channels whose keys land on three different masters (their pub/sub channel's slot is the
 // keys' slot: "<prefix>:{<channel>}:p").
 std::vector<std::string> ChannelsOnEveryMaster(const std::string& prefix) {
-  std::vector<std::string> out;
-  std::set<uint16_t> masters;
-  for (int i = 0; out.size() < 3 && i < 1000; ++i) {
-    const std::string channel = absl::StrCat("ch", i);
-    const uint16_t owner = Cluster()->OwnerOf(absl::StrCat(prefix, ":{", channel, "}:p"));
-    if (owner != 0 && masters.insert(owner).second) out.push_back(channel);
-  }
-  return out;
+  return Cluster()->ChannelsOnEveryMaster(prefix, "ch");
 }
 
 TEST(RedisSlot, MatchesClusterKeyslot) {

@@ -20,9 +20,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/conformance/engine_conformance.h"
-#include "tests/support/await.h"
 #include "tests/support/binary_scoped.h"
 #include "tests/support/redis_server.h"
+#include "tests/unit/engine/redis/redis_engine_test_support.h"
 
 namespace herald {
 namespace {
@@ -49,13 +49,7 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
                                                 const std::string& prefix,
                                                 const std::string& node = "n1") {
   EXPECT_TRUE(Server()->ok()) << "redis-server did not start";
-  engine::RedisOptions options = Options(prefix, node);
-  // Short, so that the dead-node bound (3 intervals) is quick to test.
-  options.heartbeat_interval = absl::Milliseconds(200);
-  auto engine = std::make_unique<engine::RedisEngine>(limits, options);
-  absl::Status ready = engine->WaitReady(absl::Seconds(10));
-  EXPECT_TRUE(ready.ok()) << ready;
-  return engine;
+  return testing::redis_engine::StartEngine(limits, Options(prefix, node));
 }
 
 }  // namespace
@@ -63,22 +57,7 @@ std::unique_ptr<engine::RedisEngine> MakeEngine(const core::Limits& limits,
 namespace conformance {
 
 std::vector<EngineUnderTest> EnginesUnderTest() {
-  // The prefix of the engine made last: its peers (other nodes) share it.
-  static std::string* const last = new std::string;
-  EngineUnderTest redis{"Redis",
-                        [](const core::Limits& limits, std::function<absl::Time()>) {
-                          *last = FreshPrefix();
-                          return std::unique_ptr<core::Engine>(MakeEngine(limits, *last));
-                        },
-                        /*fake_clock=*/false};
-  redis.make_peer = [](const core::Limits& limits, const std::string& node) {
-    return std::unique_ptr<core::Engine>(MakeEngine(limits, *last, node));
-  };
-  redis.kill = [](core::Engine& engine) {
-    static_cast<engine::RedisEngine&>(engine).Shutdown(engine::RedisEngine::Departure::kVanish);
-  };
-  redis.dead_node_bound = absl::Milliseconds(200) * engine::RedisControlBus::kLapseIntervals;
-  return {redis};
+  return {testing::redis_engine::RedisEngineUnderTest("Redis", FreshPrefix, MakeEngine)};
 }
 
 }  // namespace conformance
@@ -87,58 +66,17 @@ namespace engine {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::redis_engine::Await;
+using testing::redis_engine::Eventually;
+using testing::redis_engine::kWait;
+using testing::redis_engine::Recorder;
+using testing::redis_engine::Subscribe;
+using testing::redis_engine::TestLimits;
 
-constexpr absl::Duration kWait = absl::Seconds(10);
-
-template <typename T, typename Start>
-absl::StatusOr<T> Await(Start start) {
-  return testing::Await<T>(std::move(start), kWait);
-}
-
-class Recorder : public core::BrokerEventHandler {
- public:
-  void HandlePublication(const core::Publication& p) override {
-    absl::MutexLock lock(&mu_);
-    seen_.push_back(p);
-  }
-  std::vector<core::Publication> Wait(size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen_.size() >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
-    return seen_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<core::Publication> seen_ ABSL_GUARDED_BY(mu_);
-};
-
-core::Limits TestLimits() {
-  core::Limits limits;
-  limits.history.size = 10;
-  limits.history.ttl = absl::Seconds(60);
-  return limits;
-}
-
+// Publishes as node "a", asking for an ack (its routing travels with the publication).
 absl::StatusOr<core::StreamPosition> Publish(core::Engine& e, const std::string& channel,
                                              const std::string& data) {
-  core::PublishSpec spec;
-  spec.data_json = std::make_shared<const std::string>(data);
-  spec.origin_node = "a";
-  spec.ack_requested = true;
-  return Await<core::StreamPosition>(
-      [&](auto done) { e.broker().Publish(channel, spec, std::move(done)); });
-}
-
-absl::Status Subscribe(core::Engine& e, const std::string& channel) {
-  struct Ok {};
-  return Await<Ok>([&](auto done) {
-           e.broker().Subscribe(channel, [done = std::move(done)](absl::Status s) mutable {
-             if (s.ok()) return done(Ok{});
-             done(s);
-           });
-         })
-      .status();
+  return testing::redis_engine::Publish(e, channel, data, /*ack_requested=*/true);
 }
 
 // Two "nodes": engines with their own connections and thread, on one Redis and one prefix.
@@ -245,17 +183,6 @@ TEST_F(TwoNodes, APubSubReconnectReplaysWhatWasPublishedMeanwhileFromHistory) {
   std::vector<uint64_t> offsets;
   for (const auto& p : seen) offsets.push_back(p.position.offset);
   EXPECT_THAT(offsets, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));  // no gap, no duplicate
-}
-
-// Waits (bounded) until `pred` holds.
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  return true;
 }
 
 // What the conformance suite checks with a fake clock, with Redis' own clock and 1 s limits:
