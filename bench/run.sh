@@ -8,7 +8,8 @@
 #
 # Environment: SERVERS="herald nchan uws ceiling" (which to run), OUT=DIR (results; default
 # bench/results/<UTC time>), DURATION=S (seconds per measured run), HERALD=PATH (another herald
-# binary, e.g. an older build, to compare two builds run by run).
+# binary, e.g. an older build, to compare two builds run by run), FANOUT_SUBS="100 1000 9000"
+# (the subscriber counts of fanout and fanout_http).
 # Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
 # and plots of docs/benchmarks.md. Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -183,7 +184,7 @@ run_load() {
 field() { echo "$LAST_JSON" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 scenario_fanout() {
-  local subs_list=(100 1000 9000) ladder=(100000 200000 400000 800000 1600000)
+  local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
   [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
   for subs in "${subs_list[@]}"; do
     for s in $SERVERS; do
@@ -213,7 +214,7 @@ scenario_fanout() {
 # out: it takes publications as UDP datagrams only. Herald runs with --api-rate 0 (its per-IP
 # limit on the HTTP API, 1000 requests/s by default; nchan has none).
 scenario_fanout_http() {
-  local subs_list=(100 1000 9000) ladder=(100000 200000 400000 800000 1600000)
+  local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
   [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
   local inflights=(1 "${HTTP_INFLIGHT:-16}")
   for subs in "${subs_list[@]}"; do
