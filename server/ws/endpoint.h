@@ -99,7 +99,8 @@ class Endpoint {
   using ApiHandoff = std::function<void(asio::ip::tcp::socket socket, std::string remote_address)>;
   void SetApiHandoff(ApiHandoff handoff) { api_handoff_ = std::move(handoff); }
   static constexpr size_t kRoutePeekBytes = 32;
-  static constexpr std::chrono::milliseconds kRouteTimeout{5000};
+  static constexpr std::chrono::milliseconds kRouteTimeout{
+      std::chrono::milliseconds::rep{WsConfig::timeout_open_handshake}};
 
   // Serves a plain HTTP request (not a WebSocket upgrade), whichever transport read it:
   // /healthz, /metrics, /ws (426), the HttpFallback's paths, static files, else 404. Answers
