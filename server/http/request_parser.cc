@@ -80,6 +80,10 @@ struct RequestParser::Impl {
     for (auto& header : r.headers) {
       header.second = std::string(absl::StripTrailingAsciiWhitespace(header.second));
     }
+    // http-parser sets `upgrade` only for `Upgrade` with `Connection: upgrade` (or CONNECT), and
+    // then stops at the end of the message; an `Upgrade` alone is announced too, so that no
+    // byte after it is taken as HTTP either.
+    r.upgrade = p->upgrade != 0 || !r.Header("Upgrade").empty();
     const std::string encoding = r.Header("Transfer-Encoding");
     if (p->http_major != 1) {
       self.Fail(505, absl::StrCat("request: HTTP/", p->http_major, ".", p->http_minor,

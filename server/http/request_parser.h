@@ -22,6 +22,9 @@ struct Request {
   bool chunked = false;  // the body came with Transfer-Encoding: chunked
   // HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
   bool keep_alive = true;
+  // The request asks to switch protocols (a non-empty `Upgrade` header, or CONNECT): the bytes
+  // after it are not HTTP, and the parser has taken exactly up to its end.
+  bool upgrade = false;
   std::string remote_address;  // "ip:port", set by the server
 
   // The target without its query string.
@@ -62,7 +65,8 @@ class RequestParser {
   RequestParser& operator=(const RequestParser&) = delete;
 
   // Parses a prefix of `data`; `*consumed` is how many bytes were taken (the rest belongs to the
-  // next request, or to the next call after kHeadComplete).
+  // next request, or to the next call after kHeadComplete). After a request with `upgrade` the
+  // rest belongs to the other protocol: feed no more (http-parser would read it as HTTP).
   Event Feed(absl::string_view data, size_t* consumed);
   // The request completed by the last kRequest; the parser then starts the next one.
   Request TakeRequest();

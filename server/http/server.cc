@@ -32,6 +32,10 @@ struct Slot {
   bool close_after = false;
   bool head_only = false;  // a HEAD request: no body
   int version_minor = 1;
+  // The request asked to switch protocols: it is the last one read on its connection.
+  bool upgrade = false;
+  // Set by Exchange::Upgrade: once `bytes` are written the connection is handed to it.
+  UpgradeHandler take;
   std::function<void()> on_closed;
 };
 
@@ -55,6 +59,9 @@ constexpr auto kLinger = std::chrono::seconds(2);
 constexpr size_t kLingerBytes = 1 << 20;
 constexpr size_t kReadBytes = 16 * 1024;
 constexpr size_t kWriteBatch = 64;
+// Bytes read past an upgrade request and kept for the new owner while the handler decides; past
+// it the connection reads no more (TCP holds the rest).
+constexpr size_t kLeftoverBytes = 64 * 1024;
 
 absl::string_view Reason(int status) {
   switch (status) {
@@ -174,7 +181,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A stream's on_closed holds its consumer, which holds the exchange, which holds the slot:
   // a connection torn down with its io_context (shutdown) breaks that cycle here.
   ~Connection() {
-    for (const std::shared_ptr<Slot>& slot : slots_) slot->on_closed = nullptr;
+    for (const std::shared_ptr<Slot>& slot : slots_) {
+      slot->on_closed = nullptr;
+      slot->take = nullptr;
+    }
   }
 
   void Start() {
@@ -183,7 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     Touch();
-    ArmTimer(absl::ToChronoNanoseconds(shared_->options.idle_timeout));
+    ArmTimer(absl::ToChronoNanoseconds(shared_->options.first_request_timeout));
     StartRead();
   }
 
@@ -193,6 +203,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
     slot->bytes.append(
         Head(*slot, response.status, response.headers, static_cast<int64_t>(response.body.size())));
     if (!slot->head_only) slot->bytes.append(response.body);
+    slot->done = true;
+    Flush();
+  }
+
+  void Upgrade(const std::shared_ptr<Slot>& slot, std::string response, UpgradeHandler take) {
+    if (closed_ || slot->done || slot->streaming) return;
+    if (!slot->upgrade) {
+      // Requests after this one may already be parsed and their bytes gone: nothing to hand.
+      slot->close_after = true;
+      stop_parsing_ = true;
+      Response refusal;
+      refusal.status = 500;
+      refusal.headers.emplace_back("Content-Type", "application/json");
+      refusal.body = R"({"code":"INTERNAL","message":"upgrade: the request did not ask for one"})"
+                     "\n";
+      return Finish(slot, std::move(refusal));
+    }
+    slot->bytes.append(response);
+    slot->take = std::move(take);
     slot->done = true;
     Flush();
   }
@@ -238,7 +267,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Drain() {
-    if (closed_) return;
+    if (closed_ || handing_over_) return;
     if (slots_.empty() && !parser_.in_request() && !writing_) {
       Abort();
     } else {
@@ -262,7 +291,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::deque<std::shared_ptr<Slot>> slots = std::move(slots_);
     slots_.clear();
     out_.clear();
+    take_ = nullptr;
     for (const std::shared_ptr<Slot>& slot : slots) {
+      slot->take = nullptr;
       if (slot->on_closed) std::exchange(slot->on_closed, nullptr)();
     }
   }
@@ -282,7 +313,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnTimer() {
     if (closed_) return;
     if (lingering_) return Abort();
-    const Clock::duration idle = absl::ToChronoNanoseconds(shared_->options.idle_timeout);
+    // Until the first byte, a connection gets first_request_timeout (Start() is its last
+    // activity).
+    const Clock::duration idle = absl::ToChronoNanoseconds(
+        got_first_byte_ ? shared_->options.idle_timeout : shared_->options.first_request_timeout);
     // Waiting for our own reply (an ack wait, a slow engine) is not the client's idleness.
     const bool waiting_on_us =
         absl::c_any_of(slots_, [](const auto& s) { return !s->done && !s->streaming; }) ||
@@ -299,6 +333,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void StartRead() {
     if (reading_ || closed_ || peer_done_) return;
+    if (upgrade_read_ && !lingering_ && in_.size() - in_pos_ >= kLeftoverBytes) return;
     reading_ = true;
     socket_.async_read_some(
         asio::buffer(read_buffer_),
@@ -308,6 +343,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnRead(const asio::error_code& ec, size_t n) {
     reading_ = false;
     if (closed_) return;
+    if (upgrade_read_ && !lingering_) {
+      // Past an upgrade request the bytes are the new protocol's: kept for the new owner. A peer
+      // that leaves (EOF included) cannot take part in it: no hand-over.
+      if (ec && !(ec == asio::error::operation_aborted && handing_over_)) return Abort();
+      if (!ec) {
+        Touch();
+        in_.append(read_buffer_.data(), n);
+      }
+      if (handing_over_) return HandOver();
+      return StartRead();
+    }
     if (ec) {
       // The peer is done sending (EOF) or gone. Replies still owed go out first, unless the
       // connection is broken or lingering.
@@ -317,6 +363,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     Touch();
+    if (!got_first_byte_) {
+      got_first_byte_ = true;
+      ArmTimer(absl::ToChronoNanoseconds(shared_->options.idle_timeout));
+    }
     if (lingering_) {
       lingered_ += n;
       if (lingered_ > kLingerBytes) return Abort();
@@ -370,10 +420,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
             slot = NewSlot(request.version_minor, request.method);
             slots_.push_back(slot);
           }
-          slot->close_after = !request.keep_alive || shared_->draining;
+          // What follows an upgrade request is not HTTP, whatever the handler decides: it is the
+          // last request, and a refusal closes the connection.
+          slot->upgrade = request.upgrade;
+          slot->close_after = !request.keep_alive || shared_->draining || request.upgrade;
           if (slot->close_after) stop_parsing_ = true;
+          upgrade_read_ = request.upgrade;
           auto exchange = std::make_shared<Exchange>(weak_from_this(), slot, shared_->io);
           shared_->handler(request, std::move(exchange));
+          // Reading on sees the peer leave before the handler decides, and keeps the bytes
+          // behind the request.
+          if (upgrade_read_) StartRead();
           break;
         }
         case RequestParser::Event::kError: {
@@ -416,8 +473,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!head.bytes.empty()) Queue(std::exchange(head.bytes, std::string()));
       if (!(head.done || head.ended)) break;
       const bool close = head.close_after;
+      UpgradeHandler take = std::move(head.take);
       slots_.pop_front();
       popped = true;
+      if (take) {
+        take_ = std::move(take);
+        handing_over_ = true;
+        slots_.clear();
+        break;
+      }
       if (close) {
         closing_ = true;
         slots_.clear();
@@ -442,7 +506,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void StartWrite() {
     if (writing_ || closed_) return;
     if (out_.empty()) {
-      if (closing_) CloseGracefully();
+      if (handing_over_) {
+        HandOver();
+      } else if (closing_) {
+        CloseGracefully();
+      }
       return;
     }
     std::vector<asio::const_buffer> buffers;
@@ -469,6 +537,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!closed_ && peer_done_ && slots_.empty() && out_.empty() && !writing_) Abort();
   }
 
+  // Everything before the upgrade is written: the socket goes to its new owner, untouched, with
+  // the bytes read past the request. A read in flight is cancelled first, and what it read is
+  // kept.
+  void HandOver() {
+    if (closed_) return;
+    if (reading_) {
+      asio::error_code ec;
+      socket_.cancel(ec);
+      return;  // OnRead comes back here
+    }
+    if (peer_done_) return Abort();
+    closed_ = true;
+    timer_.cancel();
+    shared_->connections.erase(this);
+    shared_->count.fetch_sub(1, std::memory_order_relaxed);
+    UpgradeHandler take = std::exchange(take_, nullptr);
+    std::string leftover = in_.substr(in_pos_);
+    in_.clear();
+    in_pos_ = 0;
+    take(std::move(socket_), std::move(leftover));
+  }
+
   // After the last reply: FIN, then read and drop until the peer closes (bounded).
   void CloseGracefully() {
     if (lingering_ || closed_) return;
@@ -492,6 +582,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::shared_ptr<Slot>> slots_;  // replies owed, in request order
   std::shared_ptr<Slot> next_slot_;          // the slot of a request whose head was answered 100
   std::deque<std::string> out_;              // bytes to write, in order
+  UpgradeHandler take_;                      // the new owner, once the upgrade is next to write
   size_t out_bytes_ = 0;
   Clock::time_point last_activity_;
   Clock::time_point head_started_;  // when the bytes of the request being read began
@@ -504,6 +595,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool lingering_ = false;
   size_t lingered_ = 0;
   bool peer_done_ = false;  // EOF read
+  bool got_first_byte_ = false;
+  bool upgrade_read_ = false;  // an upgrade request was read: the bytes after it are kept
+  bool handing_over_ = false;  // the upgrade is next: hand over once out_ is written
   bool closed_ = false;
 };
 
@@ -525,6 +619,15 @@ void Exchange::StartStream(int status, Headers headers, std::function<void()> on
       c->StartStream(slot, status, headers, std::move(on_closed));
     } else if (on_closed) {
       on_closed();
+    }
+  });
+}
+
+void Exchange::Upgrade(std::string response, UpgradeHandler take) {
+  asio::dispatch(*io_, [connection = connection_, slot = slot_, response = std::move(response),
+                        take = std::move(take)]() mutable {
+    if (std::shared_ptr<Connection> c = connection.lock()) {
+      c->Upgrade(slot, std::move(response), std::move(take));
     }
   });
 }

@@ -137,5 +137,52 @@ TEST(RequestParserTest, AHeadExactlyAtTheBoundIsRead) {
   EXPECT_EQ(parser.Feed(head, &used), Event::kRequest) << parser.error_message();
 }
 
+// http-parser ends an upgrade request at its head (parser->upgrade, for `Upgrade` with
+// `Connection: upgrade`): what follows is the new protocol's and must not be taken.
+TEST(RequestParserTest, AnUpgradeRequestEndsAtItsHead) {
+  const std::string head =
+      "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  const std::string frames = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+  for (size_t piece : {head.size() + frames.size(), size_t{1}, size_t{5}}) {
+    SCOPED_TRACE(piece);
+    RequestParser parser(kLimits);
+    const std::string bytes = head + frames;
+    size_t off = 0;
+    std::string pending;
+    Event e = Event::kNeedMore;
+    size_t taken = 0;
+    while (e == Event::kNeedMore && off < bytes.size()) {
+      pending += bytes.substr(off, piece);
+      off += piece;
+      size_t used = 0;
+      e = parser.Feed(pending, &used);
+      taken += used;
+      pending.erase(0, used);
+    }
+    ASSERT_EQ(e, Event::kRequest) << parser.error_message();
+    EXPECT_EQ(taken, head.size());
+    Request r = parser.TakeRequest();
+    EXPECT_TRUE(r.upgrade);
+    EXPECT_EQ(r.method, "GET");
+    EXPECT_EQ(r.target, "/ws");
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(r.Header("upgrade"), "websocket");
+  }
+}
+
+TEST(RequestParserTest, AnUpgradeHeaderAloneIsAnUpgradeToo) {
+  RequestParser parser(kLimits);
+  const std::string bytes = "GET /ws HTTP/1.1\r\nUpgrade: h2c\r\n\r\nPRI * HTTP/2.0";
+  size_t used = 0;
+  ASSERT_EQ(parser.Feed(bytes, &used), Event::kRequest);
+  EXPECT_EQ(bytes.substr(used), "PRI * HTTP/2.0");
+  EXPECT_TRUE(parser.TakeRequest().upgrade);
+
+  RequestParser plain(kLimits);
+  ASSERT_EQ(plain.Feed("GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", &used), Event::kRequest);
+  EXPECT_FALSE(plain.TakeRequest().upgrade);
+}
+
 }  // namespace
 }  // namespace herald::http
