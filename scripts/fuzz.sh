@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets of tests/fuzz (built by the clang-asan preset) for a while each:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s, every target)
-# Targets: client_frame jwt http_api http_request config. As many run at once as there are
-# cores. Each starts from its committed seeds (tests/fuzz/corpus/<target>/) plus what earlier
+# Targets: client_frame jwt http_api http_request config ws_frame. As many run at once as there
+# are cores. Each starts from its committed seeds (tests/fuzz/corpus/<target>/) plus what earlier
 # local runs found (build/clang-asan/fuzz/<target>/corpus/), with a per-input time limit (a slow
 # input is a failure) and a memory limit. A crash, leak, UB, timeout or out-of-memory input is written to
 # build/clang-asan/fuzz/<target>/ and fails the run; reproduce it with
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(client_frame jwt http_api http_request config)
+[ ${#targets[@]} -gt 0 ] || targets=(client_frame jwt http_api http_request config ws_frame)
 build=build/clang-asan
 out="$build/fuzz"
 parallel=$(nproc)
