@@ -180,9 +180,11 @@ int Run(const herald::ServerConfig& config) {
   http_options.idle_timeout = absl::Milliseconds(config.limits.http_idle_timeout_ms);
   // A slow SSE reader is cut off like a slow WebSocket consumer.
   http_options.max_buffered_bytes = config.limits.max_send_buffer_bytes;
-  // One WebSocket listener per I/O thread, all on one port; on a plain port each also hands the
-  // connections that start with an /api/ request to its thread's HTTP/1.1 server (keep-alive,
-  // pipelining, SSE).
+  // A new connection's first request, like a wss:// handshake, must start within 5 s.
+  http_options.first_request_timeout = absl::FromChrono(ws::Endpoint::kHandshakeTimeout);
+  // One WebSocket listener per I/O thread, all on one port; on a plain port each hands every
+  // connection to its thread's HTTP/1.1 server (keep-alive, pipelining, SSE), which hands the
+  // WebSocket upgrades back to the endpoint.
   std::vector<std::unique_ptr<ws::Endpoint>> endpoints;
   std::vector<std::unique_ptr<http::Server>> http_servers;
   for (int i = 0; i < threads; ++i) {
@@ -193,6 +195,7 @@ int Run(const herald::ServerConfig& config) {
           &io_threads.context(i), http_options,
           [&endpoint, &event_feed](const http::Request& req,
                                    std::shared_ptr<http::Exchange> exchange) {
+            if (req.upgrade) return endpoint.AcceptUpgrade(req, exchange);
             if (req.Path() == rpc::EventFeed::kPath) {
               const std::string authorization = req.Header("Authorization");
               const std::string last_event_id = req.Header("Last-Event-ID");
@@ -200,8 +203,7 @@ int Run(const herald::ServerConfig& config) {
                               std::make_shared<HttpEventSink>(std::move(exchange)));
               return;
             }
-            // Every other path is served as on websocketpp's connections (a kept-alive
-            // connection may ask for /healthz or a static file after an API call).
+            // Every other path is served as on a wss:// port's connections.
             ws::HttpRequest request;
             request.method = req.method;
             request.path = req.Path();
@@ -213,7 +215,7 @@ int Run(const herald::ServerConfig& config) {
               exchange->Respond({reply.status, std::move(reply.headers), std::move(reply.body)});
             });
           }));
-      endpoint.SetApiHandoff([&http_server](asio::ip::tcp::socket socket, std::string remote) {
+      endpoint.SetPlainHandoff([&http_server](asio::ip::tcp::socket socket, std::string remote) {
         http_server.Adopt(std::move(socket), std::move(remote));
       });
     }
@@ -245,15 +247,13 @@ int Run(const herald::ServerConfig& config) {
     endpoint.SetHttpFallback([&http_api](const ws::HttpRequest& req, ws::HttpRespond respond) {
       if (!rpc::HttpApi::Serves(req.path)) return false;
       if (req.path == rpc::EventFeed::kPath) {
-        // websocketpp cannot stream a response: on a wss:// port (or a connection whose first
-        // request was not for /api/) there is no event stream.
+        // websocketpp cannot stream a response: on a wss:// port there is no event stream.
         respond(ws::HttpResponse{
             501,
             {{"Content-Type", "application/json"}},
             rpc::HttpErrorBody(absl::UnimplementedError(
-                "events: Server-Sent Events are served on a plain-HTTP port only, on a "
-                "connection whose first request is for /api/ (behind a TLS-terminating proxy "
-                "for https); see docs/api.md"))});
+                "events: Server-Sent Events are served on a plain-HTTP port only (behind a "
+                "TLS-terminating proxy for https); see docs/api.md"))});
         return true;
       }
       const std::string content_type = req.header("Content-Type");

@@ -190,10 +190,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start() {
     shared_->connections[this] = weak_from_this();
     shared_->count.fetch_add(1, std::memory_order_relaxed);
-    asio::error_code ec;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // TCP options (TCP_NODELAY, keepalive) are the adopter's: ws::Endpoint sets them once on
+    // its listener.
     Touch();
-    ArmTimer(absl::ToChronoNanoseconds(shared_->options.first_request_timeout));
+    started_ = Clock::now();
+    ArmTimer(absl::ToChronoNanoseconds(
+        std::min(shared_->options.first_request_timeout, shared_->options.idle_timeout)));
     StartRead();
   }
 
@@ -313,22 +315,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnTimer() {
     if (closed_) return;
     if (lingering_) return Abort();
-    // Until the first byte, a connection gets first_request_timeout (Start() is its last
-    // activity).
-    const Clock::duration idle = absl::ToChronoNanoseconds(
-        got_first_byte_ ? shared_->options.idle_timeout : shared_->options.first_request_timeout);
+    const Clock::time_point now = Clock::now();
+    // Until its first request head is complete, a connection gets first_request_timeout as a
+    // whole; before its first byte, nothing else.
+    Clock::duration first_left = Clock::duration::max();
+    if (!first_head_done_) {
+      first_left =
+          absl::ToChronoNanoseconds(shared_->options.first_request_timeout) - (now - started_);
+      if (first_left <= Clock::duration::zero()) return Abort();
+    }
+    const Clock::duration idle = absl::ToChronoNanoseconds(shared_->options.idle_timeout);
+    // Looked at again within idle_timeout, so a head that begins meanwhile gets its bound.
+    if (!first_head_done_ && !parser_.in_request()) return ArmTimer(std::min(first_left, idle));
     // Waiting for our own reply (an ack wait, a slow engine) is not the client's idleness.
     const bool waiting_on_us =
         absl::c_any_of(slots_, [](const auto& s) { return !s->done && !s->streaming; }) ||
         (!slots_.empty() && slots_.front()->streaming && !writing_);
-    Clock::duration elapsed = Clock::now() - last_activity_;
+    Clock::duration elapsed = now - last_activity_;
     // A head gets the timeout as a whole, not per byte: one that trickles in (slowloris) does
     // not keep its connection for ever.
     if (parser_.in_request() && !parser_.head_complete()) {
-      elapsed = std::max(elapsed, Clock::now() - head_started_);
+      elapsed = std::max(elapsed, now - head_started_);
     }
     if (!waiting_on_us && elapsed >= idle) return Abort();
-    ArmTimer(waiting_on_us ? idle : idle - elapsed);
+    ArmTimer(std::min(first_left, waiting_on_us ? idle : idle - elapsed));
   }
 
   void StartRead() {
@@ -363,10 +373,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     Touch();
-    if (!got_first_byte_) {
-      got_first_byte_ = true;
-      ArmTimer(absl::ToChronoNanoseconds(shared_->options.idle_timeout));
-    }
     if (lingering_) {
       lingered_ += n;
       if (lingered_ > kLingerBytes) return Abort();
@@ -406,6 +412,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           StartRead();
           return;
         case RequestParser::Event::kHeadComplete: {
+          first_head_done_ = true;
           next_slot_ = NewSlot(parser_.current().version_minor, parser_.current().method);
           next_slot_->interim = std::string(kContinue);
           slots_.push_back(next_slot_);
@@ -413,6 +420,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           break;
         }
         case RequestParser::Event::kRequest: {
+          first_head_done_ = true;
           Request request = parser_.TakeRequest();
           request.remote_address = remote_address_;
           std::shared_ptr<Slot> slot = std::exchange(next_slot_, nullptr);
@@ -594,10 +602,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;       // the last reply is queued
   bool lingering_ = false;
   size_t lingered_ = 0;
-  bool peer_done_ = false;  // EOF read
-  bool got_first_byte_ = false;
-  bool upgrade_read_ = false;  // an upgrade request was read: the bytes after it are kept
-  bool handing_over_ = false;  // the upgrade is next: hand over once out_ is written
+  bool peer_done_ = false;        // EOF read
+  Clock::time_point started_;     // adopted
+  bool first_head_done_ = false;  // the first request's head arrived whole
+  bool upgrade_read_ = false;     // an upgrade request was read: the bytes after it are kept
+  bool handing_over_ = false;     // the upgrade is next: hand over once out_ is written
   bool closed_ = false;
 };
 

@@ -31,8 +31,10 @@ struct ServerOptions {
   // half-way, is closed after this long without a byte; a request head must arrive whole
   // within it.
   absl::Duration idle_timeout = absl::Seconds(30);
-  // A new connection that has not sent the first byte of its first request within this is
-  // closed, with nothing written; from that byte on idle_timeout applies.
+  // A new connection whose first request head has not arrived whole within this (counted from
+  // when the connection was adopted) is closed, with nothing written: a socket opened and left
+  // silent, or a head that trickles in. Once a head has begun, idle_timeout bounds it too (as it
+  // bounds every head); from the first complete head on, only idle_timeout applies.
   absl::Duration first_request_timeout = absl::Seconds(30);
   // Unsent bytes past which a connection is closed (a streamed response whose reader is slow).
   size_t max_buffered_bytes = 8 * 1024 * 1024;
@@ -110,7 +112,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Serves an accepted socket of this server's io_context; `remote_address` is "ip:port".
+  // Serves an accepted socket of this server's io_context; `remote_address` is "ip:port". TCP
+  // options (TCP_NODELAY, keepalive) are the caller's to set.
   void Adopt(asio::ip::tcp::socket socket, std::string remote_address);
   // From now on every reply says `Connection: close` and closes its connection; idle
   // connections close at once.

@@ -24,13 +24,14 @@
 #include "server/core/protocol.h"
 #include "server/core/validation.h"
 #include "server/http/percent_decode.h"
+#include "server/ws/handshake.h"
 #include "server/ws/ws_session.h"
 
 namespace herald::ws {
 namespace {
 
 using websocketpp::connection_hdl;
-namespace http = websocketpp::http;
+namespace wspp_http = websocketpp::http;
 
 absl::string_view PathOf(const std::string& resource) {
   absl::string_view path = resource;
@@ -70,12 +71,11 @@ std::optional<absl::string_view> FramingError(const ReleasableRequest& request) 
 }
 
 // Sends a deferred HTTP response.
-template <typename Connection>
-void WriteDeferred(Connection& con, const HttpResponse& reply) {
+void WriteDeferred(WssServer::connection_type& con, const HttpResponse& reply) {
   // websocketpp has no non-throwing form of these setters; they throw only when the connection
   // has already been torn down (shutdown), and then there is nobody to answer.
   try {
-    con.set_status(static_cast<http::status_code::value>(reply.status));
+    con.set_status(static_cast<wspp_http::status_code::value>(reply.status));
     // The body first: set_body sets Content-Length, which a HEAD reply's header then overrides.
     con.set_body(reply.body);
     for (const auto& [name, value] : reply.headers) con.replace_header(name, value);
@@ -86,25 +86,6 @@ void WriteDeferred(Connection& con, const HttpResponse& reply) {
   con.send_http_response(ec);
 }
 
-// The first bytes of a connection decide who serves it (Endpoint::SetApiHandoff).
-enum class FirstLine { kApi, kOther, kUndecided };
-
-// "POST /api/v1/Publish HTTP/1.1": a request line whose target starts with /api/ goes to the
-// HTTP/1.1 server; anything else (an upgrade to /ws, /healthz, static files, not HTTP at all)
-// to websocketpp. Undecided while the bytes so far could still be either.
-FirstLine ClassifyFirstLine(absl::string_view bytes) {
-  constexpr absl::string_view kApiPrefix = "/api/";
-  size_t i = 0;
-  while (i < bytes.size() && absl::ascii_isupper(static_cast<unsigned char>(bytes[i]))) ++i;
-  if (i == bytes.size()) return i < 16 ? FirstLine::kUndecided : FirstLine::kOther;
-  if (i == 0 || bytes[i] != ' ') return FirstLine::kOther;
-  absl::string_view target = bytes.substr(i + 1);
-  if (target.size() < kApiPrefix.size()) {
-    return absl::StartsWith(kApiPrefix, target) ? FirstLine::kUndecided : FirstLine::kOther;
-  }
-  return absl::StartsWith(target, kApiPrefix) ? FirstLine::kApi : FirstLine::kOther;
-}
-
 }  // namespace
 
 Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop, const TlsContext* tls)
@@ -113,37 +94,32 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop, const Tl
       io_(io),
       liveness_(io, absl::Milliseconds(hub->limits().ping_interval_ms),
                 absl::Milliseconds(hub->limits().idle_timeout_ms)) {
-  if (tls == nullptr) {
-    plain_ = std::make_unique<WsServer>();
-    Init(*plain_);
-  } else {
-    tls_ = std::make_unique<WssServer>();
-    // Each handshake takes the certificate current then (a SIGHUP reload swaps it).
-    tls_->set_tls_init_handler([tls](connection_hdl) { return tls->Current(); });
-    // websocketpp makes each connection, SSL object included, before it accepts a socket for
-    // it, so the next connection of every endpoint was made with the context current then and
-    // would present the old certificate after a reload. Just accepted, before its handshake, it
-    // switches to the current one (as an SNI callback would; the SSL holds a reference to it).
-    tls_->set_tcp_pre_init_handler([this, tls](connection_hdl hdl) {
-      websocketpp::lib::error_code ec;
-      WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
-      if (ec) return;
-      SSL* ssl = con->get_socket().native_handle();
-      const std::shared_ptr<asio::ssl::context> current = tls->Current();
-      if (SSL_get_SSL_CTX(ssl) != current->native_handle()) {
-        SSL_set_SSL_CTX(ssl, current->native_handle());
-      }
-    });
-    Init(*tls_);
-  }
+  if (tls != nullptr) InitTls(tls);
 }
 
-template <typename Server>
-void Endpoint::Init(Server& server) {
+void Endpoint::InitTls(const TlsContext* tls) {
+  tls_ = std::make_unique<WssServer>();
+  WssServer& server = *tls_;
+  // Each handshake takes the certificate current then (a SIGHUP reload swaps it).
+  server.set_tls_init_handler([tls](connection_hdl) { return tls->Current(); });
+  // websocketpp makes each connection, SSL object included, before it accepts a socket for
+  // it, so the next connection of every endpoint was made with the context current then and
+  // would present the old certificate after a reload. Just accepted, before its handshake, it
+  // switches to the current one (as an SNI callback would; the SSL holds a reference to it).
+  server.set_tcp_pre_init_handler([this, tls](connection_hdl hdl) {
+    websocketpp::lib::error_code ec;
+    WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
+    if (ec) return;
+    SSL* ssl = con->get_socket().native_handle();
+    const std::shared_ptr<asio::ssl::context> current = tls->Current();
+    if (SSL_get_SSL_CTX(ssl) != current->native_handle()) {
+      SSL_set_SSL_CTX(ssl, current->native_handle());
+    }
+  });
   websocketpp::lib::error_code ec;
   server.init_asio(io_, ec);  // Only fails when called twice.
   server.set_reuse_addr(true);
-  server.set_tcp_pre_bind_handler([this](typename Server::transport_type::acceptor_ptr acceptor) {
+  server.set_tcp_pre_bind_handler([this](WssServer::transport_type::acceptor_ptr acceptor) {
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
     asio::error_code aec;
     acceptor->set_option(ReusePort(true), aec);
@@ -155,27 +131,20 @@ void Endpoint::Init(Server& server) {
   // websocketpp checks Content-Length against this before reading the body and answers 413
   // itself (its parser gives us no hook to write the body of that reply).
   server.set_max_http_body_size(hub_->limits().max_http_body_bytes);
-  server.set_validate_handler(
-      [this, &server](connection_hdl hdl) { return OnValidate(server, hdl); });
-  server.set_open_handler([this, &server](connection_hdl hdl) { OnOpen(server, hdl); });
-  server.set_http_handler([this, &server](connection_hdl hdl) { OnHttp(server, hdl); });
+  server.set_validate_handler([this](connection_hdl hdl) { return OnValidate(hdl); });
+  server.set_open_handler([this](connection_hdl hdl) { OnOpen(hdl); });
+  server.set_http_handler([this](connection_hdl hdl) { OnHttp(hdl); });
   // The handlers of open connections, endpoint-wide: websocketpp copies them into each
-  // connection, and a lambda of two pointers is stored there without an allocation. Each finds
+  // connection, and a lambda of one pointer is stored there without an allocation. Each finds
   // its session in sessions_ (one map entry per connection).
   server.set_message_handler([this](connection_hdl hdl, WsMessagePtr msg) {
-    std::shared_ptr<WsSession> s = SessionOf(hdl);
+    std::shared_ptr<WsSession> s = SessionOf(hdl.lock().get());
     if (s == nullptr) return;  // already unregistered: closing
-    liveness_.Heard(*s);
-    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
-      s->Close(core::kCloseUnsupportedData,
-               "binary frames are not supported: send JSON text frames");
-      return;
-    }
-    hub_->protocol().OnClientFrame(s, msg->get_payload());
+    OnMessage(s, msg->get_opcode() == websocketpp::frame::opcode::text, msg->get_payload());
   });
   // Pongs go through the session's queue too: websocketpp's own would bypass it.
   server.set_ping_handler([this](connection_hdl hdl, std::string payload) {
-    if (std::shared_ptr<WsSession> s = SessionOf(hdl)) {
+    if (std::shared_ptr<WsSession> s = SessionOf(hdl.lock().get())) {
       liveness_.Heard(*s);
       s->Pong(std::move(payload));
     }
@@ -183,15 +152,13 @@ void Endpoint::Init(Server& server) {
   });
   // The answer to Liveness's ping (or any unsolicited pong: it still shows the peer is there).
   server.set_pong_handler([this](connection_hdl hdl, std::string) {
-    if (std::shared_ptr<WsSession> s = SessionOf(hdl)) liveness_.Heard(*s);
+    if (std::shared_ptr<WsSession> s = SessionOf(hdl.lock().get())) liveness_.Heard(*s);
   });
-  server.set_close_handler([this, &server](connection_hdl hdl) { OnClose(server, hdl); });
+  server.set_close_handler([this](connection_hdl hdl) { OnClose(hdl); });
   server.set_fail_handler([this](connection_hdl hdl) { OnFail(hdl); });
-  server.set_tcp_post_init_handler([this, &server](connection_hdl hdl) {
-    // A socket this endpoint accepted itself got its options in Route.
-    if (acceptor_ != nullptr) return;
+  server.set_tcp_post_init_handler([this](connection_hdl hdl) {
     websocketpp::lib::error_code ec;
-    typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
+    WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
     if (ec) return;
     EnsureTcpOptions(con->get_raw_socket());
   });
@@ -216,17 +183,16 @@ absl::Status Endpoint::Listen(const std::string& host, const std::string& port) 
       }
     }
   }
-  if (plain_ != nullptr && api_handoff_) return ListenAndRoute(host, port);
-  WithServer([&](auto& server) { server.listen(host, port, ec); });
+  if (tls_ == nullptr) return ListenPlain(host, port);
+  tls_->listen(host, port, ec);
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
   }
-  WithServer([&](auto& server) { server.start_accept(ec); });
+  tls_->start_accept(ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot accept: ", ec.message()));
   asio::error_code aec;
-  asio::ip::tcp::endpoint local =
-      WithServer([&](auto& server) { return server.get_local_endpoint(aec); });
+  asio::ip::tcp::endpoint local = tls_->get_local_endpoint(aec);
   if (aec) return absl::UnavailableError(absl::StrCat("cannot read bound port: ", aec.message()));
   local_port_ = local.port();
   std::string addr = local.address().to_string();
@@ -242,7 +208,7 @@ void Endpoint::StopListening() {
     return;
   }
   websocketpp::lib::error_code ec;
-  WithServer([&](auto& server) { server.stop_listening(ec); });
+  if (tls_ != nullptr) tls_->stop_listening(ec);
 }
 
 namespace {
@@ -296,7 +262,7 @@ void Endpoint::EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket
   if (tcp_options_inherited_ == Inherit::kNo) SetTcpOptions(socket);
 }
 
-absl::Status Endpoint::ListenAndRoute(const std::string& host, const std::string& port) {
+absl::Status Endpoint::ListenPlain(const std::string& host, const std::string& port) {
   asio::error_code ec;
   asio::ip::tcp::resolver resolver(*io_);
   auto results = resolver.resolve(host, port, ec);
@@ -333,109 +299,194 @@ void Endpoint::AcceptNext() {
     if (ec == asio::error::operation_aborted || acceptor_ == nullptr || !acceptor_->is_open()) {
       return;
     }
-    if (!ec) Route(std::move(socket));
+    if (!ec && plain_handoff_) {
+      EnsureTcpOptions(socket);
+      asio::error_code rec;
+      const asio::ip::tcp::endpoint remote = socket.remote_endpoint(rec);
+      std::string address = remote.address().to_string();
+      if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
+      plain_handoff_(std::move(socket), absl::StrCat(address, ":", remote.port()));
+    }
     AcceptNext();
   });
 }
 
-// A connection being routed: its socket until the first request line shows who serves it.
-struct Endpoint::PendingRoute {
-  PendingRoute(asio::ip::tcp::socket s, asio::io_context& io)
-      : socket(std::move(s)), deadline(io), retry(io) {}
-  asio::ip::tcp::socket socket;
-  asio::steady_timer deadline;  // nothing decided by then: closed
-  asio::steady_timer retry;     // a request line that arrives in pieces is looked at again
-  bool decided = false;
-};
-
-Endpoint::RouteStep Endpoint::RouteByFirstBytes(asio::ip::tcp::socket& socket) {
-  char bytes[kRoutePeekBytes];
-  const ssize_t n = ::recv(socket.native_handle(), bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    return RouteStep::kWaitReadable;
+std::variant<Endpoint::Admission, HttpResponse> Endpoint::Admit(absl::string_view resource,
+                                                                absl::string_view origin,
+                                                                std::string remote_address) {
+  if (PathOf(std::string(resource)) != "/ws") {
+    return HttpResponse{404, {}, "WebSocket endpoint is /ws\n"};
   }
-  // Closed before a byte, or reset: the socket closes with its owner.
-  if (n <= 0) return RouteStep::kDone;
-  const FirstLine line = ClassifyFirstLine(absl::string_view(bytes, static_cast<size_t>(n)));
-  if (line == FirstLine::kUndecided) return RouteStep::kRetryLater;
-  if (line == FirstLine::kOther) {
-    ToWebsocketpp(std::move(socket));
-    return RouteStep::kDone;
+  if (!core::OriginAllowed(origin, hub_->limits().allowed_origins)) {
+    return HttpResponse{403, {}, "origin not allowed\n"};
   }
-  asio::error_code rec;
-  const asio::ip::tcp::endpoint remote = socket.remote_endpoint(rec);
-  std::string address = remote.address().to_string();
-  if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
-  api_handoff_(std::move(socket), absl::StrCat(address, ":", remote.port()));
-  return RouteStep::kDone;
+  std::shared_ptr<const auth::Claims> grant;
+  if (hub_->protocol().auth_required()) {
+    // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
+    // one, the client must authenticate with a `connect` frame (ClientProtocol enforces the
+    // deadline).
+    const std::string token = QueryParam(std::string(resource), "token");
+    if (!token.empty()) {
+      absl::StatusOr<auth::Claims> claims = hub_->protocol().VerifyToken(token);
+      if (!claims.ok()) {
+        return HttpResponse{
+            401, {}, absl::StrCat("invalid token: ", claims.status().message(), "\n")};
+      }
+      grant = std::make_shared<const auth::Claims>(*std::move(claims));
+    }
+  }
+  // --max-connections: 503, the server is full (RFC 9110 §15.6.4). Per IP and per user: 429,
+  // this client has too many (RFC 6585 §4), so a load balancer does not take it for an unhealthy
+  // server.
+  absl::StatusOr<core::Node::ConnectionSlots> slots =
+      hub_->node().AdmitConnection(remote_address, grant != nullptr ? grant->user : "");
+  if (!slots.ok()) {
+    return HttpResponse{slots.status().code() == absl::StatusCode::kUnavailable ? 503 : 429,
+                        {},
+                        absl::StrCat(slots.status().message(), "\n")};
+  }
+  return Admission{std::move(grant), *std::move(slots), std::move(remote_address)};
 }
 
-void Endpoint::Route(asio::ip::tcp::socket socket) {
-  EnsureTcpOptions(socket);
-  // Under load the request is often there by the time the connection is accepted: routed at
-  // once, with no wait on the socket and no timer.
-  const RouteStep first = RouteByFirstBytes(socket);
-  if (first == RouteStep::kDone) return;
-  auto pending = std::make_shared<PendingRoute>(std::move(socket), *io_);
-  pending->deadline.expires_after(kRouteTimeout);
-  pending->deadline.async_wait([pending](const asio::error_code& ec) {
-    if (ec || pending->decided) return;
-    // No request line in time: closed, as websocketpp closes a silent connection. Never handed
-    // to websocketpp unread: a browser's preconnected socket sends its first request late, and
-    // an /api/ request there must still reach the HTTP/1.1 server (an event stream needs it).
-    pending->decided = true;
-    pending->retry.cancel();
-    asio::error_code close_ec;
-    pending->socket.close(close_ec);
+core::ConnectionMeta Endpoint::MakeMeta(
+    std::string remote_address, const std::function<std::string(const std::string&)>& header) {
+  core::ConnectionMeta meta;
+  meta.id = hub_->node().NextConnectionId();
+  meta.remote_address = std::move(remote_address);
+  meta.origin = header("Origin");
+  meta.user_agent = header("User-Agent");
+  meta.connected_at = hub_->Now();
+  meta.loop = loop_;
+  if (hub_->protocol().connect_proxied()) {
+    for (const std::string& name : hub_->limits().proxy_headers) {
+      std::string value = header(name);
+      if (!value.empty()) meta.headers.emplace_back(name, std::move(value));
+    }
+  }
+  return meta;
+}
+
+void Endpoint::Open(const std::shared_ptr<WsSession>& session, const void* connection,
+                    Admission admission) {
+  if (admission.grant != nullptr) session->SetGrant(std::move(admission.grant));
+  for (core::ConnectionQuota::Slot& slot : admission.slots) session->HoldSlot(std::move(slot));
+  // The hub's table owns the session (which holds the connection); the endpoint's handlers find
+  // it in sessions_, weakly, so there is no ownership cycle. They run on this thread, in order.
+  sessions_[connection] = session;
+  if (absl::Status st = hub_->protocol().Register(session); !st.ok()) {
+    session->Close(core::kClosePolicyViolation, st.message());
+    return;
+  }
+  // Only a registered session: the table keeps it alive until its close handler removes it here.
+  liveness_.Add(session);
+}
+
+void Endpoint::OnMessage(const std::shared_ptr<WsSession>& session, bool text,
+                         absl::string_view payload) {
+  liveness_.Heard(*session);
+  if (!text) {
+    session->Close(core::kCloseUnsupportedData,
+                   "binary frames are not supported: send JSON text frames");
+    return;
+  }
+  hub_->protocol().OnClientFrame(session, payload);
+}
+
+void Endpoint::Closed(const std::shared_ptr<WsSession>& session, int code,
+                      absl::string_view reason) {
+  liveness_.Remove(*session);
+  session->CancelTimers();
+  // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
+  // also when the peer never answered it (the transport then reports 1006).
+  if (session->close_code() != 0) {
+    return hub_->protocol().Unregister(*session, session->close_code(), session->close_reason());
+  }
+  hub_->protocol().Unregister(*session, code, reason);
+}
+
+std::shared_ptr<WsSession> Endpoint::SessionOf(const void* connection) const {
+  auto it = sessions_.find(connection);
+  return it == sessions_.end() ? nullptr : it->second.lock();
+}
+
+std::shared_ptr<WsSession> Endpoint::TakeSession(const void* connection) {
+  auto it = sessions_.find(connection);
+  if (it == sessions_.end()) return nullptr;
+  std::shared_ptr<WsSession> s = it->second.lock();
+  sessions_.erase(it);
+  return s;
+}
+
+void Endpoint::AcceptUpgrade(const http::Request& request,
+                             std::shared_ptr<http::Exchange> exchange) {
+  auto refuse = [&exchange](HttpResponse reply) {
+    exchange->Respond({reply.status, std::move(reply.headers), std::move(reply.body)});
+  };
+  if (std::optional<HandshakeRefusal> bad = CheckHandshake(request)) {
+    HttpResponse reply{bad->status, {}, std::move(bad->body)};
+    if (!bad->header_name.empty()) reply.headers.emplace_back(bad->header_name, bad->header_value);
+    return refuse(std::move(reply));
+  }
+  std::variant<Admission, HttpResponse> admitted =
+      Admit(request.target, request.Header("Origin"), request.remote_address);
+  if (auto* refusal = std::get_if<HttpResponse>(&admitted)) return refuse(std::move(*refusal));
+  // What the new connection starts with, held until the HTTP server hands the socket over (and
+  // dropped, slots given back, if the connection is gone first).
+  struct Accepted {
+    Admission admission;
+    core::ConnectionMeta meta;
+    std::string response;  // 101 Switching Protocols
+  };
+  auto accepted = std::make_shared<Accepted>();
+  accepted->admission = std::get<Admission>(std::move(admitted));
+  accepted->meta = MakeMeta(request.remote_address,
+                            [&request](const std::string& name) { return request.Header(name); });
+  if (accepted->admission.grant != nullptr) accepted->meta.user = accepted->admission.grant->user;
+  accepted->response = SwitchingProtocols(request.Header("Sec-WebSocket-Key"));
+  exchange->Upgrade("", [this, accepted](asio::ip::tcp::socket socket, std::string leftover) {
+    WsConnection::Handler* handler = this;
+    auto connection =
+        std::make_shared<WsConnection>(std::move(socket), handler, hub_->limits().max_frame_bytes);
+    auto session = std::make_shared<WsSession>(std::move(accepted->meta),
+                                               WsConnectionPtr(connection), hub_, io_);
+    // The 101 goes first, and the `welcome` Register queues goes out in the same write.
+    session->QueueHandshakeResponse(std::move(accepted->response));
+    Open(session, connection.get(), std::move(accepted->admission));
+    connection->Start(std::move(leftover));
   });
-  if (first == RouteStep::kRetryLater) return RetryPeek(pending);
-  Peek(pending);
 }
 
-void Endpoint::Peek(const std::shared_ptr<PendingRoute>& pending) {
-  pending->socket.async_wait(
-      asio::socket_base::wait_read,
-      [this, pending](const asio::error_code& ec) { Readable(pending, ec); });
-}
-
-void Endpoint::Readable(const std::shared_ptr<PendingRoute>& pending, const asio::error_code& ec) {
-  if (pending->decided) return;
-  if (ec) {
-    pending->decided = true;
-    pending->deadline.cancel();
-    return;  // the socket closes with `pending`
-  }
-  switch (RouteByFirstBytes(pending->socket)) {
-    case RouteStep::kDone:
-      pending->decided = true;
-      pending->deadline.cancel();
+void Endpoint::OnFrame(WsConnection& connection, Opcode opcode, absl::string_view payload) {
+  std::shared_ptr<WsSession> s = SessionOf(&connection);
+  if (s == nullptr) return;
+  switch (opcode) {
+    case Opcode::kText:
+    case Opcode::kBinary:
+      return OnMessage(s, opcode == Opcode::kText, payload);
+    case Opcode::kPing:
+      liveness_.Heard(*s);
+      return s->Pong(std::string(payload));
+    case Opcode::kPong:
+      // The answer to Liveness's ping (or any unsolicited pong: the peer is there).
+      return liveness_.Heard(*s);
+    default:
       return;
-    case RouteStep::kWaitReadable:  // a spurious wake-up
-      return Peek(pending);
-    case RouteStep::kRetryLater:
-      return RetryPeek(pending);
   }
 }
 
-void Endpoint::RetryPeek(const std::shared_ptr<PendingRoute>& pending) {
-  // Part of a request line: looked at again shortly.
-  pending->retry.expires_after(std::chrono::milliseconds(5));
-  pending->retry.async_wait([this, pending](const asio::error_code& retry_ec) {
-    if (!retry_ec && !pending->decided) Peek(pending);
-  });
+void Endpoint::OnPeerClose(WsConnection& connection, int code, absl::string_view reason) {
+  if (std::shared_ptr<WsSession> s = SessionOf(&connection)) s->AnswerClose(code, reason);
 }
 
-void Endpoint::ToWebsocketpp(asio::ip::tcp::socket socket) {
-  WsServer::connection_ptr con = plain_->get_connection();
-  if (con == nullptr) return;  // the socket closes
-  // The session writes to the socket itself (non-blocking, from this thread). Set now, asio
-  // does not switch it again (one ioctl per connection, not two) for websocketpp's reads.
-  asio::error_code nb_ec;
-  socket.non_blocking(true, nb_ec);
-  // The connection was made with a socket of this io_context; it takes over the accepted one
-  // and starts as if websocketpp had accepted it (tcp init, handshake timeout, ...).
-  con->get_raw_socket() = std::move(socket);
-  con->start();
+void Endpoint::OnProtocolError(WsConnection& connection, const FrameError& error) {
+  if (std::shared_ptr<WsSession> s = SessionOf(&connection))
+    s->Close(error.close_code, error.reason);
+}
+
+void Endpoint::OnClosed(WsConnection& connection) {
+  if (std::shared_ptr<WsSession> s = TakeSession(&connection)) {
+    Closed(s, connection.remote_close_code(), connection.remote_close_reason());
+  }
 }
 
 Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
@@ -448,151 +499,64 @@ Endpoint::Admission Endpoint::TakeAdmission(const void* connection) {
   return admission;
 }
 
-template <typename Server>
-bool Endpoint::OnValidate(Server& server, connection_hdl hdl) {
+bool Endpoint::OnValidate(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
+  WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
   if (ec) return false;
   TakeAdmission(con.get());
-  if (PathOf(con->get_resource()) != "/ws") {
-    con->set_status(http::status_code::not_found);
-    con->set_body("WebSocket endpoint is /ws\n");
-    return false;
-  }
-  if (!core::OriginAllowed(con->get_request_header("Origin"), hub_->limits().allowed_origins)) {
-    con->set_status(http::status_code::forbidden);
-    con->set_body("origin not allowed\n");
-    return false;
-  }
-  std::shared_ptr<const auth::Claims> grant;
-  if (hub_->protocol().auth_required()) {
-    // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
-    // one, the client must authenticate with a `connect` frame (ClientProtocol enforces the
-    // deadline).
-    const std::string token = QueryParam(con->get_resource(), "token");
-    if (!token.empty()) {
-      absl::StatusOr<auth::Claims> claims = hub_->protocol().VerifyToken(token);
-      if (!claims.ok()) {
-        con->set_status(http::status_code::unauthorized);
-        con->set_body(absl::StrCat("invalid token: ", claims.status().message(), "\n"));
-        return false;
-      }
-      grant = std::make_shared<const auth::Claims>(*std::move(claims));
-    }
-  }
-  // --max-connections: 503, the server is full (RFC 9110 §15.6.4). Per IP and per user: 429,
-  // this client has too many (RFC 6585 §4), so a load balancer does not take it for an unhealthy
-  // server.
-  std::string remote_address = con->get_remote_endpoint();
-  absl::StatusOr<core::Node::ConnectionSlots> slots =
-      hub_->node().AdmitConnection(remote_address, grant != nullptr ? grant->user : "");
-  if (!slots.ok()) {
-    con->set_status(slots.status().code() == absl::StatusCode::kUnavailable
-                        ? http::status_code::service_unavailable
-                        : http::status_code::too_many_requests);
-    con->set_body(absl::StrCat(slots.status().message(), "\n"));
+  std::variant<Admission, HttpResponse> admitted =
+      Admit(con->get_resource(), con->get_request_header("Origin"), con->get_remote_endpoint());
+  if (auto* refusal = std::get_if<HttpResponse>(&admitted)) {
+    con->set_status(static_cast<wspp_http::status_code::value>(refusal->status));
+    con->set_body(refusal->body);
     return false;
   }
   // Kept for OnOpen only once the upgrade is accepted: a refused handshake leaves nothing.
   absl::MutexLock lock(&grants_mu_);
-  grants_[con.get()] = Admission{std::move(grant), *std::move(slots), std::move(remote_address)};
+  grants_[con.get()] = std::get<Admission>(std::move(admitted));
   return true;
 }
 
-std::shared_ptr<WsSession> Endpoint::SessionOf(const connection_hdl& hdl) const {
-  auto it = sessions_.find(hdl.lock().get());
-  return it == sessions_.end() ? nullptr : it->second.lock();
-}
-
-std::shared_ptr<WsSession> Endpoint::TakeSession(const connection_hdl& hdl) {
-  auto it = sessions_.find(hdl.lock().get());
-  if (it == sessions_.end()) return nullptr;
-  std::shared_ptr<WsSession> s = it->second.lock();
-  sessions_.erase(it);
-  return s;
-}
-
-template <typename Server>
-void Endpoint::OnClose(Server& server, connection_hdl hdl) {
-  std::shared_ptr<WsSession> s = TakeSession(hdl);
+void Endpoint::OnClose(connection_hdl hdl) {
+  std::shared_ptr<WsSession> s = TakeSession(hdl.lock().get());
   if (s == nullptr) return;
-  liveness_.Remove(*s);
-  s->CancelTimers();
-  // A close Herald started (idle timeout, slow consumer, kick) is how the connection ended,
-  // also when the peer never answered it (websocketpp then reports 1006).
-  if (s->close_code() != 0)
-    return hub_->protocol().Unregister(*s, s->close_code(), s->close_reason());
   websocketpp::lib::error_code ec;
-  typename Server::connection_ptr c = server.get_con_from_hdl(hdl, ec);
-  if (ec) return hub_->protocol().Unregister(*s);
+  WssServer::connection_ptr c = tls_->get_con_from_hdl(hdl, ec);
+  if (ec) return Closed(s, websocketpp::close::status::abnormal_close, "");
   // Whoever sent the first close frame decided how the connection ended.
   const bool local = c->get_local_close_code() != websocketpp::close::status::blank &&
                      c->get_local_close_code() != websocketpp::close::status::no_status;
-  hub_->protocol().Unregister(*s, local ? c->get_local_close_code() : c->get_remote_close_code(),
-                              local ? c->get_local_close_reason() : c->get_remote_close_reason());
+  Closed(s, local ? c->get_local_close_code() : c->get_remote_close_code(),
+         local ? c->get_local_close_reason() : c->get_remote_close_reason());
 }
 
 void Endpoint::OnFail(connection_hdl hdl) {
   // Before open: drop what OnValidate admitted (its slots go back). After: unregister.
   TakeAdmission(hdl.lock().get());
-  if (std::shared_ptr<WsSession> s = TakeSession(hdl)) {
-    liveness_.Remove(*s);
-    s->CancelTimers();
-    hub_->protocol().Unregister(*s, websocketpp::close::status::abnormal_close,
-                                "connection failed");
+  if (std::shared_ptr<WsSession> s = TakeSession(hdl.lock().get())) {
+    Closed(s, websocketpp::close::status::abnormal_close, "connection failed");
   }
 }
 
-template <typename Server>
-void Endpoint::OnOpen(Server& server, connection_hdl hdl) {
+void Endpoint::OnOpen(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
+  WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
   if (ec) return;
   // What OnValidate admitted: the claims of a `?token=` (without one the connection is anonymous
   // and must send `connect`), the connection-count slots, the remote address.
   Admission admission = TakeAdmission(con.get());
-  core::ConnectionMeta meta;
-  meta.id = hub_->node().NextConnectionId();
-  meta.remote_address = !admission.remote_address.empty() ? std::move(admission.remote_address)
-                                                          : con->get_remote_endpoint();
-  meta.origin = con->get_request_header("Origin");
-  meta.user_agent = con->get_request_header("User-Agent");
-  meta.connected_at = hub_->Now();
-  meta.loop = loop_;
-  if (hub_->protocol().connect_proxied()) {
-    for (const std::string& name : hub_->limits().proxy_headers) {
-      std::string value = con->get_request_header(name);
-      if (!value.empty()) meta.headers.emplace_back(name, std::move(value));
-    }
-  }
-  std::shared_ptr<const auth::Claims> grant = std::move(admission.grant);
-  if (grant != nullptr) meta.user = grant->user;
+  core::ConnectionMeta meta = MakeMeta(
+      !admission.remote_address.empty() ? admission.remote_address : con->get_remote_endpoint(),
+      [&con](const std::string& name) { return con->get_request_header(name); });
+  if (admission.grant != nullptr) meta.user = admission.grant->user;
   // The handshake request and response (header maps, body) stay inside the connection for its
   // whole life but are not read again after open: what Herald needs is copied into `meta` (and
-  // the token's claims into `grant`). Releasing them (ReleasableMessage) frees about 1 KB per
-  // idle connection.
+  // the token's claims into the admission). Releasing them (ReleasableMessage) frees about 1 KB
+  // per idle connection.
   con->get_request().Release();
   con->get_response().Release();
-  if constexpr (std::is_same_v<Server, WsServer>) {
-    // The session writes to the socket itself (non-blocking, from this thread). A socket this
-    // endpoint accepted is already (ToWebsocketpp).
-    if (acceptor_ == nullptr) {
-      asio::error_code nb_ec;
-      con->get_raw_socket().non_blocking(true, nb_ec);
-    }
-  }
   auto session = std::make_shared<WsSession>(std::move(meta), WsConnectionPtr(con), hub_, io_);
-  if (grant != nullptr) session->SetGrant(std::move(grant));
-  for (core::ConnectionQuota::Slot& slot : admission.slots) session->HoldSlot(std::move(slot));
-  // The hub's table owns the session (which holds the connection); the endpoint's handlers find
-  // it in sessions_, weakly, so there is no ownership cycle. They run on this thread, in order.
-  sessions_[con.get()] = session;
-  if (absl::Status st = hub_->protocol().Register(session); !st.ok()) {
-    session->Close(core::kClosePolicyViolation, st.message());
-    return;
-  }
-  // Only a registered session: the table keeps it alive until its close handler removes it here.
-  liveness_.Add(session);
+  Open(session, con.get(), std::move(admission));
 }
 
 void Endpoint::ServeStaticFiles(const std::string& dir) {
@@ -638,16 +602,15 @@ std::optional<HttpResponse> Endpoint::StaticFile(const HttpRequest& request) con
   return reply;
 }
 
-template <typename Server>
-void Endpoint::OnHttp(Server& server, connection_hdl hdl) {
+void Endpoint::OnHttp(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  typename Server::connection_ptr con = server.get_con_from_hdl(hdl, ec);
+  WssServer::connection_ptr con = tls_->get_con_from_hdl(hdl, ec);
   if (ec) return;
   // websocketpp closes the connection after each HTTP response; say so, or keep-alive clients
   // (browsers, Node's http agent) send their next request on a socket that is closing.
   con->replace_header("Connection", "close");
   if (std::optional<absl::string_view> error = FramingError(con->get_request())) {
-    con->set_status(http::status_code::bad_request);
+    con->set_status(wspp_http::status_code::bad_request);
     con->replace_header("Content-Type", "application/json");
     con->set_body(absl::StrCat(R"({"code":"INVALID_ARGUMENT","message":"request framing: )", *error,
                                "\"}\n"));
@@ -693,8 +656,7 @@ void Endpoint::ServeHttp(const HttpRequest& request, HttpRespond respond) {
   }
 }
 
-template <typename ConnectionPtr>
-HttpRespond Endpoint::DeferredResponder(const ConnectionPtr& con) {
+HttpRespond Endpoint::DeferredResponder(const WssServer::connection_ptr& con) {
   // The reply is written by a task on the connection's I/O thread (the one thread that runs
   // `io`): it runs after the handler has deferred the response, whichever thread answers and
   // when.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -17,10 +18,12 @@
 #include "asio/io_context.hpp"
 #include "asio/ip/tcp.hpp"
 #include "server/core/hub.h"
+#include "server/http/server.h"
 #include "server/ws/liveness.h"
 #include "server/ws/static_files.h"
 #include "server/ws/tls_context.h"
 #include "server/ws/ws_config.h"
+#include "server/ws/ws_connection.h"
 #include "server/ws/ws_session.h"
 
 namespace herald::ws {
@@ -55,19 +58,26 @@ using HttpRespond = std::function<void(HttpResponse)>;
 // concurrently for different connections.
 using HttpFallback = std::function<bool(const HttpRequest& request, HttpRespond respond)>;
 
-// The WebSocket/HTTP listener: accepts connections on `/ws`, adapts each one to a WsSession in
-// the hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
-// HttpFallback) on the same port; with a TlsContext, all of it over TLS only (wss://, https://).
-// Owns the websocketpp server and its connections' sessions; runs on the caller's io_context,
-// which exactly one thread runs (websocketpp's per-connection strands are compiled out,
-// ws_config.h). Several endpoints (one per IoThreads context, `loop` = its index) may listen on
-// the same port: the listener sets SO_REUSEPORT and the kernel spreads connections over them, so
-// every I/O thread accepts and handshakes its own; sessions carry the loop. Each endpoint watches
-// its connections for silence (Liveness: pings, then close 4010) and turns on TCP keepalive and
-// TCP_NODELAY on every accepted socket (set once on the listener, which accepted sockets inherit
-// on Linux; per socket where they do not). Listen() and StopListening() must be called from one
-// control thread; everything else runs on the endpoint's I/O thread.
-class Endpoint {
+// The WebSocket/HTTP listener: accepts connections, adapts each WebSocket to a WsSession in the
+// hub, and serves plain HTTP (`/healthz`, `/metrics`, and other paths through an optional
+// HttpFallback) on the same port.
+// - Plain (ws://, http://): every accepted connection goes to this thread's HTTP/1.1 server
+//   (SetPlainHandoff), which reads its requests (keep-alive, pipelining, SSE) and passes a
+//   WebSocket upgrade request to AcceptUpgrade: Herald's own transport (WsConnection reads,
+//   WsSession writes) takes the socket over.
+// - With a TlsContext (wss://, https://): websocketpp does the TLS and WebSocket handshakes and
+//   reads the frames; each connection answers one HTTP request and closes.
+// Owns the websocketpp server of a TLS port and the sessions of its connections; runs on the
+// caller's io_context, which exactly one thread runs (websocketpp's per-connection strands are
+// compiled out, ws_config.h). Several endpoints (one per IoThreads context, `loop` = its index)
+// may listen on the same port: the listener sets SO_REUSEPORT and the kernel spreads connections
+// over them, so every I/O thread accepts and handshakes its own; sessions carry the loop. Each
+// endpoint watches its connections for silence (Liveness: pings, then close 4010) and turns on
+// TCP keepalive and TCP_NODELAY on every accepted socket (set once on the listener, which
+// accepted sockets inherit on Linux; per socket where they do not). Listen() and
+// StopListening() must be called from one control thread; everything else runs on the
+// endpoint's I/O thread.
+class Endpoint : private WsConnection::Handler {
  public:
   // With `tls`, the port speaks only TLS (wss://, https://), with tls->Current()'s certificate;
   // `tls` must outlive the endpoint.
@@ -89,18 +99,23 @@ class Endpoint {
     metrics_appender_ = std::move(append);
   }
 
-  // Where a plain (ws://) listener hands the connections whose first request is for `/api/`
-  // (main.cc: the HTTP/1.1 server of this I/O thread, which keeps them alive): the accepted
-  // socket of this endpoint's io_context and the client's "ip:port". With it, the endpoint
-  // accepts plain connections itself and peeks (MSG_PEEK, at most kRoutePeekBytes) at the
-  // request line of each; every other connection goes to websocketpp unchanged. One that has not
-  // shown its request target within kRouteTimeout (websocketpp's open-handshake timeout) is
-  // closed. A TLS endpoint ignores it. Call before Listen().
-  using ApiHandoff = std::function<void(asio::ip::tcp::socket socket, std::string remote_address)>;
-  void SetApiHandoff(ApiHandoff handoff) { api_handoff_ = std::move(handoff); }
-  static constexpr size_t kRoutePeekBytes = 32;
-  static constexpr std::chrono::milliseconds kRouteTimeout{
-      std::chrono::milliseconds::rep{WsConfig::timeout_open_handshake}};
+  // Where a plain (ws://) listener hands every connection it accepts (main.cc: the HTTP/1.1
+  // server of this I/O thread, whose upgrade requests come back to AcceptUpgrade): the socket, of
+  // this endpoint's io_context, and the client's "ip:port". Required on a plain endpoint; a TLS
+  // endpoint ignores it. Call before Listen().
+  using PlainHandoff =
+      std::function<void(asio::ip::tcp::socket socket, std::string remote_address)>;
+  void SetPlainHandoff(PlainHandoff handoff) { plain_handoff_ = std::move(handoff); }
+  // How long a new connection may stay silent before its first request (and a wss:// one before
+  // its handshake): websocketpp's open-handshake timeout.
+  static constexpr std::chrono::milliseconds kHandshakeTimeout{
+      std::chrono::milliseconds::rep{WssConfig::timeout_open_handshake}};
+
+  // A WebSocket upgrade request the HTTP/1.1 server read on a plain connection: refused with its
+  // status (not a valid handshake, not /ws, origin, token, connection limits: as on wss://), or
+  // accepted: the socket is taken over by a WsConnection and a WsSession, which writes the 101
+  // response and the `welcome` in one write. On the endpoint's I/O thread.
+  void AcceptUpgrade(const http::Request& request, std::shared_ptr<http::Exchange> exchange);
 
   // Serves a plain HTTP request (not a WebSocket upgrade), whichever transport read it:
   // /healthz, /metrics, /ws (426), the HttpFallback's paths, static files, else 404. Answers
@@ -123,57 +138,68 @@ class Endpoint {
   void ServeStaticFiles(const std::string& dir);
 
  private:
-  // Everything below is written once for both transports: `Server` is WsServer or WssServer.
-  template <typename Server>
-  void Init(Server& server);
-  template <typename Server>
-  bool OnValidate(Server& server, websocketpp::connection_hdl hdl);
-  template <typename Server>
-  void OnOpen(Server& server, websocketpp::connection_hdl hdl);
-  template <typename Server>
-  void OnHttp(Server& server, websocketpp::connection_hdl hdl);
-  template <typename Server>
-  void OnClose(Server& server, websocketpp::connection_hdl hdl);
-  void OnFail(websocketpp::connection_hdl hdl);
+  // What OnValidate admitted, picked up by OnOpen (wss://), or by AcceptUpgrade's hand-over
+  // (ws://): the claims of a `?token=` (so each handshake token is verified once), the
+  // connection-count slots (per IP, per user) the connection holds while open, the remote
+  // address.
+  struct Admission {
+    std::shared_ptr<const auth::Claims> grant;
+    core::Node::ConnectionSlots slots;
+    std::string remote_address;  // "ip:port", read once (getpeername) for both handlers
+  };
+  // What Herald checks on every WebSocket handshake, either transport: the path, the origin, a
+  // `?token=` and the connection limits. The admission, or the HTTP refusal.
+  std::variant<Admission, HttpResponse> Admit(absl::string_view resource, absl::string_view origin,
+                                              std::string remote_address);
+  // A new session's meta from its handshake's headers and remote address.
+  core::ConnectionMeta MakeMeta(std::string remote_address,
+                                const std::function<std::string(const std::string&)>& header);
+  // Registers a just-opened session of `connection` and starts watching it.
+  void Open(const std::shared_ptr<WsSession>& session, const void* connection, Admission admission);
+  // What every open session's client sends, either transport.
+  void OnMessage(const std::shared_ptr<WsSession>& session, bool text, absl::string_view payload);
+  // A closed connection's session leaves the node: how it ended is the close Herald started if
+  // any (also when the peer never answered it), else the peer's (`code`, `reason`).
+  void Closed(const std::shared_ptr<WsSession>& session, int code, absl::string_view reason);
   // The open session of a connection (null before open and after close or fail).
-  std::shared_ptr<WsSession> SessionOf(const websocketpp::connection_hdl& hdl) const;
+  std::shared_ptr<WsSession> SessionOf(const void* connection) const;
   // Removes and returns it.
-  std::shared_ptr<WsSession> TakeSession(const websocketpp::connection_hdl& hdl);
+  std::shared_ptr<WsSession> TakeSession(const void* connection);
+
+  // ws:// (Herald's transport): the listener, and WsConnection::Handler.
+  absl::Status ListenPlain(const std::string& host, const std::string& port);
+  void AcceptNext();
+  void OnFrame(WsConnection& connection, Opcode opcode, absl::string_view payload) override;
+  void OnPeerClose(WsConnection& connection, int code, absl::string_view reason) override;
+  void OnProtocolError(WsConnection& connection, const FrameError& error) override;
+  void OnClosed(WsConnection& connection) override;
+
+  // wss:// (websocketpp): its handlers.
+  void InitTls(const TlsContext* tls);
+  bool OnValidate(websocketpp::connection_hdl hdl);
+  void OnOpen(websocketpp::connection_hdl hdl);
+  void OnHttp(websocketpp::connection_hdl hdl);
+  void OnClose(websocketpp::connection_hdl hdl);
+  void OnFail(websocketpp::connection_hdl hdl);
+  // Answers a deferred HTTP response of `con`, from any thread.
+  HttpRespond DeferredResponder(const WssServer::connection_ptr& con);
+  Admission TakeAdmission(const void* connection);
+
   // Answers /metrics once the engine has answered ListQueues.
   void ServeMetrics(HttpRespond respond);
-  // Answers a deferred HTTP response of `con`, from any thread.
-  template <typename ConnectionPtr>
-  HttpRespond DeferredResponder(const ConnectionPtr& con);
   // A GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one, with
   // `Access-Control-Allow-Origin: *`; nullopt when there is no such file.
   std::optional<HttpResponse> StaticFile(const HttpRequest& request) const;
-  struct PendingRoute;
-  absl::Status ListenAndRoute(const std::string& host, const std::string& port);
-  void AcceptNext();
-  void Route(asio::ip::tcp::socket socket);
-  void Peek(const std::shared_ptr<PendingRoute>& pending);
-  void Readable(const std::shared_ptr<PendingRoute>& pending, const asio::error_code& ec);
-  // Hands `socket` on (or lets it close) when its first bytes decide who serves it (kDone);
-  // otherwise says what to wait for: any bytes, or more of a request line.
-  enum class RouteStep { kDone, kWaitReadable, kRetryLater };
-  RouteStep RouteByFirstBytes(asio::ip::tcp::socket& socket);
-  void RetryPeek(const std::shared_ptr<PendingRoute>& pending);
-  void ToWebsocketpp(asio::ip::tcp::socket socket);
   void SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const;
   // Sets the TCP options on a listening socket, for the sockets it accepts to inherit.
   void SetListenerTcpOptions(asio::ip::tcp::acceptor& acceptor) const;
   // Sets them on an accepted socket unless it inherited them from the listener (checked on the
   // first accepted socket: TCP_KEEPIDLE as configured).
   void EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket);
-  template <typename Fn>
-  decltype(auto) WithServer(Fn&& fn) {
-    return tls_ != nullptr ? fn(*tls_) : fn(*plain_);
-  }
 
   core::Hub* const hub_;
   const uint32_t loop_;
-  // Exactly one of the two: the ws:// or the wss:// server.
-  std::unique_ptr<WsServer> plain_;
+  // The wss:// server (null on a plain endpoint).
   std::unique_ptr<WssServer> tls_;
   uint16_t local_port_ = 0;
   HttpFallback http_fallback_;
@@ -181,29 +207,22 @@ class Endpoint {
   std::function<void(std::string* out)> metrics_appender_;
   std::string local_address_;
   asio::io_context* const io_;
-  // What OnValidate admitted, picked up by OnOpen: the claims of a `?token=` (so each handshake
-  // token is verified once) and the connection-count slots (per IP, per user) the connection
-  // holds while open. Keyed by connection; OnValidate first erases its connection's entry, so a
-  // stale entry can never reach a later connection at the same address; the fail handler drops
-  // the entry of a connection that fails before open, which gives its slots back.
-  struct Admission {
-    std::shared_ptr<const auth::Claims> grant;
-    core::Node::ConnectionSlots slots;
-    std::string remote_address;  // "ip:port", read once (getpeername) for both handlers
-  };
+  // wss://: what OnValidate admitted until OnOpen, by connection. OnValidate first erases its
+  // connection's entry, so a stale entry can never reach a later connection at the same address;
+  // the fail handler drops the entry of a connection that fails before open, which gives its
+  // slots back.
   absl::Mutex grants_mu_;
   absl::flat_hash_map<const void*, Admission> grants_ ABSL_GUARDED_BY(grants_mu_);
-  Admission TakeAdmission(const void* connection);
   std::unique_ptr<const StaticFiles> static_files_;
-  ApiHandoff api_handoff_;
-  // The listener of a plain endpoint with an ApiHandoff (websocketpp's own otherwise).
+  PlainHandoff plain_handoff_;
+  // The listener of a plain endpoint (websocketpp's own on TLS).
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
   Liveness liveness_;
-  // The open sessions by connection, for the endpoint-wide message, ping, pong, close and fail
-  // handlers: one map entry per connection instead of five handlers (each a heap-allocated
-  // std::function) set on every connection. Weak: the hub's table owns the sessions. Touched
-  // only on the I/O thread.
+  // The open sessions by connection (a WsConnection, or a websocketpp connection), for the
+  // endpoint-wide handlers: one map entry per connection instead of five handlers (each a
+  // heap-allocated std::function) set on every websocketpp connection. Weak: the hub's table
+  // owns the sessions. Touched only on the I/O thread.
   absl::flat_hash_map<const void*, std::weak_ptr<WsSession>> sessions_;
   // Whether accepted sockets inherit the listener's TCP options (unknown until the first).
   enum class Inherit : uint8_t { kUnknown, kYes, kNo };

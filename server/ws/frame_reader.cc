@@ -12,12 +12,16 @@ constexpr size_t kMaxControlPayload = 125;
 
 bool IsControl(Opcode opcode) { return static_cast<uint8_t>(opcode) >= 8; }
 
+// Bytes of a cut data frame reserved before they arrive.
+constexpr size_t kReserveAhead = 16 * 1024;
+
 bool IsKnownOpcode(uint8_t opcode) { return opcode <= 2 || (opcode >= 8 && opcode <= 10); }
 
-// RFC 6455 §7.4: the codes a peer may send (1004-1006 and 1015 are never sent; 1012-2999 are
-// unassigned here), plus the registered and private ranges.
+// RFC 6455 §7.4 and the IANA registry: the codes a peer may send (1004-1006 and 1015 are never
+// sent; 1012-1014, service restart, try again later, bad gateway, are registered since, and
+// Herald itself sends 1012 on a drain), plus the registered and private ranges.
 bool IsValidCloseCode(int code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
          (code >= 3000 && code <= 4999);
 }
 
@@ -193,12 +197,13 @@ std::optional<FrameError> FrameReader::OnPayload(
       std::memcpy(control_.get() + payload_received_, payload.data(), payload.size());
     } else {
       if (payload_received_ == 0) {
-        // The frame's announced length is within max_message_bytes_ already; growing at least
-        // twofold keeps many small fragments linear.
-        const size_t needed = message_.size() + static_cast<size_t>(payload_length_);
-        if (message_.capacity() < needed) {
-          message_.reserve(std::max(needed, std::min(2 * message_.capacity(), message_size_)));
-        }
+        // The frame's announced length is within max_message_bytes_ already, but is only a
+        // promise: at most kReserveAhead bytes are reserved ahead of what has arrived (a client
+        // that announces a large frame and sends one byte makes the server hold no more), and
+        // append grows the buffer geometrically from there, so many pieces stay linear.
+        const size_t needed =
+            message_.size() + std::min(static_cast<size_t>(payload_length_), kReserveAhead);
+        if (message_.capacity() < needed) message_.reserve(needed);
       }
       message_.append(payload.data(), payload.size());
     }

@@ -2,18 +2,21 @@
 #define HERALD_SERVER_WS_WS_CONFIG_H_
 
 #include <websocketpp/config/asio.hpp>
-#include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
+#include <memory>
 #include <type_traits>
+
+#include "asio/steady_timer.hpp"
 
 #include "server/ws/releasable_message.h"
 
 namespace herald::ws {
 
-// websocketpp configuration over `Base` (websocketpp::config::asio for ws://, asio_tls for
-// wss://): a small per-connection read buffer, no per-connection strand, and library logging
-// compiled out (Herald logs through spdlog at its own levels).
+// websocketpp configuration over `Base` (websocketpp::config::asio_tls: websocketpp serves wss://
+// only; ws:// is Herald's own transport, ws_connection.h): a small per-connection read buffer, no
+// per-connection strand, and library logging compiled out (Herald logs through spdlog at its own
+// levels).
 // - The read buffer lives inside every connection object: client frames are small (subscribe,
 //   ping), and a larger frame or handshake just takes more reads. Measured (bench/run.sh idle,
 //   18,000 connections): 4096 -> 512 bytes, together with dropping the handshake objects after
@@ -25,7 +28,6 @@ namespace herald::ws {
 //   and write dispatched through it). One thread runs each endpoint's io_context (IoThreads), so
 //   the strand ordered nothing; work for a connection from another thread is posted to that
 //   io_context (WsSession, Endpoint::DeferredResponder).
-// - No post-init timer on ws:// (below).
 // - The handshake request and response are ReleasableMessages: websocketpp keeps both inside
 //   every connection for its whole life; Endpoint::OnOpen frees them (about 1 KB, measured
 //   7,266 -> 6,673 bytes of RSS per idle connection) without reaching into websocketpp.
@@ -51,15 +53,9 @@ struct ServerConfig : public Base {
     typedef typename type::elog_type elog_type;
     typedef typename type::request_type request_type;
     typedef typename type::response_type response_type;
-    // basic_socket (plain TCP) or tls_socket (an asio::ssl::stream over TCP).
+    // tls_socket: an asio::ssl::stream over TCP.
     typedef typename base::transport_config::socket_type socket_type;
     static const bool enable_multithreading = false;
-    // The "post init" step is the TLS handshake on wss:// (bounded by websocketpp's 5 s) and
-    // nothing on ws://, where websocketpp would still arm and cancel a timer per connection.
-    static const long timeout_socket_post_init =
-        std::is_same_v<socket_type, websocketpp::transport::asio::basic_socket::endpoint>
-            ? 0
-            : base::transport_config::timeout_socket_post_init;
   };
   typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 
@@ -68,16 +64,12 @@ struct ServerConfig : public Base {
   static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
 };
 
-using WsConfig = ServerConfig<websocketpp::config::asio>;
 using WssConfig = ServerConfig<websocketpp::config::asio_tls>;
-
-using WsServer = websocketpp::server<WsConfig>;
 using WssServer = websocketpp::server<WssConfig>;
-using WsMessagePtr = WsConfig::message_type::ptr;
-// The same asio timer in both transports.
-using WsTimerPtr = WsServer::connection_type::timer_ptr;
+using WsMessagePtr = WssConfig::message_type::ptr;
+// A session's timers: websocketpp's on wss://, plain asio ones on ws://, the same type.
+using WsTimerPtr = std::shared_ptr<asio::steady_timer>;
 static_assert(std::is_same_v<WsTimerPtr, WssServer::connection_type::timer_ptr>);
-static_assert(std::is_same_v<WsMessagePtr, WssConfig::message_type::ptr>);
 
 }  // namespace herald::ws
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
 #include "asio/write.hpp"
 #include "server/core/protocol.h"
 
@@ -21,6 +22,13 @@ WsFrame::WsFrame(std::string payload, websocketpp::frame::opcode::value opcode)
   const uint64_t size = payload_.size();
   header_ = frame::prepare_header(frame::basic_header(opcode, size, /*fin=*/true, /*mask=*/false),
                                   frame::extended_header(size));
+}
+
+std::shared_ptr<WsFrame> WsFrame::Raw(std::string bytes) {
+  auto frame = std::make_shared<WsFrame>(std::string());
+  frame->header_.clear();
+  frame->payload_ = std::move(bytes);
+  return frame;
 }
 
 core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflation_key) const {
@@ -68,6 +76,26 @@ void WsSession::CloseHere(int code, std::string reason) {
     return;
   }
   CloseConnection(code, reason);
+}
+
+void WsSession::QueueHandshakeResponse(std::string response) {
+  const core::OutFramePtr frame = WsFrame::Raw(std::move(response));
+  out_.insert(out_.begin() + static_cast<std::ptrdiff_t>(out_head_), frame);
+  out_bytes_ += static_cast<const WsFrame&>(*frame).wire_size();
+  UpdateBuffered();
+  ScheduleWrite();
+}
+
+void WsSession::AnswerClose(int code, absl::string_view reason) {
+  if (close_pending_ || close_timer_ != nullptr) return;
+  close_timer_ = SetTimer(close_timeout_ms_,
+                          [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
+                            if (ec) return;
+                            if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
+                          });
+  DropHeld();
+  DropUnstarted();
+  CloseConnection(code, std::string(reason));
 }
 
 void WsSession::Abort() {
@@ -290,13 +318,17 @@ void WsSession::Write() {
     close_pending_ = false;
     CloseConnection(close_code_, close_reason_);
   }
+  if (close_frame_queued_ && out_bytes_ == 0 && !awaiting_writable_ && !write_failed_) {
+    close_frame_queued_ = false;
+    std::get<std::shared_ptr<WsConnection>>(connection_)->CloseWritten();
+  }
 }
 
 void WsSession::WriteSome() {
   if (auto* tls = std::get_if<WssServer::connection_ptr>(&connection_)) {
     WriteSomeTls(**tls);
   } else {
-    WritePlain(std::get<WsServer::connection_ptr>(connection_)->get_raw_socket());
+    WritePlain(std::get<std::shared_ptr<WsConnection>>(connection_)->socket());
   }
   if (out_head_ == out_.size()) {
     if (out_.capacity() > 4) {
@@ -402,24 +434,67 @@ void WsSession::WritePlain(asio::ip::tcp::socket& socket) {
 }
 
 websocketpp::session::state::value WsSession::State() const {
-  return WithConnection([](auto& c) { return c.get_state(); });
+  if (const auto* plain = std::get_if<std::shared_ptr<WsConnection>>(&connection_)) {
+    switch ((*plain)->state()) {
+      case WsConnection::State::kOpen:
+        return websocketpp::session::state::open;
+      case WsConnection::State::kClosing:
+        return websocketpp::session::state::closing;
+      case WsConnection::State::kClosed:
+        return websocketpp::session::state::closed;
+    }
+  }
+  return std::get<WssServer::connection_ptr>(connection_)->get_state();
 }
 
+namespace {
+
+// A close frame's payload: the code and the reason (RFC 6455 §5.5.1), none for 1005 ("no status
+// received", which must not go on the wire), the reason cut to fit 125 bytes.
+std::string ClosePayload(int code, const std::string& reason) {
+  if (code == 1005 || code == 1006 || code == 1015 || code <= 0) return std::string();
+  std::string payload;
+  payload.push_back(static_cast<char>((code >> 8) & 0xff));
+  payload.push_back(static_cast<char>(code & 0xff));
+  payload.append(reason, 0, std::min<size_t>(reason.size(), 123));
+  return payload;
+}
+
+}  // namespace
+
 void WsSession::CloseConnection(int code, const std::string& reason) {
-  WithConnection([&](auto& c) {
-    websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
-    c.close(static_cast<websocketpp::close::status::value>(code), reason, ec);
-  });
+  if (auto* plain = std::get_if<std::shared_ptr<WsConnection>>(&connection_)) {
+    if ((*plain)->state() != WsConnection::State::kOpen) return;
+    (*plain)->MarkClosing();
+    auto frame =
+        std::make_shared<WsFrame>(ClosePayload(code, reason), websocketpp::frame::opcode::close);
+    out_bytes_ += frame->wire_size();
+    out_.push_back(std::move(frame));
+    close_frame_queued_ = true;
+    UpdateBuffered();
+    ScheduleWrite();
+    return;
+  }
+  websocketpp::lib::error_code ec;  // invalid_state when already closing: nothing to do.
+  std::get<WssServer::connection_ptr>(connection_)
+      ->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
 }
 
 WsTimerPtr WsSession::SetTimer(long ms,
                                std::function<void(const websocketpp::lib::error_code&)> callback) {
-  return WithConnection([&](auto& c) { return c.set_timer(ms, std::move(callback)); });
+  if (std::holds_alternative<std::shared_ptr<WsConnection>>(connection_)) {
+    auto timer = std::make_shared<asio::steady_timer>(*io_, std::chrono::milliseconds(ms));
+    timer->async_wait(std::move(callback));
+    return timer;
+  }
+  return std::get<WssServer::connection_ptr>(connection_)->set_timer(ms, std::move(callback));
 }
 
 asio::ip::tcp::socket::lowest_layer_type& WsSession::RawSocket() const {
-  return WithConnection(
-      [](auto& c) -> asio::ip::tcp::socket::lowest_layer_type& { return c.get_raw_socket(); });
+  if (const auto* plain = std::get_if<std::shared_ptr<WsConnection>>(&connection_)) {
+    return (*plain)->socket();
+  }
+  return std::get<WssServer::connection_ptr>(connection_)->get_raw_socket();
 }
 
 }  // namespace herald::ws

@@ -17,6 +17,7 @@
 #include "server/core/hub.h"
 #include "server/core/session.h"
 #include "server/ws/ws_config.h"
+#include "server/ws/ws_connection.h"
 
 namespace herald::ws {
 
@@ -26,6 +27,8 @@ class WsFrame : public core::OutFrame {
  public:
   explicit WsFrame(std::string payload,
                    websocketpp::frame::opcode::value opcode = websocketpp::frame::opcode::text);
+  // Bytes that go on the wire as they are (the handshake response), not framed.
+  static std::shared_ptr<WsFrame> Raw(std::string bytes);
   absl::string_view payload() const override { return payload_; }
   absl::string_view header() const { return header_; }
   size_t wire_size() const { return header_.size() + payload_.size(); }
@@ -41,21 +44,24 @@ class WsFrameFactory : public core::FrameFactory {
   core::OutFramePtr Make(std::string payload, std::string conflation_key = "") const override;
 };
 
-// A websocketpp connection of either transport: ws:// (plain TCP) or wss:// (TLS).
-using WsConnectionPtr = std::variant<WsServer::connection_ptr, WssServer::connection_ptr>;
+// A connection of either transport: ws:// (plain TCP, Herald's own WsConnection) or wss:// (TLS,
+// a websocketpp connection).
+using WsConnectionPtr = std::variant<std::shared_ptr<WsConnection>, WssServer::connection_ptr>;
 
-// core::Session over one websocketpp connection. websocketpp does the handshake, reads and
-// parses client frames and runs the close handshake; the session writes every server frame
-// itself from the connection's I/O thread, without a per-frame strand dispatch, and answers
-// pings. On ws:// it writes straight to the socket (one gathered non-blocking write for whatever
-// is queued); on wss:// it copies up to kTlsChunkBytes of queued frames into one buffer and
+// core::Session over one WebSocket connection. On ws://, WsConnection reads and parses client
+// frames and this session writes everything, the handshake response and the close frame
+// included; on wss://, websocketpp does the handshake, reads client frames and writes the close
+// frame. Either way the session writes every server frame itself from the connection's I/O
+// thread, without a per-frame strand dispatch, and answers pings. On ws:// it writes straight to
+// the socket (one gathered non-blocking write for whatever is queued); on wss:// it copies up to
+// kTlsChunkBytes of queued frames into one buffer and
 // hands that to one async_write on the SSL stream (one SSL_write, full-size TLS records), with
 // at most one such write in flight. Send-side flow control:
 // below Limits::soft_send_buffer_bytes of unwritten bytes frames are queued for the socket; past
 // it the session holds frames, where a frame with the same conflation key replaces the older one
 // (an order's newer version); past max_send_buffer_bytes (queued plus held) it closes as a slow
 // consumer (4008), dropping every frame it has not started to write. A close waits until what was
-// queued before it is written, so websocketpp's close frame never lands inside a frame; a
+// queued before it is written, so the close frame never lands inside a frame; a
 // connection still open Limits::close_timeout_ms after its close was asked for (a peer that reads
 // nothing, or never answers the close frame) is reset, so it is gone in bounded time. Holds the
 // connection; the connection's handlers hold the session only weakly. Thread-safe: the queues
@@ -69,18 +75,26 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   static constexpr size_t kTlsChunkBytes = 64 * 1024;
 
   void Close(int code, absl::string_view reason) override;
+  // ws:// only: queues the handshake response, ahead of everything (the welcome follows it in
+  // the same write). On the I/O thread, before the session is registered.
+  void QueueHandshakeResponse(std::string response);
+  // ws:// only: the peer closed first with `code`; answers with a close frame carrying the same
+  // code after the frames already on their way (unstarted ones are dropped), bounded by the
+  // close timeout like any close. How the connection ended is then the peer's close. On the I/O
+  // thread only.
+  void AnswerClose(int code, absl::string_view reason);
   size_t BufferedBytes() const override;
   // Replies to a client ping (websocketpp's own pong is turned off: it would bypass the queue).
   void Pong(std::string payload);
   // Sends a WebSocket ping (Liveness: the peer has been silent). It goes ahead of every queued
   // frame not yet begun, so a long queue does not delay it. On the I/O thread only.
   void Ping();
-  // A websocketpp timer on the connection's strand that calls ClientProtocol::CheckAuthDeadline.
+  // A timer on the connection's I/O thread that calls ClientProtocol::CheckAuthDeadline.
   void ScheduleAuthDeadline(absl::Time deadline) override;
   // On close: cancels the pending timer and drops what is queued.
   void CancelTimers();
   // The close this session started while the connection was open (code 0: none): how the
-  // connection ended, also when the peer never answered it and websocketpp saw only a timeout
+  // connection ended, also when the peer never answered it and the transport saw only a timeout
   // (1006). On the I/O thread only.
   int close_code() const { return close_code_; }
   const std::string& close_reason() const { return close_reason_; }
@@ -102,12 +116,9 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   void WriteSome();
   void WriteSomeTls(WssServer::connection_type& connection);
   void WritePlain(asio::ip::tcp::socket& socket);
-  // The connection, whichever its transport.
-  template <typename Fn>
-  decltype(auto) WithConnection(Fn&& fn) const {
-    return std::visit([&](const auto& c) -> decltype(auto) { return fn(*c); }, connection_);
-  }
   websocketpp::session::state::value State() const;
+  // Starts the close handshake: on ws://, queues our close frame behind what is queued; on
+  // wss://, websocketpp sends it. Nothing once it has started.
   void CloseConnection(int code, const std::string& reason);
   WsTimerPtr SetTimer(long ms, std::function<void(const websocketpp::lib::error_code&)> callback);
   asio::ip::tcp::socket::lowest_layer_type& RawSocket() const;
@@ -148,6 +159,8 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   uint32_t liveness_slot_ = kNotWatched;
   // A close requested while bytes were queued: done once they are written.
   bool close_pending_ = false;
+  // ws://: our close frame is in out_; once out_ is written, WsConnection::CloseWritten.
+  bool close_frame_queued_ = false;
   // The first close requested while the connection was open (sent now or when close_pending_
   // ends).
   int close_code_ = 0;

@@ -251,7 +251,7 @@ TEST(HandshakeTimeoutTest, SlowlorisSocketsAreClosedWhileClientsConnect) {
     clients.push_back(std::make_unique<WsClient>());
     EXPECT_TRUE(clients.back()->Connect(herald.ws_url())) << i;
   }
-  // The server closes each slow socket (websocketpp's 5 s open-handshake timeout).
+  // The server closes each slow socket (the 5 s bound on a connection's first request head).
   const absl::Time start = absl::Now();
   for (int fd : slow) {
     bool closed = false;

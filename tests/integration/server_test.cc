@@ -485,9 +485,8 @@ TEST(IoThreadsTest, ConnectionsOnEveryThreadSubscribeReceiveAndClose) {
   EXPECT_THAT(health, HasSubstr(R"("connections":0)"));
 }
 
-// websocketpp reads into a per-connection buffer of WsConfig::connection_read_buffer_size
-// (256 bytes, ws_config.h): a handshake and a frame longer than that arrive in several reads and
-// must still be whole.
+// A handshake and a frame longer than one small read still arrive whole (the transport reads
+// them in pieces when the peer sends them so).
 TEST(ReadBufferTest, HandshakeAndFrameLongerThanTheReadBufferArriveWhole) {
   HeraldProcess herald;
   ASSERT_TRUE(herald.ok());

@@ -261,8 +261,7 @@ TEST(SseTest, AnIdOlderThanTheBufferGetsResetFirst) {
 }
 
 // A browser opens sockets ahead of its requests (preconnect) and may send the first one seconds
-// later: the port still routes it by its request line, so the stream opens (not websocketpp's
-// 501 for a connection it took over).
+// later: the HTTP/1.1 server still serves it, so the stream opens.
 TEST(SseTest, AStreamOpensOnAConnectionThatWasSilentForSeconds) {
   HeraldProcess herald({"--api-key", kApiKey});
   ASSERT_TRUE(herald.ok());

@@ -250,7 +250,7 @@ std::vector<ErrorCase> ErrorCases() {
   for (int opcode : {3, 4, 5, 6, 7, 11, 12, 13, 14, 15}) {
     cases.push_back({"reserved_opcode", Frame(opcode, "a"), 1002, "unknown opcode"});
   }
-  for (int code : {0, 999, 1004, 1005, 1006, 1012, 1015, 2999, 5000, 65535}) {
+  for (int code : {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535}) {
     cases.push_back({"bad_close_code", Close(code, ""), 1002, "invalid close code"});
   }
   return cases;
@@ -270,7 +270,8 @@ TEST(FrameReaderTest, RefusesEveryProtocolViolationWithItsCloseCode) {
 }
 
 TEST(FrameReaderTest, AcceptsEveryValidCloseCode) {
-  for (int code : {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999}) {
+  for (int code :
+       {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999}) {
     const Received r = FeedAll(kMax, Close(code, "ok é"));
     EXPECT_FALSE(r.error) << code;
     ASSERT_EQ(r.messages.size(), 1u);

@@ -15,11 +15,10 @@ constexpr char kUpgrade[] =
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 // The config knobs ws_config.h sets are the ones websocketpp reads.
-static_assert(WsConfig::connection_read_buffer_size == 256);
-static_assert(!WsConfig::transport_config::enable_multithreading);
-static_assert(WsConfig::transport_config::timeout_socket_post_init == 0);
+static_assert(WssConfig::connection_read_buffer_size == 256);
+static_assert(!WssConfig::transport_config::enable_multithreading);
 static_assert(WssConfig::transport_config::timeout_socket_post_init > 0);  // the TLS handshake
-static_assert(std::is_same_v<WsServer::connection_type::request_type, ReleasableRequest>);
+static_assert(std::is_same_v<WssServer::connection_type::request_type, ReleasableRequest>);
 
 TEST(ReleasableMessageTest, ParsesLikeWebsocketppsRequestUntilReleased) {
   ReleasableRequest request;

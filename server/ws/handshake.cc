@@ -1,0 +1,64 @@
+#include "server/ws/handshake.h"
+
+#include <openssl/sha.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace herald::ws {
+namespace {
+
+// RFC 6455 §1.3.
+constexpr absl::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+// Whether a comma-separated header value lists `token` (case-insensitive).
+bool HasToken(absl::string_view value, absl::string_view token) {
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(part), token)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
+  if (request.method != "GET") {
+    return HandshakeRefusal{405, "Allow", "GET", "a WebSocket handshake is a GET\n"};
+  }
+  if (request.version_minor < 1) {
+    return HandshakeRefusal{400, "", "", "a WebSocket handshake needs HTTP/1.1\n"};
+  }
+  if (!HasToken(request.Header("Upgrade"), "websocket") ||
+      !HasToken(request.Header("Connection"), "upgrade")) {
+    return HandshakeRefusal{
+        400, "", "", "not a WebSocket handshake (Upgrade: websocket, Connection: Upgrade)\n"};
+  }
+  if (absl::StripAsciiWhitespace(request.Header("Sec-WebSocket-Version")) != "13") {
+    return HandshakeRefusal{426, "Sec-WebSocket-Version", "13",
+                            "unsupported Sec-WebSocket-Version: this server speaks 13\n"};
+  }
+  std::string key_bytes;
+  const std::string key = request.Header("Sec-WebSocket-Key");
+  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(key), &key_bytes) ||
+      key_bytes.size() != 16) {
+    return HandshakeRefusal{400, "", "", "Sec-WebSocket-Key is not 16 bytes in base64\n"};
+  }
+  return std::nullopt;
+}
+
+std::string SwitchingProtocols(absl::string_view key) {
+  const std::string input = absl::StrCat(absl::StripAsciiWhitespace(key), kAcceptGuid);
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return absl::StrCat(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: ",
+      absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest)),
+      "\r\n\r\n");
+}
+
+}  // namespace herald::ws
