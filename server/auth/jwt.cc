@@ -1,6 +1,7 @@
 #include "server/auth/jwt.h"
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -109,6 +110,21 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
   return std::string(reinterpret_cast<const char*>(mac), len);
 }
 
+// The same with a context keyed once (JwtVerifier::hs256_keyed_), left unchanged: each call
+// works on its own copy, so concurrent calls share nothing but reads of `keyed`. "" on failure
+// (never equal to a signature).
+std::string HmacSha256(const EVP_MAC_CTX* keyed, absl::string_view data) {
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  const bool ok =
+      ctx != nullptr &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+      EVP_MAC_final(ctx, mac, &len, sizeof mac) == 1;
+  EVP_MAC_CTX_free(ctx);
+  return ok ? std::string(reinterpret_cast<const char*>(mac), len) : std::string();
+}
+
 bool RsaSha256Verify(EVP_PKEY* key, absl::string_view data, absl::string_view signature) {
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
@@ -136,6 +152,21 @@ absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const Jwt
   }
   std::unique_ptr<JwtVerifier> v(new JwtVerifier());
   v->hs256_secret_ = keys.hs256_secret;
+  if (!v->hs256_secret_.empty()) {
+    EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC_CTX* keyed = hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr;
+    EVP_MAC_free(hmac);  // the context holds its own reference
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_END};
+    if (keyed == nullptr ||
+        EVP_MAC_init(keyed, reinterpret_cast<const unsigned char*>(v->hs256_secret_.data()),
+                     v->hs256_secret_.size(), params) != 1) {
+      EVP_MAC_CTX_free(keyed);
+      return absl::InternalError("jwt: OpenSSL has no HMAC-SHA256");
+    }
+    v->hs256_keyed_ = keyed;
+  }
   if (!keys.rs256_public_key_pem.empty()) {
     PkeyPtr key = ReadRsaKey(keys.rs256_public_key_pem, /*private_key=*/false);
     if (key == nullptr) {
@@ -148,7 +179,10 @@ absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const Jwt
   return std::unique_ptr<const JwtVerifier>(std::move(v));
 }
 
-JwtVerifier::~JwtVerifier() { EVP_PKEY_free(rs256_public_key_); }
+JwtVerifier::~JwtVerifier() {
+  EVP_MAC_CTX_free(hs256_keyed_);
+  EVP_PKEY_free(rs256_public_key_);
+}
 
 absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time now) const {
   if (token.empty()) return Unauthenticated("token", "required");
@@ -160,7 +194,11 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
     return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
   }
   std::string header_json, payload_json, signature;
-  rapidjson::Document header, payload;
+  // Both DOMs take their nodes and strings from a pool on the stack: by default RapidJSON makes a
+  // 64 KB first chunk per document, two mallocs and fresh pages on every handshake with a token.
+  char pool_buffer[4096];
+  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
+  rapidjson::Document header(&pool), payload(&pool);
   if (!DecodeSegment(parts[0], &header_json) || !ParseObject(header_json, &header)) {
     return Unauthenticated("token.header", "malformed: not a base64url JSON object");
   }
@@ -192,7 +230,7 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   const absl::string_view signed_part = token.substr(0, parts[0].size() + 1 + parts[1].size());
   bool valid = false;
   if (alg == "HS256") {
-    const std::string mac = HmacSha256(hs256_secret_, signed_part);
+    const std::string mac = HmacSha256(hs256_keyed_, signed_part);
     valid = signature.size() == mac.size() &&
             CRYPTO_memcmp(signature.data(), mac.data(), mac.size()) == 0;
   } else {

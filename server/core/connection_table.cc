@@ -24,11 +24,12 @@ absl::Status ConnectionTable::Add(std::shared_ptr<Session> session) {
     if (!stripe.by_id.try_emplace(session->id(), session).second) {
       return absl::AlreadyExistsError(absl::StrCat("connection ", session->id(), " exists"));
     }
+    size_.fetch_add(1, std::memory_order_relaxed);
   }
   if (!user.empty()) {
     UserStripe& stripe = UserStripeFor(user);
     core::MutexLock lock(&stripe.mu);
-    stripe.by_user[user].push_back(std::move(session));
+    stripe.by_user[user].insert(std::move(session));
   }
   return absl::OkStatus();
 }
@@ -42,6 +43,7 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
     if (it == stripe.by_id.end()) return nullptr;
     session = std::move(it->second);
     stripe.by_id.erase(it);
+    size_.fetch_sub(1, std::memory_order_relaxed);
   }
   const std::string user = session->user();
   if (!user.empty()) {
@@ -49,9 +51,8 @@ std::shared_ptr<Session> ConnectionTable::Remove(absl::string_view id) {
     core::MutexLock lock(&stripe.mu);
     auto it = stripe.by_user.find(user);
     if (it != stripe.by_user.end()) {
-      auto& list = it->second;
-      list.erase(std::remove(list.begin(), list.end(), session), list.end());
-      if (list.empty()) stripe.by_user.erase(it);
+      it->second.erase(session);
+      if (it->second.empty()) stripe.by_user.erase(it);
     }
   }
   return session;
@@ -69,7 +70,7 @@ std::vector<std::shared_ptr<Session>> ConnectionTable::FindUser(absl::string_vie
   core::MutexLock lock(&stripe.mu);
   auto it = stripe.by_user.find(user);
   if (it == stripe.by_user.end()) return {};
-  return it->second;
+  return {it->second.begin(), it->second.end()};
 }
 
 bool ConnectionTable::IndexUser(const std::shared_ptr<Session>& session) {
@@ -83,7 +84,7 @@ bool ConnectionTable::IndexUser(const std::shared_ptr<Session>& session) {
   if (user.empty()) return true;
   UserStripe& stripe = UserStripeFor(user);
   core::MutexLock lock(&stripe.mu);
-  stripe.by_user[user].push_back(session);
+  stripe.by_user[user].insert(session);
   return true;
 }
 
@@ -96,14 +97,7 @@ std::vector<std::shared_ptr<Session>> ConnectionTable::All() const {
   return out;
 }
 
-size_t ConnectionTable::size() const {
-  size_t n = 0;
-  for (IdStripe& stripe : ids_) {
-    core::MutexLock lock(&stripe.mu);
-    n += stripe.by_id.size();
-  }
-  return n;
-}
+size_t ConnectionTable::size() const { return size_.load(std::memory_order_relaxed); }
 
 size_t ConnectionTable::users() const {
   size_t n = 0;

@@ -2,12 +2,14 @@
 #define HERALD_SERVER_CORE_CONNECTION_TABLE_H_
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -43,7 +45,9 @@ class ConnectionTable {
   };
   struct UserStripe {
     mutable core::Mutex mu;
-    absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Session>>> by_user
+    // A set, not a list: a user may hold thousands of connections (a service account, a load
+    // test), and each one leaving must not scan the others.
+    absl::flat_hash_map<std::string, absl::flat_hash_set<std::shared_ptr<Session>>> by_user
         ABSL_GUARDED_BY(mu);
   };
   IdStripe& IdStripeFor(absl::string_view id) const;
@@ -51,6 +55,8 @@ class ConnectionTable {
 
   mutable std::array<IdStripe, kStripes> ids_;
   mutable std::array<UserStripe, kStripes> users_;
+  // Entries of ids_, kept beside them: size() is read on every handshake (--max-connections).
+  std::atomic<size_t> size_{0};
 };
 
 }  // namespace herald::core

@@ -15,6 +15,7 @@
 #include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/write.hpp"
+#include "server/http/thread_buffer.h"
 
 namespace herald::http {
 
@@ -57,7 +58,6 @@ constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // with a reset that could destroy the reply before the client read it.
 constexpr auto kLinger = std::chrono::seconds(2);
 constexpr size_t kLingerBytes = 1 << 20;
-constexpr size_t kReadBytes = 16 * 1024;
 constexpr size_t kWriteBatch = 64;
 // Bytes read past an upgrade request and kept for the new owner while the handler decides; past
 // it the connection reads no more (TCP holds the rest).
@@ -175,8 +175,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         socket_(std::move(socket)),
         timer_(*shared_->io),
         remote_address_(std::move(remote_address)),
-        parser_(shared_->options.parser),
-        read_buffer_(kReadBytes) {}
+        parser_(shared_->options.parser) {}
 
   // A stream's on_closed holds its consumer, which holds the exchange, which holds the slot:
   // a connection torn down with its io_context (shutdown) breaks that cycle here.
@@ -191,7 +190,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     shared_->connections[this] = weak_from_this();
     shared_->count.fetch_add(1, std::memory_order_relaxed);
     // TCP options (TCP_NODELAY, keepalive) are the adopter's: ws::Endpoint sets them once on
-    // its listener.
+    // its listener. Reads are non-blocking (OnReadable); a socket made so already costs nothing.
+    asio::error_code ec;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
     Touch();
     started_ = Clock::now();
     ArmTimer(absl::ToChronoNanoseconds(
@@ -345,12 +346,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (reading_ || closed_ || peer_done_) return;
     if (upgrade_read_ && !lingering_ && in_.size() - in_pos_ >= kLeftoverBytes) return;
     reading_ = true;
-    socket_.async_read_some(
-        asio::buffer(read_buffer_),
-        [self = shared_from_this()](const asio::error_code& ec, size_t n) { self->OnRead(ec, n); });
+    socket_.async_wait(
+        asio::socket_base::wait_read,
+        [self = shared_from_this()](const asio::error_code& ec) { self->OnReadable(ec); });
   }
 
-  void OnRead(const asio::error_code& ec, size_t n) {
+  // The socket is readable (or the wait ended): one non-blocking read into the thread's buffer,
+  // so a connection waiting for its next request holds no read buffer.
+  void OnReadable(const asio::error_code& ec) {
+    if (ec || closed_) return OnRead(ec, nullptr, 0);
+    char* buffer = ThreadBuffer();
+    asio::error_code read_ec;
+    const size_t n = socket_.read_some(asio::buffer(buffer, kThreadBufferBytes), read_ec);
+    if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+      reading_ = false;
+      return StartRead();
+    }
+    OnRead(read_ec, buffer, n);
+  }
+
+  void OnRead(const asio::error_code& ec, const char* data, size_t n) {
     reading_ = false;
     if (closed_) return;
     if (upgrade_read_ && !lingering_) {
@@ -359,7 +374,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (ec && !(ec == asio::error::operation_aborted && handing_over_)) return Abort();
       if (!ec) {
         Touch();
-        in_.append(read_buffer_.data(), n);
+        in_.append(data, n);
       }
       if (handing_over_) return HandOver();
       return StartRead();
@@ -383,7 +398,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // read to see the peer leave, and dropped.
       return StartRead();
     }
-    in_.append(read_buffer_.data(), n);
+    in_.append(data, n);
     Parse();
   }
 
@@ -584,7 +599,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer timer_;
   const std::string remote_address_;
   RequestParser parser_;
-  std::vector<char> read_buffer_;
   std::string in_;  // bytes read and not yet parsed, from in_pos_
   size_t in_pos_ = 0;
   std::deque<std::shared_ptr<Slot>> slots_;  // replies owed, in request order

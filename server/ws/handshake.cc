@@ -1,5 +1,6 @@
 #include "server/ws/handshake.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "absl/strings/ascii.h"
@@ -52,8 +53,14 @@ std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
 
 std::string SwitchingProtocols(absl::string_view key) {
   const std::string input = absl::StrCat(absl::StripAsciiWhitespace(key), kAcceptGuid);
+  // Fetched once: OpenSSL 3's one-shot SHA1() looks the algorithm up on every call.
+  static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
   unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  unsigned int length = 0;
+  if (sha1 == nullptr ||
+      EVP_Digest(input.data(), input.size(), digest, &length, sha1, nullptr) != 1) {
+    SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  }
   return absl::StrCat(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ",

@@ -4,20 +4,14 @@
 #include <utility>
 
 #include "absl/types/span.h"
+#include "server/http/thread_buffer.h"
 
 namespace herald::ws {
 namespace {
 
-// Read per readiness wake-up before going back to the loop, so one busy peer cannot hold its
+// Reads per readiness wake-up before going back to the loop, so one busy peer cannot hold its
 // thread.
 constexpr int kReadsPerWakeUp = 4;
-constexpr size_t kReadBufferBytes = 64 * 1024;
-
-// One read buffer per I/O thread, for all of its connections: a read is parsed before the next.
-char* ThreadReadBuffer() {
-  static thread_local std::unique_ptr<char[]> buffer(new char[kReadBufferBytes]);
-  return buffer.get();
-}
 
 }  // namespace
 
@@ -25,8 +19,9 @@ WsConnection::WsConnection(asio::ip::tcp::socket socket, Handler* handler, size_
     : socket_(std::move(socket)), handler_(handler), reader_(max_message_bytes) {}
 
 void WsConnection::Start(std::string leftover) {
+  // The HTTP server made the socket non-blocking already.
   asio::error_code ec;
-  socket_.non_blocking(true, ec);
+  if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
   if (!leftover.empty() && !Consume(leftover.data(), leftover.size())) return;
   WaitReadable();
 }
@@ -41,15 +36,15 @@ void WsConnection::WaitReadable() {
 void WsConnection::OnReadable(const asio::error_code& ec) {
   if (state_ == State::kClosed) return;
   if (ec) return Finish();
-  char* buffer = ThreadReadBuffer();
+  char* buffer = http::ThreadBuffer();
   for (int i = 0; i < kReadsPerWakeUp; ++i) {
     asio::error_code read_ec;
-    const size_t n = socket_.read_some(asio::buffer(buffer, kReadBufferBytes), read_ec);
+    const size_t n = socket_.read_some(asio::buffer(buffer, http::kThreadBufferBytes), read_ec);
     if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) break;
     // EOF or a reset: the peer is gone (with or without its close frame).
     if (read_ec) return Finish();
     if (!Consume(buffer, n)) return;
-    if (n < kReadBufferBytes) break;
+    if (n < http::kThreadBufferBytes) break;
   }
   WaitReadable();
 }
@@ -104,8 +99,7 @@ void WsConnection::Finish() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   asio::error_code ec;
-  socket_.shutdown(asio::socket_base::shutdown_both, ec);
-  socket_.close(ec);
+  socket_.close(ec);  // a FIN (an RST if the peer's bytes are still unread)
   handler_->OnClosed(*this);
 }
 

@@ -12,8 +12,9 @@ namespace herald::ws {
 
 // The read side and the close handshake of one plain (ws://) WebSocket connection, on Herald's
 // own transport: the HTTP/1.1 server read the opening handshake and handed the socket over
-// (Endpoint::AcceptUpgrade). It waits for the socket to be readable, reads into one buffer per
-// I/O thread (an idle connection holds no read buffer), and parses client frames with a
+// (Endpoint::AcceptUpgrade). It waits for the socket to be readable, reads into the I/O thread's
+// buffer (http::ThreadBuffer: an idle connection holds no read buffer), and parses client
+// frames with a
 // FrameReader bounded by the message limit; writing is WsSession's, which queues every frame,
 // the handshake response and the close frame included, on the same socket.
 //
