@@ -18,8 +18,8 @@ constexpr size_t kReserveAhead = 16 * 1024;
 bool IsKnownOpcode(uint8_t opcode) { return opcode <= 2 || (opcode >= 8 && opcode <= 10); }
 
 // RFC 6455 §7.4 and the IANA registry: the codes a peer may send (1004-1006 and 1015 are never
-// sent; 1012-1014, service restart, try again later, bad gateway, are registered since, and
-// Herald itself sends 1012 on a drain), plus the registered and private ranges.
+// sent; 1012-1014, service restart, try again later, bad gateway, are registered since and
+// other servers send them), plus the registered and private ranges.
 bool IsValidCloseCode(int code) {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
          (code >= 3000 && code <= 4999);
