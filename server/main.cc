@@ -36,6 +36,7 @@
 #include "server/rpc/http_api.h"
 #include "server/version.h"
 #include "server/ws/endpoint.h"
+#include "server/ws/handshake.h"
 #include "server/ws/io_threads.h"
 #include "server/ws/tls_context.h"
 #include "server/ws/ws_session.h"
@@ -195,7 +196,11 @@ int Run(const herald::ServerConfig& config) {
           &io_threads.context(i), http_options,
           [&endpoint, &event_feed](const http::Request& req,
                                    std::shared_ptr<http::Exchange> exchange) {
-            if (req.upgrade) return endpoint.AcceptUpgrade(req, exchange);
+            // A WebSocket handshake; another upgrade (h2c) is answered as HTTP/1.1, and as the
+            // last request of its connection.
+            if (req.upgrade && ws::WantsWebSocket(req)) {
+              return endpoint.AcceptUpgrade(req, exchange);
+            }
             if (req.Path() == rpc::EventFeed::kPath) {
               const std::string authorization = req.Header("Authorization");
               const std::string last_event_id = req.Header("Last-Event-ID");

@@ -26,6 +26,10 @@ bool HasToken(absl::string_view value, absl::string_view token) {
 
 }  // namespace
 
+bool WantsWebSocket(const http::Request& request) {
+  return HasToken(request.Header("Upgrade"), "websocket");
+}
+
 std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
   if (request.method != "GET") {
     return HandshakeRefusal{405, "Allow", "GET", "a WebSocket handshake is a GET\n"};

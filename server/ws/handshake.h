@@ -18,6 +18,11 @@ struct HandshakeRefusal {
   std::string body;
 };
 
+// Whether a request asks to upgrade to WebSocket (`Upgrade` lists `websocket`). A request asking
+// for another protocol (`Upgrade: h2c`) is served as plain HTTP/1.1: a server may ignore an
+// upgrade it does not speak (RFC 9110 §7.8).
+bool WantsWebSocket(const http::Request& request);
+
 // Checks the WebSocket parts of an upgrade request: GET on HTTP/1.1 or later, `Upgrade:
 // websocket`, `Connection: upgrade`, `Sec-WebSocket-Version: 13` (otherwise 426 naming 13) and a
 // `Sec-WebSocket-Key` of 16 base64-encoded bytes. Herald's own rules (path, origin, token,

@@ -186,6 +186,20 @@ TEST_F(WsTransportTest, AMissingKeyGets400AndAnotherPath404) {
   EXPECT_THAT(elsewhere.response, HasSubstr("WebSocket endpoint is /ws"));
 }
 
+TEST_F(WsTransportTest, AnotherUpgradeIsIgnoredAndTheRequestServedAsHttp) {
+  // What curl --http2 sends on http://: the server may ignore an upgrade it does not speak.
+  RawHttpConnection c(herald_.ws_address());
+  ASSERT_TRUE(
+      c.Send("GET /healthz HTTP/1.1\r\nHost: herald\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+             "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"));
+  std::optional<RawResponse> r = c.ReadResponse();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_THAT(r->body, HasSubstr(R"("status":"ok")"));
+  EXPECT_EQ(r->header("connection"), "close");  // the last request on its connection
+  EXPECT_TRUE(c.WaitClosed(absl::Seconds(5)));
+}
+
 TEST_F(WsTransportTest, AFragmentedMessageWithAPingInsideIsJoinedAndThePingAnsweredFirst) {
   RawHttpConnection c(herald_.ws_address());
   ASSERT_TRUE(c.Send(Upgrade()));
