@@ -73,7 +73,7 @@ if [ "$quick" -eq 0 ]; then
   # is reported now and then: both accesses in grpcpp's header code, not yet suppressed).
   tsan_tests=(server_test reliability_test hostile_input_test ack_wait_test liveness_test
               http_server_test sse_test auth_test_integration http_api_test proxy_test limits_test
-              metrics_test)
+              metrics_test ws_transport_test)
   reports="$PWD/build/tsan/reports"
   rm -rf "$reports" && mkdir -p "$reports"
   status=0
