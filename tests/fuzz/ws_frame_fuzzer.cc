@@ -49,7 +49,8 @@ bool OnMessage(Outcome& outcome, size_t max, ws::Opcode opcode, absl::string_vie
     case ws::Opcode::kClose: {
       Check(payload.size() != 1, "a close payload of one byte");
       const auto [code, reason] = ws::ParseClosePayload(payload);
-      Check((code >= 1000 && code <= 1003) || (code >= 1005 && code <= 1011) ||
+      // 1005: an empty payload; 1012-1014 are registered (RFC 6455's registry, since).
+      Check((code >= 1000 && code <= 1003) || code == 1005 || (code >= 1007 && code <= 1014) ||
                 (code >= 3000 && code <= 4999),
             absl::StrCat("close code ", code));
       Check(code != 1005 || payload.empty(), "1005 sent on the wire");
