@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -83,12 +84,16 @@ void Node::Announce(const Session& s) {
   }
   if (s.user().empty()) return;
   // After CONNECT; with a shared registry, once it answered (Redis unreachable: no USER_ONLINE).
-  online_->Connected(s.user(), [this, online = SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s)](
-                                   absl::StatusOr<bool> came_online) mutable {
-    if (came_online.ok() && *came_online && events_.has_watchers()) {
-      events_.Emit(std::move(online));
-    }
-  });
+  // The event is built only when someone watches now (not on every handshake with a token); a
+  // watcher that attaches meanwhile starts after this connect.
+  std::optional<v1::Event> online;
+  if (events_.has_watchers()) online = SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s);
+  online_->Connected(
+      s.user(), [this, online = std::move(online)](absl::StatusOr<bool> came_online) mutable {
+        if (came_online.ok() && *came_online && online.has_value() && events_.has_watchers()) {
+          events_.Emit(*std::move(online));
+        }
+      });
 }
 
 void Node::EmitUserEvent(v1::EventType type, const std::string& user) {
