@@ -120,6 +120,24 @@ class WsTransportTest : public ::testing::Test {
     return TakeFrame(c.buffer());
   }
 
+  // Sends `bytes` (a handshake and maybe frames behind it), reads the 101 and the welcome.
+  void Open(RawHttpConnection& c, const std::string& bytes = Upgrade()) {
+    ASSERT_TRUE(c.Send(bytes));
+    ExpectSwitchingProtocols(c);
+    std::optional<ServerFrame> welcome = NextNotPing(c);
+    ASSERT_TRUE(welcome.has_value());
+    EXPECT_EQ(welcome->opcode, 1);
+    EXPECT_THAT(welcome->payload, HasSubstr(R"("welcome")"));
+  }
+
+  // The next frame is the `subscribed` reply to request `id`.
+  void ExpectSubscribed(RawHttpConnection& c, int id) {
+    std::optional<ServerFrame> reply = NextNotPing(c);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_THAT(reply->payload, HasSubstr(absl::StrCat(R"("id":)", id)));
+    EXPECT_THAT(reply->payload, HasSubstr("subscribed"));
+  }
+
   // The next frame that is not a ping (Liveness may ping a quiet test client).
   std::optional<ServerFrame> NextNotPing(RawHttpConnection& c) {
     for (;;) {
@@ -133,24 +151,14 @@ class WsTransportTest : public ::testing::Test {
 
 TEST_F(WsTransportTest, TheHandshakeAnswersTheRfcSampleKeyAndTheWelcomeFollows) {
   RawHttpConnection c(herald_.ws_address());
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  std::optional<ServerFrame> welcome = NextNotPing(c);
-  ASSERT_TRUE(welcome.has_value());
-  EXPECT_EQ(welcome->opcode, 1);
-  EXPECT_THAT(welcome->payload, HasSubstr(R"("welcome")"));
+  Open(c);
 }
 
 TEST_F(WsTransportTest, FramesSentRightBehindTheHandshakeRequestAreRead) {
   RawHttpConnection c(herald_.ws_address());
   // One write: the server reads the frame together with the request head.
-  ASSERT_TRUE(c.Send(Upgrade() + Frame(1, R"({"id":7,"subscribe":{"channel":"news"}})")));
-  ExpectSwitchingProtocols(c);
-  ASSERT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
-  std::optional<ServerFrame> reply = NextNotPing(c);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_THAT(reply->payload, HasSubstr(R"("id":7)"));
-  EXPECT_THAT(reply->payload, HasSubstr("subscribed"));
+  Open(c, Upgrade() + Frame(1, R"({"id":7,"subscribe":{"channel":"news"}})"));
+  ExpectSubscribed(c, 7);
 }
 
 TEST_F(WsTransportTest, AKeptAliveHttpConnectionCanUpgradeAfterARequest) {
@@ -160,9 +168,7 @@ TEST_F(WsTransportTest, AKeptAliveHttpConnectionCanUpgradeAfterARequest) {
   ASSERT_TRUE(health.has_value());
   EXPECT_EQ(health->status, 200);
   EXPECT_EQ(health->header("connection"), "");  // kept alive
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  EXPECT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
+  Open(c);
 }
 
 TEST_F(WsTransportTest, AnUnsupportedVersionGets426NamingVersion13) {
@@ -202,39 +208,33 @@ TEST_F(WsTransportTest, AnotherUpgradeIsIgnoredAndTheRequestServedAsHttp) {
 
 TEST_F(WsTransportTest, AFragmentedMessageWithAPingInsideIsJoinedAndThePingAnsweredFirst) {
   RawHttpConnection c(herald_.ws_address());
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  ASSERT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
+  Open(c);
   ASSERT_TRUE(c.Send(Frame(1, R"({"id":3,"subscr)", /*fin=*/false) + Frame(9, "are you there") +
                      Frame(0, R"(ibe":{"channel":"news"}})")));
   std::optional<ServerFrame> pong = Next(c);
   ASSERT_TRUE(pong.has_value());
   EXPECT_EQ(pong->opcode, 10);
   EXPECT_EQ(pong->payload, "are you there");
-  std::optional<ServerFrame> reply = NextNotPing(c);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_THAT(reply->payload, HasSubstr(R"("id":3)"));
-  EXPECT_THAT(reply->payload, HasSubstr("subscribed"));
+  ExpectSubscribed(c, 3);
 }
 
-TEST_F(WsTransportTest, AnUnmaskedFrameIsAProtocolErrorClosedWith1002) {
+TEST_F(WsTransportTest, AProtocolErrorIsClosedWith1002AndTheTcpConnectionEndsAtOnce) {
   RawHttpConnection c(herald_.ws_address());
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  ASSERT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
+  Open(c);
+  const absl::Time start = absl::Now();
   ASSERT_TRUE(c.Send(Frame(1, R"({"id":1,"ping":{}})", true, /*masked=*/false)));
   std::optional<ServerFrame> close = NextNotPing(c);
   ASSERT_TRUE(close.has_value());
   EXPECT_EQ(close->opcode, 8);
   EXPECT_EQ(close->close_code(), 1002);
+  // Without waiting for our close frame (nor for the 5 s close timeout).
   EXPECT_TRUE(c.WaitClosed(absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
 TEST_F(WsTransportTest, AClientCloseIsAnsweredWithItsCodeAndTheServerEndsTheTcpConnection) {
   RawHttpConnection c(herald_.ws_address());
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  ASSERT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
+  Open(c);
   ASSERT_TRUE(c.Send(CloseFrame(4321, "bye")));
   std::optional<ServerFrame> close = NextNotPing(c);
   ASSERT_TRUE(close.has_value());
@@ -244,22 +244,36 @@ TEST_F(WsTransportTest, AClientCloseIsAnsweredWithItsCodeAndTheServerEndsTheTcpC
   EXPECT_TRUE(c.WaitClosed(absl::Seconds(2)));
 }
 
-TEST_F(WsTransportTest, AClientThatNeverAnswersTheServersCloseIsCutOff) {
-  HeraldProcess herald({"--threads", "1", "--max-frame-bytes", "256", "--close-timeout-ms", "500"});
+TEST_F(WsTransportTest, AClientThatNeverAnswersTheServersCloseIsCutOffAfterTheCloseTimeout) {
+  HeraldProcess herald({"--threads", "1", "--close-timeout-ms", "500"});
   ASSERT_TRUE(herald.ok());
   RawHttpConnection c(herald.ws_address());
-  ASSERT_TRUE(c.Send(Upgrade()));
-  ExpectSwitchingProtocols(c);
-  ASSERT_THAT(NextNotPing(c)->payload, HasSubstr("welcome"));
-  // Over --max-frame-bytes: the server closes with 1009 and waits for our close frame, which
-  // never comes.
+  Open(c);
+  // A binary frame: Herald closes with 1003 and waits for our close frame, which never comes.
   const absl::Time start = absl::Now();
-  ASSERT_TRUE(c.Send(Frame(1, std::string(300, 'x'))));
+  ASSERT_TRUE(c.Send(Frame(2, "raw bytes")));
+  std::optional<ServerFrame> close = NextNotPing(c);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->close_code(), 1003);
+  EXPECT_TRUE(c.QuietFor(absl::Milliseconds(300)));  // still open: it waits for our answer
+  EXPECT_TRUE(c.WaitClosed(absl::Seconds(5)));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(450));
+  EXPECT_LT(took, absl::Seconds(3));
+}
+
+TEST_F(WsTransportTest, AMessageOverTheLimitIsClosedWith1009) {
+  HeraldProcess herald({"--threads", "1", "--max-frame-bytes", "256"});
+  ASSERT_TRUE(herald.ok());
+  RawHttpConnection c(herald.ws_address());
+  Open(c);
+  // Two fragments of 200 bytes: each under the limit, the message over it.
+  ASSERT_TRUE(
+      c.Send(Frame(1, std::string(200, 'x'), /*fin=*/false) + Frame(0, std::string(200, 'x'))));
   std::optional<ServerFrame> close = NextNotPing(c);
   ASSERT_TRUE(close.has_value());
   EXPECT_EQ(close->close_code(), 1009);
-  EXPECT_TRUE(c.WaitClosed(absl::Seconds(5)));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_TRUE(c.WaitClosed(absl::Seconds(2)));
 }
 
 }  // namespace

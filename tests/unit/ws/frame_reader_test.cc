@@ -29,35 +29,29 @@ struct FrameOptions {
 };
 
 // Options other than the defaults, one each (C++17 has no designated initializers).
-FrameOptions NotFin() {
+template <typename Set>
+FrameOptions With(Set set) {
   FrameOptions o;
-  o.fin = false;
+  set(o);
   return o;
+}
+FrameOptions NotFin() {
+  return With([](FrameOptions& o) { o.fin = false; });
 }
 FrameOptions Unmasked() {
-  FrameOptions o;
-  o.masked = false;
-  return o;
+  return With([](FrameOptions& o) { o.masked = false; });
 }
 FrameOptions Rsv(uint8_t bits) {
-  FrameOptions o;
-  o.rsv = bits;
-  return o;
+  return With([bits](FrameOptions& o) { o.rsv = bits; });
 }
 FrameOptions Mask(std::array<uint8_t, 4> mask) {
-  FrameOptions o;
-  o.mask = mask;
-  return o;
+  return With([mask](FrameOptions& o) { o.mask = mask; });
 }
 FrameOptions LengthForm(int form) {
-  FrameOptions o;
-  o.length_form = form;
-  return o;
+  return With([form](FrameOptions& o) { o.length_form = form; });
 }
 FrameOptions Announced(uint64_t length) {
-  FrameOptions o;
-  o.announced = length;
-  return o;
+  return With([length](FrameOptions& o) { o.announced = length; });
 }
 
 // A client frame: `opcode` (any 4-bit value) around `payload`, masked unless told otherwise.
