@@ -52,7 +52,7 @@ void IoThreads::Post(uint32_t loop, std::function<void()> work) {
   loop %= static_cast<uint32_t>(contexts_.size());
   Queue& q = *queues_[loop];
   {
-    absl::MutexLock lock(&q.mu);
+    core::MutexLock lock(&q.mu);
     q.items.push_back(std::move(work));
     if (q.wake_pending) return;
     q.wake_pending = true;
@@ -81,7 +81,7 @@ void IoThreads::Drain(uint32_t loop) {
   Queue& q = *queues_[loop];
   std::vector<std::function<void()>> items;
   {
-    absl::MutexLock lock(&q.mu);
+    core::MutexLock lock(&q.mu);
     items.swap(q.items);
     q.wake_pending = false;
   }

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "asio/executor_work_guard.hpp"
 #include "asio/io_context.hpp"
+#include "server/core/mutex.h"
 #include "server/core/session.h"
 
 namespace herald::ws {
@@ -44,9 +44,10 @@ class IoThreads : public core::LoopExecutor {
   void Post(uint32_t loop, std::function<void()> work) override;
 
  private:
-  // The work queued for one loop.
+  // The work queued for one loop. core::Mutex: a std::mutex under TSan, which cannot see how
+  // Debian's (uninstrumented) absl::Mutex orders memory.
   struct Queue {
-    absl::Mutex mu;
+    core::Mutex mu;
     std::vector<std::function<void()>> items ABSL_GUARDED_BY(mu);
     // A drain is posted, or its wake-up deferred to the end of an I/O thread's handler: the
     // next Post() need not wake the loop again.
