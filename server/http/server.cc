@@ -270,7 +270,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Drain() {
-    if (closed_ || handing_over_) return;
+    if (closed_ || handing_over()) return;
     if (slots_.empty() && !parser_.in_request() && !writing_) {
       Abort();
     } else {
@@ -302,6 +302,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   asio::io_context* io() const { return shared_->io; }
+  // The upgrade is next: the connection is handed to take_ once out_ is written.
+  bool handing_over() const { return take_ != nullptr; }
 
  private:
   void Touch() { last_activity_ = Clock::now(); }
@@ -371,12 +373,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (upgrade_read_ && !lingering_) {
       // Past an upgrade request the bytes are the new protocol's: kept for the new owner. A peer
       // that leaves (EOF included) cannot take part in it: no hand-over.
-      if (ec && !(ec == asio::error::operation_aborted && handing_over_)) return Abort();
+      if (ec && !(ec == asio::error::operation_aborted && handing_over())) return Abort();
       if (!ec) {
         Touch();
         in_.append(data, n);
       }
-      if (handing_over_) return HandOver();
+      if (handing_over()) return HandOver();
       return StartRead();
     }
     if (ec) {
@@ -501,7 +503,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       popped = true;
       if (take) {
         take_ = std::move(take);
-        handing_over_ = true;
         slots_.clear();
         break;
       }
@@ -529,7 +530,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void StartWrite() {
     if (writing_ || closed_) return;
     if (out_.empty()) {
-      if (handing_over_) {
+      if (handing_over()) {
         HandOver();
       } else if (closing_) {
         CloseGracefully();
@@ -604,7 +605,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::shared_ptr<Slot>> slots_;  // replies owed, in request order
   std::shared_ptr<Slot> next_slot_;          // the slot of a request whose head was answered 100
   std::deque<std::string> out_;              // bytes to write, in order
-  UpgradeHandler take_;                      // the new owner, once the upgrade is next to write
+  UpgradeHandler take_;                      // the new owner once the upgrade is next
   size_t out_bytes_ = 0;
   Clock::time_point last_activity_;
   Clock::time_point head_started_;  // when the bytes of the request being read began
@@ -620,7 +621,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point started_;     // adopted
   bool first_head_done_ = false;  // the first request's head arrived whole
   bool upgrade_read_ = false;     // an upgrade request was read: the bytes after it are kept
-  bool handing_over_ = false;     // the upgrade is next: hand over once out_ is written
   bool closed_ = false;
 };
 

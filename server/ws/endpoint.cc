@@ -33,16 +33,15 @@ namespace {
 using websocketpp::connection_hdl;
 namespace wspp_http = websocketpp::http;
 
-absl::string_view PathOf(const std::string& resource) {
-  absl::string_view path = resource;
-  return path.substr(0, path.find('?'));
+absl::string_view PathOf(absl::string_view resource) {
+  return resource.substr(0, resource.find('?'));
 }
 
 // The percent-decoded value of query parameter `name` ("" when absent).
-std::string QueryParam(const std::string& resource, absl::string_view name) {
+std::string QueryParam(absl::string_view resource, absl::string_view name) {
   const size_t q = resource.find('?');
-  if (q == std::string::npos) return "";
-  for (absl::string_view pair : absl::StrSplit(absl::string_view(resource).substr(q + 1), '&')) {
+  if (q == absl::string_view::npos) return "";
+  for (absl::string_view pair : absl::StrSplit(resource.substr(q + 1), '&')) {
     const size_t eq = pair.find('=');
     if (pair.substr(0, eq) != name || eq == absl::string_view::npos) continue;
     return ::herald::http::PercentDecode(pair.substr(eq + 1));
@@ -314,7 +313,7 @@ void Endpoint::AcceptNext() {
 std::variant<Endpoint::Admission, HttpResponse> Endpoint::Admit(absl::string_view resource,
                                                                 absl::string_view origin,
                                                                 std::string remote_address) {
-  if (PathOf(std::string(resource)) != "/ws") {
+  if (PathOf(resource) != "/ws") {
     return HttpResponse{404, {}, "WebSocket endpoint is /ws\n"};
   }
   if (!core::OriginAllowed(origin, hub_->limits().allowed_origins)) {
@@ -325,7 +324,7 @@ std::variant<Endpoint::Admission, HttpResponse> Endpoint::Admit(absl::string_vie
     // A token in the URL is checked here, so a bad one is refused before the upgrade. Without
     // one, the client must authenticate with a `connect` frame (ClientProtocol enforces the
     // deadline).
-    const std::string token = QueryParam(std::string(resource), "token");
+    const std::string token = QueryParam(resource, "token");
     if (!token.empty()) {
       absl::StatusOr<auth::Claims> claims = hub_->protocol().VerifyToken(token);
       if (!claims.ok()) {

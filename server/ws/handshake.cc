@@ -37,8 +37,7 @@ std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
   if (request.version_minor < 1) {
     return HandshakeRefusal{400, "", "", "a WebSocket handshake needs HTTP/1.1\n"};
   }
-  if (!HasToken(request.Header("Upgrade"), "websocket") ||
-      !HasToken(request.Header("Connection"), "upgrade")) {
+  if (!WantsWebSocket(request) || !HasToken(request.Header("Connection"), "upgrade")) {
     return HandshakeRefusal{
         400, "", "", "not a WebSocket handshake (Upgrade: websocket, Connection: Upgrade)\n"};
   }

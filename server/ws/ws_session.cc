@@ -56,13 +56,7 @@ void WsSession::Close(int code, absl::string_view reason) {
 
 void WsSession::CloseHere(int code, std::string reason) {
   if (close_pending_ || close_timer_ != nullptr) return;
-  // However the peer behaves (reads nothing, never answers the close frame), the connection is
-  // gone within close_timeout: then its socket is reset.
-  close_timer_ = SetTimer(close_timeout_ms_,
-                          [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
-                            if (ec) return;  // cancelled: the connection closed in time
-                            if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
-                          });
+  ArmCloseTimer();
   const bool open = State() == websocketpp::session::state::open;
   if (open) {
     // This close decides how the connection ends, even when the peer never answers it.
@@ -88,14 +82,20 @@ void WsSession::QueueHandshakeResponse(std::string response) {
 
 void WsSession::AnswerClose(int code, absl::string_view reason) {
   if (close_pending_ || close_timer_ != nullptr) return;
-  close_timer_ = SetTimer(close_timeout_ms_,
-                          [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
-                            if (ec) return;
-                            if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
-                          });
+  ArmCloseTimer();
   DropHeld();
   DropUnstarted();
   CloseConnection(code, std::string(reason));
+}
+
+void WsSession::ArmCloseTimer() {
+  // However the peer behaves (reads nothing, never answers the close frame), the connection is
+  // gone within close_timeout: then its socket is reset.
+  close_timer_ = SetTimer(close_timeout_ms_,
+                          [weak = weak_from_this()](const websocketpp::lib::error_code& ec) {
+                            if (ec) return;  // cancelled: the connection closed in time
+                            if (std::shared_ptr<WsSession> s = weak.lock()) s->Abort();
+                          });
 }
 
 void WsSession::Abort() {

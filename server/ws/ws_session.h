@@ -127,6 +127,8 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   void ScheduleWrite();
   static void WriteScheduled();
   void CloseSlow();
+  // Arms close_timer_: Abort() after close_timeout_ms_ unless cancelled (the connection closed).
+  void ArmCloseTimer();
   // Resets the socket of a connection that did not close in time.
   void Abort();
   // Drops queued frames not yet begun on the wire (a partly written one stays).
