@@ -50,15 +50,14 @@ struct Received {
   }
 };
 
-// tests/support/webhook_backend.py on a free port.
+// tests/support/webhook_backend.py on a port of its own choosing (port 0), so that no other
+// process can take it between a choice and the bind.
 class Backend {
  public:
   Backend()
-      : port_(FreePort()),
-        process_({HERALD_TEST_PYTHON, HERALD_WEBHOOK_BACKEND, absl::StrCat(port_), kSecret}) {
-    up_ = WaitForPort(port_);
-  }
-  bool ok() const { return up_; }
+      : process_({HERALD_TEST_PYTHON, HERALD_WEBHOOK_BACKEND, "0", kSecret}),
+        port_(WaitForPrintedPort(process_, "listening on ")) {}
+  bool ok() const { return port_ > 0; }
   std::string Url(const std::string& path) const {
     return absl::StrCat("http://127.0.0.1:", port_, path);
   }
@@ -94,9 +93,8 @@ class Backend {
   }
 
  private:
-  int port_;
   BackgroundProcess process_;
-  bool up_ = false;
+  int port_;
 };
 
 std::string StructField(const google::protobuf::Value& v, const std::string& name) {

@@ -13,7 +13,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 extern char** environ;
@@ -84,12 +88,37 @@ bool WaitForPort(int port, absl::Duration timeout) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool up = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    bool up = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    // Loopback can connect a socket to itself when the kernel picks `port` as its source port
+    // (a TCP simultaneous open): that is not a listener.
+    sockaddr_in local{};
+    socklen_t len = sizeof local;
+    if (up && getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+        local.sin_port == addr.sin_port) {
+      up = false;
+    }
     close(fd);
     if (up) return true;
     absl::SleepFor(absl::Milliseconds(20));
   }
   return false;
+}
+
+int WaitForPrintedPort(const BackgroundProcess& process, absl::string_view prefix,
+                       absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    for (absl::string_view line : absl::StrSplit(process.Output(), '\n')) {
+      int port = 0;
+      if (absl::ConsumePrefix(&line, prefix) &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &port)) {
+        return port;
+      }
+    }
+    if (!process.running()) return -1;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return -1;
 }
 
 }  // namespace herald::testing

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace herald::testing {
@@ -32,6 +33,10 @@ class BackgroundProcess {
 int FreePort();
 // Waits until something accepts TCP connections on 127.0.0.1:`port`.
 bool WaitForPort(int port, absl::Duration timeout = absl::Seconds(20));
+// Waits until `process` printed a line "<prefix><port>" and returns the port (-1 if it did not, or
+// exited first): for helpers started on port 0, which no other process can take in between.
+int WaitForPrintedPort(const BackgroundProcess& process, absl::string_view prefix,
+                       absl::Duration timeout = absl::Seconds(20));
 
 }  // namespace herald::testing
 
