@@ -273,6 +273,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_ || handing_over()) return;
     if (slots_.empty() && !parser_.in_request() && !writing_) {
       Abort();
+    } else if (parser_.in_request()) {
+      // A request under way is read to its end (bounded by the head and idle timeouts) and
+      // answered, as the last one (`draining` marks its slot): a publish then gets its 503
+      // "draining" rather than a connection cut off mid-request.
+      return;
     } else {
       stop_parsing_ = true;  // the reply being written or awaited is the last
       if (!slots_.empty()) slots_.back()->close_after = true;

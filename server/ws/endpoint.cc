@@ -316,6 +316,11 @@ std::variant<Endpoint::Admission, HttpResponse> Endpoint::Admit(absl::string_vie
   if (PathOf(resource) != "/ws") {
     return HttpResponse{404, {}, "WebSocket endpoint is /ws\n"};
   }
+  // A drain closes every connection: one that arrives now (a request head already under way when
+  // the listener stopped) is sent to another node like a control call.
+  if (hub_->api().draining()) {
+    return HttpResponse{503, {}, absl::StrCat(hub_->api().RefuseDraining().message(), "\n")};
+  }
   if (!core::OriginAllowed(origin, hub_->limits().allowed_origins)) {
     return HttpResponse{403, {}, "origin not allowed\n"};
   }
@@ -376,6 +381,9 @@ void Endpoint::Open(const std::shared_ptr<WsSession>& session, const void* conne
     session->Close(core::kClosePolicyViolation, st.message());
     return;
   }
+  // Admitted before the drain began but registered after its CloseAll went through the table:
+  // closed here like the others (the table's lock orders this read after the drain's flag).
+  if (hub_->api().draining()) session->Close(core::kCloseGoingAway, "server shutting down");
   // Only a registered session: the table keeps it alive until its close handler removes it here.
   liveness_.Add(session);
 }

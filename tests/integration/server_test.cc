@@ -21,6 +21,8 @@
 #include "gtest/gtest.h"
 #include "tests/support/grpc_publish.h"
 #include "tests/support/herald_process.h"
+#include "tests/support/raw_http.h"
+#include "tests/support/raw_ws.h"
 #include "tests/support/ws_client.h"
 
 namespace herald::testing {
@@ -331,6 +333,57 @@ TEST(ShutdownTest, SigtermClosesClientsWith1001AndExitsZero) {
   EXPECT_EQ(a.close_code(), 1001);
   EXPECT_EQ(b.close_reason(), "server shutting down");
   EXPECT_THAT(herald.Stderr(), HasSubstr("draining"));
+}
+
+// Requests under way when a drain begins are read to their end and answered: a WebSocket upgrade
+// is refused with 503, like a control call, not opened on a node that is going away, and a
+// publish gets its 503 "draining", not a connection cut off mid-request.
+TEST(ShutdownTest, RequestsUnderWayWhenADrainBeginsGet503) {
+  // A client that never answers Herald's close holds the drain open for the close timeout.
+  HeraldProcess herald({"--close-timeout-ms", "3000"});
+  ASSERT_TRUE(herald.ok());
+  RawWsClient silent;
+  ASSERT_TRUE(silent.Connect(herald.ws_address()));
+  // Two kept-alive connections (each served a request first, so herald holds them), each with
+  // the start of a request herald has read when the drain begins.
+  RawHttpConnection late(herald.ws_address());
+  RawHttpConnection publish(herald.ws_address());
+  for (RawHttpConnection* c : {&late, &publish}) {
+    ASSERT_TRUE(c->ok());
+    ASSERT_TRUE(c->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::optional<RawResponse> healthy = c->ReadResponse();
+    ASSERT_TRUE(healthy.has_value());
+    EXPECT_EQ(healthy->status, 200);
+  }
+  ASSERT_TRUE(late.Send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
+  const std::string body = R"({"channel":"feed","data":"x"})";
+  ASSERT_TRUE(publish.Send(absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\n",
+                                        "Content-Type: application/json\r\nContent-Length: ",
+                                        body.size(), "\r\n\r\n", body.substr(0, 10))));
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_EQ(kill(herald.pid(), SIGTERM), 0);
+  // The drain has begun when the held client receives its 1001.
+  std::optional<RawWsClient::Frame> frame;
+  while ((frame = silent.Read()).has_value() && frame->opcode != 8) {
+  }
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(frame->close_code, 1001);
+  ASSERT_TRUE(
+      late.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"));
+  std::optional<RawResponse> refused = late.ReadResponse();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_THAT(refused->body, HasSubstr("draining"));
+  ASSERT_TRUE(publish.Send(body.substr(10)));
+  std::optional<RawResponse> unavailable = publish.ReadResponse();
+  ASSERT_TRUE(unavailable.has_value());
+  EXPECT_EQ(unavailable->status, 503);
+  EXPECT_THAT(unavailable->body, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(unavailable->body, HasSubstr("draining"));
+  std::optional<int> code = herald.Stop(SIGTERM);
+  ASSERT_TRUE(code.has_value()) << herald.Stderr();
+  EXPECT_EQ(*code, 0);
 }
 
 // Calls that meet a drain are refused with UNAVAILABLE, which backends retry (elsewhere), never
