@@ -197,7 +197,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     started_ = Clock::now();
     ArmTimer(absl::ToChronoNanoseconds(
         std::min(shared_->options.first_request_timeout, shared_->options.idle_timeout)));
-    StartRead();
+    // A client usually sends its request right behind the TCP handshake, so it is often here
+    // already: one read now saves waiting for the socket (an epoll_ctl and a loop turn).
+    reading_ = true;
+    OnReadable(asio::error_code());
   }
 
   // From the exchange, on this thread.

@@ -294,20 +294,20 @@ absl::Status Endpoint::ListenPlain(const std::string& host, const std::string& p
 }
 
 void Endpoint::AcceptNext() {
-  acceptor_->async_accept(*io_, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || acceptor_ == nullptr || !acceptor_->is_open()) {
-      return;
-    }
-    if (!ec && plain_handoff_) {
-      EnsureTcpOptions(socket);
-      asio::error_code rec;
-      const asio::ip::tcp::endpoint remote = socket.remote_endpoint(rec);
-      std::string address = remote.address().to_string();
-      if (remote.address().is_v6()) address = absl::StrCat("[", address, "]");
-      plain_handoff_(std::move(socket), absl::StrCat(address, ":", remote.port()));
-    }
-    AcceptNext();
-  });
+  // accept() fills in the peer's address (peer_), so no getpeername per connection.
+  acceptor_->async_accept(
+      *io_, peer_, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || acceptor_ == nullptr || !acceptor_->is_open()) {
+          return;
+        }
+        if (!ec && plain_handoff_) {
+          EnsureTcpOptions(socket);
+          std::string address = peer_.address().to_string();
+          if (peer_.address().is_v6()) address = absl::StrCat("[", address, "]");
+          plain_handoff_(std::move(socket), absl::StrCat(address, ":", peer_.port()));
+        }
+        AcceptNext();
+      });
 }
 
 std::variant<Endpoint::Admission, HttpResponse> Endpoint::Admit(absl::string_view resource,

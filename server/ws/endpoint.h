@@ -217,6 +217,7 @@ class Endpoint : private WsConnection::Handler {
   PlainHandoff plain_handoff_;
   // The listener of a plain endpoint (websocketpp's own on TLS).
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  asio::ip::tcp::endpoint peer_;  // the address of the connection being accepted
   // This thread's connections, by when they were last heard from. Touched only on the I/O thread.
   Liveness liveness_;
   // The open sessions by connection (a WsConnection, or a websocketpp connection), for the
