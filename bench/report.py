@@ -212,6 +212,14 @@ def main():
                       ratio_line({x: med.get((w, x)) for x in present}, peers))
         md.append("")
 
+    def via(r):
+        """How a row's publications reached the server (like for like: the same in every row)."""
+        m = r.get("publish", "")
+        return {"http-api": "HTTP POST", "http": "HTTP POST", "grpc": "gRPC unary",
+                "grpc-stream": "gRPC stream", "udp": "UDP (baseline)"}.get(m, m) + (
+            f", {r['pub_inflight']} in flight" if m.startswith("http") and "pub_inflight" in r
+            else "")
+
     # --- latency ---------------------------------------------------------------------------------
     for scenario, title, note in (
             ("latency", "1000 subscribers × 50 msg/s", ""),
@@ -224,13 +232,13 @@ def main():
         md.append(f"### Latency at fixed load: {title}\n")
         if note:
             md.append(note)
-        md.append("| server | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | lost | server CPU "
-                  "µs/delivery |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        md.append("| server | published via | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | lost | "
+                  "server CPU µs/delivery |")
+        md.append("|---|---|---|---|---|---|---|---|---|")
         for s in SERVERS:
             if s in lat:
                 L = lat[s]["latency"]
-                md.append(f"| {label(s)} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
+                md.append(f"| {label(s)} | {via(lat[s])} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
                           f"{fmt(L['p999_us'])} | {fmt(L['max_us'])} | {lat[s]['lost']} | "
                           f"{fmt(lat[s]['server_cpu_us_per_delivery'])} |")
         p = {s: lat[s]["latency"]["p99_us"] for s in lat}
@@ -240,12 +248,13 @@ def main():
     ch = {r["server"]: r for r in by.get("channels", [])}
     if ch:
         md.append("### Many channels, one subscriber each\n")
-        md.append("| server | channels | delivered/s | lost | p50 µs | p99 µs | server CPU µs/delivery |")
-        md.append("|---|---|---|---|---|---|---|")
+        md.append("| server | published via | channels | delivered/s | lost | p50 µs | p99 µs | "
+                  "server CPU µs/delivery |")
+        md.append("|---|---|---|---|---|---|---|---|")
         for s in SERVERS:
             if s in ch:
                 r = ch[s]
-                md.append(f"| {s} | {r['channels']} | {fmt(r['deliveries_per_s'])} | {r['lost']} | "
+                md.append(f"| {s} | {via(r)} | {r['channels']} | {fmt(r['deliveries_per_s'])} | {r['lost']} | "
                           f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
                           f"{fmt(r['server_cpu_us_per_delivery'])} |")
         md.append("")
@@ -300,13 +309,13 @@ def main():
     slow = {r["server"]: r for r in by.get("slow", [])}
     if slow:
         md.append("### 1% slow readers (never read), 1 KB publications\n")
-        md.append("| server | subs | slow | fast lost | fast p50 µs | fast p99 µs | RSS ready MiB | "
-                  "RSS end MiB |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        md.append("| server | published via | subs | slow | fast lost | fast p50 µs | fast p99 µs | "
+                  "RSS ready MiB | RSS end MiB |")
+        md.append("|---|---|---|---|---|---|---|---|---|")
         for s in SERVERS:
             if s in slow:
                 r = slow[s]
-                md.append(f"| {label(s)} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
+                md.append(f"| {label(s)} | {via(r)} | {r['subs']} | {r['slow_subscribers']} | {r['lost']} | "
                           f"{fmt(r['latency']['p50_us'])} | {fmt(r['latency']['p99_us'])} | "
                           f"{r['server_rss_ready'] / 2**20:.1f} | {r['server_rss_end'] / 2**20:.1f} |")
         md.append("")

@@ -262,15 +262,21 @@ scenario_http_publish() {
   done
 }
 
+# Like for like in the rows that compare servers (latency, channels, slow): every server that
+# takes HTTP publishes gets one POST per publication, one in flight, on one keep-alive connection
+# (Herald's HTTP/JSON API included); only the ceiling baseline, which takes UDP datagrams only,
+# is fed its own way, and report.py names each row's publishing method.
+via_for() { [ "$1" = ceiling ] || echo http; }
+
 scenario_latency() {
   for s in $SERVERS; do
-    start_server "$s"
+    start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
     log "latency $s 1000 subs x 50 msg/s"
-    run_load latency -- --subs 1000 --threads 2 --src-count 4 --rate 50 \
-      --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
+    PUBLISH_VIA=$(via_for "$s") run_load latency -- --subs 1000 --threads 2 --src-count 4 \
+      --rate 50 --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
     log "latency $s 9000 subs x 2 msg/s"
-    run_load latency9k -- --subs 9000 --threads 2 --src-count 4 --rate 2 \
-      --duration $(( DURATION * 2 )) --drain 3
+    PUBLISH_VIA=$(via_for "$s") run_load latency9k -- --subs 9000 --threads 2 --src-count 4 \
+      --rate 2 --duration $(( DURATION * 2 )) --drain 3
     stop_server
   done
 }
@@ -280,10 +286,10 @@ scenario_channels() {
   [ $quick = 1 ] && n=1000
   for s in $SERVERS; do
     [ "$s" = ceiling ] && continue  # the ceiling server has no channels
-    start_server "$s"
+    start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
     log "channels $s: $n channels x 1 subscriber, $n msg/s"
-    run_load channels -- --subs $n --channels $n --threads 2 --src-count 4 --rate $n \
-      --duration "$DURATION" --drain 3
+    PUBLISH_VIA=http run_load channels -- --subs $n --channels $n --threads 2 --src-count 4 \
+      --rate $n --duration "$DURATION" --drain 3
     stop_server
   done
 }
@@ -391,11 +397,11 @@ scenario_slow() {
   for s in $SERVERS; do
     # A 256 KiB queue limit (and the same backlog bound for the ceiling) makes slow readers hit it.
     case $s in
-      herald) start_server herald --max-send-buffer-bytes 262144 ;;
+      herald) start_server herald --max-send-buffer-bytes 262144 --api-rate 0 ;;
       *) start_server "$s" ;;
     esac
     log "slow readers $s: $n subs, 1% never read, $rate msg/s of 1 KB"
-    run_load slow -- --subs $n --threads 2 --src-count 4 --rate $rate --payload 1000 \
+    PUBLISH_VIA=$(via_for "$s") run_load slow -- --subs $n --threads 2 --src-count 4 --rate $rate --payload 1000 \
       --duration $(( DURATION * 3 )) --drain 3 --slow-fraction 0.01
     stop_server
   done
