@@ -11,23 +11,26 @@
 
 namespace herald::ws {
 
-WsFrame::WsFrame(std::string payload, websocketpp::frame::opcode::value opcode)
-    : payload_(std::move(payload)) {
+WsFrame::WsFrame(std::string payload, websocketpp::frame::opcode::value opcode) {
   // websocketpp's _htonll (used by extended_header) sets a function-local static on first use
   // without synchronization, and frames are made on every I/O and gRPC thread: TSan reported the
   // race. A magic static runs that first use once, ordered before every other.
   static const bool htonll_ready = (websocketpp::lib::net::_htonll(0), true);
   (void)htonll_ready;
   namespace frame = websocketpp::frame;
-  const uint64_t size = payload_.size();
-  header_ = frame::prepare_header(frame::basic_header(opcode, size, /*fin=*/true, /*mask=*/false),
-                                  frame::extended_header(size));
+  const uint64_t size = payload.size();
+  const std::string header =
+      frame::prepare_header(frame::basic_header(opcode, size, /*fin=*/true, /*mask=*/false),
+                            frame::extended_header(size));
+  header_size_ = header.size();
+  wire_.reserve(header.size() + payload.size());
+  wire_.append(header).append(payload);
 }
 
 std::shared_ptr<WsFrame> WsFrame::Raw(std::string bytes) {
   auto frame = std::make_shared<WsFrame>(std::string());
-  frame->header_.clear();
-  frame->payload_ = std::move(bytes);
+  frame->header_size_ = 0;
+  frame->wire_ = std::move(bytes);
   return frame;
 }
 
@@ -347,8 +350,7 @@ void WsSession::WriteSomeTls(WssServer::connection_type& connection) {
   while (out_head_ < out_.size()) {
     const auto& f = static_cast<const WsFrame&>(*out_[out_head_]);
     if (!tls_out_.empty() && tls_out_.size() + f.wire_size() > kTlsChunkBytes) break;
-    tls_out_.append(f.header().data(), f.header().size());
-    tls_out_.append(f.payload().data(), f.payload().size());
+    tls_out_.append(f.wire().data(), f.wire().size());
     out_bytes_ -= f.wire_size();
     out_[out_head_++].reset();
   }
@@ -374,25 +376,19 @@ void WsSession::WriteSomeTls(WssServer::connection_type& connection) {
 }
 
 void WsSession::WritePlain(asio::ip::tcp::socket& socket) {
-  // One gathered write (header and payload of up to 32 frames) per turn.
+  // One write per turn: send() for a lone frame (the usual fan-out case), else one gathered
+  // sendmsg() of up to 64 frames.
   static thread_local std::vector<asio::const_buffer> iov;
   while (out_head_ < out_.size()) {
     iov.clear();
-    size_t skip = out_offset_;
     for (size_t i = out_head_; i < out_.size() && iov.size() < 64; ++i) {
-      const auto& f = static_cast<const WsFrame&>(*out_[i]);
-      for (absl::string_view part : {f.header(), f.payload()}) {
-        if (skip >= part.size()) {
-          skip -= part.size();
-          continue;
-        }
-        part.remove_prefix(skip);
-        skip = 0;
-        iov.emplace_back(part.data(), part.size());
-      }
+      absl::string_view wire = static_cast<const WsFrame&>(*out_[i]).wire();
+      if (i == out_head_) wire.remove_prefix(out_offset_);
+      if (!wire.empty()) iov.emplace_back(wire.data(), wire.size());
     }
     asio::error_code ec;
-    size_t written = socket.write_some(iov, ec);
+    size_t written =
+        iov.size() == 1 ? socket.write_some(iov.front(), ec) : socket.write_some(iov, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       if (out_head_ * 2 >= out_.size()) {  // forget what is written
         out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));

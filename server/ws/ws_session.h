@@ -29,13 +29,17 @@ class WsFrame : public core::OutFrame {
                    websocketpp::frame::opcode::value opcode = websocketpp::frame::opcode::text);
   // Bytes that go on the wire as they are (the handshake response), not framed.
   static std::shared_ptr<WsFrame> Raw(std::string bytes);
-  absl::string_view payload() const override { return payload_; }
-  absl::string_view header() const { return header_; }
-  size_t wire_size() const { return header_.size() + payload_.size(); }
+  absl::string_view payload() const override {
+    return absl::string_view(wire_).substr(header_size_);
+  }
+  // Header and payload, contiguous: a frame written alone is one send(), not a two-part
+  // sendmsg().
+  absl::string_view wire() const { return wire_; }
+  size_t wire_size() const { return wire_.size(); }
 
  private:
-  std::string header_;
-  std::string payload_;
+  std::string wire_;
+  size_t header_size_ = 0;
 };
 
 // Makes WsFrames. Stateless, thread-safe.
