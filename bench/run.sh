@@ -75,8 +75,11 @@ start_server() {  # name [extra herald args]
   case $name in
     herald | herald-tls)
       [ "$name" = herald-tls ] && set -- --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key" "$@"
+      # No per-IP limits: the generator is one client, and neither nchan nor uWS has them
+      # (--api-rate is the HTTP API's, 1000 requests/s by default; gRPC has none).
       "$HERALD" --ws-listen $WS_HERALD --grpc-listen $GRPC_HERALD --log-level warn \
-        --max-connections 200000 --max-connections-per-ip 0 "$@" >"$tmp/herald.out" 2>"$tmp/herald.err" &
+        --max-connections 200000 --max-connections-per-ip 0 --api-rate 0 "$@" \
+        >"$tmp/herald.out" 2>"$tmp/herald.err" &
       server_pid=$!
       wait_port $GRPC_HERALD
       server_pids=$server_pid
@@ -211,8 +214,7 @@ scenario_fanout() {
 # Fan-out fed like for like: every server gets one HTTP POST per publication on one keep-alive
 # connection, first with one request in flight (each waits for its reply), then with
 # HTTP_INFLIGHT (default 16) pipelined, the same for every server. The baseline server is left
-# out: it takes publications as UDP datagrams only. Herald runs with --api-rate 0 (its per-IP
-# limit on the HTTP API, 1000 requests/s by default; nchan has none).
+# out: it takes publications as UDP datagrams only.
 scenario_fanout_http() {
   local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
   [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
@@ -221,7 +223,7 @@ scenario_fanout_http() {
     for inflight in "${inflights[@]}"; do
       for s in $SERVERS; do
         [ "$s" = ceiling ] && continue
-        start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+        start_server "$s"
         for target in "${ladder[@]}"; do
           local rate=$(( target / subs ))
           log "fanout_http $s subs=$subs inflight=$inflight rate=$rate/s (target $target deliveries/s)"
@@ -252,7 +254,7 @@ scenario_http_publish() {
     for inflight in 1 "${HTTP_INFLIGHT:-16}"; do
       for s in $SERVERS; do
         [ "$s" = ceiling ] && continue
-        start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+        start_server "$s"
         log "http_publish $s inflight=$inflight"
         PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load http_publish "inflight=$inflight" -- \
           --subs 1 --threads 1 --src-count 1 --rate 0 --duration "$DURATION" --drain 3
@@ -270,7 +272,7 @@ via_for() { [ "$1" = ceiling ] || echo http; }
 
 scenario_latency() {
   for s in $SERVERS; do
-    start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+    start_server "$s"
     log "latency $s 1000 subs x 50 msg/s"
     PUBLISH_VIA=$(via_for "$s") run_load latency -- --subs 1000 --threads 2 --src-count 4 \
       --rate 50 --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
@@ -286,7 +288,7 @@ scenario_channels() {
   [ $quick = 1 ] && n=1000
   for s in $SERVERS; do
     [ "$s" = ceiling ] && continue  # the ceiling server has no channels
-    start_server "$s" $([ "$s" = herald ] && echo --api-rate 0)
+    start_server "$s"
     log "channels $s: $n channels x 1 subscriber, $n msg/s"
     PUBLISH_VIA=http run_load channels -- --subs $n --channels $n --threads 2 --src-count 4 \
       --rate $n --duration "$DURATION" --drain 3
@@ -397,7 +399,7 @@ scenario_slow() {
   for s in $SERVERS; do
     # A 256 KiB queue limit (and the same backlog bound for the ceiling) makes slow readers hit it.
     case $s in
-      herald) start_server herald --max-send-buffer-bytes 262144 --api-rate 0 ;;
+      herald) start_server herald --max-send-buffer-bytes 262144 ;;
       *) start_server "$s" ;;
     esac
     log "slow readers $s: $n subs, 1% never read, $rate msg/s of 1 KB"
