@@ -51,8 +51,11 @@ struct RequestParser::Impl {
     Of(p).request_.target.append(at, length);
     return 0;
   }
+  // After the head, header callbacks are a chunked body's trailer fields: past the head's bound
+  // (they count against the request's framing bound) and not needed, so they are discarded.
   static int OnHeaderField(http_parser* p, const char* at, size_t length) {
     RequestParser& self = Of(p);
+    if (self.head_complete_) return 0;
     if (self.in_value_) {
       self.in_value_ = false;
       self.field_.clear();
@@ -62,6 +65,7 @@ struct RequestParser::Impl {
   }
   static int OnHeaderValue(http_parser* p, const char* at, size_t length) {
     RequestParser& self = Of(p);
+    if (self.head_complete_) return 0;
     if (!self.in_value_) {
       self.in_value_ = true;
       self.request_.headers.emplace_back(self.field_, std::string());

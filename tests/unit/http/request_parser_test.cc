@@ -137,6 +137,26 @@ TEST(RequestParserTest, AHeadExactlyAtTheBoundIsRead) {
   EXPECT_EQ(parser.Feed(head, &used), Event::kRequest) << parser.error_message();
 }
 
+// A chunked body's trailer fields come after the head and its bound: they are read (within the
+// request's framing bound) and discarded, never added to the request's headers.
+TEST(RequestParserTest, TrailersAreDiscarded) {
+  const std::string trailer = absl::StrCat("T: ", std::string(kLimits.max_head_bytes, 't'), "\r\n");
+  const std::string bytes =
+      absl::StrCat("POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX: 1\r\n\r\n2\r\nhi\r\n0\r\n",
+                   trailer, "U: u\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+  RequestParser parser(kLimits);
+  size_t used = 0;
+  ASSERT_EQ(parser.Feed(bytes, &used), Event::kRequest) << parser.error_message();
+  const Request r = parser.TakeRequest();
+  EXPECT_EQ(r.body, "hi");
+  EXPECT_EQ(r.Header("X"), "1");
+  EXPECT_EQ(r.Header("T"), "");
+  EXPECT_EQ(r.Header("U"), "");
+  EXPECT_EQ(r.headers.size(), 2u);
+  ASSERT_EQ(parser.Feed(bytes.substr(used), &used), Event::kRequest) << parser.error_message();
+  EXPECT_EQ(parser.TakeRequest().target, "/next");
+}
+
 // http-parser ends an upgrade request at its head (parser->upgrade, for `Upgrade` with
 // `Connection: upgrade`): what follows is the new protocol's and must not be taken.
 TEST(RequestParserTest, AnUpgradeRequestEndsAtItsHead) {
