@@ -20,25 +20,10 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "tests/support/background_process.h"
 
 namespace herald::testing {
 namespace {
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Sends one inline command and returns the first line of the reply.
 std::string Send(uint16_t port, const std::string& command) {
@@ -93,9 +78,13 @@ RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
   char tmpl[] = "/tmp/herald-redis-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return;
   dir_ = tmpl;
-  port_ = FreePort();
-  if (!tls_.cert_file.empty()) tls_port_ = FreePort();
-  Start();
+  // A port found free may be taken by another process before redis-server binds it: then the
+  // server exits at once and is started again on other ports.
+  for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
+    port_ = static_cast<uint16_t>(FreePort());
+    if (!tls_.cert_file.empty()) tls_port_ = static_cast<uint16_t>(FreePort());
+    Start();
+  }
 }
 
 RedisServer::~RedisServer() {
@@ -123,6 +112,7 @@ bool RedisServer::Start() {
     }
   }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  const size_t log_start = Log().size();  // a restart appends to the same log
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
@@ -138,11 +128,18 @@ bool RedisServer::Start() {
   }
   if (pid < 0) return false;
   pid_ = pid;
+  // Ready once its own log (in its own directory) says so and it answers: a PING alone might
+  // be answered by another test's server that took the port.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (absl::Now() < deadline) {
-    if (Ping(port_)) return true;
+    if (Log().find("Ready to accept connections", log_start) != std::string::npos && Ping(port_)) {
+      return true;
+    }
     int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) break;  // it exited
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {  // it exited (a port in use)
+      pid_ = -1;
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   std::fprintf(stderr, "redis-server on port %u did not start:\n%s\n", port_, Log().c_str());

@@ -19,7 +19,8 @@ class RedisServer {
     std::string cert_file, key_file, ca_file;
   };
 
-  // Starts the server; ok() tells whether it answered PING within 10 s. With `tls`, it also
+  // Starts the server (on other free ports, up to five times, when one was taken before
+  // redis-server bound it); ok() tells whether it was ready within 10 s. With `tls`, it also
   // listens for TLS on tls_port() (client certificates optional).
   RedisServer();
   explicit RedisServer(Tls tls);
@@ -36,7 +37,7 @@ class RedisServer {
   std::string tls_url() const { return "rediss://localhost:" + std::to_string(tls_port_) + "/0"; }
   // Stops the server (SIGTERM, then SIGKILL) and waits for it; its data is gone (no persistence).
   void Stop();
-  // Starts it again on the same port; true when it answers PING.
+  // Starts it again on the same port; true when its log says it is ready and it answers PING.
   bool Start();
   // Sends one inline command ("CLIENT KILL TYPE pubsub") on a new connection; its reply's first
   // line, or "" when there was none.
