@@ -151,11 +151,10 @@ TEST_F(ExamplesTest, PhpTwoLinePublishFromAnyPage) {
 TEST(ExamplesWebhooksTest, PhpBackendAnswersConnectSubscribeRpcAndHearsDisconnect) {
   ASSERT_STRNE(HERALD_PHP, "") << "php not found: run scripts/deps.sh";
   const std::string secret = "examples-webhook-secret";
-  const int port = FreePort();
   BackgroundProcess php({"/usr/bin/env", "HERALD_PROXY_SECRET=" + secret, HERALD_PHP, "-S",
-                         absl::StrCat("127.0.0.1:", port),
-                         kSource + "/client/examples/php/webhooks.php"});
-  ASSERT_TRUE(WaitForPort(port)) << php.Output();
+                         "127.0.0.1:0", kSource + "/client/examples/php/webhooks.php"});
+  const int port = WaitForPrintedPort(php, "Development Server (http://127.0.0.1:");
+  ASSERT_GT(port, 0) << php.Output();
   const std::string base = absl::StrCat("http://127.0.0.1:", port);
   HeraldProcess herald({"--proxy-secret", secret, "--proxy-connect-url", base + "/connect",
                         "--proxy-subscribe-url", "order:=" + base + "/subscribe", "--proxy-rpc-url",

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -109,11 +110,12 @@ int WaitForPrintedPort(const BackgroundProcess& process, absl::string_view prefi
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     for (absl::string_view line : absl::StrSplit(process.Output(), '\n')) {
+      const size_t at = line.find(prefix);
+      if (at == absl::string_view::npos) continue;
+      line.remove_prefix(at + prefix.size());
+      const size_t digits = std::min(line.find_first_not_of("0123456789"), line.size());
       int port = 0;
-      if (absl::ConsumePrefix(&line, prefix) &&
-          absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &port)) {
-        return port;
-      }
+      if (digits > 0 && absl::SimpleAtoi(line.substr(0, digits), &port)) return port;
     }
     if (!process.running()) return -1;
     absl::SleepFor(absl::Milliseconds(20));

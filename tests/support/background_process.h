@@ -29,12 +29,15 @@ class BackgroundProcess {
   std::string output_path_;
 };
 
-// A TCP port of 127.0.0.1 that nothing listens on now (bound to port 0 and released).
+// A TCP port of 127.0.0.1 that nothing listens on now (bound to port 0 and released): another
+// process may take it before the caller binds it, so prefer a helper that binds port 0 itself
+// and prints its port (WaitForPrintedPort), or retry (RedisServer).
 int FreePort();
 // Waits until something accepts TCP connections on 127.0.0.1:`port`.
 bool WaitForPort(int port, absl::Duration timeout = absl::Seconds(20));
-// Waits until `process` printed a line "<prefix><port>" and returns the port (-1 if it did not, or
-// exited first): for helpers started on port 0, which no other process can take in between.
+// Waits until `process` printed a line with "<prefix><port>" in it and returns the port (-1 if it
+// did not, or exited first): for helpers started on port 0, which no other process can take in
+// between (`php -S 127.0.0.1:0` prints "… Development Server (http://127.0.0.1:<port>) started").
 int WaitForPrintedPort(const BackgroundProcess& process, absl::string_view prefix,
                        absl::Duration timeout = absl::Seconds(20));
 
