@@ -1,10 +1,5 @@
 #include "tests/support/redis_cluster.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -32,33 +27,16 @@ std::string Run(const std::string& command) {
   return out;
 }
 
-// A loopback port nothing listens on now (bound to port 0 and released).
-uint16_t FreeBusPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 }  // namespace
 
 RedisClusterServers::RedisClusterServers() {
   for (int i = 0; i < 3; ++i) {
-    // The cluster config file goes to the server's own directory (--dir). The bus port is a
-    // free port of its own (the default, port + 10000, may be taken or above 65535).
+    // The cluster config file goes to the server's own directory (--dir); RedisServer gives
+    // the cluster bus a free port of its own.
     auto server = std::make_unique<RedisServer>(
         RedisServer::Tls{},
         std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                 "--cluster-node-timeout", "5000", "--cluster-port",
-                                 std::to_string(FreeBusPort())});
+                                 "--cluster-node-timeout", "5000"});
     if (!server->ok()) {
       error_ = absl::StrCat("redis-server ", i, " did not start: ", server->Log());
       return;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -74,7 +75,10 @@ RedisServer::RedisServer() : RedisServer(Tls{}) {}
 RedisServer::RedisServer(Tls tls) : RedisServer(std::move(tls), {}) {}
 
 RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
-    : tls_(std::move(tls)), extra_args_(std::move(extra_args)) {
+    : tls_(std::move(tls)),
+      extra_args_(std::move(extra_args)),
+      cluster_(std::find(extra_args_.begin(), extra_args_.end(), "--cluster-enabled") !=
+               extra_args_.end()) {
   char tmpl[] = "/tmp/herald-redis-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return;
   dir_ = tmpl;
@@ -83,6 +87,7 @@ RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
   for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
     port_ = static_cast<uint16_t>(FreePort());
     if (!tls_.cert_file.empty()) tls_port_ = static_cast<uint16_t>(FreePort());
+    if (cluster_) cluster_port_ = static_cast<uint16_t>(FreePort());
     Start();
   }
 }
@@ -110,6 +115,10 @@ bool RedisServer::Start() {
           std::string("optional")}) {
       args.push_back(a);
     }
+  }
+  if (cluster_port_ != 0) {
+    args.push_back("--cluster-port");
+    args.push_back(std::to_string(cluster_port_));
   }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   const size_t log_start = Log().size();  // a restart appends to the same log

@@ -24,7 +24,9 @@ class RedisServer {
   // listens for TLS on tls_port() (client certificates optional).
   RedisServer();
   explicit RedisServer(Tls tls);
-  // With more redis-server arguments (e.g. --cluster-enabled yes: RedisClusterServers).
+  // With more redis-server arguments (e.g. --cluster-enabled yes: RedisClusterServers; then the
+  // cluster bus gets a free port of its own, --cluster-port, as the default port + 10000 may be
+  // taken or above 65535).
   RedisServer(Tls tls, std::vector<std::string> extra_args);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
@@ -52,6 +54,8 @@ class RedisServer {
   uint16_t tls_port_ = 0;
   Tls tls_;
   std::vector<std::string> extra_args_;
+  bool cluster_ = false;
+  uint16_t cluster_port_ = 0;
   pid_t pid_ = -1;
   std::string dir_;
 };
