@@ -92,6 +92,13 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
 
 absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top) {
   if (top != nullptr) *top = JsonTopLevel();
+  // RapidJSON's MemoryStream reads a NUL byte as the end of the input (`{}` NUL `garbage` would
+  // pass, and the garbage would reach whoever takes the text as checked); JSON has no place for
+  // one, in a string or out of it.
+  if (const size_t nul = json.find('\0'); nul != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a NUL byte (not valid anywhere in JSON) at byte ", nul));
+  }
   rapidjson::MemoryStream stream(json.data(), json.size());
   DepthHandler handler(max_depth, top, &stream);
   rapidjson::Reader reader;

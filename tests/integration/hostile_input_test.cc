@@ -159,6 +159,47 @@ TEST(RequestFramingTest, AnErrorQuotingNonUtf8RequestBytesIsStillAJsonBody) {
   EXPECT_THAT(error.message(), HasSubstr(R"(\xe0\x9e\x8f/json)"));
 }
 
+// A NUL byte ended RapidJSON's reading of a body, frame or data_json, so `{…}` NUL `garbage`
+// passed the check, and a publish carried the garbage to every subscriber's socket as raw JSON.
+TEST(NulByteTest, ANulByteInABodyAFrameOrDataJsonIsRefusedAndNothingIsDelivered) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  WsClient subscriber;
+  ASSERT_TRUE(subscriber.Connect(herald.ws_url()));
+  ASSERT_TRUE(subscriber.Subscribe("news"));
+
+  using std::string_literals::operator""s;
+  for (const std::string& body : {R"({"channel":"news","data":{"n":1}})"s + '\0' + "garbage"s,
+                                  R"({"channel":"news","dataJson":"{\"n\":1}\u0000garbage"})"s}) {
+    RawHttpResult r =
+        RawHttpExchange(herald.ws_address(),
+                        absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: ",
+                                     body.size(), "\r\n\r\n", body));
+    EXPECT_THAT(r.response, StartsWith("HTTP/1.1 400")) << body;
+    EXPECT_THAT(r.response, HasSubstr("INVALID_ARGUMENT"));
+    EXPECT_THAT(r.response, HasSubstr("a NUL byte (not valid anywhere in JSON) at byte"));
+  }
+
+  RawWsClient client;
+  ASSERT_TRUE(client.Connect(herald.ws_address()));
+  ASSERT_TRUE(client.Read().has_value());  // welcome
+  ASSERT_TRUE(client.SendText(R"({"id":4,"message":{"data":1}})"s + '\0' + "garbage"));
+  auto reply = client.Read(absl::Seconds(5));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_THAT(reply->payload, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(reply->payload, HasSubstr("a NUL byte (not valid anywhere in JSON) at byte 29"));
+
+  // The first publication the subscriber sees is the next valid one.
+  HttpResult ok =
+      PostJson(herald.ws_address(), "/api/v1/Publish", R"({"channel":"news","data":{"n":2}})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  v1::ServerFrame pub =
+      subscriber.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  EXPECT_EQ(pub.pub().offset(), 1u);
+  EXPECT_EQ(pub.pub().data().struct_value().fields().at("n").number_value(), 2);
+}
+
 // A consumer over --max-send-buffer-bytes that reads nothing used to keep its socket, its table
 // entry and ~1 MB of queue for ever. Now it is gone within --close-timeout-ms (5 s by default).
 TEST(SlowConsumerTest, ANonReadingClientIsGoneWithinTheCloseTimeout) {

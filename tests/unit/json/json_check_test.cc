@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -30,6 +31,18 @@ TEST(CheckJsonTest, RefusesWhatIsNotOneJsonValue) {
     absl::Status st = CheckJson(bad, 32);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(st.message(), HasSubstr("at byte")) << bad;
+  }
+}
+
+// RapidJSON's memory stream reads a NUL byte as the end of the input, so `{}` followed by a NUL
+// and anything at all would pass; no NUL byte is valid anywhere in JSON.
+TEST(CheckJsonTest, RefusesANulByteAnywhere) {
+  using std::string_literals::operator""s;
+  for (const std::string& bad :
+       {"{}\0"s, "{}\0garbage"s, "{\"a\":1}\0{\"a\":2}"s, "\"a\0b\""s, "\0"s, "[1,\0 2]"s}) {
+    absl::Status st = CheckJson(bad, 32);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(st.message(), HasSubstr(absl::StrCat("at byte ", bad.find('\0')))) << bad;
   }
 }
 
