@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 #include <CLI/CLI.hpp>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -101,7 +102,8 @@ class Caller {
   Caller(const Globals& g, std::ostream& err)
       : globals_(g),
         err_(err),
-        stub_(v1::Broker::NewStub(grpc::CreateChannel(g.server, g.credentials))) {}
+        channel_(grpc::CreateChannel(g.server, g.credentials)),
+        stub_(v1::Broker::NewStub(channel_)) {}
 
   // Streams WatchEvents to `print` until `count` events, `duration_s` seconds (0: unbounded),
   // or the server ends the stream.
@@ -157,8 +159,11 @@ class Caller {
            << kDefaultServer << "); try --server " << GrpcGuess(globals_.server) << ".\n";
       return kExitUnreachable;
     }
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    // gRPC uses UNAVAILABLE both for a server it cannot reach and for a server's own answer
+    // (Redis unreachable, a node that did not answer, a drain): connected means answered.
+    const bool answered = channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+    if (!answered && (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                      st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
       err_ << "heraldctl: cannot reach Herald at " << globals_.server << " (" << st.error_message()
            << "). Is herald running? Point heraldctl at its gRPC address (herald's "
               "--grpc-listen, default "
@@ -170,31 +175,21 @@ class Caller {
            << " (pass --api-key or set HERALD_API_KEY to the server's key)\n";
       return kExitServerError;
     }
-    err_ << "heraldctl: " << StatusName(st.error_code()) << ": " << st.error_message() << "\n";
-    return kExitServerError;
-  }
-
-  static const char* StatusName(grpc::StatusCode code) {
-    switch (code) {
-      case grpc::StatusCode::INVALID_ARGUMENT:
-        return "INVALID_ARGUMENT";
-      case grpc::StatusCode::NOT_FOUND:
-        return "NOT_FOUND";
-      case grpc::StatusCode::PERMISSION_DENIED:
-        return "PERMISSION_DENIED";
-      case grpc::StatusCode::RESOURCE_EXHAUSTED:
-        return "RESOURCE_EXHAUSTED";
-      case grpc::StatusCode::FAILED_PRECONDITION:
-        return "FAILED_PRECONDITION";
-      case grpc::StatusCode::UNIMPLEMENTED:
-        return "UNIMPLEMENTED";
-      default:
-        return "ERROR";
+    if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      err_ << "heraldctl: Herald at " << globals_.server << " did not answer within --timeout "
+           << globals_.timeout_s << " s (DEADLINE_EXCEEDED)\n";
+      return kExitServerError;
     }
+    // gRPC's codes are absl's, number for number.
+    err_ << "heraldctl: "
+         << absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code())) << ": "
+         << st.error_message() << "\n";
+    return kExitServerError;
   }
 
   const Globals& globals_;
   std::ostream& err_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Broker::Stub> stub_;
 };
 

@@ -264,6 +264,21 @@ TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+// gRPC says UNAVAILABLE both for a server it cannot reach and for Herald's own answer (here: its
+// Redis is unreachable). The second is the server's error (exit 1), with Herald's message, not
+// "cannot reach Herald" (exit 3).
+TEST(HeraldctlStandaloneTest, AnUnavailableAnswerIsTheServersErrorNotUnreachable) {
+  // Nothing listens on port 1: herald waits 5 s for Redis, then starts without it.
+  HeraldProcess herald({"--engine", "redis", "--redis-url", "redis://127.0.0.1:1/0"});
+  ASSERT_TRUE(herald.ok());
+  CommandResult r = RunCommand({HeraldctlBinary(), "--server", herald.grpc_address(), "--timeout",
+                                "5", "publish", "news", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("heraldctl: UNAVAILABLE: "));
+  EXPECT_THAT(r.err, HasSubstr("redis"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("cannot reach Herald")));
+}
+
 TEST(HeraldctlStandaloneTest, VersionMatchesHerald) {
   CommandResult ctl = RunCommand({HeraldctlBinary(), "--version"});
   EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
