@@ -24,8 +24,10 @@ void AckWaiters::AddTarget(WaitId id, const std::string& channel, uint64_t offse
   core::MutexLock lock(&mu_);
   auto it = waits_.find(id);
   if (it == waits_.end()) return;
+  std::vector<WaitId>& waits = by_target_[{channel, offset}];
+  if (std::find(waits.begin(), waits.end(), id) != waits.end()) return;
   it->second.targets.emplace_back(channel, offset);
-  by_target_[{channel, offset}].push_back(id);
+  waits.push_back(id);
 }
 
 void AckWaiters::Await(WaitId id, Done done) {

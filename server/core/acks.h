@@ -49,6 +49,9 @@ class AckWaiters {
   // `now + timeout`. Call AddTarget for each publication before its frames are queued, so an
   // ack can never arrive before its wait knows it; then exactly one of Await or Cancel.
   WaitId Start(std::string user, absl::Time now, absl::Duration timeout);
+  // Adding a target twice is adding it once: the publish call adds its publications again when
+  // they are stored (the broker only hands a publication on while the node has subscribers, and
+  // a client that recovers it later may ack it too).
   void AddTarget(WaitId wait, const std::string& channel, uint64_t offset);
   // The publish is complete: `done` gets the outcome exactly once — at once when an ack already
   // came, else from OnAck or, once the deadline has passed, from Expire.

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -119,6 +120,15 @@ void ApiExecutor::FinishPublish(AckWaiters::WaitId wait, bool published, const a
   if (wait != 0 && !wait_for_ack) node_->acks().Cancel(wait);
   if (!status.ok()) return done(status);
   if (!wait_for_ack) return done(std::move(resp));
+  // Also the publications no live subscriber of this node got (HandlePublication added the
+  // others): a client that recovers one later acks it too.
+  if constexpr (std::is_same_v<Resp, v1::PublishResponse>) {
+    node_->acks().AddTarget(wait, resp.delivery().channel(), resp.delivery().offset());
+  } else {
+    for (const v1::ChannelDelivery& d : resp.deliveries()) {
+      node_->acks().AddTarget(wait, d.channel(), d.offset());
+    }
+  }
   node_->acks().Await(
       wait, [resp = std::move(resp), done = std::move(done)](v1::AckOutcome outcome) mutable {
         *resp.mutable_ack() = std::move(outcome);

@@ -175,12 +175,14 @@ absl::StatusOr<bool> Node::Subscribe(const std::shared_ptr<Session>& session,
     case Session::AddResult::kAlreadySubscribed: {
       // Answered again with the stream's current position (and what `spec` asks for); the
       // subscription itself is live already, so nothing is buffered.
-      const bool report = spec.recover.has_value();
-      broker_->Join(channel, std::move(spec),
-                    [this, session, channel, reply_id, report](absl::StatusOr<JoinResult> joined) {
-                      if (!joined.ok()) return ReplyError(*session, reply_id, joined.status());
-                      session->Send(SubscribedFrame(reply_id, channel, *joined, report));
-                    });
+      const bool recover = spec.recover.has_value();
+      const bool snapshot = spec.snapshot;
+      broker_->Join(
+          channel, std::move(spec),
+          [this, session, channel, reply_id, recover, snapshot](absl::StatusOr<JoinResult> joined) {
+            if (!joined.ok()) return ReplyError(*session, reply_id, joined.status());
+            session->Send(SubscribedFrame(reply_id, channel, *joined, recover, snapshot));
+          });
       return false;
     }
     case Session::AddResult::kLimitReached:
@@ -195,7 +197,7 @@ absl::StatusOr<bool> Node::Subscribe(const std::shared_ptr<Session>& session,
     JoinStripe& stripe = JoinStripeFor(channel);
     core::MutexLock lock(&stripe.mu);
     stripe.pending[channel].push_back(
-        PendingJoin{join_id, session, reply_id, spec.recover.has_value(), {}});
+        PendingJoin{join_id, session, reply_id, spec.recover.has_value(), spec.snapshot, {}});
   }
   EmitSessionEvent(v1::EVENT_TYPE_SUBSCRIBE, *session, channel);
   // The node subscription comes first: every publication after the join's position then
@@ -219,12 +221,13 @@ void Node::StartJoin(const std::string& channel, uint64_t join_id, JoinSpec spec
 }
 
 OutFramePtr Node::SubscribedFrame(uint32_t reply_id, const std::string& channel,
-                                  const JoinResult& joined, bool report_recovered) const {
+                                  const JoinResult& joined, bool report_recovered,
+                                  bool report_snapshot) const {
   std::optional<bool> recovered;
   if (report_recovered) recovered = joined.recovered;
-  static const std::vector<StoredPublication> kNone;
   return frames_->Make(EncodeSubscribed(reply_id, channel, joined.position, recovered,
-                                        report_recovered ? joined.missed : kNone, joined.snapshot));
+                                        report_recovered ? &joined.missed : nullptr,
+                                        report_snapshot ? &joined.snapshot : nullptr));
 }
 
 OutFramePtr Node::PublicationFrame(const Publication& p) const {
@@ -256,7 +259,8 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
       // either went to the buffer (sent here, after the reply) or finds the session live in the
       // index (sent after this).
       Session& session = *done.session;
-      session.Send(SubscribedFrame(done.reply_id, channel, *joined, done.report_recovered));
+      session.Send(SubscribedFrame(done.reply_id, channel, *joined, done.report_recovered,
+                                   done.report_snapshot));
       uint64_t after = joined->position.offset;
       for (const Publication& p : done.arrived) {
         if (p.position.epoch == joined->position.epoch && p.position.offset > after) {

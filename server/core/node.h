@@ -181,6 +181,7 @@ class Node : public BrokerEventHandler {
     std::shared_ptr<Session> session;
     uint32_t reply_id;
     bool report_recovered;
+    bool report_snapshot;
     std::vector<Publication> arrived;
   };
   struct JoinStripe {
@@ -206,10 +207,12 @@ class Node : public BrokerEventHandler {
   void EmitUserEvent(v1::EventType type, const std::string& user);
   // Forgets the pending joins of `session` to `channel` (unsubscribed or closed).
   void DropJoins(const std::string& channel, const Session* session);
-  // The `subscribed` reply to a join: the position, the snapshot, and, when the subscribe asked to
-  // recover (`report_recovered`), `recovered` and the missed publications.
+  // The `subscribed` reply to a join: the position; when the subscribe asked to recover
+  // (`report_recovered`), `recovered` and the missed publications; when it asked for a snapshot
+  // (`report_snapshot`), the snapshot.
   OutFramePtr SubscribedFrame(uint32_t reply_id, const std::string& channel,
-                              const JoinResult& joined, bool report_recovered) const;
+                              const JoinResult& joined, bool report_recovered,
+                              bool report_snapshot) const;
   OutFramePtr PublicationFrame(const Publication& publication) const;
   // Queues `frame` (the publication at `offset`) on the subscribers of `channel` that accept it
   // (on their I/O threads when a LoopExecutor is set).

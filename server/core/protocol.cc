@@ -15,12 +15,13 @@ void AppendPublication(std::string* out, absl::string_view channel, uint64_t off
 }
 
 void AppendPublications(std::string* out, absl::string_view name, absl::string_view channel,
-                        const std::vector<StoredPublication>& publications) {
-  if (publications.empty()) return;
+                        const std::vector<StoredPublication>* publications) {
+  if (publications == nullptr) return;
   absl::StrAppend(out, R"(,")", name, R"(":[)");
-  for (size_t i = 0; i < publications.size(); ++i) {
+  for (size_t i = 0; i < publications->size(); ++i) {
+    const StoredPublication& p = (*publications)[i];
     if (i > 0) out->push_back(',');
-    AppendPublication(out, channel, publications[i].offset, *publications[i].data_json);
+    AppendPublication(out, channel, p.offset, *p.data_json, p.ack_requested);
   }
   out->push_back(']');
 }
@@ -43,8 +44,8 @@ std::string EncodeMemberEvent(bool joined, absl::string_view channel,
 
 std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
                              std::optional<bool> recovered,
-                             const std::vector<StoredPublication>& publications,
-                             const std::vector<StoredPublication>& snapshot) {
+                             const std::vector<StoredPublication>* publications,
+                             const std::vector<StoredPublication>* snapshot) {
   std::string out = "{";
   if (id != 0) absl::StrAppend(&out, R"("id":)", id, ",");
   // The epoch is the engine's own token (hex), so it needs no escaping either.

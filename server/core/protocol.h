@@ -43,12 +43,12 @@ std::string EncodeMemberEvent(bool joined, absl::string_view channel,
                               absl::string_view member_json);
 // The `subscribed` reply, composed around the stored publications' JSON (no parse, however many
 // are recovered or in the snapshot). `recovered` is printed, false included, when the subscribe
-// asked to recover; empty lists are omitted, as the protobuf JSON mapping does. `channel` must
-// have passed ValidateChannel.
+// asked to recover; `publications` (the missed ones) and `snapshot` when not null, empty or not,
+// each with `ackRequested` when it asked for acks. `channel` must have passed ValidateChannel.
 std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const StreamPosition& position,
                              std::optional<bool> recovered,
-                             const std::vector<StoredPublication>& publications,
-                             const std::vector<StoredPublication>& snapshot);
+                             const std::vector<StoredPublication>* publications,
+                             const std::vector<StoredPublication>* snapshot);
 // The `welcome` frame (one per connection), written with RapidJSON's writer: the same JSON
 // EncodeFrame prints for a ServerFrame holding `welcome`, without its reflection printer.
 std::string EncodeWelcome(const herald::v1::Welcome& welcome);

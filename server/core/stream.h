@@ -24,6 +24,8 @@ struct StoredPublication {
   uint64_t offset = 0;
   std::shared_ptr<const std::string> data_json;
   absl::Time published_at;
+  // It asked its subscribers to ack it (PublishSpec::ack_requested): a recovered copy asks too.
+  bool ack_requested = false;
 };
 
 // What a publication carries: channel data (retained, one offset each), or a notice for the

@@ -95,7 +95,7 @@ MemoryBroker::Appended MemoryBroker::Append(const std::string& channel, core::Pu
   // but neither retained nor given an offset.
   if (spec.kind == core::PublicationKind::kData) {
     ++state->offset;
-    core::StoredPublication stored{state->offset, spec.data_json, now};
+    core::StoredPublication stored{state->offset, spec.data_json, now, spec.ack_requested};
     if (state->policy.size > 0) state->history.push_back(stored);
     if (!spec.key.empty()) {
       Keyed& keyed = state->keyed[spec.key];

@@ -163,11 +163,12 @@ class Conformance : public ::testing::TestWithParam<EngineUnderTest> {
   core::Broker& broker() { return engine_->broker(); }
 
   StreamPosition Pub(const std::string& channel, const std::string& data,
-                     const std::string& key = "", bool final = false) {
+                     const std::string& key = "", bool final = false, bool ack = false) {
     PublishSpec spec;
     spec.data_json = std::make_shared<const std::string>(data);
     spec.key = key;
     spec.key_final = final;
+    spec.ack_requested = ack;
     auto pos = Await<StreamPosition>(
         [&](auto done) { broker().Publish(channel, std::move(spec), std::move(done)); });
     EXPECT_TRUE(pos.ok()) << pos.status();
@@ -396,6 +397,26 @@ TEST_P(Conformance, RecoverReturnsExactlyTheMissedPublications) {
   r = Join("fresh", std::nullopt);  // a channel never published to
   EXPECT_EQ(r.position.offset, 0u);
   EXPECT_FALSE(r.position.epoch.empty());
+}
+
+// A publication that asked its subscribers to ack it asks again when recovered or in a snapshot:
+// a client that missed it still acks it.
+TEST_P(Conformance, RecoveredAndSnapshotPublicationsKeepTheirAckRequest) {
+  Pub("s", R"({"v":1})", "o1", /*final=*/false, /*ack=*/true);
+  Pub("s", R"({"v":1})", "o2");
+  const StreamPosition p = Pub("s", R"("plain")", "", false, /*ack=*/true);
+  JoinResult r = Join("s", StreamPosition{p.epoch, 0}, /*snapshot=*/true);
+  ASSERT_TRUE(r.recovered);
+  ASSERT_EQ(r.missed.size(), 3u);
+  EXPECT_TRUE(r.missed[0].ack_requested);
+  EXPECT_FALSE(r.missed[1].ack_requested);
+  EXPECT_TRUE(r.missed[2].ack_requested);
+  EXPECT_EQ(*r.missed[0].data_json, R"({"v":1})");
+  EXPECT_EQ(*r.missed[2].data_json, R"("plain")");
+  ASSERT_EQ(r.snapshot.size(), 2u);
+  EXPECT_TRUE(r.snapshot[0].ack_requested);
+  EXPECT_EQ(*r.snapshot[0].data_json, R"({"v":1})");
+  EXPECT_FALSE(r.snapshot[1].ack_requested);
 }
 
 TEST_P(Conformance, RecoverFailsWhenHistoryNoLongerCoversTheGap) {

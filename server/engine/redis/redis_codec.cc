@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace herald::engine {
 namespace {
@@ -73,6 +74,7 @@ std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entr
   }
   p.published_at = absl::FromUnixMillis(ms);
   p.data_json = std::make_shared<const std::string>(fields.at(3).str);
+  p.ack_requested = fields.elements.size() >= 6 && fields.at(4).str == "a";
   return p;
 }
 
@@ -80,6 +82,8 @@ std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value)
   core::StoredPublication p;
   int64_t ms = 0;
   if (!Number(&value, &p.offset) || !Number(&value, &ms)) return std::nullopt;
+  // "a " before the data (which is JSON, so never starts with it): the publication asked for acks.
+  p.ack_requested = absl::ConsumePrefix(&value, "a ");
   p.published_at = absl::FromUnixMillis(ms);
   p.data_json = std::make_shared<const std::string>(value);
   return p;

@@ -29,10 +29,12 @@ std::optional<core::Publication> DecodePublicationMessage(const std::string& cha
                                                           absl::string_view message,
                                                           absl::Time* published_at);
 
-// A history stream entry [id "<offset>-0", ["t", ms, "d", data]]; nullopt when malformed.
+// A history stream entry [id "<offset>-0", ["t", ms, "d", data]], with "a", 1 after them when
+// the publication asked for acks; nullopt when malformed.
 std::optional<core::StoredPublication> DecodeHistoryEntry(const RedisReply& entry);
 
-// A latest-per-key hash value "<offset> <ms> <data>"; nullopt when malformed.
+// A latest-per-key hash value "<offset> <ms> <data>", or "<offset> <ms> a <data>" when the
+// publication asked for acks; nullopt when malformed.
 std::optional<core::StoredPublication> DecodeKeyedValue(absl::string_view value);
 
 // A task lease as the task scripts write it (redis_scripts.cc, `encode`):

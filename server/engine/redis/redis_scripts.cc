@@ -72,13 +72,19 @@ local function publish(k, c, now, meta_ttl, key, final, retention, head, data)
   redis.call('HSET', k[1], 'o', offset)
   redis.call('PEXPIRE', k[1], meta_ttl)
   local size, ttl = tonumber(c[3]), tonumber(c[4])
+  -- The head's first number is the flags; bit 1: the publication asks for acks.
+  local ack = tonumber(string.match(head, '^%d+')) % 2 == 1
   if size > 0 then
-    redis.call('XADD', k[2], 'MAXLEN', size, offset .. '-0', 't', now, 'd', data)
+    if ack then
+      redis.call('XADD', k[2], 'MAXLEN', size, offset .. '-0', 't', now, 'd', data, 'a', 1)
+    else
+      redis.call('XADD', k[2], 'MAXLEN', size, offset .. '-0', 't', now, 'd', data)
+    end
     trim(k[2], now - ttl)
     redis.call('PEXPIRE', k[2], ttl)
   end
   if key ~= '' then
-    redis.call('HSET', k[3], key, offset .. ' ' .. now .. ' ' .. data)
+    redis.call('HSET', k[3], key, offset .. ' ' .. now .. ' ' .. (ack and 'a ' or '') .. data)
     if final then
       redis.call('ZADD', k[4], now + retention, key)
     else

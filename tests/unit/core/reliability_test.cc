@@ -118,6 +118,24 @@ TEST_F(ReliabilityTest, ResubscribeWithRecoverGetsExactlyTheMissedPublications) 
   EXPECT_THAT(a->Frames()[1], Not(HasSubstr("recovered")));
 }
 
+// The lists a subscribe asked for are on the wire even when empty: a client may iterate them.
+TEST_F(ReliabilityTest, AskedForListsArePresentWhenEmpty) {
+  auto a = Connect();
+  hub_.OnClientFrame(a, R"({"id":1,"subscribe":{"channel":"store:9","snapshot":true}})");
+  EXPECT_THAT(a->Frames().back(), HasSubstr(R"("offset":"0","snapshot":[]}})"));
+  const std::string epoch = a->Last().subscribed().epoch();
+  auto b = Connect();
+  hub_.OnClientFrame(
+      b, absl::StrCat(R"({"id":2,"subscribe":{"channel":"store:9","recover":{"epoch":")", epoch,
+                      R"(","offset":"0"}}})"));
+  EXPECT_THAT(b->Frames().back(), HasSubstr(R"("recovered":true,"publications":[]}})"));
+  // Neither list when neither was asked for.
+  auto c = Connect();
+  hub_.OnClientFrame(c, R"({"id":3,"subscribe":{"channel":"store:9"}})");
+  EXPECT_THAT(c->Frames().back(), Not(HasSubstr("snapshot")));
+  EXPECT_THAT(c->Frames().back(), Not(HasSubstr("publications")));
+}
+
 TEST_F(ReliabilityTest, SnapshotReturnsOpenOrdersThenLiveUpdates) {
   auto order = [&](const std::string& id, uint64_t v, v1::OrderStatus status) {
     v1::PublishOrderRequest req;
@@ -171,6 +189,34 @@ struct Reply {
     };
   }
 };
+
+// A publication that asked for an ack, missed while the client was away, asks again when it is
+// recovered, and the recovered copy's ack ends the publish call's wait.
+TEST_F(ReliabilityTest, ARecoveredPublicationAsksForItsAckAndTheAckCounts) {
+  auto away = Connect("alice");
+  hub_.OnClientFrame(away, R"({"id":1,"subscribe":{"channel":"customer:alice"}})");
+  const std::string epoch = away->Last().subscribed().epoch();
+  hub_.Unregister(*away);
+  v1::PublishRequest req;
+  req.set_channel("customer:alice");
+  req.mutable_data()->set_string_value("your order is here");
+  req.mutable_ack()->set_wait_ms(5000);
+  Reply acked;
+  hub_.Publish(req, acked.Completion());
+  auto back = Connect("alice");
+  hub_.OnClientFrame(back,
+                     absl::StrCat(R"({"id":2,"subscribe":{"channel":"customer:alice","recover":)",
+                                  R"({"epoch":")", epoch, R"(","offset":"0"}}})"));
+  EXPECT_THAT(back->Frames().back(),
+              HasSubstr(R"("recovered":true,"publications":[{"channel":"customer:alice",)"
+                        R"("offset":"1","data":"your order is here","ackRequested":true}])"));
+  EXPECT_FALSE(acked.done.HasBeenNotified());
+  hub_.OnClientFrame(back, R"({"id":3,"ack":{"channel":"customer:alice","offset":"1"}})");
+  ASSERT_TRUE(acked.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(acked.result.ok()) << acked.result.status();
+  EXPECT_TRUE(acked.result->ack().acked());
+  EXPECT_EQ(acked.result->ack().connection_id(), back->id());
+}
 
 TEST_F(ReliabilityTest, AckWaitReportsTheFirstAckOfTheUser) {
   auto phone = Connect("alice");
