@@ -418,7 +418,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->check(CLI::Range(size_t{64}, size_t{64} << 20))
       ->capture_default_str();
   app.add_option("--max-http-body-bytes", l.max_http_body_bytes,
-                 "Largest HTTP request body (HTTP/JSON API under /api/v1/; 413 above)")
+                 "Largest HTTP request body on the plain port, any path (413 above)")
       ->envname("HERALD_MAX_HTTP_BODY_BYTES")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();

@@ -197,6 +197,8 @@ absl::StatusOr<v1::SubscribeResponse> NodeControl::Subscribe(
   if (!targets.ok()) return targets.status();
   v1::SubscribeResponse resp;
   for (const auto& s : *targets) {
+    // A connection subscribed already is neither counted nor told again.
+    if (s->IsSubscribed(req.channel())) continue;
     absl::StatusOr<bool> added = node_->Subscribe(s, req.channel(), 0);
     // One target over its limit fails a single-connection call; for a user, the others proceed.
     if (!added.ok() && !req.connection_id().empty()) return added.status();

@@ -4,13 +4,16 @@
 #include <atomic>
 #include <deque>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "herald/v1/broker.pb.h"
@@ -67,6 +70,18 @@ std::optional<v1::EventType> ParseType(absl::string_view text) {
   v1::EventType type;
   if (!v1::EventType_Parse(name, &type)) return std::nullopt;
   return type;
+}
+
+// "connect, disconnect, …": every event type's name as ParseType takes it, from the enum itself.
+std::string TypeNames() {
+  const google::protobuf::EnumDescriptor* types = v1::EventType_descriptor();
+  std::vector<std::string> names;
+  for (int i = 0; i < types->value_count(); ++i) {
+    if (types->value(i)->number() == v1::EVENT_TYPE_UNSPECIFIED) continue;
+    names.push_back(
+        absl::AsciiStrToLower(absl::StripPrefix(types->value(i)->name(), "EVENT_TYPE_")));
+  }
+  return absl::StrJoin(names, ", ");
 }
 
 HttpReply Refusal(const absl::Status& status, int http_status = 0) {
@@ -215,10 +230,8 @@ void EventFeed::Open(const EventFeedRequest& request, std::shared_ptr<EventStrea
         for (absl::string_view one : absl::StrSplit(value, ',', absl::SkipEmpty())) {
           std::optional<v1::EventType> type = ParseType(one);
           if (!type.has_value() || *type == v1::EVENT_TYPE_UNSPECIFIED) {
-            return sink->Refuse(Refusal(absl::InvalidArgumentError(
-                absl::StrCat("type: unknown event type '", json::ValidUtf8(one),
-                             "'; one of connect, disconnect, subscribe, unsubscribe, message, ack, "
-                             "task_assigned, task_acked, task_redelivered, task_expired"))));
+            return sink->Refuse(Refusal(absl::InvalidArgumentError(absl::StrCat(
+                "type: unknown event type '", json::ValidUtf8(one), "'; one of ", TypeNames()))));
           }
           watch.add_types(*type);
         }

@@ -92,8 +92,9 @@ const UnaryMethod* FindUnaryMethod(absl::string_view name) {
 
 absl::Status CheckApiKey(absl::string_view authorization, const std::string& api_key) {
   if (api_key.empty()) return absl::OkStatus();
+  // The scheme is case-insensitive (RFC 9110 §11.1): "bearer KEY" is as good.
   constexpr absl::string_view kBearer = "Bearer ";
-  if (!absl::StartsWith(authorization, kBearer)) {
+  if (!absl::StartsWithIgnoreCase(authorization, kBearer)) {
     return absl::UnauthenticatedError(
         "authorization: missing API key; send the header 'authorization: Bearer <key>'");
   }

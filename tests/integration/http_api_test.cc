@@ -421,6 +421,10 @@ std::vector<BadInputCase> BadInputCases() {
                    {"www-authenticate", "Bearer"}});
   cases.push_back({"wrong API key", Post("/api/v1/Stats", "{}", {"Authorization: Bearer nope"}),
                    401, "UNAUTHENTICATED", "authorization: wrong API key"});
+  // The scheme is case-insensitive: a lower-case "bearer" gets as far as the key.
+  cases.push_back({"wrong API key, lower-case scheme",
+                   Post("/api/v1/Stats", "{}", {"Authorization: bearer nope"}), 401,
+                   "UNAUTHENTICATED", "authorization: wrong API key"});
   cases.push_back({"chunked body",
                    Post("/api/v1/Stats", "{}",
                         {"Authorization: Bearer http-test-key", "Transfer-Encoding: chunked",
@@ -522,6 +526,11 @@ TEST_F(HttpApiBadInputTest, AcceptsProtoFieldNamesCharsetAndEmptyBodies) {
   r = Http(call);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr(R"("subscriptions":"1")"));
+  // The authorization scheme in any case (RFC 9110 §11.1).
+  call = Post(absl::StrCat("http://", herald_.ws_address(), "/api/v1/Stats"), "{}",
+              {absl::StrCat("Authorization: BEARER ", kApiKey)});
+  r = Http(call);
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 TEST_F(HttpApiBadInputTest, LimitReachedIs429) {

@@ -291,6 +291,11 @@ TEST(SseTest, AStreamNeedsTheApiKey) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 400);
   EXPECT_THAT(r->body, HasSubstr("type: unknown event type 'bogus'"));
+  // The list names every type the filter takes, the user and publish ones included.
+  EXPECT_THAT(r->body, HasSubstr("; one of connect, disconnect, subscribe"));
+  for (const char* type : {"user_online", "user_offline", "publish", "task_expired"}) {
+    EXPECT_THAT(r->body, HasSubstr(type));
+  }
   ASSERT_TRUE(c.Send(EventsRequest("?colour=red")));
   r = c.ReadResponse();
   ASSERT_TRUE(r.has_value());

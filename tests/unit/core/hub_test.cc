@@ -475,7 +475,8 @@ TEST_F(HubTest, ServerSideSubscribePushesSubscribedAndDelivers) {
   req.set_user("alice");
   req.set_channel("alerts");
   EXPECT_EQ(hub_.Subscribe(req)->subscribed(), 2u);
-  EXPECT_EQ(hub_.Subscribe(req)->subscribed(), 0u);  // already subscribed
+  EXPECT_EQ(hub_.Subscribe(req)->subscribed(), 0u);  // already subscribed: not told again
+  EXPECT_EQ(a1->OfKind(Kind::kSubscribed).size(), 1u);
   EXPECT_EQ(a1->Last().kind_case(), Kind::kSubscribed);
   EXPECT_EQ(a1->Last().id(), 0u);
   v1::PublishRequest pub;
