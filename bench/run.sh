@@ -9,7 +9,8 @@
 # Environment: SERVERS="herald nchan uws ceiling" (which to run), OUT=DIR (results; default
 # bench/results/<UTC time>), DURATION=S (seconds per measured run), HERALD=PATH (another herald
 # binary, e.g. an older build, to compare two builds run by run), FANOUT_SUBS="100 1000 9000"
-# (the subscriber counts of fanout and fanout_http).
+# (the subscriber counts of fanout and fanout_http), NCHAN_BUFFER=N (nchan_message_buffer_length,
+# default 10; larger buffers did not stop nchan's subscriber losses, docs/benchmarks.md).
 # Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
 # and plots of docs/benchmarks.md. Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -109,7 +110,7 @@ http {
   server {
     listen 127.0.0.1:${WS_NCHAN#*:} backlog=4096;
     location ~ ^/sub/(\w+)$ { nchan_subscriber websocket; nchan_channel_id \$1; }
-    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length 10; }
+    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length ${NCHAN_BUFFER:-10}; }
   }
 }
 EOF
