@@ -109,10 +109,9 @@ std::string RedactUrl(const std::string& url) {
   return absl::StrCat(url.substr(0, colon + 1), "****", url.substr(at));
 }
 
-// A TOML array of strings: ["a", "b"]; "" when empty, which CLI11 reads back as one empty value
-// (dropped after parsing), where it refuses `[]`.
+// A TOML array of strings: ["a", "b"], or [] (which StrictConfigFile reads back as none).
 std::string QuoteList(const std::vector<std::string>& values) {
-  if (values.empty()) return Quote("");
+  if (values.empty()) return "[]";
   std::vector<std::string> quoted;
   for (const std::string& v : values) quoted.push_back(Quote(v));
   return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
@@ -686,6 +685,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   l.task_ack_deadline = absl::Seconds(ack_deadline_s);
   l.task_ttl = absl::Seconds(task_ttl_s);
   for (const std::string& rule : history_prefixes) {
+    if (rule.empty()) continue;  // `history-prefix = ""` or `[]` in a file: none (dropped below)
     // PREFIX=SIZE:TTL
     std::vector<std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
     std::vector<std::string> st =
@@ -771,8 +771,10 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       out->emplace_back(absl::StripAsciiWhitespace(p));
     }
   }
-  for (std::vector<std::string>* list : {&proxy_subscribe_urls, &proxy_rpc_urls, &webhook_urls}) {
-    list->erase(std::remove(list->begin(), list->end(), ""), list->end());  // "" in a file: none
+  for (std::vector<std::string>* list :
+       {&proxy_subscribe_urls, &proxy_rpc_urls, &webhook_urls, &history_prefixes}) {
+    // `key = ""` or `key = []` in a file (StrictConfigFile reads [] as one empty value): none.
+    list->erase(std::remove(list->begin(), list->end(), ""), list->end());
   }
   if (absl::Status st =
           ParseProxyRoutes(proxy_connect_url, proxy_subscribe_urls, proxy_message_url,
@@ -795,8 +797,6 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   }
   if (print_config) {
     // Effective values, after the defaults that follow other settings (soft send buffer).
-    std::vector<std::string> prefixes;
-    for (const std::string& rule : history_prefixes) prefixes.push_back(Quote(rule));
     const std::map<std::string, std::string> values = {
         {"ws-listen", Quote(ws_listen)},
         {"grpc-listen", Quote(c.grpc_listen)},
@@ -848,7 +848,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"idle-timeout-ms", Number(l.idle_timeout_ms)},
         {"history-size", Number(history_size)},
         {"history-ttl", Decimal(history_ttl_s)},
-        {"history-prefix", absl::StrCat("[", absl::StrJoin(prefixes, ", "), "]")},
+        {"history-prefix", QuoteList(history_prefixes)},
         {"idempotency-window", Decimal(idempotency_s)},
         {"order-retention", Decimal(order_retention_s)},
         {"disconnect-grace", Decimal(grace_s)},

@@ -16,7 +16,13 @@ std::vector<CLI::ConfigItem> StrictConfigFile::from_config(std::istream& input) 
   const std::string text = buffer.str();
   Check(text);
   std::istringstream copy(text);
-  return CLI::ConfigTOML::from_config(copy);
+  std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(copy);
+  // `key = []` (what --print-config writes for an empty list): no values. CLI11 would refuse an
+  // option given zero values; one empty value is what herald drops after parsing.
+  for (CLI::ConfigItem& item : items) {
+    if (item.inputs.empty()) item.inputs.emplace_back();
+  }
+  return items;
 }
 
 std::vector<std::string> StrictConfigFile::ConfigurableKeys(const CLI::App& app) {

@@ -200,5 +200,42 @@ TEST(PrintConfigTest, OutputIsAValidConfigFile) {
   EXPECT_EQ(c.Frames()[0].welcome().node(), "n-print");
 }
 
+// With nothing set, the output is a config file too: an empty list is written `[]`, which reads
+// back as none (as `""` does).
+TEST(PrintConfigTest, TheDefaultsPrintedAreAValidConfigFile) {
+  CommandResult first = RunHerald({}, {"--print-config"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const std::string path = WriteFile("herald-defaults.toml", first.out);
+  CommandResult second = RunHerald({}, {"--config", path, "--print-config"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const std::string lists = WriteFile(
+      "herald-empty-lists.toml",
+      "history-prefix = []\nproxy-rpc-url = []\nwebhook-url = []\nproxy-subscribe-url = \"\"\n");
+  CommandResult third = RunHerald({}, {"--config", lists, "--print-config"});
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_EQ(Settings(third.out)["history-prefix"], "[]  # file");
+  EXPECT_EQ(Settings(third.out)["proxy-subscribe-url"], "[]  # file");
+}
+
+// The packaged /etc/herald/herald.toml lists every key, commented out, with its default.
+TEST(PrintConfigTest, ThePackagedConfigListsEveryKeyWithItsDefault) {
+  CommandResult r = RunHerald({}, {"--print-config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(HERALD_PACKAGED_CONFIG);
+  ASSERT_TRUE(in.good()) << HERALD_PACKAGED_CONFIG;
+  std::map<std::string, std::string> packaged;
+  const std::regex commented(R"(^# ([a-z0-9-]+) = (.*)$)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, commented)) packaged[m[1]] = m[2];
+  }
+  for (const auto& [key, value] : Settings(r.out)) {
+    // RunHerald's own listen flags, and the static files' place, which depends on the install.
+    if (key == "ws-listen" || key == "grpc-listen" || key == "static-dir") continue;
+    ASSERT_TRUE(packaged.count(key) > 0) << key << " is not in " << HERALD_PACKAGED_CONFIG;
+    EXPECT_EQ(packaged[key] + "  # default", value) << key;
+  }
+}
+
 }  // namespace
 }  // namespace herald::testing
