@@ -93,6 +93,24 @@
  */
 
 /** An error reply from Herald (or a local failure) with a canonical code. */
+/**
+ * The payload claims of a JWT (not verified: the server did that), or {} when it does not read.
+ * @param {string} token
+ * @returns {{sub?: string, exp?: number}}
+ */
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part + "=".repeat((4 - (part.length % 4)) % 4)), (c) =>
+      c.charCodeAt(0),
+    );
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" ? claims : {};
+  } catch {
+    return {};
+  }
+}
+
 export class HeraldError extends Error {
   /**
    * @param {string} code e.g. PERMISSION_DENIED, UNAUTHENTICATED, DEADLINE_EXCEEDED, UNAVAILABLE
@@ -383,6 +401,20 @@ export class Herald extends Emitter {
     ws.onclose = (event) => this._onClose(ws, event.code, event.reason);
   }
 
+  // Gives up on `ws` now: a dead peer never answers the close handshake, and waiting for it
+  // (Node's ws waits 30 s) would keep the client "connected" to nothing.
+  // `hard`: the peer is presumed dead, so Node's ws drops the TCP connection at once.
+  _drop(ws, code, reason, hard = false) {
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try {
+      if (hard && typeof ws.terminate === "function") ws.terminate();
+      else ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+    this._onClose(ws, code, reason);
+  }
+
   _onClose(ws, code, reason) {
     if (ws !== this._ws) return;
     this._ws = null;
@@ -450,7 +482,7 @@ export class Herald extends Emitter {
    */
   reconnect() {
     if (this._ws) {
-      this._ws.close(CloseCode.CLIENT_RECONNECT, "client reconnect");
+      this._drop(this._ws, CloseCode.CLIENT_RECONNECT, "client reconnect");
     } else if (this.state !== "connecting") {
       this._reconnectNow();
     }
@@ -471,11 +503,23 @@ export class Herald extends Emitter {
       return;
     }
     if (frame.id && this._pending.has(frame.id)) {
-      const { resolve, reject, timer } = this._pending.get(frame.id);
+      const { resolve, reject, timer, onReply } = this._pending.get(frame.id);
       this._pending.delete(frame.id);
       clearTimeout(timer);
-      if (frame.error) reject(new HeraldError(frame.error.code, frame.error.message ?? ""));
-      else resolve(frame);
+      if (frame.error) {
+        reject(new HeraldError(frame.error.code, frame.error.message ?? ""));
+        return;
+      }
+      // Applied before the next frame is read: a socket may hand over the frames behind this
+      // reply (the publications that follow a subscribe) before a promise continuation runs.
+      if (onReply) {
+        try {
+          onReply(frame);
+        } catch (err) {
+          this._log("warn", "reply handler failed", err);
+        }
+      }
+      resolve(frame);
       return;
     }
     if (frame.pub) this._onPublication(frame.pub, "live");
@@ -522,8 +566,11 @@ export class Herald extends Emitter {
         this.expiresAtMs = Number(reply.connected?.expiresAtMs ?? 0);
         this.data = reply.connected?.data;
       } else {
-        this.user = "";
-        this.expiresAtMs = 0;
+        // A token in the URL: the server verified it; its claims say who and until when (so
+        // that the token is refreshed before it expires, as with `connect`).
+        const claims = tokenInUrl ? tokenClaims(this._token) : {};
+        this.user = typeof claims.sub === "string" ? claims.sub : "";
+        this.expiresAtMs = typeof claims.exp === "number" ? claims.exp * 1000 : 0;
         this.data = undefined;
       }
     } catch (err) {
@@ -544,7 +591,8 @@ export class Herald extends Emitter {
       data: this.data,
     });
     for (const sub of this.subscriptions.values()) {
-      if (!sub.serverSide) this._sendSubscribe(sub, true);
+      // A `connected` listener may have subscribed already, on this socket.
+      if (!sub.serverSide && sub._sentOn !== ws) this._sendSubscribe(sub, true);
     }
     for (const queue of this.queues) {
       this._request({ join: { queue } }).catch((err) => this._emit("error", err));
@@ -556,9 +604,10 @@ export class Herald extends Emitter {
   /**
    * Sends one frame with a fresh id and resolves with the reply frame.
    * @param {object} frame e.g. {ping: {}}
+   * @param {(reply: any) => void} [onReply] run on the reply as it is read, before later frames
    * @returns {Promise<any>}
    */
-  _request(frame) {
+  _request(frame, onReply) {
     const ws = this._ws;
     if (!ws || ws.readyState !== 1) {
       return Promise.reject(new HeraldError("UNAVAILABLE", "not connected"));
@@ -570,7 +619,7 @@ export class Herald extends Emitter {
         this._pending.delete(id);
         reject(new HeraldError("DEADLINE_EXCEEDED", `no reply to ${Object.keys(frame)[0]}`));
       }, this.options.requestTimeoutMs);
-      this._pending.set(id, { resolve, reject, timer });
+      this._pending.set(id, { resolve, reject, timer, onReply });
       ws.send(JSON.stringify({ id, ...frame }));
     });
   }
@@ -654,13 +703,16 @@ export class Herald extends Emitter {
    */
   async _sendSubscribe(sub, resubscribe) {
     sub.state = "subscribing";
+    sub._sentOn = this._ws; // sent once per socket, however it was asked for
     const request = { channel: sub.channel };
     const recovering = sub.position !== null && (resubscribe ? sub.options.recover : true);
     if (recovering) request.recover = { epoch: sub.position.epoch, offset: sub.position.offset };
     if (sub.options.snapshot) request.snapshot = true;
-    let reply;
     try {
-      reply = await this._request({ subscribe: request });
+      await this._request({ subscribe: request }, (reply) => {
+        if (this.subscriptions.get(sub.channel) !== sub) return; // unsubscribed meanwhile
+        this._applySubscribed(sub, reply.subscribed ?? {}, recovering, resubscribe);
+      });
     } catch (err) {
       if (err.code === "UNAVAILABLE" || err.code === "CANCELLED") return; // retried on reconnect
       if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);
@@ -668,10 +720,7 @@ export class Herald extends Emitter {
       sub.error = err;
       sub._emit("error", err);
       this._emit("error", err);
-      return;
     }
-    if (this.subscriptions.get(sub.channel) !== sub) return; // unsubscribed meanwhile
-    this._applySubscribed(sub, reply.subscribed ?? {}, recovering, resubscribe);
   }
 
   _applySubscribed(sub, s, recovering, resubscribe) {
@@ -793,6 +842,7 @@ export class Herald extends Emitter {
     this.subscriptions.delete(channel);
     sub.state = "unsubscribed";
     sub._emit("unsubscribed", { channel, byServer: false });
+    this._emit("unsubscribed", { channel, byServer: false });
     if (this.state === "connected") await this._request({ unsubscribe: { channel } });
   }
 
@@ -858,14 +908,18 @@ export class Herald extends Emitter {
     clearInterval(this._timers.ping);
     this._timers.ping = setInterval(() => {
       const ws = this._ws;
-      if (!ws || this.state !== "connected") return;
-      clearTimeout(this._timers.pong);
+      // One ping at a time: its pong timer is not restarted by the next tick.
+      if (!ws || this.state !== "connected" || this._timers.pong) return;
       this._timers.pong = setTimeout(() => {
+        this._timers.pong = null;
         this._log("warn", "no pong: reconnecting");
-        if (ws === this._ws) ws.close(CloseCode.CLIENT_PING_TIMEOUT, "no pong");
+        if (ws === this._ws) this._drop(ws, CloseCode.CLIENT_PING_TIMEOUT, "no pong", true);
       }, this.options.pongTimeoutMs);
       this._request({ ping: {} })
-        .then(() => clearTimeout(this._timers.pong))
+        .then(() => {
+          clearTimeout(this._timers.pong);
+          this._timers.pong = null;
+        })
         .catch(() => {});
     }, this._pingIntervalMs);
   }
@@ -885,6 +939,9 @@ export class Herald extends Emitter {
    * @returns {Promise<number>} the new expiry (Unix ms)
    */
   async refresh() {
+    if (typeof this.options.getToken !== "function") {
+      throw new HeraldError("FAILED_PRECONDITION", "refresh() needs the getToken option");
+    }
     try {
       const token = await this.options.getToken();
       const reply = await this._request({ refresh: { token } });

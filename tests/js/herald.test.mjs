@@ -99,6 +99,37 @@ describe("herald.js, development mode (anonymous)", () => {
     assert.equal(resynced, false);
   });
 
+  test("recovers with no gap and no duplicate while publications keep coming across reconnects", async (t) => {
+    // ws hands over the frames behind a `subscribed` reply before a promise continuation runs:
+    // the reply must be applied first, or the recovered publications look already seen.
+    const c = client(t, { url: herald.wsUrl });
+    const channel = `gapless:${Date.now()}`;
+    const sub = c.subscribe(channel);
+    const seen = [];
+    sub.on("publication", (p) => seen.push(Number(p.offset)));
+    await c.connect();
+    await sub.ready();
+    const total = 300;
+    const publishing = (async () => {
+      for (let i = 0; i < total; i++) {
+        const r = await fetch(`${herald.httpUrl}/api/v1/Publish`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ channel, data: { i } }),
+        });
+        assert.equal(r.status, 200);
+        if (i % 4 === 0) await new Promise((r) => setTimeout(r, 3));
+      }
+    })();
+    for (let k = 0; k < 5; k++) {
+      await new Promise((r) => setTimeout(r, 60));
+      c.reconnect();
+    }
+    await publishing;
+    await waitFor(() => seen.length >= total, `all ${total} publications (got ${seen.length})`);
+    assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i + 1));
+  });
+
   test("backs off exponentially with jitter while the server is down, then reconnects", async (t) => {
     const h = await Herald.start();
     const c = client(t, { url: h.wsUrl, reconnect: { minDelayMs: 40, maxDelayMs: 320, factor: 2, jitter: 0.5 } });
@@ -117,6 +148,30 @@ describe("herald.js, development mode (anonymous)", () => {
     const again = await Herald.start({ wsListen: address });
     t.after(() => again.stop());
     await waitFor(() => c.state === "connected", "the reconnect to the restarted server");
+  });
+});
+
+describe("herald.js and a server that stops answering", () => {
+  test("no pong within pongTimeoutMs drops the socket at once, even when pings come faster", async (t) => {
+    const herald = await Herald.start();
+    t.after(() => {
+      herald.proc.kill("SIGCONT");
+      return herald.stop("SIGKILL");
+    });
+    // A ping every 200 ms, each given 600 ms: the pong timer of the first ping must not be
+    // restarted by the next ones.
+    const c = client(t, { url: herald.wsUrl, pingIntervalMs: 200, pongTimeoutMs: 600 });
+    await c.connect();
+    herald.proc.kill("SIGSTOP");
+    const stopped = Date.now();
+    await waitFor(() => c.events.some((e) => e.name === "disconnected"), "the disconnect", 5000);
+    const elapsed = Date.now() - stopped;
+    const disconnected = c.events.find((e) => e.name === "disconnected");
+    assert.equal(disconnected.detail.code, CloseCode.CLIENT_PING_TIMEOUT);
+    assert.equal(disconnected.detail.willReconnect, true);
+    // At most one interval plus the pong timeout (and the test's polling), not ws's 30 s wait.
+    assert.ok(elapsed < 2500, `disconnected after ${elapsed} ms`);
+    assert.notEqual(c.state, "connected");
   });
 });
 
@@ -218,6 +273,9 @@ describe("herald.js with JWT auth (HS256)", () => {
     const c = client(t, { url: herald.wsUrl, token, tokenIn: "query" });
     await c.connect();
     await c.subscribe("orders").ready();
+    // No connect frame: who and until when come from the token's claims.
+    assert.equal(c.user, "u-query");
+    assert.ok(c.expiresAtMs > Date.now() + 3000 * 1000, String(c.expiresAtMs));
     const conn = await herald.ctl("conns", "--user", "u-query", "--json");
     assert.ok(conn.stdout.includes(c.connectionId));
   });

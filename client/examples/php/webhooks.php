@@ -56,6 +56,7 @@ switch ($req['event'] ?? '') {
             'user' => $who,
             'data' => ['greeting' => "Hello, $who"],   // in the client's `connected` frame
             'channels' => ["customer:$who"],          // subscribed at once
+            'allow' => ['room:*'],                    // may subscribe itself (chat.html's rooms)
         ]]);
         return;
 
