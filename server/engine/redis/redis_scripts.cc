@@ -73,7 +73,7 @@ local function publish(k, c, now, meta_ttl, key, final, retention, head, data)
   redis.call('PEXPIRE', k[1], meta_ttl)
   local size, ttl = tonumber(c[3]), tonumber(c[4])
   -- The head's first number is the flags; bit 1: the publication asks for acks.
-  local ack = tonumber(string.match(head, '^%d+')) % 2 == 1
+  local ack = (tonumber(string.match(head, '^%d+')) or 0) % 2 == 1
   if size > 0 then
     if ack then
       redis.call('XADD', k[2], 'MAXLEN', size, offset .. '-0', 't', now, 'd', data, 'a', 1)
