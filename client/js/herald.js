@@ -344,8 +344,8 @@ export class Herald extends Emitter {
     this._ws = null;
     this._failPending(new HeraldError("CANCELLED", "client closed"));
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onerror = null;
-      ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // closing a socket still connecting: see _drop
       try {
         ws.close(code, reason);
       } catch {
@@ -405,7 +405,10 @@ export class Herald extends Emitter {
   // (Node's ws waits 30 s) would keep the client "connected" to nothing.
   // `hard`: the peer is presumed dead, so Node's ws drops the TCP connection at once.
   _drop(ws, code, reason, hard = false) {
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // Closing a socket still connecting makes Node's ws emit an error, which with no listener
+    // would be thrown: it is expected here, and ignored.
+    ws.onerror = () => {};
     try {
       if (hard && typeof ws.terminate === "function") ws.terminate();
       else ws.close(code, reason);

@@ -130,6 +130,21 @@ describe("herald.js, development mode (anonymous)", () => {
     assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i + 1));
   });
 
+  test("reconnect() and close() while a socket is still connecting are harmless", async (t) => {
+    // The second reconnect() opens a socket at once; the third finds it still connecting, and
+    // closing such a socket makes Node's ws emit an error that must not go unhandled.
+    const c = client(t, { url: herald.wsUrl });
+    await c.connect();
+    c.reconnect();
+    c.reconnect();
+    c.reconnect();
+    await waitFor(() => c.state === "connected", "the reconnect");
+    c.reconnect();
+    c.reconnect();
+    c.close();
+    assert.equal(c.state, "closed");
+  });
+
   test("backs off exponentially with jitter while the server is down, then reconnects", async (t) => {
     const h = await Herald.start();
     const c = client(t, { url: h.wsUrl, reconnect: { minDelayMs: 40, maxDelayMs: 320, factor: 2, jitter: 0.5 } });
