@@ -92,7 +92,6 @@
  * @property {StreamPosition} [since] recover from this position on the first subscribe too
  */
 
-/** An error reply from Herald (or a local failure) with a canonical code. */
 /**
  * The payload claims of a JWT (not verified: the server did that), or {} when it does not read.
  * @param {string} token
@@ -111,6 +110,7 @@ function tokenClaims(token) {
   }
 }
 
+/** An error reply from Herald (or a local failure) with a canonical code. */
 export class HeraldError extends Error {
   /**
    * @param {string} code e.g. PERMISSION_DENIED, UNAUTHENTICATED, DEADLINE_EXCEEDED, UNAVAILABLE
