@@ -684,8 +684,12 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   l.disconnect_grace = absl::Seconds(grace_s);
   l.task_ack_deadline = absl::Seconds(ack_deadline_s);
   l.task_ttl = absl::Seconds(task_ttl_s);
+  for (std::vector<std::string>* list :
+       {&proxy_subscribe_urls, &proxy_rpc_urls, &webhook_urls, &history_prefixes}) {
+    // `key = ""` or `key = []` in a file (StrictConfigFile reads [] as one empty value): none.
+    list->erase(std::remove(list->begin(), list->end(), ""), list->end());
+  }
   for (const std::string& rule : history_prefixes) {
-    if (rule.empty()) continue;  // `history-prefix = ""` or `[]` in a file: none (dropped below)
     // PREFIX=SIZE:TTL
     std::vector<std::string> kv = absl::StrSplit(rule, absl::MaxSplits('=', 1));
     std::vector<std::string> st =
@@ -770,11 +774,6 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     for (absl::string_view p : absl::StrSplit(*list, ',', absl::SkipWhitespace())) {
       out->emplace_back(absl::StripAsciiWhitespace(p));
     }
-  }
-  for (std::vector<std::string>* list :
-       {&proxy_subscribe_urls, &proxy_rpc_urls, &webhook_urls, &history_prefixes}) {
-    // `key = ""` or `key = []` in a file (StrictConfigFile reads [] as one empty value): none.
-    list->erase(std::remove(list->begin(), list->end(), ""), list->end());
   }
   if (absl::Status st =
           ParseProxyRoutes(proxy_connect_url, proxy_subscribe_urls, proxy_message_url,
