@@ -110,6 +110,26 @@ function tokenClaims(token) {
   }
 }
 
+/**
+ * Closes a socket the client is done with; none of its events reach the client any more.
+ * @param {WebSocket} ws
+ * @param {number} code
+ * @param {string} reason
+ * @param {boolean} hard the peer is presumed dead: Node's ws drops the TCP connection at once
+ */
+function abandon(ws, code, reason, hard) {
+  ws.onopen = ws.onmessage = ws.onclose = null;
+  // Closing a socket still connecting makes Node's ws emit an error, which with no listener
+  // would be thrown: it is expected here, and ignored.
+  ws.onerror = () => {};
+  try {
+    if (hard && typeof ws.terminate === "function") ws.terminate();
+    else ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
+
 /** An error reply from Herald (or a local failure) with a canonical code. */
 export class HeraldError extends Error {
   /**
@@ -344,13 +364,7 @@ export class Herald extends Emitter {
     this._ws = null;
     this._failPending(new HeraldError("CANCELLED", "client closed"));
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      ws.onerror = () => {}; // closing a socket still connecting: see _drop
-      try {
-        ws.close(code, reason);
-      } catch {
-        // already closed
-      }
+      abandon(ws, code, reason, false);
       this._emit("disconnected", { code, reason, willReconnect: false });
     }
     this._setState("closed");
@@ -403,18 +417,8 @@ export class Herald extends Emitter {
 
   // Gives up on `ws` now: a dead peer never answers the close handshake, and waiting for it
   // (Node's ws waits 30 s) would keep the client "connected" to nothing.
-  // `hard`: the peer is presumed dead, so Node's ws drops the TCP connection at once.
   _drop(ws, code, reason, hard = false) {
-    ws.onopen = ws.onmessage = ws.onclose = null;
-    // Closing a socket still connecting makes Node's ws emit an error, which with no listener
-    // would be thrown: it is expected here, and ignored.
-    ws.onerror = () => {};
-    try {
-      if (hard && typeof ws.terminate === "function") ws.terminate();
-      else ws.close(code, reason);
-    } catch {
-      // already closed
-    }
+    abandon(ws, code, reason, hard);
     this._onClose(ws, code, reason);
   }
 
