@@ -380,9 +380,10 @@ export class Herald extends Emitter {
     this._emit("state", { from, to });
   }
 
-  async _open() {
+  // `announced`: a scheduled retry, whose `connecting` (with its delay) was emitted already.
+  async _open(announced = false) {
     this._setState("connecting");
-    this._emit("connecting", { attempt: this._attempt });
+    if (!announced) this._emit("connecting", { attempt: this._attempt });
     let token = this.options.token ?? "";
     try {
       if (this.options.getToken) token = await this.options.getToken();
@@ -474,14 +475,15 @@ export class Herald extends Emitter {
     clearTimeout(this._timers.reconnect);
     this._timers.reconnect = setTimeout(() => {
       this._timers.reconnect = null;
-      this._open();
+      this._open(true);
     }, delayMs);
   }
 
   _reconnectNow() {
+    const announced = this._timers.reconnect !== null;
     clearTimeout(this._timers.reconnect);
     this._timers.reconnect = null;
-    this._open();
+    this._open(announced);
   }
 
   /**

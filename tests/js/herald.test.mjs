@@ -159,6 +159,9 @@ describe("herald.js, development mode (anonymous)", () => {
       const base = Math.min(320, 40 * 2 ** i);
       assert.ok(d >= base / 2 && d <= base, `delay ${i} = ${d} not within [${base / 2}, ${base}]`);
     });
+    // One `connecting` per attempt: the one announcing the wait, not a second when it starts.
+    const attempts = c.events.filter((e) => e.name === "connecting").map((e) => e.detail.attempt);
+    assert.equal(new Set(attempts).size, attempts.length, `attempts announced: ${attempts}`);
     // Back on the same address: the client finds it by itself.
     const again = await Herald.start({ wsListen: address });
     t.after(() => again.stop());
