@@ -570,10 +570,13 @@ export class Herald extends Emitter {
           }
           if (ws !== this._ws) return; // closed meanwhile
         }
-        const reply = await this._request({ connect });
-        this.user = reply.connected?.user ?? "";
-        this.expiresAtMs = Number(reply.connected?.expiresAtMs ?? 0);
-        this.data = reply.connected?.data;
+        // Applied as the reply is read: the server's subscribed frames follow right behind it.
+        await this._request({ connect }, (reply) => {
+          this.user = reply.connected?.user ?? "";
+          this.expiresAtMs = Number(reply.connected?.expiresAtMs ?? 0);
+          this.data = reply.connected?.data;
+          this._onConnected(ws);
+        });
       } else {
         // A token in the URL: the server verified it; its claims say who and until when (so
         // that the token is refreshed before it expires, as with `connect`).
@@ -581,12 +584,16 @@ export class Herald extends Emitter {
         this.user = typeof claims.sub === "string" ? claims.sub : "";
         this.expiresAtMs = typeof claims.exp === "number" ? claims.exp * 1000 : 0;
         this.data = undefined;
+        this._onConnected(ws);
       }
     } catch (err) {
       // The server closes the socket after a refused connect; _onClose decides what follows.
       this._emit("error", err);
-      return;
     }
+  }
+
+  // `ws` is authenticated: announces it and (re)subscribes and joins on it.
+  _onConnected(ws) {
     if (ws !== this._ws) return;
     this._attempt = 0;
     this._setState("connected");

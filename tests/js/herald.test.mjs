@@ -437,6 +437,9 @@ describe("herald.js with a connect proxy and an rpc proxy (a real HTTP backend)"
     assert.deepEqual(c.data.echo, { login: "ann" });
     // The backend's channels are subscribed by the server.
     await waitFor(() => c.subscriptions.get("user:u-ann")?.state === "subscribed", "the server-side subscription");
+    // ... and announced after `connected`, though the server sends it right behind the reply.
+    const order = c.events.filter((e) => e.name === "connected" || e.name === "subscribed").map((e) => e.name);
+    assert.deepEqual(order, ["connected", "subscribed"]);
     const got = await backend.requests("/connect");
     const mine = got.filter((r) => r.body.connectionId === c.connectionId);
     assert.equal(mine.length, 1);
