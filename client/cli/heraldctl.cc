@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -171,7 +172,7 @@ class Caller {
       return kExitUnreachable;
     }
     if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-      err_ << "heraldctl: " << st.error_message()
+      err_ << "heraldctl: UNAUTHENTICATED: " << st.error_message()
            << " (pass --api-key or set HERALD_API_KEY to the server's key)\n";
       return kExitServerError;
     }
@@ -554,6 +555,21 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   } catch (const CLI::ParseError& e) {
     // --help (of heraldctl or of a command), --version: CLI11 prints the right text, once.
     if (e.get_exit_code() == 0) return app.exit(e, out, err);
+    if (app.get_subcommands().empty()) {
+      // CLI11 says only "A subcommand is required" for a word that names none: name the word.
+      for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.rfind("-", 0) == 0) {
+          // The global options that take a value (unless given as --option=value).
+          static const std::set<std::string> kTakesValue = {
+              "-s", "--server", "--api-key", "--timeout", "--ca", "--cert", "--key"};
+          if (kTakesValue.count(arg) > 0) ++i;
+          continue;
+        }
+        err << "heraldctl: unknown command '" << arg << "' (see heraldctl --help)\n";
+        return kExitUsage;
+      }
+    }
     err << "heraldctl: " << e.what() << " (see heraldctl --help)\n";
     return kExitUsage;
   }
@@ -750,6 +766,17 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       }
       order->mutable_total()->set_minor_units(total);
       order->mutable_total()->set_currency(po.currency);
+    }
+    // What the server would refuse anyway is bad usage here (exit 2), as for other commands.
+    std::vector<std::string> missing;
+    if (order->id().empty()) missing.push_back("--id");
+    if (order->version() == 0) missing.push_back("--version");
+    if (order->status() == v1::ORDER_STATUS_UNSPECIFIED) missing.push_back("--status");
+    if (order->store_id().empty()) missing.push_back("--store");
+    if (!missing.empty()) {
+      err << "heraldctl: publish-order needs " << absl::StrJoin(missing, ", ")
+          << " (as flags or in --file)\n";
+      return kExitUsage;
     }
     int64_t now = absl::ToUnixMillis(absl::Now());
     if (order->created_at_ms() == 0) order->set_created_at_ms(now);

@@ -128,7 +128,7 @@ struct Limits {
   // Send-buffer bytes past which a connection is "behind": queued order updates for the same
   // order are then conflated to the latest version instead of all being sent.
   size_t soft_send_buffer_bytes = 1024 * 1024;
-  // Largest HTTP request body on the WebSocket port (the HTTP/JSON control API under /api/v1/).
+  // Largest HTTP request body on the WebSocket port, any path (the HTTP/JSON control API, SSE).
   // Checked against Content-Length before the body is read; larger requests get HTTP 413.
   // Twice max_publication_bytes by default, so a maximal publication fits with JSON escaping.
   size_t max_http_body_bytes = 2 * 1024 * 1024;

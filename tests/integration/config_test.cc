@@ -2,6 +2,7 @@
 // with one line naming the closest valid key, and --print-config shows where each value is from.
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -234,6 +235,27 @@ TEST(PrintConfigTest, ThePackagedConfigListsEveryKeyWithItsDefault) {
     if (key == "ws-listen" || key == "grpc-listen" || key == "static-dir") continue;
     ASSERT_TRUE(packaged.count(key) > 0) << key << " is not in " << HERALD_PACKAGED_CONFIG;
     EXPECT_EQ(packaged[key] + "  # default", value) << key;
+  }
+}
+
+// The README's table of options names every key (an option's first cell: `--key`, or two).
+TEST(PrintConfigTest, TheReadmeListsEveryOption) {
+  CommandResult r = RunHerald({}, {"--print-config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(HERALD_README);
+  ASSERT_TRUE(in.good()) << HERALD_README;
+  std::set<std::string> listed;
+  const std::regex flag(R"(`--([a-z0-9-]+)`)");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("| `--", 0) != 0) continue;
+    const std::string first_cell = line.substr(0, line.find('|', 1));
+    for (std::sregex_iterator it(first_cell.begin(), first_cell.end(), flag), end; it != end;
+         ++it) {
+      listed.insert((*it)[1]);
+    }
+  }
+  for (const auto& [key, value] : Settings(r.out)) {
+    EXPECT_TRUE(listed.count(key) > 0) << "--" << key << " is not in the README's options table";
   }
 }
 

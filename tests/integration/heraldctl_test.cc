@@ -131,9 +131,15 @@ TEST_F(HeraldctlTest, PublishOrderFromFlagsAndFile) {
       {"publish-order", "--id", "o-8", "--version", "1", "--status", "teleported", "--store", "1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown status"));
-  r = Ctl({"publish-order", "--id", "o-8", "--version", "1", "--status", "created"});
+  // A required field missing is bad usage, caught before any call.
+  r = Ctl({"publish-order", "--id", "o-8", "--status", "created"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("publish-order needs --version, --store (as flags or in --file)"));
+  // What only the server checks is its error: exit 1 with the code.
+  r = Ctl(
+      {"publish-order", "--id", "o 8", "--version", "1", "--status", "created", "--store", "1"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("order.store_id"));
+  EXPECT_THAT(r.err, HasSubstr("heraldctl: INVALID_ARGUMENT: order.id"));
 }
 
 TEST_F(HeraldctlTest, PublishAndStats) {
@@ -262,6 +268,9 @@ TEST(HeraldctlStandaloneTest, UnreachableServerAndHelp) {
   EXPECT_THAT(r.out, HasSubstr("--json"));
   r = RunCommand({HeraldctlBinary()});
   EXPECT_EQ(r.exit_code, 2);
+  r = RunCommand({HeraldctlBinary(), "--server", "127.0.0.1:1", "frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "heraldctl: unknown command 'frobnicate' (see heraldctl --help)\n");
 }
 
 // gRPC says UNAVAILABLE both for a server it cannot reach and for Herald's own answer (here: its
@@ -308,6 +317,7 @@ TEST(HeraldctlStandaloneTest, ApiKeyIsSent) {
   ASSERT_TRUE(herald.ok());
   CommandResult r = RunCommand({HeraldctlBinary(), "--server", herald.grpc_address(), "stats"});
   EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("heraldctl: UNAUTHENTICATED: "));
   EXPECT_THAT(r.err, HasSubstr("--api-key"));
   r = RunCommand(
       {HeraldctlBinary(), "--server", herald.grpc_address(), "--api-key", "k1", "stats"});
