@@ -874,6 +874,41 @@ TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGra
   EXPECT_TRUE(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-both").empty());
 }
 
+// The bound holds with the default heartbeat too, however the surviving node's heartbeats fall:
+// a node that dies right after its heartbeat is counted gone within 100 ms of the dead-node bound
+// (every node's due-users check reaps expired nodes), not at the next heartbeat of another node.
+TEST(RedisUsersOffline, TheUsersOfANodeKilledRightAfterItsHeartbeatGoOfflineWithinTheBound) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.ok());
+  std::vector<std::unique_ptr<HeraldProcess>> nodes;
+  for (const char* name : {"a", "b"}) {
+    nodes.push_back(std::make_unique<HeraldProcess>(std::vector<std::string>{
+        "--engine", "redis", "--redis-url", redis.url(), "--redis-prefix", "off", "--node", name,
+        "--node-heartbeat-ms", "1000", "--jwt-hs256-secret", kSecret}));
+    ASSERT_TRUE(nodes.back()->ok());
+  }
+  auto stub = nodes[0]->Stub();
+  EventReader events(*stub);
+  WsClient client;
+  ASSERT_TRUE(client.Connect(nodes[1]->ws_url("?token=" + Token("u-gone"))));
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_ONLINE, "u-gone"));
+  // Node b's heartbeat score (its expiry) moves once a second: kill it just after a move.
+  auto score = [&] {
+    CommandResult r = RunCommand(
+        {"/usr/bin/redis-cli", "-p", absl::StrCat(redis.port()), "ZSCORE", "{off}:nodes", "b"});
+    return r.out;
+  };
+  const std::string first = score();
+  ASSERT_FALSE(first.empty());
+  ASSERT_TRUE(WaitFor([&] { return score() != first; }, absl::Seconds(3)));
+  ASSERT_FALSE(nodes[1]->Stop(SIGKILL).has_value());
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(events.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-gone", absl::Seconds(15)));
+  // Documented: the dead-node bound (3 s) + 100 ms (+ no grace); here with 350 ms to spare.
+  EXPECT_LE(absl::Now() - killed, absl::Milliseconds(3450));
+  EXPECT_GE(absl::Now() - killed, absl::Milliseconds(2500));
+}
+
 // A node that hangs (SIGSTOP) past the dead-node bound is counted gone: its users go offline
 // after the grace period. When it resumes, their connections are still there: they are online
 // again, and watchers hear it.

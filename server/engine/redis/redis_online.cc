@@ -67,7 +67,8 @@ void RedisOnline::Due(absl::Time now, core::Done<core::OnlineChanges> done) {
     }
     due_in_flight_ = true;
     last_due_ = now;
-    commands_->Eval(OnlineDueScript(), {DueKey(), bus_->GoneKey()},
+    commands_->Eval(OnlineDueScript(),
+                    {DueKey(), bus_->GoneKey(), bus_->NodesKey(), bus_->InstancesKey()},
                     {prefix_, absl::StrCat(absl::ToInt64Milliseconds(grace_)),
                      absl::StrCat(absl::ToInt64Milliseconds(kTakenTtl))},
                     [this, changes = std::move(changes),

@@ -21,6 +21,20 @@ local function now_ms()
 end
 )lua";
 
+// Nodes whose heartbeat expired: their process (instance) is gone. Run by every heartbeat and by
+// every node's due-users check (10 times a second), so a dead node's users go offline within
+// about 100 ms of the dead-node bound, not at the next heartbeat.
+constexpr char kReapDeadNodes[] = R"lua(
+local function reap_dead_nodes(nodes, ids, gone, now)
+  for _, d in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', now, 'LIMIT', 0, 64)) do
+    local i = redis.call('HGET', ids, d)
+    if i then redis.call('SADD', gone, i) end
+    redis.call('HDEL', ids, d)
+    redis.call('ZREM', nodes, d)
+  end
+end
+)lua";
+
 // Shared by the scripts. A channel C has four keys (see RedisBroker): meta (hash e=epoch,
 // o=offset), hist (stream, entry id "<offset>-0", fields t=published ms, d=data), keyed (hash
 // key -> "<offset> <ms> <data>", the latest publication per key) and expiring (sorted set of
@@ -253,12 +267,7 @@ if watches then
 else
   redis.call('ZREM', watching, node)
 end
-for _, d in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', now, 'LIMIT', 0, 64)) do
-  local i = redis.call('HGET', ids, d)
-  if i then redis.call('SADD', gone, i) end
-  redis.call('HDEL', ids, d)
-  redis.call('ZREM', nodes, d)
-end
+reap_dead_nodes(nodes, ids, gone, now)
 redis.call('ZREMRANGEBYSCORE', watching, '-inf', now)
 local g = redis.call('SRANDMEMBER', gone)
 if g then
@@ -607,13 +616,15 @@ if grace <= 0 then return 1 end
 redis.call('ZADD', KEYS[3], now_ms() + grace, ARGV[2])
 return 0
 )lua";
-// KEYS due, gone instances (RedisControlBus); ARGV prefix, grace ms, taken-set TTL ms. First
-// takes the connections of dead instances out of their users' hashes (256 users a call),
+// KEYS due, gone instances, nodes, ids (RedisControlBus); ARGV prefix, grace ms, taken-set TTL
+// ms. First counts the nodes whose heartbeat expired gone (as the heartbeat does), then takes the
+// connections of dead instances out of their users' hashes (256 users a call),
 // starting the grace period of the users left with none, and notes the users taken from each in
 // "<prefix>:online:taken:<instance>" (for kOnlineRestore, should it come back); then returns the
 // users whose grace period ended, removed from the due set (so only the caller reports them).
 constexpr char kOnlineDue[] = R"lua(
 local now = now_ms()
+reap_dead_nodes(KEYS[3], KEYS[4], KEYS[2], now)
 local grace = tonumber(ARGV[2])
 local budget = 256
 for _, g in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -715,7 +726,8 @@ const RedisScript& SweepOrdersScript() {
 }
 
 const RedisScript& HeartbeatScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kPresenceHead, kHeartbeat));
+  static const RedisScript* s =
+      new RedisScript(absl::StrCat(kNow, kReapDeadNodes, kPresenceHead, kHeartbeat));
   return *s;
 }
 const RedisScript& LeaveScript() {
@@ -760,7 +772,7 @@ const RedisScript& OnlineDisconnectScript() {
   return *s;
 }
 const RedisScript& OnlineDueScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kOnlineDue));
+  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, kReapDeadNodes, kOnlineDue));
   return *s;
 }
 const RedisScript& OnlineRestoreScript() {
