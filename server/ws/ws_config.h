@@ -28,6 +28,7 @@ namespace herald::ws {
 //   and write dispatched through it). One thread runs each endpoint's io_context (IoThreads), so
 //   the strand ordered nothing; work for a connection from another thread is posted to that
 //   io_context (WsSession, Endpoint::DeferredResponder).
+// - timeout_socket_shutdown: see below; the close handshake's own bound is --close-timeout-ms.
 // - The handshake request and response are ReleasableMessages: websocketpp keeps both inside
 //   every connection for its whole life; Endpoint::OnOpen frees them (about 1 KB, measured
 //   7,266 -> 6,673 bytes of RSS per idle connection) without reaching into websocketpp.
@@ -56,6 +57,11 @@ struct ServerConfig : public Base {
     // tls_socket: an asio::ssl::stream over TCP.
     typedef typename base::transport_config::socket_type socket_type;
     static const bool enable_multithreading = false;
+    // The TLS shutdown (close_notify) after a closed connection's close handshake: websocketpp
+    // waits up to 5 s by default, so a peer that stopped reading (its socket full: close_notify
+    // cannot even be written) held the connection --close-timeout-ms + 5 s. The close handshake
+    // already had its time (--close-timeout-ms); this is only the last write's.
+    static const long timeout_socket_shutdown = 100;  // NOLINT(runtime/int): websocketpp's type
   };
   typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 

@@ -137,6 +137,52 @@ TEST_F(TlsTest, WssSubscribeAndPublishOverTlsEverywhere) {
   EXPECT_THAT(r.out, ::testing::EndsWith("\n501"));
 }
 
+// A wss:// peer that stops reading is gone within --close-timeout-ms of its close, as on ws://:
+// with its socket full, the TLS shutdown after the close handshake's timeout (its close_notify
+// cannot be written) does not hold the connection another 5 s.
+TEST_F(TlsTest, APeerThatDoesNotReadIsGoneWithinTheCloseTimeout) {
+  auto herald = Start({"--close-timeout-ms", "1000", "--max-send-buffer-bytes", "67108864"});
+  ASSERT_TRUE(herald->ok());
+  const std::string ca = certs_.path("a.pem");
+  RawWsClient ws;
+  ASSERT_TRUE(ws.ConnectTls(herald->ws_address(), ca));
+  std::optional<RawWsClient::Frame> welcome = ws.Read();
+  ASSERT_TRUE(welcome.has_value());
+  const std::string marker = R"("connectionId":")";
+  const size_t at = welcome->payload.find(marker);
+  ASSERT_NE(at, std::string::npos) << welcome->payload;
+  const size_t begin = at + marker.size();
+  const std::string id = welcome->payload.substr(begin, welcome->payload.find('"', begin) - begin);
+  ASSERT_TRUE(ws.SendText(R"({"id":1,"subscribe":{"channel":"news"}})"));
+  ASSERT_TRUE(ReadUntil(ws, "subscribed"));
+  // From here on it reads nothing: 16 publications of 900 KB fill both sockets' buffers.
+  const std::string body_file = certs_.path("big.json");
+  {
+    std::ofstream f(body_file);
+    f << R"({"channel":"news","data":{"b":")" << std::string(900000, 'x') << R"("}})";
+  }
+  std::vector<std::string> post = {
+      "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + body_file};
+  for (int i = 0; i < 16; ++i)
+    post.push_back(absl::StrCat("https://", herald->ws_address(), "/api/v1/Publish"));
+  CommandResult published = Curl(post);
+  ASSERT_EQ(published.exit_code, 0) << published.err;
+  size_t accepted = 0;
+  for (size_t at = published.out.find("\"offset\""); at != std::string::npos;
+       at = published.out.find("\"offset\"", at + 1)) {
+    ++accepted;
+  }
+  ASSERT_EQ(accepted, 16u) << published.out;
+  ASSERT_EQ(Ctl(*herald, {"--ca", ca, "kick", id}).exit_code, 0);
+  const absl::Time kicked = absl::Now();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Ctl(*herald, {"--ca", ca, "conn", id}).exit_code == 1;
+      },
+      absl::Seconds(15)));
+  EXPECT_LE(absl::Now() - kicked, absl::Milliseconds(1800));
+}
+
 TEST_F(TlsTest, PlainClientsAreRefusedQuickly) {
   auto herald = Start();
   ASSERT_TRUE(herald->ok());
