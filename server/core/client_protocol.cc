@@ -83,18 +83,22 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
     node_->ReplyError(
         *session, top.id.value_or(0),
         absl::InvalidArgumentError(absl::StrCat("malformed frame: ", checked.message())));
-    return;
+    return RefuseIfUnauthenticated(*session);
   }
   v1::ClientFrame frame;
   if (absl::Status st = FromCheckedJson(text, &frame); !st.ok()) {
+    const size_t first = text.find_first_not_of(" \t\r\n");
     if (NamesUnknownFrameType(top.keys)) {
       st = absl::InvalidArgumentError(
           "unknown frame type: expected one of subscribe, unsubscribe, message, ping");
+    } else if (first != absl::string_view::npos && text[first] != '{') {
+      st = absl::InvalidArgumentError(
+          absl::StrCat("malformed frame: not a JSON object at byte ", first));
     } else if (top.keys.empty()) {
       st = absl::InvalidArgumentError(absl::StrCat("malformed frame: ", st.message()));
     }
     node_->ReplyError(*session, top.id.value_or(0), st);
-    return;
+    return RefuseIfUnauthenticated(*session);
   }
   if (HoldWhileConnecting(session, frame)) return;  // a proxied connect is on its way
   if (!AdmitFrame(session, frame)) return;

@@ -91,6 +91,10 @@ class ClientProtocol {
   // False (after replying and closing) when an unauthenticated session sends anything but
   // `connect` while tokens are required.
   bool AdmitFrame(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame);
+  // After an error reply to a frame that is not a valid one (malformed, unknown type): closes
+  // with 4003 when tokens are required and `session` has not authenticated, as for any frame
+  // other than `connect` first.
+  void RefuseIfUnauthenticated(Session& session);
   void OnConnect(const std::shared_ptr<Session>& session, uint32_t id, const std::string& token);
   void OnRefresh(const std::shared_ptr<Session>& session, uint32_t id, const std::string& token);
   // PERMISSION_DENIED (naming `field`) when the session's token does not allow `channel`.

@@ -63,6 +63,11 @@ void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) 
   session->Close(kCloseTokenExpired, "token expired");
 }
 
+void ClientProtocol::RefuseIfUnauthenticated(Session& session) {
+  if (!auth_required() || session.grant() != nullptr) return;
+  session.Close(kCloseUnauthorized, "unauthorized: the first frame must be connect");
+}
+
 bool ClientProtocol::AdmitFrame(const std::shared_ptr<Session>& session,
                                 const v1::ClientFrame& frame) {
   if (!auth_required() || frame.kind_case() == v1::ClientFrame::kConnect) return true;

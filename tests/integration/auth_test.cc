@@ -187,6 +187,21 @@ TEST_F(AuthTest, FirstFrameMustBeConnect) {
   EXPECT_EQ(c.close_code(), core::kCloseUnauthorized);
 }
 
+// Nor may anything that is not a valid frame come first: its error, then 4003 at once (not at
+// the auth deadline).
+TEST_F(AuthTest, AMalformedOrUnknownFirstFrameCloses4003) {
+  for (const std::string frame : {R"({"id":4,"bogus":{}})", "[1,2]", "{not json"}) {
+    WsClient c;
+    ASSERT_TRUE(c.Connect(herald_.ws_url()));
+    c.Send(frame);
+    const absl::Time sent = absl::Now();
+    ASSERT_TRUE(c.WaitClosed(absl::Seconds(5))) << frame;
+    EXPECT_LT(absl::Now() - sent, absl::Milliseconds(1000)) << frame;  // the deadline is 1.5 s
+    EXPECT_EQ(c.close_code(), core::kCloseUnauthorized) << frame;
+    EXPECT_EQ(c.close_reason(), "unauthorized: the first frame must be connect") << frame;
+  }
+}
+
 TEST_F(AuthTest, NoConnectWithinTheDeadlineCloses4003) {
   WsClient c;
   const absl::Time before_open = absl::Now();  // the server's deadline starts after this

@@ -224,6 +224,15 @@ TEST_F(BadInputTest, MalformedJsonGetsAnErrorFrame) {
   EXPECT_EQ(err.error().code(), "INVALID_ARGUMENT");
   EXPECT_THAT(err.error().message(), HasSubstr("malformed frame"));
   EXPECT_TRUE(c.open());
+  // Valid JSON that is not an object: said so, with where.
+  c.Send(" [1,2]");
+  err = c.WaitFrame(
+      [](const v1::ServerFrame& f) {
+        return f.has_error() && absl::StrContains(f.error().message(), "object");
+      },
+      "second error");
+  EXPECT_EQ(err.error().message(), "malformed frame: not a JSON object at byte 1");
+  EXPECT_TRUE(c.open());
 }
 
 TEST_F(BadInputTest, UnknownFrameGetsAnErrorReplyWithItsId) {
