@@ -57,10 +57,15 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
 // (protobuf's JSON parser cost a handshake several times more, for two small objects).
 constexpr size_t kMaxJwtJsonDepth = 16;
 
-bool ParseObject(absl::string_view json, rapidjson::Document* out) {
-  if (!json::CheckJson(json, kMaxJwtJsonDepth).ok()) return false;
+// What is wrong with a segment that is not a JSON object: CheckJson's words (syntax, nesting
+// deeper than kMaxJwtJsonDepth, with the byte offset), else "not a base64url JSON object".
+absl::Status ParseObject(absl::string_view json, rapidjson::Document* out) {
+  if (absl::Status st = json::CheckJson(json, kMaxJwtJsonDepth); !st.ok()) return st;
   out->Parse(json.data(), json.size());
-  return !out->HasParseError() && out->IsObject();
+  if (out->HasParseError() || !out->IsObject()) {
+    return absl::InvalidArgumentError("not a base64url JSON object");
+  }
+  return absl::OkStatus();
 }
 
 const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
@@ -199,8 +204,11 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   char pool_buffer[4096];
   rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
   rapidjson::Document header(&pool), payload(&pool);
-  if (!DecodeSegment(parts[0], &header_json) || !ParseObject(header_json, &header)) {
+  if (!DecodeSegment(parts[0], &header_json)) {
     return Unauthenticated("token.header", "malformed: not a base64url JSON object");
+  }
+  if (absl::Status st = ParseObject(header_json, &header); !st.ok()) {
+    return Unauthenticated("token.header", absl::StrCat("malformed: ", st.message()));
   }
   const rapidjson::Value* alg_value = Member(header, "alg");
   if (alg_value == nullptr || !alg_value->IsString()) {
@@ -239,8 +247,11 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   if (!valid) return Unauthenticated("token.signature", "does not verify");
 
   // Only a token that verifies gets its claims read.
-  if (!DecodeSegment(parts[1], &payload_json) || !ParseObject(payload_json, &payload)) {
+  if (!DecodeSegment(parts[1], &payload_json)) {
     return Unauthenticated("token.payload", "malformed: not a base64url JSON object");
+  }
+  if (absl::Status st = ParseObject(payload_json, &payload); !st.ok()) {
+    return Unauthenticated("token.payload", absl::StrCat("malformed: ", st.message()));
   }
   Claims claims;
   const rapidjson::Value* sub = Member(payload, "sub");
@@ -298,8 +309,10 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
 
 absl::StatusOr<std::string> SignJwt(absl::string_view alg, absl::string_view key,
                                     absl::string_view claims_json) {
+  // Any JSON object (the operator's own): a verifier refuses one nested too deep, and says so.
   rapidjson::Document check;
-  if (!ParseObject(claims_json, &check)) {
+  check.Parse(claims_json.data(), claims_json.size());
+  if (check.HasParseError() || !check.IsObject()) {
     return absl::InvalidArgumentError("claims: not a JSON object");
   }
   if (key.empty()) return absl::InvalidArgumentError("key: required");

@@ -164,6 +164,19 @@ TEST(JwtTest, MalformedTokensAreRefused) {
   auto raw = SignJwt("HS256", kSecret, "{}");
   ASSERT_TRUE(raw.ok());
   EXPECT_THAT(std::string(Check(*v, *raw).message()), StartsWith("token.sub: required"));
+  // Header and claims nest at most 16 levels (the claims object is level 1), and the refusal
+  // says so.
+  const std::string deep_info = absl::StrCat(R"({"sub":"u1","exp":4102444800,"info":{"a":)",
+                                             std::string(15, '['), std::string(15, ']'), "}}");
+  auto deep = SignJwt("HS256", kSecret, deep_info);
+  ASSERT_TRUE(deep.ok());
+  EXPECT_EQ(std::string(Check(*v, *deep).message()),
+            "token.payload: malformed: nested deeper than 16 levels at byte 55");
+  const std::string fits = absl::StrCat(R"({"sub":"u1","exp":4102444800,"info":{"a":)",
+                                        std::string(14, '['), std::string(14, ']'), "}}");
+  auto ok = SignJwt("HS256", kSecret, fits);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(Check(*v, *ok).ok()) << Check(*v, *ok);
   // crit headers name extensions we do not implement.
   EXPECT_THAT(
       std::string(Check(*v, Raw(R"({"alg":"HS256","crit":["b64"]})", ClaimsFor(), "x")).message()),
