@@ -30,7 +30,14 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
       top_->keys.emplace_back(str, length);
       // The value starts after this point, past whitespace and the colon (see CheckJson).
       top_->value_spans.emplace_back(stream_->Tell(), 0);
+      top_->data.emplace_back();
       in_id_ = top_->keys.back() == "id";
+    } else if (depth_ == 2 && top_ != nullptr && !top_->data.empty() &&
+               absl::string_view(str, length) == "data") {
+      JsonTopLevel::Data& data = top_->data.back();
+      data.span = {stream_->Tell(), 0};
+      ++data.count;
+      in_data_ = true;
     }
     return true;
   }
@@ -57,10 +64,14 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
     in_id_ = false;
     return at;
   }
-  // A scalar member of the top-level object ends here.
+  // A scalar member of the top-level object (or a scalar "data" one level down) ends here.
   bool Scalar() {
     if (depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
       top_->value_spans.back().second = stream_->Tell();
+    }
+    if (depth_ == 2 && in_data_) {
+      top_->data.back().span.second = stream_->Tell();
+      in_data_ = false;
     }
     return true;
   }
@@ -77,6 +88,10 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
     if (--depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
       top_->value_spans.back().second = stream_->Tell() + 1;
     }
+    if (depth_ == 2 && in_data_) {
+      top_->data.back().span.second = stream_->Tell() + 1;
+      in_data_ = false;
+    }
     return true;
   }
 
@@ -85,6 +100,7 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
   const rapidjson::MemoryStream* const stream_;
   size_t depth_ = 0;
   bool in_id_ = false;
+  bool in_data_ = false;  // inside the value of a "data" member one level down
   bool too_deep_ = false;
 };
 
@@ -116,12 +132,15 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
   }
   if (top != nullptr) {
     // A span starts where its key ended: step over whitespace and the colon.
-    for (auto& [begin, end] : top->value_spans) {
+    auto skip = [&](std::pair<size_t, size_t>& span) {
+      auto& [begin, end] = span;
       while (begin < end && (json[begin] == ' ' || json[begin] == '\t' || json[begin] == '\n' ||
                              json[begin] == '\r' || json[begin] == ':')) {
         ++begin;
       }
-    }
+    };
+    for (auto& span : top->value_spans) skip(span);
+    for (auto& data : top->data) skip(data.span);
   }
   return absl::OkStatus();
 }

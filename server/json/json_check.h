@@ -22,6 +22,14 @@ struct JsonTopLevel {
   // Where the value of each key in `keys` lies in the document: [first byte, one past the last),
   // without surrounding whitespace; lets a caller take a member's JSON text as it was sent.
   std::vector<std::pair<size_t, size_t>> value_spans;
+  // For each key in `keys` whose value is an object with a member "data": that member's value
+  // span, as above, and how many "data" members the object has ({0, 0} and 0 when none). Lets a
+  // client frame's data be read on its own without a second pass.
+  struct Data {
+    std::pair<size_t, size_t> span;
+    int count = 0;
+  };
+  std::vector<Data> data;
 };
 
 // Checks, in one linear pass and before any expensive parser sees it, that `json` is one

@@ -80,6 +80,28 @@ TEST(CheckJsonTest, NotesWhereEachTopLevelValueLies) {
   EXPECT_TRUE(top.value_spans.empty());
 }
 
+TEST(CheckJsonTest, NotesTheDataMemberOfEachTopLevelObject) {
+  const std::string doc =
+      R"({"id":1,"publish":{"channel":"c", "data" : {"data":[1,{"data":2}]} },"x":{"data":"s"},)"
+      R"("y":{"data":3,"data":4},"z":[{"data":5}],"w":{"a":{"data":6}}})";
+  JsonTopLevel top;
+  ASSERT_TRUE(CheckJson(doc, 32, &top).ok());
+  ASSERT_THAT(top.keys, ElementsAre("id", "publish", "x", "y", "z", "w"));
+  ASSERT_EQ(top.data.size(), top.keys.size());
+  auto data = [&](size_t i) {
+    const auto [begin, end] = top.data[i].span;
+    return doc.substr(begin, end - begin);
+  };
+  EXPECT_EQ(top.data[0].count, 0);
+  EXPECT_EQ(top.data[1].count, 1);
+  EXPECT_EQ(data(1), R"({"data":[1,{"data":2}]})");  // only the member one level down
+  EXPECT_EQ(top.data[2].count, 1);
+  EXPECT_EQ(data(2), R"("s")");
+  EXPECT_EQ(top.data[3].count, 2);  // given twice: the caller does not pick one
+  EXPECT_EQ(top.data[4].count, 0);  // in an array, not the object's own member
+  EXPECT_EQ(top.data[5].count, 0);
+}
+
 TEST(CheckJsonTest, WorkIsLinearInTheInput) {
   // 2 MB of nesting (the HTTP body limit) and 2 MB of flat values both take milliseconds.
   std::string deep = Nested(1 << 20);
