@@ -25,8 +25,9 @@ void ToValue(const rapidjson::Value& in, pb::Value* out) {
   } else {
     pb::Struct* object = out->mutable_struct_value();
     for (const auto& m : in.GetObject()) {
-      ToValue(m.value, &(*object->mutable_fields())[std::string(m.name.GetString(),
-                                                                m.name.GetStringLength())]);
+      ToValue(
+          m.value,
+          &(*object->mutable_fields())[std::string(m.name.GetString(), m.name.GetStringLength())]);
     }
   }
 }

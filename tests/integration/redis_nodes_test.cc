@@ -874,6 +874,28 @@ TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGra
   EXPECT_TRUE(events.OfUser(v1::EVENT_TYPE_USER_OFFLINE, "u-both").empty());
 }
 
+// A password in the URL authenticates; a wrong one is a refusal the log names (Redis answered),
+// not an outage: the node still starts (after 5 s) and fails engine calls with UNAVAILABLE.
+TEST(RedisAuth, APasswordInTheUrlAuthenticatesAndAWrongOneIsLoggedAsARefusal) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.ok());
+  ASSERT_EQ(redis.Command("CONFIG SET requirepass s3cret"), "+OK");
+  const std::string at = absl::StrCat("@127.0.0.1:", redis.port(), "/0");
+  HeraldProcess good({"--engine", "redis", "--redis-url", "redis://:s3cret" + at});
+  ASSERT_TRUE(good.ok());
+  v1::PublishResponse resp;
+  auto stub = good.Stub();
+  EXPECT_TRUE(Publish(*stub, "news", R"({"n":1})", &resp).ok());
+  HeraldProcess bad({"--engine", "redis", "--redis-url", "redis://:wrong" + at});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_THAT(bad.Stderr(),
+              ::testing::HasSubstr("refused the command connection's handshake: AUTH: redis: "
+                                   "WRONGPASS"));
+  auto bad_stub = bad.Stub();
+  EXPECT_EQ(Publish(*bad_stub, "news", R"({"n":2})", &resp).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
 // The bound holds with the default heartbeat too, however the surviving node's heartbeats fall:
 // a node that dies right after its heartbeat is counted gone within 100 ms of the dead-node bound
 // (every node's due-users check reaps expired nodes), not at the next heartbeat of another node.

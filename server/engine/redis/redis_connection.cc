@@ -1,5 +1,7 @@
 #include "server/engine/redis/redis_connection.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -166,8 +168,19 @@ void RedisConnection::StartHandshake(uint64_t gen) {
   for (const Argv& step : steps) {
     Send(step, [this, gen, what = step[0]](absl::StatusOr<RedisReply> r) {
       if (gen != generation_ || state_ != State::kHandshake) return;
-      if (!r.ok()) return Fail(absl::StrCat(what, ": ", r.status().message()));
+      if (!r.ok()) {
+        // Redis answered and refused (a wrong password, a db out of range): a configuration
+        // error, not an outage. Said once per reason, not once per reconnect.
+        const std::string why = absl::StrCat(what, ": ", r.status().message());
+        if (absl::IsInternal(r.status()) && why != last_refusal_) {
+          spdlog::error("redis at {}:{} refused the {} connection's handshake: {}", options_.host,
+                        options_.port, name_, why);
+          last_refusal_ = why;
+        }
+        return Fail(why);
+      }
       if (--handshake_left_ > 0) return;
+      last_refusal_.clear();
       state_ = State::kReady;
       backoff_ = options_.reconnect_min;
       if (handlers_.on_ready) handlers_.on_ready();

@@ -100,6 +100,8 @@ class RedisConnection : public RedisClient {
   bool write_in_flight_ = false;
   std::vector<char> read_buffer_;
   size_t handshake_left_ = 0;
+  // The last handshake step Redis refused (logged once until the next success).
+  std::string last_refusal_;
 };
 
 }  // namespace herald::engine
