@@ -1,7 +1,9 @@
 // No input can stall a thread (issue "On the open internet", item 0): deeply nested JSON from a
 // client or the HTTP API, ambiguous HTTP framing, and a consumer that never reads, each against
 // the real herald with one I/O thread, asserting on what clients see on their sockets.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -58,24 +60,41 @@ TEST(DeepJsonTest, ANestedFrameBeforeAuthIsRefusedAtOnceAndTheThreadStaysFree) {
   ExpectHealthzWithin(herald.ws_address(), absl::Milliseconds(500));
 }
 
-TEST(DeepJsonTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays) {
-  HeraldProcess herald({"--threads", "1"});
-  ASSERT_TRUE(herald.ok());
-  WsClient bystander;
-  ASSERT_TRUE(bystander.Connect(herald.ws_url()));
-  ASSERT_TRUE(bystander.Subscribe("news"));
-  WsClient sender;
-  ASSERT_TRUE(sender.Connect(herald.ws_url()));
+// One I/O thread shared by a sender of costly frames and a bystander subscribed to "news".
+class OneThreadTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> extra = {}) {
+    extra.insert(extra.begin(), {"--threads", "1"});
+    herald_ = std::make_unique<HeraldProcess>(extra);
+    ASSERT_TRUE(herald_->ok());
+    ASSERT_TRUE(bystander_.Connect(herald_->ws_url()));
+    ASSERT_TRUE(bystander_.Subscribe("news"));
+    ASSERT_TRUE(sender_.Connect(herald_->ws_url()));
+  }
+  // Publishes to "news" over HTTP and waits until the bystander has it: through the one thread,
+  // behind whatever the sender queued there.
+  void PublishThroughTheThread() {
+    HttpResult r =
+        PostJson(herald_->ws_address(), "/api/v1/Publish", R"({"channel":"news","data":{"n":1}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    bystander_.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  }
+
+  std::unique_ptr<HeraldProcess> herald_;
+  WsClient bystander_;
+  WsClient sender_;
+};
+
+TEST_F(OneThreadTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  WsClient& sender = sender_;
   for (int i = 0; i < 20; ++i) {
     sender.SendRawText(
         absl::StrCat(R"({"id":)", 10 + i, R"(,"message":{"data":)", Nested(30000), "}}"));
   }
   // Published after 20 hostile frames were queued on the only I/O thread.
   const absl::Time start = absl::Now();
-  HttpResult r =
-      PostJson(herald.ws_address(), "/api/v1/Publish", R"({"channel":"news","data":{"n":1}})");
-  ASSERT_EQ(r.status, 200) << r.body;
-  bystander.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  ASSERT_NO_FATAL_FAILURE(PublishThroughTheThread());
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   v1::ServerFrame last = sender.WaitReply(29);
   EXPECT_EQ(last.error().code(), "INVALID_ARGUMENT");
@@ -93,14 +112,9 @@ TEST(DeepJsonTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays) {
 // such arrays) took protobuf's JSON parser about 42 ms a frame, so a client within its frame rate
 // could keep a thread busy; RapidJSON reads the data now (about 3 ms). Bulk outside the data
 // (no frame needs it) is refused before any parser.
-TEST(DeepJsonTest, LargeValidFramesDoNotKeepTheThreadBusy) {
-  HeraldProcess herald({"--threads", "1", "--client-publish-prefixes", "room:"});
-  ASSERT_TRUE(herald.ok());
-  WsClient bystander;
-  ASSERT_TRUE(bystander.Connect(herald.ws_url()));
-  ASSERT_TRUE(bystander.Subscribe("news"));
-  WsClient sender;
-  ASSERT_TRUE(sender.Connect(herald.ws_url()));
+TEST_F(OneThreadTest, LargeValidFramesDoNotKeepTheThreadBusy) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--client-publish-prefixes", "room:"}));
+  WsClient& sender = sender_;
   std::string data = "[";
   for (int i = 0; i < 1000; ++i) absl::StrAppend(&data, i == 0 ? "" : ",", Nested(29));
   data += "]";
@@ -112,10 +126,7 @@ TEST(DeepJsonTest, LargeValidFramesDoNotKeepTheThreadBusy) {
         i % 2 == 0 ? R"(message":{"data":)" : R"(publish":{"channel":"room:1","data":)", data,
         "}}"));
   }
-  HttpResult r =
-      PostJson(herald.ws_address(), "/api/v1/Publish", R"({"channel":"news","data":{"n":1}})");
-  ASSERT_EQ(r.status, 200) << r.body;
-  bystander.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  ASSERT_NO_FATAL_FAILURE(PublishThroughTheThread());
   v1::ServerFrame last = sender.WaitReply(10 + kFrames - 1);
   EXPECT_TRUE(last.has_published()) << last.error().message();
   // Was 0.85 s for the 20 frames (release build); now about 0.07 s.
