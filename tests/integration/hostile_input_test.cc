@@ -111,7 +111,7 @@ TEST_F(OneThreadTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays)
 
 // Valid frames within every limit cost little too: 59 KB of data nested 30 deep (a thousand
 // such arrays) took protobuf's JSON parser about 42 ms a frame, so a client within its frame rate
-// could keep a thread busy; RapidJSON reads the data now (about 3 ms). Bulk outside the data
+// could keep a thread busy; RapidJSON reads the data now (about 6 ms). Bulk outside the data
 // (no frame needs it) is refused before any parser.
 TEST_F(OneThreadTest, LargeValidFramesDoNotKeepTheThreadBusy) {
   ASSERT_NO_FATAL_FAILURE(Start({"--client-publish-prefixes", "room:"}));
