@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/protocol.h"
-#include "server/json/json_value.h"
 
 namespace herald::core {
 
@@ -61,9 +60,11 @@ absl::Status ParseClientFrame(absl::string_view text, const json::JsonTopLevel& 
     absl::StrAppend(&rest, text.substr(0, begin), "null", text.substr(end));
     if (absl::Status st = FromCheckedJson(rest, frame); !st.ok()) return st;
     pb::Message* holder = frame->GetReflection()->MutableMessage(frame, kind);
-    auto* value = static_cast<pb::Value*>(holder->GetReflection()->MutableMessage(holder, data));
+    pb::Message* value = holder->GetReflection()->MutableMessage(holder, data);
     value->Clear();
-    return json::ParseValue(text.substr(begin, end - begin), value);
+    // protobuf's parser reads the data too: RapidJSON into the Value (ten times faster) crashed
+    // the TSan-built herald in protobuf's inline Map code, not understood yet.
+    return FromCheckedJson(text.substr(begin, end - begin), value);
   }
   if (text.size() > kMaxFrameBytesOutsideData) return TooLarge();
   return FromCheckedJson(text, frame);

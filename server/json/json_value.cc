@@ -2,9 +2,6 @@
 
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "rapidjson/error/en.h"
-
 namespace herald::json {
 
 namespace pb = google::protobuf;
@@ -30,17 +27,6 @@ void ToValue(const rapidjson::Value& in, pb::Value* out) {
           &(*object->mutable_fields())[std::string(m.name.GetString(), m.name.GetStringLength())]);
     }
   }
-}
-
-absl::Status ParseValue(absl::string_view json, pb::Value* out) {
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return absl::InvalidArgumentError(absl::StrCat(rapidjson::GetParseError_En(doc.GetParseError()),
-                                                   " at byte ", doc.GetErrorOffset()));
-  }
-  ToValue(doc, out);
-  return absl::OkStatus();
 }
 
 }  // namespace herald::json
