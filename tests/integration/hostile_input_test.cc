@@ -109,11 +109,10 @@ TEST_F(OneThreadTest, ANestedFrameDoesNotDelayOtherConnectionsAndTheSenderStays)
   EXPECT_THAT(sender.WaitReply(100).error().message(), HasSubstr("nested deeper than 32 levels"));
 }
 
-// Valid frames within every limit cost little too: 59 KB of data nested 30 deep (a thousand
-// such arrays) took protobuf's JSON parser about 42 ms a frame, so a client within its frame rate
-// could keep a thread busy. Bulk outside the data
-// (no frame needs it) is refused before any parser.
-TEST_F(OneThreadTest, LargeValidFramesDoNotKeepTheThreadBusy) {
+// Valid frames at the size limit are still expensive (59 KB of data nested 30 deep: about 42 ms
+// each in protobuf's parser, not fixed: docs/architecture.md); the thread stays responsive
+// within seconds, and bulk outside the data, which no frame needs, is refused before any parser.
+TEST_F(OneThreadTest, LargeValidFramesAreServedAndBulkOutsideTheDataIsRefused) {
   ASSERT_NO_FATAL_FAILURE(Start({"--client-publish-prefixes", "room:"}));
   WsClient& sender = sender_;
   std::string data = "[";
