@@ -86,8 +86,6 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
         absl::InvalidArgumentError(absl::StrCat("malformed frame: ", checked.message())));
     return RefuseIfUnauthenticated(*session);
   }
-  // Not on a protobuf arena: built with -fsanitize=thread, protobuf's inline arena code does not
-  // match Debian's library (ToValue crashed in Map::operator[] in the TSan pass).
   v1::ClientFrame frame;
   if (absl::Status st = ParseClientFrame(text, top, &frame); !st.ok()) {
     const size_t first = text.find_first_not_of(" \t\r\n");
