@@ -53,12 +53,6 @@ bool Write(Writer& w, const pb::Value& v) {
 }  // namespace
 
 std::optional<std::string> ValueJson(const pb::Value& value) {
-#if defined(__SANITIZE_THREAD__)
-  // protobuf 3.21's Map, instantiated in TSan-instrumented code, faults reading a map that
-  // Debian's uninstrumented libprotobuf filled (a Struct parsed by gRPC): the TSan build leaves
-  // this pure function's work to protobuf's printer. Nothing here is shared between threads.
-  if (value.kind_case() != pb::Value::kNullValue) return std::nullopt;
-#endif
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   if (!Write(w, value)) return std::nullopt;
