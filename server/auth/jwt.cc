@@ -19,6 +19,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "rapidjson/document.h"
 #include "server/json/json_check.h"
+#include "server/json/json_value.h"
 
 namespace herald::auth {
 namespace {
@@ -75,27 +76,6 @@ const rapidjson::Value* Member(const rapidjson::Value& object, const char* name)
 
 std::string String(const rapidjson::Value& v) {
   return std::string(v.GetString(), v.GetStringLength());
-}
-
-// The `info` claim as the google.protobuf.Value presence entries carry (numbers as doubles, as
-// protobuf's JSON mapping reads them). Depth is bounded by kMaxJwtJsonDepth.
-void ToProto(const rapidjson::Value& in, pb::Value* out) {
-  if (in.IsNull()) {
-    out->set_null_value(pb::NULL_VALUE);
-  } else if (in.IsBool()) {
-    out->set_bool_value(in.GetBool());
-  } else if (in.IsNumber()) {
-    out->set_number_value(in.GetDouble());
-  } else if (in.IsString()) {
-    out->set_string_value(String(in));
-  } else if (in.IsArray()) {
-    pb::ListValue* list = out->mutable_list_value();
-    for (const rapidjson::Value& item : in.GetArray()) ToProto(item, list->add_values());
-  } else {
-    pb::Struct* object = out->mutable_struct_value();
-    for (const auto& m : in.GetObject())
-      ToProto(m.value, &(*object->mutable_fields())[String(m.name)]);
-  }
 }
 
 PkeyPtr ReadRsaKey(absl::string_view pem, bool private_key) {
@@ -300,8 +280,10 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   }
   if (const rapidjson::Value* info = Member(payload, "info"); info != nullptr) {
     if (!info->IsObject()) return Unauthenticated("token.info", "must be a JSON object");
-    pb::Value value;
-    ToProto(*info, &value);
+    pb::Value value;  // bounded in depth: kMaxJwtJsonDepth
+    if (absl::Status st = json::ToValue(*info, &value); !st.ok()) {
+      return Unauthenticated("token.info", st.message());
+    }
     claims.info = std::make_shared<const pb::Struct>(std::move(*value.mutable_struct_value()));
   }
   return claims;

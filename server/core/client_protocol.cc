@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/descriptor.h"
 #include "server/core/client_frame.h"
 #include "server/core/member.h"
@@ -86,7 +87,10 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
         absl::InvalidArgumentError(absl::StrCat("malformed frame: ", checked.message())));
     return RefuseIfUnauthenticated(*session);
   }
-  v1::ClientFrame frame;
+  // On an arena: a frame's data may be tens of thousands of Value nodes, allocated and freed
+  // together.
+  google::protobuf::Arena arena;
+  v1::ClientFrame& frame = *google::protobuf::Arena::CreateMessage<v1::ClientFrame>(&arena);
   if (absl::Status st = ParseClientFrame(text, top, &frame); !st.ok()) {
     const size_t first = text.find_first_not_of(" \t\r\n");
     if (NamesUnknownFrameType(top.keys)) {

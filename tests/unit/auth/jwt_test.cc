@@ -202,6 +202,8 @@ TEST(JwtTest, MissingOrWrongClaimsAreRefused) {
        "token.channels[1]: must be a non-empty string"},
       {absl::StrCat(R"({"sub":"u1","exp":)", exp, R"(,"nbf":)", exp - 60, "}"),
        "token.nbf: not valid before"},
+      {absl::StrCat(R"({"sub":"u1","exp":)", exp, R"(,"info":{"n":{"a":1,"a":2}}})"),
+       "token.info: Repeated map key: 'a' is already set."},
   };
   for (const Case& c : cases) {
     absl::Status st = Check(*v, Hs256(c.claims));
