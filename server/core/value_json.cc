@@ -1,5 +1,6 @@
 #include "server/core/value_json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 
@@ -27,7 +28,12 @@ bool Write(Writer& w, const pb::Value& v) {
       if (d == std::trunc(d) && std::fabs(d) < 9007199254740992.0) {
         return w.Int64(static_cast<int64_t>(d));
       }
-      return w.Double(d);
+      // The shortest form that reads back as the same double (std::to_chars; RapidJSON's Grisu2
+      // is not always the shortest: 0.1 + 0.2 came out as 0.30000000000000007).
+      char digits[32];
+      const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, d);
+      return ec == std::errc() &&
+             w.RawValue(digits, static_cast<size_t>(end - digits), rapidjson::kNumberType);
     }
     case pb::Value::kStructValue: {
       w.StartObject();

@@ -47,6 +47,13 @@ TEST(ValueJson, ScalarsAsProtobufPrintsThem) {
     ExpectSameJson(Number(d));
   }
   EXPECT_EQ(*ValueJson(Number(3)), "3");
+  // The shortest form that names the same double: protobuf's text for all but the last, which it
+  // prints as 4.94065645841247e-324.
+  EXPECT_EQ(*ValueJson(Number(0.1 + 0.2)), "0.30000000000000004");
+  EXPECT_EQ(*ValueJson(Number(9007199254740992.0)), "9007199254740992");
+  EXPECT_EQ(*ValueJson(Number(1e21)), "1e+21");
+  EXPECT_EQ(*ValueJson(Number(-1e-7)), "-1e-07");
+  EXPECT_EQ(*ValueJson(Number(5e-324)), "5e-324");
   EXPECT_EQ(*ValueJson(Number(-42)), "-42");
   pb::Value s;
   s.set_string_value("q\"uote \\ \n\t\x01 é 日本 \xF0\x9F\x8D\x95 </script>");
