@@ -108,7 +108,9 @@ void ClientProtocol::OnConnect(const std::shared_ptr<Session>& session, uint32_t
   absl::StatusOr<auth::Claims> claims = verifier_->Verify(token, node_->Now());
   if (!claims.ok()) {
     node_->ReplyError(*session, id, Prefixed("connect.", claims.status()));
-    const bool expired = absl::StartsWith(claims.status().message(), "token.exp:");
+    // Only a token past its `exp` is expired (4001: fetch a fresh one); one without a usable
+    // `exp` is invalid (4003), as a fresh token of the same making would be.
+    const bool expired = absl::StartsWith(claims.status().message(), "token.exp: expired at");
     session->Close(
         expired ? kCloseTokenExpired : kCloseUnauthorized,
         CloseReason(expired ? "token expired: " : "invalid token: ", claims.status().message()));
@@ -161,7 +163,9 @@ absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl
   std::shared_ptr<const auth::Claims> grant = session.grant();
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      absl::StrCat(field, ": '", channel, "' is not allowed by the token's channels claim"));
+      absl::StrCat(field, ": '", channel, "' is not allowed by the ",
+                   grant != nullptr && grant->from_connect_proxy ? "connect backend's allow list"
+                                                                 : "token's channels claim"));
 }
 
 absl::Status ClientProtocol::CheckPublishPermission(const Session& session,

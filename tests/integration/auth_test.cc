@@ -173,6 +173,21 @@ TEST_F(AuthTest, ExpiredConnectTokenClosesWith4001) {
   EXPECT_THAT(reply.error().message(), StartsWith("connect.token.exp: expired at"));
   ASSERT_TRUE(c.WaitClosed());
   EXPECT_EQ(c.close_code(), core::kCloseTokenExpired);
+  EXPECT_THAT(c.close_reason(), StartsWith("token expired: token.exp: expired at"));
+}
+
+// A token without a usable `exp` never worked: invalid (4003), not expired (4001, which tells a
+// client to fetch a fresh token and try again).
+TEST_F(AuthTest, AConnectTokenWithoutANumericExpCloses4003) {
+  for (const std::string claims : {R"({"sub":"u1"})", R"({"sub":"u1","exp":"soon"})"}) {
+    WsClient c;
+    ASSERT_TRUE(c.Connect(herald_.ws_url()));
+    v1::ServerFrame reply = Connect(c, *auth::SignJwt("HS256", kSecret, claims));
+    EXPECT_EQ(reply.error().code(), "UNAUTHENTICATED") << claims;
+    ASSERT_TRUE(c.WaitClosed()) << claims;
+    EXPECT_EQ(c.close_code(), core::kCloseUnauthorized) << claims;
+    EXPECT_THAT(c.close_reason(), StartsWith("invalid token: token.exp: ")) << claims;
+  }
 }
 
 TEST_F(AuthTest, FirstFrameMustBeConnect) {
