@@ -39,19 +39,15 @@ absl::Status TooLarge() {
 
 absl::Status ParseClientFrame(absl::string_view text, const json::JsonTopLevel& top,
                               v1::ClientFrame* frame) {
-  // The one key besides "id": a kind whose message has a `data`, given once.
+  // The first key that is a kind whose message has a `data`, given once. Other keys (unknown
+  // ones, a second kind) stay in the rest, where protobuf says what is wrong with them.
   const pb::FieldDescriptor* kind = nullptr;
   const pb::FieldDescriptor* data = nullptr;
   const json::JsonTopLevel::Data* member = nullptr;
-  for (size_t i = 0; i < top.keys.size(); ++i) {
+  for (size_t i = 0; i < top.keys.size() && member == nullptr; ++i) {
     if (top.keys[i] == "id") continue;
-    if (member != nullptr) {  // a second kind: protobuf says what is wrong
-      member = nullptr;
-      break;
-    }
     kind = KindWithData(top.keys[i], &data);
-    if (kind == nullptr || top.data[i].count != 1) break;
-    member = &top.data[i];
+    if (kind != nullptr && top.data[i].count == 1) member = &top.data[i];
   }
   if (member != nullptr) {
     const auto [begin, end] = member->span;
