@@ -47,6 +47,9 @@ struct Claims {
   std::vector<std::string> publish;
   // `info`: a JSON object about the holder, shown with it in presence (null: none).
   std::shared_ptr<const google::protobuf::Struct> info;
+  // Set when a connect proxy's reply, not a token, gave these claims (`channels` is its `allow`):
+  // a refusal then names the backend.
+  bool from_connect_proxy = false;
 };
 
 // Verifies compact JWS tokens (RFC 7519) signed with HS256 or RS256 and reads Herald's claims:

@@ -162,10 +162,10 @@ absl::Status ClientProtocol::CheckChannelPermission(const Session& session, absl
   if (!auth_required()) return absl::OkStatus();
   std::shared_ptr<const auth::Claims> grant = session.grant();
   if (grant != nullptr && auth::ChannelAllowed(*grant, channel)) return absl::OkStatus();
-  return absl::PermissionDeniedError(
-      absl::StrCat(field, ": '", channel, "' is not allowed by the ",
-                   grant != nullptr && grant->from_connect_proxy ? "connect backend's allow list"
-                                                                 : "token's channels claim"));
+  return absl::PermissionDeniedError(absl::StrCat(field, ": '", channel, "' is not allowed by the ",
+                                                  grant != nullptr && grant->from_connect_proxy
+                                                      ? "connect backend's allow list"
+                                                      : "token's channels claim"));
 }
 
 absl::Status ClientProtocol::CheckPublishPermission(const Session& session,

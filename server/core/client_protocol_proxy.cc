@@ -125,6 +125,7 @@ bool ClientProtocol::AcceptConnect(const std::shared_ptr<Session>& session, uint
   grant->user = connect.user();
   grant->expires_at = absl::InfiniteFuture();  // until the connection closes
   grant->channels.assign(connect.allow().begin(), connect.allow().end());
+  grant->from_connect_proxy = true;
   session->SetGrant(std::move(grant));
   if (!node_->IndexUser(session)) return false;  // closed meanwhile
   node_->Announce(*session);                     // CONNECT, now with the user

@@ -157,6 +157,8 @@ TEST_F(ProxyTest, ConnectAcceptedSetsUserDataAndServerSideChannels) {
   EXPECT_TRUE(Reply(c, 2, R"({"id":2,"subscribe":{"channel":"room:7"}})").has_subscribed());
   v1::ServerFrame denied = Reply(c, 3, R"({"id":3,"subscribe":{"channel":"store:7"}})");
   EXPECT_EQ(denied.error().code(), "PERMISSION_DENIED");
+  EXPECT_EQ(denied.error().message(),
+            "subscribe.channel: 'store:7' is not allowed by the connect backend's allow list");
 
   std::vector<Received> got = backend_.Requests("/connect");
   ASSERT_THAT(got, SizeIs(1));
