@@ -363,12 +363,21 @@ export class Herald extends Emitter {
     const ws = this._ws;
     this._ws = null;
     this._failPending(new HeraldError("CANCELLED", "client closed"));
+    this._unmarkSubscribed();
     if (ws) {
       abandon(ws, code, reason, false);
       this._emit("disconnected", { code, reason, willReconnect: false });
     }
     this._setState("closed");
     globalThis.removeEventListener?.("online", this._onOnline);
+  }
+
+  // No connection, so nothing is subscribed on the server: kept subscriptions wait for the next
+  // connect to resubscribe them.
+  _unmarkSubscribed() {
+    for (const sub of this.subscriptions.values()) {
+      if (sub.state === "subscribed") sub.state = "subscribing";
+    }
   }
 
   /** @param {ClientState} to */
@@ -428,9 +437,7 @@ export class Herald extends Emitter {
     this._ws = null;
     this._clearTimers();
     this._failPending(new HeraldError("UNAVAILABLE", `connection closed (${code} ${reason})`));
-    for (const sub of this.subscriptions.values()) {
-      if (sub.state === "subscribed") sub.state = "subscribing";
-    }
+    this._unmarkSubscribed();
     let willReconnect = this.reconnectOptions !== null;
     if (code >= CloseCode.NO_RECONNECT_MIN && code <= CloseCode.NO_RECONNECT_MAX) {
       willReconnect = false;

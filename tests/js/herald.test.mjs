@@ -56,6 +56,9 @@ describe("herald.js, development mode (anonymous)", () => {
     assert.equal(BigInt(got[1].offset), BigInt(got[0].offset) + 1n);
     assert.equal(got[0].source, "live");
     assert.equal(sub.position.offset, got[1].offset);
+    // Closed: kept, but no longer subscribed on the server.
+    c.close();
+    assert.equal(sub.state, "subscribing");
   });
 
   test("send() and ping() get their replies; a bad subscribe rejects with the server's error", async (t) => {
