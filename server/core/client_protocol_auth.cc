@@ -76,8 +76,10 @@ bool ClientProtocol::AdmitFrame(const std::shared_ptr<Session>& session,
     node_->ReplyError(
         *session, frame.id(),
         absl::UnauthenticatedError(
-            "connect: the first frame must be connect with a token (or pass ?token= in the "
-            "WebSocket URL)"));
+            connect_proxied_ ? "connect: the first frame must be connect (the connect proxy's "
+                               "backend authenticates it)"
+                             : "connect: the first frame must be connect with a token (or pass "
+                               "?token= in the WebSocket URL)"));
     session->Close(kCloseUnauthorized, "unauthorized: the first frame must be connect");
     return false;
   }

@@ -100,8 +100,13 @@ void ClientProtocol::FinishConnect(const std::shared_ptr<Session>& session, uint
 bool ClientProtocol::AcceptConnect(const std::shared_ptr<Session>& session, uint32_t id,
                                    const google::protobuf::Value& result) {
   v1::ConnectResult connect;
-  std::string json;
-  absl::Status st = ToJson(result, &json);
+  // No result (`{}`, an empty body) or null reads as an empty one: its `user` is missing.
+  std::string json = "{}";
+  absl::Status st;
+  if (result.kind_case() != google::protobuf::Value::KIND_NOT_SET &&
+      result.kind_case() != google::protobuf::Value::kNullValue) {
+    st = ToJson(result, &json);
+  }
   if (st.ok()) st = FromCheckedJson(json, &connect);
   if (!st.ok()) {
     st = absl::InternalError(absl::StrCat("backend reply: result: ", st.message()));

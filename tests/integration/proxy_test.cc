@@ -186,6 +186,17 @@ TEST_F(ProxyTest, ConnectRejectedByTheBackendClosesWith4003) {
   ASSERT_TRUE(c.WaitClosed());
   EXPECT_EQ(c.close_code(), 4003);
   EXPECT_EQ(c.close_reason(), "unauthorized: banned user");
+
+  // Any other frame first: no token is involved, and the error says so.
+  WsClient d;
+  ASSERT_TRUE(d.Connect(herald.ws_url()));
+  v1::ServerFrame first = Reply(d, 2, R"({"id":2,"subscribe":{"channel":"room:1"}})");
+  EXPECT_EQ(first.error().code(), "UNAUTHENTICATED");
+  EXPECT_EQ(first.error().message(),
+            "connect: the first frame must be connect (the connect proxy's backend authenticates "
+            "it)");
+  ASSERT_TRUE(d.WaitClosed());
+  EXPECT_EQ(d.close_code(), 4003);
 }
 
 TEST_F(ProxyTest, ConnectDisconnectReplyClosesWithTheBackendsCode) {
@@ -202,7 +213,7 @@ TEST_F(ProxyTest, ConnectDisconnectReplyClosesWithTheBackendsCode) {
 TEST_F(ProxyTest, ConnectBackendFailureClosesWith1013) {
   HeraldProcess herald(Args({"--proxy-connect-url", backend_.Url("/connect")}));
   ASSERT_TRUE(herald.ok());
-  for (const char* token : {"fail", "nouser"}) {
+  for (const char* token : {"fail", "nouser", "empty"}) {
     WsClient c;
     ASSERT_TRUE(c.Connect(herald.ws_url()));
     v1::ServerFrame failed =
@@ -211,8 +222,10 @@ TEST_F(ProxyTest, ConnectBackendFailureClosesWith1013) {
       EXPECT_EQ(failed.error().code(), "UNAVAILABLE");
       EXPECT_EQ(failed.error().message(), "connect: backend answered HTTP 500");
     } else {
-      EXPECT_EQ(failed.error().code(), "INTERNAL");
-      EXPECT_THAT(failed.error().message(), HasSubstr("result.user: required"));
+      EXPECT_EQ(failed.error().code(), "INTERNAL") << token;
+      EXPECT_EQ(failed.error().message(),
+                "connect: backend reply: result.user: required, at most 255 bytes")
+          << token;
     }
     ASSERT_TRUE(c.WaitClosed());
     EXPECT_EQ(c.close_code(), 1013) << token;

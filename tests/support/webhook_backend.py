@@ -41,6 +41,8 @@ def connect(body):
         return 200, {"disconnect": {"code": 4403, "reason": "go away"}}
     if token == "nouser":
         return 200, {"result": {"data": {}}}
+    if token == "empty":  # `{}`: go ahead, but a connect needs a user
+        return 200, {}
     if token == "fail":
         return 500, "boom"
     return 200, {"result": {
