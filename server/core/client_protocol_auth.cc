@@ -154,6 +154,7 @@ void ClientProtocol::OnRefresh(const std::shared_ptr<Session>& session, uint32_t
   }
   auto grant = std::make_shared<const auth::Claims>(*std::move(claims));
   session->SetGrant(grant);
+  node_->RelistPresence(session);  // with the new token's `info`
   reply.mutable_refreshed()->set_expires_at_ms(absl::ToUnixMillis(grant->expires_at));
   node_->Reply(*session, reply);
   ArmAuthDeadline(*session);

@@ -291,19 +291,31 @@ void Node::MemberJoined(const std::shared_ptr<Session>& session, const std::stri
   const bool presence = IsPresenceChannel(channel, limits_);
   const bool notify = HasPrefix(channel, limits_.join_leave_prefixes);
   if (!presence && !notify) return;
-  v1::ClientInfo client = DescribeMember(*session, name_, absl::ToUnixMillis(clock_()));
+  const int64_t joined_at_ms = absl::ToUnixMillis(clock_());
+  v1::ClientInfo client = DescribeMember(*session, name_, joined_at_ms);
   if (presence) {
+    session->SetPresenceJoinedAt(channel, joined_at_ms);
     // Listed before the others hear of the join.
-    presence_->Add(channel, notify ? client : std::move(client),
-                   [this, session, channel](absl::Status) {
-                     // Left while the entry was on its way: take it out again (the registry
-                     // applies one connection's updates in order).
-                     if (!session->IsSubscribed(channel)) {
-                       presence_->Remove(channel, session->id(), [](absl::Status) {});
-                     }
-                   });
+    ListInPresence(session, channel, notify ? client : std::move(client));
   }
   if (notify) NotifyMembers(PublicationKind::kMemberJoined, client, channel);
+}
+
+void Node::ListInPresence(const std::shared_ptr<Session>& session, const std::string& channel,
+                          v1::ClientInfo client) {
+  presence_->Add(channel, std::move(client), [this, session, channel](absl::Status) {
+    // Left while the entry was on its way: take it out again (the registry applies one
+    // connection's updates in order).
+    if (!session->IsSubscribed(channel)) {
+      presence_->Remove(channel, session->id(), [](absl::Status) {});
+    }
+  });
+}
+
+void Node::RelistPresence(const std::shared_ptr<Session>& session) {
+  for (const auto& [channel, joined_at_ms] : session->PresenceJoins()) {
+    ListInPresence(session, channel, DescribeMember(*session, name_, joined_at_ms));
+  }
 }
 
 void Node::MemberLeft(const Session& session, const std::string& channel) {

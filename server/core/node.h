@@ -104,6 +104,10 @@ class Node : public BrokerEventHandler {
   size_t ConnectionsFromIp(absl::string_view ip) const { return ip_quota_.Count(ip); }
   size_t ConnectionsOfUser(absl::string_view user) const { return user_quota_.Count(user); }
 
+  // Lists the session again in the presence of each presence channel it is in, with its current
+  // token's `info` and its original joinedAtMs: after a `refresh` replaced the token.
+  void RelistPresence(const std::shared_ptr<Session>& session);
+
   // Whether watchers have been told about `s` (CONNECT): at Add, unless tokens are required and
   // it has none yet; then at its `connect`. A DISCONNECT follows only an announced session.
   bool Announced(const Session& s) const;
@@ -199,6 +203,10 @@ class Node : public BrokerEventHandler {
   // member notices (Limits::join_leave_prefixes), where the channel has them.
   void MemberJoined(const std::shared_ptr<Session>& session, const std::string& channel);
   void MemberLeft(const Session& session, const std::string& channel);
+  // Adds (or replaces) the session's entry in `channel`'s presence; takes it out again when the
+  // session left the channel while the entry was on its way.
+  void ListInPresence(const std::shared_ptr<Session>& session, const std::string& channel,
+                      v1::ClientInfo client);
   // Publishes a memberJoined/memberLeft notice about `client` to `channel`'s subscribers on
   // every node.
   void NotifyMembers(PublicationKind kind, const v1::ClientInfo& client,

@@ -154,6 +154,11 @@ class Session {
   size_t SubscriptionCount() const;
   // Marks the session closed (no further subscriptions) and returns the channels it had.
   std::vector<std::string> MarkClosed();
+  // When each of its presence subscriptions (Limits::presence_prefixes) went live, in Unix ms:
+  // its entry's joinedAtMs, kept to list the entry again with the same time (Node::RelistPresence).
+  // Forgotten with the subscription.
+  void SetPresenceJoinedAt(const std::string& channel, int64_t ms);
+  std::vector<std::pair<std::string, int64_t>> PresenceJoins() const;
 
  protected:
   // The transport's queueing; called by Send().
@@ -179,6 +184,8 @@ class Session {
   // Channel -> the offset after which publications are for this session: none (max) while its
   // join is pending, then the join's position (see Node::Subscribe).
   absl::flat_hash_map<std::string, uint64_t> channels_ ABSL_GUARDED_BY(mu_);
+  // Presence channels only: channel -> joinedAtMs (SetPresenceJoinedAt).
+  absl::flat_hash_map<std::string, int64_t> presence_joined_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -207,6 +214,7 @@ template <typename Fn>
 bool Session::RemoveSubscription(const std::string& channel, Fn on_removed) {
   core::MutexLock lock(&mu_);
   if (channels_.erase(channel) == 0) return false;
+  presence_joined_.erase(channel);
   on_removed();
   return true;
 }

@@ -55,11 +55,13 @@ class BothWaysTest : public ::testing::Test {
     return s;
   }
   // A connection that authenticates with a token carrying `claims` (a JSON object's members).
+  std::string Token(const std::string& sub, const std::string& claims) {
+    return *auth::SignJwt("HS256", kSecret,
+                          absl::StrCat(R"({"sub":")", sub, R"(","exp":)",
+                                       absl::ToUnixSeconds(Now() + absl::Hours(1)), claims, "}"));
+  }
   std::shared_ptr<FakeSession> ConnectWithToken(const std::string& sub, const std::string& claims) {
-    const std::string token =
-        *auth::SignJwt("HS256", kSecret,
-                       absl::StrCat(R"({"sub":")", sub, R"(","exp":)",
-                                    absl::ToUnixSeconds(Now() + absl::Hours(1)), claims, "}"));
+    const std::string token = Token(sub, claims);
     auto s = Connect();
     hub_->OnClientFrame(s, absl::StrCat(R"({"id":1,"connect":{"token":")", token, R"("}})"));
     EXPECT_EQ(s->Last().kind_case(), Kind::kConnected) << s->Frames().back();
@@ -193,6 +195,37 @@ TEST_F(BothWaysTest, ClientsAskWhoIsInAPresenceChannel) {
   Send(a, R"({"id":3,"presence":{"channel":"news"}})");
   EXPECT_THAT(a->Frames().back(), HasSubstr("FAILED_PRECONDITION"));
   EXPECT_THAT(a->Frames().back(), HasSubstr("--presence-prefixes"));
+}
+
+// A refresh's new `info` replaces the old one in the presence entries already listed, which keep
+// the time their subscription went live.
+TEST_F(BothWaysTest, ARefreshedInfoIsListedInPresenceWithItsJoinTime) {
+  Limits l;
+  l.presence_prefixes = {"room:"};
+  Start(l, /*jwt=*/true);
+  auto alice = ConnectWithToken("alice", R"(,"channels":["room:*"],"info":{"name":"Old"})");
+  Send(alice, R"({"id":2,"subscribe":{"channel":"room:1"}})");
+  const int64_t joined = absl::ToUnixMillis(Now());
+  Advance(absl::Seconds(3));
+  Send(alice,
+       absl::StrCat(R"({"id":3,"refresh":{"token":")",
+                    Token("alice", R"(,"channels":["room:*"],"info":{"name":"New"})"), R"("}})"));
+  ASSERT_EQ(alice->Last().kind_case(), Kind::kRefreshed) << alice->Frames().back();
+  Send(alice, R"({"id":4,"presence":{"channel":"room:1"}})");
+  const v1::ServerFrame reply = alice->Last();
+  ASSERT_EQ(reply.kind_case(), Kind::kPresence) << alice->Frames().back();
+  ASSERT_EQ(reply.presence().members_size(), 1);
+  EXPECT_EQ(reply.presence().members(0).info().fields().at("name").string_value(), "New");
+  EXPECT_EQ(reply.presence().members(0).joined_at_ms(), joined);
+  // Left: not listed again by a later refresh.
+  Send(alice, R"({"id":5,"unsubscribe":{"channel":"room:1"}})");
+  Send(alice, absl::StrCat(R"({"id":6,"refresh":{"token":")",
+                           Token("alice", R"(,"channels":["room:*"])"), R"("}})"));
+  ASSERT_EQ(alice->Last().kind_case(), Kind::kRefreshed) << alice->Frames().back();
+  auto bob = ConnectWithToken("bob", R"(,"channels":["room:*"])");
+  Send(bob, R"({"id":2,"presence":{"channel":"room:1"}})");
+  ASSERT_EQ(bob->Last().kind_case(), Kind::kPresence) << bob->Frames().back();
+  EXPECT_EQ(bob->Last().presence().members_size(), 0);
 }
 
 TEST_F(BothWaysTest, UsersGoOfflineWhenTheirLastTabClosesAfterTheGrace) {
