@@ -96,18 +96,23 @@ size_t Session::SubscriptionCount() const {
 
 void Session::SetPresenceJoinedAt(const std::string& channel, int64_t ms) {
   core::MutexLock lock(&mu_);
-  if (!closed_ && channels_.contains(channel)) presence_joined_[channel] = ms;
+  if (closed_ || !channels_.contains(channel)) return;
+  if (presence_joined_ == nullptr) {
+    presence_joined_ = std::make_unique<absl::flat_hash_map<std::string, int64_t>>();
+  }
+  (*presence_joined_)[channel] = ms;
 }
 
 std::vector<std::pair<std::string, int64_t>> Session::PresenceJoins() const {
   core::MutexLock lock(&mu_);
-  return {presence_joined_.begin(), presence_joined_.end()};
+  if (presence_joined_ == nullptr) return {};
+  return {presence_joined_->begin(), presence_joined_->end()};
 }
 
 std::vector<std::string> Session::MarkClosed() {
   core::MutexLock lock(&mu_);
   closed_ = true;
-  presence_joined_.clear();
+  presence_joined_.reset();
   std::vector<std::string> out;
   for (const auto& [channel, after] : channels_) out.push_back(channel);
   channels_.clear();

@@ -184,8 +184,9 @@ class Session {
   // Channel -> the offset after which publications are for this session: none (max) while its
   // join is pending, then the join's position (see Node::Subscribe).
   absl::flat_hash_map<std::string, uint64_t> channels_ ABSL_GUARDED_BY(mu_);
-  // Presence channels only: channel -> joinedAtMs (SetPresenceJoinedAt).
-  absl::flat_hash_map<std::string, int64_t> presence_joined_ ABSL_GUARDED_BY(mu_);
+  // Presence channels only: channel -> joinedAtMs (SetPresenceJoinedAt). Made on the first one:
+  // one pointer on the many connections that have none.
+  std::unique_ptr<absl::flat_hash_map<std::string, int64_t>> presence_joined_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -214,7 +215,7 @@ template <typename Fn>
 bool Session::RemoveSubscription(const std::string& channel, Fn on_removed) {
   core::MutexLock lock(&mu_);
   if (channels_.erase(channel) == 0) return false;
-  presence_joined_.erase(channel);
+  if (presence_joined_ != nullptr) presence_joined_->erase(channel);
   on_removed();
   return true;
 }
