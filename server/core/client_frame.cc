@@ -38,7 +38,8 @@ absl::Status TooLarge() {
 }  // namespace
 
 absl::Status ParseClientFrame(absl::string_view text, const json::JsonTopLevel& top,
-                              v1::ClientFrame* frame) {
+                              v1::ClientFrame* frame, absl::string_view* data_text) {
+  if (data_text != nullptr) *data_text = {};
   // The first key that is a kind whose message has a `data`, given once. Other keys (unknown
   // ones, a second kind) stay in the rest, where protobuf says what is wrong with them.
   const pb::FieldDescriptor* kind = nullptr;
@@ -62,6 +63,7 @@ absl::Status ParseClientFrame(absl::string_view text, const json::JsonTopLevel& 
     if (absl::Status st = json::ParseValue(text.substr(begin, end - begin), value); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(kind->json_name(), ".data: ", st.message()));
     }
+    if (data_text != nullptr) *data_text = text.substr(begin, end - begin);
     return absl::OkStatus();
   }
   if (text.size() > kMaxFrameBytesOutsideData) return TooLarge();

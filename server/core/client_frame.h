@@ -24,8 +24,10 @@ inline constexpr size_t kMaxFrameBytesOutsideData = 12 * 1024;
 // data gives twice (protobuf's words, as when it read the data). So one frame costs about what
 // RapidJSON takes to read it, at most 64 KiB, plus protobuf's time for at most
 // kMaxFrameBytesOutsideData. Pure function.
+// `data_text`, when given, is set to the data's own bytes within `text` when the data was read
+// that way (empty otherwise): a client publication is carried as sent (ClientProtocol::OnPublish).
 absl::Status ParseClientFrame(absl::string_view text, const json::JsonTopLevel& top,
-                              v1::ClientFrame* frame);
+                              v1::ClientFrame* frame, absl::string_view* data_text = nullptr);
 
 }  // namespace herald::core
 

@@ -91,7 +91,8 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
   // together.
   google::protobuf::Arena arena;
   v1::ClientFrame& frame = *google::protobuf::Arena::CreateMessage<v1::ClientFrame>(&arena);
-  if (absl::Status st = ParseClientFrame(text, top, &frame); !st.ok()) {
+  absl::string_view data_text;
+  if (absl::Status st = ParseClientFrame(text, top, &frame, &data_text); !st.ok()) {
     const size_t first = text.find_first_not_of(" \t\r\n");
     if (NamesUnknownFrameType(top.keys)) {
       st = absl::InvalidArgumentError(
@@ -105,13 +106,13 @@ void ClientProtocol::OnClientFrame(const std::shared_ptr<Session>& session,
     node_->ReplyError(*session, top.id.value_or(0), st);
     return RefuseIfUnauthenticated(*session);
   }
-  if (HoldWhileConnecting(session, frame)) return;  // a proxied connect is on its way
+  if (HoldWhileConnecting(session, frame, data_text)) return;  // a proxied connect is on its way
   if (!AdmitFrame(session, frame)) return;
-  Dispatch(session, frame);
+  Dispatch(session, frame, data_text);
 }
 
-void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
-                              const v1::ClientFrame& frame) {
+void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame,
+                              absl::string_view data_text) {
   const uint32_t id = frame.id();
   switch (frame.kind_case()) {
     case v1::ClientFrame::kConnect:
@@ -132,7 +133,7 @@ void ClientProtocol::Dispatch(const std::shared_ptr<Session>& session,
     case v1::ClientFrame::kMessage:
       return OnMessage(session, id, frame.message());
     case v1::ClientFrame::kPublish:
-      return OnPublish(session, id, frame.publish());
+      return OnPublish(session, id, frame.publish(), data_text);
     case v1::ClientFrame::kPresence:
       return OnPresence(session, id, frame.presence().channel());
     case v1::ClientFrame::kPing: {
@@ -205,14 +206,17 @@ void ClientProtocol::OnMessage(const std::shared_ptr<Session>& session, uint32_t
 }
 
 void ClientProtocol::OnPublish(const std::shared_ptr<Session>& session, uint32_t id,
-                               const v1::ClientPublish& pub) {
+                               const v1::ClientPublish& pub, absl::string_view data_text) {
   if (absl::Status st = ValidateChannel("publish.channel", pub.channel(), limits_); !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
   if (absl::Status st = CheckPublishPermission(*session, pub.channel()); !st.ok()) {
     return node_->ReplyError(*session, id, st);
   }
-  absl::StatusOr<std::string> json = DataJson("publish.data", pub.has_data(), pub.data(), limits_);
+  // As sent, like an HTTP publication's data (key order, numbers as written); the same bound.
+  absl::StatusOr<std::string> json =
+      data_text.empty() ? DataJson("publish.data", pub.has_data(), pub.data(), limits_)
+                        : RawDataJson("publish.data", data_text, limits_);
   if (!json.ok()) return node_->ReplyError(*session, id, json.status());
   PublishSpec spec;
   spec.data_json = std::make_shared<const std::string>(*std::move(json));

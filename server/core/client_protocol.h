@@ -58,15 +58,19 @@ class ClientProtocol {
   void CheckAuthDeadline(const std::shared_ptr<Session>& session);
 
  private:
-  void Dispatch(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame);
+  // `data_text`: the bytes of the frame's data as the client sent them, when ParseClientFrame
+  // kept them (else empty).
+  void Dispatch(const std::shared_ptr<Session>& session, const v1::ClientFrame& frame,
+                absl::string_view data_text);
   void OnSubscribe(const std::shared_ptr<Session>& session, uint32_t id,
                    const v1::ClientSubscribe& sub);
   void OnMessage(const std::shared_ptr<Session>& session, uint32_t id,
                  const v1::ClientMessage& message);
-  // A client's publication, where CheckPublishPermission allows it: published like a backend's,
-  // answered with `published` (its position), and reported to watchers (PUBLISH).
-  void OnPublish(const std::shared_ptr<Session>& session, uint32_t id,
-                 const v1::ClientPublish& pub);
+  // A client's publication, where CheckPublishPermission allows it: published like a backend's
+  // (its data as the client sent it, `data_text`, when there is one), answered with `published`
+  // (its position), and reported to watchers (PUBLISH).
+  void OnPublish(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientPublish& pub,
+                 absl::string_view data_text);
   // Who is in a presence channel the connection may subscribe to.
   void OnPresence(const std::shared_ptr<Session>& session, uint32_t id, const std::string& channel);
   void OnAck(const std::shared_ptr<Session>& session, uint32_t id, const v1::ClientAck& ack);
@@ -127,7 +131,8 @@ class ClientProtocol {
   // While a proxied connect is on its way, the session's further frames wait for its answer:
   // true when `frame` was held (or refused, over the bound). EndConnect dispatches them, in
   // order, once the backend accepted, or drops them.
-  bool HoldWhileConnecting(const std::shared_ptr<Session>& session, v1::ClientFrame& frame);
+  bool HoldWhileConnecting(const std::shared_ptr<Session>& session, v1::ClientFrame& frame,
+                           absl::string_view data_text);
   void EndConnect(const std::shared_ptr<Session>& session, bool accepted);
 
   Node* const node_;
@@ -137,7 +142,11 @@ class ClientProtocol {
   const bool connect_proxied_;
   std::atomic<size_t> connecting_count_{0};
   core::Mutex connecting_mu_;
-  absl::flat_hash_map<const Session*, std::vector<v1::ClientFrame>> connecting_
+  struct HeldFrame {
+    v1::ClientFrame frame;
+    std::string data_text;
+  };
+  absl::flat_hash_map<const Session*, std::vector<HeldFrame>> connecting_
       ABSL_GUARDED_BY(connecting_mu_);
 };
 

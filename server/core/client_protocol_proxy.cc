@@ -149,7 +149,7 @@ bool ClientProtocol::AcceptConnect(const std::shared_ptr<Session>& session, uint
 }
 
 bool ClientProtocol::HoldWhileConnecting(const std::shared_ptr<Session>& session,
-                                         v1::ClientFrame& frame) {
+                                         v1::ClientFrame& frame, absl::string_view data_text) {
   // A session's frames come from its I/O thread, which also counted its connect.
   if (connecting_count_.load(std::memory_order_relaxed) == 0) return false;
   const uint32_t id = frame.id();
@@ -158,7 +158,7 @@ bool ClientProtocol::HoldWhileConnecting(const std::shared_ptr<Session>& session
     auto it = connecting_.find(session.get());
     if (it == connecting_.end()) return false;
     if (it->second.size() < kMaxHeldFrames) {
-      it->second.push_back(std::move(frame));
+      it->second.push_back(HeldFrame{std::move(frame), std::string(data_text)});
       return true;
     }
   }
@@ -173,7 +173,7 @@ void ClientProtocol::EndConnect(const std::shared_ptr<Session>& session, bool ac
   // Frames that arrive meanwhile join the queue, so they are handled after the held ones, in
   // order; the entry goes only once it is empty.
   for (;;) {
-    std::vector<v1::ClientFrame> held;
+    std::vector<HeldFrame> held;
     {
       core::MutexLock lock(&connecting_mu_);
       auto it = connecting_.find(session.get());
@@ -185,8 +185,8 @@ void ClientProtocol::EndConnect(const std::shared_ptr<Session>& session, bool ac
       }
       held.swap(it->second);
     }
-    for (const v1::ClientFrame& frame : held) {
-      if (AdmitFrame(session, frame)) Dispatch(session, frame);
+    for (const HeldFrame& h : held) {
+      if (AdmitFrame(session, h.frame)) Dispatch(session, h.frame, h.data_text);
     }
   }
 }

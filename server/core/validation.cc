@@ -119,6 +119,15 @@ bool IsTerminal(herald::v1::OrderStatus status) {
          status == herald::v1::ORDER_STATUS_REJECTED;
 }
 
+namespace {
+
+absl::Status TooLarge(absl::string_view field, const Limits& limits) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": larger than ", limits.max_publication_bytes, " bytes"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
                                      const google::protobuf::Message& data, const Limits& limits) {
   if (!has_data) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
@@ -129,10 +138,7 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
   } else if (absl::Status st = ToJson(data, &json); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", st.message()));
   }
-  if (json.size() > limits.max_publication_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": larger than ", limits.max_publication_bytes, " bytes"));
-  }
+  if (json.size() > limits.max_publication_bytes) return TooLarge(field, limits);
   return json;
 }
 
@@ -146,13 +152,18 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
   }
   // Bounded before any work; the same bound as for `data`, whose JSON is what is published.
   if (data_json.size() > limits.max_publication_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, "_json: larger than ", limits.max_publication_bytes, " bytes"));
+    return TooLarge(absl::StrCat(field, "_json"), limits);
   }
   if (absl::Status st = json::CheckJson(data_json, limits.max_json_depth); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(field, "_json: not valid JSON: ", st.message()));
   }
   return std::string(absl::StripAsciiWhitespace(data_json));
+}
+
+absl::StatusOr<std::string> RawDataJson(absl::string_view field, absl::string_view json,
+                                        const Limits& limits) {
+  if (json.size() > limits.max_publication_bytes) return TooLarge(field, limits);
+  return std::string(absl::StripAsciiWhitespace(json));
 }
 
 bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes) {

@@ -44,6 +44,11 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
 absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
                                      const google::protobuf::Message& data,
                                      absl::string_view data_json, const Limits& limits);
+// Data that json::CheckJson already accepted (a client frame's, checked with the frame), as the
+// client sent it: INVALID_ARGUMENT "<field>: larger than N bytes" over
+// Limits::max_publication_bytes, else the text without its surrounding whitespace, byte for byte.
+absl::StatusOr<std::string> RawDataJson(absl::string_view field, absl::string_view json,
+                                        const Limits& limits);
 // Whether `channel` starts with one of `prefixes`.
 bool HasPrefix(absl::string_view channel, const std::vector<std::string>& prefixes);
 // Whether `channel` is a presence channel (Limits::presence_prefixes).

@@ -105,6 +105,14 @@ TEST_F(BothWaysTest, ClientPublishIsRefusedUnlessAPrefixAllowsIt) {
                        reply.published().epoch(), R"(","offset":"0"}}})"));
   EXPECT_THAT(c->Frames().back(), HasSubstr(R"("recovered":true,"publications":[{"channel":)"
                                             R"("room:1","offset":"1","data":{"t":"hi"}}])"));
+  // The data as the client sent it, as an HTTP publication's: key order, numbers as written.
+  Send(
+      a,
+      R"({"id":6,"publish":{"channel":"room:1","data": {"b":1,"a":12345678901234567890,"c":1.50} }})");
+  EXPECT_EQ(b->Frames().back(), R"({"pub":{"channel":"room:1","offset":"2","data":{"b":1,)"
+                                R"("a":12345678901234567890,"c":1.50}}})");
+  Send(a, R"({"id":7,"publish":{"channel":"room:1","data":{"a":1,"a":2}}})");
+  EXPECT_THAT(a->Frames().back(), HasSubstr("publish.data: Repeated map key: 'a' is already set."));
 }
 
 TEST_F(BothWaysTest, ClientPublishFollowsTheTokensPublishClaim) {
