@@ -42,6 +42,7 @@ constexpr absl::string_view kOtherVariables[] = {
     "HERALD_PROTO_DIR",
     "HERALD_STEP_DELAY_MS",
     "HERALD_CA",
+    "HERALD_LAST_EVENT_ID",
     // tests (ctest sets them for the herald.js and browser tests, which start herald)
     "HERALD_BIN",
     "HERALD_ARTIFACTS",
@@ -747,13 +748,6 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
     out.exit_code = 2;
     return out;
   }
-  if (c.static_dir.empty() && static_dir_opt->count() == 0 && !print_config) {
-    // Nothing found where an installed or a freshly built herald keeps them: still serve the
-    // API, and say where we looked.
-    std::cerr << "herald: no demo pages found (looked for herald.js in "
-              << absl::StrJoin(static_searched, ", ")
-              << "): serving no static files; pass --static-dir DIR" << std::endl;
-  }
   if (!c.static_dir.empty()) {
     struct stat st;
     const bool is_dir = stat(c.static_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -793,6 +787,14 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
   l.proxy_headers.clear();
   for (absl::string_view h : absl::StrSplit(proxy_headers, ',', absl::SkipWhitespace())) {
     l.proxy_headers.emplace_back(absl::StripAsciiWhitespace(h));
+  }
+  if (c.static_dir.empty() && static_dir_opt->count() == 0 && !print_config) {
+    // Nothing found where an installed or a freshly built herald keeps them: still serve the
+    // API, and say where we looked (once the settings are known to be valid: an error is the
+    // one line of a refused start).
+    std::cerr << "herald: no demo pages found (looked for herald.js in "
+              << absl::StrJoin(static_searched, ", ")
+              << "): serving no static files; pass --static-dir DIR" << std::endl;
   }
   if (print_config) {
     // Effective values, after the defaults that follow other settings (soft send buffer).

@@ -229,6 +229,13 @@ describe("the default --static-dir is found next to the executable", () => {
     } finally {
       proc.kill("SIGKILL");
     }
+    // A refused start is one line, the error's: no warning about the pages before it.
+    const refused = await new Promise((resolve) =>
+      execFile(bin, ["--webhook-events", "bogus"], (err, out, errText) => resolve({ code: err?.code, errText })),
+    );
+    assert.equal(refused.code, 2);
+    assert.equal(refused.errText.trim().split("\n").length, 1, refused.errText);
+    assert.match(refused.errText, /^herald: .*bogus/);
   });
 });
 
