@@ -11,6 +11,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/algorithm/container.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -423,11 +424,15 @@ int Run(const herald::ServerConfig& config) {
   // The ticker is stopped and the clients are leaving: publish calls still waiting for an ack
   // answer acked=false now, so in-flight calls can finish.
   hub.EndAckWaits();
-  // Done when the clients have left and no control call was refused for a while (callers
-  // retrying elsewhere); until then gRPC keeps answering UNAVAILABLE rather than its shutdown
-  // cutting arriving calls off with CANCELLED.
+  // Done when the clients have left, the HTTP requests under way were read to their end and
+  // answered (503 "draining": idle connections closed at BeginDrain), and no control call was
+  // refused for a while (callers retrying elsewhere); until then gRPC keeps answering
+  // UNAVAILABLE rather than its shutdown cutting arriving calls off with CANCELLED.
+  const auto http_open = [&http_servers] {
+    return absl::c_any_of(http_servers, [](const auto& s) { return s->connection_count() > 0; });
+  };
   constexpr absl::Duration kQuiet = absl::Milliseconds(200);
-  while ((hub.node().connection_count() > 0 ||
+  while ((hub.node().connection_count() > 0 || http_open() ||
           absl::Now() - hub.api().last_drain_refusal() < kQuiet) &&
          absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));

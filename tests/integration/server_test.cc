@@ -395,6 +395,40 @@ TEST(ShutdownTest, RequestsUnderWayWhenADrainBeginsGet503) {
   EXPECT_EQ(*code, 0);
 }
 
+// With no WebSocket client left to wait for, the requests under way still hold the drain until
+// they are read to their end and answered (bounded by --drain-timeout): before, herald stopped
+// 200 ms into the drain and the rest of such a request met a closed socket.
+TEST(ShutdownTest, RequestsUnderWayHoldTheDrainWhenNoClientIsLeft) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  RawHttpConnection late(herald.ws_address());
+  RawHttpConnection publish(herald.ws_address());
+  ASSERT_TRUE(late.ok() && publish.ok());
+  ASSERT_TRUE(late.Send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
+  const std::string body = R"({"channel":"feed","data":"x"})";
+  ASSERT_TRUE(publish.Send(absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\n",
+                                        "Content-Type: application/json\r\nContent-Length: ",
+                                        body.size(), "\r\n\r\n", body.substr(0, 10))));
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_EQ(kill(herald.pid(), SIGTERM), 0);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(herald.Stderr(), "draining"); }));
+  absl::SleepFor(absl::Milliseconds(700));
+  ASSERT_TRUE(
+      late.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"));
+  std::optional<RawResponse> refused = late.ReadResponse();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 503);
+  ASSERT_TRUE(publish.Send(body.substr(10)));
+  std::optional<RawResponse> unavailable = publish.ReadResponse();
+  ASSERT_TRUE(unavailable.has_value());
+  EXPECT_EQ(unavailable->status, 503);
+  EXPECT_THAT(unavailable->body, HasSubstr("draining"));
+  std::optional<int> code = herald.Stop(SIGTERM);
+  ASSERT_TRUE(code.has_value()) << herald.Stderr();
+  EXPECT_EQ(*code, 0);
+}
+
 // Calls that meet a drain are refused with UNAVAILABLE, which backends retry (elsewhere), never
 // cut off with CANCELLED. Each publisher stops at its first refusal, as a client that moves to
 // another node does.
