@@ -394,6 +394,9 @@ absl::StatusOr<int> RpcServer::Start(const std::string& address, const RpcTls& t
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (address in use or invalid)"));
   }
+  // Health answers for the service's own name too (a load balancer configured with it), not
+  // only for "": SetServingStatus(bool) then moves both.
+  server_->GetHealthCheckService()->SetServingStatus(v1::Broker::service_full_name(), true);
   return port;
 }
 

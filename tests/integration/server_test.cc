@@ -30,6 +30,18 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// gRPC health's status for `service`; -1 when the call fails (NOT_FOUND for an unknown name).
+int HealthOf(HeraldProcess& herald, const std::string& service) {
+  auto health = grpc::health::v1::Health::NewStub(herald.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!health->Check(&ctx, req, &resp).ok()) return -1;
+  return resp.status();
+}
+
 v1::Order MakeOrder(const std::string& id, uint64_t version, const std::string& store,
                     const std::string& customer) {
   v1::Order o;
@@ -326,6 +338,9 @@ TEST(ApiKeyTest, WrongOrMissingKeyIsUnauthenticated) {
   grpc::health::v1::HealthCheckResponse hresp;
   ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &hresp).ok());
   EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  // Also by the service's name, as load balancers are often configured.
+  EXPECT_EQ(HealthOf(herald, "herald.v1.Broker"), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(HealthOf(herald, "no.such.Service"), -1);
 }
 
 TEST(ShutdownTest, SigtermClosesClientsWith1001AndExitsZero) {
@@ -413,6 +428,10 @@ TEST(ShutdownTest, RequestsUnderWayHoldTheDrainWhenNoClientIsLeft) {
   ASSERT_EQ(kill(herald.pid(), SIGTERM), 0);
   ASSERT_TRUE(WaitFor([&] { return absl::StrContains(herald.Stderr(), "draining"); }));
   absl::SleepFor(absl::Milliseconds(700));
+  for (const char* service : {"", "herald.v1.Broker"}) {
+    EXPECT_EQ(HealthOf(herald, service), grpc::health::v1::HealthCheckResponse::NOT_SERVING)
+        << service;
+  }
   ASSERT_TRUE(
       late.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n"));
