@@ -118,19 +118,32 @@ class Caller {
       ctx.AddMetadata("authorization", "Bearer " + globals_.api_key);
     }
     std::unique_ptr<grpc::ClientReader<v1::Event>> reader = stub_->WatchEvents(&ctx, req);
+    // Herald sends the stream's headers once it is attached: from then on an end that is not
+    // ours is the server's (a drain, a restart), not a server we could not reach.
+    reader->WaitForInitialMetadata();
+    const bool attached = channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
     v1::Event event;
     uint64_t seen = 0;
+    bool done = false;
     while (reader->Read(&event)) {
       print(event);
       if (count != 0 && ++seen >= count) {
+        done = true;
         ctx.TryCancel();
         break;
       }
     }
     grpc::Status st = reader->Finish();
-    if (st.ok() || st.error_code() == grpc::StatusCode::CANCELLED ||
+    if (st.ok() || done ||
         (duration_s > 0 && st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
       return kExitOk;
+    }
+    if (attached && (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                     st.error_code() == grpc::StatusCode::CANCELLED)) {
+      err_ << "heraldctl: Herald at " << globals_.server << " ended the stream ("
+           << st.error_message()
+           << "): it is draining or stopped; watch another node, or this one once it is back\n";
+      return kExitServerError;
     }
     return Report(st);
   }

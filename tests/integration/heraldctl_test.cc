@@ -312,6 +312,27 @@ TEST(HeraldctlStandaloneTest, PointedAtTheWebSocketPortNamesTheGrpcPort) {
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("Is herald running")));
 }
 
+// A watch the server ends (its drain) is the server's answer (1), not an unreachable server (3).
+TEST(HeraldctlStandaloneTest, AWatchEndedByADrainExitsOne) {
+  HeraldProcess herald;
+  ASSERT_TRUE(herald.ok());
+  CommandResult r;
+  std::thread watcher([&] {
+    r = RunCommand({HeraldctlBinary(), "--server", herald.grpc_address(), "watch"});
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    CommandResult s =
+        RunCommand({HeraldctlBinary(), "--server", herald.grpc_address(), "stats", "--json"});
+    return absl::StrContains(s.out, R"("watchers":1)");
+  }));
+  std::optional<int> code = herald.Stop(SIGTERM);
+  watcher.join();
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("ended the stream"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("cannot reach")));
+}
+
 TEST(HeraldctlStandaloneTest, ApiKeyIsSent) {
   HeraldProcess herald({"--api-key", "k1"});
   ASSERT_TRUE(herald.ok());
