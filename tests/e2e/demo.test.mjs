@@ -334,3 +334,57 @@ describe("a board whose token expires", () => {
     await card(page, "renewed-1").waitFor({ timeout: 2000 });
   });
 });
+
+describe("a board opened with a token the server refuses", () => {
+  const SECRET = "e2e-refused-secret";
+  let secured;
+  before(async () => {
+    secured = await Herald.start({ args: ["--jwt-hs256-secret", SECRET] });
+  });
+  after(() => secured.stop());
+
+  test("offers to paste a new one at once (the failed connect does not wipe the offer)", async (t) => {
+    const forged = await mintToken({ sub: "merchant-56", channels: "store:56", ttl: 3600, secret: "another-secret" });
+    const page = await open(t, `${secured.httpUrl}/board.html?store=56&token=${forged}`);
+    await page.locator("#renew-token").waitFor({ state: "visible", timeout: 10000 });
+    assert.match(await page.locator("#banner").innerText(), /refused the access token/);
+  });
+});
+
+describe("a board whose server restarts", () => {
+  test("is rebuilt from the restarted server's snapshot, and says so", async (t) => {
+    let restarted = await Herald.start();
+    const address = restarted.wsAddress;
+    try {
+      const page = await open(t, `${restarted.httpUrl}/board.html?store=61`);
+      await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+      await publishOrder(restarted, { id: "gone-1", version: 1, store: "61" });
+      await card(page, "gone-1").waitFor({ timeout: 2000 });
+      await restarted.stop();
+      restarted = await Herald.start({ wsListen: address });
+      await publishOrder(restarted, { id: "kept-1", version: 1, store: "61" });
+      await card(page, "kept-1").waitFor({ timeout: 15000 });
+      // The new server has no gone-1: a board that kept it would count an order nobody has.
+      await waitFor(async () => (await card(page, "gone-1").count()) === 0, "gone-1 off the board", 5000);
+      assert.equal(await page.locator("#open-count").innerText(), "1");
+      assert.match(await page.locator("#banner").innerText(), /reloaded from the server's current orders/);
+    } finally {
+      await restarted.stop();
+    }
+  });
+
+  test("a malformed ?stale-after= keeps the default instead of re-rendering without pause", async (t) => {
+    const page = await open(t, `${herald.httpUrl}/board.html?store=62&stale-after=abc`);
+    await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
+    const renders = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          let n = 0;
+          const seen = new MutationObserver(() => (n += 1));
+          seen.observe(document.getElementById("open-count"), { childList: true, characterData: true, subtree: true });
+          setTimeout(() => resolve(n), 2000);
+        }),
+    );
+    assert.ok(renders < 5, `${renders} renders in 2 s`);
+  });
+});

@@ -1,5 +1,5 @@
 // Merchant order board: every order of one store, in columns by status, live.
-import { STATUS_LABELS, ago, bindIndicator, createClient, el, itemsSummary, money, offerTokenRenewal, params, statusName } from "./common.js";
+import { STATUS_LABELS, ago, bindIndicator, createClient, el, itemsSummary, money, offerTokenRenewal, showError, params, statusName } from "./common.js";
 
 const store = params.get("store") ?? "42";
 const channel = `store:${store}`;
@@ -8,7 +8,9 @@ const DONE_SHOWN = 12; // finished orders kept visible in the last column
 
 // An open order without any update for this long is shown as stale (its publisher may have
 // stopped, like a simulator killed mid-order) and no longer counted as open. ?stale-after=SECONDS
-const STALE_AFTER_MS = Number(params.get("stale-after") ?? 1800) * 1000;
+// (a positive number; anything else keeps the default).
+const staleAfter = Number(params.get("stale-after"));
+const STALE_AFTER_MS = (Number.isFinite(staleAfter) && staleAfter > 0 ? staleAfter : 1800) * 1000;
 
 /** @type {Map<string, any>} order id -> latest order version */
 const orders = new Map();
@@ -133,18 +135,30 @@ bindIndicator(client);
 offerTokenRenewal(client);
 
 const sub = client.subscribe(channel, { snapshot: true });
+// Set by a resync that brings a snapshot: the snapshot then replaces the board (an order it no
+// longer holds, e.g. after a Herald restart, is gone), rather than adding to it.
+let replaceOnSnapshot = false;
 sub.on("snapshot", ({ publications }) => {
+  if (replaceOnSnapshot) {
+    orders.clear();
+    replaceOnSnapshot = false;
+  } else {
+    banner.hidden = true;
+  }
   for (const p of publications) apply(p.data, { flash: false });
-  banner.hidden = true;
+  render();
 });
 sub.on("publication", (p) => apply(p.data));
 sub.on("resync", ({ snapshot }) => {
-  // The server could not replay what we missed while offline. With a snapshot in the same
-  // reply the board is complete again; otherwise say so rather than show a silently stale board.
-  if (!snapshot) {
-    banner.textContent = "Reconnected, but updates sent while offline could not be recovered: some orders may be out of date until they change again.";
-    banner.hidden = false;
-  }
+  // The server could not replay what we missed while offline: say so rather than show a
+  // silently stale board. With a snapshot in the same reply the board is rebuilt from it.
+  replaceOnSnapshot = snapshot;
+  showError(
+    banner,
+    snapshot
+      ? "Reconnected, but updates sent while offline could not be replayed: the board was reloaded from the server's current orders."
+      : "Reconnected, but updates sent while offline could not be recovered: some orders may be out of date until they change again.",
+  );
 });
 sub.on("subscribed", ({ recovered }) => {
   if (recovered) banner.hidden = true;
@@ -153,8 +167,5 @@ sub.on("error", (err) => {
   banner.textContent = `Cannot subscribe to ${channel}: ${err.detail ?? err.message}`;
   banner.hidden = false;
 });
-client.connect().catch((err) => {
-  banner.textContent = `Cannot connect: ${err.message}`;
-  banner.hidden = false;
-});
+client.connect().catch((err) => showError(banner, `Cannot connect: ${err.message}`));
 render();

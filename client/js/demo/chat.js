@@ -3,7 +3,7 @@
 // history and recovered after a reconnect; the member list comes from presence (`presence` frame)
 // and follows memberJoined / memberLeft. Names travel in the messages (and in a token's `info`
 // claim when the server uses tokens). A reload recovers what was said while the page was away.
-import { bindIndicator, createClient, offerTokenRenewal, el, params } from "./common.js";
+import { bindIndicator, createClient, offerTokenRenewal, showError, el, params } from "./common.js";
 
 const room = `room:${params.get("room") ?? "lobby"}`;
 document.getElementById("room").textContent = room;
@@ -122,7 +122,4 @@ sub.on("error", (err) => {
   banner.textContent = `Cannot join ${room}: ${err.detail ?? err.message}`;
   banner.hidden = false;
 });
-client.connect().catch((err) => {
-  banner.textContent = `Cannot connect: ${err.message}`;
-  banner.hidden = false;
-});
+client.connect().catch((err) => showError(banner, `Cannot connect: ${err.message}`));

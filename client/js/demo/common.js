@@ -121,6 +121,17 @@ export function bindIndicator(client) {
 }
 
 /**
+ * Shows `text` in the page's banner, unless the banner offers a new token (offerTokenRenewal):
+ * a connect refused for its token fails the page's connect() too, and that error must not wipe
+ * the form that lets the user out.
+ */
+export function showError(banner, text) {
+  if (banner.querySelector("#renew-form")) return;
+  banner.textContent = text;
+  banner.hidden = false;
+}
+
+/**
  * A page opened with ?token= whose token expired (or was refused) would stay "Offline" for good:
  * offer a field to paste a new token (e.g. from `heraldctl token`) and reconnect with it; the URL
  * gets the new token too, so a reload keeps working.

@@ -1,5 +1,5 @@
 // Customer tracking page: one order's progress, live.
-import { bindIndicator, createClient, offerTokenRenewal, el, money, params, statusName } from "./common.js";
+import { bindIndicator, createClient, offerTokenRenewal, showError, el, money, params, statusName } from "./common.js";
 
 const STEPS = [
   ["created", "Placed"],
@@ -85,8 +85,5 @@ function start(id) {
     banner.textContent = `Cannot follow this order: ${err.detail ?? err.message}`;
     banner.hidden = false;
   });
-  client.connect().catch((err) => {
-    banner.textContent = `Cannot connect: ${err.message}`;
-    banner.hidden = false;
-  });
+  client.connect().catch((err) => showError(banner, `Cannot connect: ${err.message}`));
 }

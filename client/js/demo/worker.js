@@ -1,5 +1,5 @@
 // Worker page: joins a task queue, shows each dispatched task, acknowledges it (or gives it back).
-import { bindIndicator, createClient, offerTokenRenewal, el, params } from "./common.js";
+import { bindIndicator, createClient, offerTokenRenewal, showError, el, params } from "./common.js";
 
 const queue = params.get("queue") ?? "couriers";
 document.getElementById("queue").textContent = queue;
@@ -71,7 +71,6 @@ client
   .then(() => client.join(queue))
   .then(() => log(`joined queue ${queue}`))
   .catch((err) => {
-    banner.textContent = `Cannot join queue ${queue}: ${err.message}`;
-    banner.hidden = false;
+    showError(banner, `Cannot join queue ${queue}: ${err.message}`);
     log(`join failed: ${err.message}`);
   });
