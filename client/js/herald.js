@@ -333,7 +333,7 @@ export class Herald extends Emitter {
    * @returns {Promise<void>}
    */
   connect() {
-    if (this.state === "closed") this.state = "disconnected";
+    if (this.state === "closed") this._setState("disconnected");
     if (this.state === "connected") return Promise.resolve();
     const ready = new Promise((resolve, reject) => {
       const offs = [

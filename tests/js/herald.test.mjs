@@ -59,6 +59,13 @@ describe("herald.js, development mode (anonymous)", () => {
     // Closed: kept, but no longer subscribed on the server.
     c.close();
     assert.equal(sub.state, "subscribing");
+    // connect() again: every state change is an event, leaving `closed` too.
+    const from = c.events.length;
+    await c.connect();
+    const states = c.events.slice(from).filter((e) => e.name === "state").map((e) => `${e.detail.from}->${e.detail.to}`);
+    assert.deepEqual(states, ["closed->disconnected", "disconnected->connecting", "connecting->connected"]);
+    await sub.ready();
+    assert.equal(sub.state, "subscribed");
   });
 
   test("send() and ping() get their replies; a bad subscribe rejects with the server's error", async (t) => {
