@@ -277,9 +277,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
                  "PresenceStats, e.g. chat:,room: (empty: none)")
       ->envname("HERALD_PRESENCE_PREFIXES");
   std::string join_leave_prefixes;
-  app.add_option("--join-leave-prefixes", join_leave_prefixes,
-                 "Comma-separated channel prefixes whose subscribers get memberJoined/memberLeft "
-                 "frames when others subscribe and leave, e.g. room: (empty: none)")
+  app.add_option(
+         "--join-leave-prefixes", join_leave_prefixes,
+         "Comma-separated channel prefixes whose subscribers get memberJoined/memberLeft "
+         "frames when a subscription goes live (their own included) or ends, e.g. room: (empty: "
+         "none)")
       ->envname("HERALD_JOIN_LEAVE_PREFIXES");
   std::string client_publish_prefixes;
   app.add_option("--client-publish-prefixes", client_publish_prefixes,
