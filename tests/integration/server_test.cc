@@ -359,6 +359,34 @@ TEST(ShutdownTest, SigtermClosesClientsWith1001AndExitsZero) {
   EXPECT_THAT(herald.Stderr(), HasSubstr("draining"));
 }
 
+constexpr char kHalfPublishBody[] = R"({"channel":"feed","data":"x"})";
+
+// The first part of a WebSocket upgrade on `upgrade` and of a publish on `publish`.
+void SendHalves(RawHttpConnection& upgrade, RawHttpConnection& publish) {
+  const absl::string_view body = kHalfPublishBody;
+  ASSERT_TRUE(upgrade.Send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
+  ASSERT_TRUE(publish.Send(absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\n",
+                                        "Content-Type: application/json\r\nContent-Length: ",
+                                        body.size(), "\r\n\r\n", body.substr(0, 10))));
+}
+
+// Their rest, and each answered 503 "draining" (the publish as UNAVAILABLE).
+void FinishHalvesExpecting503(RawHttpConnection& upgrade, RawHttpConnection& publish) {
+  ASSERT_TRUE(
+      upgrade.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n"));
+  std::optional<RawResponse> refused = upgrade.ReadResponse();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_THAT(refused->body, HasSubstr("draining"));
+  ASSERT_TRUE(publish.Send(std::string(kHalfPublishBody).substr(10)));
+  std::optional<RawResponse> unavailable = publish.ReadResponse();
+  ASSERT_TRUE(unavailable.has_value());
+  EXPECT_EQ(unavailable->status, 503);
+  EXPECT_THAT(unavailable->body, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(unavailable->body, HasSubstr("draining"));
+}
+
 // Requests under way when a drain begins are read to their end and answered: a WebSocket upgrade
 // is refused with 503, like a control call, not opened on a node that is going away, and a
 // publish gets its 503 "draining", not a connection cut off mid-request.
@@ -379,11 +407,7 @@ TEST(ShutdownTest, RequestsUnderWayWhenADrainBeginsGet503) {
     ASSERT_TRUE(healthy.has_value());
     EXPECT_EQ(healthy->status, 200);
   }
-  ASSERT_TRUE(late.Send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
-  const std::string body = R"({"channel":"feed","data":"x"})";
-  ASSERT_TRUE(publish.Send(absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\n",
-                                        "Content-Type: application/json\r\nContent-Length: ",
-                                        body.size(), "\r\n\r\n", body.substr(0, 10))));
+  ASSERT_NO_FATAL_FAILURE(SendHalves(late, publish));
   absl::SleepFor(absl::Milliseconds(300));
   ASSERT_EQ(kill(herald.pid(), SIGTERM), 0);
   // The drain has begun when the held client receives its 1001.
@@ -392,19 +416,7 @@ TEST(ShutdownTest, RequestsUnderWayWhenADrainBeginsGet503) {
   }
   ASSERT_TRUE(frame.has_value());
   EXPECT_EQ(frame->close_code, 1001);
-  ASSERT_TRUE(
-      late.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"));
-  std::optional<RawResponse> refused = late.ReadResponse();
-  ASSERT_TRUE(refused.has_value());
-  EXPECT_EQ(refused->status, 503);
-  EXPECT_THAT(refused->body, HasSubstr("draining"));
-  ASSERT_TRUE(publish.Send(body.substr(10)));
-  std::optional<RawResponse> unavailable = publish.ReadResponse();
-  ASSERT_TRUE(unavailable.has_value());
-  EXPECT_EQ(unavailable->status, 503);
-  EXPECT_THAT(unavailable->body, HasSubstr("UNAVAILABLE"));
-  EXPECT_THAT(unavailable->body, HasSubstr("draining"));
+  ASSERT_NO_FATAL_FAILURE(FinishHalvesExpecting503(late, publish));
   std::optional<int> code = herald.Stop(SIGTERM);
   ASSERT_TRUE(code.has_value()) << herald.Stderr();
   EXPECT_EQ(*code, 0);
@@ -419,11 +431,7 @@ TEST(ShutdownTest, RequestsUnderWayHoldTheDrainWhenNoClientIsLeft) {
   RawHttpConnection late(herald.ws_address());
   RawHttpConnection publish(herald.ws_address());
   ASSERT_TRUE(late.ok() && publish.ok());
-  ASSERT_TRUE(late.Send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
-  const std::string body = R"({"channel":"feed","data":"x"})";
-  ASSERT_TRUE(publish.Send(absl::StrCat("POST /api/v1/Publish HTTP/1.1\r\nHost: x\r\n",
-                                        "Content-Type: application/json\r\nContent-Length: ",
-                                        body.size(), "\r\n\r\n", body.substr(0, 10))));
+  ASSERT_NO_FATAL_FAILURE(SendHalves(late, publish));
   absl::SleepFor(absl::Milliseconds(200));
   ASSERT_EQ(kill(herald.pid(), SIGTERM), 0);
   ASSERT_TRUE(WaitFor([&] { return absl::StrContains(herald.Stderr(), "draining"); }));
@@ -432,17 +440,7 @@ TEST(ShutdownTest, RequestsUnderWayHoldTheDrainWhenNoClientIsLeft) {
     EXPECT_EQ(HealthOf(herald, service), grpc::health::v1::HealthCheckResponse::NOT_SERVING)
         << service;
   }
-  ASSERT_TRUE(
-      late.Send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"));
-  std::optional<RawResponse> refused = late.ReadResponse();
-  ASSERT_TRUE(refused.has_value());
-  EXPECT_EQ(refused->status, 503);
-  ASSERT_TRUE(publish.Send(body.substr(10)));
-  std::optional<RawResponse> unavailable = publish.ReadResponse();
-  ASSERT_TRUE(unavailable.has_value());
-  EXPECT_EQ(unavailable->status, 503);
-  EXPECT_THAT(unavailable->body, HasSubstr("draining"));
+  ASSERT_NO_FATAL_FAILURE(FinishHalvesExpecting503(late, publish));
   std::optional<int> code = herald.Stop(SIGTERM);
   ASSERT_TRUE(code.has_value()) << herald.Stderr();
   EXPECT_EQ(*code, 0);
