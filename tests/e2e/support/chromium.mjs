@@ -33,10 +33,11 @@ export async function launch() {
 
 /**
  * A new page of `browser` at `url`; page errors and console errors (other than WebSocket ones,
- * which reconnect tests cause on purpose) fail the test `t` when it ends. `page.problems` lists
- * them.
+ * which reconnect tests cause on purpose, and those matching `expected`) fail the test `t` when it
+ * ends. `page.problems` lists them. The filter applies at the end, so an expected error Chromium
+ * logs late (after the assertion that caused it) is forgiven too.
  */
-export async function open(t, browser, url) {
+export async function open(t, browser, url, { expected = null } = {}) {
   const page = await browser.newPage();
   const problems = [];
   page.problems = problems;
@@ -44,7 +45,8 @@ export async function open(t, browser, url) {
   page.on("console", (msg) => msg.type() === "error" && problems.push(`console: ${msg.text()}`));
   t.after(async () => {
     await page.close();
-    assert.deepEqual(problems.filter((p) => !p.includes("WebSocket")), [], "errors in the page");
+    const unexpected = problems.filter((p) => !p.includes("WebSocket") && !(expected && expected.test(p)));
+    assert.deepEqual(unexpected, [], "errors in the page");
   });
   await page.goto(url);
   return page;
