@@ -212,6 +212,40 @@ def main():
                       ratio_line({x: med.get((w, x)) for x in present}, peers))
         md.append("")
 
+    hl = by.get("http_publish_ladder", [])
+    if hl:
+        md.append("### Loss-free publishes/s over one keep-alive HTTP connection, pipelined\n")
+        md.append("The same ladder of offered publish rates for every server (paced by the "
+                  "generator, the same requests in flight on one connection, one subscriber "
+                  "checking every publication): the highest step delivered without a loss and at "
+                  "90% of its rate or more, and the server CPU per publish at that step.\n")
+        best = {}
+        for r in hl:
+            k = (r["server"], r["inflight"])
+            ok = (r["lost"] == 0 and r.get("publish_errors", 0) == 0 and
+                  r["deliveries_per_s"] >= 0.9 * r["target_publishes"])
+            if ok and (k not in best or r["target_publishes"] > best[k]["target_publishes"]):
+                best[k] = r
+        ladder_servers = [x for x in present if x != "ceiling"]
+        md.append("| in flight | server | highest loss-free step/s | delivered/s there | "
+                  "server CPU µs/publish there | first failing step: delivered/s, lost |")
+        md.append("|---|---|---|---|---|---|")
+        for w in sorted({r["inflight"] for r in hl}):
+            for x in ladder_servers:
+                b = best.get((x, w))
+                fail = [r for r in hl if r["server"] == x and r["inflight"] == w and
+                        r is not b and (b is None or r["target_publishes"] > b["target_publishes"])]
+                f = min(fail, key=lambda r: r["target_publishes"]) if fail else None
+                md.append(f"| {w} | {label(x)} | {fmt(b['target_publishes']) if b else 'none'} | "
+                          f"{fmt(b['deliveries_per_s']) if b else '–'} | "
+                          f"{fmt(b['server_cpu_us_per_delivery']) if b else '–'} | "
+                          + (f"{fmt(f['target_publishes'])}/s: {fmt(f['deliveries_per_s'])}, "
+                             f"{f['lost']} |" if f else "(the ladder's top) |"))
+            md.append(f"- {w} in flight, highest loss-free step: " + ratio_line(
+                {x: best[(x, w)]["target_publishes"] if (x, w) in best else None
+                 for x in present}, peers))
+        md.append("")
+
     def via(r):
         """How a row's publications reached the server (like for like: the same in every row)."""
         m = r.get("publish", "")

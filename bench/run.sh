@@ -2,7 +2,7 @@
 # Benchmark scenarios: Herald against nchan, uWebSockets (uWebSockets.js, bench/uws_server.mjs) and
 # the baseline ("ceiling") server, in the same run.
 #
-#   bench/run.sh SCENARIO...    fanout fanout_http http_publish latency channels grpc storm idle
+#   bench/run.sh SCENARIO...    fanout fanout_http http_publish http_publish_ladder latency channels grpc storm idle
 #                               slow tls | all
 #   bench/run.sh --quick all    shorter runs, smaller ladders (a few minutes)
 #
@@ -10,7 +10,8 @@
 # bench/results/<UTC time>), DURATION=S (seconds per measured run), HERALD=PATH (another herald
 # binary, e.g. an older build, to compare two builds run by run), FANOUT_SUBS="100 1000 9000"
 # (the subscriber counts of fanout and fanout_http), NCHAN_BUFFER=N (nchan_message_buffer_length,
-# default 10; larger buffers did not stop nchan's subscriber losses, docs/benchmarks.md).
+# default 10; larger buffers did not stop nchan's subscriber losses, docs/benchmarks.md),
+# HTTP_LADDER="10000 15000 …" (the offered publishes/s of http_publish_ladder).
 # Every run appends one JSON line to $OUT/results.jsonl; bench/report.py turns it into the tables
 # and plots of docs/benchmarks.md. Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -21,7 +22,7 @@ quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 [ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 scenarios=("$@")
-[ "${scenarios[0]}" = "all" ] && scenarios=(fanout fanout_http http_publish latency channels grpc storm idle slow tls)
+[ "${scenarios[0]}" = "all" ] && scenarios=(fanout fanout_http http_publish http_publish_ladder latency channels grpc storm idle slow tls)
 SERVERS=${SERVERS:-"herald nchan uws ceiling"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 DURATION=${DURATION:-$([ $quick = 1 ] && echo 3 || echo 5)}
@@ -262,6 +263,34 @@ scenario_http_publish() {
         stop_server
       done
     done
+  done
+}
+
+# Loss-free publishes/s over one keep-alive HTTP connection, HTTP_INFLIGHT (16) pipelined: every
+# server gets the same ladder of offered rates, paced by the generator, and its row is the highest
+# step it delivered to its one subscriber without a loss and at 90% of the rate or more. (The
+# as-fast-as-possible run above has no loss-free figure for a server that drops publications.)
+scenario_http_publish_ladder() {
+  local ladder=(${HTTP_LADDER:-10000 15000 20000 30000 40000 60000 80000 100000 120000 140000})
+  [ $quick = 1 ] && ladder=(10000 40000 80000)
+  local inflight=${HTTP_INFLIGHT:-16}
+  for s in $SERVERS; do
+    [ "$s" = ceiling ] && continue
+    start_server "$s"
+    for target in "${ladder[@]}"; do
+      log "http_publish_ladder $s inflight=$inflight rate=$target/s"
+      PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load http_publish_ladder \
+        "target_publishes=$target" "inflight=$inflight" -- \
+        --subs 1 --threads 1 --src-count 1 --rate "$target" --duration "$DURATION" --drain 3
+      local lost dps
+      lost=$(field lost)
+      dps=$(field deliveries_per_s)
+      if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+        log "http_publish_ladder $s saturated at $target"
+        break
+      fi
+    done
+    stop_server
   done
 }
 
