@@ -12,6 +12,15 @@
 
 namespace herald::core {
 
+// The number a store's task ids start after ("t<n+1>" is its first): its creation time in
+// milliseconds since the Unix epoch, times 1000. A store that starts empty again (a restarted
+// process, a Redis restarted without its data) so never gives an id it gave before, unless it gave
+// more than a million a second on average since it was first created; a worker that remembers the
+// ids it processed is never handed a new task under an old id.
+inline uint64_t FirstTaskNumber(absl::Time created) {
+  return static_cast<uint64_t>(absl::ToUnixMillis(created)) * 1000;
+}
+
 // What a dispatcher hands the store for one task.
 struct TaskSpec {
   std::shared_ptr<const std::string> data_json;
@@ -25,7 +34,7 @@ struct TaskSpec {
 // its last delivery, with `holder` empty).
 struct Lease {
   std::string queue;
-  std::string task_id;      // unique in the cluster ("t42")
+  std::string task_id;      // unique in the cluster ("t1764590400000042")
   std::string delivery_id;  // "<task id>.<attempt>": unique per delivery
   uint32_t attempt = 0;     // 1 for the first delivery
   // "<node>/<connection id>" (see TaskStore); empty while waiting.

@@ -9,7 +9,9 @@
 namespace herald::engine {
 
 MemoryTaskStore::MemoryTaskStore(const core::Limits& limits, Clock clock)
-    : max_queue_depth_(limits.max_queue_depth), clock_(std::move(clock)) {}
+    : max_queue_depth_(limits.max_queue_depth),
+      clock_(std::move(clock)),
+      next_task_(core::FirstTaskNumber(clock_())) {}
 
 void MemoryTaskStore::Notices::Waiting(const std::string& queue) {
   if (std::find(waiting.begin(), waiting.end(), queue) == waiting.end()) waiting.push_back(queue);

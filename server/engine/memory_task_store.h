@@ -107,7 +107,8 @@ class MemoryTaskStore : public core::TaskStore {
   // finished tasks can be dropped when they outnumber the live ones.
   std::vector<Due> due_ ABSL_GUARDED_BY(mu_);
   size_t live_tasks_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last task number given (ids "t<n>"); see core::FirstTaskNumber.
+  uint64_t next_task_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace herald::engine

@@ -24,7 +24,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -441,6 +443,35 @@ TEST_F(RedisTaskNodes, UnderWorkerChurnEveryTaskDispatchedOnAnyNodeIsAckedExactl
   EXPECT_GE(q.redelivered(), static_cast<uint64_t>(dropped));
   EXPECT_EQ(q.waiting(), 0u);
   EXPECT_EQ(q.in_flight_size(), 0);
+}
+
+// A worker that remembers the task ids it processed (reliability.md) is never handed a new task
+// under one of them: Redis restarted without its data starts the ids after every earlier one.
+TEST_F(RedisTaskNodes, ATaskIdIsNeverGivenAgainAfterRedisRestartedWithoutItsData) {
+  WsClient worker;
+  ASSERT_TRUE(worker.Connect(nodes_[1]->ws_url()));
+  ASSERT_TRUE(Join(worker, "ids"));
+  auto stub = nodes_[0]->Stub();
+  v1::DispatchTaskResponse before;
+  ASSERT_TRUE(Dispatch(*stub, "ids", 1, 30000, &before).ok());
+  ASSERT_TRUE(WaitFor([&] { return Tasks(worker).size() == 1; }));
+  worker.Send(
+      absl::StrCat(R"({"id":2,"ack":{"deliveryId":")", Tasks(worker)[0].delivery_id(), R"("}})"));
+  ASSERT_TRUE(worker.WaitReply(2).has_acked());
+
+  redis_.Stop();
+  ASSERT_TRUE(redis_.Start());  // empty: no persistence
+  v1::DispatchTaskResponse after;
+  ASSERT_TRUE(Eventually([&] { return Dispatch(*stub, "ids", 2, 30000, &after).ok(); }));
+  uint64_t first = 0, second = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripPrefix(before.task_id(), "t"), &first))
+      << before.task_id();
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripPrefix(after.task_id(), "t"), &second))
+      << after.task_id();
+  EXPECT_GT(second, first);
+  // The worker gets it under an id it has not seen.
+  ASSERT_TRUE(WaitFor([&] { return Tasks(worker).size() == 2; }, absl::Seconds(15)));
+  EXPECT_EQ(TaskOf(Tasks(worker)[1].delivery_id()), after.task_id());
 }
 
 TEST_F(RedisTaskNodes, TasksHeldOnANodeThatWasKilledAreRedeliveredOnAnotherAfterTheirDeadline) {

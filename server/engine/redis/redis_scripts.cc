@@ -454,7 +454,12 @@ local depth = tonumber(redis.call('HGET', counters, 'w') or '0')
 if depth >= tonumber(ARGV[7]) then return {0, depth} end
 redis.call('SADD', R .. 'queues', q)
 redis.call('HINCRBY', counters, 'd', 1)
-local t = {id = 't' .. redis.call('INCR', R .. 'seq'), q = q, a = tonumber(ARGV[4]),
+-- A counter that is new (first use, or Redis lost its data) starts at its creation time in ms
+-- times 1000 (core::FirstTaskNumber), so no id is ever given twice. '%.0f': exact up to 2^53,
+-- where Lua's default number format keeps only 14 digits.
+local seq = R .. 'seq'
+if redis.call('EXISTS', seq) == 0 then redis.call('SET', seq, string.format('%.0f', now * 1000)) end
+local t = {id = 't' .. string.format('%.0f', redis.call('INCR', seq)), q = q, a = tonumber(ARGV[4]),
            x = now + tonumber(ARGV[5]), n = 0, h = '', p = '', g = 0, l = 0}
 redis.call('HSET', R .. 't:' .. t.id, 'q', q, 'd', ARGV[3], 'a', t.a, 'x', t.x, 'n', 0, 'h', '',
            'p', '', 'g', 0, 'l', 0)
