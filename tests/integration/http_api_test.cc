@@ -45,9 +45,17 @@ std::string ToJson(const pb::Message& m) {
 // (or two moments) given the same requests: timing, ephemeral ports, random channel epochs, and
 // bytes not yet written to a socket.
 void ClearVolatileFields(pb::Message* m) {
-  static const auto* volatile_fields = new absl::flat_hash_set<std::string>{
-      "uptime_ms",         "connected_at_ms", "remote_address", "epoch",
-      "send_buffer_bytes", "published_at_ms", "deadline_ms",    "joined_at_ms"};
+  static const auto* volatile_fields =
+      new absl::flat_hash_set<std::string>{"uptime_ms",
+                                           "connected_at_ms",
+                                           "remote_address",
+                                           "epoch",
+                                           "send_buffer_bytes",
+                                           "published_at_ms",
+                                           "deadline_ms",
+                                           "joined_at_ms",
+                                           "task_id"};  // task ids start at the node's start time
+                                                        // (protocol.md, Tasks)
   const pb::Reflection* r = m->GetReflection();
   std::vector<const pb::FieldDescriptor*> fields;
   r->ListFields(*m, &fields);
