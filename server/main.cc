@@ -431,12 +431,22 @@ int Run(const herald::ServerConfig& config) {
   const auto http_open = [&http_servers] {
     return absl::c_any_of(http_servers, [](const auto& s) { return s->connection_count() > 0; });
   };
+  // The DISCONNECT events held back by --disconnect-grace come due meanwhile, as they would have
+  // (dropped when the user reconnects elsewhere first); those still held at the deadline are
+  // emitted then, before the watchers' streams end.
   constexpr absl::Duration kQuiet = absl::Milliseconds(200);
+  absl::Time last_tick = absl::Now();
   while ((hub.node().connection_count() > 0 || http_open() ||
-          absl::Now() - hub.api().last_drain_refusal() < kQuiet) &&
+          absl::Now() - hub.api().last_drain_refusal() < kQuiet ||
+          hub.node().holds_disconnects()) &&
          absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
+    if (absl::Now() - last_tick >= absl::Milliseconds(50)) {
+      last_tick = absl::Now();
+      hub.node().Tick(last_tick);  // thread-safe; the ticker has stopped
+    }
   }
+  hub.node().EmitHeldDisconnects(nullptr);
   const size_t left = hub.node().connection_count();
   // Only streams (WatchEvents, an idle PublishStream) can still be open: ack waits have ended and
   // unary calls were refused. They get a short grace, then are cancelled.

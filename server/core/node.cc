@@ -74,6 +74,24 @@ void Node::ForgetHeldDisconnects(absl::string_view user) {
       held_disconnects_.end());
 }
 
+void Node::EmitHeldDisconnects(const std::string* user) {
+  std::vector<v1::Event> out;
+  {
+    core::MutexLock lock(&held_mu_);
+    auto it = std::stable_partition(
+        held_disconnects_.begin(), held_disconnects_.end(),
+        [&](const HeldDisconnect& h) { return user != nullptr && h.event.user() != *user; });
+    for (auto d = it; d != held_disconnects_.end(); ++d) out.push_back(std::move(d->event));
+    held_disconnects_.erase(it, held_disconnects_.end());
+  }
+  for (v1::Event& e : out) events_.Emit(std::move(e));
+}
+
+bool Node::holds_disconnects() const {
+  core::MutexLock lock(&held_mu_);
+  return !held_disconnects_.empty();
+}
+
 void Node::Announce(const Session& s) {
   // The user came back within the grace period: their earlier disconnect is not news.
   ForgetHeldDisconnects(s.user());
@@ -134,8 +152,9 @@ bool Node::Remove(Session& session, int code, absl::string_view reason) {
   if (Announced(*removed) && !removed->user().empty()) {
     online_->Disconnected(removed->user(), now,
                           [this, user = removed->user()](absl::StatusOr<bool> offline) {
-                            if (offline.ok() && *offline)
-                              EmitUserEvent(v1::EVENT_TYPE_USER_OFFLINE, user);
+                            if (!offline.ok() || !*offline) return;
+                            EmitHeldDisconnects(&user);
+                            EmitUserEvent(v1::EVENT_TYPE_USER_OFFLINE, user);
                           });
   }
   SessionCounters c = removed->counters();
@@ -490,8 +509,8 @@ void Node::Tick(absl::Time now) {
   std::vector<v1::Event> due;
   {
     core::MutexLock lock(&held_mu_);
-    auto it = std::partition(held_disconnects_.begin(), held_disconnects_.end(),
-                             [&](const HeldDisconnect& h) { return h.due > now; });
+    auto it = std::stable_partition(held_disconnects_.begin(), held_disconnects_.end(),
+                                    [&](const HeldDisconnect& h) { return h.due > now; });
     for (auto d = it; d != held_disconnects_.end(); ++d) due.push_back(std::move(d->event));
     held_disconnects_.erase(it, held_disconnects_.end());
   }
@@ -500,6 +519,7 @@ void Node::Tick(absl::Time now) {
     if (!changes.ok()) return;
     for (const std::string& user : changes->online) EmitUserEvent(v1::EVENT_TYPE_USER_ONLINE, user);
     for (const std::string& user : changes->offline) {
+      EmitHeldDisconnects(&user);
       EmitUserEvent(v1::EVENT_TYPE_USER_OFFLINE, user);
     }
   });

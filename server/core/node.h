@@ -116,6 +116,13 @@ class Node : public BrokerEventHandler {
   // Drops the DISCONNECT events of `user` still held back by the grace period: the user is
   // connected again (here, or on another node: NodeControl::HandleEvent).
   void ForgetHeldDisconnects(absl::string_view user);
+  // Emits now the DISCONNECT events still held back by the grace period: those of `user` (it is
+  // about to be reported offline, here or by another node: NodeControl::HandleEvent), or all of
+  // them when `user` is null (the node is stopping). So a user's USER_OFFLINE never comes before
+  // the DISCONNECT of their last connection on this node.
+  void EmitHeldDisconnects(const std::string* user);
+  // DISCONNECT events are held back (a drain waits for them to come due).
+  bool holds_disconnects() const;
 
   // --- Subscriptions --------------------------------------------------------------------------
   // Subscribes `session` to a validated channel: adds it to the session's set (counted against
@@ -254,7 +261,7 @@ class Node : public BrokerEventHandler {
     v1::Event event;
     absl::Time due;
   };
-  core::Mutex held_mu_;
+  mutable core::Mutex held_mu_;
   std::vector<HeldDisconnect> held_disconnects_ ABSL_GUARDED_BY(held_mu_);
 };
 

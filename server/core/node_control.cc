@@ -69,6 +69,8 @@ void NodeControl::HandleEvent(const std::string& bytes) {
   if (!event.ParseFromString(bytes)) return;
   // The user is back, on another node: a DISCONNECT held back here is not news any more.
   if (event.type() == v1::EVENT_TYPE_CONNECT) node_->ForgetHeldDisconnects(event.user());
+  // Another node reports the user offline: the DISCONNECTs of their connections here go first.
+  if (event.type() == v1::EVENT_TYPE_USER_OFFLINE) node_->EmitHeldDisconnects(&event.user());
   node_->events().EmitRemote(event);
 }
 

@@ -887,6 +887,55 @@ TEST_F(ThreeNodes,
   EXPECT_EQ(on_b.OfUser(v1::EVENT_TYPE_USER_ONLINE, "u-tabs3").size(), 1u);
 }
 
+// Whichever node reports a user offline, watchers on the node of their last connection get its
+// DISCONNECT (held back by the grace period) first.
+TEST_F(ThreeNodes, AUsersOfflineComesAfterTheDisconnectOfTheirLastConnectionOnItsNode) {
+  std::vector<std::unique_ptr<v1::Broker::Stub>> stubs;
+  std::vector<std::unique_ptr<EventReader>> readers;
+  for (int i = 0; i < 3; ++i) {
+    stubs.push_back(node(i).Stub());
+    readers.push_back(std::make_unique<EventReader>(*stubs.back()));
+  }
+  EventReader& on_b = *readers[1];
+  std::vector<std::unique_ptr<WsClient>> tabs;
+  for (int i = 0; i < 6; ++i) {
+    tabs.push_back(Client(1, absl::StrCat("u-order", i)));
+    ASSERT_TRUE(on_b.WaitFor(v1::EVENT_TYPE_CONNECT, tabs.back()->connection_id()));
+  }
+  for (auto& tab : tabs) tab->Close();
+  for (int i = 0; i < 6; ++i) {
+    const std::string user = absl::StrCat("u-order", i);
+    ASSERT_TRUE(on_b.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, user, absl::Seconds(15)));
+    EXPECT_THAT(on_b.TypesOfUser(user),
+                ::testing::ElementsAre(v1::EVENT_TYPE_CONNECT, v1::EVENT_TYPE_USER_ONLINE,
+                                       v1::EVENT_TYPE_DISCONNECT, v1::EVENT_TYPE_USER_OFFLINE))
+        << user;
+  }
+}
+
+// A node drained with SIGTERM emits the DISCONNECTs it holds back (--disconnect-grace) before it
+// exits: a watcher on another node gets the DISCONNECT of the drained connection, then the
+// USER_OFFLINE of its user once the grace period passed.
+TEST_F(ThreeNodes, ADrainedNodeEmitsItsHeldBackDisconnectsBeforeItExits) {
+  auto stub_a = node(0).Stub();
+  EventReader on_a(*stub_a);
+  auto tab = Client(1, "u-drained");
+  const std::string id = tab->connection_id();
+  ASSERT_TRUE(on_a.WaitFor(v1::EVENT_TYPE_CONNECT, id));
+  std::optional<int> code = node(1).Stop(SIGTERM);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  ASSERT_TRUE(tab->WaitClosed());
+  EXPECT_EQ(tab->close_code(), 1001);
+  std::optional<v1::Event> gone = on_a.WaitFor(v1::EVENT_TYPE_DISCONNECT, id, absl::Seconds(5));
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->code(), 1001u);
+  ASSERT_TRUE(on_a.WaitForUser(v1::EVENT_TYPE_USER_OFFLINE, "u-drained", absl::Seconds(10)));
+  EXPECT_THAT(on_a.TypesOfUser("u-drained"),
+              ::testing::ElementsAre(v1::EVENT_TYPE_CONNECT, v1::EVENT_TYPE_USER_ONLINE,
+                                     v1::EVENT_TYPE_DISCONNECT, v1::EVENT_TYPE_USER_OFFLINE));
+}
+
 TEST_F(ThreeNodes, TheUsersOfAKilledNodeGoOfflineWithinTheDeadNodeBoundAndTheGrace) {
   auto stub_a = node(0).Stub();
   EventReader events(*stub_a);

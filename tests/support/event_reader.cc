@@ -65,6 +65,15 @@ std::vector<v1::Event> EventReader::OfUser(v1::EventType type, const std::string
   return out;
 }
 
+std::vector<v1::EventType> EventReader::TypesOfUser(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::EventType> out;
+  for (const v1::Event& e : events_) {
+    if (e.user() == user) out.push_back(e.type());
+  }
+  return out;
+}
+
 bool EventReader::WaitForUser(v1::EventType type, const std::string& user, absl::Duration timeout) {
   return testing::WaitFor([&] { return !OfUser(type, user).empty(); }, timeout);
 }

@@ -40,6 +40,8 @@ class EventReader {
   std::vector<v1::Event> OfUser(v1::EventType type, const std::string& user);
   bool WaitForUser(v1::EventType type, const std::string& user,
                    absl::Duration timeout = absl::Seconds(10));
+  // The types of the events about `user` so far, in the order they came.
+  std::vector<v1::EventType> TypesOfUser(const std::string& user);
 
  private:
   grpc::ClientContext context_;

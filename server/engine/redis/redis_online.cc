@@ -14,6 +14,11 @@ constexpr absl::Duration kDueInterval = absl::Milliseconds(100);
 // How long the users taken from a node counted gone are remembered, should it come back (then
 // they are reported online again).
 constexpr absl::Duration kTakenTtl = absl::Hours(1);
+// After a user's grace period ends, how long before their USER_OFFLINE may be reported: every node
+// emits the DISCONNECTs it held back for the user when the grace period ends (at its next 50 ms
+// tick) and they go through Redis first, so any node's watchers get them before the USER_OFFLINE
+// that any node may report.
+constexpr absl::Duration kOfflineSettle = absl::Milliseconds(250);
 
 }  // namespace
 
@@ -50,7 +55,10 @@ void RedisOnline::Disconnected(const std::string& user, absl::Time /*now*/, core
     if (auto it = mine_.find(user); it != mine_.end() && --it->second <= 0) mine_.erase(it);
     // Redis' clock starts the grace period: node clocks do not matter.
     commands_->Eval(OnlineDisconnectScript(), {UserKey(user), InstanceKey(), DueKey()},
-                    {bus_->instance(), user, absl::StrCat(absl::ToInt64Milliseconds(grace_))},
+                    {bus_->instance(), user,
+                     absl::StrCat(grace_ > absl::ZeroDuration()
+                                      ? absl::ToInt64Milliseconds(grace_ + kOfflineSettle)
+                                      : 0)},
                     [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
                       if (!r.ok()) return done(r.status());
                       done(r->number() == 1);
