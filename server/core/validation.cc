@@ -154,7 +154,13 @@ absl::StatusOr<std::string> DataJson(absl::string_view field, bool has_data,
   if (data_json.size() > limits.max_publication_bytes) {
     return TooLarge(absl::StrCat(field, "_json"), limits);
   }
-  if (absl::Status st = json::CheckJson(data_json, limits.max_json_depth); !st.ok()) {
+  // Kept as text, so a repeated key is refused here, as it is in `data` (and a client's data).
+  if (absl::Status st = json::CheckJson(data_json, limits.max_json_depth, nullptr,
+                                        /*unique_keys=*/true);
+      !st.ok()) {
+    if (absl::StartsWith(st.message(), "Repeated map key")) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", st.message()));
+    }
     return absl::InvalidArgumentError(absl::StrCat(field, "_json: not valid JSON: ", st.message()));
   }
   return std::string(absl::StripAsciiWhitespace(data_json));

@@ -1,5 +1,10 @@
 #include "server/json/json_check.h"
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,17 +20,35 @@ namespace {
 // at the bracket, and a scalar's handler right after the scalar, which is what the spans use.
 class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthHandler> {
  public:
-  DepthHandler(size_t max_depth, JsonTopLevel* top, const rapidjson::MemoryStream* stream)
-      : max_depth_(max_depth), top_(top), stream_(stream) {}
+  DepthHandler(size_t max_depth, JsonTopLevel* top, const rapidjson::MemoryStream* stream,
+               bool unique_keys)
+      : max_depth_(max_depth), top_(top), stream_(stream), unique_keys_(unique_keys) {}
 
   bool too_deep() const { return too_deep_; }
+  // The key an object gave twice (unique_keys), when that stopped the parse.
+  const std::optional<std::string>& repeated() const { return repeated_; }
 
-  bool StartObject() { return Enter(); }
-  bool EndObject(rapidjson::SizeType) { return Leave(); }
+  bool StartObject() {
+    if (unique_keys_) {
+      if (open_objects_ == objects_.size()) objects_.emplace_back();
+      objects_[open_objects_].Clear();
+      ++open_objects_;
+    }
+    return Enter();
+  }
+  bool EndObject(rapidjson::SizeType) {
+    if (unique_keys_) --open_objects_;
+    return Leave();
+  }
   bool StartArray() { return Enter(); }
   bool EndArray(rapidjson::SizeType) { return Leave(); }
 
   bool Key(const char* str, rapidjson::SizeType length, bool) {
+    // Keys come only directly inside an object: the innermost open one.
+    if (unique_keys_ && !objects_[open_objects_ - 1].Insert(absl::string_view(str, length))) {
+      repeated_ = std::string(str, length);
+      return false;
+    }
     if (depth_ == 1 && top_ != nullptr) {
       top_->keys.emplace_back(str, length);
       // The value starts after this point, past whitespace and the colon (see CheckJson).
@@ -95,6 +118,34 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
     return true;
   }
 
+  // The keys of one open object: a short list, then a set (so a 64 KB object of one-letter keys
+  // costs linear time too).
+  class KeySet {
+   public:
+    void Clear() {
+      few_.clear();
+      many_.clear();
+    }
+    // False when `key` is already in.
+    bool Insert(absl::string_view key) {
+      if (!many_.empty()) return many_.emplace(key).second;
+      for (const std::string& k : few_) {
+        if (k == key) return false;
+      }
+      few_.emplace_back(key);
+      if (few_.size() > kFew) {
+        many_.insert(few_.begin(), few_.end());
+        few_.clear();
+      }
+      return true;
+    }
+
+   private:
+    static constexpr size_t kFew = 16;
+    std::vector<std::string> few_;
+    absl::flat_hash_set<std::string> many_;
+  };
+
   const size_t max_depth_;
   JsonTopLevel* const top_;
   const rapidjson::MemoryStream* const stream_;
@@ -102,11 +153,16 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
   bool in_id_ = false;
   bool in_data_ = false;  // inside the value of a "data" member one level down
   bool too_deep_ = false;
+  const bool unique_keys_;
+  std::vector<KeySet> objects_;  // [0, open_objects_): the open objects, outermost first
+  size_t open_objects_ = 0;
+  std::optional<std::string> repeated_;
 };
 
 }  // namespace
 
-absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top) {
+absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top,
+                       bool unique_keys) {
   if (top != nullptr) *top = JsonTopLevel();
   // RapidJSON's MemoryStream reads a NUL byte as the end of the input (`{}` NUL `garbage` would
   // pass, and the garbage would reach whoever takes the text as checked); JSON has no place for
@@ -116,7 +172,7 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
         absl::StrCat("a NUL byte (not valid anywhere in JSON) at byte ", nul));
   }
   rapidjson::MemoryStream stream(json.data(), json.size());
-  DepthHandler handler(max_depth, top, &stream);
+  DepthHandler handler(max_depth, top, &stream, unique_keys);
   rapidjson::Reader reader;
   // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
   constexpr unsigned kFlags =
@@ -125,6 +181,10 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
   if (handler.too_deep()) {
     return absl::InvalidArgumentError(
         absl::StrCat("nested deeper than ", max_depth, " levels at byte ", result.Offset()));
+  }
+  if (handler.repeated().has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Repeated map key: '", *handler.repeated(), "' is already set."));
   }
   if (result.IsError()) {
     return absl::InvalidArgumentError(

@@ -36,8 +36,12 @@ struct JsonTopLevel {
 // well-formed JSON value (UTF-8 validated) whose arrays and objects nest at most `max_depth`
 // levels. protobuf's JSON parser takes time far above linear in the nesting depth (a 32 KB frame
 // of nested arrays kept a thread busy for 40 s), so every untrusted document goes through this
-// first. INVALID_ARGUMENT names the byte offset of the problem. Pure function.
-absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top = nullptr);
+// first. INVALID_ARGUMENT names the byte offset of the problem. With `unique_keys`, an object
+// that gives a key twice is refused too, in protobuf's words ("Repeated map key: 'k' is already
+// set."), as ToValue refuses it: for JSON kept as text rather than read into a Value. Pure
+// function.
+absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top = nullptr,
+                       bool unique_keys = false);
 
 // `text` when it is valid UTF-8, else `text` with every byte outside printable ASCII escaped
 // (\xNN): for messages that quote request bytes (a header, a path) and must go into JSON.

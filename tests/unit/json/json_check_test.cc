@@ -117,6 +117,29 @@ TEST(CheckJsonTest, WorkIsLinearInTheInput) {
   EXPECT_TRUE(CheckJson(wide, 32).ok());
 }
 
+TEST(CheckJsonTest, RefusesARepeatedKeyWhenAskedInEveryObject) {
+  for (const char* doc : {R"({"k":1,"k":2})", R"({"a":{"x":1,"y":{"k":1,"k":[]}}})",
+                          R"([{"a":1},{"k":1,"b":2,"k":3}])"}) {
+    SCOPED_TRACE(doc);
+    EXPECT_TRUE(CheckJson(doc, 32).ok());  // not asked
+    absl::Status st = CheckJson(doc, 32, nullptr, /*unique_keys=*/true);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(st.message(), "Repeated map key: 'k' is already set.");
+  }
+  // The same key in sibling or nested objects is fine.
+  EXPECT_TRUE(CheckJson(R"({"k":{"k":1},"j":[{"k":1},{"k":2}]})", 32, nullptr, true).ok());
+  // Wide objects (past the short list) too, in linear time.
+  std::string wide = "{";
+  for (int i = 0; i < 20000; ++i) absl::StrAppend(&wide, "\"k", i, "\":0,");
+  std::string repeated = absl::StrCat(wide, "\"k19999\":1}");
+  wide += "\"end\":0}";
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(CheckJson(wide, 32, nullptr, true).ok());
+  EXPECT_EQ(CheckJson(repeated, 32, nullptr, true).message(),
+            "Repeated map key: 'k19999' is already set.");
+  EXPECT_LT(absl::Now() - start, herald::testing::TimeBound(absl::Milliseconds(500)));
+}
+
 TEST(ValidUtf8Test, KeepsValidTextAndEscapesInvalid) {
   EXPECT_EQ(ValidUtf8("application/json"), "application/json");
   EXPECT_EQ(ValidUtf8("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");
