@@ -439,6 +439,11 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
       ->envname("HERALD_SSE_REPLAY_EVENTS")
       ->check(CLI::Range(size_t{0}, size_t{1000000}))
       ->capture_default_str();
+  app.add_option("--sse-replay-bytes", l.sse_replay_bytes,
+                 "Memory the events kept for GET /api/v1/events resumption may hold")
+      ->envname("HERALD_SSE_REPLAY_BYTES")
+      ->check(CLI::Range(size_t{64 * 1024}, size_t{1} << 32))
+      ->capture_default_str();
   app.add_option("--sse-heartbeat-ms", l.sse_heartbeat_ms,
                  "Interval of comment heartbeats on GET /api/v1/events streams")
       ->envname("HERALD_SSE_HEARTBEAT_MS")
@@ -846,6 +851,7 @@ ParsedConfig ParseServerConfig(int argc, char** argv) {
         {"max-http-head-bytes", Number(l.max_http_head_bytes)},
         {"http-idle-timeout-ms", Number(l.http_idle_timeout_ms)},
         {"sse-replay-events", Number(l.sse_replay_events)},
+        {"sse-replay-bytes", Number(l.sse_replay_bytes)},
         {"sse-heartbeat-ms", Number(l.sse_heartbeat_ms)},
         {"ping-interval-ms", Number(l.ping_interval_ms)},
         {"idle-timeout-ms", Number(l.idle_timeout_ms)},

@@ -160,8 +160,10 @@ struct Limits {
   // half-way, is closed after this long without a byte.
   uint32_t http_idle_timeout_ms = 30000;
   // Server-Sent Events (GET /api/v1/events): the newest events kept for resuming a stream with
-  // Last-Event-ID, and the interval of its comment heartbeats.
+  // Last-Event-ID (at most this many, holding at most sse_replay_bytes), and the interval of its
+  // comment heartbeats.
   size_t sse_replay_events = 10000;
+  size_t sse_replay_bytes = 16 * 1024 * 1024;
   uint32_t sse_heartbeat_ms = 15000;
 };
 

@@ -210,6 +210,12 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
     if (err == HPE_HEADER_OVERFLOW) {
       return done(Fail(431, "request head: too large"));
     }
+    if (err == HPE_INVALID_CONTENT_LENGTH && n < slice && absl::ascii_isdigit(rest[n])) {
+      // http-parser stops on the digit that overflows 64 bits: a length like that is a size,
+      // however absurd, not a malformed header.
+      return done(Fail(413, absl::StrCat("body: Content-Length is more than the limit of ",
+                                         limits_.max_body_bytes, " (--max-http-body-bytes)")));
+    }
     if (err != HPE_OK) {
       const bool framing = err == HPE_UNEXPECTED_CONTENT_LENGTH ||
                            err == HPE_INVALID_CONTENT_LENGTH || err == HPE_INVALID_CHUNK_SIZE;

@@ -1,5 +1,8 @@
 #include "server/http/server.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -93,8 +96,14 @@ absl::string_view Reason(int status) {
       return "Length Required";
     case 413:
       return "Content Too Large";
+    case 412:
+      return "Precondition Failed";
     case 415:
       return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 426:
+      return "Upgrade Required";
     case 429:
       return "Too Many Requests";
     case 431:
@@ -105,6 +114,8 @@ absl::string_view Reason(int status) {
       return "Internal Server Error";
     case 501:
       return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
     case 504:
@@ -258,7 +269,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Flush();
     if (closed_) return false;
     if (out_bytes_ + slot->bytes.size() > shared_->options.max_buffered_bytes) {
-      Abort();
+      Abort(Close::kReset);  // a reader this far behind is not reading
       return false;
     }
     return true;
@@ -289,11 +300,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  enum class Close {
+    kFin,    // what the kernel holds still goes out, then FIN
+    kReset,  // RST: what the kernel holds for a peer that does not read is dropped at once
+  };
+
   // Closes the socket now; the pending operations end with errors and drop their references.
-  void Abort() {
+  void Abort(Close how = Close::kFin) {
     if (closed_) return;
     closed_ = true;
     asio::error_code ec;
+    // A peer that stopped reading would otherwise keep the socket in FIN-WAIT-1, holding our
+    // unsent bytes in the kernel for minutes, and never learn it was dropped.
+    if (how == Close::kReset) socket_.set_option(asio::socket_base::linger(true, 0), ec);
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
     timer_.cancel();
@@ -325,7 +344,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnTimer() {
     if (closed_) return;
-    if (lingering_) return Abort();
+    // The reply was written and FIN sent; a peer that has not taken it by now is not reading.
+    if (lingering_) return Abort(UnsentInKernel() ? Close::kReset : Close::kFin);
     const Clock::time_point now = Clock::now();
     // Until its first request head is complete, a connection gets first_request_timeout as a
     // whole; before its first byte, nothing else.
@@ -348,7 +368,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parser_.in_request() && !parser_.head_complete()) {
       elapsed = std::max(elapsed, now - head_started_);
     }
-    if (!waiting_on_us && elapsed >= idle) return Abort();
+    // A write still pending, or bytes the kernel could not deliver, mean the peer stopped
+    // reading our replies.
+    if (!waiting_on_us && elapsed >= idle) {
+      return Abort(writing_ || UnsentInKernel() ? Close::kReset : Close::kFin);
+    }
     ArmTimer(std::min(first_left, waiting_on_us ? idle : idle - elapsed));
   }
 
@@ -421,8 +445,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ParseLoop() {
     while (!closed_ && !stop_parsing_) {
-      if (slots_.size() >= shared_->options.max_pipelined) {
-        parse_paused_ = true;  // Flush() resumes once replies have gone out
+      // Replies wait in memory while the peer does not read them: past max_pipelined owed, or
+      // max_buffered_bytes unsent, no more requests are read until replies have gone out.
+      if (slots_.size() >= shared_->options.max_pipelined ||
+          out_bytes_ >= shared_->options.max_buffered_bytes) {
+        parse_paused_ = true;  // Flush() or OnWrite() resumes
         return;
       }
       if (!parser_.in_request()) head_started_ = Clock::now();
@@ -432,6 +459,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       in_pos_ += used;
       switch (event) {
         case RequestParser::Event::kNeedMore:
+          // A body still arriving is bounded by idle_timeout, not by first_request_timeout.
+          if (parser_.head_complete()) first_head_done_ = true;
           in_.erase(0, in_pos_);
           in_pos_ = 0;
           StartRead();
@@ -522,12 +551,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     StartWrite();
     if (closed_) return;
-    if (popped && parse_paused_ && !in_parse_) {
-      parse_paused_ = false;
-      // Not from inside a reply: the handler that answered may be running in Parse.
-      asio::post(*shared_->io, [self = shared_from_this()] { self->Parse(); });
-    }
+    if (popped) ResumeParse();
     if (peer_done_ && slots_.empty() && out_.empty() && !writing_) Abort();
+  }
+
+  // Parsing paused by the read-ahead bounds goes on once both allow it.
+  void ResumeParse() {
+    if (!parse_paused_ || in_parse_ || slots_.size() >= shared_->options.max_pipelined ||
+        out_bytes_ >= shared_->options.max_buffered_bytes) {
+      return;
+    }
+    parse_paused_ = false;
+    // Not from inside a reply: the handler that answered may be running in Parse.
+    asio::post(*shared_->io, [self = shared_from_this()] { self->Parse(); });
+  }
+
+  // The kernel still holds bytes of ours the peer has not acknowledged.
+  bool UnsentInKernel() {
+    int unsent = 0;
+    return ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) == 0 && unsent > 0;
   }
 
   void Queue(std::string bytes) {
@@ -566,6 +608,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       out_.pop_front();
     }
     StartWrite();
+    if (!closed_) ResumeParse();
     if (!closed_ && peer_done_ && slots_.empty() && out_.empty() && !writing_) Abort();
   }
 

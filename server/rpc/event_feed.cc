@@ -33,6 +33,7 @@ struct Entry {
   uint64_t seq;
   v1::Event event;
   std::string frame;  // "id: …\nevent: …\ndata: …\n\n"
+  size_t bytes = 0;   // what the entry holds, about (counted against sse_replay_bytes)
 };
 
 // One open stream. The filter and the sink never change; `cursor` and `closed` are guarded by
@@ -101,11 +102,13 @@ HttpReply Refusal(const absl::Status& status, int http_status = 0) {
 struct EventFeed::State {
   core::ApiExecutor* api = nullptr;
   std::string api_key;
-  size_t capacity = 0;
+  size_t capacity = 0;        // events the log keeps at most
+  size_t capacity_bytes = 0;  // and the memory they may hold
   absl::Duration heartbeat;
 
   mutable core::Mutex mu;
   std::deque<Entry> log ABSL_GUARDED_BY(mu);
+  size_t log_bytes ABSL_GUARDED_BY(mu) = 0;  // the `bytes` of the entries in `log`
   uint64_t next_seq ABSL_GUARDED_BY(mu) = 1;
   // Feeds the log; attached when the first stream opens.
   std::shared_ptr<core::EventWatcher> recorder ABSL_GUARDED_BY(mu);
@@ -130,8 +133,14 @@ struct EventFeed::State {
         entry.frame = absl::StrCat("id: ", entry.seq, "\nevent: ", TypeName(event->type()),
                                    "\ndata: ", json, "\n\n");
         entry.event = *std::move(event);
+        entry.bytes = sizeof(Entry) + entry.frame.size() + entry.event.ByteSizeLong();
+        log_bytes += entry.bytes;
         log.push_back(std::move(entry));
-        while (log.size() > capacity) log.pop_front();
+        // The newest event stays, whatever its size: a live stream still gets it.
+        while (log.size() > 1 && (log.size() > capacity || log_bytes > capacity_bytes)) {
+          log_bytes -= log.front().bytes;
+          log.pop_front();
+        }
       }
       wake = streams;
     }
@@ -190,6 +199,7 @@ EventFeed::EventFeed(core::ApiExecutor* api, std::string api_key)
   state_->api = api;
   state_->api_key = std::move(api_key);
   state_->capacity = std::max<size_t>(1, api->limits().sse_replay_events);
+  state_->capacity_bytes = api->limits().sse_replay_bytes;
   state_->heartbeat = absl::Milliseconds(api->limits().sse_heartbeat_ms);
   state_->self = state_;
 }

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "herald/v1/broker.pb.h"
 
@@ -98,7 +99,8 @@ absl::Status CheckApiKey(absl::string_view authorization, const std::string& api
     return absl::UnauthenticatedError(
         "authorization: missing API key; send the header 'authorization: Bearer <key>'");
   }
-  absl::string_view given = authorization.substr(kBearer.size());
+  // One or more spaces separate the scheme from the credentials (RFC 9110 §11.4: 1*SP).
+  absl::string_view given = absl::StripLeadingAsciiWhitespace(authorization.substr(kBearer.size()));
   if (given.size() != api_key.size() ||
       CRYPTO_memcmp(given.data(), api_key.data(), api_key.size()) != 0) {
     return absl::UnauthenticatedError("authorization: wrong API key");

@@ -572,12 +572,16 @@ void Endpoint::ServeStaticFiles(const std::string& dir) {
 
 std::optional<HttpResponse> Endpoint::StaticFile(const HttpRequest& request) const {
   const absl::string_view method = request.method;
-  if (static_files_ == nullptr || (method != "GET" && method != "HEAD" && method != "OPTIONS")) {
-    return std::nullopt;
-  }
+  if (static_files_ == nullptr) return std::nullopt;
   std::optional<StaticFiles::Response> file = static_files_->Get(request.path);
   if (!file.has_value()) return std::nullopt;
   HttpResponse reply;
+  if (method != "GET" && method != "HEAD" && method != "OPTIONS") {
+    reply.status = 405;
+    reply.headers.emplace_back("Allow", "GET, HEAD, OPTIONS");
+    reply.body = "a static file: GET, HEAD or OPTIONS\n";
+    return reply;
+  }
   // herald.js and the demo assets are public and carry no credentials: any page may load them
   // (`import … from "https://herald.example/herald.js"`), whatever --allowed-origins says about
   // who may then open a WebSocket.

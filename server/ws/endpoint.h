@@ -188,7 +188,8 @@ class Endpoint : private WsConnection::Handler {
   // Answers /metrics once the engine has answered ListQueues.
   void ServeMetrics(HttpRespond respond);
   // A GET/HEAD for a file below --static-dir, or a CORS preflight (OPTIONS) for one, with
-  // `Access-Control-Allow-Origin: *`; nullopt when there is no such file.
+  // `Access-Control-Allow-Origin: *`; 405 with `Allow` for another method on one; nullopt when
+  // there is no such file.
   std::optional<HttpResponse> StaticFile(const HttpRequest& request) const;
   void SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) const;
   // Sets the TCP options on a listening socket, for the sockets it accepts to inherit.

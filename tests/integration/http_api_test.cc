@@ -539,6 +539,30 @@ TEST_F(HttpApiBadInputTest, AcceptsProtoFieldNamesCharsetAndEmptyBodies) {
               {absl::StrCat("Authorization: BEARER ", kApiKey)});
   r = Http(call);
   EXPECT_EQ(r.status, 200) << r.body;
+  // One or more spaces after the scheme (RFC 9110 §11.4: 1*SP).
+  call = Post(absl::StrCat("http://", herald_.ws_address(), "/api/v1/Stats"), "{}",
+              {absl::StrCat("Authorization: Bearer   ", kApiKey)});
+  r = Http(call);
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+// As in a client's publish frame: data whose object repeats a key is refused, never published
+// (with nothing, or with one of the values).
+TEST_F(HttpApiBadInputTest, DataWithARepeatedKeyIs400AndNotPublished) {
+  for (const std::string body : {R"({"channel":"news","data":{"k":1,"k":2}})",
+                                 R"({"channel":"news","data":{"a":[{"k":1,"x":0,"k":2}]}})",
+                                 R"({"channel":"news","dataJson":"{\"k\":1,\"k\":2}"})"}) {
+    SCOPED_TRACE(body);
+    HttpResult r = PostJson(herald_.ws_address(), "/api/v1/Publish", body, kApiKey);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_THAT(r.body, HasSubstr(R"("code":"INVALID_ARGUMENT")"));
+    EXPECT_THAT(r.body, HasSubstr(R"(data: Repeated map key: 'k' is already set.)"));
+  }
+  ExpectStillServing("after repeated keys");
+  // The marker was the first publication the bystander got.
+  std::vector<v1::ServerFrame> pubs = bystander_.Publications();
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].pub().data().string_value(), "after repeated keys");
 }
 
 TEST_F(HttpApiBadInputTest, LimitReachedIs429) {

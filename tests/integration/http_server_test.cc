@@ -320,6 +320,7 @@ TEST_F(HttpServerTest, OtherPathsOnAKeptAliveConnectionAreServedToo) {
   EXPECT_THAT(health->body, HasSubstr(R"("status":"ok")"));
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(ws->status, 426);
+  EXPECT_THAT(ws->head, StartsWith("HTTP/1.1 426 Upgrade Required\r\n"));
 }
 
 TEST_F(HttpServerTest, AConnectionThatStartsWithAnotherPathIsKeptAliveToo) {

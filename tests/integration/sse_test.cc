@@ -260,6 +260,56 @@ TEST(SseTest, AnIdOlderThanTheBufferGetsResetFirst) {
   EXPECT_THAT(Types(future.WaitEvents(1)), ElementsAre("reset"));
 }
 
+// The log is bounded in bytes too (--sse-replay-bytes): large events push the oldest out long
+// before --sse-replay-events of them are kept.
+TEST(SseTest, TheReplayLogHoldsAtMostSseReplayBytes) {
+  HeraldProcess herald({"--api-key", kApiKey, "--sse-replay-bytes", "65536", "--max-frame-rate",
+                        "100000", "--frame-burst", "100000"});
+  ASSERT_TRUE(herald.ok());
+  SseStream live(herald.ws_address(), "?type=message");
+  WsClient sender;
+  ASSERT_TRUE(sender.Connect(herald.ws_url()));
+  const std::string data(8000, 'x');
+  constexpr int kMessages = 20;  // about 320 KB of log entries
+  std::vector<SseEvent> events;
+  // One at a time: a live stream more than the log behind would be reset past them too.
+  for (int i = 0; i < kMessages; ++i) {
+    sender.Send(absl::StrCat(R"({"message":{"data":")", i, "-", data, R"("}})"));
+    events = live.WaitEvents(i + 1);
+  }
+  ASSERT_EQ(events.size(), size_t{kMessages});
+  EXPECT_THAT(Types(events), ::testing::Each("message"));
+  // The first ones are gone from the log: resuming there starts with a reset.
+  SseStream early(herald.ws_address(), "?type=message",
+                  absl::StrCat("Last-Event-ID: ", events[0].id, "\r\n"));
+  std::vector<SseEvent> replayed = early.WaitEvents(1);
+  ASSERT_GE(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].type, "reset");
+  // The log holds only the newest few (what fits in 64 KB), not the 20 that --sse-replay-events
+  // would keep; then live events follow, none replayed.
+  const std::string oldest_key = R"("oldestEventId":")";
+  const size_t at = replayed[0].data.find(oldest_key);
+  ASSERT_NE(at, std::string::npos) << replayed[0].data;
+  uint64_t oldest = 0, newest = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      replayed[0].data.substr(
+          at + oldest_key.size(),
+          replayed[0].data.find('"', at + oldest_key.size()) - at - oldest_key.size()),
+      &oldest));
+  ASSERT_TRUE(absl::SimpleAtoi(events.back().id, &newest));
+  EXPECT_GE(oldest + 6, newest);  // 64 KB hold 3 or 4 entries of about 16 KB
+  EXPECT_LT(oldest, newest);
+  EXPECT_TRUE(early.connection().QuietFor(absl::Milliseconds(300)));
+  EXPECT_EQ(early.Events().size(), 1u);
+  // The newest ones are still there: resuming from the one before the last replays the last.
+  SseStream recent(herald.ws_address(), "?type=message",
+                   absl::StrCat("Last-Event-ID: ", events[kMessages - 2].id, "\r\n"));
+  replayed = recent.WaitEvents(1);
+  ASSERT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].type, "message");
+  EXPECT_THAT(replayed[0].data, HasSubstr(absl::StrCat(kMessages - 1, "-xxx")));
+}
+
 // A browser opens sockets ahead of its requests (preconnect) and may send the first one seconds
 // later: the HTTP/1.1 server still serves it, so the stream opens.
 TEST(SseTest, AStreamOpensOnAConnectionThatWasSilentForSeconds) {
@@ -357,6 +407,9 @@ TEST(SseTest, ASlowReaderIsDisconnected) {
   // What reaches it is what the kernel buffers held, not the 12 MB: it was not buffered for it.
   EXPECT_TRUE(slow.connection().WaitClosed(absl::Seconds(20)));
   EXPECT_LT(slow.connection().buffer().size(), 1500u * 8000u);
+  // With a reset: the kernel drops what it still held for it, and the reader learns it was cut
+  // off (a FIN would queue behind the unread bytes).
+  EXPECT_TRUE(slow.connection().reset());
   // The node is fine.
   SseStream fresh(herald.ws_address(), "?type=connect");
   WsClient other;

@@ -91,12 +91,17 @@ describe("static files", () => {
     }
   });
 
-  test("only GET and HEAD", async () => {
+  test("only GET and HEAD: another method on a file is 405 with Allow", async () => {
     const head = await get(herald.wsAddress, "/index.html", "HEAD");
     assert.equal(head.status, 200);
     assert.equal(head.body, "");
-    const post = await get(herald.wsAddress, "/index.html", "POST");
-    assert.notEqual(post.status, 200);
+    for (const method of ["POST", "PUT", "DELETE"]) {
+      const r = await get(herald.wsAddress, "/index.html", method);
+      assert.equal(r.status, 405, method);
+      assert.equal(r.headers["allow"], "GET, HEAD, OPTIONS");
+      assert.ok(!r.body.includes("<h1>home</h1>"));
+    }
+    assert.equal((await get(herald.wsAddress, "/missing.html", "POST")).status, 404);
   });
 });
 

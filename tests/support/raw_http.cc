@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -97,6 +98,7 @@ int RawHttpConnection::ReadSome(absl::Time deadline) {
   if (poll(&p, 1, static_cast<int>(ms)) <= 0) return 0;
   char chunk[16384];
   const ssize_t got = read(fd_, chunk, sizeof chunk);
+  if (got < 0 && errno == ECONNRESET) reset_ = true;
   if (got <= 0) return -1;
   buffer_.append(chunk, static_cast<size_t>(got));
   return 1;

@@ -63,6 +63,8 @@ class RawHttpConnection {
   bool WaitClosed(absl::Duration timeout = absl::Seconds(10));
   // True when nothing arrives for `window` (and the connection stays open).
   bool QuietFor(absl::Duration window);
+  // The server reset the connection (RST: ECONNRESET), rather than closing it with FIN.
+  bool reset() const { return reset_; }
   // Bytes read and not taken by ReadResponse.
   std::string& buffer() { return buffer_; }
   void Close();
@@ -71,6 +73,7 @@ class RawHttpConnection {
   // One read; 1 data, 0 timeout, -1 closed.
   int ReadSome(absl::Time deadline);
   int fd_ = -1;
+  bool reset_ = false;
   std::string buffer_;
 };
 

@@ -113,6 +113,15 @@ TEST(RequestParserTest, RefusesWhatItMustBeforeReadingFurther) {
        "request framing: Transfer-Encoding other than chunked"},
       {"a signed length", "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na", 400,
        "request framing: "},
+      {"a length past 64 bits is a size too large, not a framing error",
+       "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n", 413,
+       "body: Content-Length is more than the limit of 64"},
+      {"the largest 64-bit length (http-parser's 'no length')",
+       "POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", 413,
+       "body: Content-Length is more than the limit of 64"},
+      {"a length of 30 digits",
+       "POST / HTTP/1.1\r\nContent-Length: 999999999999999999999999999999\r\n\r\n", 413,
+       "more than the limit of 64"},
       {"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "request: "},
   };
   for (const Refusal& c : cases) {

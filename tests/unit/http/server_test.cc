@@ -48,7 +48,12 @@ constexpr absl::Duration kWait = absl::Seconds(5);
 // A blocking client socket on loopback whose reads wait with a deadline. Test thread only.
 class Client {
  public:
-  explicit Client(uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+  // `receive_buffer` > 0: SO_RCVBUF, so a client that does not read stops the server's writes
+  // soon.
+  explicit Client(uint16_t port, int receive_buffer = 0) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    if (receive_buffer > 0) {
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
@@ -60,6 +65,8 @@ class Client {
   bool connected() const { return connected_; }
   const std::string& received() const { return received_; }
   bool eof() const { return eof_; }
+  // The server reset the connection (ECONNRESET) rather than closing it with FIN.
+  bool reset() const { return reset_; }
 
   bool Send(absl::string_view bytes) {
     while (!bytes.empty()) {
@@ -77,6 +84,24 @@ class Client {
       if (!ReadSome(deadline)) return false;
     }
     return true;
+  }
+
+  // Reads until `needle` has arrived `count` times, dropping what was read (for long replies):
+  // how many times it arrived by EOF or the deadline.
+  size_t ReadCount(absl::string_view needle, size_t count, absl::Duration timeout = kWait) {
+    const absl::Time deadline = absl::Now() + timeout;
+    size_t seen = 0;
+    for (;;) {
+      size_t at = 0;
+      while ((at = received_.find(needle.data(), at, needle.size())) != std::string::npos) {
+        ++seen;
+        at += needle.size();
+      }
+      // A needle cut in two by this read is found whole after the next.
+      const size_t keep = needle.size() - 1;
+      if (received_.size() > keep) received_.erase(0, received_.size() - keep);
+      if (seen >= count || !ReadSome(deadline)) return seen;
+    }
   }
 
   // Reads until the server closes (EOF or reset): false if it has not by the deadline.
@@ -101,8 +126,9 @@ class Client {
     if (left <= absl::ZeroDuration()) return false;
     pollfd p{fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) return false;
-    char buffer[4096];
+    char buffer[65536];
     const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == ECONNRESET) reset_ = true;
     if (n <= 0) {
       eof_ = true;  // EOF, or a reset
       return false;
@@ -114,6 +140,7 @@ class Client {
   int fd_;
   bool connected_ = false;
   bool eof_ = false;
+  bool reset_ = false;
   std::string received_;
 };
 
@@ -410,6 +437,87 @@ TEST_F(ServerUpgradeTest, ASilentConnectionClosesAfterFirstRequestTimeout) {
   // The connection that sent a request is under idle_timeout now: open past 300 ms.
   EXPECT_FALSE(talker.ReadToEof(absl::Milliseconds(700)));
   EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+// A request whose head arrived in time is not cut off by first_request_timeout while its body
+// is still coming: from the complete head on, only idle_timeout applies.
+TEST_F(ServerUpgradeTest, ABodyStillArrivingAfterTheFirstHeadIsNotCutOff) {
+  ServerOptions options;
+  options.first_request_timeout = absl::Milliseconds(300);
+  options.idle_timeout = absl::Seconds(10);
+  handler_ = [](const Request& request, std::shared_ptr<Exchange> e) {
+    Response response;
+    response.body = request.body;
+    e->Respond(std::move(response));
+  };
+  Start(options);
+  Client client(port_);
+  ASSERT_TRUE(client.Send("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab"));
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_TRUE(client.Send("cd"));
+  absl::SleepFor(absl::Milliseconds(200));  // 400 ms in: past first_request_timeout
+  ASSERT_TRUE(client.Send("ef"));
+  ASSERT_TRUE(client.ReadUntil("abcdef")) << client.received();
+  EXPECT_THAT(client.received(), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_FALSE(client.eof());
+}
+
+// Replies of 64 KB, a client that pipelines 1000 requests and reads nothing: the server stops
+// reading requests once max_buffered_bytes of replies wait (the kernel's socket buffers hold a
+// few MB more), rather than holding 64 MB of replies; they all arrive once the client reads.
+TEST_F(ServerUpgradeTest, RepliesThePeerDoesNotReadStopTheReadingOfRequests) {
+  ServerOptions options;
+  options.max_buffered_bytes = 256 * 1024;
+  handler_ = [](const Request&, std::shared_ptr<Exchange> e) {
+    Response response;
+    response.body = std::string(64 * 1024, 'r');
+    e->Respond(std::move(response));
+  };
+  Start(options);
+  Client client(port_, 16 * 1024);
+  constexpr int kRequests = 1000;
+  std::string pipelined;
+  for (int i = 0; i < kRequests; ++i) pipelined += "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_TRUE(client.Send(pipelined));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_LT(requests(), size_t{kRequests} / 2);
+  // Reading now gets every reply.
+  EXPECT_EQ(client.ReadCount("HTTP/1.1 200 OK\r\n", kRequests, absl::Seconds(30)),
+            size_t{kRequests});
+  EXPECT_EQ(requests(), size_t{kRequests});
+}
+
+// A connection idle because its peer stopped reading our replies is reset, not closed with a
+// FIN that would wait behind the unsent bytes (FIN-WAIT-1, the bytes kept in the kernel).
+TEST_F(ServerUpgradeTest, AnIdleConnectionThatDoesNotReadIsReset) {
+  ServerOptions options;
+  options.idle_timeout = absl::Milliseconds(300);
+  handler_ = [](const Request&, std::shared_ptr<Exchange> e) {
+    Response response;
+    response.body = std::string(64 * 1024, 'r');
+    e->Respond(std::move(response));
+  };
+  Start(options);
+  Client stuck(port_, 16 * 1024);
+  std::string pipelined;
+  for (int i = 0; i < 200; ++i) pipelined += "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_TRUE(stuck.Send(pipelined));
+  ASSERT_TRUE(WaitForCount(1));
+  ASSERT_TRUE(WaitForCount(0, absl::Seconds(5)));  // idle_timeout later, without a read
+  ASSERT_TRUE(stuck.ReadToEof(absl::Seconds(10)));
+  EXPECT_TRUE(stuck.reset());
+  // A client that reads its reply and is then idle gets a plain FIN.
+  Client idle(port_);
+  ASSERT_TRUE(idle.Send("GET /r HTTP/1.1\r\nHost: h\r\n\r\n"));
+  ASSERT_TRUE(idle.ReadToEof(absl::Seconds(5)));
+  EXPECT_FALSE(idle.reset());
+  EXPECT_THAT(idle.received(), StartsWith("HTTP/1.1 200 OK\r\n"));
+  // As does one whose last reply says Connection: close.
+  Client closing(port_);
+  ASSERT_TRUE(closing.Send("GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(closing.ReadToEof(absl::Seconds(5)));
+  EXPECT_FALSE(closing.reset());
+  EXPECT_THAT(closing.received(), HasSubstr("Connection: close\r\n"));
 }
 
 }  // namespace
