@@ -187,6 +187,14 @@ run_load() {
 }
 
 field() { echo "$LAST_JSON" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+# The last run at offered rate $1 (deliveries/s) saturated the server: it lost a publication, or
+# delivered under 90% of the offered rate. Ends a ladder.
+saturated() {
+  local lost dps
+  lost=$(field lost)
+  dps=$(field deliveries_per_s)
+  [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$1 else 1)"
+}
 
 scenario_fanout() {
   local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
@@ -199,11 +207,7 @@ scenario_fanout() {
         log "fanout $s subs=$subs rate=$rate/s (target $target deliveries/s)"
         HERALD_PUBLISH=grpc-stream run_load fanout "target_deliveries=$target" -- \
           --subs "$subs" --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
-        # Saturated: a loss, or under 90% of the offered deliveries/s: stop this ladder.
-        local lost dps
-        lost=$(field lost)
-        dps=$(field deliveries_per_s)
-        if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+        if saturated "$target"; then
           log "fanout $s subs=$subs saturated at $target"
           break
         fi
@@ -232,10 +236,7 @@ scenario_fanout_http() {
           PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load fanout_http \
             "target_deliveries=$target" "inflight=$inflight" -- \
             --subs "$subs" --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
-          local lost dps
-          lost=$(field lost)
-          dps=$(field deliveries_per_s)
-          if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+          if saturated "$target"; then
             log "fanout_http $s subs=$subs inflight=$inflight saturated at $target"
             break
           fi
@@ -282,10 +283,7 @@ scenario_http_publish_ladder() {
       PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load http_publish_ladder \
         "target_publishes=$target" "inflight=$inflight" -- \
         --subs 1 --threads 1 --src-count 1 --rate "$target" --duration "$DURATION" --drain 3
-      local lost dps
-      lost=$(field lost)
-      dps=$(field deliveries_per_s)
-      if [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$target else 1)"; then
+      if saturated "$target"; then
         log "http_publish_ladder $s saturated at $target"
         break
       fi
