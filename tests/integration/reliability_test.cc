@@ -200,6 +200,9 @@ TEST(SlowConsumerTest, ABehindClientGetsConflatedOrdersAndConvergesToTheLatest) 
          })) {
     auto frame = slow.Read(absl::Seconds(20));
     ASSERT_TRUE(frame.has_value()) << "slow client stalled after " << received << " frames";
+    // A client silent past the ping interval (a slow instrumented build) is pinged meanwhile.
+    if (frame->opcode == 9) continue;
+    ASSERT_EQ(frame->opcode, 1) << frame->payload;
     v1::ServerFrame f;
     ASSERT_TRUE(core::FromJson(frame->payload, &f, 64).ok());
     ASSERT_TRUE(f.has_pub());
