@@ -316,12 +316,14 @@ describe("a board whose token expires", () => {
   after(() => secured.stop());
 
   test("offers to paste a new token and goes live again with it", async (t) => {
-    const short = await mintToken({ sub: "merchant-55", channels: "store:55", ttl: 2, secret: SECRET });
+    // Long enough for a loaded CI machine to open the page and connect before it expires (with
+    // 2 s, the token once expired before the first "connected" could be seen).
+    const short = await mintToken({ sub: "merchant-55", channels: "store:55", ttl: 6, secret: SECRET });
     const page = await open(t, `${secured.httpUrl}/board.html?store=55&token=${short}`);
     await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 10000 });
     // The server closes the connection at expiry (4001); with a static token the page cannot
     // renew by itself: it must say so and offer a way, not sit "Offline".
-    await page.locator("#renew-token").waitFor({ state: "visible", timeout: 10000 });
+    await page.locator("#renew-token").waitFor({ state: "visible", timeout: 15000 });
     assert.match(await page.locator("#banner").innerText(), /access token has expired/);
     await page.screenshot({ path: path.join(ARTIFACTS, "board-token-expired.png") });
     const fresh = await mintToken({ sub: "merchant-55", channels: "store:55", ttl: 3600, secret: SECRET });
