@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -182,15 +184,31 @@ std::optional<int> HeraldProcess::Stop(int signal, absl::Duration timeout) {
 
 std::string HeraldProcess::Stderr() const { return ReadAll(stderr_path_); }
 
-int HeraldProcess::OpenFds() const {
-  if (pid_ <= 0) return -1;
+bool HeraldProcess::HoldsSocketTo(int peer_port) const {
+  if (pid_ <= 0) return false;
+  // The inodes of the sockets to that peer, from /proc/PID/net/tcp: "sl local rem st ... inode",
+  // addresses as hex "0100007F:1F90" (IPv4 127.0.0.1, the tests' loopback).
+  std::vector<std::string> inodes;
+  std::ifstream table(absl::StrCat("/proc/", pid_, "/net/tcp"));
+  const std::string remote = absl::StrCat(
+      "0100007F:", absl::AsciiStrToUpper(absl::StrCat(absl::Hex(peer_port, absl::kZeroPad4))));
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string sl, local, rem, state, queues, timer, retransmits, uid, timeout, inode;
+    fields >> sl >> local >> rem >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+        inode;
+    if (rem == remote && inode != "0") inodes.push_back(absl::StrCat("socket:[", inode, "]"));
+  }
   std::error_code ec;
-  int n = 0;
   for (std::filesystem::directory_iterator it(absl::StrCat("/proc/", pid_, "/fd"), ec), end;
        !ec && it != end; it.increment(ec)) {
-    ++n;
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(it->path(), link_ec).string();
+    if (!link_ec && absl::c_linear_search(inodes, target)) return true;
   }
-  return ec ? -1 : n;
+  return false;
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {

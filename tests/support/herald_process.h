@@ -34,8 +34,9 @@ class HeraldProcess {
     return "ws://" + ws_address_ + "/ws" + query;
   }
   pid_t pid() const { return pid_; }
-  // How many file descriptors the process holds now (from /proc), or -1.
-  int OpenFds() const;
+  // Whether the process still holds a TCP socket whose peer is 127.0.0.1:`peer_port` (from
+  // /proc: its network namespace's sockets and its own descriptors), e.g. a client it closed.
+  bool HoldsSocketTo(int peer_port) const;
   // A Broker stub on a fresh channel.
   std::unique_ptr<v1::Broker::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> Channel() const;

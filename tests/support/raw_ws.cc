@@ -114,6 +114,32 @@ bool RawWsClient::Fill(size_t n, absl::Time deadline) {
   return true;
 }
 
+bool RawWsClient::Ended(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  buffer_.clear();
+  for (;;) {
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && poll(&p, 1, ms) <= 0) continue;
+    char chunk[65536];
+    const ssize_t got =
+        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : read(fd_, chunk, sizeof chunk);
+    if (got > 0) continue;
+    if (ssl_ != nullptr && SSL_get_error(ssl_, static_cast<int>(got)) == SSL_ERROR_WANT_READ) {
+      continue;
+    }
+    return true;
+  }
+}
+
+int RawWsClient::local_port() const {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return ntohs(addr.sin_port);
+}
+
 std::optional<RawWsClient::Frame> RawWsClient::Read(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   if (!Fill(2, deadline)) return std::nullopt;

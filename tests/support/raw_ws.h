@@ -34,6 +34,11 @@ class RawWsClient {
   };
   // Reads the next frame (waits up to `timeout`).
   std::optional<Frame> Read(absl::Duration timeout = absl::Seconds(10));
+  // Reads and drops what arrives until the server ends the connection (EOF or a reset: true) or
+  // `timeout` passes with it still open (false).
+  bool Ended(absl::Duration timeout);
+  // The client socket's local port (the server sees it as the peer's).
+  int local_port() const;
   // Sends a masked text frame.
   bool SendText(const std::string& text);
   // Sends a masked final frame with `opcode` (9: ping).
