@@ -256,6 +256,33 @@ TEST_F(BadInputTest, UnknownFrameGetsAnErrorReplyWithItsId) {
   EXPECT_THAT(err.error().message(), HasSubstr("unknown frame type"));
 }
 
+// protocol.md: without an `id` an ack that succeeds gets no reply at all, one that fails still
+// gets its error frame, without an id. A ping with an id behind each marks where replies end.
+TEST_F(BadInputTest, AnAckWithoutIdIsAnsweredOnlyWhenItFails) {
+  WsClient c;
+  ASSERT_TRUE(c.Connect(herald_.ws_url()));
+  ASSERT_TRUE(c.Subscribe("acks", 1));
+  v1::PublishResponse resp;
+  ASSERT_TRUE(Publish(*stub_, "acks", R"({"n":1})", &resp).ok());
+  c.WaitFrame([](const v1::ServerFrame& f) { return f.has_pub(); }, "publication");
+  const size_t before = c.Texts().size();
+  c.Send(R"({"ack":{"channel":"acks","offset":"1"}})");
+  c.Send(R"({"id":2,"ping":{}})");
+  c.WaitReply(2);
+  std::vector<std::string> texts = c.Texts();
+  ASSERT_EQ(texts.size(), before + 1) << texts.back();
+  EXPECT_EQ(texts.back(), R"({"id":2,"pong":{}})");
+
+  c.Send(R"({"ack":{"deliveryId":"t9.1"}})");
+  c.Send(R"({"id":3,"ping":{}})");
+  c.WaitReply(3);
+  texts = c.Texts();
+  ASSERT_EQ(texts.size(), before + 3);
+  EXPECT_EQ(texts[before + 1],
+            R"x({"error":{"code":"NOT_FOUND","message":"ack.delivery_id: t9.1 is not a task this )x"
+            R"x(connection holds (already acked, redelivered or expired)"}})x");
+}
+
 TEST_F(BadInputTest, InvalidChannelGetsAnErrorReply) {
   WsClient c;
   ASSERT_TRUE(c.Connect(herald_.ws_url()));
