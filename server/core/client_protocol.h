@@ -134,6 +134,8 @@ class ClientProtocol {
   bool HoldWhileConnecting(const std::shared_ptr<Session>& session, v1::ClientFrame& frame,
                            absl::string_view data_text);
   void EndConnect(const std::shared_ptr<Session>& session, bool accepted);
+  // Whether a proxied connect of `session` is waiting for its backend.
+  bool Connecting(const Session& session);
 
   Node* const node_;
   const Limits& limits_;

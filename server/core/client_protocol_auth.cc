@@ -52,6 +52,9 @@ void ClientProtocol::CheckAuthDeadline(const std::shared_ptr<Session>& session) 
       session->ScheduleAuthDeadline(deadline);  // the timer fired early
       return;
     }
+    // A connect frame came in time and its backend is still answering: --proxy-timeout-ms
+    // bounds that, and FinishConnect grants or closes.
+    if (Connecting(*session)) return;
     session->Close(kCloseUnauthorized, absl::StrCat("unauthorized: no connect frame within ",
                                                     limits_.auth_timeout_ms, " ms"));
     return;

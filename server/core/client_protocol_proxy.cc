@@ -148,6 +148,12 @@ bool ClientProtocol::AcceptConnect(const std::shared_ptr<Session>& session, uint
   return true;
 }
 
+bool ClientProtocol::Connecting(const Session& session) {
+  if (connecting_count_.load(std::memory_order_relaxed) == 0) return false;
+  core::MutexLock lock(&connecting_mu_);
+  return connecting_.contains(&session);
+}
+
 bool ClientProtocol::HoldWhileConnecting(const std::shared_ptr<Session>& session,
                                          v1::ClientFrame& frame, absl::string_view data_text) {
   // A session's frames come from its I/O thread, which also counted its connect.

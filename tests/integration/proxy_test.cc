@@ -232,6 +232,27 @@ TEST_F(ProxyTest, ConnectBackendFailureClosesWith1013) {
   }
 }
 
+// A connect frame sent in time waits for its backend past --auth-timeout-ms: the backend's own
+// bound is --proxy-timeout-ms. The connection was closed at the auth timeout with 4003 "no
+// connect frame within 500 ms", although one had come.
+TEST_F(ProxyTest, AConnectWhoseBackendAnswersAfterTheAuthTimeoutIsAccepted) {
+  HeraldProcess herald(Args({"--proxy-connect-url", backend_.Url("/connect"), "--auth-timeout-ms",
+                             "500", "--proxy-timeout-ms", "5000"}));
+  ASSERT_TRUE(herald.ok());
+  WsClient c;
+  ASSERT_TRUE(c.Connect(herald.ws_url()));
+  v1::ServerFrame connected = Reply(c, 1, R"({"id":1,"connect":{"token":"slow-1.2"}})");
+  EXPECT_EQ(connected.connected().user(), "u-slow-1.2") << connected.DebugString();
+  EXPECT_TRUE(Reply(c, 2, R"({"id":2,"ping":{}})").has_pong());
+  EXPECT_TRUE(c.open());
+  // Without a connect frame the auth timeout still closes the connection.
+  WsClient silent;
+  ASSERT_TRUE(silent.Connect(herald.ws_url()));
+  ASSERT_TRUE(silent.WaitClosed(absl::Seconds(5)));
+  EXPECT_EQ(silent.close_code(), 4003);
+  EXPECT_EQ(silent.close_reason(), "unauthorized: no connect frame within 500 ms");
+}
+
 TEST_F(ProxyTest, FramesSentBeforeTheConnectAnswerAreServedAfterItInOrder) {
   HeraldProcess herald(Args(
       {"--proxy-connect-url", backend_.Url("/connect"), "--proxy-rpc-url", backend_.Url("/rpc")}));

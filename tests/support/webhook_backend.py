@@ -45,6 +45,8 @@ def connect(body):
         return 200, {}
     if token == "fail":
         return 500, "boom"
+    if token.startswith("slow-"):  # slow-SECONDS: answers late, then accepts
+        time.sleep(float(token[5:]))
     return 200, {"result": {
         "user": "u-" + token,
         "data": {"plan": "gold", "echo": body.get("data"), "cookie": body.get("headers", {}).get("Cookie", "")},
