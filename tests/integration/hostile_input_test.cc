@@ -121,6 +121,7 @@ TEST_F(OneThreadTest, LargeValidFramesDoNotKeepTheThreadBusy) {
   for (int i = 0; i < 1000; ++i) absl::StrAppend(&data, i == 0 ? "" : ",", Nested(29));
   data += "]";
   const absl::Time start = absl::Now();
+  const absl::Duration cpu_before = herald_->CpuTime();
   constexpr int kFrames = 20;
   for (int i = 0; i < kFrames; ++i) {
     sender.SendRawText(absl::StrCat(
@@ -131,8 +132,11 @@ TEST_F(OneThreadTest, LargeValidFramesDoNotKeepTheThreadBusy) {
   ASSERT_NO_FATAL_FAILURE(PublishThroughTheThread());
   v1::ServerFrame last = sender.WaitReply(10 + kFrames - 1);
   EXPECT_TRUE(last.has_published()) << last.error().message();
-  // Was 1.04 s for the 20 frames (release build); now about 0.1 s.
-  EXPECT_LT(absl::Now() - start, TimeBound(absl::Milliseconds(400)));
+  // Was 1.04 s for the 20 frames (release build); now about 0.1 s. Bounded in the server's CPU
+  // time, which other work on the machine (ctest -j) does not stretch as it stretches the wall
+  // clock (537 ms once in CI against 110-260 ms alone); the wall clock only against a stall.
+  EXPECT_LT(herald_->CpuTime() - cpu_before, TimeBound(absl::Milliseconds(400)));
+  EXPECT_LT(absl::Now() - start, TimeBound(absl::Seconds(2)));
   // An unknown key beside a large data is named, not counted as bulk, wherever it stands.
   const std::string large = absl::StrCat(R"({"data":")", std::string(20000, 'x'), R"("})");
   sender.Send(absl::StrCat(R"({"id":5,"message":)", large, R"(,"z":1})"));

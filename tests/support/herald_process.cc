@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/algorithm/container.h"
@@ -183,6 +184,19 @@ std::optional<int> HeraldProcess::Stop(int signal, absl::Duration timeout) {
 }
 
 std::string HeraldProcess::Stderr() const { return ReadAll(stderr_path_); }
+
+absl::Duration HeraldProcess::CpuTime() const {
+  // /proc/PID/stat: "pid (comm) state ..."; utime and stime are fields 14 and 15, counted after
+  // the ')' that ends comm (which may hold spaces).
+  std::ifstream in(absl::StrCat("/proc/", pid_, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;
+  long long utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
+}
 
 bool HeraldProcess::HoldsSocketTo(int peer_port) const {
   if (pid_ <= 0) return false;

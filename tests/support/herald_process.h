@@ -34,6 +34,8 @@ class HeraldProcess {
     return "ws://" + ws_address_ + "/ws" + query;
   }
   pid_t pid() const { return pid_; }
+  // The CPU time (user + system) the process has used so far, from /proc; 10 ms ticks.
+  absl::Duration CpuTime() const;
   // Whether the process still holds a TCP socket whose peer is 127.0.0.1:`peer_port` (from
   // /proc: its network namespace's sockets and its own descriptors), e.g. a client it closed.
   bool HoldsSocketTo(int peer_port) const;
