@@ -92,44 +92,47 @@ bool RawWsClient::Upgrade(const std::string& host_port) {
   return ok;
 }
 
+RawWsClient::ReadResult RawWsClient::ReadSome(absl::Time deadline) {
+  const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+  if (ms <= 0) return ReadResult::kTimeout;
+  // OpenSSL may hold decrypted bytes the socket no longer shows.
+  pollfd p{fd_, POLLIN, 0};
+  if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && poll(&p, 1, ms) <= 0) {
+    return ReadResult::kTimeout;
+  }
+  char chunk[65536];
+  const ssize_t got =
+      ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : read(fd_, chunk, sizeof chunk);
+  if (got > 0) {
+    buffer_.append(chunk, got);
+    return ReadResult::kMore;
+  }
+  // A TLS record split over two reads: SSL_read wants more bytes, poll again.
+  if (ssl_ != nullptr && SSL_get_error(ssl_, static_cast<int>(got)) == SSL_ERROR_WANT_READ) {
+    return ReadResult::kMore;
+  }
+  return ReadResult::kEnded;
+}
+
 bool RawWsClient::Fill(size_t n, absl::Time deadline) {
   while (buffer_.size() < n) {
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return false;
-    // OpenSSL may hold decrypted bytes the socket no longer shows.
-    pollfd p{fd_, POLLIN, 0};
-    if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && poll(&p, 1, ms) <= 0) return false;
-    char chunk[65536];
-    ssize_t got =
-        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : read(fd_, chunk, sizeof chunk);
-    if (got <= 0) {
-      // A TLS record split over two reads: SSL_read wants more bytes, poll again.
-      if (ssl_ != nullptr && SSL_get_error(ssl_, static_cast<int>(got)) == SSL_ERROR_WANT_READ) {
-        continue;
-      }
-      return false;
-    }
-    buffer_.append(chunk, got);
+    if (ReadSome(deadline) != ReadResult::kMore) return false;
   }
   return true;
 }
 
 bool RawWsClient::Ended(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  buffer_.clear();
   for (;;) {
-    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && poll(&p, 1, ms) <= 0) continue;
-    char chunk[65536];
-    const ssize_t got =
-        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : read(fd_, chunk, sizeof chunk);
-    if (got > 0) continue;
-    if (ssl_ != nullptr && SSL_get_error(ssl_, static_cast<int>(got)) == SSL_ERROR_WANT_READ) {
-      continue;
+    buffer_.clear();  // what still arrives is dropped
+    switch (ReadSome(deadline)) {
+      case ReadResult::kMore:
+        break;
+      case ReadResult::kTimeout:
+        return false;
+      case ReadResult::kEnded:
+        return true;
     }
-    return true;
   }
 }
 

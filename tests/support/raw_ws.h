@@ -45,6 +45,14 @@ class RawWsClient {
   bool SendFrame(int opcode, const std::string& payload);
 
  private:
+  enum class ReadResult {
+    kMore,     // bytes were appended to buffer_ (or TLS wants more): read again
+    kTimeout,  // nothing by `deadline`
+    kEnded,    // EOF or an error (a reset): the connection is over
+  };
+  // One read into buffer_, waiting up to `deadline`.
+  ReadResult ReadSome(absl::Time deadline);
+  // Reads until buffer_ holds `n` bytes; false on a timeout or the end of the connection.
   bool Fill(size_t n, absl::Time deadline);
   bool Upgrade(const std::string& host_port);
   bool WriteAll(const std::string& bytes);
