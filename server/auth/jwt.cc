@@ -7,7 +7,9 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -53,19 +55,17 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
   return absl::WebSafeBase64Unescape(in, out);
 }
 
-// A JWT's header and claims are flat objects; deeper nesting is refused before the parser sees
-// it, since the header is read before the signature is checked. RapidJSON's DOM reads them
-// (protobuf's JSON parser cost a handshake several times more, for two small objects).
+// A JWT's header and claims are flat objects; deeper nesting is refused while the DOM is built
+// (one iterative pass, no recursion), since the header is read before the signature is checked.
+// RapidJSON's DOM reads them (protobuf's JSON parser cost a handshake several times more, for two
+// small objects).
 constexpr size_t kMaxJwtJsonDepth = 16;
 
-// What is wrong with a segment that is not a JSON object: CheckJson's words (syntax, nesting
+// What is wrong with a segment that is not a JSON object: ParseJson's words (syntax, nesting
 // deeper than kMaxJwtJsonDepth, with the byte offset), else "not a base64url JSON object".
 absl::Status ParseObject(absl::string_view json, rapidjson::Document* out) {
-  if (absl::Status st = json::CheckJson(json, kMaxJwtJsonDepth); !st.ok()) return st;
-  out->Parse(json.data(), json.size());
-  if (out->HasParseError() || !out->IsObject()) {
-    return absl::InvalidArgumentError("not a base64url JSON object");
-  }
+  if (absl::Status st = json::ParseJson(json, kMaxJwtJsonDepth, out); !st.ok()) return st;
+  if (!out->IsObject()) return absl::InvalidArgumentError("not a base64url JSON object");
   return absl::OkStatus();
 }
 
@@ -95,18 +95,32 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
   return std::string(reinterpret_cast<const char*>(mac), len);
 }
 
-// The same with a context keyed once (JwtVerifier::hs256_keyed_), left unchanged: each call
-// works on its own copy, so concurrent calls share nothing but reads of `keyed`. "" on failure
-// (never equal to a signature).
-std::string HmacSha256(const EVP_MAC_CTX* keyed, absl::string_view data) {
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed);
+// The same with a context keyed once (JwtVerifier::hs256_keyed_, never changed). Each thread
+// keeps its own copy of the last verifier's context and restarts it per token (EVP_MAC_init
+// without a key keeps the key): copying the keyed context for every token (allocations for the
+// MAC and its three digest contexts) cost twice the MAC itself. `serial` names the verifier, so a
+// thread never uses a copy keyed by another one, even at a reused address. "" on failure (never
+// equal to a signature).
+std::string HmacSha256(const EVP_MAC_CTX* keyed, uint64_t serial, absl::string_view data) {
+  struct ThreadCopy {
+    uint64_t serial = 0;
+    EVP_MAC_CTX* ctx = nullptr;
+    ~ThreadCopy() { EVP_MAC_CTX_free(ctx); }
+  };
+  thread_local ThreadCopy copy;
+  if (copy.serial != serial || copy.ctx == nullptr) {
+    EVP_MAC_CTX_free(copy.ctx);
+    copy.ctx = EVP_MAC_CTX_dup(keyed);
+    copy.serial = serial;
+  } else if (EVP_MAC_init(copy.ctx, nullptr, 0, nullptr) != 1) {
+    return std::string();
+  }
   unsigned char mac[EVP_MAX_MD_SIZE];
   size_t len = 0;
-  const bool ok =
-      ctx != nullptr &&
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
-      EVP_MAC_final(ctx, mac, &len, sizeof mac) == 1;
-  EVP_MAC_CTX_free(ctx);
+  const bool ok = copy.ctx != nullptr &&
+                  EVP_MAC_update(copy.ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                                 data.size()) == 1 &&
+                  EVP_MAC_final(copy.ctx, mac, &len, sizeof mac) == 1;
   return ok ? std::string(reinterpret_cast<const char*>(mac), len) : std::string();
 }
 
@@ -151,6 +165,8 @@ absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const Jwt
       return absl::InternalError("jwt: OpenSSL has no HMAC-SHA256");
     }
     v->hs256_keyed_ = keyed;
+    static std::atomic<uint64_t> next_serial{1};
+    v->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   }
   if (!keys.rs256_public_key_pem.empty()) {
     PkeyPtr key = ReadRsaKey(keys.rs256_public_key_pem, /*private_key=*/false);
@@ -218,7 +234,7 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   const absl::string_view signed_part = token.substr(0, parts[0].size() + 1 + parts[1].size());
   bool valid = false;
   if (alg == "HS256") {
-    const std::string mac = HmacSha256(hs256_keyed_, signed_part);
+    const std::string mac = HmacSha256(hs256_keyed_, serial_, signed_part);
     valid = signature.size() == mac.size() &&
             CRYPTO_memcmp(signature.data(), mac.data(), mac.size()) == 0;
   } else {

@@ -1,6 +1,7 @@
 #ifndef HERALD_SERVER_AUTH_JWT_H_
 #define HERALD_SERVER_AUTH_JWT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,9 +79,11 @@ class JwtVerifier {
   JwtVerifier() = default;
 
   std::string hs256_secret_;
-  // HMAC-SHA256 keyed with hs256_secret_ once; each verification works on a copy of it (OpenSSL
-  // 3's one-shot HMAC() looks the algorithm up and keys it again on every call: 2x the cost).
+  // HMAC-SHA256 keyed with hs256_secret_ once; each thread verifies with its own copy of it
+  // (OpenSSL 3's one-shot HMAC() looks the algorithm up and keys it again on every call: 2x the
+  // cost). serial_ tells this verifier's copies from another's.
   evp_mac_ctx_st* hs256_keyed_ = nullptr;
+  uint64_t serial_ = 0;
   evp_pkey_st* rs256_public_key_ = nullptr;
 };
 

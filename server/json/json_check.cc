@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
@@ -159,37 +160,99 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
   std::optional<std::string> repeated_;
 };
 
-}  // namespace
+// Forwards a reader's events to `inner` (a RapidJSON DOM under construction), counting depth as
+// DepthHandler does and refusing past the limit. Lives for one parse, on one thread.
+template <typename Inner>
+class DepthLimited {
+ public:
+  DepthLimited(Inner* inner, size_t max_depth) : inner_(inner), max_depth_(max_depth) {}
+  bool too_deep() const { return too_deep_; }
 
-absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top,
-                       bool unique_keys) {
-  if (top != nullptr) *top = JsonTopLevel();
-  // RapidJSON's MemoryStream reads a NUL byte as the end of the input (`{}` NUL `garbage` would
-  // pass, and the garbage would reach whoever takes the text as checked); JSON has no place for
-  // one, in a string or out of it.
+  bool Null() { return inner_->Null(); }
+  bool Bool(bool b) { return inner_->Bool(b); }
+  bool Int(int i) { return inner_->Int(i); }
+  bool Uint(unsigned u) { return inner_->Uint(u); }
+  bool Int64(int64_t i) { return inner_->Int64(i); }
+  bool Uint64(uint64_t u) { return inner_->Uint64(u); }
+  bool Double(double d) { return inner_->Double(d); }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool copy) {
+    return inner_->RawNumber(str, length, copy);
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool copy) {
+    return inner_->String(str, length, copy);
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+    return inner_->Key(str, length, copy);
+  }
+  bool StartObject() { return Enter() && inner_->StartObject(); }
+  bool EndObject(rapidjson::SizeType members) {
+    --depth_;
+    return inner_->EndObject(members);
+  }
+  bool StartArray() { return Enter() && inner_->StartArray(); }
+  bool EndArray(rapidjson::SizeType elements) {
+    --depth_;
+    return inner_->EndArray(elements);
+  }
+
+ private:
+  bool Enter() {
+    if (++depth_ > max_depth_) {
+      too_deep_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  Inner* const inner_;
+  const size_t max_depth_;
+  size_t depth_ = 0;
+  bool too_deep_ = false;
+};
+
+// Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
+constexpr unsigned kReaderFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+// RapidJSON's MemoryStream reads a NUL byte as the end of the input (`{}` NUL `garbage` would
+// pass, and the garbage would reach whoever takes the text as checked); JSON has no place for
+// one, in a string or out of it.
+absl::Status RefuseNul(absl::string_view json) {
   if (const size_t nul = json.find('\0'); nul != absl::string_view::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("a NUL byte (not valid anywhere in JSON) at byte ", nul));
   }
-  rapidjson::MemoryStream stream(json.data(), json.size());
-  DepthHandler handler(max_depth, top, &stream, unique_keys);
-  rapidjson::Reader reader;
-  // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
-  if (handler.too_deep()) {
+  return absl::OkStatus();
+}
+
+// What a pass that stopped (too deep, or a syntax or encoding error) says.
+absl::Status Outcome(const rapidjson::ParseResult& result, bool too_deep, size_t max_depth) {
+  if (too_deep) {
     return absl::InvalidArgumentError(
         absl::StrCat("nested deeper than ", max_depth, " levels at byte ", result.Offset()));
-  }
-  if (handler.repeated().has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Repeated map key: '", *handler.repeated(), "' is already set."));
   }
   if (result.IsError()) {
     return absl::InvalidArgumentError(
         absl::StrCat(rapidjson::GetParseError_En(result.Code()), " at byte ", result.Offset()));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top,
+                       bool unique_keys) {
+  if (top != nullptr) *top = JsonTopLevel();
+  if (absl::Status st = RefuseNul(json); !st.ok()) return st;
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  DepthHandler handler(max_depth, top, &stream, unique_keys);
+  rapidjson::Reader reader;
+  rapidjson::ParseResult result = reader.Parse<kReaderFlags>(stream, handler);
+  if (!handler.too_deep() && handler.repeated().has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Repeated map key: '", *handler.repeated(), "' is already set."));
+  }
+  if (absl::Status st = Outcome(result, handler.too_deep(), max_depth); !st.ok()) return st;
   if (top != nullptr) {
     // A span starts where its key ended: step over whitespace and the colon.
     auto skip = [&](std::pair<size_t, size_t>& span) {
@@ -203,6 +266,22 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
     for (auto& data : top->data) skip(data.span);
   }
   return absl::OkStatus();
+}
+
+absl::Status ParseJson(absl::string_view json, size_t max_depth, rapidjson::Document* out) {
+  if (absl::Status st = RefuseNul(json); !st.ok()) return st;
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  rapidjson::ParseResult result;
+  bool too_deep = false;
+  auto generate = [&](rapidjson::Document& document) {
+    DepthLimited<rapidjson::Document> limited(&document, max_depth);
+    rapidjson::Reader reader;
+    result = reader.Parse<kReaderFlags>(stream, limited);
+    too_deep = limited.too_deep();
+    return !result.IsError();
+  };
+  out->Populate(generate);
+  return Outcome(result, too_deep, max_depth);
 }
 
 std::string ValidUtf8(absl::string_view text) {

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "rapidjson/fwd.h"
 
 namespace herald::json {
 
@@ -42,6 +43,12 @@ struct JsonTopLevel {
 // function.
 absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* top = nullptr,
                        bool unique_keys = false);
+
+// CheckJson's checks, with its words for what it refuses, and RapidJSON's DOM of `json` built in
+// the same pass: for a small document read whole right away (a token's header and claims), where
+// checking first and parsing again cost twice. `out` keeps its allocator; on an error its content
+// is unspecified. Pure function.
+absl::Status ParseJson(absl::string_view json, size_t max_depth, rapidjson::Document* out);
 
 // `text` when it is valid UTF-8, else `text` with every byte outside printable ASCII escaped
 // (\xNN): for messages that quote request bytes (a header, a path) and must go into JSON.

@@ -1,7 +1,9 @@
 // herald::auth: JWT verification and channel patterns, no sockets.
 #include "server/auth/jwt.h"
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +97,40 @@ TEST(JwtTest, WrongSignatureIsRefused) {
   auto token = SignJwt("RS256", other.private_pem, ClaimsFor());
   ASSERT_TRUE(token.ok());
   EXPECT_EQ(Check(*rs, *token).message(), "token.signature: does not verify");
+}
+
+// Each thread keeps a copy of the last verifier's HMAC context: verifiers with other secrets, used
+// in turn on one thread and from several threads at once, each check with their own secret only.
+TEST(JwtTest, VerifiersWithOtherSecretsNeverShareAKey) {
+  const std::string for_a = Hs256(ClaimsFor(), "secret-a");
+  const std::string for_b = Hs256(ClaimsFor(), "secret-b");
+  for (int round = 0; round < 3; ++round) {
+    auto a = Verifier({"secret-a", ""});
+    auto b = Verifier({"secret-b", ""});
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(Check(*a, for_a).ok());
+      EXPECT_EQ(Check(*a, for_b).message(), "token.signature: does not verify");
+      EXPECT_TRUE(Check(*b, for_b).ok());
+      EXPECT_EQ(Check(*b, for_a).message(), "token.signature: does not verify");
+    }
+    // Destroyed and made again (perhaps at the same address) with the other secret.
+    a.reset();
+    a = Verifier({"secret-b", ""});
+    EXPECT_EQ(Check(*a, for_a).message(), "token.signature: does not verify");
+    EXPECT_TRUE(Check(*a, for_b).ok());
+  }
+  auto a = Verifier({"secret-a", ""});
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        if (!Check(*a, for_a).ok() || Check(*a, for_b).ok()) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(JwtTest, AlgNoneIsRefused) {

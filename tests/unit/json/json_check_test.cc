@@ -1,12 +1,14 @@
 #include "server/json/json_check.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rapidjson/document.h"
 #include "tests/support/timing.h"
 
 namespace herald::json {
@@ -138,6 +140,43 @@ TEST(CheckJsonTest, RefusesARepeatedKeyWhenAskedInEveryObject) {
   EXPECT_EQ(CheckJson(repeated, 32, nullptr, true).message(),
             "Repeated map key: 'k19999' is already set.");
   EXPECT_LT(absl::Now() - start, herald::testing::TimeBound(absl::Milliseconds(500)));
+}
+
+// ParseJson refuses what CheckJson refuses, in its words, and builds the DOM in the same pass.
+TEST(ParseJsonTest, BuildsTheDomOfWhatCheckJsonAccepts) {
+  rapidjson::Document doc;
+  ASSERT_TRUE(ParseJson(R"({"a":{"b":[1,2,{"c":null}]},"s":"x\u00e9"})", 4, &doc).ok());
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["a"]["b"].Size(), 3u);
+  EXPECT_TRUE(doc["a"]["b"][2]["c"].IsNull());
+  EXPECT_STREQ(doc["s"].GetString(), "x\xc3\xa9");
+  ASSERT_TRUE(ParseJson(Nested(32), 32, &doc).ok());
+  EXPECT_TRUE(doc.IsArray());
+
+  using std::string_literals::operator""s;
+  const std::vector<std::pair<std::string, size_t>> refused = {
+      {Nested(33), 32},  {"", 32},
+      {"{", 32},         {"[1,]", 32},
+      {"{} {}", 32},     {"\"\xff\"", 32},
+      {"NaN", 32},       {"{}\0garbage"s, 32},
+      {"\"a\0b\""s, 32}, {R"({"a":{"b":[{}]}})", 3}};
+  for (const auto& [bad, depth] : refused) {
+    absl::Status st = ParseJson(bad, depth, &doc);
+    EXPECT_EQ(st, CheckJson(bad, depth)) << bad;
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_THAT(ParseJson(Nested(33), 32, &doc).message(),
+              HasSubstr("nested deeper than 32 levels at byte 32"));
+}
+
+TEST(ParseJsonTest, WorkIsLinearInTheInput) {
+  // Iterative: 2 MB of nesting neither recurses nor takes long.
+  const std::string deep = Nested(1 << 20);
+  rapidjson::Document doc;
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(ParseJson(deep, 32, &doc).ok());
+  EXPECT_TRUE(ParseJson(deep, 1 << 20, &doc).ok());
+  EXPECT_LT(absl::Now() - start, herald::testing::TimeBound(absl::Milliseconds(1000)));
 }
 
 TEST(ValidUtf8Test, KeepsValidTextAndEscapesInvalid) {
