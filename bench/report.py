@@ -50,6 +50,13 @@ def ratio(a, b):
     return f"{a / b:.2f}×"
 
 
+def spread(runs, key):
+    """median (min–max) of `key` over the runs."""
+    v = sorted(r[key] for r in runs)
+    med = statistics.median(v)
+    return fmt(med) if len(v) == 1 else f"{fmt(med)} ({fmt(v[0])}–{fmt(v[-1])})"
+
+
 def main():
     out = sys.argv[1]
     docs = "--docs" in sys.argv
@@ -312,22 +319,47 @@ def main():
         md.append("")
 
     # --- storm / idle / slow ---------------------------------------------------------------------
-    st = {r["server"]: r for r in by.get("storm", [])}
+    st = defaultdict(list)
+    for r in by.get("storm", []):
+        st[r["server"]].append(r)
     if st:
+        rounds = max(len(v) for v in st.values())
         md.append("### Connect storm\n")
-        md.append("| server | connections | ready | failed | handshakes/s | handshake p50 ms | p99 ms |")
-        md.append("|---|---|---|---|---|---|---|")
+        if rounds > 1:
+            md.append(f"{rounds} rounds, each running every server once in turn; each cell is the "
+                      "median of the rounds, with the range in parentheses.\n")
+        md.append("| server | connections | rounds | failed | handshakes/s | "
+                  "server CPU µs/handshake | handshake p50 ms | p99 ms |")
+        md.append("|---|---|---|---|---|---|---|---|")
         for s in ["herald", "herald-jwt", "nchan", "uws", "ceiling"]:
             if s in st:
-                r = st[s]
-                h = r["handshake_latency"]
-                md.append(f"| {label(s)} | {r['subs']} | {r['ready']} | {r['connect_failed']} | "
-                          f"{fmt(r['connect_per_s'])} | {fmt(h['p50_us'] / 1000)} | "
-                          f"{fmt(h['p99_us'] / 1000)} |")
-        v = {s: st[s]["connect_per_s"] for s in st}
-        md.append(f"\n{ratio_line(v, peers)}, herald with JWT/nchan: "
-                  f"{ratio(v.get('herald-jwt'), v.get('nchan'))} (herald-jwt: every handshake "
-                  "carries an HS256 `?token=`)\n")
+                runs = st[s]
+                hs = [dict(p50=r["handshake_latency"]["p50_us"] / 1000,
+                           p99=r["handshake_latency"]["p99_us"] / 1000) for r in runs]
+                md.append(f"| {label(s)} | {runs[0]['subs']} | {len(runs)} | "
+                          f"{sum(r['connect_failed'] for r in runs)} | "
+                          f"{spread(runs, 'connect_per_s')} | "
+                          f"{spread(runs, 'server_cpu_us_per_connect')} | {spread(hs, 'p50')} | "
+                          f"{spread(hs, 'p99')} |")
+        v = {s: statistics.median(r["connect_per_s"] for r in runs) for s, runs in st.items()}
+        if peers:
+            md.append(f"\n{'Medians: ' if rounds > 1 else ''}{ratio_line(v, peers)}, herald with "
+                      f"JWT/nchan: {ratio(v.get('herald-jwt'), v.get('nchan'))} (herald-jwt: every "
+                      "handshake carries an HS256 `?token=`)\n")
+        else:
+            md.append("")
+        if rounds > 1 and "nchan" in st:
+            # The same ratios round by round: each round's servers ran back to back.
+            by_round = defaultdict(dict)
+            for s, runs in st.items():
+                for r in runs:
+                    by_round[r.get("round", 1)][s] = r["connect_per_s"]
+            for s in ["herald", "herald-jwt"]:
+                per = [ratio(r.get(s), r.get("nchan")) for _, r in sorted(by_round.items())
+                       if s in r and "nchan" in r]
+                if per:
+                    md.append(f"- {label(s)} ÷ nchan, round by round: {', '.join(per)}")
+            md.append("")
     idle = {r["server"]: r for r in by.get("idle", [])}
     if idle:
         md.append("### Idle connections: server RSS per connection\n")
@@ -355,12 +387,6 @@ def main():
         md.append("")
 
     # --- TLS: Herald with and without, same run --------------------------------------------------
-    def spread(runs, key):
-        """median (min–max) of `key` over the runs."""
-        v = sorted(r[key] for r in runs)
-        med = statistics.median(v)
-        return fmt(med) if len(v) == 1 else f"{fmt(med)} ({fmt(v[0])}–{fmt(v[-1])})"
-
     tf = defaultdict(list)
     for r in by.get("tls_fanout", []):
         tf[(r["target_deliveries"], r["server"])].append(r)

@@ -347,28 +347,38 @@ scenario_grpc() {
   stop_server
 }
 
+# STORM_REPEAT rounds (default 3; report.py shows the median, the range, and each round's ratios):
+# every round runs every server once, and Herald with a JWT, each round starting one server later
+# (a storm's sockets linger in TIME_WAIT into the next one), so that the machine's drift and the
+# order hit all of them alike. One 10k storm lasts half a second; single runs spread by ±15%.
 scenario_storm() {
-  local n=10000
-  [ $quick = 1 ] && n=3000
-  for s in $SERVERS; do
-    start_server "$s"
-    log "connect storm $s: $n connections"
-    # Herald: ready at `welcome`; here no token is verified (development mode).
-    run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
-      --publish none --connect-timeout 60
-    stop_server
+  local n=10000 repeat=${STORM_REPEAT:-3}
+  [ $quick = 1 ] && n=3000 repeat=1
+  local secret=bench-secret-0123456789abcdef entries=($SERVERS)
+  case " $SERVERS " in
+    *" herald "*)
+      # With JWT: every handshake carries ?token= (HS256), verified before the upgrade.
+      entries+=(herald-jwt)
+      TOKEN=$("$bin/client/cli/heraldctl" token --secret $secret --sub bench-user --ttl 3600)
+      ;;
+  esac
+  local round i s
+  for round in $(seq "$repeat"); do
+    for i in "${!entries[@]}"; do
+      s=${entries[$(( (i + round - 1) % ${#entries[@]} ))]}
+      if [ "$s" = herald-jwt ]; then
+        # Every token names the same user: no per-user limit (100 by default), or all but 100 fail.
+        start_server herald --jwt-hs256-secret $secret --max-connections-per-user 0
+        server_name=herald-jwt
+      else
+        start_server "$s"  # Herald: ready at `welcome`; no token is verified (development mode)
+      fi
+      log "connect storm $s, round $round/$repeat: $n connections"
+      run_load storm "round=$round" -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 \
+        --no-subscribe --publish none --connect-timeout 60
+      stop_server
+    done
   done
-  case " $SERVERS " in *" herald "*) ;; *) return 0 ;; esac
-  # With JWT: every handshake carries ?token= (HS256), verified before the upgrade.
-  local secret=bench-secret-0123456789abcdef
-  TOKEN=$("$bin/client/cli/heraldctl" token --secret $secret --sub bench-user --ttl 3600)
-  # Every token names the same user: no per-user limit (100 by default), or all but 100 fail.
-  start_server herald --jwt-hs256-secret $secret --max-connections-per-user 0
-  server_name=herald-jwt
-  log "connect storm herald with JWT: $n connections"
-  run_load storm -- --subs $n --threads 2 --src-count 4 --max-inflight 1000 --no-subscribe \
-    --publish none --connect-timeout 60
-  stop_server
 }
 
 # What TLS costs, Herald against itself in the same run: server CPU per delivery at fixed
