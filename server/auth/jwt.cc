@@ -16,7 +16,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "rapidjson/document.h"
@@ -190,16 +190,24 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   if (token.size() > kMaxTokenBytes) {
     return Unauthenticated("token", absl::StrCat("longer than ", kMaxTokenBytes, " bytes"));
   }
-  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
-  if (parts.size() != 3) {
+  // Three base64url parts joined by '.'.
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == absl::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == absl::string_view::npos || token.find('.', dot2 + 1) != absl::string_view::npos) {
     return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
   }
+  const absl::string_view parts[3] = {
+      token.substr(0, dot1), token.substr(dot1 + 1, dot2 - dot1 - 1), token.substr(dot2 + 1)};
   std::string header_json, payload_json, signature;
   // Both DOMs take their nodes and strings from a pool on the stack: by default RapidJSON makes a
   // 64 KB first chunk per document, two mallocs and fresh pages on every handshake with a token.
   char pool_buffer[4096];
   rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
-  rapidjson::Document header(&pool), payload(&pool);
+  // Their parse stacks take memory from `crt` (stateless), not from a CrtAllocator each of them
+  // would allocate.
+  rapidjson::CrtAllocator crt;
+  constexpr size_t kStackBytes = 1024;  // RapidJSON's default
+  rapidjson::Document header(&pool, kStackBytes, &crt), payload(&pool, kStackBytes, &crt);
   if (!DecodeSegment(parts[0], &header_json)) {
     return Unauthenticated("token.header", "malformed: not a base64url JSON object");
   }

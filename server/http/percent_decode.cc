@@ -5,9 +5,12 @@
 namespace herald::http {
 
 std::string PercentDecode(absl::string_view raw) {
-  std::string value;
+  // Most values (a token: base64url and dots) have nothing to decode: one copy.
+  size_t i = raw.find_first_of("%+");
+  if (i == absl::string_view::npos) return std::string(raw);
+  std::string value(raw.substr(0, i));
   value.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
+  for (; i < raw.size(); ++i) {
     int byte = 0;
     if (raw[i] == '%' && i + 2 < raw.size() && absl::SimpleHexAtoi(raw.substr(i + 1, 2), &byte)) {
       value.push_back(static_cast<char>(byte));

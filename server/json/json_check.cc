@@ -210,6 +210,13 @@ class DepthLimited {
   bool too_deep_ = false;
 };
 
+// A reader whose stack takes its memory from `crt` (stateless), not from a CrtAllocator of its
+// own that RapidJSON would allocate for every parse.
+struct CheckReader {
+  rapidjson::CrtAllocator crt;
+  rapidjson::Reader reader{&crt};
+};
+
 // Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
 constexpr unsigned kReaderFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
@@ -246,8 +253,8 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
   if (absl::Status st = RefuseNul(json); !st.ok()) return st;
   rapidjson::MemoryStream stream(json.data(), json.size());
   DepthHandler handler(max_depth, top, &stream, unique_keys);
-  rapidjson::Reader reader;
-  rapidjson::ParseResult result = reader.Parse<kReaderFlags>(stream, handler);
+  CheckReader check;
+  rapidjson::ParseResult result = check.reader.Parse<kReaderFlags>(stream, handler);
   if (!handler.too_deep() && handler.repeated().has_value()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Repeated map key: '", *handler.repeated(), "' is already set."));
@@ -275,8 +282,8 @@ absl::Status ParseJson(absl::string_view json, size_t max_depth, rapidjson::Docu
   bool too_deep = false;
   auto generate = [&](rapidjson::Document& document) {
     DepthLimited<rapidjson::Document> limited(&document, max_depth);
-    rapidjson::Reader reader;
-    result = reader.Parse<kReaderFlags>(stream, limited);
+    CheckReader check;
+    result = check.reader.Parse<kReaderFlags>(stream, limited);
     too_deep = limited.too_deep();
     return !result.IsError();
   };
