@@ -153,12 +153,21 @@ def main():
                   "step. The baseline server takes UDP triggers only and is not in these rows.\n")
         best, ref = {}, {}
         for r in fh:
-            k = (r["server"], r["subs"], r["inflight"])
+            k = (r["server"], r["subs"], r["inflight"], r.get("round", 1))
             if r["lost"] == 0 and r["ready"] == r["subs"] and r.get("publish_errors", 0) == 0 and (
                     k not in best or r["deliveries_per_s"] > best[k]["deliveries_per_s"]):
                 best[k] = r
             if k not in ref or r["target_deliveries"] < ref[k]["target_deliveries"]:
                 ref[k] = r
+        fh_rounds = sorted({r.get("round", 1) for r in fh})
+        if len(fh_rounds) > 1:
+            md.append(f"{len(fh_rounds)} rounds, each running every server once in turn; each cell "
+                      "is the median of the rounds.\n")
+
+        def median_of(table, key, x, n, w):
+            v = [table[(x, n, w, rd)][key] for rd in fh_rounds if (x, n, w, rd) in table]
+            return statistics.median(v) if v else None
+
         http_servers = [x for x in present if x != "ceiling"]
         http_peers = [x for x in http_servers if x != "herald"]
         md.append("| subscribers | in flight | " +
@@ -167,13 +176,25 @@ def main():
                   " | ".join(f"{label(x)} CPU µs/delivery" for x in http_servers) + " | " +
                   ratio_head(http_peers) + " |")
         md.append("|---|---|" + "---|" * 2 * (len(http_servers) + len(http_peers)))
+        per_round = []
         for n, w in sorted({(r["subs"], r["inflight"]) for r in fh}):
-            d = {x: best.get((x, n, w), {}).get("deliveries_per_s") for x in http_servers}
-            c = {x: ref.get((x, n, w), {}).get("server_cpu_us_per_delivery") for x in http_servers}
+            d = {x: median_of(best, "deliveries_per_s", x, n, w) for x in http_servers}
+            c = {x: median_of(ref, "server_cpu_us_per_delivery", x, n, w) for x in http_servers}
             md.append(f"| {n} | {w} | " + " | ".join(fmt(d[x]) for x in http_servers) +
                       f" | {ratio_cells(d, http_peers)} | " +
                       " | ".join(fmt(c[x]) for x in http_servers) +
                       f" | {ratio_cells(c, http_peers)} |")
+            for peer in http_peers if len(fh_rounds) > 1 else []:
+                cells = [ratio(ref[("herald", n, w, rd)]["server_cpu_us_per_delivery"],
+                               ref[(peer, n, w, rd)]["server_cpu_us_per_delivery"])
+                         for rd in fh_rounds
+                         if ("herald", n, w, rd) in ref and (peer, n, w, rd) in ref]
+                per_round.append(f"- {n} subscribers, {w} in flight: herald ÷ {label(peer)} CPU "
+                                 f"per delivery at the lowest step, round by round: "
+                                 f"{', '.join(cells)}")
+        if per_round:
+            md.append("")
+            md.extend(per_round)
         md.append("")
         md.append("Every step:\n")
         md.append("| server | subs | in flight | offered/s | delivered/s | publishes/s | lost | "
@@ -266,24 +287,58 @@ def main():
             ("latency", "1000 subscribers × 50 msg/s", ""),
             ("latency9k", "9000 subscribers × 2 msg/s",
              "One 9k fan-out at a time: the p99 is the time to reach almost every subscriber of "
-             "one publication, against a serial loop's floor of 9000 × the per-delivery cost.\n")):
-        lat = {r["server"]: r for r in by.get(scenario, [])}
+             "one publication, against a serial loop's floor of 9000 × the per-delivery cost "
+             "(the lowest server CPU per delivery of the round).\n")):
+        lat = defaultdict(list)
+        for r in by.get(scenario, []):
+            lat[r["server"]].append(r)
         if not lat:
             continue
+        rounds = max(len(v) for v in lat.values())
         md.append(f"### Latency at fixed load: {title}\n")
         if note:
             md.append(note)
+        if rounds > 1:
+            md.append(f"{rounds} rounds, each running every server once in turn; each cell is the "
+                      "median of the rounds, with the range in parentheses.\n")
         md.append("| server | published via | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | lost | "
                   "server CPU µs/delivery |")
         md.append("|---|---|---|---|---|---|---|---|---|")
         for s in SERVERS:
             if s in lat:
-                L = lat[s]["latency"]
-                md.append(f"| {label(s)} | {via(lat[s])} | {fmt(L['p50_us'])} | {fmt(L['p90_us'])} | {fmt(L['p99_us'])} | "
-                          f"{fmt(L['p999_us'])} | {fmt(L['max_us'])} | {lat[s]['lost']} | "
-                          f"{fmt(lat[s]['server_cpu_us_per_delivery'])} |")
-        p = {s: lat[s]["latency"]["p99_us"] for s in lat}
-        md.append(f"\np99 {ratio_line(p, peers)}\n")
+                runs = lat[s]
+                L = [r["latency"] for r in runs]
+                md.append(f"| {label(s)} | {via(runs[0])} | {spread(L, 'p50_us')} | "
+                          f"{spread(L, 'p90_us')} | {spread(L, 'p99_us')} | "
+                          f"{spread(L, 'p999_us')} | {spread(L, 'max_us')} | "
+                          f"{sum(r['lost'] for r in runs)} | "
+                          f"{spread(runs, 'server_cpu_us_per_delivery')} |")
+        p = {s: statistics.median(r["latency"]["p99_us"] for r in runs) for s, runs in lat.items()}
+        md.append(f"\np99 {'medians ' if rounds > 1 else ''}{ratio_line(p, peers)}\n")
+        # Round by round: Herald's p99 against each peer's, and (9k) against the serial floor.
+        by_round = defaultdict(dict)
+        for s, runs in lat.items():
+            for r in runs:
+                by_round[r.get("round", 1)][s] = r
+        lines = []
+        for peer in peers:
+            per = [ratio(rd["herald"]["latency"]["p99_us"], rd[peer]["latency"]["p99_us"])
+                   for _, rd in sorted(by_round.items()) if "herald" in rd and peer in rd]
+            if rounds > 1 and per:
+                lines.append(f"- herald ÷ {label(peer)} p99, round by round: {', '.join(per)}")
+        if scenario == "latency9k" and "herald" in lat:
+            per = []
+            for _, rd in sorted(by_round.items()):
+                if "herald" not in rd:
+                    continue
+                cpu = [r["server_cpu_us_per_delivery"] for r in rd.values()
+                       if r["server_cpu_us_per_delivery"] > 0 and r["lost"] == 0]
+                floor = 9000 * min(cpu) if cpu else None
+                per.append(f"{ratio(rd['herald']['latency']['p99_us'], floor)} (floor "
+                           f"{fmt(floor / 1000 if floor else None)} ms)")
+            lines.append(f"- herald p99 ÷ the serial-write floor, round by round: {', '.join(per)}")
+        if lines:
+            md.extend(lines + [""])
 
     # --- channels --------------------------------------------------------------------------------
     ch = {r["server"]: r for r in by.get("channels", [])}

@@ -196,6 +196,17 @@ saturated() {
   [ "$lost" != 0 ] || python3 -c "import sys; sys.exit(0 if $dps < 0.9*$1 else 1)"
 }
 
+# The names after ROUND, rotated to start at the ROUND-th (1-based, wrapping): rounds of a
+# scenario run its servers in turn, each round starting one later, so that neither the machine's
+# drift nor what the previous run left behind (TIME_WAIT sockets, page cache) favours one.
+rotated() {
+  local round=$1
+  shift
+  local n=$# i
+  local names=("$@")
+  for (( i = 0; i < n; i++ )); do echo "${names[$(( (i + round - 1) % n ))]}"; done
+}
+
 scenario_fanout() {
   local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
   [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
@@ -221,20 +232,22 @@ scenario_fanout() {
 # connection, first with one request in flight (each waits for its reply), then with
 # HTTP_INFLIGHT (default 16) pipelined, the same for every server. The baseline server is left
 # out: it takes publications as UDP datagrams only.
+# FANOUT_REPEAT rounds (default 1), each running every server once, in rotated order.
 scenario_fanout_http() {
   local subs_list=(${FANOUT_SUBS:-100 1000 9000}) ladder=(100000 200000 400000 800000 1600000)
   [ $quick = 1 ] && subs_list=(100 1000) ladder=(100000 400000)
-  local inflights=(1 "${HTTP_INFLIGHT:-16}")
+  local inflights=(1 "${HTTP_INFLIGHT:-16}") round subs inflight s target
+  for round in $(seq "${FANOUT_REPEAT:-1}"); do
   for subs in "${subs_list[@]}"; do
     for inflight in "${inflights[@]}"; do
-      for s in $SERVERS; do
+      for s in $(rotated "$round" $SERVERS); do
         [ "$s" = ceiling ] && continue
         start_server "$s"
         for target in "${ladder[@]}"; do
           local rate=$(( target / subs ))
-          log "fanout_http $s subs=$subs inflight=$inflight rate=$rate/s (target $target deliveries/s)"
+          log "fanout_http $s subs=$subs inflight=$inflight rate=$rate/s (target $target deliveries/s), round $round"
           PUBLISH_VIA=http PUB_INFLIGHT=$inflight run_load fanout_http \
-            "target_deliveries=$target" "inflight=$inflight" -- \
+            "target_deliveries=$target" "inflight=$inflight" "round=$round" -- \
             --subs "$subs" --threads 2 --src-count 4 --rate "$rate" --duration "$DURATION" --drain 3
           if saturated "$target"; then
             log "fanout_http $s subs=$subs inflight=$inflight saturated at $target"
@@ -244,6 +257,7 @@ scenario_fanout_http() {
         stop_server
       done
     done
+  done
   done
 }
 
@@ -298,16 +312,21 @@ scenario_http_publish_ladder() {
 # is fed its own way, and report.py names each row's publishing method.
 via_for() { [ "$1" = ceiling ] || echo http; }
 
+# LATENCY_REPEAT rounds (default 1), each running every server once, in rotated order.
 scenario_latency() {
-  for s in $SERVERS; do
-    start_server "$s"
-    log "latency $s 1000 subs x 50 msg/s"
-    PUBLISH_VIA=$(via_for "$s") run_load latency -- --subs 1000 --threads 2 --src-count 4 \
-      --rate 50 --duration $(( DURATION * 2 )) --drain 3 --cdf "$OUT/latency_cdf_$s.dat"
-    log "latency $s 9000 subs x 2 msg/s"
-    PUBLISH_VIA=$(via_for "$s") run_load latency9k -- --subs 9000 --threads 2 --src-count 4 \
-      --rate 2 --duration $(( DURATION * 2 )) --drain 3
-    stop_server
+  local round s
+  for round in $(seq "${LATENCY_REPEAT:-1}"); do
+    for s in $(rotated "$round" $SERVERS); do
+      start_server "$s"
+      log "latency $s 1000 subs x 50 msg/s, round $round"
+      PUBLISH_VIA=$(via_for "$s") run_load latency "round=$round" -- --subs 1000 --threads 2 \
+        --src-count 4 --rate 50 --duration $(( DURATION * 2 )) --drain 3 \
+        --cdf "$OUT/latency_cdf_$s.dat"
+      log "latency $s 9000 subs x 2 msg/s, round $round"
+      PUBLISH_VIA=$(via_for "$s") run_load latency9k "round=$round" -- --subs 9000 --threads 2 \
+        --src-count 4 --rate 2 --duration $(( DURATION * 2 )) --drain 3
+      stop_server
+    done
   done
 }
 
@@ -347,10 +366,9 @@ scenario_grpc() {
   stop_server
 }
 
-# STORM_REPEAT rounds (default 3; report.py shows the median, the range, and each round's ratios):
-# every round runs every server once, and Herald with a JWT, each round starting one server later
-# (a storm's sockets linger in TIME_WAIT into the next one), so that the machine's drift and the
-# order hit all of them alike. One 10k storm lasts half a second; single runs spread by ±15%.
+# STORM_REPEAT rounds (default 3; report.py shows the median, the range, and each round's ratios),
+# each running every server once, and Herald with a JWT, in rotated order. One 10k storm lasts
+# half a second; single runs spread by ±15%.
 scenario_storm() {
   local n=10000 repeat=${STORM_REPEAT:-3}
   [ $quick = 1 ] && n=3000 repeat=1
@@ -362,10 +380,9 @@ scenario_storm() {
       TOKEN=$("$bin/client/cli/heraldctl" token --secret $secret --sub bench-user --ttl 3600)
       ;;
   esac
-  local round i s
+  local round s
   for round in $(seq "$repeat"); do
-    for i in "${!entries[@]}"; do
-      s=${entries[$(( (i + round - 1) % ${#entries[@]} ))]}
+    for s in $(rotated "$round" "${entries[@]}"); do
       if [ "$s" = herald-jwt ]; then
         # Every token names the same user: no per-user limit (100 by default), or all but 100 fail.
         start_server herald --jwt-hs256-secret $secret --max-connections-per-user 0
