@@ -16,6 +16,30 @@
 namespace herald::json {
 namespace {
 
+// The nesting depth of a document being read, refusing past a limit: what DepthHandler and
+// DepthLimited both count. For one parse, on one thread.
+class Depth {
+ public:
+  explicit Depth(size_t max) : max_(max) {}
+  // Opens one more level; false (and too_deep() from then on) past the limit.
+  bool Enter() {
+    if (++level_ > max_) {
+      too_deep_ = true;
+      return false;
+    }
+    return true;
+  }
+  // Closes the innermost level and gives the depth left.
+  size_t Leave() { return --level_; }
+  size_t level() const { return level_; }
+  bool too_deep() const { return too_deep_; }
+
+ private:
+  const size_t max_;
+  size_t level_ = 0;
+  bool too_deep_ = false;
+};
+
 // RapidJSON SAX handler: counts depth (refusing past the limit) and notes the top level. In
 // iterative mode RapidJSON calls StartObject/StartArray and EndObject/EndArray with the stream
 // at the bracket, and a scalar's handler right after the scalar, which is what the spans use.
@@ -23,9 +47,9 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
  public:
   DepthHandler(size_t max_depth, JsonTopLevel* top, const rapidjson::MemoryStream* stream,
                bool unique_keys)
-      : max_depth_(max_depth), top_(top), stream_(stream), unique_keys_(unique_keys) {}
+      : depth_(max_depth), top_(top), stream_(stream), unique_keys_(unique_keys) {}
 
-  bool too_deep() const { return too_deep_; }
+  bool too_deep() const { return depth_.too_deep(); }
   // The key an object gave twice (unique_keys), when that stopped the parse.
   const std::optional<std::string>& repeated() const { return repeated_; }
 
@@ -50,13 +74,13 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
       repeated_ = std::string(str, length);
       return false;
     }
-    if (depth_ == 1 && top_ != nullptr) {
+    if (depth_.level() == 1 && top_ != nullptr) {
       top_->keys.emplace_back(str, length);
       // The value starts after this point, past whitespace and the colon (see CheckJson).
       top_->value_spans.emplace_back(stream_->Tell(), 0);
       top_->data.emplace_back();
       in_id_ = top_->keys.back() == "id";
-    } else if (depth_ == 2 && top_ != nullptr && !top_->data.empty() &&
+    } else if (depth_.level() == 2 && top_ != nullptr && !top_->data.empty() &&
                absl::string_view(str, length) == "data") {
       JsonTopLevel::Data& data = top_->data.back();
       data.span = {stream_->Tell(), 0};
@@ -84,16 +108,16 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
 
  private:
   bool AtTopLevelId() {
-    const bool at = depth_ == 1 && in_id_ && top_ != nullptr;
+    const bool at = depth_.level() == 1 && in_id_ && top_ != nullptr;
     in_id_ = false;
     return at;
   }
   // A scalar member of the top-level object (or a scalar "data" one level down) ends here.
   bool Scalar() {
-    if (depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
+    if (depth_.level() == 1 && top_ != nullptr && !top_->value_spans.empty()) {
       top_->value_spans.back().second = stream_->Tell();
     }
-    if (depth_ == 2 && in_data_) {
+    if (depth_.level() == 2 && in_data_) {
       top_->data.back().span.second = stream_->Tell();
       in_data_ = false;
     }
@@ -101,18 +125,14 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
   }
   bool Enter() {
     in_id_ = false;
-    if (++depth_ > max_depth_) {
-      too_deep_ = true;
-      return false;
-    }
-    return true;
+    return depth_.Enter();
   }
   bool Leave() {
     // An object or array member of the top-level object ends after this bracket.
-    if (--depth_ == 1 && top_ != nullptr && !top_->value_spans.empty()) {
+    if (depth_.Leave() == 1 && top_ != nullptr && !top_->value_spans.empty()) {
       top_->value_spans.back().second = stream_->Tell() + 1;
     }
-    if (depth_ == 2 && in_data_) {
+    if (depth_.level() == 2 && in_data_) {
       top_->data.back().span.second = stream_->Tell() + 1;
       in_data_ = false;
     }
@@ -147,13 +167,11 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
     absl::flat_hash_set<std::string> many_;
   };
 
-  const size_t max_depth_;
+  Depth depth_;
   JsonTopLevel* const top_;
   const rapidjson::MemoryStream* const stream_;
-  size_t depth_ = 0;
   bool in_id_ = false;
   bool in_data_ = false;  // inside the value of a "data" member one level down
-  bool too_deep_ = false;
   const bool unique_keys_;
   std::vector<KeySet> objects_;  // [0, open_objects_): the open objects, outermost first
   size_t open_objects_ = 0;
@@ -161,12 +179,12 @@ class DepthHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Dept
 };
 
 // Forwards a reader's events to `inner` (a RapidJSON DOM under construction), counting depth as
-// DepthHandler does and refusing past the limit. Lives for one parse, on one thread.
+// DepthHandler does (Depth) and refusing past the limit. Lives for one parse, on one thread.
 template <typename Inner>
 class DepthLimited {
  public:
-  DepthLimited(Inner* inner, size_t max_depth) : inner_(inner), max_depth_(max_depth) {}
-  bool too_deep() const { return too_deep_; }
+  DepthLimited(Inner* inner, size_t max_depth) : inner_(inner), depth_(max_depth) {}
+  bool too_deep() const { return depth_.too_deep(); }
 
   bool Null() { return inner_->Null(); }
   bool Bool(bool b) { return inner_->Bool(b); }
@@ -184,30 +202,20 @@ class DepthLimited {
   bool Key(const char* str, rapidjson::SizeType length, bool copy) {
     return inner_->Key(str, length, copy);
   }
-  bool StartObject() { return Enter() && inner_->StartObject(); }
+  bool StartObject() { return depth_.Enter() && inner_->StartObject(); }
   bool EndObject(rapidjson::SizeType members) {
-    --depth_;
+    depth_.Leave();
     return inner_->EndObject(members);
   }
-  bool StartArray() { return Enter() && inner_->StartArray(); }
+  bool StartArray() { return depth_.Enter() && inner_->StartArray(); }
   bool EndArray(rapidjson::SizeType elements) {
-    --depth_;
+    depth_.Leave();
     return inner_->EndArray(elements);
   }
 
  private:
-  bool Enter() {
-    if (++depth_ > max_depth_) {
-      too_deep_ = true;
-      return false;
-    }
-    return true;
-  }
-
   Inner* const inner_;
-  const size_t max_depth_;
-  size_t depth_ = 0;
-  bool too_deep_ = false;
+  Depth depth_;
 };
 
 // A reader whose stack takes its memory from `crt` (stateless), not from a CrtAllocator of its
