@@ -57,6 +57,29 @@ def spread(runs, key):
     return fmt(med) if len(v) == 1 else f"{fmt(med)} ({fmt(v[0])}–{fmt(v[-1])})"
 
 
+def by_server(rows):
+    """The rows of a scenario grouped by server, one per round, in run order."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r["server"]].append(r)
+    return groups
+
+
+def by_round(groups):
+    """{round: {server: row}} from by_server's groups (rows without a round are round 1)."""
+    rounds = defaultdict(dict)
+    for s, runs in groups.items():
+        for r in runs:
+            rounds[r.get("round", 1)][s] = r
+    return dict(sorted(rounds.items()))
+
+
+def rounds_note(n, ranges=True):
+    """The sentence that says a table's cells are medians of n rounds."""
+    return (f"{n} rounds, each running every server once in turn; each cell is the median of the "
+            f"rounds{', with the range in parentheses' if ranges else ''}.\n")
+
+
 def main():
     out = sys.argv[1]
     docs = "--docs" in sys.argv
@@ -161,8 +184,7 @@ def main():
                 ref[k] = r
         fh_rounds = sorted({r.get("round", 1) for r in fh})
         if len(fh_rounds) > 1:
-            md.append(f"{len(fh_rounds)} rounds, each running every server once in turn; each cell "
-                      "is the median of the rounds.\n")
+            md.append(rounds_note(len(fh_rounds), ranges=False))
 
         def median_of(table, key, x, n, w):
             v = [table[(x, n, w, rd)][key] for rd in fh_rounds if (x, n, w, rd) in table]
@@ -289,9 +311,7 @@ def main():
              "One 9k fan-out at a time: the p99 is the time to reach almost every subscriber of "
              "one publication, against a serial loop's floor of 9000 × the per-delivery cost "
              "(the lowest server CPU per delivery of the round).\n")):
-        lat = defaultdict(list)
-        for r in by.get(scenario, []):
-            lat[r["server"]].append(r)
+        lat = by_server(by.get(scenario, []))
         if not lat:
             continue
         rounds = max(len(v) for v in lat.values())
@@ -299,8 +319,7 @@ def main():
         if note:
             md.append(note)
         if rounds > 1:
-            md.append(f"{rounds} rounds, each running every server once in turn; each cell is the "
-                      "median of the rounds, with the range in parentheses.\n")
+            md.append(rounds_note(rounds))
         md.append("| server | published via | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | lost | "
                   "server CPU µs/delivery |")
         md.append("|---|---|---|---|---|---|---|---|---|")
@@ -316,19 +335,16 @@ def main():
         p = {s: statistics.median(r["latency"]["p99_us"] for r in runs) for s, runs in lat.items()}
         md.append(f"\np99 {'medians ' if rounds > 1 else ''}{ratio_line(p, peers)}\n")
         # Round by round: Herald's p99 against each peer's, and (9k) against the serial floor.
-        by_round = defaultdict(dict)
-        for s, runs in lat.items():
-            for r in runs:
-                by_round[r.get("round", 1)][s] = r
+        rounds_of = by_round(lat)
         lines = []
         for peer in peers:
             per = [ratio(rd["herald"]["latency"]["p99_us"], rd[peer]["latency"]["p99_us"])
-                   for _, rd in sorted(by_round.items()) if "herald" in rd and peer in rd]
+                   for rd in rounds_of.values() if "herald" in rd and peer in rd]
             if rounds > 1 and per:
                 lines.append(f"- herald ÷ {label(peer)} p99, round by round: {', '.join(per)}")
         if scenario == "latency9k" and "herald" in lat:
             per = []
-            for _, rd in sorted(by_round.items()):
+            for rd in rounds_of.values():
                 if "herald" not in rd:
                     continue
                 cpu = [r["server_cpu_us_per_delivery"] for r in rd.values()
@@ -374,15 +390,12 @@ def main():
         md.append("")
 
     # --- storm / idle / slow ---------------------------------------------------------------------
-    st = defaultdict(list)
-    for r in by.get("storm", []):
-        st[r["server"]].append(r)
+    st = by_server(by.get("storm", []))
     if st:
         rounds = max(len(v) for v in st.values())
         md.append("### Connect storm\n")
         if rounds > 1:
-            md.append(f"{rounds} rounds, each running every server once in turn; each cell is the "
-                      "median of the rounds, with the range in parentheses.\n")
+            md.append(rounds_note(rounds))
         md.append("| server | connections | rounds | failed | handshakes/s | "
                   "server CPU µs/handshake | handshake p50 ms | p99 ms |")
         md.append("|---|---|---|---|---|---|---|---|")
@@ -405,13 +418,9 @@ def main():
             md.append("")
         if rounds > 1 and "nchan" in st:
             # The same ratios round by round: each round's servers ran back to back.
-            by_round = defaultdict(dict)
-            for s, runs in st.items():
-                for r in runs:
-                    by_round[r.get("round", 1)][s] = r["connect_per_s"]
             for s in ["herald", "herald-jwt"]:
-                per = [ratio(r.get(s), r.get("nchan")) for _, r in sorted(by_round.items())
-                       if s in r and "nchan" in r]
+                per = [ratio(rd[s]["connect_per_s"], rd["nchan"]["connect_per_s"])
+                       for rd in by_round(st).values() if s in rd and "nchan" in rd]
                 if per:
                     md.append(f"- {label(s)} ÷ nchan, round by round: {', '.join(per)}")
             md.append("")
