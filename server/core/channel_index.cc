@@ -19,12 +19,13 @@ ChannelIndex::Stripe& ChannelIndex::StripeFor(absl::string_view channel) const {
   return stripes_[absl::HashOf(channel) % kStripes];
 }
 
-bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> session) {
+bool ChannelIndex::Add(const std::string& channel, std::shared_ptr<Session> session,
+                       LiveMark mark) {
   Stripe& stripe = StripeFor(channel);
   core::MutexLock lock(&stripe.mu);
   Channel& ch = stripe.channels[channel];
   const Session* key = session.get();
-  if (!ch.members.try_emplace(key, std::move(session)).second) return false;
+  if (!ch.members.try_emplace(key, Member{std::move(session), mark}).second) return false;
   ch.snapshot = nullptr;
   return true;
 }
@@ -49,12 +50,20 @@ Subscribers ChannelIndex::Snapshot(absl::string_view channel) const {
   if (it == stripe.channels.end()) return EmptySubscribers();
   Channel& ch = it->second;
   if (ch.snapshot == nullptr) {
+    std::vector<const Member*> members;
+    members.reserve(ch.members.size());
+    for (const auto& [key, member] : ch.members) members.push_back(&member);
+    std::stable_sort(members.begin(), members.end(), [](const Member* a, const Member* b) {
+      return a->session->loop() < b->session->loop();
+    });
     auto list = std::make_shared<SubscriberList>();
     std::vector<std::shared_ptr<Session>>& sessions = list->sessions;
-    sessions.reserve(ch.members.size());
-    for (const auto& [key, session] : ch.members) sessions.push_back(session);
-    std::stable_sort(sessions.begin(), sessions.end(),
-                     [](const auto& a, const auto& b) { return a->loop() < b->loop(); });
+    sessions.reserve(members.size());
+    list->marks.reserve(members.size());
+    for (const Member* m : members) {
+      sessions.push_back(m->session);
+      list->marks.push_back(m->mark);
+    }
     for (size_t i = 0; i < sessions.size(); ++i) {
       if (list->groups.empty() || list->groups.back().loop != sessions[i]->loop()) {
         list->groups.push_back({sessions[i]->loop(), i, i});

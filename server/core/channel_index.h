@@ -23,6 +23,7 @@ struct SubscriberList {
     size_t begin, end;  // [begin, end) of `sessions`
   };
   std::vector<std::shared_ptr<Session>> sessions;  // ordered by loop
+  std::vector<LiveMark> marks;                     // sessions[i] went live with marks[i]
   std::vector<Group> groups;                       // one per loop present, in order
 };
 using Subscribers = std::shared_ptr<const SubscriberList>;
@@ -34,8 +35,8 @@ class ChannelIndex {
  public:
   static constexpr size_t kStripes = 64;
 
-  // True when `session` was not subscribed before.
-  bool Add(const std::string& channel, std::shared_ptr<Session> session);
+  // True when `session` was not subscribed before; `mark` is where it went live (GoLive).
+  bool Add(const std::string& channel, std::shared_ptr<Session> session, LiveMark mark);
   bool Remove(const std::string& channel, const Session* session);
   // Never null; empty when the channel has no subscribers.
   Subscribers Snapshot(absl::string_view channel) const;
@@ -47,8 +48,12 @@ class ChannelIndex {
   size_t subscriptions() const;
 
  private:
+  struct Member {
+    std::shared_ptr<Session> session;
+    LiveMark mark;
+  };
   struct Channel {
-    absl::flat_hash_map<const Session*, std::shared_ptr<Session>> members;
+    absl::flat_hash_map<const Session*, Member> members;
     Subscribers snapshot;  // null when stale
   };
   struct Stripe {

@@ -112,6 +112,7 @@ std::vector<std::pair<std::string, int64_t>> Session::PresenceJoins() const {
 std::vector<std::string> Session::MarkClosed() {
   core::MutexLock lock(&mu_);
   closed_ = true;
+  removals_.fetch_add(1, std::memory_order_acq_rel);
   presence_joined_.reset();
   std::vector<std::string> out;
   for (const auto& [channel, after] : channels_) out.push_back(channel);

@@ -77,6 +77,15 @@ class LoopExecutor {
   virtual void Post(uint32_t loop, std::function<void()> work) = 0;
 };
 
+// Where one subscription went live: its position (publications after it are for the session)
+// and how many subscriptions the session had given up by then. Session::GoLive hands it to the
+// channel index, and fan-out checks a publication against it without the session lock
+// (Session::Accepts). Plain value.
+struct LiveMark {
+  uint64_t after = 0;
+  uint64_t removals = 0;
+};
+
 struct SessionCounters {
   uint64_t frames_in = 0;
   uint64_t frames_out = 0;
@@ -137,9 +146,9 @@ class Session {
   template <typename Fn>
   AddResult AddSubscription(const std::string& channel, size_t max, Fn on_added);
   // A subscription going live: from now on publications of `channel` with an offset greater than
-  // `after` are for this session (Accepts). Runs `fn` under the session lock when `channel` is in
-  // the set and the session is open, so index updates cannot race with MarkClosed() or an
-  // unsubscribe.
+  // `after` are for this session (Accepts). Runs `fn(const LiveMark&)` under the session lock
+  // when `channel` is in the set and the session is open, so index updates cannot race with
+  // MarkClosed() or an unsubscribe.
   template <typename Fn>
   bool GoLive(const std::string& channel, uint64_t after, Fn fn);
   // Removes `channel`; runs `on_removed` under the session lock when it was present.
@@ -150,6 +159,13 @@ class Session {
   // and the offset is past the position it joined at (a publication the broker hands over late,
   // after a join that already counted it, is not sent twice).
   bool Accepts(const std::string& channel, uint64_t offset) const;
+  // The same, given the mark the subscription went live with (GoLive): while the session has
+  // given up no subscription since, the mark still holds and no lock is taken (the fan-out's
+  // per-subscriber check); otherwise the subscription set decides.
+  bool Accepts(const std::string& channel, uint64_t offset, const LiveMark& mark) const {
+    if (removals_.load(std::memory_order_acquire) == mark.removals) return offset > mark.after;
+    return Accepts(channel, offset);
+  }
   std::vector<std::string> Subscriptions() const;  // sorted
   size_t SubscriptionCount() const;
   // Marks the session closed (no further subscriptions) and returns the channels it had.
@@ -188,6 +204,9 @@ class Session {
   // one pointer on the many connections that have none.
   std::unique_ptr<absl::flat_hash_map<std::string, int64_t>> presence_joined_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Subscriptions removed (and MarkClosed), changed under mu_: a LiveMark with an older count
+  // may be stale.
+  std::atomic<uint64_t> removals_{0};
 };
 
 template <typename Fn>
@@ -207,7 +226,7 @@ bool Session::GoLive(const std::string& channel, uint64_t after, Fn fn) {
   auto it = channels_.find(channel);
   if (closed_ || it == channels_.end()) return false;
   it->second = after;
-  fn();
+  fn(LiveMark{after, removals_.load(std::memory_order_relaxed)});
   return true;
 }
 
@@ -215,6 +234,7 @@ template <typename Fn>
 bool Session::RemoveSubscription(const std::string& channel, Fn on_removed) {
   core::MutexLock lock(&mu_);
   if (channels_.erase(channel) == 0) return false;
+  removals_.fetch_add(1, std::memory_order_acq_rel);
   if (presence_joined_ != nullptr) presence_joined_->erase(channel);
   on_removed();
   return true;

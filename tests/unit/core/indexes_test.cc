@@ -1,5 +1,7 @@
 // ConnectionTable, ChannelIndex and validation, each on its own.
+#include <map>
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -42,11 +44,11 @@ TEST(ChannelIndexTest, SnapshotsAreStableAcrossChanges) {
   ChannelIndex index;
   auto a = std::make_shared<FakeSession>("a");
   auto b = std::make_shared<FakeSession>("b");
-  EXPECT_TRUE(index.Add("x", a));
-  EXPECT_FALSE(index.Add("x", a));
+  EXPECT_TRUE(index.Add("x", a, {}));
+  EXPECT_FALSE(index.Add("x", a, {}));
   Subscribers before = index.Snapshot("x");
   EXPECT_EQ(before, index.Snapshot("x"));  // cached while unchanged
-  EXPECT_TRUE(index.Add("x", b));
+  EXPECT_TRUE(index.Add("x", b, {}));
   Subscribers after = index.Snapshot("x");
   EXPECT_EQ(before->sessions.size(), 1u);  // an old snapshot is never mutated
   EXPECT_EQ(after->sessions.size(), 2u);
@@ -64,7 +66,7 @@ TEST(ChannelIndexTest, SnapshotGroupsSubscribersByLoop) {
   for (uint32_t i = 0; i < 7; ++i) {
     sessions.push_back(std::make_shared<FakeSession>(absl::StrCat("s", i), "", "10.0.0.1:1",
                                                      /*loop=*/(i * 5) % 3));
-    index.Add("x", sessions.back());
+    index.Add("x", sessions.back(), {});
   }
   Subscribers subs = index.Snapshot("x");
   ASSERT_EQ(subs->sessions.size(), 7u);
@@ -79,6 +81,33 @@ TEST(ChannelIndexTest, SnapshotGroupsSubscribersByLoop) {
     next = subs->groups[g].end;
   }
   EXPECT_EQ(next, 7u);
+}
+
+// The fan-out's lock-free check (Accepts with the LiveMark the index holds) answers exactly as
+// the subscription set does, also once the session gave up this or another subscription.
+TEST(SessionTest, LiveMarkAnswersLikeTheSubscriptionSet) {
+  FakeSession s("a");
+  std::map<std::string, LiveMark> marks;
+  for (const char* ch : {"x", "y"}) {
+    ASSERT_EQ(s.AddSubscription(ch, 10, [] {}), Session::AddResult::kAdded);
+    ASSERT_TRUE(s.GoLive(ch, 5, [&](const LiveMark& m) { marks[ch] = m; }));
+  }
+  EXPECT_EQ(marks["x"].after, 5u);
+  EXPECT_FALSE(s.Accepts("x", 5, marks["x"]));  // covered by the join
+  EXPECT_TRUE(s.Accepts("x", 6, marks["x"]));
+  // Giving up "y" makes every older mark stale; "x" is still answered right.
+  ASSERT_TRUE(s.RemoveSubscription("y", [] {}));
+  EXPECT_TRUE(s.Accepts("x", 6, marks["x"]));
+  EXPECT_FALSE(s.Accepts("y", 6, marks["y"]));
+  // Back on "y" at a later position: the old mark must not let position 7 through.
+  ASSERT_EQ(s.AddSubscription("y", 10, [] {}), Session::AddResult::kAdded);
+  EXPECT_FALSE(s.Accepts("y", 7, marks["y"]));  // pending join
+  ASSERT_TRUE(s.GoLive("y", 9, [&](const LiveMark& m) { marks["y"] = m; }));
+  EXPECT_FALSE(s.Accepts("y", 7, marks["y"]));
+  EXPECT_TRUE(s.Accepts("y", 10, marks["y"]));
+  s.MarkClosed();
+  EXPECT_FALSE(s.Accepts("x", 6, marks["x"]));
+  EXPECT_FALSE(s.Accepts("y", 10, marks["y"]));
 }
 
 TEST(ValidationTest, Channels) {
