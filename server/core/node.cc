@@ -291,7 +291,8 @@ void Node::FinishJoin(const std::string& channel, uint64_t join_id,
       // publication at or before `after` that the broker hands over only now (appended before
       // the join read the stream, delivered after) was covered by the join: fan-out skips it
       // (Session::Accepts).
-      if (session.GoLive(channel, after, [&] { index_.Add(channel, done.session); })) {
+      if (session.GoLive(channel, after,
+                         [&](const LiveMark& mark) { index_.Add(channel, done.session, mark); })) {
         live = std::move(done.session);
       }
     }
@@ -419,9 +420,9 @@ void Node::HandlePublication(const Publication& p) {
     // A member notice, for the live subscribers only (no offset: every live one accepts it).
     Subscribers subscribers = index_.Snapshot(p.channel);
     if (subscribers->sessions.empty()) return;
-    FanOut(p.channel, std::numeric_limits<uint64_t>::max(), std::move(subscribers),
-           frames_->Make(EncodeMemberEvent(p.spec.kind == PublicationKind::kMemberJoined, p.channel,
-                                           *p.spec.data_json)));
+    fan_out_.Send(p.channel, std::numeric_limits<uint64_t>::max(), subscribers,
+                  frames_->Make(EncodeMemberEvent(p.spec.kind == PublicationKind::kMemberJoined,
+                                                  p.channel, *p.spec.data_json)));
     return;
   }
   // Registered before any frame is queued, so an ack can never arrive before its wait knows it.
@@ -444,28 +445,7 @@ void Node::HandlePublication(const Publication& p) {
   if (subscribers->sessions.empty()) return;
   NodeCounters::Bump(counters_.deliveries, subscribers->sessions.size());
   // Encoded and framed once; the same frame object is queued on every subscriber.
-  FanOut(p.channel, p.position.offset, std::move(subscribers), PublicationFrame(p));
-}
-
-void Node::FanOut(const std::string& channel, uint64_t offset, Subscribers subscribers,
-                  OutFramePtr frame) {
-  // A session that unsubscribed after the snapshot but before its thread ran the send gets
-  // nothing (no publication follows `unsubscribed`), nor one whose join already covered it.
-  auto send_group = [channel, offset, subscribers, frame](const SubscriberList::Group& g) {
-    for (size_t i = g.begin; i < g.end; ++i) {
-      Session& s = *subscribers->sessions[i];
-      if (s.Accepts(channel, offset)) s.Send(frame);
-    }
-  };
-  if (loops_ == nullptr) {
-    for (const SubscriberList::Group& g : subscribers->groups) send_group(g);
-    return;
-  }
-  // Each I/O thread writes to its own connections. The broker delivers a channel's
-  // publications one at a time in order, and work posted to one loop runs in posting order.
-  for (const SubscriberList::Group& g : subscribers->groups) {
-    loops_->Post(g.loop, [send_group, g] { send_group(g); });
-  }
+  fan_out_.Send(p.channel, p.position.offset, subscribers, PublicationFrame(p));
 }
 
 v1::Connection Node::Describe(const Session& session) const {

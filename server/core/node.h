@@ -24,6 +24,7 @@
 #include "server/core/connection_quota.h"
 #include "server/core/connection_table.h"
 #include "server/core/events.h"
+#include "server/core/fan_out.h"
 #include "server/core/limits.h"
 #include "server/core/mutex.h"
 #include "server/core/node_counters.h"
@@ -57,7 +58,10 @@ class Node : public BrokerEventHandler {
   absl::Time Now() const { return clock_(); }
   // Fans publications out on the transport's I/O threads (see LoopExecutor) instead of the
   // delivering thread. Call before serving; `loops` must outlive the node.
-  void SetLoopExecutor(LoopExecutor* loops) { loops_ = loops; }
+  void SetLoopExecutor(LoopExecutor* loops) {
+    loops_ = loops;
+    fan_out_.SetLoopExecutor(loops);
+  }
   // Runs `work` on the I/O thread of `loop` (a session's loop()), after what was posted there
   // before; at once without a LoopExecutor (unit tests).
   void RunOnLoop(uint32_t loop, std::function<void()> work) {
@@ -229,10 +233,6 @@ class Node : public BrokerEventHandler {
                               const JoinResult& joined, bool report_recovered,
                               bool report_snapshot) const;
   OutFramePtr PublicationFrame(const Publication& publication) const;
-  // Queues `frame` (the publication at `offset`) on the subscribers of `channel` that accept it
-  // (on their I/O threads when a LoopExecutor is set).
-  void FanOut(const std::string& channel, uint64_t offset, Subscribers subscribers,
-              OutFramePtr frame);
 
   const Limits limits_;
   const std::string name_;
@@ -242,6 +242,7 @@ class Node : public BrokerEventHandler {
   const bool auth_required_;
   const Clock clock_;
   LoopExecutor* loops_ = nullptr;
+  FanOut fan_out_;
 
   ConnectionTable table_;
   ChannelIndex index_;

@@ -76,12 +76,13 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
   // Closes the socket and reports it.
   void Finish();
 
+  // First, on the cache line of the socket's descriptor: every queued frame reads it (WsSession).
+  State state_ = State::kOpen;
   asio::ip::tcp::socket socket_;
   Handler* const handler_;
   FrameReader reader_;
   std::string remote_close_reason_;
   int remote_close_code_ = 1006;
-  State state_ = State::kOpen;
   bool close_received_ = false;  // the peer's close frame
   bool close_written_ = false;   // ours
   bool failed_ = false;          // a protocol error: what follows is not parsed

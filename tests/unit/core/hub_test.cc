@@ -182,6 +182,47 @@ TEST_F(HubTest, FanOutRunsOnEachSubscribersShardAndSkipsThoseWhoLeft) {
   hub_.SetLoopExecutor(nullptr);
 }
 
+// Publications that reach a loop before it ran the last fan-out join that task (one task, not
+// one per publication), and every subscriber still gets them in order; a publication of another
+// channel in between starts a new task, so the loop's work keeps its posting order.
+TEST_F(HubTest, PublicationsWaitingForALoopShareOneTaskInOrder) {
+  QueuedLoops loops;
+  hub_.SetLoopExecutor(&loops);
+  std::vector<std::shared_ptr<FakeSession>> subs;
+  for (uint32_t i = 0; i < 2; ++i) {
+    subs.push_back(std::make_shared<FakeSession>(hub_.NextConnectionId(), "", "10.0.0.1:1", 0));
+    ASSERT_TRUE(hub_.Register(subs.back()).ok());
+    ClientSubscribe(subs.back(), "news");
+  }
+  ClientSubscribe(subs[0], "sport");
+  auto publish = [&](const std::string& channel, int n) {
+    v1::PublishRequest req;
+    req.set_channel(channel);
+    *req.mutable_data() = Json(absl::StrCat(R"({"n":)", n, "}"));
+    ASSERT_TRUE(hub_.Publish(req).ok());
+  };
+  for (int n = 1; n <= 3; ++n) publish("news", n);
+  EXPECT_EQ(loops.pending(0), 1u);
+  publish("sport", 4);
+  publish("news", 5);
+  EXPECT_EQ(loops.pending(0), 3u);
+  // subs[1] leaves before the loop gets to any of it: it gets none of them.
+  Send(subs[1], R"({"id":10,"unsubscribe":{"channel":"news"}})");
+  loops.Run(0);
+  auto numbers = [](FakeSession& s) {
+    std::vector<std::string> out;
+    for (const v1::ServerFrame& f : s.OfKind(Kind::kPub)) {
+      out.push_back(absl::StrCat(f.pub().channel(), ":",
+                                 f.pub().data().struct_value().fields().at("n").number_value()));
+    }
+    return out;
+  };
+  EXPECT_THAT(numbers(*subs[0]),
+              ::testing::ElementsAre("news:1", "news:2", "news:3", "sport:4", "news:5"));
+  EXPECT_TRUE(numbers(*subs[1]).empty());
+  hub_.SetLoopExecutor(nullptr);
+}
+
 TEST_F(HubTest, PublicationFrameIsTheJsonMappingOfServerFrame) {
   auto a = Connect();
   ClientSubscribe(a, "x");
