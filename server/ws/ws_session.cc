@@ -1,6 +1,7 @@
 #include "server/ws/ws_session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -215,6 +216,19 @@ void WsSession::Ping() {
   ScheduleWrite();
 }
 
+namespace {
+
+// This I/O thread's write passes (WriteScheduled): the sessions with bytes to write at the end
+// of the loop turn, frames queued for the socket since the last pass, and when that pass ended,
+// how long it took and whether it was behind.
+thread_local std::vector<std::shared_ptr<WsSession>> t_write_list;
+thread_local size_t t_frames_queued = 0;
+thread_local std::chrono::steady_clock::time_point t_pass_end;
+thread_local std::chrono::steady_clock::duration t_pass_took{};
+thread_local bool t_pass_behind = false;
+
+}  // namespace
+
 bool WsSession::DoSend(const core::OutFramePtr& frame) {
   // On the I/O thread, at once — unless frames another thread queued are still on their way
   // here: then behind them, so that a session's frames go out in the order they were queued
@@ -236,6 +250,7 @@ bool WsSession::SendHere(const core::OutFramePtr& frame) {
   const size_t size = static_cast<const WsFrame&>(*frame).wire_size();
   // A frame larger than the soft limit still goes out whenever nothing else is queued.
   if (!Holding() && (out_bytes_ == 0 || out_bytes_ + size <= soft_limit_)) {
+    ++t_frames_queued;
     out_.push_back(frame);
     out_bytes_ += size;
     UpdateBuffered();
@@ -265,25 +280,37 @@ bool WsSession::SendHere(const core::OutFramePtr& frame) {
   return true;
 }
 
-namespace {
-// Sessions of this I/O thread with bytes to write at the end of the loop turn.
-thread_local std::vector<std::shared_ptr<WsSession>> t_write_list;
-}  // namespace
-
 void WsSession::ScheduleWrite() {
   if (write_scheduled_ || awaiting_writable_) return;
   write_scheduled_ = true;
-  if (t_write_list.empty()) asio::post(*io_, &WsSession::WriteScheduled);
+  if (t_write_list.empty()) {
+    const auto due = t_pass_end + t_pass_took;
+    if (!t_pass_behind || t_pass_took < kPaceLongerThan ||
+        std::chrono::steady_clock::now() >= due) {
+      asio::post(*io_, &WsSession::WriteScheduled);
+    } else {
+      // Behind: the next pass waits as long as the last one took, so what arrives meanwhile
+      // goes out in the same writes.
+      auto timer = std::make_shared<asio::steady_timer>(*io_, due);
+      timer->async_wait([timer](const asio::error_code&) { WriteScheduled(); });
+    }
+  }
   t_write_list.push_back(shared_from_this());
 }
 
 void WsSession::WriteScheduled() {
+  const auto start = std::chrono::steady_clock::now();
   std::vector<std::shared_ptr<WsSession>> sessions;
   sessions.swap(t_write_list);
   for (const std::shared_ptr<WsSession>& s : sessions) {
     s->write_scheduled_ = false;
     if (!s->awaiting_writable_) s->Write();
   }
+  t_pass_end = std::chrono::steady_clock::now();
+  t_pass_took = t_pass_end - start;
+  // Two frames or more per connection: publications came in faster than the thread wrote.
+  t_pass_behind = t_frames_queued >= 2 * sessions.size();
+  t_frames_queued = 0;
 }
 
 void WsSession::Write() {

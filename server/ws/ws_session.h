@@ -2,6 +2,7 @@
 #define HERALD_SERVER_WS_WS_SESSION_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -126,10 +127,17 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   void CloseConnection(int code, const std::string& reason);
   WsTimerPtr SetTimer(long ms, std::function<void(const websocketpp::lib::error_code&)> callback);
   asio::ip::tcp::socket::lowest_layer_type& RawSocket() const;
-  // Queues this session's write for the end of the current loop turn: everything queued on it
-  // until then (a burst of publications while the thread is behind) goes out in one write.
+  // Queues this session's write for the thread's next write pass (WriteScheduled), at the end of
+  // the current loop turn: everything queued on it until then (a burst of publications while the
+  // thread is behind) goes out in one write. When the thread's last pass was behind (it found two
+  // frames or more per connection: publications come in faster than it writes) and took longer
+  // than kPaceLongerThan, the next pass starts no sooner than that pass's duration after its end,
+  // so what arrives meanwhile joins the same writes: fewer, larger writes (the cost of a fan-out
+  // is mostly one send() per connection and pass), never more than one pass's time later. A
+  // thread that keeps up writes at once.
   void ScheduleWrite();
   static void WriteScheduled();
+  static constexpr std::chrono::microseconds kPaceLongerThan{1000};
   void CloseSlow();
   // Arms close_timer_: Abort() after close_timeout_ms_ unless cancelled (the connection closed).
   void ArmCloseTimer();
