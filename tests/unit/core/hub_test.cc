@@ -217,8 +217,7 @@ TEST_F(HubTest, PublicationsWaitingForALoopShareOneTaskInOrder) {
     }
     return out;
   };
-  EXPECT_THAT(numbers(*subs[0]),
-              ::testing::ElementsAre("news:1", "news:2", "news:3", "sport:4", "news:5"));
+  EXPECT_THAT(numbers(*subs[0]), ElementsAre("news:1", "news:2", "news:3", "sport:4", "news:5"));
   EXPECT_TRUE(numbers(*subs[1]).empty());
   hub_.SetLoopExecutor(nullptr);
 }
