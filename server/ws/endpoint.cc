@@ -92,7 +92,9 @@ Endpoint::Endpoint(core::Hub* hub, asio::io_context* io, uint32_t loop, const Tl
       loop_(loop),
       io_(io),
       liveness_(io, absl::Milliseconds(hub->limits().ping_interval_ms),
-                absl::Milliseconds(hub->limits().idle_timeout_ms)) {
+                absl::Milliseconds(hub->limits().idle_timeout_ms),
+                hub->protocol().auth_required() ? absl::Milliseconds(hub->limits().auth_timeout_ms)
+                                                : absl::ZeroDuration()) {
   if (tls != nullptr) InitTls(tls);
 }
 
@@ -377,6 +379,9 @@ void Endpoint::Open(const std::shared_ptr<WsSession>& session, const void* conne
   // The hub's table owns the session (which holds the connection); the endpoint's handlers find
   // it in sessions_, weakly, so there is no ownership cycle. They run on this thread, in order.
   sessions_[connection] = session;
+  // Watched from before Register, which sets the auth deadline in the session's entry; the close
+  // handler removes it (Closed), also when Register refuses the session.
+  liveness_.Add(session);
   if (absl::Status st = hub_->protocol().Register(session); !st.ok()) {
     session->Close(core::kClosePolicyViolation, st.message());
     return;
@@ -384,8 +389,6 @@ void Endpoint::Open(const std::shared_ptr<WsSession>& session, const void* conne
   // Admitted before the drain began but registered after its CloseAll went through the table:
   // closed here like the others (the table's lock orders this read after the drain's flag).
   if (hub_->api().draining()) session->Close(core::kCloseGoingAway, "server shutting down");
-  // Only a registered session: the table keeps it alive until its close handler removes it here.
-  liveness_.Add(session);
 }
 
 void Endpoint::OnMessage(const std::shared_ptr<WsSession>& session, bool text,
@@ -455,7 +458,7 @@ void Endpoint::AcceptUpgrade(const http::Request& request,
     auto connection =
         std::make_shared<WsConnection>(std::move(socket), handler, hub_->limits().max_frame_bytes);
     auto session = std::make_shared<WsSession>(std::move(accepted->meta),
-                                               WsConnectionPtr(connection), hub_, io_);
+                                               WsConnectionPtr(connection), hub_, io_, &liveness_);
     // The 101 goes first, and the `welcome` Register queues goes out in the same write.
     session->QueueHandshakeResponse(std::move(accepted->response));
     Open(session, connection.get(), std::move(accepted->admission));
@@ -562,7 +565,8 @@ void Endpoint::OnOpen(connection_hdl hdl) {
   // per idle connection.
   con->get_request().Release();
   con->get_response().Release();
-  auto session = std::make_shared<WsSession>(std::move(meta), WsConnectionPtr(con), hub_, io_);
+  auto session =
+      std::make_shared<WsSession>(std::move(meta), WsConnectionPtr(con), hub_, io_, &liveness_);
   Open(session, con.get(), std::move(admission));
 }
 

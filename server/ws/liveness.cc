@@ -10,12 +10,17 @@
 
 namespace herald::ws {
 
-Liveness::Liveness(asio::io_context* io, absl::Duration ping_interval, absl::Duration idle_timeout)
+Liveness::Liveness(asio::io_context* io, absl::Duration ping_interval, absl::Duration idle_timeout,
+                   absl::Duration auth_timeout)
     : timer_(*io),
       ping_ms_(absl::ToInt64Milliseconds(ping_interval)),
       idle_ms_(absl::ToInt64Milliseconds(idle_timeout)),
-      sweep_ms_(std::clamp<int64_t>((idle_ms_ > 0 ? std::min(ping_ms_, idle_ms_) : ping_ms_) / 4,
-                                    10, 1000)),
+      sweep_ms_(std::clamp<int64_t>(
+          std::min({ping_ms_, idle_ms_ > 0 ? idle_ms_ : ping_ms_,
+                    auth_timeout > absl::ZeroDuration() ? absl::ToInt64Milliseconds(auth_timeout)
+                                                        : ping_ms_}) /
+              4,
+          10, 1000)),
       close_reason_(absl::StrCat("idle timeout: nothing received for ", idle_ms_, " ms")) {}
 
 int64_t Liveness::NowMs() {
@@ -27,7 +32,7 @@ int64_t Liveness::NowMs() {
 void Liveness::Add(const std::shared_ptr<WsSession>& session) {
   if (session->liveness_slot_ != WsSession::kNotWatched) return;
   session->liveness_slot_ = static_cast<uint32_t>(entries_.size());
-  entries_.push_back(Entry{NowMs(), State::kHeard, session});
+  entries_.push_back(Entry{NowMs(), kNoDeadline, State::kHeard, session});
   Arm();
 }
 
@@ -58,6 +63,11 @@ void Liveness::Heard(WsSession& session) {
   if (e.state == State::kPinged) e.state = State::kHeard;
 }
 
+void Liveness::SetDeadline(WsSession& session, int64_t due_ms) {
+  const uint32_t slot = session.liveness_slot_;
+  if (slot != WsSession::kNotWatched) entries_[slot].due_ms = due_ms;
+}
+
 void Liveness::Arm() {
   if (armed_) return;
   armed_ = true;
@@ -77,7 +87,8 @@ void Liveness::Sweep() {
     const int64_t silent = now - e.heard_ms;
     const bool close = e.state != State::kClosing && idle_ms_ > 0 && silent > idle_ms_;
     const bool ping = !close && e.state == State::kHeard && silent >= ping_ms_;
-    if (!close && !ping) {
+    const bool due = e.due_ms <= now;
+    if (!close && !ping && !due) {
       ++i;
       continue;
     }
@@ -86,15 +97,23 @@ void Liveness::Sweep() {
       RemoveAt(i);
       continue;
     }
-    e.state = close ? State::kClosing : State::kPinged;
-    (close ? to_close_ : to_ping_).push_back(std::move(s));
+    if (due) {
+      e.due_ms = kNoDeadline;  // CheckAuthDeadline sets the next one
+      to_check_.push_back(s);
+    }
+    if (close || ping) {
+      e.state = close ? State::kClosing : State::kPinged;
+      (close ? to_close_ : to_ping_).push_back(std::move(s));
+    }
     ++i;
   }
   // After the pass: nothing below may change the array under it.
+  for (const std::shared_ptr<WsSession>& s : to_check_) s->AuthDeadlinePassed();
   for (const std::shared_ptr<WsSession>& s : to_ping_) s->Ping();
   for (const std::shared_ptr<WsSession>& s : to_close_) {
     s->Close(core::kCloseIdleTimeout, close_reason_);
   }
+  to_check_.clear();
   to_ping_.clear();
   to_close_.clear();
 }

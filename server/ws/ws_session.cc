@@ -9,6 +9,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/write.hpp"
 #include "server/core/protocol.h"
+#include "server/ws/liveness.h"
 
 namespace herald::ws {
 
@@ -42,11 +43,12 @@ core::OutFramePtr WsFrameFactory::Make(std::string payload, std::string conflati
 }
 
 WsSession::WsSession(core::ConnectionMeta meta, WsConnectionPtr connection, core::Hub* hub,
-                     asio::io_context* io)
+                     asio::io_context* io, Liveness* liveness)
     : core::Session(std::move(meta)),
       connection_(std::move(connection)),
       hub_(hub),
       io_(io),
+      liveness_(liveness),
       soft_limit_(hub->limits().soft_send_buffer_bytes),
       hard_limit_(hub->limits().max_send_buffer_bytes),
       close_timeout_ms_(static_cast<long>(hub->limits().close_timeout_ms)) {}
@@ -116,43 +118,28 @@ void WsSession::Abort() {
 }
 
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
-  // Far deadlines are checked daily (the check re-arms), which keeps the timer in range.
+  // Far deadlines are checked daily (the check re-arms).
   const absl::Duration wait =
       std::clamp(deadline - hub_->Now(), absl::ZeroDuration(), absl::Hours(24));
-  const long ms =
-      static_cast<long>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))) + 1;
-  std::weak_ptr<WsSession> weak = weak_from_this();
-  core::Hub* hub = hub_;
-  WsTimerPtr timer = SetTimer(ms, [weak, hub](const websocketpp::lib::error_code& ec) {
-    if (ec) return;  // cancelled
-    if (std::shared_ptr<WsSession> s = weak.lock()) hub->protocol().CheckAuthDeadline(s);
+  const int64_t due =
+      Liveness::NowMs() + absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
+  if (OnIoThread()) return liveness_->SetDeadline(*this, due);
+  asio::post(*io_, [weak = weak_from_this(), due] {
+    if (std::shared_ptr<WsSession> s = weak.lock()) s->liveness_->SetDeadline(*s, due);
   });
-  absl::MutexLock lock(&timer_mu_);
-  if (auth_timer_ != nullptr) {
-    asio::error_code ignored;
-    auth_timer_->cancel(ignored);
-  }
-  auth_timer_ = std::move(timer);
 }
 
+void WsSession::AuthDeadlinePassed() { hub_->protocol().CheckAuthDeadline(shared_from_this()); }
+
 void WsSession::CancelTimers() {
-  {
-    absl::MutexLock lock(&timer_mu_);
-    if (auth_timer_ != nullptr) {
-      asio::error_code ignored;
-      auth_timer_->cancel(ignored);
-      auth_timer_ = nullptr;
-    }
+  if (!OnIoThread()) return;
+  if (close_timer_ != nullptr) {
+    asio::error_code ignored;
+    close_timer_->cancel(ignored);
+    close_timer_ = nullptr;
   }
-  if (OnIoThread()) {
-    if (close_timer_ != nullptr) {
-      asio::error_code ignored;
-      close_timer_->cancel(ignored);
-      close_timer_ = nullptr;
-    }
-    DropHeld();
-    DropQueued();
-  }
+  DropHeld();
+  DropQueued();
 }
 
 size_t WsSession::BufferedBytes() const { return buffered_.load(std::memory_order_relaxed); }

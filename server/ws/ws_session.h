@@ -10,9 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 
 #include "asio/io_context.hpp"
 #include "server/core/hub.h"
@@ -21,6 +19,8 @@
 #include "server/ws/ws_connection.h"
 
 namespace herald::ws {
+
+class Liveness;
 
 // A server frame (header + payload) framed once; the same WsFrame is queued on every
 // subscriber's socket. Immutable once made.
@@ -74,8 +74,10 @@ using WsConnectionPtr = std::variant<std::shared_ptr<WsConnection>, WssServer::c
 // it, so each thread's calls keep their order; BufferedBytes reads an atomic.
 class WsSession : public core::Session, public std::enable_shared_from_this<WsSession> {
  public:
+  // `liveness`: the I/O thread's, which watches this session (Endpoint::Open) and keeps its
+  // auth deadline.
   WsSession(core::ConnectionMeta meta, WsConnectionPtr connection, core::Hub* hub,
-            asio::io_context* io);
+            asio::io_context* io, Liveness* liveness);
   // Bytes of queued frames one TLS write takes at most (a larger frame goes alone).
   static constexpr size_t kTlsChunkBytes = 64 * 1024;
 
@@ -94,9 +96,10 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // Sends a WebSocket ping (Liveness: the peer has been silent). It goes ahead of every queued
   // frame not yet begun, so a long queue does not delay it. On the I/O thread only.
   void Ping();
-  // A timer on the connection's I/O thread that calls ClientProtocol::CheckAuthDeadline.
+  // The deadline goes in the connection's Liveness entry, whose sweep calls
+  // ClientProtocol::CheckAuthDeadline once it has passed (at most Liveness::sweep_period() late).
   void ScheduleAuthDeadline(absl::Time deadline) override;
-  // On close: cancels the pending timer and drops what is queued.
+  // On close, on the I/O thread: cancels the close timer and drops what is queued.
   void CancelTimers();
   // The close this session started while the connection was open (code 0: none): how the
   // connection ended, also when the peer never answered it and the transport saw only a timeout
@@ -112,6 +115,8 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   static constexpr uint32_t kNotWatched = UINT32_MAX;
 
   bool OnIoThread() const { return io_->get_executor().running_in_this_thread(); }
+  // Liveness: the auth deadline has come.
+  void AuthDeadlinePassed();
   // Everything below runs on the connection's I/O thread only.
   bool SendHere(const core::OutFramePtr& frame);
   void CloseHere(int code, std::string reason);
@@ -153,6 +158,7 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   const WsConnectionPtr connection_;
   core::Hub* const hub_;
   asio::io_context* const io_;
+  Liveness* const liveness_;
   const size_t soft_limit_;
   const size_t hard_limit_;
   const long close_timeout_ms_;
@@ -192,9 +198,6 @@ class WsSession : public core::Session, public std::enable_shared_from_this<WsSe
   // wss:// only: the frames of the TLS write in flight, copied (empty and unallocated between
   // writes, so an idle connection pays nothing for it).
   std::string tls_out_;
-
-  absl::Mutex timer_mu_;
-  WsTimerPtr auth_timer_ ABSL_GUARDED_BY(timer_mu_);
 };
 
 }  // namespace herald::ws
