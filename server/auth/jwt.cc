@@ -99,9 +99,10 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
 // keeps its own copy of the last verifier's context and restarts it per token (EVP_MAC_init
 // without a key keeps the key): copying the keyed context for every token (allocations for the
 // MAC and its three digest contexts) cost twice the MAC itself. `serial` names the verifier, so a
-// thread never uses a copy keyed by another one, even at a reused address. "" on failure (never
-// equal to a signature).
-std::string HmacSha256(const EVP_MAC_CTX* keyed, uint64_t serial, absl::string_view data) {
+// thread never uses a copy keyed by another one, even at a reused address. Writes the MAC to
+// `mac` (EVP_MAX_MD_SIZE bytes) and returns its length, 0 on failure.
+size_t HmacSha256(const EVP_MAC_CTX* keyed, uint64_t serial, absl::string_view data,
+                  unsigned char* mac) {
   struct ThreadCopy {
     uint64_t serial = 0;
     EVP_MAC_CTX* ctx = nullptr;
@@ -113,15 +114,14 @@ std::string HmacSha256(const EVP_MAC_CTX* keyed, uint64_t serial, absl::string_v
     copy.ctx = EVP_MAC_CTX_dup(keyed);
     copy.serial = serial;
   } else if (EVP_MAC_init(copy.ctx, nullptr, 0, nullptr) != 1) {
-    return std::string();
+    return 0;
   }
-  unsigned char mac[EVP_MAX_MD_SIZE];
   size_t len = 0;
   const bool ok = copy.ctx != nullptr &&
                   EVP_MAC_update(copy.ctx, reinterpret_cast<const unsigned char*>(data.data()),
                                  data.size()) == 1 &&
-                  EVP_MAC_final(copy.ctx, mac, &len, sizeof mac) == 1;
-  return ok ? std::string(reinterpret_cast<const char*>(mac), len) : std::string();
+                  EVP_MAC_final(copy.ctx, mac, &len, EVP_MAX_MD_SIZE) == 1;
+  return ok ? len : 0;
 }
 
 bool RsaSha256Verify(EVP_PKEY* key, absl::string_view data, absl::string_view signature) {
@@ -198,7 +198,9 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   }
   const absl::string_view parts[3] = {
       token.substr(0, dot1), token.substr(dot1 + 1, dot2 - dot1 - 1), token.substr(dot2 + 1)};
-  std::string header_json, payload_json, signature;
+  // The decoded segments go into this thread's scratch strings, which keep their capacity from
+  // one token to the next (three allocations per handshake otherwise).
+  thread_local std::string header_json, payload_json, signature;
   // Both DOMs take their nodes and strings from a pool on the stack: by default RapidJSON makes a
   // 64 KB first chunk per document, two mallocs and fresh pages on every handshake with a token.
   char pool_buffer[4096];
@@ -242,9 +244,10 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   const absl::string_view signed_part = token.substr(0, parts[0].size() + 1 + parts[1].size());
   bool valid = false;
   if (alg == "HS256") {
-    const std::string mac = HmacSha256(hs256_keyed_, serial_, signed_part);
-    valid = signature.size() == mac.size() &&
-            CRYPTO_memcmp(signature.data(), mac.data(), mac.size()) == 0;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    const size_t mac_size = HmacSha256(hs256_keyed_, serial_, signed_part, mac);
+    valid = mac_size > 0 && signature.size() == mac_size &&
+            CRYPTO_memcmp(signature.data(), mac, mac_size) == 0;
   } else {
     valid = RsaSha256Verify(rs256_public_key_, signed_part, signature);
   }

@@ -2,6 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "rapidjson/allocators.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 #include "server/core/json_writer.h"
 
 namespace herald::core {
@@ -60,8 +63,14 @@ std::string EncodeSubscribed(uint32_t id, absl::string_view channel, const Strea
 }
 
 std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
-  rapidjson::StringBuffer buffer;
-  json_writer::Writer w(buffer);
+  // Sent on every handshake: the buffer and the writer's stack take their memory from a pool on
+  // the stack, not from two mallocs.
+  char pool_buffer[1024];
+  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
+  rapidjson::GenericStringBuffer<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>> buffer(&pool);
+  rapidjson::Writer<decltype(buffer), rapidjson::UTF8<>, rapidjson::UTF8<>,
+                    rapidjson::MemoryPoolAllocator<>>
+      w(buffer, &pool);
   w.StartObject();
   w.Key("welcome");
   w.StartObject();
@@ -73,7 +82,7 @@ std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
   json_writer::Bool(w, "connectRequired", welcome.connect_required());
   w.EndObject();
   w.EndObject();
-  return json_writer::Text(buffer);
+  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -286,6 +286,7 @@ void TaskDispatcher::RemoveWorker(const Session& session) {
   std::vector<std::string> queues;
   {
     core::MutexLock lock(&mu_);
+    if (queues_.empty()) return;  // every connection's close comes here: no holder to build
     const std::string holder = HolderOf(session);
     for (auto& [name, q] : queues_) {
       if (FindWorker(q, holder) != nullptr) queues.push_back(name);

@@ -68,6 +68,8 @@ struct RequestParser::Impl {
     if (self.head_complete_) return 0;
     if (!self.in_value_) {
       self.in_value_ = true;
+      // A browser's handshake has a dozen headers: one allocation for them, not five.
+      if (self.request_.headers.empty()) self.request_.headers.reserve(16);
       self.request_.headers.emplace_back(self.field_, std::string());
     }
     self.request_.headers.back().second.append(at, length);
@@ -82,7 +84,7 @@ struct RequestParser::Impl {
     r.keep_alive = http_should_keep_alive(p) != 0;
     r.chunked = (p->flags & F_CHUNKED) != 0;
     for (auto& header : r.headers) {
-      header.second = std::string(absl::StripTrailingAsciiWhitespace(header.second));
+      header.second.resize(absl::StripTrailingAsciiWhitespace(header.second).size());
     }
     // http-parser sets `upgrade` only for `Upgrade` with `Connection: upgrade` (or CONNECT), and
     // then stops at the end of the message; an `Upgrade` alone is announced too, so that no

@@ -55,20 +55,37 @@ std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
 }
 
 std::string SwitchingProtocols(absl::string_view key) {
-  const std::string input = absl::StrCat(absl::StripAsciiWhitespace(key), kAcceptGuid);
-  // Fetched once: OpenSSL 3's one-shot SHA1() looks the algorithm up on every call.
+  key = absl::StripAsciiWhitespace(key);
+  // SHA-1 fetched once (OpenSSL 3's one-shot SHA1() looks the algorithm up on every call), and one
+  // digest context per thread, restarted per handshake: EVP_Digest makes and frees a context (two
+  // allocations, and the shared algorithm's reference count taken and dropped) every time.
   static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
   unsigned char digest[SHA_DIGEST_LENGTH];
   unsigned int length = 0;
-  if (sha1 == nullptr ||
-      EVP_Digest(input.data(), input.size(), digest, &length, sha1, nullptr) != 1) {
+  if (sha1 == nullptr || context.ctx == nullptr ||
+      EVP_DigestInit_ex2(context.ctx, sha1, nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, key.data(), key.size()) != 1 ||
+      EVP_DigestUpdate(context.ctx, kAcceptGuid.data(), kAcceptGuid.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, digest, &length) != 1) {
+    const std::string input = absl::StrCat(key, kAcceptGuid);
     SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   }
-  return absl::StrCat(
+  constexpr absl::string_view kHead =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Accept: ",
-      absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest)),
-      "\r\n\r\n");
+      "Sec-WebSocket-Accept: ";
+  unsigned char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];  // base64 and its NUL
+  const int accept_length = EVP_EncodeBlock(accept, digest, SHA_DIGEST_LENGTH);
+  std::string response;
+  response.reserve(kHead.size() + sizeof accept + 4);
+  response.append(kHead.data(), kHead.size());
+  response.append(reinterpret_cast<const char*>(accept), static_cast<size_t>(accept_length));
+  response.append("\r\n\r\n");
+  return response;
 }
 
 }  // namespace herald::ws
