@@ -118,11 +118,12 @@ void WsSession::Abort() {
 }
 
 void WsSession::ScheduleAuthDeadline(absl::Time deadline) {
-  // Far deadlines are checked daily (the check re-arms).
+  // Far deadlines are checked daily (the check re-arms); a millisecond past the deadline, so that
+  // the check does not find it a hair early and wait another sweep.
   const absl::Duration wait =
       std::clamp(deadline - hub_->Now(), absl::ZeroDuration(), absl::Hours(24));
   const int64_t due =
-      Liveness::NowMs() + absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
+      Liveness::NowMs() + absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))) + 1;
   if (OnIoThread()) return liveness_->SetDeadline(*this, due);
   asio::post(*io_, [weak = weak_from_this(), due] {
     if (std::shared_ptr<WsSession> s = weak.lock()) s->liveness_->SetDeadline(*s, due);
