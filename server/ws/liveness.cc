@@ -20,7 +20,7 @@ Liveness::Liveness(asio::io_context* io, absl::Duration ping_interval, absl::Dur
                     auth_timeout > absl::ZeroDuration() ? absl::ToInt64Milliseconds(auth_timeout)
                                                         : ping_ms_}) /
               4,
-          10, 1000)),
+          10, auth_timeout > absl::ZeroDuration() ? kMaxAuthSweepMs : 1000)),
       close_reason_(absl::StrCat("idle timeout: nothing received for ", idle_ms_, " ms")) {}
 
 int64_t Liveness::NowMs() {

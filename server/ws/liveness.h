@@ -46,15 +46,17 @@ class Liveness {
   void SetDeadline(WsSession& session, int64_t due_ms);
   static int64_t NowMs();  // steady clock
 
-  // A quarter of the shortest of the three intervals, within [10 ms, 1 s]: a ping goes out at most
-  // this long after ping_interval of silence, a close at most this long after idle_timeout, the
-  // auth check at most this long after the deadline.
+  // A quarter of the shortest of the three intervals, within [10 ms, 1 s] (250 ms when there are
+  // auth deadlines: a token's expiry is enforced within a quarter second): a ping goes out at
+  // most this long after ping_interval of silence, a close at most this long after idle_timeout,
+  // the auth check at most this long after the deadline.
   absl::Duration sweep_period() const { return absl::Milliseconds(sweep_ms_); }
   size_t watched() const { return entries_.size(); }
 
  private:
   enum class State : uint8_t { kHeard, kPinged, kClosing };
   static constexpr int64_t kNoDeadline = INT64_MAX;
+  static constexpr int64_t kMaxAuthSweepMs = 250;
   struct Entry {
     int64_t heard_ms;  // steady clock
     int64_t due_ms;    // the auth deadline (kNoDeadline: none)
