@@ -46,7 +46,9 @@ void Int64(W& w, const char* name, Int value) {
   w.String(digits.data(), static_cast<rapidjson::SizeType>(digits.size()));
 }
 
-inline std::string Text(const rapidjson::StringBuffer& buffer) {
+// The text of any RapidJSON string buffer (StringBuffer, or one on a pool allocator).
+template <typename Buffer>
+std::string Text(const Buffer& buffer) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 

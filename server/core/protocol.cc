@@ -82,7 +82,7 @@ std::string EncodeWelcome(const herald::v1::Welcome& welcome) {
   json_writer::Bool(w, "connectRequired", welcome.connect_required());
   w.EndObject();
   w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return json_writer::Text(buffer);
 }
 
 std::string EncodePush(absl::string_view data_json) {

@@ -15,13 +15,15 @@ Liveness::Liveness(asio::io_context* io, absl::Duration ping_interval, absl::Dur
     : timer_(*io),
       ping_ms_(absl::ToInt64Milliseconds(ping_interval)),
       idle_ms_(absl::ToInt64Milliseconds(idle_timeout)),
-      sweep_ms_(std::clamp<int64_t>(
-          std::min({ping_ms_, idle_ms_ > 0 ? idle_ms_ : ping_ms_,
-                    auth_timeout > absl::ZeroDuration() ? absl::ToInt64Milliseconds(auth_timeout)
-                                                        : ping_ms_}) /
-              4,
-          10, auth_timeout > absl::ZeroDuration() ? kMaxAuthSweepMs : 1000)),
+      sweep_ms_(SweepMs(ping_ms_, idle_ms_, absl::ToInt64Milliseconds(auth_timeout))),
       close_reason_(absl::StrCat("idle timeout: nothing received for ", idle_ms_, " ms")) {}
+
+int64_t Liveness::SweepMs(int64_t ping_ms, int64_t idle_ms, int64_t auth_ms) {
+  int64_t shortest = ping_ms;
+  if (idle_ms > 0) shortest = std::min(shortest, idle_ms);
+  if (auth_ms > 0) shortest = std::min(shortest, auth_ms);
+  return std::clamp<int64_t>(shortest / 4, 10, auth_ms > 0 ? kMaxAuthSweepMs : 1000);
+}
 
 int64_t Liveness::NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

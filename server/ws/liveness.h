@@ -63,6 +63,8 @@ class Liveness {
     State state;
     std::weak_ptr<WsSession> session;
   };
+  // sweep_period() in ms, from the three intervals in ms (0: idle or auth not in use).
+  static int64_t SweepMs(int64_t ping_ms, int64_t idle_ms, int64_t auth_ms);
   void Arm();
   void Sweep();
   void RemoveAt(size_t slot);
