@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -104,12 +105,15 @@ void Node::Announce(const Session& s) {
   // After CONNECT; with a shared registry, once it answered (Redis unreachable: no USER_ONLINE).
   // The event is built only when someone watches now (not on every handshake with a token); a
   // watcher that attaches meanwhile starts after this connect.
-  std::optional<v1::Event> online;
-  if (events_.has_watchers()) online = SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s);
+  // Held by pointer: the callback then fits in Done's inline storage, no allocation per handshake.
+  std::unique_ptr<v1::Event> online;
+  if (events_.has_watchers()) {
+    online = std::make_unique<v1::Event>(SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s));
+  }
   online_->Connected(
       s.user(), [this, online = std::move(online)](absl::StatusOr<bool> came_online) mutable {
-        if (came_online.ok() && *came_online && online.has_value() && events_.has_watchers()) {
-          events_.Emit(*std::move(online));
+        if (came_online.ok() && *came_online && online != nullptr && events_.has_watchers()) {
+          events_.Emit(std::move(*online));
         }
       });
 }

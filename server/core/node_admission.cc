@@ -26,6 +26,7 @@ absl::StatusOr<Node::ConnectionSlots> Node::AdmitConnection(absl::string_view re
     return absl::UnavailableError("too many connections");
   }
   ConnectionSlots slots;
+  slots.reserve(user.empty() ? 1 : 2);
   const absl::string_view ip = ClientIp(remote_address);
   std::optional<ConnectionQuota::Slot> ip_slot = ip_quota_.TryAcquire(ip);
   if (!ip_slot.has_value()) {

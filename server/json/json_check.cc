@@ -225,7 +225,16 @@ struct CheckReader {
   rapidjson::Reader reader{&crt};
 };
 
-// Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
+// This thread's CheckReader, for ParseJson: a parse clears the stack but keeps its capacity, so
+// the small documents ParseJson reads (a token's header and claims, two per handshake) allocate
+// nothing for it. Its stack grows to the longest string read and stays; CheckJson, which reads
+// whole message bodies, makes its own reader. Never used by two parses at once: the Document a
+// parse fills does not parse.
+rapidjson::Reader& ThreadReader() {
+  thread_local CheckReader check;
+  return check.reader;
+}
+
 constexpr unsigned kReaderFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
@@ -290,8 +299,7 @@ absl::Status ParseJson(absl::string_view json, size_t max_depth, rapidjson::Docu
   bool too_deep = false;
   auto generate = [&](rapidjson::Document& document) {
     DepthLimited<rapidjson::Document> limited(&document, max_depth);
-    CheckReader check;
-    result = check.reader.Parse<kReaderFlags>(stream, limited);
+    result = ThreadReader().Parse<kReaderFlags>(stream, limited);
     too_deep = limited.too_deep();
     return !result.IsError();
   };

@@ -47,7 +47,7 @@ absl::Status CheckJson(absl::string_view json, size_t max_depth, JsonTopLevel* t
 // CheckJson's checks, with its words for what it refuses, and RapidJSON's DOM of `json` built in
 // the same pass: for a small document read whole right away (a token's header and claims), where
 // checking first and parsing again cost twice. `out` keeps its allocator; on an error its content
-// is unspecified. Pure function.
+// is unspecified. Thread-safe (each thread reuses one reader; json_check.cc).
 absl::Status ParseJson(absl::string_view json, size_t max_depth, rapidjson::Document* out);
 
 // `text` when it is valid UTF-8, else `text` with every byte outside printable ASCII escaped
