@@ -61,6 +61,13 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
 // small objects).
 constexpr size_t kMaxJwtJsonDepth = 16;
 
+// The parse stack of a token's DOM: RapidJSON's default.
+constexpr size_t kStackBytes = 1024;
+
+// A header segment longer than this (a real one is 36 bytes, or ~60 with a `kid`) is checked on
+// every token rather than kept for the next.
+constexpr size_t kMaxRememberedHeaderBytes = 256;
+
 // What is wrong with a segment that is not a JSON object: ParseJson's words (syntax, nesting
 // deeper than kMaxJwtJsonDepth, with the byte offset), else "not a base64url JSON object".
 absl::Status ParseObject(absl::string_view json, rapidjson::Document* out) {
@@ -185,32 +192,13 @@ JwtVerifier::~JwtVerifier() {
   EVP_PKEY_free(rs256_public_key_);
 }
 
-absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time now) const {
-  if (token.empty()) return Unauthenticated("token", "required");
-  if (token.size() > kMaxTokenBytes) {
-    return Unauthenticated("token", absl::StrCat("longer than ", kMaxTokenBytes, " bytes"));
-  }
-  // Three base64url parts joined by '.'.
-  const size_t dot1 = token.find('.');
-  const size_t dot2 = dot1 == absl::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == absl::string_view::npos || token.find('.', dot2 + 1) != absl::string_view::npos) {
-    return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
-  }
-  const absl::string_view parts[3] = {
-      token.substr(0, dot1), token.substr(dot1 + 1, dot2 - dot1 - 1), token.substr(dot2 + 1)};
-  // The decoded segments go into this thread's scratch strings, which keep their capacity from
-  // one token to the next (three allocations per handshake otherwise).
-  thread_local std::string header_json, payload_json, signature;
-  // Both DOMs take their nodes and strings from a pool on the stack: by default RapidJSON makes a
-  // 64 KB first chunk per document, two mallocs and fresh pages on every handshake with a token.
-  char pool_buffer[4096];
+absl::StatusOr<bool> JwtVerifier::CheckHeader(absl::string_view segment) const {
+  thread_local std::string header_json;
+  char pool_buffer[1024];
   rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
-  // Their parse stacks take memory from `crt` (stateless), not from a CrtAllocator each of them
-  // would allocate.
   rapidjson::CrtAllocator crt;
-  constexpr size_t kStackBytes = 1024;  // RapidJSON's default
-  rapidjson::Document header(&pool, kStackBytes, &crt), payload(&pool, kStackBytes, &crt);
-  if (!DecodeSegment(parts[0], &header_json)) {
+  rapidjson::Document header(&pool, kStackBytes, &crt);
+  if (!DecodeSegment(segment, &header_json)) {
     return Unauthenticated("token.header", "malformed: not a base64url JSON object");
   }
   if (absl::Status st = ParseObject(header_json, &header); !st.ok()) {
@@ -220,7 +208,7 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   if (alg_value == nullptr || !alg_value->IsString()) {
     return Unauthenticated("token.header.alg", "required");
   }
-  const std::string alg = String(*alg_value);
+  const absl::string_view alg(alg_value->GetString(), alg_value->GetStringLength());
   if (absl::EqualsIgnoreCase(alg, "none")) {
     return Unauthenticated("token.header.alg", "'none' is not accepted: tokens must be signed");
   }
@@ -236,14 +224,57 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
     return Unauthenticated("token.header.alg",
                            "RS256 is not accepted by this server (no RS256 public key configured)");
   }
-  if (Member(header, "crit") != nullptr)
+  if (Member(header, "crit") != nullptr) {
     return Unauthenticated("token.header.crit", "not supported");
+  }
+  return alg == "HS256";
+}
+
+absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time now) const {
+  if (token.empty()) return Unauthenticated("token", "required");
+  if (token.size() > kMaxTokenBytes) {
+    return Unauthenticated("token", absl::StrCat("longer than ", kMaxTokenBytes, " bytes"));
+  }
+  // Three base64url parts joined by '.'.
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == absl::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == absl::string_view::npos || token.find('.', dot2 + 1) != absl::string_view::npos) {
+    return Unauthenticated("token", "malformed: expected three base64url parts joined by '.'");
+  }
+  const absl::string_view parts[3] = {
+      token.substr(0, dot1), token.substr(dot1 + 1, dot2 - dot1 - 1), token.substr(dot2 + 1)};
+  // The decoded segments go into this thread's scratch strings, which keep their capacity from
+  // one token to the next (allocations per handshake otherwise).
+  thread_local std::string payload_json, signature;
+  // Tokens from one issuer carry the same header bytes: the last header segment this thread
+  // found acceptable (for this verifier) is not decoded and read again: CheckHeader's outcome
+  // depends on those bytes and the verifier's keys alone. The signature and claims are checked
+  // for every token.
+  struct LastHeader {
+    uint64_t serial = 0;
+    std::string segment;
+    bool hs256 = false;
+  };
+  thread_local LastHeader last;
+  bool hs256 = false;
+  if (last.serial == serial_ && !parts[0].empty() && parts[0] == last.segment) {
+    hs256 = last.hs256;
+  } else {
+    absl::StatusOr<bool> checked = CheckHeader(parts[0]);
+    if (!checked.ok()) return checked.status();
+    hs256 = *checked;
+    if (parts[0].size() <= kMaxRememberedHeaderBytes) {
+      last.serial = serial_;
+      last.segment.assign(parts[0].data(), parts[0].size());
+      last.hs256 = hs256;
+    }
+  }
   if (parts[2].empty() || !DecodeSegment(parts[2], &signature)) {
     return Unauthenticated("token.signature", "malformed: not base64url");
   }
   const absl::string_view signed_part = token.substr(0, parts[0].size() + 1 + parts[1].size());
   bool valid = false;
-  if (alg == "HS256") {
+  if (hs256) {
     unsigned char mac[EVP_MAX_MD_SIZE];
     const size_t mac_size = HmacSha256(hs256_keyed_, serial_, signed_part, mac);
     valid = mac_size > 0 && signature.size() == mac_size &&
@@ -253,7 +284,14 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   }
   if (!valid) return Unauthenticated("token.signature", "does not verify");
 
-  // Only a token that verifies gets its claims read.
+  // Only a token that verifies gets its claims read. The DOM takes its nodes and strings from a
+  // pool on the stack: by default RapidJSON makes a 64 KB first chunk per document, a malloc and
+  // fresh pages on every handshake with a token. Its parse stack takes memory from `crt`
+  // (stateless), not from a CrtAllocator it would allocate.
+  char pool_buffer[4096];
+  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
+  rapidjson::CrtAllocator crt;
+  rapidjson::Document payload(&pool, kStackBytes, &crt);
   if (!DecodeSegment(parts[1], &payload_json)) {
     return Unauthenticated("token.payload", "malformed: not a base64url JSON object");
   }

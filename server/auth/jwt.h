@@ -78,6 +78,10 @@ class JwtVerifier {
  private:
   JwtVerifier() = default;
 
+  // Whether a header segment is acceptable: base64url JSON naming an algorithm this verifier has
+  // a key for, with no `crit`. True for HS256, false for RS256.
+  absl::StatusOr<bool> CheckHeader(absl::string_view segment) const;
+
   std::string hs256_secret_;
   // HMAC-SHA256 keyed with hs256_secret_ once; each thread verifies with its own copy of it
   // (OpenSSL 3's one-shot HMAC() looks the algorithm up and keys it again on every call: 2x the

@@ -169,6 +169,39 @@ TEST(JwtTest, HsRsConfusionIsRefused) {
               HasSubstr("unsupported algorithm 'ES256'"));
 }
 
+// A thread keeps the last header segment it accepted (tokens from one issuer share it): that
+// must never decide for another verifier, another header, or a token whose other parts are bad.
+TEST(JwtTest, ARememberedHeaderDecidesNothingElse) {
+  const std::string hs = Hs256(ClaimsFor("u1"));
+  auto rs = SignJwt("RS256", Keys().private_pem, ClaimsFor("u2"));
+  ASSERT_TRUE(rs.ok());
+  auto both = Verifier({kSecret, Keys().public_pem});
+  auto rs_only = Verifier({"", Keys().public_pem});
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(Check(*both, hs).ok());
+    // The same header bytes: the signature and the claims are still checked.
+    EXPECT_EQ(Check(*both, Hs256(ClaimsFor("u1"), "other-secret")).message(),
+              "token.signature: does not verify");
+    EXPECT_THAT(std::string(Check(*both, Hs256(ClaimsFor("u1", -absl::Hours(1)))).message()),
+                HasSubstr("token.exp: expired"));
+    // Another verifier on this thread, which has no HS256 secret, reads the header itself.
+    EXPECT_EQ(
+        Check(*rs_only, hs).message(),
+        "token.header.alg: HS256 is not accepted by this server (no HS256 secret configured)");
+    // Alternating algorithms on one verifier: each header is read for what it says.
+    EXPECT_TRUE(Check(*both, *rs).ok());
+    EXPECT_TRUE(Check(*both, hs).ok());
+    const std::string header = std::string(hs.substr(0, hs.find('.')));
+    const std::string rs_signature = std::string(rs->substr(rs->rfind('.') + 1));
+    // The HS256 header with an RS256 signature: checked as HMAC, which it is not.
+    EXPECT_EQ(Check(*both, absl::StrCat(header, ".", Base64Url(ClaimsFor("u1")), ".", rs_signature))
+                  .message(),
+              "token.signature: does not verify");
+    EXPECT_THAT(std::string(Check(*both, Raw(R"({"alg":"none"})", ClaimsFor(), "x")).message()),
+                HasSubstr("'none' is not accepted"));
+  }
+}
+
 TEST(JwtTest, MalformedTokensAreRefused) {
   auto v = Verifier({kSecret, ""});
   const std::string good = Hs256(ClaimsFor());
