@@ -218,9 +218,6 @@ using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>
 using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
 using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
 
-// How long a silent new connection may wait in the kernel before it is handed over anyway.
-constexpr int kDeferAcceptS = 1;
-
 // TCP_NODELAY, and keepalive with the configured timing: a peer that vanished without a FIN (a
 // phone off the network) is found by the kernel even where no WebSocket ping would find it:
 // idle_timeout_ms 0, or a socket that never finishes its handshake.
@@ -242,14 +239,6 @@ void Endpoint::SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) c
 
 void Endpoint::SetListenerTcpOptions(asio::ip::tcp::acceptor& acceptor) const {
   SetTcpOptionsOn(acceptor, hub_->limits());
-  // Every client of this port speaks first (an HTTP request, a WebSocket upgrade, a TLS
-  // ClientHello), so the kernel hands a connection over once its first bytes are in
-  // (TCP_DEFER_ACCEPT, nginx's `listen ... deferred`): the first read finds them, where it
-  // otherwise often found nothing yet and cost a wait, a wake-up and a second read. A client that
-  // stays silent is handed over anyway after about this long, and the handshake timeout applies.
-  using DeferAccept = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_DEFER_ACCEPT>;
-  asio::error_code aec;
-  acceptor.set_option(DeferAccept(kDeferAcceptS), aec);
 }
 
 void Endpoint::EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) {
