@@ -94,14 +94,17 @@ bool Node::holds_disconnects() const {
 }
 
 void Node::Announce(const Session& s) {
+  // Read once: Session::user() copies under the session's lock (an allocation for an id longer
+  // than std::string's inline 15 bytes, such as a UUID).
+  const std::string user = s.user();
   // The user came back within the grace period: their earlier disconnect is not news.
-  ForgetHeldDisconnects(s.user());
+  ForgetHeldDisconnects(user);
   if (events_.has_watchers()) {
     v1::Event e = SessionEvent(v1::EVENT_TYPE_CONNECT, s);
     e.set_remote_address(s.meta().remote_address);
     events_.Emit(std::move(e));
   }
-  if (s.user().empty()) return;
+  if (user.empty()) return;
   // After CONNECT; with a shared registry, once it answered (Redis unreachable: no USER_ONLINE).
   // The event is built only when someone watches now (not on every handshake with a token); a
   // watcher that attaches meanwhile starts after this connect.
@@ -111,7 +114,7 @@ void Node::Announce(const Session& s) {
     online = std::make_unique<v1::Event>(SessionEvent(v1::EVENT_TYPE_USER_ONLINE, s));
   }
   online_->Connected(
-      s.user(), [this, online = std::move(online)](absl::StatusOr<bool> came_online) mutable {
+      user, [this, online = std::move(online)](absl::StatusOr<bool> came_online) mutable {
         if (came_online.ok() && *came_online && online != nullptr && events_.has_watchers()) {
           events_.Emit(std::move(*online));
         }
