@@ -246,8 +246,8 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   // The decoded segments go into this thread's scratch strings, which keep their capacity from
   // one token to the next (allocations per handshake otherwise).
   thread_local std::string payload_json, signature;
-  // Tokens from one issuer carry the same header bytes: the last header segment this thread
-  // found acceptable (for this verifier) is not decoded and read again: CheckHeader's outcome
+  // Tokens from one issuer carry the same header bytes, so the last header segment this thread
+  // found acceptable (for this verifier) is not decoded and read again; CheckHeader's outcome
   // depends on those bytes and the verifier's keys alone. The signature and claims are checked
   // for every token.
   struct LastHeader {

@@ -226,7 +226,7 @@ struct CheckReader {
 };
 
 // This thread's CheckReader, for ParseJson: a parse clears the stack but keeps its capacity, so
-// the small documents ParseJson reads (a token's header and claims, two per handshake) allocate
+// the small documents ParseJson reads (a token's claims, and its header the first time) allocate
 // nothing for it. Its stack grows to the longest string read and stays; CheckJson, which reads
 // whole message bodies, makes its own reader. Never used by two parses at once: the Document a
 // parse fills does not parse.
@@ -235,6 +235,7 @@ rapidjson::Reader& ThreadReader() {
   return check.reader;
 }
 
+// Iterative: no recursion whatever the input; validates UTF-8; one value, then only whitespace.
 constexpr unsigned kReaderFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
