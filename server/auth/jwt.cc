@@ -102,32 +102,48 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
   return std::string(reinterpret_cast<const char*>(mac), len);
 }
 
-// The same with a context keyed once (JwtVerifier::hs256_keyed_, never changed). Each thread
-// keeps its own copy of the last verifier's context and restarts it per token (EVP_MAC_init
-// without a key keeps the key): copying the keyed context for every token (allocations for the
-// MAC and its three digest contexts) cost twice the MAC itself. `serial` names the verifier, so a
-// thread never uses a copy keyed by another one, even at a reused address. Writes the MAC to
+// What one thread keeps between tokens for the last verifier it ran. `serial` names that
+// verifier, so nothing kept for one serves another, even one made at a reused address; a token
+// for another verifier starts afresh.
+struct VerifierThreadState {
+  uint64_t serial = 0;
+  // A copy of the verifier's keyed HS256 context (JwtVerifier::hs256_keyed_, never changed),
+  // restarted per token (EVP_MAC_init without a key keeps the key): copying the keyed context for
+  // every token (allocations for the MAC and its three digest contexts) cost twice the MAC.
+  EVP_MAC_CTX* mac = nullptr;
+  // The last header segment CheckHeader accepted, and whether it named HS256: tokens from one
+  // issuer carry the same header bytes, and CheckHeader's outcome depends on those bytes and the
+  // verifier's keys alone.
+  std::string header;
+  bool header_hs256 = false;
+  ~VerifierThreadState() { EVP_MAC_CTX_free(mac); }
+};
+
+VerifierThreadState& ThreadStateFor(uint64_t serial) {
+  thread_local VerifierThreadState state;
+  if (state.serial != serial) {
+    EVP_MAC_CTX_free(state.mac);
+    state.mac = nullptr;
+    state.header.clear();
+    state.serial = serial;
+  }
+  return state;
+}
+
+// HMAC-SHA256 of `data` with `keyed`, on this thread's copy of it in `state`. Writes the MAC to
 // `mac` (EVP_MAX_MD_SIZE bytes) and returns its length, 0 on failure.
-size_t HmacSha256(const EVP_MAC_CTX* keyed, uint64_t serial, absl::string_view data,
+size_t HmacSha256(const EVP_MAC_CTX* keyed, VerifierThreadState& state, absl::string_view data,
                   unsigned char* mac) {
-  struct ThreadCopy {
-    uint64_t serial = 0;
-    EVP_MAC_CTX* ctx = nullptr;
-    ~ThreadCopy() { EVP_MAC_CTX_free(ctx); }
-  };
-  thread_local ThreadCopy copy;
-  if (copy.serial != serial || copy.ctx == nullptr) {
-    EVP_MAC_CTX_free(copy.ctx);
-    copy.ctx = EVP_MAC_CTX_dup(keyed);
-    copy.serial = serial;
-  } else if (EVP_MAC_init(copy.ctx, nullptr, 0, nullptr) != 1) {
+  if (state.mac == nullptr) {
+    state.mac = EVP_MAC_CTX_dup(keyed);
+  } else if (EVP_MAC_init(state.mac, nullptr, 0, nullptr) != 1) {
     return 0;
   }
   size_t len = 0;
-  const bool ok = copy.ctx != nullptr &&
-                  EVP_MAC_update(copy.ctx, reinterpret_cast<const unsigned char*>(data.data()),
+  const bool ok = state.mac != nullptr &&
+                  EVP_MAC_update(state.mac, reinterpret_cast<const unsigned char*>(data.data()),
                                  data.size()) == 1 &&
-                  EVP_MAC_final(copy.ctx, mac, &len, EVP_MAX_MD_SIZE) == 1;
+                  EVP_MAC_final(state.mac, mac, &len, EVP_MAX_MD_SIZE) == 1;
   return ok ? len : 0;
 }
 
@@ -157,6 +173,8 @@ absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const Jwt
         "jwt: configure an HS256 secret or an RS256 public key (or neither and no verifier)");
   }
   std::unique_ptr<JwtVerifier> v(new JwtVerifier());
+  static std::atomic<uint64_t> next_serial{1};
+  v->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   v->hs256_secret_ = keys.hs256_secret;
   if (!v->hs256_secret_.empty()) {
     EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
@@ -172,8 +190,6 @@ absl::StatusOr<std::unique_ptr<const JwtVerifier>> JwtVerifier::Create(const Jwt
       return absl::InternalError("jwt: OpenSSL has no HMAC-SHA256");
     }
     v->hs256_keyed_ = keyed;
-    static std::atomic<uint64_t> next_serial{1};
-    v->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   }
   if (!keys.rs256_public_key_pem.empty()) {
     PkeyPtr key = ReadRsaKey(keys.rs256_public_key_pem, /*private_key=*/false);
@@ -246,27 +262,19 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   // The decoded segments go into this thread's scratch strings, which keep their capacity from
   // one token to the next (allocations per handshake otherwise).
   thread_local std::string payload_json, signature;
-  // Tokens from one issuer carry the same header bytes, so the last header segment this thread
-  // found acceptable (for this verifier) is not decoded and read again; CheckHeader's outcome
-  // depends on those bytes and the verifier's keys alone. The signature and claims are checked
-  // for every token.
-  struct LastHeader {
-    uint64_t serial = 0;
-    std::string segment;
-    bool hs256 = false;
-  };
-  thread_local LastHeader last;
+  // A header this thread accepted for this verifier last time is not decoded and read again.
+  // The signature and claims are checked for every token.
+  VerifierThreadState& state = ThreadStateFor(serial_);
   bool hs256 = false;
-  if (last.serial == serial_ && !parts[0].empty() && parts[0] == last.segment) {
-    hs256 = last.hs256;
+  if (!parts[0].empty() && parts[0] == state.header) {
+    hs256 = state.header_hs256;
   } else {
     absl::StatusOr<bool> checked = CheckHeader(parts[0]);
     if (!checked.ok()) return checked.status();
     hs256 = *checked;
     if (parts[0].size() <= kMaxRememberedHeaderBytes) {
-      last.serial = serial_;
-      last.segment.assign(parts[0].data(), parts[0].size());
-      last.hs256 = hs256;
+      state.header.assign(parts[0].data(), parts[0].size());
+      state.header_hs256 = hs256;
     }
   }
   if (parts[2].empty() || !DecodeSegment(parts[2], &signature)) {
@@ -276,7 +284,7 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   bool valid = false;
   if (hs256) {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    const size_t mac_size = HmacSha256(hs256_keyed_, serial_, signed_part, mac);
+    const size_t mac_size = HmacSha256(hs256_keyed_, state, signed_part, mac);
     valid = mac_size > 0 && signature.size() == mac_size &&
             CRYPTO_memcmp(signature.data(), mac, mac_size) == 0;
   } else {

@@ -85,8 +85,10 @@ class JwtVerifier {
   std::string hs256_secret_;
   // HMAC-SHA256 keyed with hs256_secret_ once; each thread verifies with its own copy of it
   // (OpenSSL 3's one-shot HMAC() looks the algorithm up and keys it again on every call: 2x the
-  // cost). serial_ tells this verifier's copies from another's.
+  // cost).
   evp_mac_ctx_st* hs256_keyed_ = nullptr;
+  // Unique per verifier: what a thread keeps between tokens (that copy, the last header it
+  // accepted) is kept for one serial.
   uint64_t serial_ = 0;
   evp_pkey_st* rs256_public_key_ = nullptr;
 };
