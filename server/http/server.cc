@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <unordered_map>
 #include <utility>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -318,7 +318,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_.cancel();
     shared_->connections.erase(this);
     shared_->count.fetch_sub(1, std::memory_order_relaxed);
-    std::deque<std::shared_ptr<Slot>> slots = std::move(slots_);
+    Slots slots = std::move(slots_);
     slots_.clear();
     out_.clear();
     take_ = nullptr;
@@ -536,7 +536,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!(head.done || head.ended)) break;
       const bool close = head.close_after;
       UpgradeHandler take = std::move(head.take);
-      slots_.pop_front();
+      slots_.erase(slots_.begin());
       popped = true;
       if (take) {
         take_ = std::move(take);
@@ -603,10 +603,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_) return;
     if (ec) return Abort();
     Touch();
-    for (size_t i = 0; i < count; ++i) {
-      out_bytes_ -= out_.front().size();
-      out_.pop_front();
-    }
+    for (size_t i = 0; i < count; ++i) out_bytes_ -= out_[i].size();
+    out_.erase(out_.begin(), out_.begin() + count);
     StartWrite();
     if (!closed_) ResumeParse();
     if (!closed_ && peer_done_ && slots_.empty() && out_.empty() && !writing_) Abort();
@@ -653,9 +651,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   RequestParser parser_;
   std::string in_;  // bytes read and not yet parsed, from in_pos_
   size_t in_pos_ = 0;
-  std::deque<std::shared_ptr<Slot>> slots_;  // replies owed, in request order
+  // Queues of at most max_pipelined (16 by default) entries, and most often one: vectors with
+  // room for one inline, where a deque allocates its map and a 512-byte block when made.
+  using Slots = absl::InlinedVector<std::shared_ptr<Slot>, 1>;
+  Slots slots_;                              // replies owed, in request order
   std::shared_ptr<Slot> next_slot_;          // the slot of a request whose head was answered 100
-  std::deque<std::string> out_;              // bytes to write, in order
+  absl::InlinedVector<std::string, 1> out_;  // bytes to write, in order
   UpgradeHandler take_;                      // the new owner once the upgrade is next
   size_t out_bytes_ = 0;
   Clock::time_point last_activity_;
