@@ -16,9 +16,9 @@ packages=(
   # webhooks (server/proxy): libcurl's multi interface, with HTTP/1.1 keep-alive, TLS (OpenSSL,
   # as the rest of Herald) and timeouts, driven by the proxy's own thread
   libcurl4-openssl-dev
-  # the HTTP/1.1 server of the control API (server/http): Node's http-parser 2.9, a small C
-  # request parser that allocates nothing and has been fuzzed for years
-  libhttp-parser-dev
+  # the HTTP/1.1 server of the control API (server/http): Boost.Beast's request parser
+  # (header-only), which checks a request line a table lookup per byte
+  libboost1.74-dev
   clang-format
   # clang for the ASan+UBSan build with its thread-safety analysis (-Wthread-safety) and the
   # libFuzzer targets: clang-14 is Debian's clang; libclang-rt-14-dev holds the sanitizer and

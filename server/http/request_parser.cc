@@ -1,16 +1,74 @@
 #include "server/http/request_parser.h"
 
-#include <http_parser.h>
-
 #include <algorithm>
-#include <climits>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "boost/beast/http/basic_parser.hpp"
+#include "boost/beast/http/error.hpp"
 
 namespace herald::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+absl::string_view View(beast::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string HeadTooLarge(size_t limit) {
+  return absl::StrCat("request head: more than ", limit, " bytes (--max-http-head-bytes)");
+}
+
+std::string BodyTooLarge(size_t limit) {
+  return absl::StrCat("body: more than the limit of ", limit, " bytes (--max-http-body-bytes)");
+}
+
+// A Content-Length of decimal digits past 64 bits, which Beast refuses as malformed: it is a
+// size, however absurd, answered 413 like one. `head` is a whole head (Beast reads the fields
+// only once all of them are in), so this looks at no more than max_head_bytes.
+bool HasLengthPast64Bits(absl::string_view head) {
+  for (absl::string_view line : absl::StrSplit(head, '\n')) {
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos ||
+        !absl::EqualsIgnoreCase(line.substr(0, colon), "Content-Length")) {
+      continue;
+    }
+    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    uint64_t length = 0;
+    if (!value.empty() && absl::c_all_of(value, [](char c) { return absl::ascii_isdigit(c); }) &&
+        !absl::SimpleAtoi(value, &length)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The "M.m" of a request line's well-formed HTTP version, once Beast refused it (it reads
+// HTTP/1.0 and 1.1 only): a version Herald does not speak, answered 505, where anything else
+// there is malformed. The version follows the request line's second space (a method and a
+// request-target hold none).
+std::optional<absl::string_view> VersionOf(absl::string_view line) {
+  const size_t method_end = line.find(' ');
+  if (method_end == absl::string_view::npos) return std::nullopt;
+  const size_t target_end = line.find(' ', method_end + 1);
+  if (target_end == absl::string_view::npos) return std::nullopt;
+  const absl::string_view v = line.substr(target_end + 1, 8);
+  if (v.size() != 8 || !absl::StartsWith(v, "HTTP/") || !absl::ascii_isdigit(v[5]) || v[6] != '.' ||
+      !absl::ascii_isdigit(v[7])) {
+    return std::nullopt;
+  }
+  return v.substr(5);
+}
+
+}  // namespace
 
 absl::string_view Request::Path() const {
   absl::string_view t = target;
@@ -34,124 +92,118 @@ std::string Request::Header(absl::string_view name) const {
   return value;
 }
 
-// http-parser's state and callbacks. Every callback pauses the parser at the points where the
-// caller decides something (end of head, end of message) and records errors in the
-// RequestParser, so that nothing is decided inside http_parser_execute.
-struct RequestParser::Impl {
-  http_parser parser;
-  http_parser_settings settings;
+// Beast's parser, made anew for each request (a basic_parser reads one message). Its callbacks
+// fill the RequestParser's request, and each refusal of ours sets `ec` so that Beast stops at
+// once; Feed tells ours (error_status_ set) from Beast's own.
+class RequestParser::Impl {
+ public:
+  class Parser final : public bhttp::basic_parser<true> {
+   public:
+    explicit Parser(RequestParser* owner) : owner_(*owner) {}
 
-  static RequestParser& Of(http_parser* p) { return *static_cast<RequestParser*>(p->data); }
-
-  static int OnMessageBegin(http_parser* p) {
-    Of(p).started_ = true;
-    return 0;
-  }
-  static int OnUrl(http_parser* p, const char* at, size_t length) {
-    Of(p).request_.target.append(at, length);
-    return 0;
-  }
-  // After the head, header callbacks are a chunked body's trailer fields: past the head's bound
-  // (they count against the request's framing bound) and not needed, so they are discarded.
-  static int OnHeaderField(http_parser* p, const char* at, size_t length) {
-    RequestParser& self = Of(p);
-    if (self.head_complete_) return 0;
-    if (self.in_value_) {
-      self.in_value_ = false;
-      self.field_.clear();
+   private:
+    // Beast passes HTTP/1.0 and 1.1 only (10, 11); other versions are its bad_version.
+    void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target,
+                         int version, beast::error_code&) override {
+      Request& r = owner_.request_;
+      r.method.assign(method.data(), method.size());
+      r.target.assign(target.data(), target.size());
+      r.version_minor = version % 10;
     }
-    self.field_.append(at, length);
-    return 0;
-  }
-  static int OnHeaderValue(http_parser* p, const char* at, size_t length) {
-    RequestParser& self = Of(p);
-    if (self.head_complete_) return 0;
-    if (!self.in_value_) {
-      self.in_value_ = true;
+    void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+    // After the head, fields are a chunked body's trailer: not needed, and discarded.
+    void on_field_impl(bhttp::field field, beast::string_view name, beast::string_view value,
+                       beast::error_code& ec) override {
+      if (owner_.head_complete_) return;
+      if (field == bhttp::field::content_length) {
+        // Beast takes equal repeated lengths ("1, 1" or two fields) as one; RFC 9112 §6.3 lets
+        // a server refuse them, and Herald does, as every other ambiguity.
+        if (++owner_.content_lengths_ > 1) {
+          owner_.Fail(400, "request framing: two Content-Length fields");
+          ec = bhttp::error::bad_content_length;
+          return;
+        }
+        if (!absl::c_all_of(value, [](char c) { return absl::ascii_isdigit(c); })) {
+          owner_.Fail(400, "request framing: Content-Length is not one decimal number");
+          ec = bhttp::error::bad_content_length;
+          return;
+        }
+      }
+      Request& r = owner_.request_;
       // A browser's handshake has a dozen headers: one allocation for them, not five.
-      if (self.request_.headers.empty()) self.request_.headers.reserve(16);
-      self.request_.headers.emplace_back(self.field_, std::string());
+      if (r.headers.empty()) r.headers.reserve(16);
+      r.headers.emplace_back(std::string(View(name)), std::string(View(value)));
     }
-    self.request_.headers.back().second.append(at, length);
-    return 0;
-  }
-  static int OnHeadersComplete(http_parser* p) {
-    RequestParser& self = Of(p);
-    self.head_complete_ = true;
-    Request& r = self.request_;
-    r.method = http_method_str(static_cast<http_method>(p->method));
-    r.version_minor = p->http_major == 1 ? p->http_minor : 0;
-    r.keep_alive = http_should_keep_alive(p) != 0;
-    r.chunked = (p->flags & F_CHUNKED) != 0;
-    for (auto& header : r.headers) {
-      header.second.resize(absl::StripTrailingAsciiWhitespace(header.second).size());
+    void on_header_impl(beast::error_code& ec) override {
+      RequestParser& self = owner_;
+      self.head_complete_ = true;
+      Request& r = self.request_;
+      r.keep_alive = keep_alive();
+      r.chunked = chunked();
+      // CONNECT, or any `Upgrade` (with `Connection: upgrade` or not): no byte after the
+      // request is taken as HTTP.
+      r.upgrade = r.method == "CONNECT" || !r.Header("Upgrade").empty();
+      const std::string encoding = r.Header("Transfer-Encoding");
+      const boost::optional<uint64_t> length = content_length();
+      if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "chunked")) {
+        // Beast takes "gzip, chunked" as chunked; Herald decodes no other coding, and a proxy
+        // might frame such a body differently.
+        self.Fail(400, "request framing: Transfer-Encoding other than chunked");
+        ec = bhttp::error::bad_transfer_encoding;
+      } else if (length.has_value() && *length > self.limits_.max_body_bytes) {
+        self.Fail(413, absl::StrCat("body: Content-Length ", *length, " is more than the limit of ",
+                                    self.limits_.max_body_bytes, " (--max-http-body-bytes)"));
+        ec = bhttp::error::body_limit;
+      } else {
+        self.expect_continue_ = absl::EqualsIgnoreCase(r.Header("Expect"), "100-continue");
+      }
     }
-    // http-parser sets `upgrade` only for `Upgrade` with `Connection: upgrade` (or CONNECT), and
-    // then stops at the end of the message; an `Upgrade` alone is announced too, so that no
-    // byte after it is taken as HTTP either.
-    r.upgrade = p->upgrade != 0 || !r.Header("Upgrade").empty();
-    const std::string encoding = r.Header("Transfer-Encoding");
-    if (p->http_major != 1) {
-      self.Fail(505, absl::StrCat("request: HTTP/", p->http_major, ".", p->http_minor,
-                                  " is not supported; send HTTP/1.1"));
-    } else if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "chunked")) {
-      // http-parser takes "gzip, chunked" as chunked; Herald decodes no other coding, and a
-      // proxy might frame such a body differently.
-      self.Fail(400, "request framing: Transfer-Encoding other than chunked");
-    } else if (!r.chunked && p->content_length != ULLONG_MAX &&
-               p->content_length > self.limits_.max_body_bytes) {
-      self.Fail(413, absl::StrCat("body: Content-Length ", p->content_length,
-                                  " is more than the limit of ", self.limits_.max_body_bytes,
-                                  " (--max-http-body-bytes)"));
-    } else {
-      self.expect_continue_ = absl::EqualsIgnoreCase(r.Header("Expect"), "100-continue");
+    void on_body_init_impl(const boost::optional<uint64_t>&, beast::error_code&) override {}
+    size_t on_body_impl(beast::string_view body, beast::error_code& ec) override {
+      return Append(body, ec);
     }
-    http_parser_pause(p, 1);
-    return 0;
-  }
-  static int OnBody(http_parser* p, const char* at, size_t length) {
-    RequestParser& self = Of(p);
-    if (self.request_.body.size() + length > self.limits_.max_body_bytes) {
-      self.Fail(413, absl::StrCat("body: more than the limit of ", self.limits_.max_body_bytes,
-                                  " bytes (--max-http-body-bytes)"));
-      http_parser_pause(p, 1);
-      return 0;
+    // A chunk over the bound is refused from its size, before any of it is read.
+    void on_chunk_header_impl(uint64_t size, beast::string_view, beast::error_code& ec) override {
+      if (size > owner_.limits_.max_body_bytes - owner_.request_.body.size()) {
+        owner_.Fail(413, BodyTooLarge(owner_.limits_.max_body_bytes));
+        ec = bhttp::error::body_limit;
+      }
     }
-    self.request_.body.append(at, length);
-    return 0;
-  }
-  static int OnMessageComplete(http_parser* p) {
-    Of(p).message_complete_ = true;
-    http_parser_pause(p, 1);
-    return 0;
-  }
+    size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code& ec) override {
+      return Append(body, ec);
+    }
+    void on_finish_impl(beast::error_code&) override {}
+
+    size_t Append(beast::string_view body, beast::error_code& ec) {
+      std::string& out = owner_.request_.body;
+      if (body.size() > owner_.limits_.max_body_bytes - out.size()) {
+        owner_.Fail(413, BodyTooLarge(owner_.limits_.max_body_bytes));
+        ec = bhttp::error::body_limit;
+        return 0;
+      }
+      out.append(body.data(), body.size());
+      return body.size();
+    }
+
+    RequestParser& owner_;
+  };
+
+  std::optional<Parser> parser;
 };
 
 RequestParser::RequestParser(ParserLimits limits)
-    : limits_(limits), impl_(std::make_unique<Impl>()) {
-  http_parser_settings_init(&impl_->settings);
-  impl_->settings.on_message_begin = &Impl::OnMessageBegin;
-  impl_->settings.on_url = &Impl::OnUrl;
-  impl_->settings.on_header_field = &Impl::OnHeaderField;
-  impl_->settings.on_header_value = &Impl::OnHeaderValue;
-  impl_->settings.on_headers_complete = &Impl::OnHeadersComplete;
-  impl_->settings.on_body = &Impl::OnBody;
-  impl_->settings.on_message_complete = &Impl::OnMessageComplete;
-  http_parser_init(&impl_->parser, HTTP_REQUEST);
-  impl_->parser.data = this;
-}
+    : limits_(limits), impl_(std::make_unique<Impl>()) {}
 
 RequestParser::~RequestParser() = default;
 
 void RequestParser::Reset() {
+  impl_->parser.reset();
   request_ = Request();
-  field_.clear();
-  in_value_ = false;
   started_ = false;
   head_complete_ = false;
-  message_complete_ = false;
   expect_continue_ = false;
   continue_reported_ = false;
+  content_lengths_ = 0;
   head_bytes_ = 0;
   request_bytes_ = 0;
 }
@@ -171,58 +223,84 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
     return event;
   };
   if (error_status_ != 0) return done(Event::kError);
+  // A request's framing (its head, chunk sizes, extensions and trailers included) is bounded.
+  const size_t framing_bound = limits_.max_head_bytes * 2 + limits_.max_body_bytes * 2;
   for (;;) {
-    const absl::string_view rest = data.substr(taken);
+    absl::string_view rest = data.substr(taken);
+    // Empty lines before a request line are skipped (RFC 9112 §2.2), as a client may send one
+    // after a body.
+    while (!started_ && !rest.empty() && (rest[0] == '\r' || rest[0] == '\n')) {
+      rest.remove_prefix(1);
+      ++taken;
+    }
+    if (rest.empty()) return done(Event::kNeedMore);
+    started_ = true;
+    if (!impl_->parser.has_value()) {
+      Impl::Parser& parser = impl_->parser.emplace(this);
+      // The head's bound is kept here (below); Beast's, on each of the request line and the
+      // fields, then only ever meets the trailer's.
+      parser.header_limit(static_cast<uint32_t>(
+          std::min<size_t>(framing_bound, std::numeric_limits<uint32_t>::max())));
+      // The callbacks bound the body, with Herald's messages. Not boost::none: Beast 1.74
+      // compares a length with the optional limit, and every length is more than none.
+      parser.body_limit(std::numeric_limits<uint64_t>::max());
+    }
+    Impl::Parser& parser = *impl_->parser;
+    // The head is bounded before Beast sees it: it is given at most what is left of
+    // max_head_bytes, so a long head costs no more than the limit.
     size_t slice = rest.size();
-    if (!head_complete_) {
-      // The head is bounded before http-parser sees it: it is given at most what is left of
-      // max_head_bytes, so a long head costs no more than the limit.
+    const bool head_before = head_complete_;
+    if (!head_before) {
       if (head_bytes_ >= limits_.max_head_bytes) {
-        return done(Fail(431, absl::StrCat("request head: more than ", limits_.max_head_bytes,
-                                           " bytes (--max-http-head-bytes)")));
+        return done(Fail(431, HeadTooLarge(limits_.max_head_bytes)));
       }
       slice = std::min(slice, limits_.max_head_bytes - head_bytes_);
     }
-    if (slice == 0) return done(Event::kNeedMore);
-    const bool head_before = head_complete_;
-    const size_t n = http_parser_execute(&impl_->parser, &impl_->settings, rest.data(), slice);
+    beast::error_code ec;
+    const size_t n = parser.put(boost::asio::const_buffer(rest.data(), slice), ec);
     taken += n;
     if (!head_before) head_bytes_ += n;
     request_bytes_ += n;
-    // A chunked body's framing (sizes, extensions, trailers) is not body: bounded here.
-    if (head_complete_ &&
-        request_bytes_ > limits_.max_head_bytes * 2 + limits_.max_body_bytes * 2) {
-      return done(Fail(413, absl::StrCat("body: more than the limit of ", limits_.max_body_bytes,
-                                         " bytes (--max-http-body-bytes)")));
+    if (error_status_ != 0) return done(Event::kError);
+    if (head_complete_ && request_bytes_ > framing_bound) {
+      return done(Fail(413, BodyTooLarge(limits_.max_body_bytes)));
     }
-    const http_errno err = HTTP_PARSER_ERRNO(&impl_->parser);
-    if (err == HPE_PAUSED) {
-      http_parser_pause(&impl_->parser, 0);
-      if (error_status_ != 0) return done(Event::kError);
-      if (message_complete_) {
-        message_complete_ = false;
-        return done(Event::kRequest);
+    if (ec == bhttp::error::need_more) {
+      // All the head the bound allows is in, and it is not whole.
+      if (!head_complete_ && slice < rest.size()) {
+        return done(Fail(431, HeadTooLarge(limits_.max_head_bytes)));
       }
-      if (head_complete_ && !head_before && expect_continue_ && !continue_reported_) {
-        continue_reported_ = true;
-        return done(Event::kHeadComplete);
+      return done(Event::kNeedMore);
+    }
+    if (ec == bhttp::error::header_limit) {
+      return done(Fail(head_complete_ ? 413 : 431, head_complete_
+                                                       ? BodyTooLarge(limits_.max_body_bytes)
+                                                       : HeadTooLarge(limits_.max_head_bytes)));
+    }
+    if (ec == bhttp::error::bad_version) {
+      if (std::optional<absl::string_view> version = VersionOf(rest.substr(0, slice))) {
+        return done(Fail(
+            505, absl::StrCat("request: HTTP/", *version, " is not supported; send HTTP/1.1")));
       }
-      continue;
     }
-    if (err == HPE_HEADER_OVERFLOW) {
-      return done(Fail(431, "request head: too large"));
-    }
-    if (err == HPE_INVALID_CONTENT_LENGTH && n < slice && absl::ascii_isdigit(rest[n])) {
-      // http-parser stops on the digit that overflows 64 bits: a length like that is a size,
-      // however absurd, not a malformed header.
+    if (ec == bhttp::error::bad_content_length && HasLengthPast64Bits(rest.substr(0, slice))) {
       return done(Fail(413, absl::StrCat("body: Content-Length is more than the limit of ",
                                          limits_.max_body_bytes, " (--max-http-body-bytes)")));
     }
-    if (err != HPE_OK) {
-      const bool framing = err == HPE_UNEXPECTED_CONTENT_LENGTH ||
-                           err == HPE_INVALID_CONTENT_LENGTH || err == HPE_INVALID_CHUNK_SIZE;
-      return done(Fail(400, absl::StrCat(framing ? "request framing: " : "request: ",
-                                         http_errno_description(err))));
+    if (ec) {
+      const bool framing = ec == bhttp::error::bad_content_length ||
+                           ec == bhttp::error::bad_transfer_encoding ||
+                           ec == bhttp::error::bad_chunk || ec == bhttp::error::bad_chunk_extension;
+      return done(
+          Fail(400, absl::StrCat(framing ? "request framing: " : "request: ", ec.message())));
+    }
+    if (parser.is_done()) return done(Event::kRequest);
+    if (head_complete_ && !head_before) {
+      parser.eager(true);  // the body as it comes
+      if (expect_continue_ && !continue_reported_) {
+        continue_reported_ = true;
+        return done(Event::kHeadComplete);
+      }
     }
     if (taken == data.size()) return done(Event::kNeedMore);
   }

@@ -43,13 +43,14 @@ struct ParserLimits {
   size_t max_body_bytes = 2 * 1024 * 1024;
 };
 
-// An HTTP/1.x request parser over Node's http-parser: feeds bytes as they arrive and yields one
-// request at a time (it stops after each, so pipelined requests are taken in order and the
-// caller decides when to go on). Refuses, with the status to answer before closing: a head over
-// max_head_bytes (431), a body over max_body_bytes (413), a body whose length is ambiguous
-// (RFC 9112 §6.3: two Content-Lengths, Content-Length with Transfer-Encoding, a
-// Transfer-Encoding other than `chunked`; 400 "request framing"), and malformed requests
-// (400). Not thread-safe; one per connection.
+// An HTTP/1.x request parser over Boost.Beast's basic_parser: feeds bytes as they arrive and
+// yields one request at a time (it stops after each, so pipelined requests are taken in order
+// and the caller decides when to go on). Refuses, with the status to answer before closing: a
+// head over max_head_bytes (431), a body over max_body_bytes (413), a body whose length is
+// ambiguous (RFC 9112 §6.3: two Content-Lengths, a Content-Length that is not one decimal
+// number, Content-Length with Transfer-Encoding, a Transfer-Encoding other than `chunked`; 400
+// "request framing"), a version other than HTTP/1.x (505), and malformed requests (400). Empty
+// lines before a request line are skipped (RFC 9112 §2.2). Not thread-safe; one per connection.
 class RequestParser {
  public:
   enum class Event {
@@ -64,9 +65,10 @@ class RequestParser {
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
-  // Parses a prefix of `data`; `*consumed` is how many bytes were taken (the rest belongs to the
-  // next request, or to the next call after kHeadComplete). After a request with `upgrade` the
-  // rest belongs to the other protocol: feed no more (http-parser would read it as HTTP).
+  // Parses a prefix of `data`; `*consumed` is how many bytes were taken: the rest belongs to the
+  // next request, or to the next call after kHeadComplete, or (after kNeedMore) is an incomplete
+  // head to give again with what follows it. After a request with `upgrade` the rest belongs to
+  // the other protocol: feed no more.
   Event Feed(absl::string_view data, size_t* consumed);
   // The request completed by the last kRequest; the parser then starts the next one.
   Request TakeRequest();
@@ -80,21 +82,18 @@ class RequestParser {
   const std::string& error_message() const { return error_message_; }
 
  private:
-  struct Impl;
-  friend struct Impl;
+  class Impl;
   void Reset();
   Event Fail(int status, std::string message);
 
   const ParserLimits limits_;
   std::unique_ptr<Impl> impl_;
   Request request_;
-  std::string field_;  // the header name being read
-  bool in_value_ = false;
   bool started_ = false;
   bool head_complete_ = false;
-  bool message_complete_ = false;
   bool expect_continue_ = false;
   bool continue_reported_ = false;
+  int content_lengths_ = 0;   // Content-Length fields in the current head
   size_t head_bytes_ = 0;     // bytes of the current head taken so far
   size_t request_bytes_ = 0;  // bytes of the current request taken so far
   int error_status_ = 0;

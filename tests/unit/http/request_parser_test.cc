@@ -77,7 +77,6 @@ TEST(RequestParserTest, ExpectContinueStopsAfterTheHead) {
       "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
   size_t used = 0;
   ASSERT_EQ(parser.Feed(bytes, &used), Event::kHeadComplete);
-  // (http-parser may leave the head's last byte to the next call)
   EXPECT_THAT(bytes.substr(used), ::testing::EndsWith("ok"));
   EXPECT_EQ(parser.current().method, "POST");
   size_t more = 0;
@@ -116,13 +115,19 @@ TEST(RequestParserTest, RefusesWhatItMustBeforeReadingFurther) {
       {"a length past 64 bits is a size too large, not a framing error",
        "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n", 413,
        "body: Content-Length is more than the limit of 64"},
-      {"the largest 64-bit length (http-parser's 'no length')",
+      {"the largest 64-bit length",
        "POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", 413,
-       "body: Content-Length is more than the limit of 64"},
+       "body: Content-Length 18446744073709551615 is more than the limit of 64"},
       {"a length of 30 digits",
        "POST / HTTP/1.1\r\nContent-Length: 999999999999999999999999999999\r\n\r\n", 413,
        "more than the limit of 64"},
       {"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "request: "},
+      {"a length list", "POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na", 400,
+       "request framing: Content-Length is not one decimal number"},
+      {"HTTP/2.0 in a request line", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505,
+       "HTTP/2.0 is not supported"},
+      {"HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", 505, "HTTP/1.2 is not supported"},
+      {"a version that is not one", "GET / HTTQ/1.1\r\n\r\n", 400, "request: "},
   };
   for (const Refusal& c : cases) {
     SCOPED_TRACE(c.what);
@@ -134,6 +139,23 @@ TEST(RequestParserTest, RefusesWhatItMustBeforeReadingFurther) {
     // It stays refused.
     EXPECT_EQ(parser.Feed("GET / HTTP/1.1\r\n\r\n", &used), Event::kError);
   }
+}
+
+// RFC 9112 §2.2: a server skips empty lines before a request line (a client may send one after a
+// body); an incomplete head is left untaken until it is whole, and given again.
+TEST(RequestParserTest, EmptyLinesBeforeARequestAreSkippedAndAnIncompleteHeadWaits) {
+  RequestParser parser(kLimits);
+  size_t used = 0;
+  EXPECT_EQ(parser.Feed("\r\n\r\nGET /a HTTP/1.1\r\nHost:", &used), Event::kNeedMore);
+  EXPECT_TRUE(parser.in_request());
+  EXPECT_FALSE(parser.head_complete());
+  const std::string rest =
+      absl::StrCat(std::string("\r\n\r\nGET /a HTTP/1.1\r\nHost:").substr(used), " h\r\n\r\n");
+  ASSERT_EQ(parser.Feed(rest, &used), Event::kRequest) << parser.error_message();
+  EXPECT_EQ(used, rest.size());
+  const Request r = parser.TakeRequest();
+  EXPECT_EQ(r.target, "/a");
+  EXPECT_EQ(r.Header("host"), "h");
 }
 
 TEST(RequestParserTest, AHeadExactlyAtTheBoundIsRead) {
@@ -166,8 +188,8 @@ TEST(RequestParserTest, TrailersAreDiscarded) {
   EXPECT_EQ(parser.TakeRequest().target, "/next");
 }
 
-// http-parser ends an upgrade request at its head (parser->upgrade, for `Upgrade` with
-// `Connection: upgrade`): what follows is the new protocol's and must not be taken.
+// An upgrade request ends at its head: what follows is the new protocol's and must not be
+// taken.
 TEST(RequestParserTest, AnUpgradeRequestEndsAtItsHead) {
   const std::string head =
       "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
