@@ -1,12 +1,15 @@
 #include "server/http/percent_decode.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 
 namespace herald::http {
 
 std::string PercentDecode(absl::string_view raw) {
-  // Most values (a token: base64url and dots) have nothing to decode: one copy.
-  size_t i = raw.find_first_of("%+");
+  // Most values (a token: base64url and dots) have nothing to decode: one copy. Two memchr
+  // scans, where find_first_of tests each byte against the set.
+  size_t i = std::min(raw.find('%'), raw.find('+'));
   if (i == absl::string_view::npos) return std::string(raw);
   std::string value(raw.substr(0, i));
   value.reserve(raw.size());
