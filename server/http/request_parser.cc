@@ -68,6 +68,35 @@ std::optional<absl::string_view> VersionOf(absl::string_view line) {
   return v.substr(5);
 }
 
+// RFC 9110 §5.6.2: the characters of a token, a method's.
+bool IsTokenChar(char c) {
+  return absl::ascii_isalnum(c) ||
+         absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
+}
+
+// The end of a request head in `data` (the offset past its empty line), or npos while it has not
+// all arrived: the first line feed followed by an empty line, ended by CRLF or, as RFC 9112 §2.2
+// lets a recipient accept, by a bare LF (Beast then refuses the head: one outcome either way).
+// The search starts at *scanned, where the last call for this head stopped, and stores it.
+size_t HeadEnd(absl::string_view data, size_t* scanned) {
+  size_t from = *scanned;
+  while (true) {
+    const size_t lf = data.find('\n', from);
+    if (lf == absl::string_view::npos) {
+      *scanned = data.size();
+      return absl::string_view::npos;
+    }
+    const absl::string_view after = data.substr(lf + 1, 2);
+    if (absl::StartsWith(after, "\n")) return lf + 2;
+    if (after == "\r\n") return lf + 3;
+    if (after.empty() || after == "\r") {  // decided by bytes still to come
+      *scanned = lf;
+      return absl::string_view::npos;
+    }
+    from = lf + 1;
+  }
+}
+
 }  // namespace
 
 absl::string_view Request::Path() const {
@@ -204,7 +233,8 @@ void RequestParser::Reset() {
   expect_continue_ = false;
   continue_reported_ = false;
   content_lengths_ = 0;
-  head_bytes_ = 0;
+  head_scanned_ = 0;
+  method_checked_ = 0;
   request_bytes_ = 0;
 }
 
@@ -237,8 +267,7 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
     started_ = true;
     if (!impl_->parser.has_value()) {
       Impl::Parser& parser = impl_->parser.emplace(this);
-      // The head's bound is kept here (below); Beast's, on each of the request line and the
-      // fields, then only ever meets the trailer's.
+      // The head's bound is kept here (below); Beast's then only ever meets a trailer's.
       parser.header_limit(static_cast<uint32_t>(
           std::min<size_t>(framing_bound, std::numeric_limits<uint32_t>::max())));
       // The callbacks bound the body, with Herald's messages. Not boost::none: Beast 1.74
@@ -246,30 +275,44 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
       parser.body_limit(std::numeric_limits<uint64_t>::max());
     }
     Impl::Parser& parser = *impl_->parser;
-    // The head is bounded before Beast sees it: it is given at most what is left of
-    // max_head_bytes, so a long head costs no more than the limit.
+    // Beast reads a request line as soon as it comes but the fields only once all of them are
+    // in, so a malformed head would be refused at once or only when whole depending on how the
+    // bytes were cut into reads. It is given a head once it is whole, within max_head_bytes:
+    // a longer head costs no more than the limit, and the search for its end resumes where the
+    // last call stopped, so a head trickling in costs linear time.
     size_t slice = rest.size();
     const bool head_before = head_complete_;
     if (!head_before) {
-      if (head_bytes_ >= limits_.max_head_bytes) {
-        return done(Fail(431, HeadTooLarge(limits_.max_head_bytes)));
+      // The method is checked as its bytes come, so that what is not HTTP at all (a TLS hello on
+      // the plain port, binary noise) is refused at once, not when a head would have ended.
+      for (const size_t n = std::min(rest.size(), limits_.max_head_bytes);
+           method_checked_ < n && rest[method_checked_] != ' '; ++method_checked_) {
+        if (!IsTokenChar(rest[method_checked_])) {
+          return done(Fail(
+              400,
+              absl::StrCat("request: ", beast::error_code(bhttp::error::bad_method).message())));
+        }
       }
-      slice = std::min(slice, limits_.max_head_bytes - head_bytes_);
+      const size_t end = HeadEnd(rest.substr(0, limits_.max_head_bytes), &head_scanned_);
+      if (end == absl::string_view::npos) {
+        if (rest.size() >= limits_.max_head_bytes) {
+          return done(Fail(431, HeadTooLarge(limits_.max_head_bytes)));
+        }
+        return done(Event::kNeedMore);
+      }
+      slice = end;
     }
     beast::error_code ec;
     const size_t n = parser.put(boost::asio::const_buffer(rest.data(), slice), ec);
     taken += n;
-    if (!head_before) head_bytes_ += n;
     request_bytes_ += n;
     if (error_status_ != 0) return done(Event::kError);
     if (head_complete_ && request_bytes_ > framing_bound) {
       return done(Fail(413, BodyTooLarge(limits_.max_body_bytes)));
     }
     if (ec == bhttp::error::need_more) {
-      // All the head the bound allows is in, and it is not whole.
-      if (!head_complete_ && slice < rest.size()) {
-        return done(Fail(431, HeadTooLarge(limits_.max_head_bytes)));
-      }
+      // A whole head was given: only a body, a chunk line or a trailer may wait for more.
+      if (!head_complete_) return done(Fail(400, "request: malformed head"));
       return done(Event::kNeedMore);
     }
     if (ec == bhttp::error::header_limit) {

@@ -93,9 +93,10 @@ class RequestParser {
   bool head_complete_ = false;
   bool expect_continue_ = false;
   bool continue_reported_ = false;
-  int content_lengths_ = 0;   // Content-Length fields in the current head
-  size_t head_bytes_ = 0;     // bytes of the current head taken so far
-  size_t request_bytes_ = 0;  // bytes of the current request taken so far
+  int content_lengths_ = 0;    // Content-Length fields in the current head
+  size_t head_scanned_ = 0;    // where the search for the current head's end resumes
+  size_t method_checked_ = 0;  // bytes of the current method found to be token characters
+  size_t request_bytes_ = 0;   // bytes of the current request taken so far
   int error_status_ = 0;
   std::string error_message_;
 };
