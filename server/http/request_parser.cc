@@ -320,13 +320,15 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
                                                        ? BodyTooLarge(limits_.max_body_bytes)
                                                        : HeadTooLarge(limits_.max_head_bytes)));
     }
-    if (ec == bhttp::error::bad_version) {
+    // `slice` is a whole head here (the request line and fields are refused only with one).
+    if (!head_before && ec == bhttp::error::bad_version) {
       if (std::optional<absl::string_view> version = VersionOf(rest.substr(0, slice))) {
         return done(Fail(
             505, absl::StrCat("request: HTTP/", *version, " is not supported; send HTTP/1.1")));
       }
     }
-    if (ec == bhttp::error::bad_content_length && HasLengthPast64Bits(rest.substr(0, slice))) {
+    if (!head_before && ec == bhttp::error::bad_content_length &&
+        HasLengthPast64Bits(rest.substr(0, slice))) {
       return done(Fail(413, absl::StrCat("body: Content-Length is more than the limit of ",
                                          limits_.max_body_bytes, " (--max-http-body-bytes)")));
     }
