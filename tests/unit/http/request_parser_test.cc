@@ -158,6 +158,24 @@ TEST(RequestParserTest, EmptyLinesBeforeARequestAreSkippedAndAnIncompleteHeadWai
   EXPECT_EQ(r.Header("host"), "h");
 }
 
+// An empty chunked body (its last chunk first) read a byte at a time: Beast 1.74 asserts on it
+// in a debug build (boostorg/beast#2861), though it parses it right.
+TEST(RequestParserTest, AnEmptyChunkedBodyArrivesAByteAtATime) {
+  const std::string bytes = "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  RequestParser parser(kLimits);
+  std::string pending;
+  Event e = Event::kNeedMore;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    pending.push_back(bytes[i]);
+    size_t used = 0;
+    e = parser.Feed(pending, &used);
+    pending.erase(0, used);
+    ASSERT_NE(e, Event::kError) << parser.error_message();
+  }
+  ASSERT_EQ(e, Event::kRequest);
+  EXPECT_EQ(parser.TakeRequest().body, "");
+}
+
 TEST(RequestParserTest, AHeadExactlyAtTheBoundIsRead) {
   const std::string start = "GET / HTTP/1.1\r\nX: ";
   const std::string head =
