@@ -61,8 +61,17 @@ bool DecodeSegment(absl::string_view in, std::string* out) {
 // small objects).
 constexpr size_t kMaxJwtJsonDepth = 16;
 
-// The parse stack of a token's DOM: RapidJSON's default.
-constexpr size_t kStackBytes = 1024;
+// A token segment's DOM, taking its nodes and strings from a pool on the stack (by default
+// RapidJSON makes a 64 KB first chunk per document: a malloc and fresh pages on every handshake
+// with a token), and its parse stack (RapidJSON's default 1 KB) from `crt`, which is stateless,
+// rather than from a CrtAllocator the document would allocate.
+template <size_t kPoolBytes>
+struct StackDocument {
+  char buffer[kPoolBytes];
+  rapidjson::MemoryPoolAllocator<> pool{buffer, sizeof buffer};
+  rapidjson::CrtAllocator crt;
+  rapidjson::Document doc{&pool, /*stackCapacity=*/1024, &crt};
+};
 
 // A header segment longer than this (a real one is 36 bytes, or ~60 with a `kid`) is checked on
 // every token rather than kept for the next.
@@ -73,6 +82,19 @@ constexpr size_t kMaxRememberedHeaderBytes = 256;
 absl::Status ParseObject(absl::string_view json, rapidjson::Document* out) {
   if (absl::Status st = json::ParseJson(json, kMaxJwtJsonDepth, out); !st.ok()) return st;
   if (!out->IsObject()) return absl::InvalidArgumentError("not a base64url JSON object");
+  return absl::OkStatus();
+}
+
+// Decodes a token segment into `json` (a thread's scratch string) and reads it into `out`;
+// `field` ("token.header", "token.payload") names it in the refusal.
+absl::Status ReadSegment(absl::string_view segment, absl::string_view field, std::string* json,
+                         rapidjson::Document* out) {
+  if (!DecodeSegment(segment, json)) {
+    return Unauthenticated(field, "malformed: not a base64url JSON object");
+  }
+  if (absl::Status st = ParseObject(*json, out); !st.ok()) {
+    return Unauthenticated(field, absl::StrCat("malformed: ", st.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -210,15 +232,10 @@ JwtVerifier::~JwtVerifier() {
 
 absl::StatusOr<bool> JwtVerifier::CheckHeader(absl::string_view segment) const {
   thread_local std::string header_json;
-  char pool_buffer[1024];
-  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
-  rapidjson::CrtAllocator crt;
-  rapidjson::Document header(&pool, kStackBytes, &crt);
-  if (!DecodeSegment(segment, &header_json)) {
-    return Unauthenticated("token.header", "malformed: not a base64url JSON object");
-  }
-  if (absl::Status st = ParseObject(header_json, &header); !st.ok()) {
-    return Unauthenticated("token.header", absl::StrCat("malformed: ", st.message()));
+  StackDocument<1024> dom;
+  const rapidjson::Document& header = dom.doc;
+  if (absl::Status st = ReadSegment(segment, "token.header", &header_json, &dom.doc); !st.ok()) {
+    return st;
   }
   const rapidjson::Value* alg_value = Member(header, "alg");
   if (alg_value == nullptr || !alg_value->IsString()) {
@@ -292,19 +309,11 @@ absl::StatusOr<Claims> JwtVerifier::Verify(absl::string_view token, absl::Time n
   }
   if (!valid) return Unauthenticated("token.signature", "does not verify");
 
-  // Only a token that verifies gets its claims read. The DOM takes its nodes and strings from a
-  // pool on the stack: by default RapidJSON makes a 64 KB first chunk per document, a malloc and
-  // fresh pages on every handshake with a token. Its parse stack takes memory from `crt`
-  // (stateless), not from a CrtAllocator it would allocate.
-  char pool_buffer[4096];
-  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
-  rapidjson::CrtAllocator crt;
-  rapidjson::Document payload(&pool, kStackBytes, &crt);
-  if (!DecodeSegment(parts[1], &payload_json)) {
-    return Unauthenticated("token.payload", "malformed: not a base64url JSON object");
-  }
-  if (absl::Status st = ParseObject(payload_json, &payload); !st.ok()) {
-    return Unauthenticated("token.payload", absl::StrCat("malformed: ", st.message()));
+  // Only a token that verifies gets its claims read.
+  StackDocument<4096> dom;
+  const rapidjson::Document& payload = dom.doc;
+  if (absl::Status st = ReadSegment(parts[1], "token.payload", &payload_json, &dom.doc); !st.ok()) {
+    return st;
   }
   Claims claims;
   const rapidjson::Value* sub = Member(payload, "sub");
