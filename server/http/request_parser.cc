@@ -31,6 +31,11 @@ std::string BodyTooLarge(size_t limit) {
   return absl::StrCat("body: more than the limit of ", limit, " bytes (--max-http-body-bytes)");
 }
 
+// One or more decimal digits, as a Content-Length must be.
+bool IsDecimal(absl::string_view value) {
+  return !value.empty() && absl::c_all_of(value, absl::ascii_isdigit);
+}
+
 // A Content-Length of decimal digits past 64 bits, which Beast refuses as malformed: it is a
 // size, however absurd, answered 413 like one. `head` is a whole head (Beast reads the fields
 // only once all of them are in), so this looks at no more than max_head_bytes.
@@ -43,8 +48,7 @@ bool HasLengthPast64Bits(absl::string_view head) {
     }
     const absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
     uint64_t length = 0;
-    if (!value.empty() && absl::c_all_of(value, [](char c) { return absl::ascii_isdigit(c); }) &&
-        !absl::SimpleAtoi(value, &length)) {
+    if (IsDecimal(value) && !absl::SimpleAtoi(value, &length)) {
       return true;
     }
   }
@@ -152,7 +156,7 @@ class RequestParser::Impl {
           ec = bhttp::error::bad_content_length;
           return;
         }
-        if (!absl::c_all_of(value, [](char c) { return absl::ascii_isdigit(c); })) {
+        if (!IsDecimal(View(value))) {
           owner_.Fail(400, "request framing: Content-Length is not one decimal number");
           ec = bhttp::error::bad_content_length;
           return;
@@ -315,10 +319,10 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
       if (!head_complete_) return done(Fail(400, "request: malformed head"));
       return done(Event::kNeedMore);
     }
+    // Only a trailer meets Beast's header limit (the request's framing bound): a head it is
+    // given is shorter than max_head_bytes.
     if (ec == bhttp::error::header_limit) {
-      return done(Fail(head_complete_ ? 413 : 431, head_complete_
-                                                       ? BodyTooLarge(limits_.max_body_bytes)
-                                                       : HeadTooLarge(limits_.max_head_bytes)));
+      return done(Fail(413, BodyTooLarge(limits_.max_body_bytes)));
     }
     // `slice` is a whole head here (the request line and fields are refused only with one).
     if (!head_before && ec == bhttp::error::bad_version) {
