@@ -226,6 +226,7 @@ namespace {
 using KeepIdle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
 using KeepInterval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
 using KeepCount = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+using DeferAccept = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_DEFER_ACCEPT>;
 
 // TCP_NODELAY, and keepalive with the configured timing: a peer that vanished without a FIN (a
 // phone off the network) is found by the kernel even where no WebSocket ping would find it:
@@ -248,6 +249,13 @@ void Endpoint::SetTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) c
 
 void Endpoint::SetListenerTcpOptions(asio::ip::tcp::acceptor& acceptor) const {
   SetTcpOptionsOn(acceptor, hub_->limits());
+  // A connection is accepted once its first bytes (the request, or a TLS hello) have arrived, as
+  // nginx's `listen … deferred`: accept and first read are one wake-up, where one connection in
+  // three or more used to be accepted before its request, read in vain and waited for (a recv
+  // and an epoll_ctl more). A peer that sends nothing is accepted after about a second anyway
+  // (the kernel's first SYN-ACK retransmission), and first_request_timeout then runs as before.
+  asio::error_code aec;
+  acceptor.set_option(DeferAccept(1), aec);
 }
 
 void Endpoint::EnsureTcpOptions(asio::ip::tcp::socket::lowest_layer_type& socket) {
