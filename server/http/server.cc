@@ -206,12 +206,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
     Touch();
     started_ = Clock::now();
-    ArmTimer(absl::ToChronoNanoseconds(
-        std::min(shared_->options.first_request_timeout, shared_->options.idle_timeout)));
-    // A client usually sends its request right behind the TCP handshake, so it is often here
-    // already: one read now saves waiting for the socket (an epoll_ctl and a loop turn).
+    // A client sends its request right behind the TCP handshake, and the listener accepts a
+    // connection once its first bytes are in (TCP_DEFER_ACCEPT): one read now, no waiting for
+    // the socket (an epoll_ctl and a loop turn).
     reading_ = true;
     OnReadable(asio::error_code());
+    // The timer only for a connection still here: a WebSocket upgrade read whole above has
+    // already been handed over, and arming and cancelling a timer for it cost more than its
+    // request's parse. A linger begun above has its own.
+    if (!closed_ && !lingering_) {
+      ArmTimer(absl::ToChronoNanoseconds(
+          std::min(shared_->options.first_request_timeout, shared_->options.idle_timeout)));
+    }
   }
 
   // From the exchange, on this thread.
