@@ -113,16 +113,47 @@ absl::string_view Request::Query() const {
   return q == std::string::npos ? absl::string_view() : absl::string_view(target).substr(q + 1);
 }
 
-std::string Request::Header(absl::string_view name) const {
-  std::string value;
-  bool found = false;
-  for (const auto& [n, v] : headers) {
-    if (!absl::EqualsIgnoreCase(n, name)) continue;
-    if (found) value.append(", ");
-    value.append(v);
-    found = true;
+absl::string_view Request::header_name(size_t i) const {
+  return absl::string_view(field_bytes_).substr(fields_[i].name_at, fields_[i].name_size);
+}
+
+absl::string_view Request::header_value(size_t i) const {
+  return absl::string_view(field_bytes_).substr(fields_[i].value_at, fields_[i].value_size);
+}
+
+void Request::AddHeader(absl::string_view name, absl::string_view value) {
+  if (field_bytes_.empty()) field_bytes_.reserve(512);  // a browser's handshake fits
+  const auto at = static_cast<uint32_t>(field_bytes_.size());
+  field_bytes_.append(name.data(), name.size());
+  field_bytes_.append(value.data(), value.size());
+  fields_.push_back(Field{at, static_cast<uint32_t>(name.size()),
+                          at + static_cast<uint32_t>(name.size()),
+                          static_cast<uint32_t>(value.size())});
+}
+
+absl::string_view Request::HeaderView(absl::string_view name, std::string* joined) const {
+  constexpr size_t kNone = ~size_t{0};
+  size_t first = kNone;
+  bool repeated = false;
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (fields_[i].name_size != name.size() || !absl::EqualsIgnoreCase(header_name(i), name)) {
+      continue;
+    }
+    if (first == kNone) {
+      first = i;
+      continue;
+    }
+    if (!repeated) joined->assign(header_value(first).data(), header_value(first).size());
+    repeated = true;
+    absl::StrAppend(joined, ", ", header_value(i));
   }
-  return value;
+  if (repeated) return *joined;
+  return first == kNone ? absl::string_view() : header_value(first);
+}
+
+std::string Request::Header(absl::string_view name) const {
+  std::string joined;
+  return std::string(HeaderView(name, &joined));
 }
 
 // Beast's parser, made anew for each request (a basic_parser reads one message). Its callbacks
@@ -162,10 +193,7 @@ class RequestParser::Impl {
           return;
         }
       }
-      Request& r = owner_.request_;
-      // A browser's handshake has a dozen headers: one allocation for them, not five.
-      if (r.headers.empty()) r.headers.reserve(16);
-      r.headers.emplace_back(std::string(View(name)), std::string(View(value)));
+      owner_.request_.AddHeader(View(name), View(value));
     }
     void on_header_impl(beast::error_code& ec) override {
       RequestParser& self = owner_;
@@ -175,8 +203,9 @@ class RequestParser::Impl {
       r.chunked = chunked();
       // CONNECT, or any `Upgrade` (with `Connection: upgrade` or not): no byte after the
       // request is taken as HTTP.
-      r.upgrade = r.method == "CONNECT" || !r.Header("Upgrade").empty();
-      const std::string encoding = r.Header("Transfer-Encoding");
+      std::string joined;
+      r.upgrade = r.method == "CONNECT" || !r.HeaderView("Upgrade", &joined).empty();
+      const absl::string_view encoding = r.HeaderView("Transfer-Encoding", &joined);
       const boost::optional<uint64_t> length = content_length();
       if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "chunked")) {
         // Beast takes "gzip, chunked" as chunked; Herald decodes no other coding, and a proxy
@@ -188,7 +217,8 @@ class RequestParser::Impl {
                                     self.limits_.max_body_bytes, " (--max-http-body-bytes)"));
         ec = bhttp::error::body_limit;
       } else {
-        self.expect_continue_ = absl::EqualsIgnoreCase(r.Header("Expect"), "100-continue");
+        self.expect_continue_ =
+            absl::EqualsIgnoreCase(r.HeaderView("Expect", &joined), "100-continue");
       }
     }
     void on_body_init_impl(const boost::optional<uint64_t>&, beast::error_code&) override {}

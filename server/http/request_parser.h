@@ -8,18 +8,18 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 
 namespace herald::http {
 
-// One HTTP/1.x request as read from the wire.
+// One HTTP/1.x request as read from the wire. A value: used by one thread at a time.
 struct Request {
   std::string method;     // "POST"
   std::string target;     // the request-target as sent: "/api/v1/Publish?x=1"
   int version_minor = 1;  // HTTP/1.<minor>
-  std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
-  std::string body;                                          // decoded (a chunked body is joined)
-  bool chunked = false;  // the body came with Transfer-Encoding: chunked
+  std::string body;       // decoded (a chunked body is joined)
+  bool chunked = false;   // the body came with Transfer-Encoding: chunked
   // HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
   bool keep_alive = true;
   // The request asks to switch protocols (a non-empty `Upgrade` header, or CONNECT): the bytes
@@ -34,6 +34,28 @@ struct Request {
   // The value of a header, repeated ones joined with ", " (RFC 9110 §5.3); "" when absent.
   // Names are case-insensitive.
   std::string Header(absl::string_view name) const;
+  // The same without a copy: a view of the request's one field of that name, or of its repeated
+  // fields joined in `*joined`. Valid while the request and `*joined` are unchanged.
+  absl::string_view HeaderView(absl::string_view name, std::string* joined) const;
+
+  // The header fields in order, names as sent.
+  size_t header_count() const { return fields_.size(); }
+  absl::string_view header_name(size_t i) const;
+  absl::string_view header_value(size_t i) const;
+  void AddHeader(absl::string_view name, absl::string_view value);
+
+ private:
+  // Where one field's name and value are in field_bytes_ (a head is far below 4 GB).
+  struct Field {
+    uint32_t name_at;
+    uint32_t name_size;
+    uint32_t value_at;
+    uint32_t value_size;
+  };
+  // Every field's name and value back to back: one allocation for a head's fields, where a
+  // string each made a dozen for a browser's WebSocket handshake.
+  std::string field_bytes_;
+  absl::InlinedVector<Field, 16> fields_;
 };
 
 // The bounds of one request. The parser never holds more than max_head_bytes of a head, nor a

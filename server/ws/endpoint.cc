@@ -450,8 +450,9 @@ void Endpoint::AcceptUpgrade(const http::Request& request,
     if (!bad->header_name.empty()) reply.headers.emplace_back(bad->header_name, bad->header_value);
     return refuse(std::move(reply));
   }
+  std::string joined;  // a repeated header's values, joined (HeaderView)
   std::variant<Admission, HttpResponse> admitted =
-      Admit(request.target, request.Header("Origin"), request.remote_address);
+      Admit(request.target, request.HeaderView("Origin", &joined), request.remote_address);
   if (auto* refusal = std::get_if<HttpResponse>(&admitted)) return refuse(std::move(*refusal));
   // What the new connection starts with, held until the HTTP server hands the socket over (and
   // dropped, slots given back, if the connection is gone first).
@@ -465,7 +466,7 @@ void Endpoint::AcceptUpgrade(const http::Request& request,
   accepted->meta = MakeMeta(request.remote_address,
                             [&request](const std::string& name) { return request.Header(name); });
   if (accepted->admission.grant != nullptr) accepted->meta.user = accepted->admission.grant->user;
-  accepted->response = SwitchingProtocols(request.Header("Sec-WebSocket-Key"));
+  accepted->response = SwitchingProtocols(request.HeaderView("Sec-WebSocket-Key", &joined));
   exchange->Upgrade("", [this, accepted](asio::ip::tcp::socket socket, std::string leftover) {
     WsConnection::Handler* handler = this;
     auto connection =

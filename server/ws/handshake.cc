@@ -27,7 +27,8 @@ bool HasToken(absl::string_view value, absl::string_view token) {
 }  // namespace
 
 bool WantsWebSocket(const http::Request& request) {
-  return HasToken(request.Header("Upgrade"), "websocket");
+  std::string joined;
+  return HasToken(request.HeaderView("Upgrade", &joined), "websocket");
 }
 
 std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
@@ -37,16 +38,17 @@ std::optional<HandshakeRefusal> CheckHandshake(const http::Request& request) {
   if (request.version_minor < 1) {
     return HandshakeRefusal{400, "", "", "a WebSocket handshake needs HTTP/1.1\n"};
   }
-  if (!WantsWebSocket(request) || !HasToken(request.Header("Connection"), "upgrade")) {
+  std::string joined;
+  if (!WantsWebSocket(request) || !HasToken(request.HeaderView("Connection", &joined), "upgrade")) {
     return HandshakeRefusal{
         400, "", "", "not a WebSocket handshake (Upgrade: websocket, Connection: Upgrade)\n"};
   }
-  if (absl::StripAsciiWhitespace(request.Header("Sec-WebSocket-Version")) != "13") {
+  if (absl::StripAsciiWhitespace(request.HeaderView("Sec-WebSocket-Version", &joined)) != "13") {
     return HandshakeRefusal{426, "Sec-WebSocket-Version", "13",
                             "unsupported Sec-WebSocket-Version: this server speaks 13\n"};
   }
   std::string key_bytes;
-  const std::string key = request.Header("Sec-WebSocket-Key");
+  const absl::string_view key = request.HeaderView("Sec-WebSocket-Key", &joined);
   if (!absl::Base64Unescape(absl::StripAsciiWhitespace(key), &key_bytes) ||
       key_bytes.size() != 16) {
     return HandshakeRefusal{400, "", "", "Sec-WebSocket-Key is not 16 bytes in base64\n"};

@@ -42,9 +42,9 @@ std::string Describe(const http::Request& r) {
       absl::StrCat(r.method, " ", r.target, " 1.", r.version_minor,
                    r.keep_alive ? " keep" : " close", r.chunked ? " chunked" : "", "\n");
   size_t head = r.method.size() + r.target.size();
-  for (const auto& [name, value] : r.headers) {
-    absl::StrAppend(&out, name, ": ", value, "\n");
-    head += name.size() + value.size();
+  for (size_t i = 0; i < r.header_count(); ++i) {
+    absl::StrAppend(&out, r.header_name(i), ": ", r.header_value(i), "\n");
+    head += r.header_name(i).size() + r.header_value(i).size();
   }
   Check(head <= kLimits.max_head_bytes, "a request's head is over the bound");
   Check(r.body.size() <= kLimits.max_body_bytes, "a request's body is over the bound");

@@ -34,6 +34,15 @@ TEST(RequestParserTest, ReadsOneRequestAndStopsAtItsEnd) {
   EXPECT_EQ(r.Header("content-type"), "application/json");
   EXPECT_EQ(r.Header("X-A"), "one, two");
   EXPECT_EQ(r.Header("Missing"), "");
+  std::string joined;
+  EXPECT_EQ(r.HeaderView("HOST", &joined), "h");
+  EXPECT_EQ(joined, "");  // one field: viewed where it is, nothing joined
+  EXPECT_EQ(r.HeaderView("x-A", &joined), "one, two");
+  EXPECT_EQ(joined, "one, two");
+  EXPECT_EQ(r.HeaderView("X-A-B", &joined), "");
+  ASSERT_EQ(r.header_count(), 5u);
+  EXPECT_EQ(r.header_name(4), "x-a");  // names as sent, in order
+  EXPECT_EQ(r.header_value(4), "two");
   // The rest is the next request, incomplete.
   EXPECT_EQ(parser.Feed(bytes.substr(used), &used), Event::kNeedMore);
   EXPECT_TRUE(parser.in_request());
@@ -201,7 +210,7 @@ TEST(RequestParserTest, TrailersAreDiscarded) {
   EXPECT_EQ(r.Header("X"), "1");
   EXPECT_EQ(r.Header("T"), "");
   EXPECT_EQ(r.Header("U"), "");
-  EXPECT_EQ(r.headers.size(), 2u);
+  EXPECT_EQ(r.header_count(), 2u);
   ASSERT_EQ(parser.Feed(bytes.substr(used), &used), Event::kRequest) << parser.error_message();
   EXPECT_EQ(parser.TakeRequest().target, "/next");
 }
