@@ -44,20 +44,22 @@ ClientProtocol::ClientProtocol(Node* node, const auth::JwtVerifier* verifier, Pr
       limits_(node->limits()),
       verifier_(verifier),
       proxy_(proxy),
-      connect_proxied_(proxy != nullptr && proxy->Routes(ProxyEvent::kConnect, "")) {}
+      connect_proxied_(proxy != nullptr && proxy->Routes(ProxyEvent::kConnect, "")),
+      welcome_([&] {
+        v1::Welcome node_part;
+        node_part.set_node(node->name());
+        node_part.set_ping_interval_ms(limits_.ping_interval_ms);
+        node_part.set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
+        node_part.set_max_subscriptions(
+            static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
+        return node_part;
+      }()) {}
 
 absl::Status ClientProtocol::Register(std::shared_ptr<Session> session) {
   Session& s = *session;
   if (absl::Status st = node_->Add(std::move(session)); !st.ok()) return st;
-  v1::Welcome welcome;
-  welcome.set_connection_id(s.id());
-  welcome.set_node(node_->name());
-  welcome.set_ping_interval_ms(limits_.ping_interval_ms);
-  welcome.set_max_frame_bytes(static_cast<uint32_t>(limits_.max_frame_bytes));
-  welcome.set_max_subscriptions(static_cast<uint32_t>(limits_.max_subscriptions_per_connection));
   // A `?token=` already authenticated it; otherwise the client must send `connect` first.
-  welcome.set_connect_required(auth_required() && s.grant() == nullptr);
-  node_->Send(s, EncodeWelcome(welcome));
+  node_->Send(s, welcome_.Encode(s.id(), auth_required() && s.grant() == nullptr));
   ArmAuthDeadline(s);
   return absl::OkStatus();
 }

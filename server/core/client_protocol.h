@@ -17,6 +17,7 @@
 #include "server/core/node.h"
 #include "server/core/proxy.h"
 #include "server/core/session.h"
+#include "server/core/welcome_frames.h"
 
 namespace herald::core {
 
@@ -142,6 +143,7 @@ class ClientProtocol {
   const auth::JwtVerifier* const verifier_;
   Proxy* const proxy_;
   const bool connect_proxied_;
+  const WelcomeFrames welcome_;
   std::atomic<size_t> connecting_count_{0};
   core::Mutex connecting_mu_;
   struct HeldFrame {

@@ -1,5 +1,7 @@
 // Frame encoders written without protobuf's JSON printer print what it prints.
 #include "server/core/protocol.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/welcome_frames.h"
 
 #include <string>
 
@@ -41,6 +43,29 @@ TEST(EncodeWelcome, EscapesNodeNamesAndLeavesOutZeros) {
   v1::ServerFrame empty;
   empty.mutable_welcome();
   EXPECT_EQ(EncodeWelcome(v1::Welcome()), EncodeFrame(empty));
+}
+
+// The frames a handshake splices its id into are EncodeWelcome's, byte for byte, whatever the
+// node's name and the id hold (one that needs escaping is encoded whole).
+TEST(WelcomeFrames, SpliceTheIdIntoWhatEncodeWelcomePrints) {
+  for (const char* node : {"n1", "", "a\"b", "back\\slash", "tab\there", "é日本", "\x01"}) {
+    v1::Welcome node_part;
+    node_part.set_node(node);
+    node_part.set_ping_interval_ms(25000);
+    node_part.set_max_frame_bytes(65536);
+    node_part.set_max_subscriptions(128);
+    const WelcomeFrames frames(node_part);
+    for (const std::string id : {absl::StrCat(node, "-0000002a"), std::string("plain-1"),
+                                 std::string("quo\"te"), std::string("ctl\x1f"), std::string()}) {
+      for (const bool connect_required : {false, true}) {
+        v1::Welcome w = node_part;
+        w.set_connection_id(id);
+        w.set_connect_required(connect_required);
+        EXPECT_EQ(frames.Encode(id, connect_required), EncodeWelcome(w))
+            << "node " << node << " id " << id;
+      }
+    }
+  }
 }
 
 }  // namespace
