@@ -48,11 +48,12 @@ absl::Status Unauthenticated(absl::string_view field, absl::string_view what) {
 }
 
 // Decodes one base64url segment; JWS forbids padding and any other alphabet.
+// (WebSafeBase64Unescape alone would take padding and skip whitespace.)
 bool DecodeSegment(absl::string_view in, std::string* out) {
-  for (char c : in) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
-  }
-  return absl::WebSafeBase64Unescape(in, out);
+  constexpr absl::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  return in.find_first_not_of(kAlphabet) == absl::string_view::npos &&
+         absl::WebSafeBase64Unescape(in, out);
 }
 
 // A JWT's header and claims are flat objects; deeper nesting is refused while the DOM is built

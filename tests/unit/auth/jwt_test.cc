@@ -221,6 +221,15 @@ TEST(JwtTest, MalformedTokensAreRefused) {
       {Base64Url(R"({"alg":7})") + ".e30.c2ln", "token.header.alg: required"},
       {good.substr(0, good.rfind('.') + 1), "token.signature: malformed"},
       {good + "=", "token.signature: malformed"},
+      // base64url only: no padding, whitespace or the other alphabet's '+' and '/'.
+      {good.substr(0, good.size() - 4) + " " + good.substr(good.size() - 3),
+       "token.signature: malformed"},
+      {good.substr(0, good.size() - 4) + "+" + good.substr(good.size() - 3),
+       "token.signature: malformed"},
+      {good.substr(0, good.size() - 4) + "/" + good.substr(good.size() - 3),
+       "token.signature: malformed"},
+      {Base64Url(R"({"alg":"HS256"})") + "=." + good.substr(good.find('.') + 1),
+       "token.header: malformed"},
       {std::string(kMaxTokenBytes + 1, 'a'), "token: longer than"},
   };
   for (const Case& c : cases) {
