@@ -31,6 +31,12 @@ std::string BodyTooLarge(size_t limit) {
   return absl::StrCat("body: more than the limit of ", limit, " bytes (--max-http-body-bytes)");
 }
 
+// A Content-Length over the limit; `length` is empty when it is past 64 bits.
+std::string LengthTooLarge(absl::string_view length, size_t limit) {
+  return absl::StrCat("body: Content-Length ", length, length.empty() ? "" : " ",
+                      "is more than the limit of ", limit, " (--max-http-body-bytes)");
+}
+
 // One or more decimal digits, as a Content-Length must be.
 bool IsDecimal(absl::string_view value) {
   return !value.empty() && absl::c_all_of(value, absl::ascii_isdigit);
@@ -213,8 +219,7 @@ class RequestParser::Impl {
         self.Fail(400, "request framing: Transfer-Encoding other than chunked");
         ec = bhttp::error::bad_transfer_encoding;
       } else if (length.has_value() && *length > self.limits_.max_body_bytes) {
-        self.Fail(413, absl::StrCat("body: Content-Length ", *length, " is more than the limit of ",
-                                    self.limits_.max_body_bytes, " (--max-http-body-bytes)"));
+        self.Fail(413, LengthTooLarge(absl::StrCat(*length), self.limits_.max_body_bytes));
         ec = bhttp::error::body_limit;
       } else {
         self.expect_continue_ =
@@ -363,8 +368,7 @@ RequestParser::Event RequestParser::Feed(absl::string_view data, size_t* consume
     }
     if (!head_before && ec == bhttp::error::bad_content_length &&
         HasLengthPast64Bits(rest.substr(0, slice))) {
-      return done(Fail(413, absl::StrCat("body: Content-Length is more than the limit of ",
-                                         limits_.max_body_bytes, " (--max-http-body-bytes)")));
+      return done(Fail(413, LengthTooLarge("", limits_.max_body_bytes)));
     }
     if (ec) {
       const bool framing = ec == bhttp::error::bad_content_length ||
